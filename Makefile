@@ -1,0 +1,38 @@
+# The two commands in the README: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+WORK   ?= work
+PATIENTS ?= 50000
+SEED   ?= 42
+
+.PHONY: setup run test lint bench-synth lock clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check "uv>=0.5"
+	$(PYTHON) -m uv venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	$(PYTHON) -m uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(PYTHON) -m uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+run: setup
+	BENTOML_DO_NOT_TRACK=True $(BIN)/riskstrat demo --workdir $(WORK) --patients $(PATIENTS) --seed $(SEED)
+
+test: setup
+	$(BIN)/ruff check .
+	BENTOML_DO_NOT_TRACK=True $(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench-synth: setup
+	$(BIN)/riskstrat bench-synth --patients 265000 --seed $(SEED) --out $(WORK)/bench
+
+lock:
+	$(PYTHON) -m uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11
+
+clean:
+	rm -rf $(VENV) $(WORK)

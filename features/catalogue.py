@@ -1,0 +1,205 @@
+"""The feature families riskstrat computes from events, with their plain-English templates."""
+
+from __future__ import annotations
+
+from features.contract import EventKind as K
+from features.definitions import (
+    ActiveFlag,
+    ActiveValue,
+    Count,
+    DaysInStay,
+    DaysSince,
+    DistinctCodes,
+    Family,
+    Flag,
+)
+
+DAYS_SINCE_CAP = 730.0
+
+# Long-term condition codes (code_system riskstrat) and how a person would say them.
+CONDITIONS: dict[str, str] = {
+    "heart_failure": "heart failure",
+    "copd": "COPD",
+    "asthma": "asthma",
+    "diabetes": "diabetes",
+    "ckd": "chronic kidney disease",
+    "atrial_fibrillation": "atrial fibrillation",
+    "chd": "coronary heart disease",
+    "stroke_tia": "stroke or TIA",
+    "hypertension": "high blood pressure",
+    "dementia": "dementia",
+    "depression": "depression",
+    "anxiety": "anxiety",
+    "serious_mental_illness": "serious mental illness",
+    "cancer": "cancer",
+    "epilepsy": "epilepsy",
+    "parkinsons": "Parkinson's disease",
+    "rheumatoid_arthritis": "rheumatoid arthritis",
+    "osteoporosis": "osteoporosis",
+    "learning_disability": "a learning disability",
+    "falls": "falls",
+    "frailty": "frailty",
+}
+
+
+def _count(name: str, kind: K, days: int, what: str, concept: str, **kw: object) -> Count:
+    period = {30: "30 days", 90: "3 months", 365: "12 months", 730: "2 years"}[days]
+    return Count(
+        name=name,
+        kinds=(kind.value,),
+        days=days,
+        description=f"number of {what} in the last {period}",
+        template=f"{{value:.0f}} {what} in the last {period}",
+        zero_template=f"no {what} in the last {period}",
+        concept=concept,
+        **kw,
+    )
+
+
+HOSPITAL = Family(
+    name="hospital",
+    lookback_days=730,
+    definitions=(
+        *(
+            _count(f"emergency_admissions_{d}d", K.EMERGENCY_ADMISSION, d, "emergency admissions",
+                   "emergency admissions")
+            for d in (30, 90, 365, 730)
+        ),
+        DaysInStay(
+            name="emergency_bed_days_365d",
+            kinds=(K.EMERGENCY_ADMISSION.value,),
+            days=365,
+            description="days in hospital after emergency admissions in the last 12 months",
+            template="{value:.0f} days in hospital after emergency admissions in the last 12 months",
+            zero_template="no days in hospital in the last 12 months",
+            concept="emergency admissions",
+        ),
+        DaysSince(
+            name="days_since_emergency_admission",
+            kinds=(K.EMERGENCY_ADMISSION.value,),
+            days=730,
+            default=DAYS_SINCE_CAP,
+            description="days since the last emergency admission (730 if none in 2 years)",
+            template="last emergency admission {value:.0f} days ago",
+            concept="emergency admissions",
+        ),
+        _count("ae_attendances_365d", K.AE_ATTENDANCE, 365, "A&E attendances", "A&E attendances"),
+        _count("elective_admissions_365d", K.ELECTIVE_ADMISSION, 365, "planned admissions",
+               "planned hospital care"),
+        _count("outpatient_attended_365d", K.OUTPATIENT, 365, "outpatient appointments attended",
+               "planned hospital care", codes=("attended",)),
+        _count("outpatient_missed_365d", K.OUTPATIENT, 365, "missed outpatient appointments",
+               "missed appointments", codes=("dna",)),
+    ),
+)
+
+PRIMARY_CARE = Family(
+    name="primary_care",
+    lookback_days=365,
+    definitions=(
+        _count("gp_contacts_90d", K.GP_CONTACT, 90, "GP contacts", "GP contacts"),
+        _count("gp_contacts_365d", K.GP_CONTACT, 365, "GP contacts", "GP contacts"),
+        _count("gp_home_visits_365d", K.GP_CONTACT, 365, "GP home visits", "GP contacts",
+               codes=("home_visit",)),
+    ),
+)
+
+CONDITION_FLAGS = Family(
+    name="conditions",
+    lookback_days=None,
+    definitions=tuple(
+        Flag(
+            name=f"has_{code}",
+            kinds=(K.LTC_DIAGNOSIS.value,),
+            codes=(code,),
+            description=f"{label} recorded",
+            template=f"{label} recorded",
+            zero_template=f"no {label} recorded",
+            concept=label,
+        )
+        for code, label in CONDITIONS.items()
+    )
+    + (
+        DistinctCodes(
+            name="ltc_count",
+            kinds=(K.LTC_DIAGNOSIS.value,),
+            description="number of long-term conditions recorded",
+            template="{value:.0f} long-term conditions",
+            zero_template="no long-term conditions recorded",
+            concept="long-term conditions",
+        ),
+    ),
+)
+
+MEDICINES = Family(
+    name="medicines",
+    lookback_days=365,
+    definitions=(
+        DistinctCodes(
+            name="drug_classes_365d",
+            kinds=(K.PRESCRIPTION.value,),
+            days=365,
+            description="different drug classes prescribed in the last 12 months",
+            template="{value:.0f} different kinds of medicine in the last 12 months",
+            zero_template="no medicines in the last 12 months",
+            concept="medicines",
+        ),
+    ),
+)
+
+CARE = Family(
+    name="care",
+    lookback_days=None,
+    definitions=(
+        Flag(
+            name="care_home_resident",
+            kinds=(K.CARE_HOME_ADMISSION.value,),
+            description="admitted to a care home",
+            template="lives in a care home",
+            zero_template="does not live in a care home",
+            concept="care home",
+        ),
+        ActiveFlag(
+            name="social_care_package_active",
+            kinds=(K.SOCIAL_CARE_PACKAGE.value,),
+            description="a social-care package running on the as-of date",
+            template="receives a social-care package",
+            zero_template="no social-care package",
+            concept="social care",
+        ),
+        ActiveValue(
+            name="social_care_hours_per_week",
+            kinds=(K.SOCIAL_CARE_PACKAGE.value,),
+            description="hours a week of social care running on the as-of date",
+            template="{value:.0f} hours of social care a week",
+            zero_template="no social care hours",
+            concept="social care",
+        ),
+        Flag(
+            name="lives_alone_coded",
+            kinds=(K.SOCIAL_CIRCUMSTANCE.value,),
+            codes=("lives_alone",),
+            description="recorded as living alone (where known)",
+            template="recorded as living alone",
+            zero_template="not recorded as living alone",
+            concept="living alone",
+        ),
+    ),
+)
+
+COMMUNITY = Family(
+    name="community",
+    lookback_days=365,
+    definitions=(
+        _count("community_contacts_365d", K.COMMUNITY_CONTACT, 365,
+               "community nursing or therapy contacts", "community care"),
+        _count("mental_health_contacts_365d", K.MENTAL_HEALTH_CONTACT, 365,
+               "mental-health service contacts", "mental health"),
+        _count("care_coordination_calls_365d", K.CARE_COORDINATION_CALL, 365,
+               "calls to the care coordination centre", "care coordination calls"),
+        _count("social_prescribing_referrals_365d", K.SOCIAL_PRESCRIBING_REFERRAL, 365,
+               "social prescribing referrals", "social prescribing"),
+    ),
+)
+
+FAMILIES: tuple[Family, ...] = (HOSPITAL, PRIMARY_CARE, CONDITION_FLAGS, MEDICINES, CARE, COMMUNITY)

@@ -1,0 +1,72 @@
+"""Outcome labels: an emergency admission (or death) within a horizon after the as-of date.
+
+The outcome window is ``as_of <= start < as_of + horizon_days``: it begins on the as-of
+date, the first day features no longer see. People who leave the practice list during the
+horizon without the outcome first are *censored*: their label is missing (status
+``left_area``), because we cannot know what happened after they left. They are excluded from
+training and evaluation rather than counted as negatives, which would bias risk downwards.
+A person who has the outcome before leaving keeps a positive label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from features.contract import EventKind
+from features.engine import KEY, Sources, as_of_table, cohort
+
+EVENT, NO_EVENT, LEFT_AREA = "event", "no_event", "left_area"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What counts as the outcome, and over how many days."""
+
+    horizon_days: int = 365
+    include_death: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.horizon_days <= 1095:
+            raise ValueError(f"horizon_days must be 1..1095, got {self.horizon_days}")
+
+    @property
+    def name(self) -> str:
+        what = "emergency_admission_or_death" if self.include_death else "emergency_admission"
+        return f"{what}_{self.horizon_days}d"
+
+
+def build_labels(sources: Sources, as_of_dates: Iterable[date], outcome: Outcome) -> pd.DataFrame:
+    """``label`` (1.0, 0.0, or NaN when censored) and ``status`` per (patient, as-of date)."""
+    as_of = as_of_table(as_of_dates)
+    members = cohort(sources, as_of).select(*KEY, "registration_end", "death_date")
+    events = sources.events
+    admissions = events.filter(events.kind == EventKind.EMERGENCY_ADMISSION.value)
+    joined = admissions.inner_join(as_of, admissions.start >= as_of.as_of)
+    in_horizon = joined.filter(
+        joined.start.delta(joined.as_of, unit="day") < outcome.horizon_days
+    )
+    first = in_horizon.group_by(KEY).aggregate(first_event=in_horizon.start.min())
+    frame = (
+        members.left_join(first, KEY)
+        .drop("patient_id_right", "as_of_right")
+        .mutate(horizon_end=lambda t: t.as_of + ibis.interval(days=outcome.horizon_days - 1))
+        .to_pandas()
+    )
+    for column in ("as_of", "registration_end", "death_date", "first_event", "horizon_end"):
+        frame[column] = pd.to_datetime(frame[column])
+    event = frame["first_event"].notna()
+    if outcome.include_death:
+        event |= frame["death_date"].notna() & (frame["death_date"] <= frame["horizon_end"])
+    left = frame["registration_end"].notna() & (frame["registration_end"] < frame["horizon_end"])
+    died_first = frame["death_date"].notna() & (frame["death_date"] <= frame["registration_end"])
+    censored = left & ~event & ~died_first
+    frame["status"] = np.select([event, censored], [EVENT, LEFT_AREA], NO_EVENT)
+    frame["label"] = np.where(censored, np.nan, event.astype(float))
+    frame["as_of"] = frame["as_of"].dt.date
+    return frame.sort_values(["as_of", "patient_id"]).set_index(KEY)[["label", "status"]]

@@ -1,0 +1,311 @@
+"""Generate a synthetic borough: contract tables, plus the ground truth that no model sees.
+
+One random stream drives the borough; each ground-truth date has its own stream derived from
+the seed and the date, so asking for more truth dates never changes the data.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.contract import PATIENTS, PRACTICES, EventKind
+from features.synthetic import emit
+from features.synthetic.config import SynthConfig
+from features.synthetic.conditions import CONDITIONS, DRUG_CLASSES
+from features.synthetic.dynamics import (
+    N_CONDITIONS,
+    State,
+    admission_log_hazard,
+    advance,
+    care_needs,
+    death_log_hazard,
+    initial_state,
+    take,
+)
+from features.synthetic.eventlog import NO_DAY, EventLog
+from features.synthetic.population import ETHNICITY_SHARES, People, make_people, make_practices
+from features.synthetic.truth import exact_risk
+
+EPOCH = date(1970, 1, 1)
+TRUTH_DIR = "truth"
+MANIFEST = "synth_manifest.json"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Borough:
+    practices: pa.Table
+    patients: pa.Table
+    events: pa.Table
+    truth: pd.DataFrame  # one row per (person alive and registered, truth date)
+    summary: dict
+
+
+def _day(d: date) -> int:
+    return (d - EPOCH).days
+
+
+def _years_before(rng: np.random.Generator, day: int, low: float, high: np.ndarray) -> np.ndarray:
+    years = low + rng.random(len(high)) * np.maximum(high - low, 0.0)
+    return (day - np.rint(years * 365.25)).astype(np.int32)
+
+
+def _history(
+    state: State, people: People, constants: emit.Constants, start_day: int,
+    rng: np.random.Generator, log: EventLog,
+) -> emit.Records:
+    """Records made before the start: problem lists, care arrangements, social circumstances."""
+    n = people.size
+    records = emit.Records(
+        diagnosis_due=np.full((n, N_CONDITIONS), -1, np.int16),
+        on_drug=np.zeros((n, len(DRUG_CLASSES)), bool),
+        frailty_coded=np.zeros(n, bool),
+        package_start=np.full(n, -1, np.int32),
+        package_hours=np.zeros(n),
+    )
+    person, condition = np.nonzero(state.has & (rng.random(state.has.shape) < 0.85))
+    codes = np.array([log.code(c.code) for c in CONDITIONS], np.int16)
+    log.add(EventKind.LTC_DIAGNOSIS, person,
+            _years_before(rng, start_day, 0.3, np.minimum(15.0, state.age[person])),
+            code=codes[condition])
+    emit.start_drugs(records, person, condition, rng)
+
+    frail = np.flatnonzero((state.log_frailty > 0.3) & (rng.random(n) < 0.5))
+    records.frailty_coded[frail] = True
+    log.add(EventKind.LTC_DIAGNOSIS, frail, _years_before(rng, start_day, 0.1, np.full(len(frail), 3.0)),
+            code="frailty")
+    alone = np.flatnonzero(state.lives_alone & (rng.random(n) < 0.3))
+    log.add(EventKind.SOCIAL_CIRCUMSTANCE, alone,
+            _years_before(rng, start_day, 0.1, np.full(len(alone), 5.0)), code="lives_alone")
+    homes = np.flatnonzero(state.care_home)
+    log.add(EventKind.CARE_HOME_ADMISSION, homes,
+            _years_before(rng, start_day, 0.1, np.full(len(homes), 4.0)), code="permanent",
+            cost=emit.CARE_HOME_WEEKLY_COST)
+    packages = np.flatnonzero(state.package)
+    records.package_start[packages] = _years_before(rng, start_day, 0.1, np.full(len(packages), 3.0))
+    needs = care_needs(state, people)[packages]
+    records.package_hours[packages] = np.clip(
+        np.rint(6 + 8 * (needs - constants.package_threshold)), 2, 40
+    )
+    return records
+
+
+def _leaving_rate(config: SynthConfig, age: np.ndarray) -> np.ndarray:
+    return config.yearly_leaving_rate * np.where((age >= 18) & (age < 40), 2.0, 0.6) / 12.0
+
+
+def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
+    """Simulate the borough month by month; see the module docstring for the streams."""
+    say = progress or (lambda _: None)
+    began = time.perf_counter()
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed))
+    practices, share, deprivation = make_practices(rng)
+    months = config.months
+    n_joiners = round(config.patients * (config.yearly_leaving_rate + 0.01) * months / 12)
+    people = make_people(rng, config.patients, n_joiners, months, share, deprivation)
+    state, constants = initial_state(people, rng)
+    n, start_day, log = people.size, _day(config.start), EventLog()
+    records = _history(state, people, constants, start_day, rng, log)
+
+    alive = np.ones(n, bool)
+    registered = people.joins == 0
+    ever = registered.copy()
+    reg_start = _years_before(rng, start_day, 0.0, np.minimum(people.age0, 30.0))
+    reg_end = np.full(n, NO_DAY, np.int32)
+    death_day = np.full(n, NO_DAY, np.int32)
+    admissions: list[tuple[np.ndarray, np.ndarray]] = []
+    truth_frames: list[pd.DataFrame] = []
+    truth_dates = set(config.truth_as_of)
+    year, month_of_year = config.start.year, config.start.month
+    for m in range(months):
+        first = date(year, month_of_year, 1)
+        days = calendar.monthrange(year, month_of_year)[1]
+        joining = alive & (people.joins == m) & (m > 0)
+        reg_start[joining] = _day(first) + rng.integers(0, days, joining.sum())
+        registered |= joining
+        ever |= joining
+        present = np.flatnonzero(registered & alive)
+        if first in truth_dates:
+            say(f"ground truth as of {first} for {len(present):,} people")
+            truth_frames.append(_truth_frame(config, state, people, constants, first, present))
+
+        death_time = np.where(alive, rng.exponential(1.0 / np.exp(death_log_hazard(state))), 0.0)
+        counts = np.where(alive, rng.poisson(np.exp(admission_log_hazard(state, people, month_of_year))), 0)
+        who = np.repeat(np.arange(n), counts)
+        u = rng.random(len(who))
+        keep = u < death_time[who]
+        who, u = who[keep], u[keep]
+        per_person = np.bincount(who, minlength=n)
+        month = emit.Month(m, _day(first), days, present, death_time, rng, log)
+        seen = registered[who]
+        emit.emergency_care(month, state, people, who[seen], u[seen])
+        admissions.append((who[seen], month.day(u[seen])))
+        emit.primary_care(month, state, people)
+        emit.planned_care(month, state, people)
+        emit.community_and_mental_health(month, state, people)
+        emit.coordination_and_prescribing(month, state, people)
+        emit.prescriptions(month, state, records)
+        emit.diagnoses(month, state, records)
+
+        dies = alive & (death_time < 1.0)
+        died_here = dies & registered
+        death_day[died_here] = _day(first) + np.floor(death_time[died_here] * days).astype(np.int32)
+        open_package = np.flatnonzero(died_here & (records.package_start >= 0))
+        emit.close_packages(log, records, open_package, death_day[open_package])
+        alive &= ~dies
+
+        state, changes = advance(state, people, constants, per_person.astype(float), rng)
+        month = emit.Month(m, _day(first), days, np.flatnonzero(registered & alive),
+                           np.where(alive, 1.0, 0.0), rng, log)
+        emit.transitions(month, state, people, constants, changes, records)
+
+        leaves = registered & alive & (rng.random(n) < _leaving_rate(config, state.age))
+        reg_end[leaves] = _day(first) + days - 1
+        registered &= ~leaves
+        say(f"month {m + 1}/{months} ({first:%Y-%m}): {len(log):,} events so far")
+        year, month_of_year = (year + 1, 1) if month_of_year == 12 else (year, month_of_year + 1)
+
+    still_open = np.flatnonzero(records.package_start >= 0)
+    emit.close_packages(log, records, still_open, None)
+    ids = _pseudonyms(rng, n)
+    patients = _patients_table(people, practices, ids, ever, start_day, reg_start, reg_end, death_day)
+    events = log.to_arrow(ids, keep=ever)
+    truth = pd.concat(truth_frames, ignore_index=True) if truth_frames else pd.DataFrame()
+    adm_person = np.concatenate([a[0] for a in admissions])
+    adm_day = np.concatenate([a[1] for a in admissions])
+    summary = _summary(config, patients, events, truth, adm_person, adm_day, reg_end)
+    summary["seconds"] = round(time.perf_counter() - began, 1)
+    if not truth.empty:
+        truth.insert(0, "patient_id", ids[truth.pop("person").to_numpy()])
+    return Borough(pa.Table.from_pandas(practices, schema=PRACTICES.schema, preserve_index=False),
+                   patients, events, truth, summary)
+
+
+def _truth_frame(
+    config: SynthConfig, state: State, people: People, constants: emit.Constants,
+    as_of: date, present: np.ndarray,
+) -> pd.DataFrame:
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, as_of.toordinal()]))
+    subset = People(*(getattr(people, f)[present] for f in People.__slots__))
+    truth = exact_risk(take(state, present), subset, constants, as_of, config.horizon_days,
+                       config.truth_paths, rng)
+    return pd.DataFrame({
+        "person": present,
+        "as_of": pd.Timestamp(as_of),
+        "horizon_days": config.horizon_days,
+        "p_admission": truth.p_admission,
+        "p_admission_or_death": truth.p_admission_or_death,
+        "p_admission_se": truth.p_admission_se,
+    })
+
+
+def _pseudonyms(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Random 16-hex-digit identifiers, unique, deterministic by seed."""
+    while True:
+        raw = rng.integers(0, 2**63, n, dtype=np.int64)
+        if len(np.unique(raw)) == n:
+            return np.array([f"{v:016x}" for v in raw], dtype=object)
+
+
+def _patients_table(
+    people: People, practices: pd.DataFrame, ids: np.ndarray, ever: np.ndarray, start_day: int,
+    reg_start: np.ndarray, reg_end: np.ndarray, death_day: np.ndarray,
+) -> pa.Table:
+    idx = np.flatnonzero(ever)
+    birth = pd.to_datetime(start_day - np.rint(people.age0[idx] * 365.25), unit="D")
+    birth_month = ((birth.year - 1970) * 12 + birth.month - 1).to_numpy()
+    birth_day = (pd.to_datetime(birth_month, unit="M") - pd.Timestamp(EPOCH)).days.to_numpy()
+    columns = {
+        "patient_id": pa.array(ids[idx], pa.string()),
+        "birth_month": pa.array(birth_day, pa.int32()).cast(pa.date32()),
+        "sex": pa.array(np.where(people.female[idx], "F", "M"), pa.string()),
+        "practice_id": pa.array(practices["practice_id"].to_numpy()[people.practice[idx]], pa.string()),
+        "deprivation_decile": pa.array(people.deprivation[idx], pa.int8()),
+        "ethnicity_group": pa.array(np.array(list(ETHNICITY_SHARES))[people.ethnicity[idx]], pa.string()),
+        "registration_start": pa.array(reg_start[idx], pa.int32()).cast(pa.date32()),
+        "registration_end": pa.array(reg_end[idx], pa.int32(), mask=reg_end[idx] == NO_DAY).cast(pa.date32()),
+        "death_date": pa.array(death_day[idx], pa.int32(), mask=death_day[idx] == NO_DAY).cast(pa.date32()),
+    }
+    return pa.table(columns, schema=PATIENTS.schema)
+
+
+def _summary(
+    config: SynthConfig, patients: pa.Table, events: pa.Table, truth: pd.DataFrame,
+    adm_person: np.ndarray, adm_day: np.ndarray, reg_end: np.ndarray,
+) -> dict:
+    """Counts, yearly rates per registered person, and the oracle's AUROC per truth date."""
+    from sklearn.metrics import roc_auc_score
+
+    pats = patients.to_pandas(date_as_object=False)
+    window_start, window_end = pd.Timestamp(config.start), pd.Timestamp(config.end)
+    begins = pats["registration_start"].clip(lower=window_start)
+    ends = pats[["registration_end", "death_date"]].min(axis=1).fillna(window_end).clip(upper=window_end)
+    person_years = float(((ends - begins).dt.days.clip(lower=0)).sum() / 365.25)
+    kinds = events.column("kind").to_pandas()
+    starts = events.column("start").to_pandas(date_as_object=False)
+    in_window = (starts >= window_start) & (starts <= window_end)
+    counts = kinds[in_window].value_counts().sort_index()
+    summary: dict = {
+        "config": {k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(config).items()},
+        "people_registered_at_start": int(config.patients),
+        "people_ever_registered": patients.num_rows,
+        "events": events.num_rows,
+        "person_years": round(person_years),
+        "yearly_rate_per_person": {k: round(v / person_years, 4) for k, v in counts.items()},
+        "yearly_death_rate": round(int(pats["death_date"].notna().sum()) / person_years, 4),
+        "truth": [],
+    }
+    summary["config"]["truth_as_of"] = [d.isoformat() for d in config.truth_as_of]
+    for as_of, frame in (truth.groupby("as_of", sort=True) if not truth.empty else ()):
+        summary["truth"].append(_truth_summary(frame, as_of, config.horizon_days, adm_person,
+                                               adm_day, reg_end, roc_auc_score))
+    return summary
+
+
+def _truth_summary(
+    frame: pd.DataFrame, as_of: pd.Timestamp, horizon_days: int, adm_person: np.ndarray,
+    adm_day: np.ndarray, reg_end: np.ndarray, auroc: Callable,
+) -> dict:
+    first, last = _day(as_of.date()), _day(as_of.date()) + horizon_days
+    in_horizon = (adm_day >= first) & (adm_day < last)
+    first_admission = np.full(len(reg_end), np.iinfo(np.int32).max)
+    np.minimum.at(first_admission, adm_person[in_horizon], adm_day[in_horizon])
+    person = frame["person"].to_numpy()
+    admitted = first_admission[person] < last
+    left = (reg_end[person] != NO_DAY) & (reg_end[person] < last - 1)
+    censored = left & ~admitted
+    observed = ~censored
+    p = frame["p_admission"].to_numpy()
+    return {
+        "as_of": as_of.date().isoformat(),
+        "cohort": len(frame),
+        "censored_left_area": int(censored.sum()),
+        "observed_prevalence": round(float(admitted[observed].mean()), 4),
+        "mean_true_probability": round(float(p.mean()), 4),
+        "oracle_auroc": round(float(auroc(admitted[observed], p[observed])), 4),
+        "mean_monte_carlo_se": round(float(frame["p_admission_se"].mean()), 5),
+    }
+
+
+def write(borough: Borough, out: Path) -> None:
+    """Write the contract tables, the truth (keyed by pseudonym) and a manifest to ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(borough.practices, out / PRACTICES.file_name)
+    pq.write_table(borough.patients, out / PATIENTS.file_name)
+    pq.write_table(borough.events, out / "events.parquet", row_group_size=1_000_000)
+    (out / TRUTH_DIR).mkdir(exist_ok=True)
+    if not borough.truth.empty:
+        pq.write_table(pa.Table.from_pandas(borough.truth, preserve_index=False),
+                       out / TRUTH_DIR / "truth.parquet")
+    (out / MANIFEST).write_text(json.dumps(borough.summary, indent=2))

@@ -1,0 +1,99 @@
+"""A columnar buffer of generated events, turned into the contract's events table at the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from features.contract import EVENTS, EventKind
+
+_KINDS = list(EventKind)
+_KIND_INDEX = {k: i for i, k in enumerate(_KINDS)}
+NO_DAY = np.iinfo(np.int32).min
+
+
+@dataclass
+class EventLog:
+    """Events as integer-coded column chunks; codes share one vocabulary."""
+
+    codes: list[str] = field(default_factory=list)
+    _code_index: dict[str, int] = field(default_factory=dict)
+    _chunks: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+
+    def code(self, name: str) -> int:
+        if name not in self._code_index:
+            self._code_index[name] = len(self.codes)
+            self.codes.append(name)
+        return self._code_index[name]
+
+    def add(
+        self,
+        kind: EventKind,
+        person: np.ndarray,
+        day: np.ndarray,
+        *,
+        end: np.ndarray | None = None,
+        code: np.ndarray | int | str | None = None,
+        value: np.ndarray | float | None = None,
+        cost: np.ndarray | float | None = None,
+    ) -> None:
+        """Append events of one kind; ``day`` and ``end`` count days since 1970-01-01."""
+        n = len(person)
+        if n == 0:
+            return
+        if isinstance(code, str):
+            code = self.code(code)
+
+        def column(values: object, dtype: type, missing: object) -> np.ndarray:
+            if values is None:
+                return np.full(n, missing, dtype)
+            return np.broadcast_to(np.asarray(values, dtype), (n,)).copy()
+
+        self._chunks.append((
+            np.asarray(person, np.int32),
+            np.full(n, _KIND_INDEX[kind], np.int8),
+            np.asarray(day, np.int32),
+            column(end, np.int32, NO_DAY),
+            column(code, np.int16, -1),
+            column(value, np.float64, np.nan),
+            column(cost, np.float64, np.nan),
+        ))
+
+    def __len__(self) -> int:
+        return sum(len(chunk[0]) for chunk in self._chunks)
+
+    def to_arrow(self, patient_ids: np.ndarray, keep: np.ndarray) -> pa.Table:
+        """The events of people with ``keep`` set, sorted by patient then start.
+
+        ``patient_ids`` and ``keep`` are indexed by the person numbers events were added with.
+        """
+        person, kind, day, end, code, value, cost = (
+            np.concatenate([c[i] for c in self._chunks]) for i in range(7)
+        )
+        rows = np.flatnonzero(keep[person])
+        rows = rows[np.lexsort((kind[rows], day[rows], person[rows]))]
+        person, kind, day, end, code, value, cost = (
+            a[rows] for a in (person, kind, day, end, code, value, cost)
+        )
+        ids = pa.DictionaryArray.from_arrays(pa.array(person), pa.array(patient_ids))
+        kinds = pa.DictionaryArray.from_arrays(
+            pa.array(kind.astype(np.int32)), pa.array([k.value for k in _KINDS])
+        )
+        codes = pa.DictionaryArray.from_arrays(
+            pa.array(code.astype(np.int32), mask=code < 0), pa.array(self.codes, pa.string())
+        )
+        columns = {
+            "patient_id": ids.cast(pa.string()),
+            "kind": kinds.cast(pa.string()),
+            "start": pa.array(day, pa.int32()).cast(pa.date32()),
+            "end": pa.array(end, pa.int32(), mask=end == NO_DAY).cast(pa.date32()),
+            "code_system": pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(len(code), np.int32), mask=code < 0), pa.array(["riskstrat"])
+            ).cast(pa.string()),
+            "code": codes.cast(pa.string()),
+            "value": pa.array(value, pa.float64(), mask=np.isnan(value)),
+            "cost": pa.array(cost, pa.float64(), mask=np.isnan(cost)),
+        }
+        return pa.table(columns, schema=EVENTS.schema)

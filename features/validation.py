@@ -1,0 +1,212 @@
+"""Validate contract tables: whole-file problems stop, row problems go to quarantine.
+
+A whole-file problem (unreadable file, missing column, wrong type) raises ``ContractError``
+naming the file and column. A row-level problem moves the row, unchanged and with its row
+number and a reason code, to ``quarantine/<table>.parquet``; the report reconciles rows read
+with rows accepted plus rows quarantined, so nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.contract import (
+    ETHNICITY_GROUPS,
+    EVENTS,
+    PATIENTS,
+    PRACTICES,
+    SEXES,
+    EventKind,
+    Table,
+)
+
+QUARANTINE_DIR = "quarantine"
+REPORT_FILE = "validation_report.json"
+
+
+class ContractError(ValueError):
+    """A whole input file breaks the contract; names the file and the column."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableReport:
+    """Row counts for one table; ``read == accepted + quarantined`` always holds."""
+
+    table: str
+    read: int
+    accepted: int
+    quarantined: int
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.read == self.accepted + self.quarantined == self.accepted + sum(
+            self.by_reason.values()
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """What validation did to each table, and where the outputs are."""
+
+    source: str
+    output: str
+    extract_date: str
+    tables: tuple[TableReport, ...]
+
+    @property
+    def reconciles(self) -> bool:
+        return all(t.reconciles for t in self.tables)
+
+    def to_json(self) -> str:
+        body = asdict(self)
+        body["reconciles"] = self.reconciles
+        return json.dumps(body, indent=2)
+
+
+def read_table(path: Path, table: Table) -> pa.Table:
+    """Read one contract file and cast it to the contract schema, or raise ``ContractError``."""
+    if not path.exists():
+        raise ContractError(f"{path}: file not found (the {table.name} table is required)")
+    try:
+        raw = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ContractError(f"{path}: cannot be read as Parquet ({exc})") from exc
+    columns = []
+    for col in table.columns:
+        if col.name not in raw.column_names:
+            raise ContractError(f"{path}: missing column '{col.name}' ({col.meaning})")
+        columns.append(_cast_column(path, col.name, raw.column(col.name), col.type))
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def _cast_column(path: Path, name: str, values: pa.ChunkedArray, target: pa.DataType) -> pa.Array:
+    source = values.type
+    compatible = (
+        (pa.types.is_date(target) and (pa.types.is_date(source) or pa.types.is_timestamp(source)))
+        or (pa.types.is_string(target) and (pa.types.is_string(source) or pa.types.is_large_string(source)))
+        or (pa.types.is_integer(target) and pa.types.is_integer(source))
+        or (pa.types.is_floating(target) and (pa.types.is_floating(source) or pa.types.is_integer(source)))
+        or pa.types.is_null(source)
+    )
+    if not compatible:
+        raise ContractError(f"{path}: column '{name}' has type {source}, expected {target}")
+    try:
+        return values.cast(target).combine_chunks()
+    except pa.ArrowInvalid as exc:
+        raise ContractError(f"{path}: column '{name}' cannot be cast to {target} ({exc})") from exc
+
+
+RowCheck = Callable[[pd.DataFrame], np.ndarray]
+
+
+def _first_failure(frame: pd.DataFrame, checks: dict[str, RowCheck]) -> np.ndarray:
+    """The reason code of the first failing check per row, or an empty string."""
+    reasons = np.full(len(frame), "", dtype=object)
+    for reason, check in checks.items():
+        failed = np.asarray(check(frame), dtype=bool) & (reasons == "")
+        reasons[failed] = reason
+    return reasons
+
+
+def _missing(table: Table) -> RowCheck:
+    required = [c.name for c in table.columns if not c.nullable]
+    return lambda f: f[required].isna().any(axis=1).to_numpy()
+
+
+def _after(limit: date, *columns: str) -> RowCheck:
+    stamp = pd.Timestamp(limit)
+    return lambda f: np.logical_or.reduce([(f[c] > stamp).fillna(False).to_numpy() for c in columns])
+
+
+def _duplicated(key: str) -> RowCheck:
+    return lambda f: f[key].duplicated(keep="first").to_numpy()
+
+
+def practice_checks() -> dict[str, RowCheck]:
+    return {"missing_value": _missing(PRACTICES), "duplicate_key": _duplicated("practice_id")}
+
+
+def patient_checks(practice_ids: set[str], extract_date: date) -> dict[str, RowCheck]:
+    return {
+        "missing_value": _missing(PATIENTS),
+        "duplicate_key": _duplicated("patient_id"),
+        "unknown_practice": lambda f: ~f["practice_id"].isin(practice_ids).to_numpy(),
+        "invalid_sex": lambda f: ~f["sex"].isin(SEXES).to_numpy(),
+        "invalid_deprivation": lambda f: (
+            f["deprivation_decile"].notna() & ~f["deprivation_decile"].between(1, 10)
+        ).to_numpy(),
+        "invalid_ethnicity": lambda f: (
+            f["ethnicity_group"].notna() & ~f["ethnicity_group"].isin(ETHNICITY_GROUPS)
+        ).to_numpy(),
+        "end_before_start": lambda f: (f["registration_end"] < f["registration_start"])
+        .fillna(False)
+        .to_numpy(),
+        "death_before_birth": lambda f: (f["death_date"] < f["birth_month"]).fillna(False).to_numpy(),
+        "future_date": _after(extract_date, "birth_month", "registration_start", "death_date"),
+    }
+
+
+def event_checks(patient_ids: set[str], extract_date: date) -> dict[str, RowCheck]:
+    kinds = {k.value for k in EventKind}
+    return {
+        "missing_value": _missing(EVENTS),
+        "unknown_kind": lambda f: ~f["kind"].isin(kinds).to_numpy(),
+        "unknown_patient": lambda f: ~f["patient_id"].isin(patient_ids).to_numpy(),
+        "end_before_start": lambda f: (f["end"] < f["start"]).fillna(False).to_numpy(),
+        "future_date": _after(extract_date, "start", "end"),
+        "negative_value": lambda f: ((f["value"] < 0) | (f["cost"] < 0)).fillna(False).to_numpy(),
+    }
+
+
+def _split(
+    table: pa.Table, checks: dict[str, RowCheck]
+) -> tuple[pa.Table, pa.Table, dict[str, int]]:
+    frame = table.to_pandas(date_as_object=False)
+    reasons = _first_failure(frame, checks)
+    bad = reasons != ""
+    quarantined = table.filter(pa.array(bad)).append_column(
+        "source_row", pa.array(np.flatnonzero(bad), pa.int64())
+    ).append_column("reason", pa.array(reasons[bad].astype(str), pa.string()))
+    counts = pd.Series(reasons[bad]).value_counts().sort_index()
+    return table.filter(pa.array(~bad)), quarantined, {str(k): int(v) for k, v in counts.items()}
+
+
+def validate_dir(source: Path, output: Path, extract_date: date) -> ValidationReport:
+    """Validate the three contract tables in ``source``; write accepted rows, quarantine, report.
+
+    Practices are validated first, then patients against them, then events against the
+    accepted patients, so a row referring to a quarantined parent is quarantined too.
+    """
+    output.mkdir(parents=True, exist_ok=True)
+    (output / QUARANTINE_DIR).mkdir(exist_ok=True)
+    reports: list[TableReport] = []
+    accepted_keys: dict[str, set[str]] = {}
+    for table in (PRACTICES, PATIENTS, EVENTS):
+        data = read_table(source / table.file_name, table)
+        if table is PRACTICES:
+            checks = practice_checks()
+        elif table is PATIENTS:
+            checks = patient_checks(accepted_keys["practices"], extract_date)
+        else:
+            checks = event_checks(accepted_keys["patients"], extract_date)
+        good, bad, by_reason = _split(data, checks)
+        pq.write_table(good, output / table.file_name)
+        pq.write_table(bad, output / QUARANTINE_DIR / table.file_name)
+        if table.key:
+            accepted_keys[table.name] = set(good.column(table.key).to_pylist())
+        reports.append(
+            TableReport(table.name, data.num_rows, good.num_rows, bad.num_rows, by_reason)
+        )
+    report = ValidationReport(str(source), str(output), extract_date.isoformat(), tuple(reports))
+    (output / REPORT_FILE).write_text(report.to_json())
+    return report

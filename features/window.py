@@ -1,0 +1,27 @@
+"""The one place that cuts events at as-of dates. No feature family filters by time itself.
+
+An event belongs to the history of ``as_of`` when ``as_of - lookback <= start < as_of``: an
+event on the as-of date is excluded (it is the outcome period), an event exactly ``lookback``
+days before is included. ``days_before`` (1 for yesterday) is what windows compare with;
+``duration_to_as_of`` clips a stay at the as-of date so no part of the future leaks in.
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+
+
+def cut(events: ir.Table, as_of: ir.Table, lookback_days: int | None) -> ir.Table:
+    """Events joined to each as-of date they are history for, with ``days_before``."""
+    joined = events.inner_join(as_of, events.start < as_of.as_of)
+    days_before = joined.as_of.delta(joined.start, unit="day")
+    clipped_end = ibis.least(joined.end.fill_null(joined.as_of), joined.as_of)
+    joined = joined.mutate(
+        days_before=days_before,
+        duration_to_as_of=clipped_end.delta(joined.start, unit="day"),
+        active_on_as_of=joined.end.isnull() | (joined.end >= joined.as_of),
+    )
+    if lookback_days is None:
+        return joined
+    return joined.filter(joined.days_before <= lookback_days)

@@ -1,0 +1,137 @@
+"""The model bundle: what training produces and serving loads, saved without pickle.
+
+A LightGBM booster (text), Platt calibration (two numbers), the feature specs (names, dtypes,
+vocabularies, reason templates) and metadata (training window, outcome, metrics, data
+fingerprint), written as ``model.txt`` and ``bundle.json`` in one folder.
+
+Platt scaling keeps explanations additive: the calibrated log-odds are ``a * raw + b``, so
+each LightGBM contribution (identical to SHAP's TreeExplainer values) times ``a`` is that
+feature's share of the calibrated log-odds, and the shares plus the base sum to the score.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.spec import FeatureSpec
+
+MODEL_FILE = "model.txt"
+BUNDLE_FILE = "bundle.json"
+FORMAT_VERSION = 1
+
+
+class FeatureMismatchError(ValueError):
+    """Input columns do not match the bundle's feature list."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One plain-English reason for a score and its signed share of the calibrated log-odds."""
+
+    concept: str
+    features: tuple[str, ...]
+    contribution: float
+    sentence: str
+
+    @property
+    def direction(self) -> str:
+        return "raises risk" if self.contribution > 0 else "lowers risk"
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """Platt scaling: calibrated log-odds = slope * raw log-odds + intercept."""
+
+    slope: float
+    intercept: float
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(self.slope * raw + self.intercept)))
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    booster: lgb.Booster
+    calibration: Calibration
+    specs: tuple[FeatureSpec, ...]
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+    def matrix(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The model's columns in order, as float64; names what is missing or not numeric."""
+        missing = [n for n in self.feature_names if n not in features.columns]
+        if missing:
+            raise FeatureMismatchError(f"missing feature columns: {', '.join(missing)}")
+        frame = features[self.feature_names]
+        bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+        if bad:
+            raise FeatureMismatchError(f"feature columns must be numeric: {', '.join(bad)}")
+        return frame.astype("float64")
+
+    def raw_score(self, features: pd.DataFrame, threads: int = 0) -> np.ndarray:
+        return self.booster.predict(self.matrix(features), raw_score=True, num_threads=threads)
+
+    def predict(self, features: pd.DataFrame, threads: int = 0) -> np.ndarray:
+        """Calibrated probability of the outcome, one per row."""
+        return self.calibration.apply(self.raw_score(features, threads))
+
+    def contributions(self, features: pd.DataFrame, threads: int = 0) -> pd.DataFrame:
+        """Per-feature shares of the calibrated log-odds; column ``_base`` holds the rest."""
+        raw = self.booster.predict(self.matrix(features), pred_contrib=True, num_threads=threads)
+        shares = raw * self.calibration.slope
+        shares[:, -1] += self.calibration.intercept
+        return pd.DataFrame(shares, index=features.index, columns=[*self.feature_names, "_base"])
+
+    def explain(self, features: pd.DataFrame, top_k: int = 3, threads: int = 0) -> list[list[Reason]]:
+        """The ``top_k`` reasons per row that raise risk most, grouped by concept."""
+        shares = self.contributions(features, threads).drop(columns="_base")
+        concepts: dict[str, list[int]] = {}
+        for i, spec in enumerate(self.specs):
+            concepts.setdefault(spec.concept, []).append(i)
+        values = self.matrix(features).to_numpy()
+        share_values = shares.to_numpy()
+        out = []
+        for row, row_values in zip(share_values, values, strict=True):
+            grouped = [(concept, idx, float(row[idx].sum())) for concept, idx in concepts.items()]
+            grouped.sort(key=lambda g: -g[2])
+            reasons = []
+            for concept, idx, total in grouped[:top_k]:
+                if total <= 0:
+                    break
+                lead = max(idx, key=lambda i: row[i])
+                reasons.append(Reason(concept, tuple(self.specs[i].name for i in idx), total,
+                                      self.specs[lead].sentence(row_values[lead])))
+            out.append(reasons)
+        return out
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(folder / MODEL_FILE)
+        body = {
+            "format_version": FORMAT_VERSION,
+            "calibration": {"slope": self.calibration.slope, "intercept": self.calibration.intercept},
+            "features": [s.to_dict() for s in self.specs],
+            "metadata": self.metadata,
+        }
+        (folder / BUNDLE_FILE).write_text(json.dumps(body, indent=2, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> ModelBundle:
+        body = json.loads((folder / BUNDLE_FILE).read_text())
+        if body.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{folder / BUNDLE_FILE}: unsupported format {body.get('format_version')}")
+        booster = lgb.Booster(model_file=str(folder / MODEL_FILE))
+        specs = tuple(FeatureSpec.from_dict(s) for s in body["features"])
+        if booster.feature_name() != [s.name for s in specs]:
+            raise ValueError(f"{folder}: booster features differ from {BUNDLE_FILE}")
+        return cls(booster, Calibration(**body["calibration"]), specs, body["metadata"])
