@@ -128,6 +128,18 @@ def _after(limit: date, *columns: str) -> RowCheck:
     return lambda f: np.logical_or.reduce([(f[c] > stamp).fillna(False).to_numpy() for c in columns])
 
 
+def _future_event(limit: date) -> RowCheck:
+    """Start after the extract date; or end after it, except a prescription's covered period."""
+    stamp = pd.Timestamp(limit)
+
+    def check(f: pd.DataFrame) -> np.ndarray:
+        planned = f["kind"] == EventKind.PRESCRIPTION.value
+        late_end = (f["end"] > stamp).fillna(False) & ~planned
+        return ((f["start"] > stamp).fillna(False) | late_end).to_numpy()
+
+    return check
+
+
 def _duplicated(key: str) -> RowCheck:
     return lambda f: f[key].duplicated(keep="first").to_numpy()
 
@@ -163,7 +175,7 @@ def event_checks(patient_ids: set[str], extract_date: date) -> dict[str, RowChec
         "unknown_kind": lambda f: ~f["kind"].isin(kinds).to_numpy(),
         "unknown_patient": lambda f: ~f["patient_id"].isin(patient_ids).to_numpy(),
         "end_before_start": lambda f: (f["end"] < f["start"]).fillna(False).to_numpy(),
-        "future_date": _after(extract_date, "start", "end"),
+        "future_date": _future_event(extract_date),
         "negative_value": lambda f: ((f["value"] < 0) | (f["cost"] < 0)).fillna(False).to_numpy(),
     }
 

@@ -180,7 +180,7 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
     emit.close_packages(log, records, still_open, None)
     ids = _pseudonyms(rng, n)
     patients = _patients_table(people, practices, ids, ever, start_day, reg_start, reg_end, death_day)
-    events = log.to_arrow(ids, keep=ever)
+    events = log.to_arrow(ids, keep=ever, last_day=_day(config.end))
     truth = pd.concat(truth_frames, ignore_index=True) if truth_frames else pd.DataFrame()
     adm_person = np.concatenate([a[0] for a in admissions])
     adm_day = np.concatenate([a[1] for a in admissions])

@@ -64,19 +64,24 @@ class EventLog:
     def __len__(self) -> int:
         return sum(len(chunk[0]) for chunk in self._chunks)
 
-    def to_arrow(self, patient_ids: np.ndarray, keep: np.ndarray) -> pa.Table:
+    def to_arrow(self, patient_ids: np.ndarray, keep: np.ndarray, last_day: int) -> pa.Table:
         """The events of people with ``keep`` set, sorted by patient then start.
 
         ``patient_ids`` and ``keep`` are indexed by the person numbers events were added with.
+        Nothing starting after ``last_day`` (the extract date) has happened yet, so it is
+        not in the table; an episode still running then has no end yet, as in a real
+        extract; a prescription's end is the period it covers and stays.
         """
         person, kind, day, end, code, value, cost = (
             np.concatenate([c[i] for c in self._chunks]) for i in range(7)
         )
-        rows = np.flatnonzero(keep[person])
+        rows = np.flatnonzero(keep[person] & (day <= last_day))
         rows = rows[np.lexsort((kind[rows], day[rows], person[rows]))]
         person, kind, day, end, code, value, cost = (
             a[rows] for a in (person, kind, day, end, code, value, cost)
         )
+        running = (end > last_day) & (kind != _KIND_INDEX[EventKind.PRESCRIPTION])
+        end = np.where(running, NO_DAY, end)
         ids = pa.DictionaryArray.from_arrays(pa.array(person), pa.array(patient_ids))
         kinds = pa.DictionaryArray.from_arrays(
             pa.array(kind.astype(np.int32)), pa.array([k.value for k in _KINDS])

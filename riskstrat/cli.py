@@ -1,0 +1,244 @@
+"""The ``riskstrat`` command: thin subcommands that parse arguments and call plain functions.
+
+Heavy libraries are imported inside each command, so ``riskstrat --help`` stays fast.
+Logging, the MLflow tracking URI and folders are set up here, never on import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
+
+
+def say(message: str) -> None:
+    print(f"[riskstrat] {message}", flush=True)
+
+
+def tracking_uri(workdir: Path) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else a SQLite database in the work folder."""
+    return os.environ.get(TRACKING_ENV) or f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from features.synthetic.borough import generate, write
+    from features.synthetic.config import SynthConfig
+
+    config = SynthConfig(patients=args.patients, seed=args.seed, start=args.start, end=args.end,
+                         truth_as_of=tuple(args.truth_as_of))
+    borough = generate(config, progress=say if args.verbose else None)
+    write(borough, args.out)
+    s = borough.summary
+    say(f"synthetic borough: {s['people_ever_registered']:,} people, {s['events']:,} events "
+        f"in {s['seconds']} s -> {args.out}")
+    for t in s["truth"]:
+        say(f"  as of {t['as_of']}: 12-month emergency admission rate {t['observed_prevalence']:.1%}, "
+            f"oracle AUROC {t['oracle_auroc']:.3f}")
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    from features.validation import validate_dir
+
+    report = validate_dir(args.data, args.out, args.extract_date)
+    for t in report.tables:
+        say(f"{t.table}: read {t.read:,} = accepted {t.accepted:,} + quarantined "
+            f"{t.quarantined:,} {t.by_reason or ''}")
+    say(f"validated tables, quarantine and report in {args.out}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from training.config import TrainConfig
+    from training.pipeline import train_from_contract
+
+    config = TrainConfig.from_toml(args.config) if args.config else TrainConfig()
+    result = train_from_contract(
+        args.data, config, tracking_uri=tracking_uri(args.workdir),
+        artifact_root=args.workdir / "mlartifacts", report_dir=args.workdir / "report",
+        truth_path=args.truth, promote=not args.no_promote, progress=say,
+    )
+    _print_training(result.metrics, result.run.model_version, result.run.champion)
+
+
+def _print_training(metrics: dict, version: str, champion: bool) -> None:
+    line = (f"out-of-time AUROC {metrics['auroc']:.3f} "
+            f"(95% CI {metrics['auroc_ci_low']:.3f}-{metrics['auroc_ci_high']:.3f})")
+    if "oracle_auroc" in metrics:
+        line += f"; oracle AUROC {metrics['oracle_auroc']:.3f} (the best any model can do)"
+    say(line)
+    say(f"prior-admissions baseline AUROC {metrics['baseline_prior_admissions_auroc']:.3f}; "
+        f"Brier {metrics['brier']:.4f}; calibration slope {metrics['calibration_slope']:.2f}")
+    say(f"registered admission-risk version {version}" + (" as champion" if champion else ""))
+
+
+def cmd_weekly(args: argparse.Namespace) -> None:
+    from models.registry import load_registered
+    from serving.weekly import weekly_lists
+
+    model = load_registered(tracking_uri(args.workdir))
+    result = weekly_lists(args.data, args.as_of, model, args.out)
+    say(f"scored {result.scored:,} people with model version {model.version}; "
+        f"{result.listed:,} on the lists {result.by_locality}")
+    say(f"lists in {result.folder}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    env = {**os.environ, "RISKSTRAT_TRACKING_URI": tracking_uri(args.workdir),
+           "BENTOML_DO_NOT_TRACK": "True"}
+    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService",
+               "--port", str(args.port), "--host", args.host]
+    say(f"serving on http://{args.host}:{args.port} (OpenAPI at /docs.json); Ctrl-C stops")
+    raise SystemExit(subprocess.call(command, env=env))
+
+
+def latest_monday(on_or_before: date) -> date:
+    return on_or_before - timedelta(days=on_or_before.weekday())
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """The main job on the synthetic borough: generate, validate, train, list."""
+    from features.synthetic.borough import TRUTH_DIR, generate, write
+    from features.synthetic.config import SynthConfig
+    from features.validation import validate_dir
+    from models.registry import load_registered
+    from serving.weekly import weekly_lists
+    from training.config import TrainConfig
+    from training.pipeline import train_from_contract
+
+    began = time.perf_counter()
+    work = args.workdir
+    train = TrainConfig(seed=args.seed)
+    synth = SynthConfig(patients=args.patients, seed=args.seed, truth_as_of=(train.test_as_of,))
+    say(f"1/4 generating a synthetic borough of {args.patients:,} people (seed {args.seed})")
+    borough = generate(synth)
+    write(borough, work / "borough")
+    say(f"    {borough.summary['events']:,} events in {borough.summary['seconds']} s")
+    say("2/4 validating the contract tables")
+    report = validate_dir(work / "borough", work / "validated", synth.end)
+    say(f"    {sum(t.accepted for t in report.tables):,} rows accepted, "
+        f"{sum(t.quarantined for t in report.tables):,} quarantined; counts reconcile: "
+        f"{report.reconciles}")
+    say("3/4 training, testing out of time, registering in MLflow")
+    result = train_from_contract(
+        work / "validated", train, tracking_uri=tracking_uri(work),
+        artifact_root=work / "mlartifacts", report_dir=work / "report",
+        truth_path=work / "borough" / TRUTH_DIR / "truth.parquet", progress=lambda m: say("    " + m),
+    )
+    as_of = latest_monday(synth.end)
+    say(f"4/4 weekly risk lists as of {as_of}")
+    model = load_registered(tracking_uri(work))
+    weekly = weekly_lists(work / "validated", as_of, model, work / "lists")
+    say(f"done in {time.perf_counter() - began:.0f} s")
+    _print_training(result.metrics, result.run.model_version, result.run.champion)
+    say(f"weekly lists ({weekly.listed:,} people of {weekly.scored:,}): {weekly.folder}")
+    say(f"MLflow runs: .venv/bin/mlflow ui --backend-store-uri {tracking_uri(work)}")
+    say(f"start the scoring service: .venv/bin/riskstrat serve --workdir {work}")
+
+
+def cmd_bench_synth(args: argparse.Namespace) -> None:
+    """Time the generator at full size; print and save the figures as JSON."""
+    import json
+    import resource
+
+    from features.synthetic.borough import generate, write
+    from features.synthetic.config import SynthConfig
+
+    began = time.perf_counter()
+    borough = generate(SynthConfig(patients=args.patients, seed=args.seed))
+    generated = time.perf_counter() - began
+    write(borough, args.out)
+    figures = {
+        "patients": args.patients,
+        "events": borough.summary["events"],
+        "generate_seconds": round(generated, 1),
+        "generate_and_write_seconds": round(time.perf_counter() - began, 1),
+        "peak_memory_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "truth": borough.summary["truth"],
+        "yearly_rate_per_person": borough.summary["yearly_rate_per_person"],
+    }
+    (args.out / "bench_synth.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="riskstrat", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="generate a synthetic borough with ground truth")
+    p.add_argument("--patients", type=int, default=265_000)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--start", type=_date, default=date(2021, 1, 1))
+    p.add_argument("--end", type=_date, default=date(2026, 10, 31))
+    p.add_argument("--truth-as-of", type=_date, nargs="*", default=[date(2024, 1, 1), date(2025, 1, 1)])
+    p.add_argument("--verbose", action="store_true", help="print progress month by month")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("validate", help="validate contract tables; quarantine bad rows")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--extract-date", type=_date, default=date.today(),
+                   help="dates after this are in the future (default: today)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("train", help="train, evaluate out of time, register in MLflow")
+    p.add_argument("--data", type=Path, required=True, help="folder of validated contract tables")
+    p.add_argument("--workdir", type=Path, default=Path("work"))
+    p.add_argument("--config", type=Path, help="TOML file with a [train] table")
+    p.add_argument("--truth", type=Path, help="synthetic ground truth, to report the oracle")
+    p.add_argument("--no-promote", action="store_true", help="register without the champion alias")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("weekly", help="score everyone and write the weekly lists")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--as-of", type=_date, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--workdir", type=Path, default=Path("work"))
+    p.set_defaults(func=cmd_weekly)
+
+    p = sub.add_parser("serve", help="start the BentoML scoring service")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--workdir", type=Path, default=Path("work"))
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="the whole job on a synthetic borough (what `make run` does)")
+    p.add_argument("--workdir", type=Path, default=Path("work"))
+    p.add_argument("--patients", type=int, default=50_000)
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench-synth", help="benchmark the generator; figures to JSON")
+    p.add_argument("--patients", type=int, default=265_000)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_bench_synth)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        say(f"error: {exc}")
+        raise SystemExit(2) from exc
+
+
+if __name__ == "__main__":
+    main()

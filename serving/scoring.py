@@ -1,0 +1,47 @@
+"""Score feature rows with a bundle: risk, percentile, tier and plain-English reasons.
+
+Shared by the weekly lists and the HTTP service so both say the same thing about a person.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.bundle import ModelBundle
+
+VERY_HIGH, HIGH, OTHER = "very high", "high", "-"
+
+
+def percentile_in_population(bundle: ModelBundle, risk: np.ndarray) -> np.ndarray:
+    """Where each risk falls among the model's test population (0-100)."""
+    quantiles = np.asarray(bundle.metadata["test_population_risk_quantiles"])
+    return np.interp(risk, quantiles, np.linspace(0, 100, len(quantiles)))
+
+
+def tier_by_threshold(bundle: ModelBundle, risk: np.ndarray) -> np.ndarray:
+    """Tier from the thresholds saved with the model (top 0.5% and next 2.5% at test)."""
+    cut = bundle.metadata["tier_thresholds"]
+    return np.where(risk >= cut["very_high"], VERY_HIGH, np.where(risk >= cut["high"], HIGH, OTHER))
+
+
+def tier_by_rank(risk: np.ndarray, very_high_share: float, high_share: float) -> np.ndarray:
+    """Tier from this population's ranking: the top shares are very high, then high."""
+    order = np.argsort(-risk, kind="stable")
+    rank = np.empty(len(risk), dtype=np.int64)
+    rank[order] = np.arange(len(risk))
+    very_high = rank < round(very_high_share * len(risk))
+    high = ~very_high & (rank < round((very_high_share + high_share) * len(risk)))
+    return np.where(very_high, VERY_HIGH, np.where(high, HIGH, OTHER))
+
+
+def score_frame(bundle: ModelBundle, features: pd.DataFrame, top_k: int = 3) -> pd.DataFrame:
+    """Risk, percentile and the top reasons as sentences, indexed like ``features``."""
+    risk = bundle.predict(features)
+    reasons = bundle.explain(features, top_k)
+    frame = pd.DataFrame(
+        {"risk": risk, "percentile": percentile_in_population(bundle, risk)}, index=features.index
+    )
+    for k in range(top_k):
+        frame[f"reason_{k + 1}"] = [r[k].sentence if len(r) > k else "" for r in reasons]
+    return frame

@@ -1,0 +1,88 @@
+"""Training settings: a frozen object validated when built, loadable from a TOML file."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from datetime import date
+from pathlib import Path
+
+from features.labels import Outcome
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LightGBMParams:
+    """LightGBM settings; deterministic, no class reweighting (it ruins probabilities)."""
+
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_child_samples: int = 100
+    feature_fraction: float = 0.8
+    lambda_l2: float = 1.0
+    max_rounds: int = 2000
+    early_stopping_rounds: int = 100
+    threads: int = 2
+
+    def booster_params(self, seed: int) -> dict:
+        return {
+            "objective": "binary",
+            "metric": "binary_logloss",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "feature_fraction": self.feature_fraction,
+            "lambda_l2": self.lambda_l2,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": self.threads,
+            "seed": seed,
+            "verbosity": -1,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrainConfig:
+    """Which snapshots to learn from and test on, and how to split patients.
+
+    Every training as-of date plus the horizon must end on or before the test as-of date,
+    so the test period is never seen in training (an honest out-of-time test).
+    """
+
+    train_as_of: tuple[date, ...] = (date(2023, 1, 1), date(2023, 7, 1), date(2024, 1, 1))
+    test_as_of: date = date(2025, 1, 1)
+    outcome: Outcome = field(default_factory=Outcome)
+    seed: int = 42
+    validation_share: float = 0.15
+    calibration_share: float = 0.15
+    bootstrap: int = 200
+    lightgbm: LightGBMParams = field(default_factory=LightGBMParams)
+
+    def __post_init__(self) -> None:
+        if not self.train_as_of:
+            raise ValueError("train_as_of needs at least one date")
+        latest_label_end = max(self.train_as_of).toordinal() + self.outcome.horizon_days
+        if latest_label_end > self.test_as_of.toordinal():
+            raise ValueError(
+                f"training labels of {max(self.train_as_of)} run {self.outcome.horizon_days} "
+                f"days, past the test as-of date {self.test_as_of}: the test would leak"
+            )
+        shares = self.validation_share + self.calibration_share
+        if not (0 < self.validation_share < 1 and 0 < self.calibration_share < 1 and shares < 0.8):
+            raise ValueError("validation and calibration shares must be in (0, 1), together < 0.8")
+
+    @classmethod
+    def from_toml(cls, path: Path) -> TrainConfig:
+        """Read ``[train]``, ``[train.outcome]`` and ``[train.lightgbm]`` from a TOML file."""
+        body = tomllib.loads(path.read_text()).get("train", {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(body) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown [train] settings: {', '.join(sorted(unknown))}")
+        kwargs = dict(body)
+        if "train_as_of" in kwargs:
+            kwargs["train_as_of"] = tuple(kwargs["train_as_of"])
+        if "outcome" in kwargs:
+            kwargs["outcome"] = Outcome(**kwargs["outcome"])
+        if "lightgbm" in kwargs:
+            kwargs["lightgbm"] = LightGBMParams(**kwargs["lightgbm"])
+        return cls(**kwargs)

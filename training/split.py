@@ -1,0 +1,24 @@
+"""Split by patient, never by row: all of a person's snapshots fall in one part."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+TRAIN, VALIDATION, CALIBRATION = "train", "validation", "calibration"
+
+
+def patient_parts(
+    patient_ids: pd.Index | pd.Series, validation_share: float, calibration_share: float, seed: int
+) -> pd.Series:
+    """The part of each patient id, stable for a given seed whatever else is in the data."""
+    unique = pd.Index(pd.unique(np.asarray(patient_ids)))
+    salt = str(seed).encode()
+    u = np.array(
+        [int.from_bytes(hashlib.blake2b(salt + p.encode(), digest_size=8).digest()) for p in unique]
+    ) / 2.0**64
+    part = np.where(u < validation_share, VALIDATION,
+                    np.where(u < validation_share + calibration_share, CALIBRATION, TRAIN))
+    return pd.Series(part, index=unique, name="part")

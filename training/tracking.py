@@ -1,0 +1,77 @@
+"""MLflow: log a training run, register the bundle, and point the champion alias at it.
+
+The tracking URI comes from the caller (the command's entry point reads
+``MLFLOW_TRACKING_URI`` or defaults to a local SQLite file); nothing is set on import.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import version
+from importlib.util import find_spec
+from pathlib import Path
+
+import pandas as pd
+
+from models.bundle import ModelBundle
+from models.registry import BUNDLE_ARTIFACT, CHAMPION, MODEL_NAME
+
+EXPERIMENT = "admission-risk"
+# The model-from-code file, located without importing it (importing it registers a model).
+PYFUNC_CODE = find_spec("models.pyfunc_model").origin
+RUNTIME = ("lightgbm", "pandas", "numpy", "mlflow", "pyarrow")
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRun:
+    run_id: str
+    model_version: str
+    champion: bool
+
+
+def log_training(
+    *,
+    tracking_uri: str,
+    artifact_root: Path | None,
+    bundle: ModelBundle,
+    params: dict,
+    metrics: dict[str, float],
+    example: pd.DataFrame,
+    report_dir: Path | None,
+    promote: bool,
+) -> LoggedRun:
+    """One MLflow run with params, metrics, report files and the registered bundle."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else client.create_experiment(
+            EXPERIMENT, artifact_location=artifact_root.resolve().as_uri() if artifact_root else None
+        )
+    )
+    with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        if report_dir is not None:
+            mlflow.log_artifacts(str(report_dir), "report")
+        bundle_dir = bundle.save(Path(tmp) / BUNDLE_ARTIFACT)
+        sample = bundle.matrix(example)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_CODE),
+            artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
+            signature=infer_signature(sample, bundle.predict(sample)),
+            pip_requirements=[f"{p}=={version(p)}" for p in RUNTIME],
+            registered_model_name=MODEL_NAME,
+        )
+        model_version = str(info.registered_model_version)
+    if promote:
+        client.set_registered_model_alias(MODEL_NAME, CHAMPION, model_version)
+    return LoggedRun(run.info.run_id, model_version, promote)
