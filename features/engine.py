@@ -17,6 +17,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from features.catalogue import FAMILIES
 from features.contract import ETHNICITY_GROUPS, EVENTS, PATIENTS, PRACTICES, SEXES
@@ -62,13 +63,13 @@ class Sources:
         con = ibis.duckdb.connect()
         tables = []
         for table, frame in ((PATIENTS, patients), (EVENTS, events), (PRACTICES, practices)):
-            tables.append(con.create_table(table.name, ibis.memtable(frame[list(table.schema.names)],
-                                                                     schema=_ibis_schema(table))))
+            arrow = (
+                pa.Table.from_pandas(frame[list(table.schema.names)], schema=table.schema,
+                                     preserve_index=False)
+                if len(frame) else table.schema.empty_table()
+            )
+            tables.append(con.create_table(table.name, ibis.memtable(arrow)))
         return cls(*tables)
-
-
-def _ibis_schema(table: object) -> ibis.Schema:
-    return ibis.Schema.from_pyarrow(table.schema)  # type: ignore[attr-defined]
 
 
 def feature_specs(families: Sequence[Family] = FAMILIES) -> tuple[FeatureSpec, ...]:

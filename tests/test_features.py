@@ -1,0 +1,137 @@
+"""Feature engine on hand-made tables: windows, defaults, cohort, and no look into the future."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from features.catalogue import DAYS_SINCE_CAP
+from features.engine import Sources, build_features, feature_specs
+
+AS_OF = date(2024, 1, 1)
+
+
+def _patients(**overrides: list) -> pd.DataFrame:
+    base = {
+        "patient_id": ["a", "b"],
+        "birth_month": [date(1940, 6, 1), date(1990, 1, 1)],
+        "sex": ["F", "M"],
+        "practice_id": ["Z1", "Z1"],
+        "deprivation_decile": [2, 9],
+        "ethnicity_group": ["White", "Martian"],
+        "registration_start": [date(2000, 1, 1), date(2000, 1, 1)],
+        "registration_end": [None, None],
+        "death_date": [None, None],
+    }
+    return pd.DataFrame(base | overrides).astype({"deprivation_decile": "Int8"})
+
+
+PRACTICES = pd.DataFrame({"practice_id": ["Z1"], "practice_name": ["One"], "gp_cluster": ["C"],
+                          "locality": ["North"]})
+
+
+def _events(rows: list[tuple]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["patient_id", "kind", "start", "end", "code", "value"])
+    return frame.assign(code_system="riskstrat", cost=None)
+
+
+def features_of(rows: list[tuple], patients: pd.DataFrame | None = None,
+                as_of: tuple[date, ...] = (AS_OF,)) -> pd.DataFrame:
+    sources = Sources.from_frames(_patients() if patients is None else patients, _events(rows),
+                                  PRACTICES)
+    return build_features(sources, as_of)
+
+
+def before(days: int) -> date:
+    return AS_OF - timedelta(days=days)
+
+
+def test_an_event_on_the_as_of_date_is_excluded() -> None:
+    out = features_of([("a", "emergency_admission", AS_OF, AS_OF, None, None)])
+    assert out.loc[("a", AS_OF), "emergency_admissions_365d"] == 0
+
+
+def test_window_far_edge_is_included_and_one_day_more_is_not() -> None:
+    rows = [("a", "gp_contact", before(365), None, "telephone", None),
+            ("a", "gp_contact", before(366), None, "telephone", None),
+            ("a", "gp_contact", before(1), None, "telephone", None)]
+    out = features_of(rows)
+    assert out.loc[("a", AS_OF), "gp_contacts_365d"] == 2
+    assert out.loc[("a", AS_OF), "gp_contacts_90d"] == 1
+
+
+def test_no_events_gives_the_declared_defaults() -> None:
+    out = features_of([("a", "gp_contact", before(3), None, "telephone", None)])
+    row = out.loc[("b", AS_OF)]
+    for spec in feature_specs()[4:]:
+        assert row[spec.name] == spec.default, spec.name
+    assert row["days_since_emergency_admission"] == DAYS_SINCE_CAP
+
+
+def test_person_columns_and_codes() -> None:
+    out = features_of([])
+    assert out.loc[("a", AS_OF), "age"] == (AS_OF - date(1940, 6, 1)).days / 365.25
+    assert out.loc[("a", AS_OF), "sex"] == 0 and out.loc[("b", AS_OF), "sex"] == 1
+    assert out.loc[("b", AS_OF), "ethnicity_group"] == -1  # not in the vocabulary
+    assert all(pd.api.types.is_numeric_dtype(t) for t in out.dtypes)
+
+
+def test_stays_are_counted_only_up_to_the_as_of_date() -> None:
+    rows = [("a", "emergency_admission", before(10), before(4), None, 6.0),
+            ("a", "emergency_admission", before(2), AS_OF + timedelta(days=20), None, 22.0)]
+    out = features_of(rows)
+    assert out.loc[("a", AS_OF), "emergency_bed_days_365d"] == 6 + 2
+    assert out.loc[("a", AS_OF), "days_since_emergency_admission"] == 2
+
+
+def test_cohort_is_everyone_registered_and_alive_on_the_date() -> None:
+    patients = _patients(
+        patient_id=["a", "b"],
+        registration_end=[before(1), None],
+        death_date=[None, AS_OF],
+    )
+    out = features_of([], patients)
+    assert list(out.index) == [("b", AS_OF)]
+
+
+def test_several_as_of_dates_give_one_row_per_person_and_date() -> None:
+    later = date(2024, 7, 1)
+    out = features_of([("a", "gp_contact", date(2024, 3, 1), None, "telephone", None)],
+                      as_of=(later, AS_OF))
+    assert list(out.index) == [("a", AS_OF), ("b", AS_OF), ("a", later), ("b", later)]
+    assert out.loc[("a", AS_OF), "gp_contacts_365d"] == 0
+    assert out.loc[("a", later), "gp_contacts_365d"] == 1
+
+
+KINDS = ["gp_contact", "emergency_admission", "ae_attendance", "ltc_diagnosis", "prescription",
+         "social_care_package", "care_home_admission", "outpatient"]
+event = st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(KINDS),
+                  st.integers(-800, 400), st.integers(0, 30),
+                  st.sampled_from(["heart_failure", "attended", "dna", "opioid", None]))
+
+
+def _rows(spec: list[tuple]) -> list[tuple]:
+    return [(p, k, AS_OF + timedelta(days=d), AS_OF + timedelta(days=d + n), c, float(n))
+            for p, k, d, n, c in spec]
+
+
+# Each example builds features twice (about 1 s of Ibis compilation): few examples.
+@settings(max_examples=15)
+@given(past=st.lists(event.filter(lambda e: e[2] < 0), max_size=12),
+       future=st.lists(event.filter(lambda e: e[2] >= 0), min_size=1, max_size=6))
+def test_events_on_or_after_the_as_of_date_never_change_features(past: list, future: list) -> None:
+    without = features_of(_rows(past))
+    with_future = features_of(_rows(past + future))
+    pd.testing.assert_frame_equal(without, with_future)
+
+
+@settings(max_examples=10)
+@given(rows=st.lists(event, max_size=12), seed=st.integers(0, 1000))
+def test_shuffling_input_rows_changes_nothing(rows: list, seed: int) -> None:
+    events = _rows(rows)
+    shuffled = pd.DataFrame(events).sample(frac=1.0, random_state=seed)
+    pd.testing.assert_frame_equal(features_of(events),
+                                  features_of(list(shuffled.itertuples(index=False, name=None))))
