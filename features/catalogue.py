@@ -61,8 +61,13 @@ HOSPITAL = Family(
     lookback_days=730,
     definitions=(
         *(
-            _count(f"emergency_admissions_{d}d", K.EMERGENCY_ADMISSION, d, "emergency admissions",
-                   "emergency admissions")
+            _count(
+                f"emergency_admissions_{d}d",
+                K.EMERGENCY_ADMISSION,
+                d,
+                "emergency admissions",
+                "emergency admissions",
+            )
             for d in (30, 90, 365, 730)
         ),
         DaysInStay(
@@ -70,7 +75,9 @@ HOSPITAL = Family(
             kinds=(K.EMERGENCY_ADMISSION.value,),
             days=365,
             description="days in hospital after emergency admissions in the last 12 months",
-            template="{value:.0f} days in hospital after emergency admissions in the last 12 months",
+            template=(
+                "{value:.0f} days in hospital after emergency admissions in the last 12 months"
+            ),
             zero_template="no days in hospital in the last 12 months",
             concept="emergency admissions",
         ),
@@ -84,12 +91,29 @@ HOSPITAL = Family(
             concept="emergency admissions",
         ),
         _count("ae_attendances_365d", K.AE_ATTENDANCE, 365, "A&E attendances", "A&E attendances"),
-        _count("elective_admissions_365d", K.ELECTIVE_ADMISSION, 365, "planned admissions",
-               "planned hospital care"),
-        _count("outpatient_attended_365d", K.OUTPATIENT, 365, "outpatient appointments attended",
-               "planned hospital care", codes=("attended",)),
-        _count("outpatient_missed_365d", K.OUTPATIENT, 365, "missed outpatient appointments",
-               "missed appointments", codes=("dna",)),
+        _count(
+            "elective_admissions_365d",
+            K.ELECTIVE_ADMISSION,
+            365,
+            "planned admissions",
+            "planned hospital care",
+        ),
+        _count(
+            "outpatient_attended_365d",
+            K.OUTPATIENT,
+            365,
+            "outpatient appointments attended",
+            "planned hospital care",
+            codes=("attended",),
+        ),
+        _count(
+            "outpatient_missed_365d",
+            K.OUTPATIENT,
+            365,
+            "missed outpatient appointments",
+            "missed appointments",
+            codes=("dna",),
+        ),
     ),
 )
 
@@ -99,27 +123,33 @@ PRIMARY_CARE = Family(
     definitions=(
         _count("gp_contacts_90d", K.GP_CONTACT, 90, "GP contacts", "GP contacts"),
         _count("gp_contacts_365d", K.GP_CONTACT, 365, "GP contacts", "GP contacts"),
-        _count("gp_home_visits_365d", K.GP_CONTACT, 365, "GP home visits", "GP contacts",
-               codes=("home_visit",)),
+        _count(
+            "gp_home_visits_365d",
+            K.GP_CONTACT,
+            365,
+            "GP home visits",
+            "GP contacts",
+            codes=("home_visit",),
+        ),
     ),
 )
 
 CONDITION_FLAGS = Family(
     name="conditions",
     lookback_days=None,
-    definitions=tuple(
-        Flag(
-            name=f"has_{code}",
-            kinds=(K.LTC_DIAGNOSIS.value,),
-            codes=(code,),
-            description=f"{label} recorded",
-            template=f"{label} recorded",
-            zero_template=f"no {label} recorded",
-            concept=label,
-        )
-        for code, label in CONDITIONS.items()
-    )
-    + (
+    definitions=(
+        *(
+            Flag(
+                name=f"has_{code}",
+                kinds=(K.LTC_DIAGNOSIS.value,),
+                codes=(code,),
+                description=f"{label} recorded",
+                template=f"{label} recorded",
+                zero_template=f"no {label} recorded",
+                concept=label,
+            )
+            for code, label in CONDITIONS.items()
+        ),
         DistinctCodes(
             name="ltc_count",
             kinds=(K.LTC_DIAGNOSIS.value,),
@@ -191,14 +221,34 @@ COMMUNITY = Family(
     name="community",
     lookback_days=365,
     definitions=(
-        _count("community_contacts_365d", K.COMMUNITY_CONTACT, 365,
-               "community nursing or therapy contacts", "community care"),
-        _count("mental_health_contacts_365d", K.MENTAL_HEALTH_CONTACT, 365,
-               "mental-health service contacts", "mental health"),
-        _count("care_coordination_calls_365d", K.CARE_COORDINATION_CALL, 365,
-               "calls to the care coordination centre", "care coordination calls"),
-        _count("social_prescribing_referrals_365d", K.SOCIAL_PRESCRIBING_REFERRAL, 365,
-               "social prescribing referrals", "social prescribing"),
+        _count(
+            "community_contacts_365d",
+            K.COMMUNITY_CONTACT,
+            365,
+            "community nursing or therapy contacts",
+            "community care",
+        ),
+        _count(
+            "mental_health_contacts_365d",
+            K.MENTAL_HEALTH_CONTACT,
+            365,
+            "mental-health service contacts",
+            "mental health",
+        ),
+        _count(
+            "care_coordination_calls_365d",
+            K.CARE_COORDINATION_CALL,
+            365,
+            "calls to the care coordination centre",
+            "care coordination calls",
+        ),
+        _count(
+            "social_prescribing_referrals_365d",
+            K.SOCIAL_PRESCRIBING_REFERRAL,
+            365,
+            "social prescribing referrals",
+            "social prescribing",
+        ),
     ),
 )
 

@@ -35,7 +35,8 @@ class EventKind(StrEnum):
 
 
 EVENT_KIND_MEANING: dict[EventKind, str] = {
-    EventKind.GP_CONTACT: "GP practice appointment or contact; code: face_to_face, telephone, home_visit",
+    EventKind.GP_CONTACT: "GP practice appointment or contact; code: face_to_face, telephone, "
+    "home_visit",
     EventKind.PRESCRIPTION: "prescription issue; code: drug class; start..end: period covered; "
     "value: items issued",
     EventKind.LTC_DIAGNOSIS: "long-term condition first recorded; code: condition (may predate "

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -28,16 +27,36 @@ from features.window import cut
 KEY = ["patient_id", "as_of"]
 
 PERSON_SPECS: tuple[FeatureSpec, ...] = (
-    FeatureSpec(name="age", description="age in years on the as-of date",
-                template="aged {value:.0f}", concept="age", default=np.nan),
-    FeatureSpec(name="sex", description="sex", template="sex {label}", concept="sex",
-                default=-1, vocabulary=SEXES),
-    FeatureSpec(name="deprivation_decile", description="IMD decile, 1 = most deprived",
-                template="lives in deprivation decile {value:.0f} (1 = most deprived)",
-                concept="deprivation", default=np.nan),
-    FeatureSpec(name="ethnicity_group", description="ethnicity group",
-                template="ethnicity group {label}", concept="ethnicity", default=-1,
-                vocabulary=ETHNICITY_GROUPS),
+    FeatureSpec(
+        name="age",
+        description="age in years on the as-of date",
+        template="aged {value:.0f}",
+        concept="age",
+        default=None,
+    ),
+    FeatureSpec(
+        name="sex",
+        description="sex",
+        template="sex {label}",
+        concept="sex",
+        default=-1,
+        vocabulary=SEXES,
+    ),
+    FeatureSpec(
+        name="deprivation_decile",
+        description="IMD decile, 1 = most deprived",
+        template="lives in deprivation decile {value:.0f} (1 = most deprived)",
+        concept="deprivation",
+        default=None,
+    ),
+    FeatureSpec(
+        name="ethnicity_group",
+        description="ethnicity group",
+        template="ethnicity group {label}",
+        concept="ethnicity",
+        default=-1,
+        vocabulary=ETHNICITY_GROUPS,
+    ),
 )
 
 
@@ -53,20 +72,27 @@ class Sources:
     def from_dir(cls, data_dir: Path) -> Sources:
         """Parquet files in ``data_dir``, read by an embedded DuckDB."""
         con = ibis.duckdb.connect()
-        return cls(*(con.read_parquet(data_dir / t.file_name, table_name=t.name)
-                     for t in (PATIENTS, EVENTS, PRACTICES)))
+        return cls(
+            *(
+                con.read_parquet(data_dir / t.file_name, table_name=t.name)
+                for t in (PATIENTS, EVENTS, PRACTICES)
+            )
+        )
 
     @classmethod
-    def from_frames(cls, patients: pd.DataFrame, events: pd.DataFrame,
-                    practices: pd.DataFrame) -> Sources:
+    def from_frames(
+        cls, patients: pd.DataFrame, events: pd.DataFrame, practices: pd.DataFrame
+    ) -> Sources:
         """In-memory frames (a request's history, a test's five rows) with contract schemas."""
         con = ibis.duckdb.connect()
         tables = []
         for table, frame in ((PATIENTS, patients), (EVENTS, events), (PRACTICES, practices)):
             arrow = (
-                pa.Table.from_pandas(frame[list(table.schema.names)], schema=table.schema,
-                                     preserve_index=False)
-                if len(frame) else table.schema.empty_table()
+                pa.Table.from_pandas(
+                    frame[list(table.schema.names)], schema=table.schema, preserve_index=False
+                )
+                if len(frame)
+                else table.schema.empty_table()
             )
             tables.append(con.create_table(table.name, ibis.memtable(arrow)))
         return cls(*tables)
@@ -147,7 +173,8 @@ def build_features(
 def cohort_context(sources: Sources, as_of_dates: Iterable[date]) -> pd.DataFrame:
     """Practice, GP cluster and locality of everyone in the cohort (not model inputs)."""
     members = cohort(sources, as_of_table(as_of_dates))
-    frame = members.select(*KEY, "practice_id", "gp_cluster", "locality", "birth_month",
-                           "sex").to_pandas()
+    frame = members.select(
+        *KEY, "practice_id", "gp_cluster", "locality", "birth_month", "sex"
+    ).to_pandas()
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
     return frame.sort_values(["as_of", "patient_id"]).set_index(KEY)

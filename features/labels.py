@@ -48,9 +48,7 @@ def build_labels(sources: Sources, as_of_dates: Iterable[date], outcome: Outcome
     events = sources.events
     admissions = events.filter(events.kind == EventKind.EMERGENCY_ADMISSION.value)
     joined = admissions.inner_join(as_of, admissions.start >= as_of.as_of)
-    in_horizon = joined.filter(
-        joined.start.delta(joined.as_of, unit="day") < outcome.horizon_days
-    )
+    in_horizon = joined.filter(joined.start.delta(joined.as_of, unit="day") < outcome.horizon_days)
     first = in_horizon.group_by(KEY).aggregate(first_event=in_horizon.start.min())
     frame = (
         members.left_join(first, KEY)

@@ -15,16 +15,18 @@ class FeatureSpec:
     ``template`` is formatted with ``value`` (and ``label`` for categoricals) to make a
     sentence a nurse or social worker understands; ``concept`` groups columns that a person
     would recognise as one reason (all emergency-admission counts are "emergency admissions").
-    ``zero_template``, if given, is used instead when the value is 0 ("no emergency
-    admissions in the last 12 months"). ``vocabulary`` lists the categories of a categorical column; the column holds their
-    position (integer codes), and -1 for a category not in the vocabulary.
+    ``default`` is the value for a person with no events (None: stays missing, as for an
+    unrecorded deprivation decile). ``zero_template``, if given, is used instead when the
+    value is 0 ("no emergency admissions in the last 12 months"). ``vocabulary`` lists the
+    categories of a categorical column; the column holds their position (integer codes),
+    and -1 for a category not in the vocabulary.
     """
 
     name: str
     description: str
     template: str
     concept: str
-    default: float
+    default: float | None
     vocabulary: tuple[str, ...] = ()
     zero_template: str = ""
 

@@ -49,8 +49,10 @@ class TableReport:
 
     @property
     def reconciles(self) -> bool:
-        return self.read == self.accepted + self.quarantined == self.accepted + sum(
-            self.by_reason.values()
+        return (
+            self.read
+            == self.accepted + self.quarantined
+            == self.accepted + sum(self.by_reason.values())
         )
 
 
@@ -93,9 +95,15 @@ def _cast_column(path: Path, name: str, values: pa.ChunkedArray, target: pa.Data
     source = values.type
     compatible = (
         (pa.types.is_date(target) and (pa.types.is_date(source) or pa.types.is_timestamp(source)))
-        or (pa.types.is_string(target) and (pa.types.is_string(source) or pa.types.is_large_string(source)))
+        or (
+            pa.types.is_string(target)
+            and (pa.types.is_string(source) or pa.types.is_large_string(source))
+        )
         or (pa.types.is_integer(target) and pa.types.is_integer(source))
-        or (pa.types.is_floating(target) and (pa.types.is_floating(source) or pa.types.is_integer(source)))
+        or (
+            pa.types.is_floating(target)
+            and (pa.types.is_floating(source) or pa.types.is_integer(source))
+        )
         or pa.types.is_null(source)
     )
     if not compatible:
@@ -125,7 +133,9 @@ def _missing(table: Table) -> RowCheck:
 
 def _after(limit: date, *columns: str) -> RowCheck:
     stamp = pd.Timestamp(limit)
-    return lambda f: np.logical_or.reduce([(f[c] > stamp).fillna(False).to_numpy() for c in columns])
+    return lambda f: np.logical_or.reduce(
+        [(f[c] > stamp).fillna(False).to_numpy() for c in columns]
+    )
 
 
 def _future_event(limit: date) -> RowCheck:
@@ -160,10 +170,12 @@ def patient_checks(practice_ids: set[str], extract_date: date) -> dict[str, RowC
         "invalid_ethnicity": lambda f: (
             f["ethnicity_group"].notna() & ~f["ethnicity_group"].isin(ETHNICITY_GROUPS)
         ).to_numpy(),
-        "end_before_start": lambda f: (f["registration_end"] < f["registration_start"])
-        .fillna(False)
-        .to_numpy(),
-        "death_before_birth": lambda f: (f["death_date"] < f["birth_month"]).fillna(False).to_numpy(),
+        "end_before_start": lambda f: (
+            (f["registration_end"] < f["registration_start"]).fillna(False).to_numpy()
+        ),
+        "death_before_birth": lambda f: (
+            (f["death_date"] < f["birth_month"]).fillna(False).to_numpy()
+        ),
         "future_date": _after(extract_date, "birth_month", "registration_start", "death_date"),
     }
 
@@ -186,9 +198,11 @@ def _split(
     frame = table.to_pandas(date_as_object=False)
     reasons = _first_failure(frame, checks)
     bad = reasons != ""
-    quarantined = table.filter(pa.array(bad)).append_column(
-        "source_row", pa.array(np.flatnonzero(bad), pa.int64())
-    ).append_column("reason", pa.array(reasons[bad].astype(str), pa.string()))
+    quarantined = (
+        table.filter(pa.array(bad))
+        .append_column("source_row", pa.array(np.flatnonzero(bad), pa.int64()))
+        .append_column("reason", pa.array(reasons[bad].astype(str), pa.string()))
+    )
     counts = pd.Series(reasons[bad]).value_counts().sort_index()
     return table.filter(pa.array(~bad)), quarantined, {str(k): int(v) for k, v in counts.items()}
 

@@ -91,7 +91,9 @@ class ModelBundle:
         shares[:, -1] += self.calibration.intercept
         return pd.DataFrame(shares, index=features.index, columns=[*self.feature_names, "_base"])
 
-    def explain(self, features: pd.DataFrame, top_k: int = 3, threads: int = 0) -> list[list[Reason]]:
+    def explain(
+        self, features: pd.DataFrame, top_k: int = 3, threads: int = 0
+    ) -> list[list[Reason]]:
         """The ``top_k`` reasons per row that raise risk most, grouped by concept."""
         shares = self.contributions(features, threads).drop(columns="_base")
         concepts: dict[str, list[int]] = {}
@@ -108,8 +110,14 @@ class ModelBundle:
                 if total <= 0:
                     break
                 lead = max(idx, key=lambda i: row[i])
-                reasons.append(Reason(concept, tuple(self.specs[i].name for i in idx), total,
-                                      self.specs[lead].sentence(row_values[lead])))
+                reasons.append(
+                    Reason(
+                        concept,
+                        tuple(self.specs[i].name for i in idx),
+                        total,
+                        self.specs[lead].sentence(row_values[lead]),
+                    )
+                )
             out.append(reasons)
         return out
 
@@ -118,7 +126,10 @@ class ModelBundle:
         self.booster.save_model(folder / MODEL_FILE)
         body = {
             "format_version": FORMAT_VERSION,
-            "calibration": {"slope": self.calibration.slope, "intercept": self.calibration.intercept},
+            "calibration": {
+                "slope": self.calibration.slope,
+                "intercept": self.calibration.intercept,
+            },
             "features": [s.to_dict() for s in self.specs],
             "metadata": self.metadata,
         }
@@ -129,7 +140,9 @@ class ModelBundle:
     def load(cls, folder: Path) -> ModelBundle:
         body = json.loads((folder / BUNDLE_FILE).read_text())
         if body.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{folder / BUNDLE_FILE}: unsupported format {body.get('format_version')}")
+            raise ValueError(
+                f"{folder / BUNDLE_FILE}: unsupported format {body.get('format_version')}"
+            )
         booster = lgb.Booster(model_file=str(folder / MODEL_FILE))
         specs = tuple(FeatureSpec.from_dict(s) for s in body["features"])
         if booster.feature_name() != [s.name for s in specs]:

@@ -18,7 +18,9 @@ class BundleModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.bundle = ModelBundle.load(Path(context.artifacts["bundle"]))
 
-    def predict(self, context: object, model_input: pd.DataFrame, params: dict | None = None) -> pd.Series:
+    def predict(
+        self, context: object, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.Series:
         return pd.Series(self.bundle.predict(model_input), index=model_input.index, name="risk")
 
 

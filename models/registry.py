@@ -36,4 +36,6 @@ def load_registered(
     local = mlflow.artifacts.download_artifacts(
         artifact_uri=f"models:/{name}/{version}", tracking_uri=tracking_uri
     )
-    return RegisteredBundle(name, str(version), ModelBundle.load(Path(local) / "artifacts" / BUNDLE_ARTIFACT))
+    return RegisteredBundle(
+        name, str(version), ModelBundle.load(Path(local) / "artifacts" / BUNDLE_ARTIFACT)
+    )

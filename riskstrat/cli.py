@@ -38,16 +38,26 @@ def cmd_synth(args: argparse.Namespace) -> None:
     from features.synthetic.borough import generate, write
     from features.synthetic.config import SynthConfig
 
-    config = SynthConfig(patients=args.patients, seed=args.seed, start=args.start, end=args.end,
-                         truth_as_of=tuple(args.truth_as_of))
+    config = SynthConfig(
+        patients=args.patients,
+        seed=args.seed,
+        start=args.start,
+        end=args.end,
+        truth_as_of=tuple(args.truth_as_of),
+    )
     borough = generate(config, progress=say if args.verbose else None)
     write(borough, args.out)
     s = borough.summary
-    say(f"synthetic borough: {s['people_ever_registered']:,} people, {s['events']:,} events "
-        f"in {s['seconds']} s -> {args.out}")
+    say(
+        f"synthetic borough: {s['people_ever_registered']:,} people, {s['events']:,} events "
+        f"in {s['seconds']} s -> {args.out}"
+    )
     for t in s["truth"]:
-        say(f"  as of {t['as_of']}: 12-month emergency admission rate {t['observed_prevalence']:.1%}, "
-            f"oracle AUROC {t['oracle_auroc']:.3f}")
+        say(
+            f"  as of {t['as_of']}: 12-month emergency admission rate "
+            f"{t['observed_prevalence']:.1%}, "
+            f"oracle AUROC {t['oracle_auroc']:.3f}"
+        )
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
@@ -55,8 +65,10 @@ def cmd_validate(args: argparse.Namespace) -> None:
 
     report = validate_dir(args.data, args.out, args.extract_date)
     for t in report.tables:
-        say(f"{t.table}: read {t.read:,} = accepted {t.accepted:,} + quarantined "
-            f"{t.quarantined:,} {t.by_reason or ''}")
+        say(
+            f"{t.table}: read {t.read:,} = accepted {t.accepted:,} + quarantined "
+            f"{t.quarantined:,} {t.by_reason or ''}"
+        )
     say(f"validated tables, quarantine and report in {args.out}")
 
 
@@ -66,21 +78,30 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     config = TrainConfig.from_toml(args.config) if args.config else TrainConfig()
     result = train_from_contract(
-        args.data, config, tracking_uri=tracking_uri(args.workdir),
-        artifact_root=args.workdir / "mlartifacts", report_dir=args.workdir / "report",
-        truth_path=args.truth, promote=not args.no_promote, progress=say,
+        args.data,
+        config,
+        tracking_uri=tracking_uri(args.workdir),
+        artifact_root=args.workdir / "mlartifacts",
+        report_dir=args.workdir / "report",
+        truth_path=args.truth,
+        promote=not args.no_promote,
+        progress=say,
     )
     _print_training(result.metrics, result.run.model_version, result.run.champion)
 
 
 def _print_training(metrics: dict, version: str, champion: bool) -> None:
-    line = (f"out-of-time AUROC {metrics['auroc']:.3f} "
-            f"(95% CI {metrics['auroc_ci_low']:.3f}-{metrics['auroc_ci_high']:.3f})")
+    line = (
+        f"out-of-time AUROC {metrics['auroc']:.3f} "
+        f"(95% CI {metrics['auroc_ci_low']:.3f}-{metrics['auroc_ci_high']:.3f})"
+    )
     if "oracle_auroc" in metrics:
         line += f"; oracle AUROC {metrics['oracle_auroc']:.3f} (the best any model can do)"
     say(line)
-    say(f"prior-admissions baseline AUROC {metrics['baseline_prior_admissions_auroc']:.3f}; "
-        f"Brier {metrics['brier']:.4f}; calibration slope {metrics['calibration_slope']:.2f}")
+    say(
+        f"prior-admissions baseline AUROC {metrics['baseline_prior_admissions_auroc']:.3f}; "
+        f"Brier {metrics['brier']:.4f}; calibration slope {metrics['calibration_slope']:.2f}"
+    )
     say(f"registered admission-risk version {version}" + (" as champion" if champion else ""))
 
 
@@ -90,16 +111,30 @@ def cmd_weekly(args: argparse.Namespace) -> None:
 
     model = load_registered(tracking_uri(args.workdir))
     result = weekly_lists(args.data, args.as_of, model, args.out)
-    say(f"scored {result.scored:,} people with model version {model.version}; "
-        f"{result.listed:,} on the lists {result.by_locality}")
+    say(
+        f"scored {result.scored:,} people with model version {model.version}; "
+        f"{result.listed:,} on the lists {result.by_locality}"
+    )
     say(f"lists in {result.folder}")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    env = {**os.environ, "RISKSTRAT_TRACKING_URI": tracking_uri(args.workdir),
-           "BENTOML_DO_NOT_TRACK": "True"}
-    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService",
-               "--port", str(args.port), "--host", args.host]
+    env = {
+        **os.environ,
+        "RISKSTRAT_TRACKING_URI": tracking_uri(args.workdir),
+        "BENTOML_DO_NOT_TRACK": "True",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:RiskService",
+        "--port",
+        str(args.port),
+        "--host",
+        args.host,
+    ]
     say(f"serving on http://{args.host}:{args.port} (OpenAPI at /docs.json); Ctrl-C stops")
     raise SystemExit(subprocess.call(command, env=env))
 
@@ -128,14 +163,20 @@ def cmd_demo(args: argparse.Namespace) -> None:
     say(f"    {borough.summary['events']:,} events in {borough.summary['seconds']} s")
     say("2/4 validating the contract tables")
     report = validate_dir(work / "borough", work / "validated", synth.end)
-    say(f"    {sum(t.accepted for t in report.tables):,} rows accepted, "
+    say(
+        f"    {sum(t.accepted for t in report.tables):,} rows accepted, "
         f"{sum(t.quarantined for t in report.tables):,} quarantined; counts reconcile: "
-        f"{report.reconciles}")
+        f"{report.reconciles}"
+    )
     say("3/4 training, testing out of time, registering in MLflow")
     result = train_from_contract(
-        work / "validated", train, tracking_uri=tracking_uri(work),
-        artifact_root=work / "mlartifacts", report_dir=work / "report",
-        truth_path=work / "borough" / TRUTH_DIR / "truth.parquet", progress=lambda m: say("    " + m),
+        work / "validated",
+        train,
+        tracking_uri=tracking_uri(work),
+        artifact_root=work / "mlartifacts",
+        report_dir=work / "report",
+        truth_path=work / "borough" / TRUTH_DIR / "truth.parquet",
+        progress=lambda m: say("    " + m),
     )
     as_of = latest_monday(synth.end)
     say(f"4/4 weekly risk lists as of {as_of}")
@@ -183,15 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--start", type=_date, default=date(2021, 1, 1))
     p.add_argument("--end", type=_date, default=date(2026, 10, 31))
-    p.add_argument("--truth-as-of", type=_date, nargs="*", default=[date(2024, 1, 1), date(2025, 1, 1)])
+    p.add_argument(
+        "--truth-as-of", type=_date, nargs="*", default=[date(2024, 1, 1), date(2025, 1, 1)]
+    )
     p.add_argument("--verbose", action="store_true", help="print progress month by month")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("validate", help="validate contract tables; quarantine bad rows")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--extract-date", type=_date, default=date.today(),
-                   help="dates after this are in the future (default: today)")
+    p.add_argument(
+        "--extract-date",
+        type=_date,
+        default=date.today(),
+        help="dates after this are in the future (default: today)",
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("train", help="train, evaluate out of time, register in MLflow")
@@ -231,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
     try:
         args.func(args)

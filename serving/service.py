@@ -106,13 +106,19 @@ class RiskService:
                 risk=float(r),
                 percentile=float(p),
                 tier=str(t),
-                reasons=[ReasonOut(concept=x.concept, sentence=x.sentence,
-                                   contribution=x.contribution) for x in why],
+                reasons=[
+                    ReasonOut(concept=x.concept, sentence=x.sentence, contribution=x.contribution)
+                    for x in why
+                ],
             )
             for record, r, p, t, why in zip(records, risk, percentile, tiers, reasons, strict=True)
         ]
-        return ScoreResponse(model=self.model.name, model_version=self.model.version,
-                             outcome=bundle.metadata["outcome"], scores=scores)
+        return ScoreResponse(
+            model=self.model.name,
+            model_version=self.model.version,
+            outcome=bundle.metadata["outcome"],
+            scores=scores,
+        )
 
     @bentoml.api(route="/v1/model")
     def model_info(self) -> ModelInfo:

@@ -60,8 +60,20 @@ def weekly_lists(
     scored["age_band"] = pd.cut(age, AGE_BANDS, labels=AGE_LABELS, right=False).astype(str)
     listed = scored[scored["tier"] != OTHER].sort_values("risk", ascending=False, kind="stable")
     listed = listed.reset_index()[
-        ["patient_id", "practice_id", "gp_cluster", "locality", "age_band", "sex", "risk",
-         "percentile", "tier", "reason_1", "reason_2", "reason_3"]
+        [
+            "patient_id",
+            "practice_id",
+            "gp_cluster",
+            "locality",
+            "age_band",
+            "sex",
+            "risk",
+            "percentile",
+            "tier",
+            "reason_1",
+            "reason_2",
+            "reason_3",
+        ]
     ]
     listed["risk"] = listed["risk"].round(4)
     listed["percentile"] = listed["percentile"].round(1)

@@ -12,7 +12,10 @@ from features.synthetic.borough import Borough, generate, write
 from features.synthetic.config import SynthConfig
 
 settings.register_profile(
-    "riskstrat", max_examples=40, deadline=None, derandomize=True,
+    "riskstrat",
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile("riskstrat")

@@ -29,8 +29,9 @@ def _patients(**overrides: list) -> pd.DataFrame:
     return pd.DataFrame(base | overrides).astype({"deprivation_decile": "Int8"})
 
 
-PRACTICES = pd.DataFrame({"practice_id": ["Z1"], "practice_name": ["One"], "gp_cluster": ["C"],
-                          "locality": ["North"]})
+PRACTICES = pd.DataFrame(
+    {"practice_id": ["Z1"], "practice_name": ["One"], "gp_cluster": ["C"], "locality": ["North"]}
+)
 
 
 def _events(rows: list[tuple]) -> pd.DataFrame:
@@ -38,10 +39,12 @@ def _events(rows: list[tuple]) -> pd.DataFrame:
     return frame.assign(code_system="riskstrat", cost=None)
 
 
-def features_of(rows: list[tuple], patients: pd.DataFrame | None = None,
-                as_of: tuple[date, ...] = (AS_OF,)) -> pd.DataFrame:
-    sources = Sources.from_frames(_patients() if patients is None else patients, _events(rows),
-                                  PRACTICES)
+def features_of(
+    rows: list[tuple], patients: pd.DataFrame | None = None, as_of: tuple[date, ...] = (AS_OF,)
+) -> pd.DataFrame:
+    sources = Sources.from_frames(
+        _patients() if patients is None else patients, _events(rows), PRACTICES
+    )
     return build_features(sources, as_of)
 
 
@@ -55,9 +58,11 @@ def test_an_event_on_the_as_of_date_is_excluded() -> None:
 
 
 def test_window_far_edge_is_included_and_one_day_more_is_not() -> None:
-    rows = [("a", "gp_contact", before(365), None, "telephone", None),
-            ("a", "gp_contact", before(366), None, "telephone", None),
-            ("a", "gp_contact", before(1), None, "telephone", None)]
+    rows = [
+        ("a", "gp_contact", before(365), None, "telephone", None),
+        ("a", "gp_contact", before(366), None, "telephone", None),
+        ("a", "gp_contact", before(1), None, "telephone", None),
+    ]
     out = features_of(rows)
     assert out.loc[("a", AS_OF), "gp_contacts_365d"] == 2
     assert out.loc[("a", AS_OF), "gp_contacts_90d"] == 1
@@ -80,8 +85,10 @@ def test_person_columns_and_codes() -> None:
 
 
 def test_stays_are_counted_only_up_to_the_as_of_date() -> None:
-    rows = [("a", "emergency_admission", before(10), before(4), None, 6.0),
-            ("a", "emergency_admission", before(2), AS_OF + timedelta(days=20), None, 22.0)]
+    rows = [
+        ("a", "emergency_admission", before(10), before(4), None, 6.0),
+        ("a", "emergency_admission", before(2), AS_OF + timedelta(days=20), None, 22.0),
+    ]
     out = features_of(rows)
     assert out.loc[("a", AS_OF), "emergency_bed_days_365d"] == 6 + 2
     assert out.loc[("a", AS_OF), "days_since_emergency_admission"] == 2
@@ -99,29 +106,46 @@ def test_cohort_is_everyone_registered_and_alive_on_the_date() -> None:
 
 def test_several_as_of_dates_give_one_row_per_person_and_date() -> None:
     later = date(2024, 7, 1)
-    out = features_of([("a", "gp_contact", date(2024, 3, 1), None, "telephone", None)],
-                      as_of=(later, AS_OF))
+    out = features_of(
+        [("a", "gp_contact", date(2024, 3, 1), None, "telephone", None)], as_of=(later, AS_OF)
+    )
     assert list(out.index) == [("a", AS_OF), ("b", AS_OF), ("a", later), ("b", later)]
     assert out.loc[("a", AS_OF), "gp_contacts_365d"] == 0
     assert out.loc[("a", later), "gp_contacts_365d"] == 1
 
 
-KINDS = ["gp_contact", "emergency_admission", "ae_attendance", "ltc_diagnosis", "prescription",
-         "social_care_package", "care_home_admission", "outpatient"]
-event = st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(KINDS),
-                  st.integers(-800, 400), st.integers(0, 30),
-                  st.sampled_from(["heart_failure", "attended", "dna", "opioid", None]))
+KINDS = [
+    "gp_contact",
+    "emergency_admission",
+    "ae_attendance",
+    "ltc_diagnosis",
+    "prescription",
+    "social_care_package",
+    "care_home_admission",
+    "outpatient",
+]
+event = st.tuples(
+    st.sampled_from(["a", "b"]),
+    st.sampled_from(KINDS),
+    st.integers(-800, 400),
+    st.integers(0, 30),
+    st.sampled_from(["heart_failure", "attended", "dna", "opioid", None]),
+)
 
 
 def _rows(spec: list[tuple]) -> list[tuple]:
-    return [(p, k, AS_OF + timedelta(days=d), AS_OF + timedelta(days=d + n), c, float(n))
-            for p, k, d, n, c in spec]
+    return [
+        (p, k, AS_OF + timedelta(days=d), AS_OF + timedelta(days=d + n), c, float(n))
+        for p, k, d, n, c in spec
+    ]
 
 
 # Each example builds features twice (about 1 s of Ibis compilation): few examples.
 @settings(max_examples=15)
-@given(past=st.lists(event.filter(lambda e: e[2] < 0), max_size=12),
-       future=st.lists(event.filter(lambda e: e[2] >= 0), min_size=1, max_size=6))
+@given(
+    past=st.lists(event.filter(lambda e: e[2] < 0), max_size=12),
+    future=st.lists(event.filter(lambda e: e[2] >= 0), min_size=1, max_size=6),
+)
 def test_events_on_or_after_the_as_of_date_never_change_features(past: list, future: list) -> None:
     without = features_of(_rows(past))
     with_future = features_of(_rows(past + future))
@@ -133,5 +157,6 @@ def test_events_on_or_after_the_as_of_date_never_change_features(past: list, fut
 def test_shuffling_input_rows_changes_nothing(rows: list, seed: int) -> None:
     events = _rows(rows)
     shuffled = pd.DataFrame(events).sample(frac=1.0, random_state=seed)
-    pd.testing.assert_frame_equal(features_of(events),
-                                  features_of(list(shuffled.itertuples(index=False, name=None))))
+    pd.testing.assert_frame_equal(
+        features_of(events), features_of(list(shuffled.itertuples(index=False, name=None)))
+    )

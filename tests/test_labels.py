@@ -13,40 +13,65 @@ from features.labels import EVENT, LEFT_AREA, NO_EVENT, Outcome, build_labels
 AS_OF = date(2024, 1, 1)
 
 
-def _sources(registration_end: list, death_date: list, admissions: list[tuple[str, date]]) -> Sources:
+def _sources(
+    registration_end: list, death_date: list, admissions: list[tuple[str, date]]
+) -> Sources:
     n = len(registration_end)
     ids = [f"p{i}" for i in range(n)]
-    patients = pd.DataFrame({
-        "patient_id": ids, "birth_month": [date(1950, 1, 1)] * n, "sex": ["F"] * n,
-        "practice_id": ["Z1"] * n, "deprivation_decile": pd.array([5] * n, dtype="Int8"),
-        "ethnicity_group": ["White"] * n, "registration_start": [date(2000, 1, 1)] * n,
-        "registration_end": registration_end, "death_date": death_date,
-    })
-    events = pd.DataFrame({
-        "patient_id": [p for p, _ in admissions], "kind": "emergency_admission",
-        "start": [d for _, d in admissions], "end": [d for _, d in admissions],
-        "code_system": None, "code": None, "value": None, "cost": None,
-    })
-    practices = pd.DataFrame({"practice_id": ["Z1"], "practice_name": ["One"],
-                              "gp_cluster": ["C"], "locality": ["North"]})
+    patients = pd.DataFrame(
+        {
+            "patient_id": ids,
+            "birth_month": [date(1950, 1, 1)] * n,
+            "sex": ["F"] * n,
+            "practice_id": ["Z1"] * n,
+            "deprivation_decile": pd.array([5] * n, dtype="Int8"),
+            "ethnicity_group": ["White"] * n,
+            "registration_start": [date(2000, 1, 1)] * n,
+            "registration_end": registration_end,
+            "death_date": death_date,
+        }
+    )
+    events = pd.DataFrame(
+        {
+            "patient_id": [p for p, _ in admissions],
+            "kind": "emergency_admission",
+            "start": [d for _, d in admissions],
+            "end": [d for _, d in admissions],
+            "code_system": None,
+            "code": None,
+            "value": None,
+            "cost": None,
+        }
+    )
+    practices = pd.DataFrame(
+        {
+            "practice_id": ["Z1"],
+            "practice_name": ["One"],
+            "gp_cluster": ["C"],
+            "locality": ["North"],
+        }
+    )
     return Sources.from_frames(patients, events, practices)
 
 
 def test_outcome_window_is_as_of_inclusive_to_horizon_exclusive() -> None:
-    sources = _sources([None] * 4, [None] * 4, [
-        ("p0", AS_OF),
-        ("p1", AS_OF + timedelta(days=364)),
-        ("p2", AS_OF + timedelta(days=365)),
-        ("p3", AS_OF - timedelta(days=1)),
-    ])
+    sources = _sources(
+        [None] * 4,
+        [None] * 4,
+        [
+            ("p0", AS_OF),
+            ("p1", AS_OF + timedelta(days=364)),
+            ("p2", AS_OF + timedelta(days=365)),
+            ("p3", AS_OF - timedelta(days=1)),
+        ],
+    )
     labels = build_labels(sources, [AS_OF], Outcome())
     assert list(labels["label"]) == [1.0, 1.0, 0.0, 0.0]
 
 
 def test_leavers_are_censored_unless_the_outcome_came_first() -> None:
     left = AS_OF + timedelta(days=100)
-    sources = _sources([left, left, None], [None, None, None],
-                       [("p1", AS_OF + timedelta(days=50))])
+    sources = _sources([left, left, None], [None, None, None], [("p1", AS_OF + timedelta(days=50))])
     labels = build_labels(sources, [AS_OF], Outcome())
     assert list(labels["status"]) == [LEFT_AREA, EVENT, NO_EVENT]
     assert np.isnan(labels["label"].iloc[0])

@@ -81,9 +81,11 @@ def _truth_with_outcomes(borough: Borough) -> pd.DataFrame:
     truth = borough.truth
     as_of = truth["as_of"].iloc[0]
     events = borough.events.to_pandas(date_as_object=False)
-    admissions = events[(events["kind"] == "emergency_admission")
-                        & (events["start"] >= as_of)
-                        & (events["start"] < as_of + pd.Timedelta(days=365))]
+    admissions = events[
+        (events["kind"] == "emergency_admission")
+        & (events["start"] >= as_of)
+        & (events["start"] < as_of + pd.Timedelta(days=365))
+    ]
     patients = borough.patients.to_pandas(date_as_object=False).set_index("patient_id")
     frame = truth.set_index("patient_id").join(patients)
     frame["admitted"] = frame.index.isin(admissions["patient_id"])

@@ -17,42 +17,60 @@ from features.validation import QUARANTINE_DIR, REPORT_FILE, ContractError, vali
 EXTRACT = date(2026, 10, 31)
 
 
-def _write(folder: Path, practices: pd.DataFrame, patients: pd.DataFrame, events: pd.DataFrame) -> None:
+def _write(
+    folder: Path, practices: pd.DataFrame, patients: pd.DataFrame, events: pd.DataFrame
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for table, frame in ((PRACTICES, practices), (PATIENTS, patients), (EVENTS, events)):
-        pq.write_table(pa.Table.from_pandas(frame, schema=table.schema, preserve_index=False),
-                       folder / table.file_name)
+        pq.write_table(
+            pa.Table.from_pandas(frame, schema=table.schema, preserve_index=False),
+            folder / table.file_name,
+        )
 
 
 def _practices() -> pd.DataFrame:
-    return pd.DataFrame({"practice_id": ["Z1"], "practice_name": ["One"], "gp_cluster": ["C1"],
-                         "locality": ["North"]})
+    return pd.DataFrame(
+        {
+            "practice_id": ["Z1"],
+            "practice_name": ["One"],
+            "gp_cluster": ["C1"],
+            "locality": ["North"],
+        }
+    )
 
 
 def _patients() -> pd.DataFrame:
     d = date
-    return pd.DataFrame({
-        "patient_id": ["a", "b", "c", "d", "d"],
-        "birth_month": [d(1950, 1, 1), d(1960, 1, 1), d(1970, 1, 1), d(1980, 1, 1), d(1981, 1, 1)],
-        "sex": ["F", "M", "X", "F", "F"],
-        "practice_id": ["Z1"] * 5,
-        "deprivation_decile": pd.array([3, 11, 5, 5, 6], dtype="Int8"),
-        "ethnicity_group": ["White", "Asian", None, "Black", "Black"],
-        "registration_start": [d(2000, 1, 1)] * 5,
-        "registration_end": [None] * 5,
-        "death_date": [None] * 5,
-    })
+    return pd.DataFrame(
+        {
+            "patient_id": ["a", "b", "c", "d", "d"],
+            "birth_month": [
+                d(1950, 1, 1),
+                d(1960, 1, 1),
+                d(1970, 1, 1),
+                d(1980, 1, 1),
+                d(1981, 1, 1),
+            ],
+            "sex": ["F", "M", "X", "F", "F"],
+            "practice_id": ["Z1"] * 5,
+            "deprivation_decile": pd.array([3, 11, 5, 5, 6], dtype="Int8"),
+            "ethnicity_group": ["White", "Asian", None, "Black", "Black"],
+            "registration_start": [d(2000, 1, 1)] * 5,
+            "registration_end": [None] * 5,
+            "death_date": [None] * 5,
+        }
+    )
 
 
 def _events() -> pd.DataFrame:
     d = date
     rows = [
-        ("a", "gp_contact", d(2024, 1, 1), None),            # fine
+        ("a", "gp_contact", d(2024, 1, 1), None),  # fine
         ("a", "emergency_admission", d(2024, 2, 1), d(2024, 1, 1)),  # end before start
-        ("a", "teleportation", d(2024, 3, 1), None),         # unknown kind
-        ("zz", "gp_contact", d(2024, 1, 1), None),           # unknown patient
-        ("a", "gp_contact", d(2027, 1, 1), None),            # future
-        ("b", "gp_contact", d(2024, 1, 1), None),            # patient b is quarantined
+        ("a", "teleportation", d(2024, 3, 1), None),  # unknown kind
+        ("zz", "gp_contact", d(2024, 1, 1), None),  # unknown patient
+        ("a", "gp_contact", d(2027, 1, 1), None),  # future
+        ("b", "gp_contact", d(2024, 1, 1), None),  # patient b is quarantined
         ("a", "prescription", d(2026, 10, 1), d(2026, 12, 24)),  # covered period may run on
     ]
     frame = pd.DataFrame(rows, columns=["patient_id", "kind", "start", "end"])
@@ -67,16 +85,25 @@ def test_bad_rows_are_quarantined_with_reasons_and_counts_reconcile(tmp_path: Pa
     assert report.reconciles
     by_table = {t.table: t for t in report.tables}
     assert by_table["patients"].by_reason == {
-        "duplicate_key": 1, "invalid_deprivation": 1, "invalid_sex": 1,
+        "duplicate_key": 1,
+        "invalid_deprivation": 1,
+        "invalid_sex": 1,
     }
     assert by_table["patients"].accepted == 2
     assert by_table["events"].by_reason == {
-        "end_before_start": 1, "future_date": 1, "unknown_kind": 1, "unknown_patient": 2,
+        "end_before_start": 1,
+        "future_date": 1,
+        "unknown_kind": 1,
+        "unknown_patient": 2,
     }
     quarantined = pd.read_parquet(tmp_path / "out" / QUARANTINE_DIR / "events.parquet")
     assert list(quarantined["source_row"]) == [1, 2, 3, 4, 5]
     assert list(quarantined["reason"]) == [
-        "end_before_start", "unknown_kind", "unknown_patient", "future_date", "unknown_patient",
+        "end_before_start",
+        "unknown_kind",
+        "unknown_patient",
+        "future_date",
+        "unknown_patient",
     ]
     accepted = pd.read_parquet(tmp_path / "out" / "events.parquet")
     assert list(accepted["kind"]) == ["gp_contact", "prescription"]
@@ -92,7 +119,9 @@ def test_duplicate_patient_keeps_the_first_row(tmp_path: Path) -> None:
     assert list(patients["patient_id"]) == ["a", "d"]
     assert patients["birth_month"].iloc[1] == pd.Timestamp(1980, 1, 1).date()
     assert list(zip(quarantined["source_row"], quarantined["reason"], strict=True)) == [
-        (1, "invalid_deprivation"), (2, "invalid_sex"), (4, "duplicate_key"),
+        (1, "invalid_deprivation"),
+        (2, "invalid_sex"),
+        (4, "duplicate_key"),
     ]
 
 
@@ -108,8 +137,9 @@ def test_missing_column_names_the_file_and_column(tmp_path: Path) -> None:
 def test_wrong_type_names_the_file_and_column(tmp_path: Path) -> None:
     _write(tmp_path / "in", _practices(), _patients(), _events())
     events = pq.read_table(tmp_path / "in" / "events.parquet")
-    as_text = events.set_column(events.schema.get_field_index("start"), "start",
-                                events.column("start").cast(pa.string()))
+    as_text = events.set_column(
+        events.schema.get_field_index("start"), "start", events.column("start").cast(pa.string())
+    )
     pq.write_table(as_text, tmp_path / "in" / "events.parquet")
 
     with pytest.raises(ContractError, match=r"events\.parquet: column 'start' has type string"):

@@ -33,7 +33,7 @@ def calibration_slope_intercept(labels: np.ndarray, risk: np.ndarray) -> tuple[f
 
 def top_share_ppv(labels: np.ndarray, risk: np.ndarray, share: float) -> tuple[float, float]:
     """PPV and sensitivity among the ``share`` of people with the highest risk."""
-    k = max(1, int(round(share * len(risk))))
+    k = max(1, round(share * len(risk)))
     top = np.argsort(-risk, kind="stable")[:k]
     hits = labels[top].sum()
     return float(hits / k), float(hits / max(labels.sum(), 1))

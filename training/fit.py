@@ -48,7 +48,9 @@ def fit_bundle(
     """
     parts = patient_parts(
         data.features.index.get_level_values("patient_id"),
-        config.validation_share, config.calibration_share, config.seed,
+        config.validation_share,
+        config.calibration_share,
+        config.seed,
     )
     train, valid, calib = (data.part(parts, p) for p in (TRAIN, VALIDATION, CALIBRATION))
     for name, part in ((TRAIN, train), (VALIDATION, valid), (CALIBRATION, calib)):
@@ -57,10 +59,12 @@ def fit_bundle(
     names = [s.name for s in specs]
     categorical = [s.name for s in specs if s.categorical]
     params = config.lightgbm.booster_params(config.seed)
-    train_set = lgb.Dataset(train.features[names], train.labels, categorical_feature=categorical,
-                            free_raw_data=False)
-    valid_set = lgb.Dataset(valid.features[names], valid.labels, reference=train_set,
-                            categorical_feature=categorical)
+    train_set = lgb.Dataset(
+        train.features[names], train.labels, categorical_feature=categorical, free_raw_data=False
+    )
+    valid_set = lgb.Dataset(
+        valid.features[names], valid.labels, reference=train_set, categorical_feature=categorical
+    )
     booster = lgb.train(
         params,
         train_set,

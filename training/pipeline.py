@@ -82,7 +82,10 @@ def train_from_contract(
     say(f"building features and labels for {len(dates)} as-of dates")
     features = build_features(sources, dates)
     labels = build_labels(sources, dates, config.outcome)
-    train, test = _rows(features, labels, config.train_as_of), _rows(features, labels, (config.test_as_of,))
+    train, test = (
+        _rows(features, labels, config.train_as_of),
+        _rows(features, labels, (config.test_as_of,)),
+    )
     say(f"training on {len(train.labels):,} snapshots, testing on {len(test.labels):,} people")
     bundle, facts = fit_bundle(train, feature_specs(), config)
     risk = bundle.predict(test.features)
@@ -120,7 +123,13 @@ def train_from_contract(
         **{f"lgb_{k}": v for k, v in config.lightgbm.booster_params(config.seed).items()},
     }
     run = log_training(
-        tracking_uri=tracking_uri, artifact_root=artifact_root, bundle=bundle, params=params,
-        metrics=metrics, example=test.features.head(50), report_dir=report_dir, promote=promote,
+        tracking_uri=tracking_uri,
+        artifact_root=artifact_root,
+        bundle=bundle,
+        params=params,
+        metrics=metrics,
+        example=test.features.head(50),
+        report_dir=report_dir,
+        promote=promote,
     )
     return TrainResult(bundle, metrics, run, report_dir)

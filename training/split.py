@@ -16,9 +16,18 @@ def patient_parts(
     """The part of each patient id, stable for a given seed whatever else is in the data."""
     unique = pd.Index(pd.unique(np.asarray(patient_ids)))
     salt = str(seed).encode()
-    u = np.array(
-        [int.from_bytes(hashlib.blake2b(salt + p.encode(), digest_size=8).digest()) for p in unique]
-    ) / 2.0**64
-    part = np.where(u < validation_share, VALIDATION,
-                    np.where(u < validation_share + calibration_share, CALIBRATION, TRAIN))
+    u = (
+        np.array(
+            [
+                int.from_bytes(hashlib.blake2b(salt + p.encode(), digest_size=8).digest())
+                for p in unique
+            ]
+        )
+        / 2.0**64
+    )
+    part = np.where(
+        u < validation_share,
+        VALIDATION,
+        np.where(u < validation_share + calibration_share, CALIBRATION, TRAIN),
+    )
     return pd.Series(part, index=unique, name="part")

@@ -53,7 +53,8 @@ def log_training(
         experiment.experiment_id
         if experiment
         else client.create_experiment(
-            EXPERIMENT, artifact_location=artifact_root.resolve().as_uri() if artifact_root else None
+            EXPERIMENT,
+            artifact_location=artifact_root.resolve().as_uri() if artifact_root else None,
         )
     )
     with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:

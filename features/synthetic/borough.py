@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 
 from features.contract import PATIENTS, PRACTICES, EventKind
 from features.synthetic import emit
-from features.synthetic.config import SynthConfig
 from features.synthetic.conditions import CONDITIONS, DRUG_CLASSES
+from features.synthetic.config import SynthConfig
 from features.synthetic.dynamics import (
     N_CONDITIONS,
     State,
@@ -62,8 +62,12 @@ def _years_before(rng: np.random.Generator, day: int, low: float, high: np.ndarr
 
 
 def _history(
-    state: State, people: People, constants: emit.Constants, start_day: int,
-    rng: np.random.Generator, log: EventLog,
+    state: State,
+    people: People,
+    constants: emit.Constants,
+    start_day: int,
+    rng: np.random.Generator,
+    log: EventLog,
 ) -> emit.Records:
     """Records made before the start: problem lists, care arrangements, social circumstances."""
     n = people.size
@@ -76,24 +80,41 @@ def _history(
     )
     person, condition = np.nonzero(state.has & (rng.random(state.has.shape) < 0.85))
     codes = np.array([log.code(c.code) for c in CONDITIONS], np.int16)
-    log.add(EventKind.LTC_DIAGNOSIS, person,
-            _years_before(rng, start_day, 0.3, np.minimum(15.0, state.age[person])),
-            code=codes[condition])
+    log.add(
+        EventKind.LTC_DIAGNOSIS,
+        person,
+        _years_before(rng, start_day, 0.3, np.minimum(15.0, state.age[person])),
+        code=codes[condition],
+    )
     emit.start_drugs(records, person, condition, rng)
 
     frail = np.flatnonzero((state.log_frailty > 0.3) & (rng.random(n) < 0.5))
     records.frailty_coded[frail] = True
-    log.add(EventKind.LTC_DIAGNOSIS, frail, _years_before(rng, start_day, 0.1, np.full(len(frail), 3.0)),
-            code="frailty")
+    log.add(
+        EventKind.LTC_DIAGNOSIS,
+        frail,
+        _years_before(rng, start_day, 0.1, np.full(len(frail), 3.0)),
+        code="frailty",
+    )
     alone = np.flatnonzero(state.lives_alone & (rng.random(n) < 0.3))
-    log.add(EventKind.SOCIAL_CIRCUMSTANCE, alone,
-            _years_before(rng, start_day, 0.1, np.full(len(alone), 5.0)), code="lives_alone")
+    log.add(
+        EventKind.SOCIAL_CIRCUMSTANCE,
+        alone,
+        _years_before(rng, start_day, 0.1, np.full(len(alone), 5.0)),
+        code="lives_alone",
+    )
     homes = np.flatnonzero(state.care_home)
-    log.add(EventKind.CARE_HOME_ADMISSION, homes,
-            _years_before(rng, start_day, 0.1, np.full(len(homes), 4.0)), code="permanent",
-            cost=emit.CARE_HOME_WEEKLY_COST)
+    log.add(
+        EventKind.CARE_HOME_ADMISSION,
+        homes,
+        _years_before(rng, start_day, 0.1, np.full(len(homes), 4.0)),
+        code="permanent",
+        cost=emit.CARE_HOME_WEEKLY_COST,
+    )
     packages = np.flatnonzero(state.package)
-    records.package_start[packages] = _years_before(rng, start_day, 0.1, np.full(len(packages), 3.0))
+    records.package_start[packages] = _years_before(
+        rng, start_day, 0.1, np.full(len(packages), 3.0)
+    )
     needs = care_needs(state, people)[packages]
     records.package_hours[packages] = np.clip(
         np.rint(6 + 8 * (needs - constants.package_threshold)), 2, 40
@@ -141,7 +162,9 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
             truth_frames.append(_truth_frame(config, state, people, constants, first, present))
 
         death_time = np.where(alive, rng.exponential(1.0 / np.exp(death_log_hazard(state))), 0.0)
-        counts = np.where(alive, rng.poisson(np.exp(admission_log_hazard(state, people, month_of_year))), 0)
+        counts = np.where(
+            alive, rng.poisson(np.exp(admission_log_hazard(state, people, month_of_year))), 0
+        )
         who = np.repeat(np.arange(n), counts)
         u = rng.random(len(who))
         keep = u < death_time[who]
@@ -166,8 +189,15 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
         alive &= ~dies
 
         state, changes = advance(state, people, constants, per_person.astype(float), rng)
-        month = emit.Month(m, _day(first), days, np.flatnonzero(registered & alive),
-                           np.where(alive, 1.0, 0.0), rng, log)
+        month = emit.Month(
+            m,
+            _day(first),
+            days,
+            np.flatnonzero(registered & alive),
+            np.where(alive, 1.0, 0.0),
+            rng,
+            log,
+        )
         emit.transitions(month, state, people, constants, changes, records)
 
         leaves = registered & alive & (rng.random(n) < _leaving_rate(config, state.age))
@@ -179,7 +209,9 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
     still_open = np.flatnonzero(records.package_start >= 0)
     emit.close_packages(log, records, still_open, None)
     ids = _pseudonyms(rng, n)
-    patients = _patients_table(people, practices, ids, ever, start_day, reg_start, reg_end, death_day)
+    patients = _patients_table(
+        people, practices, ids, ever, start_day, reg_start, reg_end, death_day
+    )
     events = log.to_arrow(ids, keep=ever, last_day=_day(config.end))
     truth = pd.concat(truth_frames, ignore_index=True) if truth_frames else pd.DataFrame()
     adm_person = np.concatenate([a[0] for a in admissions])
@@ -188,26 +220,38 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
     summary["seconds"] = round(time.perf_counter() - began, 1)
     if not truth.empty:
         truth.insert(0, "patient_id", ids[truth.pop("person").to_numpy()])
-    return Borough(pa.Table.from_pandas(practices, schema=PRACTICES.schema, preserve_index=False),
-                   patients, events, truth, summary)
+    return Borough(
+        pa.Table.from_pandas(practices, schema=PRACTICES.schema, preserve_index=False),
+        patients,
+        events,
+        truth,
+        summary,
+    )
 
 
 def _truth_frame(
-    config: SynthConfig, state: State, people: People, constants: emit.Constants,
-    as_of: date, present: np.ndarray,
+    config: SynthConfig,
+    state: State,
+    people: People,
+    constants: emit.Constants,
+    as_of: date,
+    present: np.ndarray,
 ) -> pd.DataFrame:
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, as_of.toordinal()]))
     subset = People(*(getattr(people, f)[present] for f in People.__slots__))
-    truth = exact_risk(take(state, present), subset, constants, as_of, config.horizon_days,
-                       config.truth_paths, rng)
-    return pd.DataFrame({
-        "person": present,
-        "as_of": pd.Timestamp(as_of),
-        "horizon_days": config.horizon_days,
-        "p_admission": truth.p_admission,
-        "p_admission_or_death": truth.p_admission_or_death,
-        "p_admission_se": truth.p_admission_se,
-    })
+    truth = exact_risk(
+        take(state, present), subset, constants, as_of, config.horizon_days, config.truth_paths, rng
+    )
+    return pd.DataFrame(
+        {
+            "person": present,
+            "as_of": pd.Timestamp(as_of),
+            "horizon_days": config.horizon_days,
+            "p_admission": truth.p_admission,
+            "p_admission_or_death": truth.p_admission_or_death,
+            "p_admission_se": truth.p_admission_se,
+        }
+    )
 
 
 def _pseudonyms(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -219,8 +263,14 @@ def _pseudonyms(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _patients_table(
-    people: People, practices: pd.DataFrame, ids: np.ndarray, ever: np.ndarray, start_day: int,
-    reg_start: np.ndarray, reg_end: np.ndarray, death_day: np.ndarray,
+    people: People,
+    practices: pd.DataFrame,
+    ids: np.ndarray,
+    ever: np.ndarray,
+    start_day: int,
+    reg_start: np.ndarray,
+    reg_end: np.ndarray,
+    death_day: np.ndarray,
 ) -> pa.Table:
     idx = np.flatnonzero(ever)
     birth = pd.to_datetime(start_day - np.rint(people.age0[idx] * 365.25), unit="D")
@@ -230,19 +280,32 @@ def _patients_table(
         "patient_id": pa.array(ids[idx], pa.string()),
         "birth_month": pa.array(birth_day, pa.int32()).cast(pa.date32()),
         "sex": pa.array(np.where(people.female[idx], "F", "M"), pa.string()),
-        "practice_id": pa.array(practices["practice_id"].to_numpy()[people.practice[idx]], pa.string()),
+        "practice_id": pa.array(
+            practices["practice_id"].to_numpy()[people.practice[idx]], pa.string()
+        ),
         "deprivation_decile": pa.array(people.deprivation[idx], pa.int8()),
-        "ethnicity_group": pa.array(np.array(list(ETHNICITY_SHARES))[people.ethnicity[idx]], pa.string()),
+        "ethnicity_group": pa.array(
+            np.array(list(ETHNICITY_SHARES))[people.ethnicity[idx]], pa.string()
+        ),
         "registration_start": pa.array(reg_start[idx], pa.int32()).cast(pa.date32()),
-        "registration_end": pa.array(reg_end[idx], pa.int32(), mask=reg_end[idx] == NO_DAY).cast(pa.date32()),
-        "death_date": pa.array(death_day[idx], pa.int32(), mask=death_day[idx] == NO_DAY).cast(pa.date32()),
+        "registration_end": pa.array(reg_end[idx], pa.int32(), mask=reg_end[idx] == NO_DAY).cast(
+            pa.date32()
+        ),
+        "death_date": pa.array(death_day[idx], pa.int32(), mask=death_day[idx] == NO_DAY).cast(
+            pa.date32()
+        ),
     }
     return pa.table(columns, schema=PATIENTS.schema)
 
 
 def _summary(
-    config: SynthConfig, patients: pa.Table, events: pa.Table, truth: pd.DataFrame,
-    adm_person: np.ndarray, adm_day: np.ndarray, reg_end: np.ndarray,
+    config: SynthConfig,
+    patients: pa.Table,
+    events: pa.Table,
+    truth: pd.DataFrame,
+    adm_person: np.ndarray,
+    adm_day: np.ndarray,
+    reg_end: np.ndarray,
 ) -> dict:
     """Counts, yearly rates per registered person, and the oracle's AUROC per truth date."""
     from sklearn.metrics import roc_auc_score
@@ -250,14 +313,21 @@ def _summary(
     pats = patients.to_pandas(date_as_object=False)
     window_start, window_end = pd.Timestamp(config.start), pd.Timestamp(config.end)
     begins = pats["registration_start"].clip(lower=window_start)
-    ends = pats[["registration_end", "death_date"]].min(axis=1).fillna(window_end).clip(upper=window_end)
+    ends = (
+        pats[["registration_end", "death_date"]]
+        .min(axis=1)
+        .fillna(window_end)
+        .clip(upper=window_end)
+    )
     person_years = float(((ends - begins).dt.days.clip(lower=0)).sum() / 365.25)
     kinds = events.column("kind").to_pandas()
     starts = events.column("start").to_pandas(date_as_object=False)
     in_window = (starts >= window_start) & (starts <= window_end)
     counts = kinds[in_window].value_counts().sort_index()
     summary: dict = {
-        "config": {k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(config).items()},
+        "config": {
+            k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(config).items()
+        },
         "people_registered_at_start": int(config.patients),
         "people_ever_registered": patients.num_rows,
         "events": events.num_rows,
@@ -267,15 +337,23 @@ def _summary(
         "truth": [],
     }
     summary["config"]["truth_as_of"] = [d.isoformat() for d in config.truth_as_of]
-    for as_of, frame in (truth.groupby("as_of", sort=True) if not truth.empty else ()):
-        summary["truth"].append(_truth_summary(frame, as_of, config.horizon_days, adm_person,
-                                               adm_day, reg_end, roc_auc_score))
+    for as_of, frame in truth.groupby("as_of", sort=True) if not truth.empty else ():
+        summary["truth"].append(
+            _truth_summary(
+                frame, as_of, config.horizon_days, adm_person, adm_day, reg_end, roc_auc_score
+            )
+        )
     return summary
 
 
 def _truth_summary(
-    frame: pd.DataFrame, as_of: pd.Timestamp, horizon_days: int, adm_person: np.ndarray,
-    adm_day: np.ndarray, reg_end: np.ndarray, auroc: Callable,
+    frame: pd.DataFrame,
+    as_of: pd.Timestamp,
+    horizon_days: int,
+    adm_person: np.ndarray,
+    adm_day: np.ndarray,
+    reg_end: np.ndarray,
+    auroc: Callable,
 ) -> dict:
     first, last = _day(as_of.date()), _day(as_of.date()) + horizon_days
     in_horizon = (adm_day >= first) & (adm_day < last)
@@ -306,6 +384,8 @@ def write(borough: Borough, out: Path) -> None:
     pq.write_table(borough.events, out / "events.parquet", row_group_size=1_000_000)
     (out / TRUTH_DIR).mkdir(exist_ok=True)
     if not borough.truth.empty:
-        pq.write_table(pa.Table.from_pandas(borough.truth, preserve_index=False),
-                       out / TRUTH_DIR / "truth.parquet")
+        pq.write_table(
+            pa.Table.from_pandas(borough.truth, preserve_index=False),
+            out / TRUTH_DIR / "truth.parquet",
+        )
     (out / MANIFEST).write_text(json.dumps(borough.summary, indent=2))

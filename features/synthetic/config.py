@@ -42,7 +42,9 @@ class SynthConfig:
         if self.truth_paths < 4:
             raise ValueError(f"truth_paths must be at least 4, got {self.truth_paths}")
         if not 0 <= self.yearly_leaving_rate < 0.5:
-            raise ValueError(f"yearly_leaving_rate must be in [0, 0.5), got {self.yearly_leaving_rate}")
+            raise ValueError(
+                f"yearly_leaving_rate must be in [0, 0.5), got {self.yearly_leaving_rate}"
+            )
 
     @property
     def months(self) -> int:

@@ -106,7 +106,10 @@ def _solve_intercepts(base: np.ndarray, adult: np.ndarray) -> np.ndarray:
     for _ in range(40):
         mid = (low + high) / 2
         prevalence = _sigmoid(base[adult] + mid).mean(axis=0)
-        low, high = np.where(prevalence < target, mid, low), np.where(prevalence < target, high, mid)
+        low, high = (
+            np.where(prevalence < target, mid, low),
+            np.where(prevalence < target, high, mid),
+        )
     return (low + high) / 2
 
 
@@ -244,10 +247,15 @@ def advance(
         instability=0.55 * state.instability + admissions,
     )
     needs = care_needs(moved, people)
-    enters_home = ~state.care_home & (needs > constants.care_home_threshold) & (rng.random(n) < 0.05)
+    enters_home = (
+        ~state.care_home & (needs > constants.care_home_threshold) & (rng.random(n) < 0.05)
+    )
     starts = (
-        ~state.package & ~state.care_home & ~enters_home
-        & (needs > constants.package_threshold) & (rng.random(n) < 0.05)
+        ~state.package
+        & ~state.care_home
+        & ~enters_home
+        & (needs > constants.package_threshold)
+        & (rng.random(n) < 0.05)
     )
     recovers = state.package & (needs < constants.package_threshold - 0.3) & (rng.random(n) < 0.03)
     ends = state.package & (enters_home | recovers)

@@ -93,10 +93,15 @@ def primary_care(month: Month, state: State, people: People) -> None:
         + 0.3 * _frailty_load(state, idx)
     )
     person, u = month.poisson(rate)
-    home = month.rng.random(len(person)) < 0.5 / (1 + np.exp(-2.5 * (state.log_frailty[person] - 1.0)))
+    home = month.rng.random(len(person)) < 0.5 / (
+        1 + np.exp(-2.5 * (state.log_frailty[person] - 1.0))
+    )
     phone = ~home & (month.rng.random(len(person)) < 0.35)
-    codes = np.where(home, month.log.code("home_visit"),
-                     np.where(phone, month.log.code("telephone"), month.log.code("face_to_face")))
+    codes = np.where(
+        home,
+        month.log.code("home_visit"),
+        np.where(phone, month.log.code("telephone"), month.log.code("face_to_face")),
+    )
     month.log.add(EventKind.GP_CONTACT, person, month.day(u), code=codes)
 
 
@@ -105,11 +110,18 @@ def emergency_care(
 ) -> None:
     """Emergency admissions (drawn by the caller from the hazard), A&E, and what follows."""
     rng, log = month.rng, month.log
-    length = np.minimum(np.floor(rng.lognormal(0.4 + 0.3 * np.maximum(state.log_frailty[admitted], 0),
-                                               1.5)), 120).astype(np.int32)
+    length = np.minimum(
+        np.floor(rng.lognormal(0.4 + 0.3 * np.maximum(state.log_frailty[admitted], 0), 1.5)), 120
+    ).astype(np.int32)
     start = month.day(admitted_u)
-    log.add(EventKind.EMERGENCY_ADMISSION, admitted, start, end=start + length, value=length,
-            code="emergency")
+    log.add(
+        EventKind.EMERGENCY_ADMISSION,
+        admitted,
+        start,
+        end=start + length,
+        value=length,
+        code="emergency",
+    )
     via_ae = rng.random(len(admitted)) < 0.8
     log.add(EventKind.AE_ATTENDANCE, admitted[via_ae], start[via_ae], code="admitted")
 
@@ -130,8 +142,15 @@ def emergency_care(
     frail, discharge = admitted[reable], (start + length)[reable]
     hours = np.clip(np.rint(rng.normal(10, 3, len(frail))), 4, 20)
     log.add(EventKind.SOCIAL_CARE_ASSESSMENT, frail, discharge, code="reablement_referral")
-    log.add(EventKind.SOCIAL_CARE_PACKAGE, frail, discharge, end=discharge + 42, code="reablement",
-            value=hours, cost=hours * REABLEMENT_HOURLY_COST)
+    log.add(
+        EventKind.SOCIAL_CARE_PACKAGE,
+        frail,
+        discharge,
+        end=discharge + 42,
+        code="reablement",
+        value=hours,
+        cost=hours * REABLEMENT_HOURLY_COST,
+    )
 
 
 def planned_care(month: Month, state: State, people: People) -> None:
@@ -142,14 +161,17 @@ def planned_care(month: Month, state: State, people: People) -> None:
     person, u = month.poisson(elective)
     start = month.day(u)
     stay = np.where(rng.random(len(person)) < 0.7, 0, rng.integers(1, 8, len(person)))
-    month.log.add(EventKind.ELECTIVE_ADMISSION, person, start, end=start + stay, value=stay,
-                  code="elective")
+    month.log.add(
+        EventKind.ELECTIVE_ADMISSION, person, start, end=start + stay, value=stay, code="elective"
+    )
 
     outpatient = 1.55 * np.exp(0.2 * n_conditions + 0.8 * cancer + 0.01 * np.maximum(age - 40, 0))
     person, u = month.poisson(outpatient)
-    missed = 0.05 * np.exp(0.35 * (5.5 - people.deprivation[person]) / 4.5
-                           + 0.4 * _crisis(state, people, person, 1.0)
-                           + 0.3 * ((state.age[person] >= 18) & (state.age[person] < 35)))
+    missed = 0.05 * np.exp(
+        0.35 * (5.5 - people.deprivation[person]) / 4.5
+        + 0.4 * _crisis(state, people, person, 1.0)
+        + 0.3 * ((state.age[person] >= 18) & (state.age[person] < 35))
+    )
     dna = rng.random(len(person)) < np.minimum(missed, 0.5)
     codes = np.where(dna, month.log.code("dna"), month.log.code("attended"))
     month.log.add(EventKind.OUTPATIENT, person, month.day(u), code=codes)
@@ -158,7 +180,9 @@ def planned_care(month: Month, state: State, people: People) -> None:
 def community_and_mental_health(month: Month, state: State, people: People) -> None:
     idx, rng, log = month.present, month.rng, month.log
     frail = 1 / (1 + np.exp(-2.5 * (state.log_frailty[idx] - 0.3)))
-    community = 0.08 + 5.0 * frail + 3.0 * state.care_home[idx] + 4.0 * (state.instability[idx] > 0.5)
+    community = (
+        0.08 + 5.0 * frail + 3.0 * state.care_home[idx] + 4.0 * (state.instability[idx] > 0.5)
+    )
     person, u = month.poisson(community)
     therapy = rng.random(len(person)) < 0.35
     codes = np.where(therapy, log.code("therapy"), log.code("district_nursing"))
@@ -180,13 +204,26 @@ def coordination_and_prescribing(month: Month, state: State, people: People) -> 
     idx = month.present
     lonely = np.maximum(loneliness(state, people)[idx] - 0.5, 0.0)
     frail = 1 / (1 + np.exp(-2.0 * (state.log_frailty[idx] - 0.2)))
-    calls = 0.03 + 1.1 * frail + 0.5 * state.package[idx] + 0.8 * state.has[idx, DEMENTIA] + 0.3 * lonely
+    calls = (
+        0.03
+        + 1.1 * frail
+        + 0.5 * state.package[idx]
+        + 0.8 * state.has[idx, DEMENTIA]
+        + 0.3 * lonely
+    )
     person, u = month.poisson(calls)
     month.log.add(EventKind.CARE_COORDINATION_CALL, person, month.day(u), code="call")
 
     adult = state.age[idx] >= 18
-    referral = adult * 0.011 * np.exp(1.1 * lonely + 0.6 * _crisis(state, people, idx, 1.0)
-                                      + 0.3 * (5.5 - people.deprivation[idx]) / 4.5)
+    referral = (
+        adult
+        * 0.011
+        * np.exp(
+            1.1 * lonely
+            + 0.6 * _crisis(state, people, idx, 1.0)
+            + 0.3 * (5.5 - people.deprivation[idx]) / 4.5
+        )
+    )
     person, u = month.poisson(referral)
     month.log.add(EventKind.SOCIAL_PRESCRIBING_REFERRAL, person, month.day(u), code="link_worker")
 
@@ -200,8 +237,14 @@ def prescriptions(month: Month, state: State, records: Records) -> None:
     alive = u < month.death_time[person]
     person, drug, u = person[alive], drug[alive], u[alive]
     start = month.day(u)
-    log.add(EventKind.PRESCRIPTION, person, start, end=start + 84, value=3.0,
-            code=np.array([log.code(d) for d in DRUG_CLASSES], np.int16)[drug])
+    log.add(
+        EventKind.PRESCRIPTION,
+        person,
+        start,
+        end=start + 84,
+        value=3.0,
+        code=np.array([log.code(d) for d in DRUG_CLASSES], np.int16)[drug],
+    )
     load = np.exp(0.15 * state.has[idx].sum(axis=1) + 0.3 * _frailty_load(state, idx))
     for drug_class, yearly in ACUTE_DRUGS:
         person, u = month.poisson(yearly * load)
@@ -215,12 +258,17 @@ def diagnoses(month: Month, state: State, records: Records) -> None:
     person, condition = np.nonzero(records.diagnosis_due[month.present] == month.index)
     person = month.present[person]
     person, condition, u = _before_death(month, person, condition)
-    log.add(EventKind.LTC_DIAGNOSIS, person, month.day(u),
-            code=np.array([log.code(c.code) for c in CONDITIONS], np.int16)[condition])
+    log.add(
+        EventKind.LTC_DIAGNOSIS,
+        person,
+        month.day(u),
+        code=np.array([log.code(c.code) for c in CONDITIONS], np.int16)[condition],
+    )
     start_drugs(records, person, condition, rng)
     idx = month.present
-    noticed = idx[(state.log_frailty[idx] > 0.3) & ~records.frailty_coded[idx]
-                  & (rng.random(len(idx)) < 0.08)]
+    noticed = idx[
+        (state.log_frailty[idx] > 0.3) & ~records.frailty_coded[idx] & (rng.random(len(idx)) < 0.08)
+    ]
     noticed, u = month.once(noticed)
     records.frailty_coded[noticed] = True
     log.add(EventKind.LTC_DIAGNOSIS, noticed, month.day(u), code="frailty")
@@ -259,18 +307,29 @@ def transitions(
     lag = rng.geometric(1 / 3, len(person))
     records.diagnosis_due[person[recorded], condition[recorded]] = month.index + lag[recorded]
 
-    for flag, code, p in ((changes.bereaved, "bereavement", 0.35),
-                          (changes.started_living_alone, "lives_alone", 0.4)):
+    for flag, code, p in (
+        (changes.bereaved, "bereavement", 0.35),
+        (changes.started_living_alone, "lives_alone", 0.4),
+    ):
         who, u = month.once(idx[flag[idx] & (rng.random(len(idx)) < p)])
         log.add(EventKind.SOCIAL_CIRCUMSTANCE, who, month.day(u), code=code)
 
     needs = care_needs(state, people)
     starts, u = month.once(idx[changes.package_started[idx]])
     day = month.day(u)
-    hours = np.clip(np.rint(6 + 8 * (needs[starts] - constants.package_threshold)
-                            + rng.normal(0, 2, len(starts))), 2, 40)
-    log.add(EventKind.SOCIAL_CARE_ASSESSMENT, starts, np.maximum(day - 14, month.first_day),
-            code="eligible_needs")
+    hours = np.clip(
+        np.rint(
+            6 + 8 * (needs[starts] - constants.package_threshold) + rng.normal(0, 2, len(starts))
+        ),
+        2,
+        40,
+    )
+    log.add(
+        EventKind.SOCIAL_CARE_ASSESSMENT,
+        starts,
+        np.maximum(day - 14, month.first_day),
+        code="eligible_needs",
+    )
     carer = rng.random(len(starts)) < 0.4
     log.add(EventKind.SOCIAL_CIRCUMSTANCE, starts[carer], day[carer], code="has_carer")
     records.package_start[starts], records.package_hours[starts] = day, hours
@@ -278,20 +337,37 @@ def transitions(
     ended, u = month.once(idx[changes.package_ended[idx] & (records.package_start[idx] >= 0)])
     close_packages(log, records, ended, month.day(u))
 
-    near = idx[~state.package[idx] & (needs[idx] > constants.package_threshold - 0.5)
-               & (rng.random(len(idx)) < 0.015)]
+    near = idx[
+        ~state.package[idx]
+        & (needs[idx] > constants.package_threshold - 0.5)
+        & (rng.random(len(idx)) < 0.015)
+    ]
     near, u = month.once(near)
     log.add(EventKind.SOCIAL_CARE_ASSESSMENT, near, month.day(u), code="no_eligible_needs")
 
     homes, u = month.once(idx[changes.entered_care_home[idx]])
-    log.add(EventKind.CARE_HOME_ADMISSION, homes, month.day(u), code="permanent",
-            cost=CARE_HOME_WEEKLY_COST)
+    log.add(
+        EventKind.CARE_HOME_ADMISSION,
+        homes,
+        month.day(u),
+        code="permanent",
+        cost=CARE_HOME_WEEKLY_COST,
+    )
 
 
-def close_packages(log: EventLog, records: Records, person: np.ndarray, end: np.ndarray | None) -> None:
+def close_packages(
+    log: EventLog, records: Records, person: np.ndarray, end: np.ndarray | None
+) -> None:
     """Write the package episodes of ``person``, ending on ``end`` (None: still open)."""
     start = records.package_start[person]
     hours = records.package_hours[person]
-    log.add(EventKind.SOCIAL_CARE_PACKAGE, person, start, end=end, code="home_care", value=hours,
-            cost=hours * HOME_CARE_HOURLY_COST)
+    log.add(
+        EventKind.SOCIAL_CARE_PACKAGE,
+        person,
+        start,
+        end=end,
+        code="home_care",
+        value=hours,
+        cost=hours * HOME_CARE_HOURLY_COST,
+    )
     records.package_start[person] = -1

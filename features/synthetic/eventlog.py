@@ -51,15 +51,17 @@ class EventLog:
                 return np.full(n, missing, dtype)
             return np.broadcast_to(np.asarray(values, dtype), (n,)).copy()
 
-        self._chunks.append((
-            np.asarray(person, np.int32),
-            np.full(n, _KIND_INDEX[kind], np.int8),
-            np.asarray(day, np.int32),
-            column(end, np.int32, NO_DAY),
-            column(code, np.int16, -1),
-            column(value, np.float64, np.nan),
-            column(cost, np.float64, np.nan),
-        ))
+        self._chunks.append(
+            (
+                np.asarray(person, np.int32),
+                np.full(n, _KIND_INDEX[kind], np.int8),
+                np.asarray(day, np.int32),
+                column(end, np.int32, NO_DAY),
+                column(code, np.int16, -1),
+                column(value, np.float64, np.nan),
+                column(cost, np.float64, np.nan),
+            )
+        )
 
     def __len__(self) -> int:
         return sum(len(chunk[0]) for chunk in self._chunks)

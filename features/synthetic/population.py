@@ -24,11 +24,36 @@ CLUSTERS: tuple[tuple[str, str, float, float, int], ...] = (
 )
 # Five-year age bands 0-4 .. 90-94 (and 95-104 as the last), shares of the population.
 AGE_BAND_SHARES = np.array(
-    [5.4, 6.0, 6.0, 5.7, 6.0, 6.6, 6.9, 6.6, 6.3, 6.4, 6.9, 6.7, 5.9, 5.0, 5.0, 3.6, 2.4, 1.5,
-     0.7, 0.2]
+    [
+        5.4,
+        6.0,
+        6.0,
+        5.7,
+        6.0,
+        6.6,
+        6.9,
+        6.6,
+        6.3,
+        6.4,
+        6.9,
+        6.7,
+        5.9,
+        5.0,
+        5.0,
+        3.6,
+        2.4,
+        1.5,
+        0.7,
+        0.2,
+    ]
 )
 ETHNICITY_SHARES: dict[str, float] = {
-    "White": 0.58, "Asian": 0.18, "Black": 0.12, "Mixed": 0.05, "Other": 0.04, "Unknown": 0.03,
+    "White": 0.58,
+    "Asian": 0.18,
+    "Black": 0.12,
+    "Mixed": 0.05,
+    "Other": 0.04,
+    "Unknown": 0.03,
 }
 
 
@@ -60,7 +85,9 @@ def make_practices(rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray, 
         sizes = rng.lognormal(0.0, 0.4, n_practices)
         for size in sizes / sizes.sum():
             number += 1
-            rows.append((f"Z{number:05d}", f"{cluster} Practice {len(rows) + 1}", cluster, locality))
+            rows.append(
+                (f"Z{number:05d}", f"{cluster} Practice {len(rows) + 1}", cluster, locality)
+            )
             shares.append(share * size)
             deprivation.append(np.clip(dep + rng.normal(0, 0.8), 1.5, 9.5))
     frame = pd.DataFrame(rows, columns=["practice_id", "practice_name", "gp_cluster", "locality"])

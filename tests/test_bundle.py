@@ -1,0 +1,115 @@
+"""The model bundle: saved without pickle, reloaded identically, explanations additive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.spec import FeatureSpec
+from models.bundle import BUNDLE_FILE, MODEL_FILE, Calibration, FeatureMismatchError, ModelBundle
+
+SPECS = (
+    FeatureSpec(
+        name="admissions",
+        description="admissions",
+        template="{value:.0f} admissions",
+        zero_template="no admissions",
+        concept="emergency admissions",
+        default=0.0,
+    ),
+    FeatureSpec(
+        name="bed_days",
+        description="bed days",
+        template="{value:.0f} bed days",
+        concept="emergency admissions",
+        default=0.0,
+    ),
+    FeatureSpec(
+        name="age", description="age", template="aged {value:.0f}", concept="age", default=None
+    ),
+    FeatureSpec(
+        name="sex",
+        description="sex",
+        template="sex {label}",
+        concept="sex",
+        default=-1,
+        vocabulary=("F", "M"),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def bundle() -> ModelBundle:
+    rng = np.random.default_rng(0)
+    n = 4000
+    frame = pd.DataFrame(
+        {
+            "admissions": rng.poisson(0.3, n).astype(float),
+            "bed_days": rng.poisson(1.0, n).astype(float),
+            "age": rng.uniform(18, 95, n),
+            "sex": rng.integers(0, 2, n),
+        }
+    )
+    logit = -4 + 1.2 * frame["admissions"] + 0.04 * (frame["age"] - 50)
+    y = rng.random(n) < 1 / (1 + np.exp(-logit))
+    booster = lgb.train(
+        {
+            "objective": "binary",
+            "verbosity": -1,
+            "deterministic": True,
+            "force_row_wise": True,
+            "seed": 1,
+            "num_threads": 1,
+        },
+        lgb.Dataset(frame, y, categorical_feature=["sex"]),
+        num_boost_round=30,
+    )
+    return ModelBundle(booster, Calibration(0.9, -0.1), SPECS, {"outcome": "test"})
+
+
+def _rows() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"admissions": [0.0, 3.0], "bed_days": [0.0, 12.0], "age": [30.0, 88.0], "sex": [0, 1]},
+        index=["young", "old"],
+    )
+
+
+def test_save_and_load_round_trip_without_pickle(bundle: ModelBundle, tmp_path: Path) -> None:
+    folder = bundle.save(tmp_path / "bundle")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([BUNDLE_FILE, MODEL_FILE])
+    loaded = ModelBundle.load(folder)
+    np.testing.assert_array_equal(loaded.predict(_rows()), bundle.predict(_rows()))
+    assert loaded.specs == bundle.specs
+    assert loaded.metadata == {"outcome": "test"}
+
+
+def test_contributions_sum_to_the_calibrated_log_odds(bundle: ModelBundle) -> None:
+    risk = bundle.predict(_rows())
+    total = bundle.contributions(_rows()).sum(axis=1).to_numpy()
+    np.testing.assert_allclose(total, np.log(risk / (1 - risk)), rtol=1e-9)
+
+
+def test_reasons_are_grouped_sentences_that_raise_risk(bundle: ModelBundle) -> None:
+    young, old = bundle.explain(_rows(), top_k=3)
+    assert old[0].concept == "emergency admissions"
+    assert old[0].features == ("admissions", "bed_days")
+    assert old[0].sentence == "3 admissions"
+    assert all(r.contribution > 0 and r.direction == "raises risk" for r in old)
+    assert all(r.contribution > 0 for r in young)
+
+
+def test_column_order_does_not_matter_but_missing_columns_do(bundle: ModelBundle) -> None:
+    shuffled = _rows()[["sex", "age", "bed_days", "admissions"]]
+    np.testing.assert_array_equal(bundle.predict(shuffled), bundle.predict(_rows()))
+    with pytest.raises(FeatureMismatchError, match="missing feature columns: bed_days"):
+        bundle.predict(_rows().drop(columns="bed_days"))
+
+
+def test_categorical_sentence_uses_the_vocabulary() -> None:
+    assert SPECS[3].sentence(1) == "sex M"
+    assert SPECS[3].sentence(-1) == "sex unknown"
+    assert SPECS[0].sentence(0) == "no admissions"

@@ -1,0 +1,135 @@
+"""The walking skeleton on a small borough: validate, train, register, list, serve."""
+
+from __future__ import annotations
+
+import socket
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.engine import Sources, build_features
+from features.synthetic.borough import TRUTH_DIR
+from features.validation import validate_dir
+from models.registry import RegisteredBundle, load_registered
+from serving.scoring import OTHER
+from serving.weekly import weekly_lists
+from training.config import TrainConfig
+from training.pipeline import TrainResult, train_from_contract
+
+WEEK = date(2026, 10, 26)
+
+
+@pytest.fixture(scope="module")
+def validated(small_borough_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("validated")
+    report = validate_dir(small_borough_dir, out, date(2026, 10, 31))
+    assert report.reconciles
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(
+    validated: Path,
+    small_borough_dir: Path,
+    tracking_uri: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> TrainResult:
+    work = tmp_path_factory.mktemp("train")
+    return train_from_contract(
+        validated,
+        TrainConfig(bootstrap=20),
+        tracking_uri=tracking_uri,
+        artifact_root=work / "artifacts",
+        report_dir=work / "report",
+        truth_path=small_borough_dir / TRUTH_DIR / "truth.parquet",
+    )
+
+
+@pytest.fixture(scope="module")
+def champion(trained: TrainResult, tracking_uri: str) -> RegisteredBundle:
+    return load_registered(tracking_uri)
+
+
+def test_model_is_useful_calibrated_and_below_the_oracle(trained: TrainResult) -> None:
+    m = trained.metrics
+    assert m["auroc"] > 0.75
+    assert m["auroc"] < m["oracle_auroc"] + 0.02  # beating the oracle would mean leakage
+    assert m["auroc"] > m["baseline_prior_admissions_auroc"]
+    assert abs(m["mean_predicted"] - m["observed_rate"]) < 0.015
+
+
+def test_champion_alias_points_at_the_new_version(
+    trained: TrainResult, champion: RegisteredBundle
+) -> None:
+    assert champion.version == trained.run.model_version
+    assert (
+        champion.bundle.metadata["data_fingerprint"] == trained.bundle.metadata["data_fingerprint"]
+    )
+
+
+def test_weekly_lists_rank_and_explain(
+    validated: Path, champion: RegisteredBundle, tmp_path: Path
+) -> None:
+    result = weekly_lists(validated, WEEK, champion, tmp_path)
+    files = sorted(p.name for p in result.folder.glob("*.csv"))
+    assert files == ["locality_central.csv", "locality_north.csv", "locality_south.csv"]
+    lists = pd.concat(pd.read_csv(result.folder / f) for f in files)
+    assert len(lists) == result.listed == round(0.03 * result.scored)
+    assert (lists["tier"] != OTHER).all()
+    assert (lists["reason_1"].str.len() > 0).all()
+    north = pd.read_csv(result.folder / "locality_north.csv")
+    assert north["risk"].is_monotonic_decreasing
+    again = weekly_lists(validated, WEEK, champion, tmp_path)
+    assert pd.read_csv(again.folder / "locality_north.csv").equals(north)
+
+
+def _features_for_service(validated: Path, n: int) -> pd.DataFrame:
+    return build_features(Sources.from_dir(validated), [WEEK]).head(n)
+
+
+def test_service_scores_match_the_bundle(
+    validated: Path, champion: RegisteredBundle, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from serving.service import FeatureRecord, RiskService
+
+    monkeypatch.setenv("RISKSTRAT_TRACKING_URI", tracking_uri)
+    features = _features_for_service(validated, 5)
+    records = [
+        FeatureRecord(id=pid, features=row.to_dict()) for (pid, _), row in features.iterrows()
+    ]
+    response = RiskService().score(records=records)
+    assert response.model_version == champion.version
+    np.testing.assert_allclose([s.risk for s in response.scores], champion.bundle.predict(features))
+    assert [s.id for s in response.scores] == list(features.index.get_level_values("patient_id"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_real_server_on_loopback(
+    validated: Path, champion: RegisteredBundle, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bentoml
+
+    monkeypatch.setenv("RISKSTRAT_TRACKING_URI", tracking_uri)
+    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+    features = _features_for_service(validated, 2)
+    body = [{"id": pid, "features": row.to_dict()} for (pid, _), row in features.iterrows()]
+    port = _free_port()
+    with (
+        bentoml.serve("serving.service:RiskService", port=port, host="127.0.0.1") as server,
+        bentoml.SyncHTTPClient(server.url, server_ready_timeout=60) as client,
+    ):
+        assert client.is_ready()
+        result = client.score(records=body)
+        np.testing.assert_allclose(
+            [s["risk"] for s in result["scores"]], champion.bundle.predict(features)
+        )
+        assert client.model_info()["model_version"] == champion.version

@@ -1,0 +1,51 @@
+"""Training settings and splits: no leakage of the test period, no patient in two parts."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from training.config import TrainConfig
+from training.split import CALIBRATION, TRAIN, VALIDATION, patient_parts
+
+
+def test_a_training_label_running_into_the_test_period_is_refused() -> None:
+    with pytest.raises(ValueError, match="the test would leak"):
+        TrainConfig(train_as_of=(date(2024, 6, 1),), test_as_of=date(2025, 1, 1))
+
+
+def test_the_latest_label_may_end_on_the_test_date() -> None:
+    config = TrainConfig(train_as_of=(date(2024, 1, 2),), test_as_of=date(2025, 1, 1))
+    assert config.test_as_of == date(2025, 1, 1)
+
+
+def test_every_snapshot_of_a_patient_falls_in_one_part() -> None:
+    ids = pd.Index([f"p{i}" for i in range(5000)] * 3)
+    parts = patient_parts(ids, 0.15, 0.15, seed=1)
+    assert parts.index.is_unique and len(parts) == 5000
+    shares = parts.value_counts(normalize=True)
+    assert shares[VALIDATION] == pytest.approx(0.15, abs=0.02)
+    assert shares[CALIBRATION] == pytest.approx(0.15, abs=0.02)
+    assert shares[TRAIN] == pytest.approx(0.70, abs=0.02)
+
+
+def test_a_patient_keeps_their_part_whoever_else_is_in_the_data() -> None:
+    few = patient_parts(pd.Index(["x", "y"]), 0.15, 0.15, seed=3)
+    many = patient_parts(pd.Index(["x", "y", *[f"p{i}" for i in range(100)]]), 0.15, 0.15, seed=3)
+    assert few["x"] == many["x"] and few["y"] == many["y"]
+
+
+def test_settings_load_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "train.toml"
+    path.write_text(
+        "[train]\nseed = 5\ntrain_as_of = [2023-01-01]\ntest_as_of = 2024-06-01\n"
+        "[train.outcome]\nhorizon_days = 180\n[train.lightgbm]\nnum_leaves = 15\n"
+    )
+    config = TrainConfig.from_toml(path)
+    assert (config.seed, config.outcome.horizon_days, config.lightgbm.num_leaves) == (5, 180, 15)
+    path.write_text("[train]\nlearning_rat = 0.1\n")
+    with pytest.raises(ValueError, match="unknown \\[train\\] settings: learning_rat"):
+        TrainConfig.from_toml(path)
