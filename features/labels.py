@@ -1,11 +1,13 @@
 """Outcome labels: an emergency admission (or death) within a horizon after the as-of date.
 
 The outcome window is ``as_of <= start < as_of + horizon_days``: it begins on the as-of
-date, the first day features no longer see. People who leave the practice list during the
-horizon without the outcome first are *censored*: their label is missing (status
-``left_area``), because we cannot know what happened after they left. They are excluded from
-training and evaluation rather than counted as negatives, which would bias risk downwards.
-A person who has the outcome before leaving keeps a positive label.
+date, the first day features no longer see. People who leave the practice list before the
+horizon ends are *censored*, whether or not they had the outcome before leaving: their label
+is missing (status ``left_area``) and they are left out of training and evaluation. Counting
+them as negatives would bias risk down; keeping only those who had the outcome before
+leaving would bias it up (the synthetic borough's oracle showed that second bias: observed
+rates 3% above the true risk). Death is not censoring: it ends follow-up, and counts as the
+outcome only for the "emergency admission or death" outcome.
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ def build_labels(sources: Sources, as_of_dates: Iterable[date], outcome: Outcome
         event |= frame["death_date"].notna() & (frame["death_date"] <= frame["horizon_end"])
     left = frame["registration_end"].notna() & (frame["registration_end"] < frame["horizon_end"])
     died_first = frame["death_date"].notna() & (frame["death_date"] <= frame["registration_end"])
-    censored = left & ~event & ~died_first
-    frame["status"] = np.select([event, censored], [EVENT, LEFT_AREA], NO_EVENT)
+    censored = left & ~died_first
+    frame["status"] = np.select([censored, event], [LEFT_AREA, EVENT], NO_EVENT)
     frame["label"] = np.where(censored, np.nan, event.astype(float))
     frame["as_of"] = frame["as_of"].dt.date
     return frame.sort_values(["as_of", "patient_id"]).set_index(KEY)[["label", "status"]]

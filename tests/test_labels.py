@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import numpy as np
 import pandas as pd
 
 from features.engine import Sources
@@ -67,14 +66,18 @@ def test_outcome_window_is_as_of_inclusive_to_horizon_exclusive() -> None:
     )
     labels = build_labels(sources, [AS_OF], Outcome())
     assert list(labels["label"]) == [1.0, 1.0, 0.0, 0.0]
+    assert list(labels["status"]) == [EVENT, EVENT, NO_EVENT, NO_EVENT]
 
 
-def test_leavers_are_censored_unless_the_outcome_came_first() -> None:
+def test_leavers_are_censored_even_after_the_outcome() -> None:
     left = AS_OF + timedelta(days=100)
-    sources = _sources([left, left, None], [None, None, None], [("p1", AS_OF + timedelta(days=50))])
+    last_day = AS_OF + timedelta(days=364)
+    sources = _sources(
+        [left, left, last_day, None], [None] * 4, [("p1", AS_OF + timedelta(days=50))]
+    )
     labels = build_labels(sources, [AS_OF], Outcome())
-    assert list(labels["status"]) == [LEFT_AREA, EVENT, NO_EVENT]
-    assert np.isnan(labels["label"].iloc[0])
+    assert list(labels["status"]) == [LEFT_AREA, LEFT_AREA, NO_EVENT, NO_EVENT]
+    assert labels["label"].isna().tolist() == [True, True, False, False]
 
 
 def test_death_counts_only_when_asked() -> None:

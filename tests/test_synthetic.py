@@ -91,7 +91,7 @@ def _truth_with_outcomes(borough: Borough) -> pd.DataFrame:
     frame["admitted"] = frame.index.isin(admissions["patient_id"])
     left = frame["registration_end"] < as_of + pd.Timedelta(days=364)
     frame["age"] = (as_of - frame["birth_month"]).dt.days / 365.25
-    return frame[~(left & ~frame["admitted"])]
+    return frame[~left]
 
 
 def test_oracle_is_calibrated_by_risk_group(small_borough: Borough) -> None:

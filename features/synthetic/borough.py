@@ -362,9 +362,14 @@ def _truth_summary(
     person = frame["person"].to_numpy()
     admitted = first_admission[person] < last
     left = (reg_end[person] != NO_DAY) & (reg_end[person] < last - 1)
-    censored = left & ~admitted
+    censored = left
     observed = ~censored
     p = frame["p_admission"].to_numpy()
+    deciles = pd.qcut(p[observed], 10, labels=False, duplicates="drop")
+    by_decile = pd.DataFrame({"expected": p[observed], "observed": admitted[observed]}).groupby(
+        deciles
+    )
+    gap = (by_decile["observed"].mean() - by_decile["expected"].mean()).abs().max()
     return {
         "as_of": as_of.date().isoformat(),
         "cohort": len(frame),
@@ -373,6 +378,7 @@ def _truth_summary(
         "mean_true_probability": round(float(p.mean()), 4),
         "oracle_auroc": round(float(auroc(admitted[observed], p[observed])), 4),
         "mean_monte_carlo_se": round(float(frame["p_admission_se"].mean()), 5),
+        "oracle_max_decile_gap": round(float(gap), 4),
     }
 
 
