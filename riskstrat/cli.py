@@ -278,10 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    # MLflow reports creating its database and, in a venv without pip, that it cannot name
+    # pip's version for the model's conda file: neither is news to the user.
+    for name in ("mlflow.store.db.utils", "mlflow.utils.environment", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as exc:

@@ -7,6 +7,7 @@ The tracking URI comes from the caller (the command's entry point reads
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import dataclass
 from importlib.metadata import version
 from importlib.util import find_spec
@@ -64,6 +65,9 @@ def log_training(
             mlflow.log_artifacts(str(report_dir), "report")
         bundle_dir = bundle.save(Path(tmp) / BUNDLE_ARTIFACT)
         sample = bundle.matrix(example)
+        # The signature is given; MLflow still warns that no input example was (one would
+        # make it load and run the model again just to check it).
+        warnings.filterwarnings("ignore", message=".*An input example was not provided")
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_CODE),
