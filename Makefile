@@ -11,7 +11,7 @@ SEED   ?= 42
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check "uv>=0.5"
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "uv>=0.5"
 	$(PYTHON) -m uv venv --quiet --allow-existing --python $(PYTHON) $(VENV)
 	$(PYTHON) -m uv pip sync --quiet --python $(BIN)/python requirements.lock
 	$(PYTHON) -m uv pip install --quiet --python $(BIN)/python --no-deps -e .
