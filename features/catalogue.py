@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ibis
+import ibis.expr.types as ir
+
 from features.contract import EventKind as K
 from features.definitions import (
     ActiveFlag,
@@ -9,9 +12,12 @@ from features.definitions import (
     Count,
     DaysInStay,
     DaysSince,
+    Derived,
     DistinctCodes,
     Family,
     Flag,
+    Trend,
+    YearsSinceFirst,
 )
 
 DAYS_SINCE_CAP = 730.0
@@ -42,8 +48,29 @@ CONDITIONS: dict[str, str] = {
 }
 
 
+PERIODS = {30: "30 days", 90: "3 months", 365: "12 months", 730: "2 years"}
+HIGH_RISK_DRUGS = ("opioid", "anticoagulant", "insulin", "benzodiazepine", "antipsychotic")
+POLYPHARMACY_CLASSES = 5
+
+
+def _trend(name: str, kind: K, days: int, recent: int, what: str, concept: str) -> Trend:
+    return Trend(
+        name=name,
+        kinds=(kind.value,),
+        days=days,
+        recent_days=recent,
+        description=(
+            f"{what} a year in the last {PERIODS[recent]} minus the yearly rate in the "
+            f"{PERIODS[days]} before that (positive: rising)"
+        ),
+        template=f"{what} {{value:+.1f}} a year compared with earlier",
+        zero_template=f"{what} steady",
+        concept=concept,
+    )
+
+
 def _count(name: str, kind: K, days: int, what: str, concept: str, **kw: object) -> Count:
-    period = {30: "30 days", 90: "3 months", 365: "12 months", 730: "2 years"}[days]
+    period = PERIODS[days]
     return Count(
         name=name,
         kinds=(kind.value,),
@@ -90,7 +117,16 @@ HOSPITAL = Family(
             template="last emergency admission {value:.0f} days ago",
             concept="emergency admissions",
         ),
+        _count("ae_attendances_90d", K.AE_ATTENDANCE, 90, "A&E attendances", "A&E attendances"),
         _count("ae_attendances_365d", K.AE_ATTENDANCE, 365, "A&E attendances", "A&E attendances"),
+        _trend(
+            "emergency_admissions_trend",
+            K.EMERGENCY_ADMISSION,
+            730,
+            365,
+            "emergency admissions",
+            "emergency admissions",
+        ),
         _count(
             "elective_admissions_365d",
             K.ELECTIVE_ADMISSION,
@@ -119,10 +155,13 @@ HOSPITAL = Family(
 
 PRIMARY_CARE = Family(
     name="primary_care",
-    lookback_days=365,
+    lookback_days=730,
     definitions=(
+        _count("gp_contacts_30d", K.GP_CONTACT, 30, "GP contacts", "GP contacts"),
         _count("gp_contacts_90d", K.GP_CONTACT, 90, "GP contacts", "GP contacts"),
         _count("gp_contacts_365d", K.GP_CONTACT, 365, "GP contacts", "GP contacts"),
+        _count("gp_contacts_730d", K.GP_CONTACT, 730, "GP contacts", "GP contacts"),
+        _trend("gp_contacts_trend", K.GP_CONTACT, 365, 90, "GP contacts", "GP contacts"),
         _count(
             "gp_home_visits_365d",
             K.GP_CONTACT,
@@ -158,6 +197,14 @@ CONDITION_FLAGS = Family(
             zero_template="no long-term conditions recorded",
             concept="long-term conditions",
         ),
+        YearsSinceFirst(
+            name="years_since_first_ltc",
+            kinds=(K.LTC_DIAGNOSIS.value,),
+            description="years since the first long-term condition was recorded (0 if none)",
+            template="first long-term condition recorded {value:.0f} years ago",
+            zero_template="no long-term condition recorded",
+            concept="long-term conditions",
+        ),
     ),
 )
 
@@ -165,6 +212,28 @@ MEDICINES = Family(
     name="medicines",
     lookback_days=365,
     definitions=(
+        DistinctCodes(
+            name="drug_classes_90d",
+            kinds=(K.PRESCRIPTION.value,),
+            days=90,
+            description="different drug classes prescribed in the last 3 months",
+            template="{value:.0f} different kinds of medicine in the last 3 months",
+            zero_template="no medicines in the last 3 months",
+            concept="medicines",
+        ),
+        *(
+            Flag(
+                name=f"on_{drug}",
+                kinds=(K.PRESCRIPTION.value,),
+                codes=(drug,),
+                days=90,
+                description=f"{drug} prescribed in the last 3 months (high-risk medicine)",
+                template=f"prescribed {drug} medicine",
+                zero_template=f"no {drug} medicine",
+                concept="high-risk medicines",
+            )
+            for drug in HIGH_RISK_DRUGS
+        ),
         DistinctCodes(
             name="drug_classes_365d",
             kinds=(K.PRESCRIPTION.value,),
@@ -198,6 +267,54 @@ CARE = Family(
             concept="social care",
         ),
         ActiveValue(
+            name="social_care_weekly_cost",
+            kinds=(K.SOCIAL_CARE_PACKAGE.value,),
+            description="weekly cost in GBP of social care running on the as-of date",
+            template="social care costing {value:.0f} pounds a week",
+            zero_template="no social care cost",
+            concept="social care",
+            column="cost",
+        ),
+        _count(
+            "social_care_assessments_365d",
+            K.SOCIAL_CARE_ASSESSMENT,
+            365,
+            "social-care assessments",
+            "social care",
+        ),
+        _count(
+            "reablement_episodes_365d",
+            K.SOCIAL_CARE_PACKAGE,
+            365,
+            "reablement episodes",
+            "reablement",
+            codes=("reablement",),
+        ),
+        _count(
+            "care_home_admissions_365d",
+            K.CARE_HOME_ADMISSION,
+            365,
+            "care-home admissions",
+            "care home",
+        ),
+        Flag(
+            name="has_carer_coded",
+            kinds=(K.SOCIAL_CIRCUMSTANCE.value,),
+            codes=("has_carer",),
+            description="recorded as having a carer (where known)",
+            template="has a carer recorded",
+            zero_template="no carer recorded",
+            concept="carer",
+        ),
+        _count(
+            "bereavements_365d",
+            K.SOCIAL_CIRCUMSTANCE,
+            365,
+            "bereavements recorded",
+            "bereavement",
+            codes=("bereavement",),
+        ),
+        ActiveValue(
             name="social_care_hours_per_week",
             kinds=(K.SOCIAL_CARE_PACKAGE.value,),
             description="hours a week of social care running on the as-of date",
@@ -229,6 +346,21 @@ COMMUNITY = Family(
             "community care",
         ),
         _count(
+            "community_contacts_90d",
+            K.COMMUNITY_CONTACT,
+            90,
+            "community nursing or therapy contacts",
+            "community care",
+        ),
+        _count(
+            "mental_health_crisis_contacts_365d",
+            K.MENTAL_HEALTH_CONTACT,
+            365,
+            "mental-health crisis contacts",
+            "mental health",
+            codes=("crisis",),
+        ),
+        _count(
             "mental_health_contacts_365d",
             K.MENTAL_HEALTH_CONTACT,
             365,
@@ -253,3 +385,62 @@ COMMUNITY = Family(
 )
 
 FAMILIES: tuple[Family, ...] = (HOSPITAL, PRIMARY_CARE, CONDITION_FLAGS, MEDICINES, CARE, COMMUNITY)
+
+# Deficits counted by the frailty index, in the spirit of the electronic Frailty Index (eFI):
+# conditions, falls and frailty codes, polypharmacy, and signs of needing help at home.
+FRAILTY_DEFICITS: tuple[str, ...] = (
+    "has_falls",
+    "has_frailty",
+    "has_dementia",
+    "has_stroke_tia",
+    "has_heart_failure",
+    "has_copd",
+    "has_ckd",
+    "has_diabetes",
+    "has_parkinsons",
+    "has_osteoporosis",
+    "has_atrial_fibrillation",
+    "has_chd",
+    "has_hypertension",
+    "has_depression",
+    "has_cancer",
+    "has_rheumatoid_arthritis",
+    "polypharmacy",
+    "social_care_package_active",
+    "care_home_resident",
+    "gp_home_visits_365d",
+    "community_contacts_365d",
+    "lives_alone_coded",
+)
+
+
+def _frailty_index(table: ir.Table) -> ir.Value:
+    present = [ibis.ifelse(table[c] > 0, 1, 0) for c in FRAILTY_DEFICITS]
+    return (sum(present[1:], present[0]) / len(FRAILTY_DEFICITS)).cast("float64")
+
+
+DERIVED: tuple[Derived, ...] = (
+    Derived(
+        name="polypharmacy",
+        inputs=("drug_classes_90d",),
+        expression=lambda t: ibis.ifelse(t.drug_classes_90d >= POLYPHARMACY_CLASSES, 1, 0).cast(
+            "float64"
+        ),
+        description=f"{POLYPHARMACY_CLASSES} or more drug classes in the last 3 months",
+        template="many medicines (polypharmacy)",
+        zero_template="no polypharmacy",
+        concept="medicines",
+    ),
+    Derived(
+        name="frailty_index",
+        inputs=FRAILTY_DEFICITS,
+        expression=_frailty_index,
+        description=(
+            f"share of {len(FRAILTY_DEFICITS)} frailty deficits recorded (eFI-like: about 0.12 "
+            "mild, 0.24 moderate, 0.36 severe)"
+        ),
+        template="frailty index {value:.2f}",
+        zero_template="no frailty deficits recorded",
+        concept="frailty",
+    ),
+)

@@ -7,6 +7,7 @@ compiles to DuckDB here, and to Spark or SQL Server SQL where the data lives.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import ibis
@@ -29,13 +30,18 @@ class Definition:
     concept: str
     default: float = 0.0
 
-    def matches(self, window: ir.Table) -> ir.BooleanValue:
+    def selects(self, window: ir.Table) -> ir.BooleanValue:
+        """Events of the right kind and code, at any time in the window."""
         match = window.kind.isin(self.kinds)
         if self.codes:
             match &= window.code.isin(self.codes)
-        if self.days is not None:
-            match &= window.days_before <= self.days
         return match
+
+    def matches(self, window: ir.Table) -> ir.BooleanValue:
+        """Selected events within the last ``days`` days (all of the window if None)."""
+        if self.days is None:
+            return self.selects(window)
+        return self.selects(window) & (window.days_before <= self.days)
 
     def spec(self) -> FeatureSpec:
         return FeatureSpec(
@@ -64,7 +70,9 @@ class Flag(Definition):
     """1 if any matching event, else 0."""
 
     def aggregate(self, window: ir.Table) -> ir.Value:
-        return ibis.ifelse(window.patient_id.count(where=self.matches(window)) > 0, 1.0, 0.0)
+        return ibis.ifelse(window.patient_id.count(where=self.matches(window)) > 0, 1, 0).cast(
+            "float64"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,11 +101,49 @@ class DaysSince(Definition):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ActiveValue(Definition):
-    """Sum of ``value`` over matching episodes still running on the as-of date."""
+class YearsSinceFirst(Definition):
+    """Years since the earliest matching event in the window; ``default`` when none."""
 
     def aggregate(self, window: ir.Table) -> ir.Value:
-        return window.value.sum(where=self.matches(window) & window.active_on_as_of).cast("float64")
+        earliest = window.days_before.max(where=self.matches(window))
+        return (earliest / 365.25).cast("float64")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trend(Definition):
+    """Yearly rate in the last ``recent_days`` minus the yearly rate in the rest of ``days``.
+
+    Positive when use is rising against the person's own earlier use; 0 when steady or none.
+    """
+
+    recent_days: int = 90
+
+    def __post_init__(self) -> None:
+        if self.days is None or not 0 < self.recent_days < self.days:
+            raise ValueError(f"{self.name}: need 0 < recent_days < days")
+
+    def aggregate(self, window: ir.Table) -> ir.Value:
+        selected = self.selects(window)
+        recent = window.patient_id.count(where=selected & (window.days_before <= self.recent_days))
+        earlier = window.patient_id.count(
+            where=selected
+            & (window.days_before > self.recent_days)
+            & (window.days_before <= self.days)
+        )
+        return recent.cast("float64") * (365.0 / self.recent_days) - earlier.cast("float64") * (
+            365.0 / (self.days - self.recent_days)
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActiveValue(Definition):
+    """Sum of ``column`` (value or cost) over matching episodes running on the as-of date."""
+
+    column: str = "value"
+
+    def aggregate(self, window: ir.Table) -> ir.Value:
+        running = self.matches(window) & window.active_on_as_of
+        return window[self.column].sum(where=running).cast("float64")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,7 +152,35 @@ class ActiveFlag(Definition):
 
     def aggregate(self, window: ir.Table) -> ir.Value:
         running = window.patient_id.count(where=self.matches(window) & window.active_on_as_of)
-        return ibis.ifelse(running > 0, 1.0, 0.0)
+        return ibis.ifelse(running > 0, 1, 0).cast("float64")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Derived:
+    """A column computed from other feature columns (never from events directly).
+
+    ``expression`` takes the feature table (an Ibis table holding every earlier column) and
+    returns the new column, so derived columns run on any engine like the rest.
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    expression: Callable[[ir.Table], ir.Value]
+    description: str
+    template: str
+    zero_template: str = ""
+    concept: str
+    default: float = 0.0
+
+    def spec(self) -> FeatureSpec:
+        return FeatureSpec(
+            name=self.name,
+            description=self.description,
+            template=self.template,
+            zero_template=self.zero_template,
+            concept=self.concept,
+            default=self.default,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +190,11 @@ class Family:
     name: str
     lookback_days: int | None
     definitions: tuple[Definition, ...]
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Every event kind some definition of the family reads."""
+        return tuple(sorted({k for d in self.definitions for k in d.kinds}))
 
     def __post_init__(self) -> None:
         for d in self.definitions:

@@ -15,13 +15,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 
 import ibis
 import numpy as np
 import pandas as pd
 
 from features.contract import EventKind
-from features.engine import KEY, Sources, as_of_table, cohort
+from features.engine import KEY, cohort
+from features.sources import AS_OF_TABLE, Sources, unbound
 
 EVENT, NO_EVENT, LEFT_AREA = "event", "no_event", "left_area"
 
@@ -43,21 +45,27 @@ class Outcome:
         return f"{what}_{self.horizon_days}d"
 
 
-def build_labels(sources: Sources, as_of_dates: Iterable[date], outcome: Outcome) -> pd.DataFrame:
-    """``label`` (1.0, 0.0, or NaN when censored) and ``status`` per (patient, as-of date)."""
-    as_of = as_of_table(as_of_dates)
-    members = cohort(sources, as_of).select(*KEY, "registration_end", "death_date")
-    events = sources.events
+@cache
+def _first_admission_sql(horizon_days: int) -> str:
+    """Cohort with registration end, death and the first admission in the horizon."""
+    as_of = unbound(AS_OF_TABLE)
+    members = cohort().select(*KEY, "registration_end", "death_date")
+    events = unbound("events")
     admissions = events.filter(events.kind == EventKind.EMERGENCY_ADMISSION.value)
     joined = admissions.inner_join(as_of, admissions.start >= as_of.as_of)
-    in_horizon = joined.filter(joined.start.delta(joined.as_of, unit="day") < outcome.horizon_days)
+    in_horizon = joined.filter(joined.start.delta(joined.as_of, unit="day") < horizon_days)
     first = in_horizon.group_by(KEY).aggregate(first_event=in_horizon.start.min())
     frame = (
         members.left_join(first, KEY)
         .drop("patient_id_right", "as_of_right")
-        .mutate(horizon_end=lambda t: t.as_of + ibis.interval(days=outcome.horizon_days - 1))
-        .to_pandas()
+        .mutate(horizon_end=lambda t: t.as_of + ibis.interval(days=horizon_days - 1))
     )
+    return ibis.to_sql(frame, dialect="duckdb")
+
+
+def build_labels(sources: Sources, as_of_dates: Iterable[date], outcome: Outcome) -> pd.DataFrame:
+    """``label`` (1.0, 0.0, or NaN when censored) and ``status`` per (patient, as-of date)."""
+    frame = sources.run(_first_admission_sql(outcome.horizon_days), as_of_dates)
     for column in ("as_of", "registration_end", "death_date", "first_event", "horizon_end"):
         frame[column] = pd.to_datetime(frame[column])
     event = frame["first_event"].notna()

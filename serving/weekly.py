@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.engine import Sources, build_features, cohort_context
+from features.engine import build_features, cohort_context
+from features.sources import Sources
 from models.registry import RegisteredBundle
 from serving.scoring import OTHER, score_frame, tier_by_rank
 

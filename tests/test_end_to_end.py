@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.engine import Sources, build_features
+from features.engine import build_features
+from features.sources import Sources
 from features.synthetic.borough import TRUTH_DIR
 from features.validation import validate_dir
 from models.registry import RegisteredBundle, load_registered

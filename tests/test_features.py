@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pandas as pd
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from features.catalogue import DAYS_SINCE_CAP
-from features.engine import Sources, build_features, feature_specs
+from features.engine import build_features, feature_specs
+from features.sources import Sources
 
 AS_OF = date(2024, 1, 1)
 
@@ -140,8 +141,6 @@ def _rows(spec: list[tuple]) -> list[tuple]:
     ]
 
 
-# Each example builds features twice (about 1 s of Ibis compilation): few examples.
-@settings(max_examples=15)
 @given(
     past=st.lists(event.filter(lambda e: e[2] < 0), max_size=12),
     future=st.lists(event.filter(lambda e: e[2] >= 0), min_size=1, max_size=6),
@@ -152,7 +151,6 @@ def test_events_on_or_after_the_as_of_date_never_change_features(past: list, fut
     pd.testing.assert_frame_equal(without, with_future)
 
 
-@settings(max_examples=10)
 @given(rows=st.lists(event, max_size=12), seed=st.integers(0, 1000))
 def test_shuffling_input_rows_changes_nothing(rows: list, seed: int) -> None:
     events = _rows(rows)

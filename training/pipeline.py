@@ -14,8 +14,9 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from features.contract import TABLES
-from features.engine import Sources, build_features, feature_specs
+from features.engine import build_features, feature_specs
 from features.labels import build_labels
+from features.sources import Sources
 from models.bundle import ModelBundle
 from training.config import TrainConfig
 from training.evaluate import evaluate

@@ -147,7 +147,7 @@ def initial_state(people: People, rng: np.random.Generator) -> tuple[State, Cons
     )
     needs = care_needs(state, people)
     package_threshold = float(np.quantile(needs, 0.975))
-    care_home_threshold = float(np.quantile(needs, 0.993))
+    care_home_threshold = float(np.quantile(needs, 0.99))
     in_home = needs > care_home_threshold
     state = replace(state, care_home=in_home, package=(needs > package_threshold) & ~in_home)
     return state, Constants(package_threshold, care_home_threshold)
