@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pandas as pd
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from features.catalogue import DAYS_SINCE_CAP
 from features.engine import build_features, feature_specs
 from features.sources import Sources
+from features.timeline import patient_timeline
 
 AS_OF = date(2024, 1, 1)
 
@@ -158,3 +160,31 @@ def test_shuffling_input_rows_changes_nothing(rows: list, seed: int) -> None:
     pd.testing.assert_frame_equal(
         features_of(events), features_of(list(shuffled.itertuples(index=False, name=None)))
     )
+
+
+def test_timeline_lists_recent_events_in_order_with_readable_labels() -> None:
+    rows = [
+        ("a", "emergency_admission", before(40), before(34), None, None),
+        ("a", "outpatient", before(20), None, "dna", None),
+        ("a", "gp_contact", before(400), None, "telephone", None),
+        ("a", "gp_contact", AS_OF, None, "telephone", None),
+        ("b", "gp_contact", before(5), None, "telephone", None),
+    ]
+    sources = Sources.from_frames(_patients(), _events(rows), PRACTICES)
+    timeline = patient_timeline(sources, "a", AS_OF, months=12)
+    assert timeline.to_dict("records") == [
+        {
+            "date": before(40),
+            "kind": "emergency_admission",
+            "event": "Emergency admission",
+            "detail": "6 days in hospital",
+        },
+        {
+            "date": before(20),
+            "kind": "outpatient",
+            "event": "Outpatient appointment",
+            "detail": "did not attend",
+        },
+    ]
+    with pytest.raises(KeyError, match="'nobody' is not in the patients table"):
+        patient_timeline(sources, "nobody", AS_OF)

@@ -1,0 +1,76 @@
+"""Benchmark the feature engine: seconds, events per second and peak memory per run.
+
+Each measurement runs in a fresh process (``python -m features.benchmark DIR DATE ...``) so
+its peak memory is its own. ``make_region`` builds a larger population by copying a borough
+under new identifiers, to show how time and memory grow with size.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from features.engine import build_features, feature_sql
+from features.sources import Sources
+
+
+def measure(data_dir: Path, as_of_dates: list[date]) -> dict:
+    """Build features once in this process; return the figures."""
+    sources = Sources.from_dir(data_dir)
+    events = sources.connection.sql("SELECT count(*) FROM events").fetchone()[0]
+    began = time.perf_counter()
+    feature_sql()
+    compiled = time.perf_counter()
+    frame = build_features(sources, as_of_dates)
+    seconds = time.perf_counter() - began
+    return {
+        "as_of_dates": [d.isoformat() for d in as_of_dates],
+        "rows": len(frame),
+        "people": int(frame.index.get_level_values("patient_id").nunique()),
+        "events_in_data": int(events),
+        "seconds": round(seconds, 2),
+        "compile_seconds": round(compiled - began, 2),
+        "events_per_second": round(events / seconds),
+        "peak_memory_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+    }
+
+
+def measure_in_child(data_dir: Path, as_of_dates: list[date]) -> dict:
+    """``measure`` in a fresh Python process, so peak memory is not shared between runs."""
+    command = [sys.executable, "-m", "features.benchmark", str(data_dir)]
+    out = subprocess.run(
+        command + [d.isoformat() for d in as_of_dates], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)
+
+
+def make_region(borough_dir: Path, out_dir: Path, copies: int) -> Path:
+    """``copies`` boroughs side by side, identifiers prefixed with the copy number."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    selects = {
+        "practices": "SELECT {k} || '-' || practice_id AS practice_id, practice_name, "
+        "'Borough {k} ' || gp_cluster AS gp_cluster, 'Borough {k} ' || locality AS locality "
+        "FROM read_parquet('{src}')",
+        "patients": "SELECT * REPLACE ({k} || '-' || patient_id AS patient_id, "
+        "{k} || '-' || practice_id AS practice_id) FROM read_parquet('{src}')",
+        "events": "SELECT * REPLACE ({k} || '-' || patient_id AS patient_id) "
+        "FROM read_parquet('{src}')",
+    }
+    for name, template in selects.items():
+        src = borough_dir / f"{name}.parquet"
+        union = " UNION ALL ".join(template.format(k=k, src=src) for k in range(copies))
+        con.execute(f"COPY ({union}) TO '{out_dir / (name + '.parquet')}' (FORMAT parquet)")
+    return out_dir
+
+
+if __name__ == "__main__":
+    folder, *dates = sys.argv[1:]
+    print(json.dumps(measure(Path(folder), [date.fromisoformat(d) for d in dates])))
