@@ -24,7 +24,7 @@ from features.sources import Sources
 def measure(data_dir: Path, as_of_dates: list[date]) -> dict:
     """Build features once in this process; return the figures."""
     sources = Sources.from_dir(data_dir)
-    events = sources.connection.sql("SELECT count(*) FROM events").fetchone()[0]
+    events = sources.connection.execute("SELECT count(*) FROM events").fetchall()[0][0]
     began = time.perf_counter()
     feature_sql()
     compiled = time.perf_counter()
@@ -46,13 +46,20 @@ def measure_in_child(data_dir: Path, as_of_dates: list[date]) -> dict:
     """``measure`` in a fresh Python process, so peak memory is not shared between runs."""
     command = [sys.executable, "-m", "features.benchmark", str(data_dir)]
     out = subprocess.run(
-        command + [d.isoformat() for d in as_of_dates], capture_output=True, text=True, check=True
+        command + [d.isoformat() for d in as_of_dates], capture_output=True, text=True
     )
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark of {data_dir} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout)
 
 
 def make_region(borough_dir: Path, out_dir: Path, copies: int) -> Path:
-    """``copies`` boroughs side by side, identifiers prefixed with the copy number."""
+    """``copies`` boroughs side by side, identifiers prefixed with the copy number.
+
+    A region already in ``out_dir`` is reused (building one of 4 copies takes minutes).
+    """
+    if all((out_dir / f"{t}.parquet").exists() for t in ("practices", "patients", "events")):
+        return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     selects = {

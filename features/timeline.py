@@ -55,10 +55,10 @@ def patient_timeline(
     Columns: ``date``, ``kind``, ``event`` (readable kind) and ``detail`` (code, stay,
     hours). Raises ``KeyError`` naming the patient when they are not in the data.
     """
-    known = sources.connection.execute(
+    (known,) = sources.connection.execute(
         "SELECT count(*) FROM patients WHERE patient_id = ?", [patient_id]
-    ).fetchone()
-    if not known or known[0] == 0:
+    ).fetchall()
+    if known[0] == 0:
         raise KeyError(f"patient {patient_id!r} is not in the patients table")
     since = as_of - timedelta(days=round(months * 365.25 / 12))
     events = sources.connection.execute(

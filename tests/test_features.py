@@ -188,3 +188,82 @@ def test_timeline_lists_recent_events_in_order_with_readable_labels() -> None:
     ]
     with pytest.raises(KeyError, match="'nobody' is not in the patients table"):
         patient_timeline(sources, "nobody", AS_OF)
+
+
+def test_trend_compares_recent_use_with_the_persons_earlier_use() -> None:
+    rows = [("a", "gp_contact", before(d), None, "telephone", None) for d in (10, 20, 30, 200)]
+    out = features_of(rows)
+    # 3 contacts in the last 90 days (12.2 a year) against 1 in the 275 days before (1.3).
+    assert out.loc[("a", AS_OF), "gp_contacts_trend"] == 3 * 365 / 90 - 1 * 365 / 275
+    assert out.loc[("b", AS_OF), "gp_contacts_trend"] == 0
+
+
+def test_medicines_polypharmacy_and_frailty_index() -> None:
+    drugs = ["opioid", "statin", "diuretic", "insulin", "antidepressant"]
+    rows = [("a", "prescription", before(30), before(-54), d, 3.0) for d in drugs]
+    rows += [
+        ("a", "ltc_diagnosis", before(3000), None, "heart_failure", None),
+        ("b", "prescription", before(30), before(-54), "statin", 3.0),
+    ]
+    out = features_of(rows)
+    a, b = out.loc[("a", AS_OF)], out.loc[("b", AS_OF)]
+    assert (a["drug_classes_90d"], a["on_opioid"], a["on_insulin"], a["polypharmacy"]) == (
+        5,
+        1,
+        1,
+        1,
+    )
+    assert (b["drug_classes_90d"], b["on_opioid"], b["polypharmacy"]) == (1, 0, 0)
+    assert a["frailty_index"] == pytest.approx(2 / 22)  # heart failure and polypharmacy
+    assert a["years_since_first_ltc"] == pytest.approx(3000 / 365.25)
+    assert b["frailty_index"] == 0
+
+
+def test_social_care_running_on_the_as_of_date() -> None:
+    rows = [
+        ("a", "social_care_package", before(100), None, "home_care", 10.0),
+        ("a", "social_care_package", before(300), before(200), "home_care", 5.0),
+        ("b", "social_care_package", before(50), before(8), "reablement", 12.0),
+    ]
+    events = _events(rows)
+    events["cost"] = [240.0, 120.0, 360.0]
+    sources = Sources.from_frames(_patients(), events, PRACTICES)
+    out = build_features(sources, [AS_OF])
+    a, b = out.loc[("a", AS_OF)], out.loc[("b", AS_OF)]
+    assert (a["social_care_package_active"], a["social_care_hours_per_week"]) == (1, 10)
+    assert a["social_care_weekly_cost"] == 240
+    assert (b["social_care_package_active"], b["reablement_episodes_365d"]) == (0, 1)
+
+
+registration = st.tuples(
+    st.integers(-3000, 10),  # registration start, days from the as-of date
+    st.one_of(st.none(), st.integers(-20, 20)),  # registration end
+    st.one_of(st.none(), st.integers(-20, 20)),  # death
+)
+
+
+@given(people=st.lists(registration, min_size=1, max_size=8))
+def test_output_index_is_exactly_the_cohort(people: list) -> None:
+    def day(offset: int | None) -> date | None:
+        return None if offset is None else AS_OF + timedelta(days=offset)
+
+    ids = [f"p{i}" for i in range(len(people))]
+    patients = pd.DataFrame(
+        {
+            "patient_id": ids,
+            "birth_month": [date(1950, 1, 1)] * len(ids),
+            "sex": ["F"] * len(ids),
+            "practice_id": ["Z1"] * len(ids),
+            "deprivation_decile": pd.array([5] * len(ids), dtype="Int8"),
+            "ethnicity_group": ["White"] * len(ids),
+            "registration_start": [day(s) for s, _, _ in people],
+            "registration_end": [day(e) for _, e, _ in people],
+            "death_date": [day(d) for _, _, d in people],
+        }
+    )
+    expected = [
+        (pid, AS_OF)
+        for pid, (s, e, d) in zip(ids, people, strict=True)
+        if s <= 0 and (e is None or e >= 0) and (d is None or d >= 0)
+    ]
+    assert list(features_of([], patients).index) == sorted(expected)
