@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from features.catalogue import DAYS_SINCE_CAP
-from features.engine import build_features, feature_specs
+from features.engine import build_features, feature_specs, feature_sql
 from features.sources import Sources
 from features.timeline import patient_timeline
 
@@ -267,3 +267,9 @@ def test_output_index_is_exactly_the_cohort(people: list) -> None:
         if s <= 0 and (e is None or e >= 0) and (d is None or d >= 0)
     ]
     assert list(features_of([], patients).index) == sorted(expected)
+
+
+@pytest.mark.parametrize("dialect", ["mssql", "databricks", "postgres"])
+def test_the_same_definitions_compile_for_warehouse_engines(dialect: str) -> None:
+    sql = feature_sql(dialect=dialect)
+    assert "emergency_admissions_365d" in sql and "frailty_index" in sql

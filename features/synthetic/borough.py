@@ -126,6 +126,73 @@ def _leaving_rate(config: SynthConfig, age: np.ndarray) -> np.ndarray:
     return config.yearly_leaving_rate * np.where((age >= 18) & (age < 40), 2.0, 0.6) / 12.0
 
 
+@dataclass
+class _Register:
+    """Who is alive and on the practice lists, and the dates the patients table records."""
+
+    alive: np.ndarray
+    registered: np.ndarray
+    ever: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    death: np.ndarray
+
+    @classmethod
+    def at_start(cls, people: People, start_day: int, rng: np.random.Generator) -> _Register:
+        n = people.size
+        registered = people.joins == 0
+        return cls(
+            alive=np.ones(n, bool),
+            registered=registered,
+            ever=registered.copy(),
+            start=_years_before(rng, start_day, 0.0, np.minimum(people.age0, 30.0)),
+            end=np.full(n, NO_DAY, np.int32),
+            death=np.full(n, NO_DAY, np.int32),
+        )
+
+    def join(
+        self, people: People, month: int, first_day: int, days: int, rng: np.random.Generator
+    ) -> None:
+        joining = self.alive & (people.joins == month) & (month > 0)
+        self.start[joining] = first_day + rng.integers(0, days, joining.sum())
+        self.registered |= joining
+        self.ever |= joining
+
+    def present(self) -> np.ndarray:
+        return np.flatnonzero(self.registered & self.alive)
+
+    def die(
+        self, dies: np.ndarray, death_time: np.ndarray, first_day: int, days: int
+    ) -> np.ndarray:
+        """Record deaths of registered people; return their indices."""
+        recorded = np.flatnonzero(dies & self.registered)
+        self.death[recorded] = first_day + np.floor(death_time[recorded] * days).astype(np.int32)
+        self.alive &= ~dies
+        return recorded
+
+    def leave(self, leaves: np.ndarray, last_day: int) -> None:
+        leaving = self.registered & self.alive & leaves
+        self.end[leaving] = last_day
+        self.registered &= ~leaving
+
+
+def _draw_admissions(
+    state: State,
+    people: People,
+    alive: np.ndarray,
+    calendar_month: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Death times (in months) and this month's emergency admissions (person, time) before death."""
+    death_time = np.where(alive, rng.exponential(1.0 / np.exp(death_log_hazard(state))), 0.0)
+    rate = np.exp(admission_log_hazard(state, people, calendar_month))
+    counts = np.where(alive, rng.poisson(rate), 0)
+    who = np.repeat(np.arange(len(alive)), counts)
+    u = rng.random(len(who))
+    before_death = u < death_time[who]
+    return death_time, who[before_death], u[before_death]
+
+
 def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
     """Simulate the borough month by month; see the module docstring for the streams."""
     say = progress or (lambda _: None)
@@ -139,84 +206,57 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
     n, start_day, log = people.size, _day(config.start), EventLog()
     records = _history(state, people, constants, start_day, rng, log)
 
-    alive = np.ones(n, bool)
-    registered = people.joins == 0
-    ever = registered.copy()
-    reg_start = _years_before(rng, start_day, 0.0, np.minimum(people.age0, 30.0))
-    reg_end = np.full(n, NO_DAY, np.int32)
-    death_day = np.full(n, NO_DAY, np.int32)
+    register = _Register.at_start(people, start_day, rng)
     admissions: list[tuple[np.ndarray, np.ndarray]] = []
     truth_frames: list[pd.DataFrame] = []
     truth_dates = set(config.truth_as_of)
     year, month_of_year = config.start.year, config.start.month
     for m in range(months):
         first = date(year, month_of_year, 1)
-        days = calendar.monthrange(year, month_of_year)[1]
-        joining = alive & (people.joins == m) & (m > 0)
-        reg_start[joining] = _day(first) + rng.integers(0, days, joining.sum())
-        registered |= joining
-        ever |= joining
-        present = np.flatnonzero(registered & alive)
+        first_day, days = _day(first), calendar.monthrange(year, month_of_year)[1]
+        register.join(people, m, first_day, days, rng)
+        present = register.present()
         if first in truth_dates:
             say(f"ground truth as of {first} for {len(present):,} people")
             truth_frames.append(_truth_frame(config, state, people, constants, first, present))
 
-        death_time = np.where(alive, rng.exponential(1.0 / np.exp(death_log_hazard(state))), 0.0)
-        counts = np.where(
-            alive, rng.poisson(np.exp(admission_log_hazard(state, people, month_of_year))), 0
-        )
-        who = np.repeat(np.arange(n), counts)
-        u = rng.random(len(who))
-        keep = u < death_time[who]
-        who, u = who[keep], u[keep]
-        per_person = np.bincount(who, minlength=n)
-        month = emit.Month(m, _day(first), days, present, death_time, rng, log)
-        seen = registered[who]
+        death_time, who, u = _draw_admissions(state, people, register.alive, month_of_year, rng)
+        month = emit.Month(m, first_day, days, present, death_time, rng, log)
+        seen = register.registered[who]
         emit.emergency_care(month, state, people, who[seen], u[seen])
         admissions.append((who[seen], month.day(u[seen])))
-        emit.primary_care(month, state, people)
-        emit.planned_care(month, state, people)
-        emit.community_and_mental_health(month, state, people)
-        emit.coordination_and_prescribing(month, state, people)
+        for record in (
+            emit.primary_care,
+            emit.planned_care,
+            emit.community_and_mental_health,
+            emit.coordination_and_prescribing,
+        ):
+            record(month, state, people)
         emit.prescriptions(month, state, records)
         emit.diagnoses(month, state, records)
+        died = register.die(register.alive & (death_time < 1.0), death_time, first_day, days)
+        with_package = died[records.package_start[died] >= 0]
+        emit.close_packages(log, records, with_package, register.death[with_package])
 
-        dies = alive & (death_time < 1.0)
-        died_here = dies & registered
-        death_day[died_here] = _day(first) + np.floor(death_time[died_here] * days).astype(np.int32)
-        open_package = np.flatnonzero(died_here & (records.package_start >= 0))
-        emit.close_packages(log, records, open_package, death_day[open_package])
-        alive &= ~dies
-
-        state, changes = advance(state, people, constants, per_person.astype(float), rng)
-        month = emit.Month(
-            m,
-            _day(first),
-            days,
-            np.flatnonzero(registered & alive),
-            np.where(alive, 1.0, 0.0),
-            rng,
-            log,
+        per_person = np.bincount(who, minlength=n).astype(float)
+        state, changes = advance(state, people, constants, per_person, rng)
+        after = emit.Month(
+            m, first_day, days, register.present(), np.where(register.alive, 1.0, 0.0), rng, log
         )
-        emit.transitions(month, state, people, constants, changes, records)
-
-        leaves = registered & alive & (rng.random(n) < _leaving_rate(config, state.age))
-        reg_end[leaves] = _day(first) + days - 1
-        registered &= ~leaves
+        emit.transitions(after, state, people, constants, changes, records)
+        register.leave(rng.random(n) < _leaving_rate(config, state.age), first_day + days - 1)
         say(f"month {m + 1}/{months} ({first:%Y-%m}): {len(log):,} events so far")
         year, month_of_year = (year + 1, 1) if month_of_year == 12 else (year, month_of_year + 1)
 
     still_open = np.flatnonzero(records.package_start >= 0)
     emit.close_packages(log, records, still_open, None)
     ids = _pseudonyms(rng, n)
-    patients = _patients_table(
-        people, practices, ids, ever, start_day, reg_start, reg_end, death_day
-    )
-    events = log.to_arrow(ids, keep=ever, last_day=_day(config.end))
+    patients = _patients_table(people, practices, ids, register, start_day)
+    events = log.to_arrow(ids, keep=register.ever, last_day=_day(config.end))
     truth = pd.concat(truth_frames, ignore_index=True) if truth_frames else pd.DataFrame()
     adm_person = np.concatenate([a[0] for a in admissions])
     adm_day = np.concatenate([a[1] for a in admissions])
-    summary = _summary(config, patients, events, truth, adm_person, adm_day, reg_end)
+    summary = _summary(config, patients, events, truth, adm_person, adm_day, register.end)
     summary["seconds"] = round(time.perf_counter() - began, 1)
     if not truth.empty:
         truth.insert(0, "patient_id", ids[truth.pop("person").to_numpy()])
@@ -263,19 +303,17 @@ def _pseudonyms(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _patients_table(
-    people: People,
-    practices: pd.DataFrame,
-    ids: np.ndarray,
-    ever: np.ndarray,
-    start_day: int,
-    reg_start: np.ndarray,
-    reg_end: np.ndarray,
-    death_day: np.ndarray,
+    people: People, practices: pd.DataFrame, ids: np.ndarray, register: _Register, start_day: int
 ) -> pa.Table:
-    idx = np.flatnonzero(ever)
+    """Everyone ever registered, with birth month, place and their registration dates."""
+    idx = np.flatnonzero(register.ever)
     birth = pd.to_datetime(start_day - np.rint(people.age0[idx] * 365.25), unit="D")
     birth_month = ((birth.year - 1970) * 12 + birth.month - 1).to_numpy()
     birth_day = (pd.to_datetime(birth_month, unit="M") - pd.Timestamp(EPOCH)).days.to_numpy()
+
+    def dates(days: np.ndarray) -> pa.Array:
+        return pa.array(days[idx], pa.int32(), mask=days[idx] == NO_DAY).cast(pa.date32())
+
     columns = {
         "patient_id": pa.array(ids[idx], pa.string()),
         "birth_month": pa.array(birth_day, pa.int32()).cast(pa.date32()),
@@ -287,13 +325,9 @@ def _patients_table(
         "ethnicity_group": pa.array(
             np.array(list(ETHNICITY_SHARES))[people.ethnicity[idx]], pa.string()
         ),
-        "registration_start": pa.array(reg_start[idx], pa.int32()).cast(pa.date32()),
-        "registration_end": pa.array(reg_end[idx], pa.int32(), mask=reg_end[idx] == NO_DAY).cast(
-            pa.date32()
-        ),
-        "death_date": pa.array(death_day[idx], pa.int32(), mask=death_day[idx] == NO_DAY).cast(
-            pa.date32()
-        ),
+        "registration_start": dates(register.start),
+        "registration_end": dates(register.end),
+        "death_date": dates(register.death),
     }
     return pa.table(columns, schema=PATIENTS.schema)
 
