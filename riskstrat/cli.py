@@ -253,6 +253,7 @@ def cmd_bench_synth(args: argparse.Namespace) -> None:
         "peak_memory_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "truth": borough.summary["truth"],
         "yearly_rate_per_person": borough.summary["yearly_rate_per_person"],
+        "yearly_death_rate": borough.summary["yearly_death_rate"],
     }
     (args.out / "bench_synth.json").write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
