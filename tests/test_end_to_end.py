@@ -62,6 +62,36 @@ def test_model_is_useful_calibrated_and_below_the_oracle(trained: TrainResult) -
     assert abs(m["mean_predicted"] - m["observed_rate"]) < 0.015
 
 
+def test_report_folder_holds_plots_with_their_data_and_a_model_card(trained: TrainResult) -> None:
+    names = {p.name for p in trained.report_dir.iterdir()}
+    for plot, data in (
+        ("calibration", "calibration_deciles"),
+        ("decision_curve", "decision_curve"),
+        ("drift", "drift"),
+    ):
+        assert {f"{plot}.png", f"{data}.csv"} <= names
+    assert {"metrics.json", "comparison.csv", "subgroups.csv", "model_card.html"} <= names
+    card = (trained.report_dir / "model_card.html").read_text()
+    for heading in (
+        "Source of data",
+        "Participants",
+        "Outcome",
+        "Predictors",
+        "Sample size",
+        "Missing data",
+        "Analysis",
+        "Performance",
+        "Fairness",
+        "Limitations",
+        "Intended use",
+    ):
+        assert f"<h2>{heading}</h2>" in card
+    assert (
+        trained.metrics["baseline_logistic_auroc"]
+        > trained.metrics["baseline_prior_admissions_auroc"]
+    )
+
+
 def test_champion_alias_points_at_the_new_version(
     trained: TrainResult, champion: RegisteredBundle
 ) -> None:

@@ -1,9 +1,15 @@
-"""Out-of-time evaluation: discrimination with a bootstrap interval, and calibration."""
+"""Headline metrics of one set of predictions: discrimination with a bootstrap interval,
+calibration (in the large, slope, ICI/E50/E90), and what listing the top few percent finds."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+from scipy.optimize import brentq
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from training.calibration import ici_e50_e90
 
 
 def auroc_with_interval(
@@ -21,28 +27,65 @@ def auroc_with_interval(
     return point, float(low), float(high)
 
 
-def calibration_slope_intercept(labels: np.ndarray, risk: np.ndarray) -> tuple[float, float]:
-    """Slope and intercept of the logistic recalibration of ``labels`` on logit(risk)."""
-    from sklearn.linear_model import LogisticRegression
-
+def _logit(risk: np.ndarray) -> np.ndarray:
     clipped = np.clip(risk, 1e-6, 1 - 1e-6)
-    logit = np.log(clipped / (1 - clipped)).reshape(-1, 1)
-    model = LogisticRegression(C=1e6, max_iter=1000).fit(logit, labels)
-    return float(model.coef_[0, 0]), float(model.intercept_[0])
+    return np.log(clipped / (1 - clipped))
 
 
-def top_share_ppv(labels: np.ndarray, risk: np.ndarray, share: float) -> tuple[float, float]:
-    """PPV and sensitivity among the ``share`` of people with the highest risk."""
-    k = max(1, round(share * len(risk)))
-    top = np.argsort(-risk, kind="stable")[:k]
-    hits = labels[top].sum()
-    return float(hits / k), float(hits / max(labels.sum(), 1))
+def calibration_slope(labels: np.ndarray, risk: np.ndarray) -> float:
+    """Slope of the logistic recalibration of ``labels`` on logit(risk); 1 is ideal."""
+    model = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(risk).reshape(-1, 1), labels)
+    return float(model.coef_[0, 0])
+
+
+def calibration_in_the_large(labels: np.ndarray, risk: np.ndarray) -> float:
+    """Intercept ``a`` with the slope fixed at 1: mean(sigmoid(logit(risk) + a)) = mean(labels).
+
+    0 is ideal; positive means risks are too low on average.
+    """
+    logit, target = _logit(risk), labels.mean()
+    return float(brentq(lambda a: np.mean(1 / (1 + np.exp(-(logit + a)))) - target, -10, 10))
+
+
+TOP_SHARES = (0.005, 0.01, 0.02, 0.05, 0.1)
+
+
+def top_share_table(
+    labels: np.ndarray, risk: np.ndarray, shares: tuple[float, ...] = TOP_SHARES
+) -> pd.DataFrame:
+    """PPV, sensitivity and the risk threshold when the top ``share`` of people is listed.
+
+    Ties at the threshold are broken by row order (stable sort), as a list would be.
+    """
+    order = np.argsort(-risk, kind="stable")
+    rows = []
+    for share in shares:
+        k = max(1, round(share * len(risk)))
+        hits = labels[order[:k]].sum()
+        rows.append(
+            {
+                "top_share": share,
+                "people": k,
+                "threshold": float(risk[order[k - 1]]),
+                "ppv": float(hits / k),
+                "sensitivity": float(hits / max(labels.sum(), 1)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def discrimination(labels: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """AUROC, AUPRC and PPV in the top 1% for any score (risks or counts)."""
+    return {
+        "auroc": float(roc_auc_score(labels, score)),
+        "auprc": float(average_precision_score(labels, score)),
+        "ppv_top_1pct": float(top_share_table(labels, score, (0.01,))["ppv"].iloc[0]),
+    }
 
 
 def evaluate(labels: np.ndarray, risk: np.ndarray, resamples: int, seed: int) -> dict[str, float]:
-    """The headline metrics of one set of predictions against observed outcomes."""
+    """The headline metrics of calibrated risks against observed outcomes."""
     auroc, low, high = auroc_with_interval(labels, risk, resamples, seed)
-    slope, intercept = calibration_slope_intercept(labels, risk)
     metrics = {
         "auroc": auroc,
         "auroc_ci_low": low,
@@ -51,11 +94,11 @@ def evaluate(labels: np.ndarray, risk: np.ndarray, resamples: int, seed: int) ->
         "brier": float(brier_score_loss(labels, risk)),
         "observed_rate": float(labels.mean()),
         "mean_predicted": float(risk.mean()),
-        "calibration_slope": slope,
-        "calibration_intercept": intercept,
+        "calibration_slope": calibration_slope(labels, risk),
+        "calibration_intercept": calibration_in_the_large(labels, risk),
+        **ici_e50_e90(labels, risk, seed),
     }
-    for share in (0.01, 0.05):
-        ppv, sensitivity = top_share_ppv(labels, risk, share)
-        metrics[f"ppv_top_{share * 100:g}pct"] = ppv
-        metrics[f"sensitivity_top_{share * 100:g}pct"] = sensitivity
+    for row in top_share_table(labels, risk).itertuples():
+        metrics[f"ppv_top_{row.top_share * 100:g}pct"] = row.ppv
+        metrics[f"sensitivity_top_{row.top_share * 100:g}pct"] = row.sensitivity
     return metrics

@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from features.contract import TABLES
-from features.engine import build_features, feature_specs
+from features.engine import build_features, cohort_context, feature_specs
 from features.labels import build_labels
 from features.sources import Sources
 from models.bundle import ModelBundle
+from training.assess import Assessment, assess, write_report
 from training.config import TrainConfig
-from training.evaluate import evaluate
 from training.fit import Snapshots, fit_bundle
 from training.tracking import LoggedRun, log_training
 
 Progress = Callable[[str], None]
-PRIOR_ADMISSIONS = "emergency_admissions_365d"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,19 +47,16 @@ def _rows(features: pd.DataFrame, labels: pd.DataFrame, as_of: tuple[date, ...])
     return Snapshots(features[keep], labels.loc[keep, "label"].astype(float))
 
 
-def _oracle_auroc(truth_path: Path, test: Snapshots, as_of: date) -> dict[str, float]:
-    """The best achievable AUROC on the same test rows, from the generator's exact risk."""
-    truth = pd.read_parquet(truth_path)
-    truth = truth[pd.to_datetime(truth["as_of"]).dt.date == as_of].set_index("patient_id")
-    ids = test.features.index.get_level_values("patient_id")
-    risk = truth["p_admission"].reindex(ids).to_numpy()
-    known = ~np.isnan(risk)
-    if known.sum() < len(risk) * 0.99:
-        raise ValueError(f"{truth_path}: no exact risk as of {as_of} for most test rows")
-    return {
-        "oracle_auroc": float(roc_auc_score(test.labels.to_numpy()[known], risk[known])),
-        "oracle_rows": float(known.sum()),
-    }
+def later_as_of(sources: Sources, test_as_of: date, horizon_days: int) -> tuple[date, ...]:
+    """Quarterly as-of dates after the test date whose whole horizon the data covers."""
+    (last,) = sources.connection.execute("SELECT max(start) FROM events").fetchall()[0]
+    dates = []
+    for months in (3, 6, 9, 12, 15, 18):
+        index = test_as_of.year * 12 + test_as_of.month - 1 + months
+        as_of = date(index // 12, index % 12 + 1, test_as_of.day)
+        if as_of + timedelta(days=horizon_days) <= last:
+            dates.append(as_of)
+    return tuple(dates)
 
 
 def train_from_contract(
@@ -79,25 +73,30 @@ def train_from_contract(
     """The whole training run on validated contract tables in ``data_dir``."""
     say = progress or (lambda _: None)
     sources = Sources.from_dir(data_dir)
-    dates = (*config.train_as_of, config.test_as_of)
+    later = later_as_of(sources, config.test_as_of, config.outcome.horizon_days)
+    dates = (*config.train_as_of, config.test_as_of, *later)
     say(f"building features and labels for {len(dates)} as-of dates")
     features = build_features(sources, dates)
     labels = build_labels(sources, dates, config.outcome)
-    train, test = (
-        _rows(features, labels, config.train_as_of),
-        _rows(features, labels, (config.test_as_of,)),
-    )
+    train = _rows(features, labels, config.train_as_of)
+    test = _rows(features, labels, (config.test_as_of,))
     say(f"training on {len(train.labels):,} snapshots, testing on {len(test.labels):,} people")
     bundle, facts = fit_bundle(train, feature_specs(), config)
-    risk = bundle.predict(test.features)
-    y = test.labels.to_numpy()
-    metrics = evaluate(y, risk, config.bootstrap, config.seed)
-    metrics["baseline_prior_admissions_auroc"] = float(
-        roc_auc_score(y, test.features[PRIOR_ADMISSIONS].to_numpy())
+    say(f"assessing out of time on {config.test_as_of} and {len(later)} later date(s)")
+    truth = pd.read_parquet(truth_path) if truth_path is not None else None
+    assessment = assess(
+        bundle,
+        train=train,
+        test=test,
+        test_as_of=config.test_as_of,
+        later={d: _rows(features, labels, (d,)) for d in later},
+        context=cohort_context(sources, [config.test_as_of]),
+        truth=truth,
+        bootstrap=config.bootstrap,
+        seed=config.seed,
     )
-    if truth_path is not None:
-        metrics |= _oracle_auroc(truth_path, test, config.test_as_of)
-    metrics |= {k: float(v) for k, v in facts.items()}
+    metrics = assessment.metrics | {k: float(v) for k, v in facts.items()}
+    risk = bundle.predict(test.features)
     metadata = {
         "outcome": config.outcome.name,
         "horizon_days": config.outcome.horizon_days,
@@ -112,8 +111,7 @@ def train_from_contract(
         "test_population_risk_quantiles": np.quantile(risk, np.linspace(0, 1, 101)).tolist(),
     }
     bundle = ModelBundle(bundle.booster, bundle.calibration, bundle.specs, metadata)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    (report_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_report(report_dir, Assessment(metrics, assessment.tables), bundle)
     say("logging the run and registering the model in MLflow")
     params = {
         "seed": config.seed,

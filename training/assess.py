@@ -1,0 +1,153 @@
+"""Assess a fitted bundle out of time and write the report folder.
+
+The folder holds ``metrics.json`` (headline figures), one CSV per table, the plots as PNG
+beside their CSVs, and ``model_card.html``. Every number in the card is one of these.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.bundle import ModelBundle
+from training import report
+from training.baselines import logistic_regression, prior_admissions
+from training.evaluate import discrimination, evaluate, top_share_table
+from training.fit import Snapshots
+from training.model_card import model_card
+
+LIST_SHARE = 0.03  # the weekly list: top 0.5% very high plus the next 2.5% high
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    metrics: dict[str, float]
+    tables: dict[str, pd.DataFrame]
+
+
+def _oracle(truth: pd.DataFrame | None, rows: Snapshots, as_of: date) -> np.ndarray | None:
+    """The generator's exact risk for the rows, if the truth covers nearly all of them."""
+    if truth is None:
+        return None
+    at = truth[pd.to_datetime(truth["as_of"]).dt.date == as_of].set_index("patient_id")
+    risk = at["p_admission"].reindex(rows.features.index.get_level_values("patient_id"))
+    return risk.to_numpy() if risk.notna().mean() > 0.99 else None
+
+
+def compare(
+    bundle: ModelBundle,
+    train: Snapshots,
+    test: Snapshots,
+    truth: pd.DataFrame | None,
+    as_of: date,
+    seed: int,
+) -> pd.DataFrame:
+    """The model beside logistic regression, prior admissions and (if known) the oracle."""
+    y = test.labels.to_numpy()
+    scores = {
+        "model (LightGBM, calibrated)": bundle.predict(test.features),
+        "logistic regression": logistic_regression(
+            train.features, train.labels, test.features, bundle.specs, 200_000, seed
+        ),
+        "prior emergency admissions": prior_admissions(test.features),
+    }
+    oracle = _oracle(truth, test, as_of)
+    if oracle is not None:
+        known = ~np.isnan(oracle)
+        scores["oracle (true risk)"] = oracle
+        y_known = y[known]
+    rows = []
+    for name, score in scores.items():
+        if name.startswith("oracle"):
+            rows.append({"score": name, **discrimination(y_known, score[known])})
+        else:
+            rows.append({"score": name, **discrimination(y, score)})
+    return pd.DataFrame(rows)
+
+
+def drift_table(
+    bundle: ModelBundle, later: dict[date, Snapshots], truth: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Discrimination and calibration at each later as-of date."""
+    rows = []
+    for as_of, rows_at in sorted(later.items()):
+        y, risk = rows_at.labels.to_numpy(), bundle.predict(rows_at.features)
+        m = evaluate(y, risk, 0, 0)
+        row = {
+            "as_of": as_of.isoformat(),
+            "people": len(y),
+            "auroc": m["auroc"],
+            "observed_rate": m["observed_rate"],
+            "mean_predicted": m["mean_predicted"],
+            "calibration_slope": m["calibration_slope"],
+            "calibration_intercept": m["calibration_intercept"],
+        }
+        oracle = _oracle(truth, rows_at, as_of)
+        if oracle is not None:
+            row["oracle_auroc"] = discrimination(y, oracle)["auroc"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def assess(
+    bundle: ModelBundle,
+    *,
+    train: Snapshots,
+    test: Snapshots,
+    test_as_of: date,
+    later: dict[date, Snapshots],
+    context: pd.DataFrame,
+    truth: pd.DataFrame | None,
+    bootstrap: int,
+    seed: int,
+) -> Assessment:
+    """Every figure and table of the report, for the out-of-time test and later dates."""
+    y, risk = test.labels.to_numpy(), bundle.predict(test.features)
+    metrics = evaluate(y, risk, bootstrap, seed)
+    comparison = compare(bundle, train, test, truth, test_as_of, seed)
+    for row in comparison.itertuples():
+        key = {
+            "logistic regression": "baseline_logistic",
+            "prior emergency admissions": "baseline_prior_admissions",
+            "oracle (true risk)": "oracle",
+        }.get(row.score)
+        if key:
+            metrics |= {f"{key}_auroc": row.auroc, f"{key}_ppv_top_1pct": row.ppv_top_1pct}
+    metrics |= {"test_rows": float(len(y)), "test_events": float(y.sum())}
+    threshold = float(np.quantile(risk, 1 - LIST_SHARE))
+    vocabularies = {s.name: s.vocabulary for s in bundle.specs if s.categorical}
+    groups = report.subgroup_groups(test.features, context, vocabularies)
+    tables = {
+        "comparison": comparison,
+        "top_shares": top_share_table(y, risk),
+        "calibration_deciles": report.calibration_table(y, risk),
+        "calibration_smoothed": report.smoothed_calibration_table(y, risk),
+        "decision_curve": report.decision_curve(y, risk),
+        "subgroups": report.subgroup_table(groups, y, risk, threshold),
+    }
+    if later:
+        tables["drift"] = drift_table(bundle, later, truth)
+    return Assessment(metrics, tables)
+
+
+def write_report(folder: Path, assessment: Assessment, bundle: ModelBundle) -> Path:
+    """metrics.json, the tables as CSV, the plots as PNG, and the model card."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(assessment.metrics, indent=2))
+    report.write_plots(folder, assessment.tables)
+    card = model_card(
+        metadata=bundle.metadata,
+        metrics=assessment.metrics,
+        comparison=assessment.tables["comparison"],
+        top_shares=assessment.tables["top_shares"],
+        subgroups=assessment.tables["subgroups"],
+        drift=assessment.tables.get("drift", pd.DataFrame()),
+        n_features=len(bundle.specs),
+    )
+    (folder / "model_card.html").write_text(card)
+    return folder
