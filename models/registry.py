@@ -12,6 +12,7 @@ from models.bundle import ModelBundle
 
 MODEL_NAME = "admission-risk"
 CHAMPION = "champion"
+CHALLENGER = "challenger"
 BUNDLE_ARTIFACT = "bundle"
 
 

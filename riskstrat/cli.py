@@ -128,13 +128,16 @@ def cmd_train(args: argparse.Namespace) -> None:
         artifact_root=args.workdir / "mlartifacts",
         report_dir=args.workdir / "report",
         truth_path=args.truth,
-        promote=not args.no_promote,
         progress=say,
     )
-    _print_training(result.metrics, result.run.model_version, result.run.champion)
+    _print_training(result.metrics, result.run.model_version)
+    say(
+        f"report: {result.report_dir}; "
+        f"to compare with the champion: riskstrat promote --data {args.data}"
+    )
 
 
-def _print_training(metrics: dict, version: str, champion: bool) -> None:
+def _print_training(metrics: dict, version: str) -> None:
     line = (
         f"out-of-time AUROC {metrics['auroc']:.3f} "
         f"(95% CI {metrics['auroc_ci_low']:.3f}-{metrics['auroc_ci_high']:.3f})"
@@ -143,10 +146,20 @@ def _print_training(metrics: dict, version: str, champion: bool) -> None:
         line += f"; oracle AUROC {metrics['oracle_auroc']:.3f} (the best any model can do)"
     say(line)
     say(
-        f"prior-admissions baseline AUROC {metrics['baseline_prior_admissions_auroc']:.3f}; "
-        f"Brier {metrics['brier']:.4f}; calibration slope {metrics['calibration_slope']:.2f}"
+        f"baselines: logistic regression {metrics['baseline_logistic_auroc']:.3f}, prior "
+        f"admissions {metrics['baseline_prior_admissions_auroc']:.3f}; calibration slope "
+        f"{metrics['calibration_slope']:.2f}, in the large {metrics['calibration_intercept']:+.3f}"
     )
-    say(f"registered admission-risk version {version}" + (" as champion" if champion else ""))
+    say(f"registered admission-risk version {version} as challenger")
+
+
+def cmd_promote(args: argparse.Namespace) -> None:
+    from training.promote import promote
+
+    decision = promote(args.data, tracking_uri(args.workdir), seed=args.seed)
+    say(decision.explain())
+    if not decision.promoted:
+        raise SystemExit(1)
 
 
 def cmd_weekly(args: argparse.Namespace) -> None:
@@ -196,6 +209,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from serving.weekly import weekly_lists
     from training.config import TrainConfig
     from training.pipeline import train_from_contract
+    from training.promote import promote
 
     began = time.perf_counter()
     work = args.workdir
@@ -212,7 +226,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         f"{sum(t.quarantined for t in report.tables):,} quarantined; counts reconcile: "
         f"{report.reconciles}"
     )
-    say("3/4 training, testing out of time, registering in MLflow")
+    say("3/4 training, testing out of time, registering in MLflow, promotion gate")
     result = train_from_contract(
         work / "validated",
         train,
@@ -222,12 +236,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
         truth_path=work / "borough" / TRUTH_DIR / "truth.parquet",
         progress=lambda m: say("    " + m),
     )
+    decision = promote(work / "validated", tracking_uri(work), seed=args.seed)
+    say(f"    promotion gate: {decision.explain()}")
     as_of = latest_monday(synth.end)
-    say(f"4/4 weekly risk lists as of {as_of}")
+    say(f"4/4 weekly risk lists as of {as_of} (champion)")
     model = load_registered(tracking_uri(work))
     weekly = weekly_lists(work / "validated", as_of, model, work / "lists")
     say(f"done in {time.perf_counter() - began:.0f} s")
-    _print_training(result.metrics, result.run.model_version, result.run.champion)
+    _print_training(result.metrics, result.run.model_version)
+    say(f"evaluation report and model card: {result.report_dir}")
     say(f"weekly lists ({weekly.listed:,} people of {weekly.scored:,}): {weekly.folder}")
     say(f"MLflow runs: .venv/bin/mlflow ui --backend-store-uri {tracking_uri(work)}")
     say(f"start the scoring service: .venv/bin/riskstrat serve --workdir {work}")
@@ -310,8 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", type=Path, default=Path("work"))
     p.add_argument("--config", type=Path, help="TOML file with a [train] table")
     p.add_argument("--truth", type=Path, help="synthetic ground truth, to report the oracle")
-    p.add_argument("--no-promote", action="store_true", help="register without the champion alias")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("promote", help="make the challenger champion if it passes the gate")
+    p.add_argument("--data", type=Path, required=True, help="contract tables for the test set")
+    p.add_argument("--workdir", type=Path, default=Path("work"))
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("weekly", help="score everyone and write the weekly lists")
     p.add_argument("--data", type=Path, required=True)

@@ -20,7 +20,7 @@ settings.register_profile(
 )
 settings.load_profile("riskstrat")
 
-SMALL = SynthConfig(patients=6_000, seed=7, truth_as_of=(date(2025, 1, 1),))
+SMALL = SynthConfig(patients=10_000, seed=7, truth_as_of=(date(2025, 1, 1),))
 
 
 @pytest.fixture(scope="session")

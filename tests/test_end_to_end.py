@@ -19,6 +19,7 @@ from serving.scoring import OTHER
 from serving.weekly import weekly_lists
 from training.config import TrainConfig
 from training.pipeline import TrainResult, train_from_contract
+from training.promote import promote
 
 WEEK = date(2026, 10, 26)
 
@@ -50,7 +51,9 @@ def trained(
 
 
 @pytest.fixture(scope="module")
-def champion(trained: TrainResult, tracking_uri: str) -> RegisteredBundle:
+def champion(trained: TrainResult, validated: Path, tracking_uri: str) -> RegisteredBundle:
+    decision = promote(validated, tracking_uri, resamples=20)
+    assert decision.promoted and decision.champion_version is None
     return load_registered(tracking_uri)
 
 
@@ -92,7 +95,7 @@ def test_report_folder_holds_plots_with_their_data_and_a_model_card(trained: Tra
     )
 
 
-def test_champion_alias_points_at_the_new_version(
+def test_champion_alias_points_at_the_promoted_version(
     trained: TrainResult, champion: RegisteredBundle
 ) -> None:
     assert champion.version == trained.run.model_version

@@ -67,7 +67,6 @@ def train_from_contract(
     artifact_root: Path | None,
     report_dir: Path,
     truth_path: Path | None = None,
-    promote: bool = True,
     progress: Progress | None = None,
 ) -> TrainResult:
     """The whole training run on validated contract tables in ``data_dir``."""
@@ -129,6 +128,9 @@ def train_from_contract(
         metrics=metrics,
         example=test.features.head(50),
         report_dir=report_dir,
-        promote=promote,
+        datasets={
+            "training": (train.features.assign(label=train.labels), str(data_dir)),
+            "test": (test.features.assign(label=test.labels), str(data_dir)),
+        },
     )
     return TrainResult(bundle, metrics, run, report_dir)

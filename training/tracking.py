@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from models.bundle import ModelBundle
-from models.registry import BUNDLE_ARTIFACT, CHAMPION, MODEL_NAME
+from models.registry import BUNDLE_ARTIFACT, CHALLENGER, MODEL_NAME
 
 EXPERIMENT = "admission-risk"
 # The model-from-code file, located without importing it (importing it registers a model).
@@ -28,7 +28,6 @@ RUNTIME = ("lightgbm", "pandas", "numpy", "mlflow", "pyarrow")
 class LoggedRun:
     run_id: str
     model_version: str
-    champion: bool
 
 
 def log_training(
@@ -40,9 +39,14 @@ def log_training(
     metrics: dict[str, float],
     example: pd.DataFrame,
     report_dir: Path | None,
-    promote: bool,
+    datasets: dict[str, tuple[pd.DataFrame, str]],
 ) -> LoggedRun:
-    """One MLflow run with params, metrics, report files and the registered bundle."""
+    """One MLflow run: params, metrics, datasets, report files, and the registered bundle.
+
+    The new version gets the ``challenger`` alias; ``champion`` moves only through the
+    promotion gate (``training.promote``). ``datasets`` maps a context ("training",
+    "test") to a frame and the source it came from.
+    """
     import mlflow
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
@@ -61,6 +65,9 @@ def log_training(
     with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
+        for context, (frame, source) in datasets.items():
+            dataset = mlflow.data.from_pandas(frame, source=source, name=f"{context} snapshots")
+            mlflow.log_input(dataset, context=context)
         if report_dir is not None:
             mlflow.log_artifacts(str(report_dir), "report")
         bundle_dir = bundle.save(Path(tmp) / BUNDLE_ARTIFACT)
@@ -77,6 +84,5 @@ def log_training(
             registered_model_name=MODEL_NAME,
         )
         model_version = str(info.registered_model_version)
-    if promote:
-        client.set_registered_model_alias(MODEL_NAME, CHAMPION, model_version)
-    return LoggedRun(run.info.run_id, model_version, promote)
+    client.set_registered_model_alias(MODEL_NAME, CHALLENGER, model_version)
+    return LoggedRun(run.info.run_id, model_version)
