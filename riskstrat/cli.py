@@ -118,23 +118,28 @@ def _months_before(day: date, months: int) -> date:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from training.config import TrainConfig
-    from training.pipeline import train_from_contract
+    from training.pipeline import train_from_contract, train_from_table
 
     config = TrainConfig.from_toml(args.config) if args.config else TrainConfig()
-    result = train_from_contract(
-        args.data,
-        config,
-        tracking_uri=tracking_uri(args.workdir),
-        artifact_root=args.workdir / "mlartifacts",
-        report_dir=args.workdir / "report",
-        truth_path=args.truth,
-        progress=say,
-    )
+    report = args.report or args.workdir / "report"
+    common = {
+        "tracking_uri": tracking_uri(args.workdir),
+        "artifact_root": args.workdir / "mlartifacts",
+        "report_dir": report,
+        "progress": say,
+    }
+    if args.features:
+        if not args.label:
+            raise ValueError("--features needs --label COLUMN")
+        result = train_from_table(
+            args.features, args.label, config, group=args.group, time=args.time, **common
+        )
+    else:
+        result = train_from_contract(args.data, config, truth_path=args.truth, **common)
     _print_training(result.metrics, result.run.model_version)
-    say(
-        f"report: {result.report_dir}; "
-        f"to compare with the champion: riskstrat promote --data {args.data}"
-    )
+    say(f"report and model card: {result.report_dir}")
+    if args.data:
+        say(f"to compare with the champion: riskstrat promote --data {args.data}")
 
 
 def _print_training(metrics: dict, version: str) -> None:
@@ -145,10 +150,12 @@ def _print_training(metrics: dict, version: str) -> None:
     if "oracle_auroc" in metrics:
         line += f"; oracle AUROC {metrics['oracle_auroc']:.3f} (the best any model can do)"
     say(line)
+    prior = metrics.get("baseline_prior_admissions_auroc")
     say(
-        f"baselines: logistic regression {metrics['baseline_logistic_auroc']:.3f}, prior "
-        f"admissions {metrics['baseline_prior_admissions_auroc']:.3f}; calibration slope "
-        f"{metrics['calibration_slope']:.2f}, in the large {metrics['calibration_intercept']:+.3f}"
+        f"baselines: logistic regression {metrics['baseline_logistic_auroc']:.3f}"
+        + (f", prior admissions {prior:.3f}" if prior is not None else "")
+        + f"; calibration slope {metrics['calibration_slope']:.2f}, in the large "
+        f"{metrics['calibration_intercept']:+.3f}"
     )
     say(f"registered admission-risk version {version} as challenger")
 
@@ -322,8 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_bench_features)
 
-    p = sub.add_parser("train", help="train, evaluate out of time, register in MLflow")
-    p.add_argument("--data", type=Path, required=True, help="folder of validated contract tables")
+    p = sub.add_parser("train", help="train, evaluate out of time, register a challenger")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="folder of validated contract tables")
+    source.add_argument("--features", type=Path, help="your own feature table (Parquet)")
+    p.add_argument("--label", help="with --features: the 0/1 outcome column")
+    p.add_argument("--group", help="with --features: the person column (splits keep it whole)")
+    p.add_argument("--time", help="with --features: the as-of date column (out-of-time test)")
+    p.add_argument("--report", type=Path, help="report folder (default: WORKDIR/report)")
     p.add_argument("--workdir", type=Path, default=Path("work"))
     p.add_argument("--config", type=Path, help="TOML file with a [train] table")
     p.add_argument("--truth", type=Path, help="synthetic ground truth, to report the oracle")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from training.config import TrainConfig
 from training.split import CALIBRATION, TRAIN, VALIDATION, patient_parts
+from training.table import load_table
 
 
 def test_a_training_label_running_into_the_test_period_is_refused() -> None:
@@ -49,3 +51,56 @@ def test_settings_load_from_toml(tmp_path: Path) -> None:
     path.write_text("[train]\nlearning_rat = 0.1\n")
     with pytest.raises(ValueError, match="unknown \\[train\\] settings: learning_rat"):
         TrainConfig.from_toml(path)
+
+
+def _table(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(4)
+    rows = []
+    for person in range(1500):
+        risk = rng.uniform(-4, 0)
+        for as_of in (date(2022, 1, 1), date(2023, 1, 1), date(2024, 1, 1)):
+            rows.append(
+                {
+                    "person": f"p{person}",
+                    "when": as_of,
+                    "score": risk + rng.normal(0, 0.3),
+                    "area": rng.choice(["N", "S"]),
+                    "y": float(rng.random() < 1 / (1 + np.exp(-risk))),
+                }
+            )
+    frame = pd.DataFrame(rows)
+    frame.loc[0, "y"] = np.nan
+    path = tmp_path / "table.parquet"
+    frame.to_parquet(path)
+    return path
+
+
+def test_own_feature_table_tests_on_the_latest_date_and_trains_only_on_finished_horizons(
+    tmp_path: Path,
+) -> None:
+    data = load_table(_table(tmp_path), "y", "person", "when", TrainConfig())
+    assert set(data.test.features.index.get_level_values("as_of")) == {date(2024, 1, 1)}
+    assert set(data.train.features.index.get_level_values("as_of")) == {
+        date(2022, 1, 1),
+        date(2023, 1, 1),
+    }
+    assert data.unlabelled == 1
+    assert [s.name for s in data.specs] == ["score", "area"]
+    assert data.specs[1].vocabulary == ("N", "S")
+
+
+def test_own_feature_table_without_time_holds_out_whole_people(tmp_path: Path) -> None:
+    data = load_table(_table(tmp_path), "y", "person", None, TrainConfig())
+    train_people = set(data.train.features.index.get_level_values("patient_id"))
+    test_people = set(data.test.features.index.get_level_values("patient_id"))
+    assert not train_people & test_people
+    assert 0.15 < len(test_people) / 1500 < 0.25
+    assert "not out of time" in data.test_description
+
+
+def test_own_feature_table_errors_name_the_file_and_column(tmp_path: Path) -> None:
+    path = _table(tmp_path)
+    with pytest.raises(ValueError, match=r"table\.parquet: no label column 'outcome'"):
+        load_table(path, "outcome", None, None, TrainConfig())
+    with pytest.raises(ValueError, match="label column 'score' must hold 0/1"):
+        load_table(path, "score", None, None, TrainConfig())

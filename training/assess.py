@@ -16,7 +16,7 @@ import pandas as pd
 
 from models.bundle import ModelBundle
 from training import report
-from training.baselines import logistic_regression, prior_admissions
+from training.baselines import PRIOR_ADMISSIONS, logistic_regression, prior_admissions
 from training.evaluate import discrimination, evaluate, top_share_table
 from training.fit import Snapshots
 from training.model_card import model_card
@@ -30,9 +30,9 @@ class Assessment:
     tables: dict[str, pd.DataFrame]
 
 
-def _oracle(truth: pd.DataFrame | None, rows: Snapshots, as_of: date) -> np.ndarray | None:
+def _oracle(truth: pd.DataFrame | None, rows: Snapshots, as_of: date | None) -> np.ndarray | None:
     """The generator's exact risk for the rows, if the truth covers nearly all of them."""
-    if truth is None:
+    if truth is None or as_of is None:
         return None
     at = truth[pd.to_datetime(truth["as_of"]).dt.date == as_of].set_index("patient_id")
     risk = at["p_admission"].reindex(rows.features.index.get_level_values("patient_id"))
@@ -44,7 +44,7 @@ def compare(
     train: Snapshots,
     test: Snapshots,
     truth: pd.DataFrame | None,
-    as_of: date,
+    as_of: date | None,
     seed: int,
 ) -> pd.DataFrame:
     """The model beside logistic regression, prior admissions and (if known) the oracle."""
@@ -54,8 +54,9 @@ def compare(
         "logistic regression": logistic_regression(
             train.features, train.labels, test.features, bundle.specs, 200_000, seed
         ),
-        "prior emergency admissions": prior_admissions(test.features),
     }
+    if PRIOR_ADMISSIONS in test.features.columns:
+        scores["prior emergency admissions"] = prior_admissions(test.features)
     oracle = _oracle(truth, test, as_of)
     if oracle is not None:
         known = ~np.isnan(oracle)
@@ -99,7 +100,7 @@ def assess(
     *,
     train: Snapshots,
     test: Snapshots,
-    test_as_of: date,
+    test_as_of: date | None,
     later: dict[date, Snapshots],
     context: pd.DataFrame,
     truth: pd.DataFrame | None,

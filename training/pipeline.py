@@ -19,6 +19,7 @@ from models.bundle import ModelBundle
 from training.assess import Assessment, assess, write_report
 from training.config import TrainConfig
 from training.fit import Snapshots, fit_bundle
+from training.table import load_table
 from training.tracking import LoggedRun, log_training
 
 Progress = Callable[[str], None]
@@ -94,14 +95,101 @@ def train_from_contract(
         bootstrap=config.bootstrap,
         seed=config.seed,
     )
+    return _finish(
+        bundle,
+        facts,
+        assessment,
+        train,
+        test,
+        description={
+            "outcome": config.outcome.name,
+            "horizon_days": config.outcome.horizon_days,
+            "train_as_of": [d.isoformat() for d in config.train_as_of],
+            "test_as_of": config.test_as_of.isoformat(),
+            "data_fingerprint": fingerprint(data_dir),
+        },
+        source=str(data_dir),
+        config=config,
+        tracking_uri=tracking_uri,
+        artifact_root=artifact_root,
+        report_dir=report_dir,
+        say=say,
+    )
+
+
+def train_from_table(
+    path: Path,
+    label: str,
+    config: TrainConfig,
+    *,
+    group: str | None,
+    time: str | None,
+    tracking_uri: str,
+    artifact_root: Path | None,
+    report_dir: Path,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """The training run on a data scientist's own feature table (see ``training.table``)."""
+    say = progress or (lambda _: None)
+    data = load_table(path, label, group, time, config)
+    say(
+        f"training on {len(data.train.labels):,} rows, testing on {len(data.test.labels):,} "
+        f"({data.test_description}); {data.unlabelled:,} rows without a label left out"
+    )
+    bundle, facts = fit_bundle(data.train, data.specs, config)
+    assessment = assess(
+        bundle,
+        train=data.train,
+        test=data.test,
+        test_as_of=None,
+        later={},
+        context=pd.DataFrame(),
+        truth=None,
+        bootstrap=config.bootstrap,
+        seed=config.seed,
+    )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _finish(
+        bundle,
+        facts,
+        assessment,
+        data.train,
+        data.test,
+        description={
+            "outcome": f"table:{label}",
+            "horizon_days": config.outcome.horizon_days,
+            "train_as_of": list(data.train_times),
+            "test_as_of": data.test_description,
+            "data_fingerprint": digest,
+        },
+        source=str(path),
+        config=config,
+        tracking_uri=tracking_uri,
+        artifact_root=artifact_root,
+        report_dir=report_dir,
+        say=say,
+    )
+
+
+def _finish(
+    bundle: ModelBundle,
+    facts: dict,
+    assessment: Assessment,
+    train: Snapshots,
+    test: Snapshots,
+    *,
+    description: dict,
+    source: str,
+    config: TrainConfig,
+    tracking_uri: str,
+    artifact_root: Path | None,
+    report_dir: Path,
+    say: Progress,
+) -> TrainResult:
+    """Metadata into the bundle, the report folder, and the MLflow run with the challenger."""
     metrics = assessment.metrics | {k: float(v) for k, v in facts.items()}
     risk = bundle.predict(test.features)
-    metadata = {
-        "outcome": config.outcome.name,
-        "horizon_days": config.outcome.horizon_days,
-        "train_as_of": [d.isoformat() for d in config.train_as_of],
-        "test_as_of": config.test_as_of.isoformat(),
-        "data_fingerprint": fingerprint(data_dir),
+    metadata = description | {
         "metrics": metrics,
         "tier_thresholds": {
             "very_high": float(np.quantile(risk, 0.995)),
@@ -114,10 +202,10 @@ def train_from_contract(
     say("logging the run and registering the model in MLflow")
     params = {
         "seed": config.seed,
-        "outcome": config.outcome.name,
-        "train_as_of": ",".join(d.isoformat() for d in config.train_as_of),
-        "test_as_of": config.test_as_of.isoformat(),
-        "data_fingerprint": metadata["data_fingerprint"],
+        "outcome": description["outcome"],
+        "train_as_of": ",".join(description["train_as_of"])[:500],
+        "test_as_of": description["test_as_of"],
+        "data_fingerprint": description["data_fingerprint"],
         **{f"lgb_{k}": v for k, v in config.lightgbm.booster_params(config.seed).items()},
     }
     run = log_training(
@@ -129,8 +217,8 @@ def train_from_contract(
         example=test.features.head(50),
         report_dir=report_dir,
         datasets={
-            "training": (train.features.assign(label=train.labels), str(data_dir)),
-            "test": (test.features.assign(label=test.labels), str(data_dir)),
+            "training": (train.features.assign(label=train.labels), source),
+            "test": (test.features.assign(label=test.labels), source),
         },
     )
     return TrainResult(bundle, metrics, run, report_dir)

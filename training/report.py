@@ -55,29 +55,44 @@ def decision_curve(
 def subgroup_groups(
     features: pd.DataFrame, context: pd.DataFrame, specs_vocab: dict[str, tuple[str, ...]]
 ) -> pd.DataFrame:
-    """Each person's age band, sex, deprivation quintile, ethnicity, locality and care home."""
+    """Each person's age band, sex, deprivation quintile, ethnicity, locality and care home,
+    for those of these the features (or the cohort context) hold."""
 
     def label(column: str) -> pd.Series:
         vocabulary = specs_vocab[column]
         codes = features[column].astype(int)
         return codes.map(lambda c: vocabulary[c] if 0 <= c < len(vocabulary) else "unknown")
 
-    quintile = np.ceil(features["deprivation_decile"] / 2)
-    return pd.DataFrame(
-        {
-            "age band": pd.cut(features["age"], AGE_BANDS, labels=AGE_LABELS, right=False).astype(
-                str
+    def quintile(deciles: pd.Series) -> pd.Series:
+        return np.ceil(deciles / 2).map(lambda q: "unknown" if np.isnan(q) else f"Q{int(q)}")
+
+    makers = {
+        "age band": (
+            "age",
+            lambda: pd.cut(features["age"], AGE_BANDS, labels=AGE_LABELS, right=False).astype(str),
+        ),
+        "sex": ("sex", lambda: label("sex")),
+        "deprivation quintile": (
+            "deprivation_decile",
+            lambda: quintile(features["deprivation_decile"]),
+        ),
+        "ethnicity group": ("ethnicity_group", lambda: label("ethnicity_group")),
+        "care home": (
+            "care_home_resident",
+            lambda: pd.Series(
+                np.where(features["care_home_resident"] > 0, "yes", "no"), index=features.index
             ),
-            "sex": label("sex"),
-            "deprivation quintile": quintile.map(
-                lambda q: "unknown" if np.isnan(q) else f"Q{int(q)}"
-            ),
-            "ethnicity group": label("ethnicity_group"),
-            "locality": context["locality"].reindex(features.index).fillna("unknown").to_numpy(),
-            "care home": np.where(features["care_home_resident"] > 0, "yes", "no"),
-        },
-        index=features.index,
-    )
+        ),
+    }
+    coded = {"sex", "ethnicity_group"}  # meaningful only with their vocabulary
+    groups = {
+        name: make()
+        for name, (column, make) in makers.items()
+        if column in features.columns and (column not in coded or column in specs_vocab)
+    }
+    if "locality" in context.columns:
+        groups["locality"] = context["locality"].reindex(features.index).fillna("unknown")
+    return pd.DataFrame(groups, index=features.index)
 
 
 def subgroup_table(

@@ -31,3 +31,25 @@ def patient_parts(
         np.where(u < validation_share + calibration_share, CALIBRATION, TRAIN),
     )
     return pd.Series(part, index=unique, name="part")
+
+
+def held_out(patient_ids: pd.Index | pd.Series, share: float, seed: int) -> np.ndarray:
+    """Per row: whether its patient is among the ``share`` held out (stable by seed)."""
+    ids = np.asarray(patient_ids)
+    unique = pd.Index(pd.unique(ids))
+    chosen = pd.Series(_uniform(unique, seed) < share, index=unique)
+    return chosen.reindex(ids).to_numpy()
+
+
+def _uniform(ids: pd.Index, seed: int) -> np.ndarray:
+    """A number in [0, 1) per id from a keyed hash: the same id, the same number."""
+    salt = str(seed).encode()
+    return (
+        np.array(
+            [
+                int.from_bytes(hashlib.blake2b(salt + p.encode(), digest_size=8).digest())
+                for p in ids
+            ]
+        )
+        / 2.0**64
+    )
