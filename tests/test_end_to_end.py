@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,13 @@ def champion(trained: TrainResult, validated: Path, tracking_uri: str) -> Regist
     decision = promote(validated, tracking_uri, resamples=20)
     assert decision.promoted and decision.champion_version is None
     return load_registered(tracking_uri)
+
+
+def test_no_training_label_reaches_into_the_test_period(trained: TrainResult) -> None:
+    meta = trained.bundle.metadata
+    test_as_of = date.fromisoformat(meta["test_as_of"])
+    for as_of in meta["train_as_of"]:
+        assert date.fromisoformat(as_of) + timedelta(days=meta["horizon_days"]) <= test_as_of
 
 
 def test_model_is_useful_calibrated_and_below_the_oracle(trained: TrainResult) -> None:
