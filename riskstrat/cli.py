@@ -136,13 +136,14 @@ def cmd_train(args: argparse.Namespace) -> None:
         )
     else:
         result = train_from_contract(args.data, config, truth_path=args.truth, **common)
-    _print_training(result.metrics, result.run.model_version)
+    _print_training(result.metrics)
+    say(f"registered admission-risk version {result.run.model_version} as challenger")
     say(f"report and model card: {result.report_dir}")
     if args.data:
         say(f"to compare with the champion: riskstrat promote --data {args.data}")
 
 
-def _print_training(metrics: dict, version: str) -> None:
+def _print_training(metrics: dict) -> None:
     line = (
         f"out-of-time AUROC {metrics['auroc']:.3f} "
         f"(95% CI {metrics['auroc_ci_low']:.3f}-{metrics['auroc_ci_high']:.3f})"
@@ -157,7 +158,6 @@ def _print_training(metrics: dict, version: str) -> None:
         + f"; calibration slope {metrics['calibration_slope']:.2f}, in the large "
         f"{metrics['calibration_intercept']:+.3f}"
     )
-    say(f"registered admission-risk version {version} as challenger")
 
 
 def cmd_promote(args: argparse.Namespace) -> None:
@@ -250,7 +250,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     model = load_registered(tracking_uri(work))
     weekly = weekly_lists(work / "validated", as_of, model, work / "lists")
     say(f"done in {time.perf_counter() - began:.0f} s")
-    _print_training(result.metrics, result.run.model_version)
+    _print_training(result.metrics)
+    say(f"admission-risk {decision.explain()}")
     say(f"evaluation report and model card: {result.report_dir}")
     say(f"weekly lists ({weekly.listed:,} people of {weekly.scored:,}): {weekly.folder}")
     say(f"MLflow runs: .venv/bin/mlflow ui --backend-store-uri {tracking_uri(work)}")
