@@ -17,18 +17,34 @@ from features.spec import FeatureSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Definition:
-    """Shared fields: which events count, the column's name and its plain-English text."""
+class Described:
+    """A column's name and how to say it: what every feature column carries into its spec."""
 
     name: str
-    kinds: tuple[str, ...]
-    codes: tuple[str, ...] = ()
-    days: int | None = None
     description: str
     template: str
     zero_template: str = ""
     concept: str
     default: float = 0.0
+
+    def spec(self) -> FeatureSpec:
+        return FeatureSpec(
+            name=self.name,
+            description=self.description,
+            template=self.template,
+            zero_template=self.zero_template,
+            concept=self.concept,
+            default=self.default,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Definition(Described):
+    """A column aggregated from events: which events count, and over how many days."""
+
+    kinds: tuple[str, ...]
+    codes: tuple[str, ...] = ()
+    days: int | None = None
 
     def selects(self, window: ir.Table) -> ir.BooleanValue:
         """Events of the right kind and code, at any time in the window."""
@@ -42,16 +58,6 @@ class Definition:
         if self.days is None:
             return self.selects(window)
         return self.selects(window) & (window.days_before <= self.days)
-
-    def spec(self) -> FeatureSpec:
-        return FeatureSpec(
-            name=self.name,
-            description=self.description,
-            template=self.template,
-            zero_template=self.zero_template,
-            concept=self.concept,
-            default=self.default,
-        )
 
     def aggregate(self, window: ir.Table) -> ir.Value:
         raise NotImplementedError
@@ -156,31 +162,15 @@ class ActiveFlag(Definition):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Derived:
+class Derived(Described):
     """A column computed from other feature columns (never from events directly).
 
     ``expression`` takes the feature table (an Ibis table holding every earlier column) and
     returns the new column, so derived columns run on any engine like the rest.
     """
 
-    name: str
     inputs: tuple[str, ...]
     expression: Callable[[ir.Table], ir.Value]
-    description: str
-    template: str
-    zero_template: str = ""
-    concept: str
-    default: float = 0.0
-
-    def spec(self) -> FeatureSpec:
-        return FeatureSpec(
-            name=self.name,
-            description=self.description,
-            template=self.template,
-            zero_template=self.zero_template,
-            concept=self.concept,
-            default=self.default,
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,8 +17,16 @@ from features.synthetic.population import People
 
 N_CONDITIONS = len(CONDITIONS)
 _IDX = {c.code: i for i, c in enumerate(CONDITIONS)}
-HF, CKD, DEMENTIA, LD, CANCER = (
-    _IDX[c] for c in ("heart_failure", "ckd", "dementia", "learning_disability", "cancer")
+HF, CKD, DEMENTIA, LD, CANCER, SMI = (
+    _IDX[c]
+    for c in (
+        "heart_failure",
+        "ckd",
+        "dementia",
+        "learning_disability",
+        "cancer",
+        "serious_mental_illness",
+    )
 )
 _CHILDHOOD = np.array([c.code in {"asthma", "epilepsy", "learning_disability"} for c in CONDITIONS])
 _AGE_SLOPE = np.array([c.age_slope for c in CONDITIONS])

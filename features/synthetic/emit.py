@@ -16,6 +16,7 @@ from features.synthetic.conditions import ACUTE_DRUGS, CONDITIONS, DRUG_CLASSES
 from features.synthetic.dynamics import (
     CANCER,
     DEMENTIA,
+    SMI,
     Constants,
     State,
     Transitions,
@@ -189,7 +190,7 @@ def community_and_mental_health(month: Month, state: State, people: People) -> N
     log.add(EventKind.COMMUNITY_CONTACT, person, month.day(u), code=codes)
 
     mental = mental_ill_health(state, people)[idx]
-    smi = state.has[idx, [c.code for c in CONDITIONS].index("serious_mental_illness")]
+    smi = state.has[idx, SMI]
     secondary = 6 * (1.2 * np.maximum(mental - 1.8, 0.0) + 0.25 * smi)
     person, u = month.poisson(secondary)
     crisis = mental_ill_health(state, people)[person] > 2.8
