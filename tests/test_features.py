@@ -273,3 +273,18 @@ def test_output_index_is_exactly_the_cohort(people: list) -> None:
 def test_the_same_definitions_compile_for_warehouse_engines(dialect: str) -> None:
     sql = feature_sql(dialect=dialect)
     assert "emergency_admissions_365d" in sql and "frailty_index" in sql
+
+
+def test_community_mental_health_and_coordination_contacts() -> None:
+    rows = [
+        ("a", "mental_health_contact", before(10), None, "crisis", None),
+        ("a", "mental_health_contact", before(100), None, "community_team", None),
+        ("a", "care_coordination_call", before(400), None, "call", None),
+        ("a", "community_contact", before(60), None, "district_nursing", None),
+        ("b", "social_prescribing_referral", before(200), None, "link_worker", None),
+    ]
+    out = features_of(rows)
+    a, b = out.loc[("a", AS_OF)], out.loc[("b", AS_OF)]
+    assert (a["mental_health_contacts_365d"], a["mental_health_crisis_contacts_365d"]) == (2, 1)
+    assert (a["care_coordination_calls_365d"], a["community_contacts_90d"]) == (0, 1)
+    assert b["social_prescribing_referrals_365d"] == 1
