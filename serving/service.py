@@ -8,6 +8,7 @@ Start it with ``riskstrat serve`` or ``bentoml serve serving.service:RiskService
 from __future__ import annotations
 
 import os
+from datetime import date
 from typing import Annotated
 
 import bentoml
@@ -17,6 +18,7 @@ from bentoml.exceptions import InvalidArgument
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.registry import load_registered
+from serving.history import MAX_PEOPLE, PersonHistory, history_features
 from serving.scoring import percentile_in_population, tier_by_threshold
 
 TRACKING_URI_ENV = "RISKSTRAT_TRACKING_URI"
@@ -94,15 +96,31 @@ class RiskService:
         top_k: Annotated[int, Field(ge=0, le=10)] = 3,
     ) -> ScoreResponse:
         """Calibrated risk, tier, percentile and the top reasons for each record."""
+        return self._respond(records_frame(records, self.model.bundle.feature_names), top_k)
+
+    @bentoml.api(route="/v1/score-history")
+    def score_history(
+        self,
+        people: Annotated[list[PersonHistory], Field(min_length=1, max_length=MAX_PEOPLE)],
+        as_of: date,
+        top_k: Annotated[int, Field(ge=0, le=10)] = 3,
+    ) -> ScoreResponse:
+        """The same answer as ``/v1/score``, from events: features computed as in training."""
+        try:
+            features = history_features(people, as_of)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from exc
+        return self._respond(self.model.bundle.matrix(features), top_k)
+
+    def _respond(self, frame: pd.DataFrame, top_k: int) -> ScoreResponse:
         bundle = self.model.bundle
-        frame = records_frame(records, bundle.feature_names)
         risk = bundle.predict(frame, threads=1)
         percentile = percentile_in_population(bundle, risk)
         tiers = tier_by_threshold(bundle, risk)
-        reasons = bundle.explain(frame, top_k, threads=1) if top_k else [[] for _ in records]
+        reasons = bundle.explain(frame, top_k, threads=1) if top_k else [[] for _ in risk]
         scores = [
             ScoreOut(
-                id=record.id,
+                id=str(person),
                 risk=float(r),
                 percentile=float(p),
                 tier=str(t),
@@ -111,7 +129,9 @@ class RiskService:
                     for x in why
                 ],
             )
-            for record, r, p, t, why in zip(records, risk, percentile, tiers, reasons, strict=True)
+            for person, r, p, t, why in zip(
+                frame.index, risk, percentile, tiers, reasons, strict=True
+            )
         ]
         return ScoreResponse(
             model=self.model.name,

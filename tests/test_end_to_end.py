@@ -174,3 +174,76 @@ def test_real_server_on_loopback(
             [s["risk"] for s in result["scores"]], champion.bundle.predict(features)
         )
         assert client.model_info()["model_version"] == champion.version
+        ids = list(features.index.get_level_values("patient_id"))
+        people = [p.model_dump(mode="json") for p in _histories(validated, ids)]
+        from_history = client.score_history(people=people, as_of=WEEK.isoformat())
+        np.testing.assert_allclose(
+            [s["risk"] for s in from_history["scores"]], champion.bundle.predict(features)
+        )
+
+
+def _histories(validated: Path, ids: list[str]) -> list:
+    from serving.history import PersonHistory
+
+    patients = pd.read_parquet(validated / "patients.parquet").set_index("patient_id")
+    events = pd.read_parquet(validated / "events.parquet")
+    events = events[events["patient_id"].isin(ids)]
+    people = []
+    for pid in ids:
+        p = patients.loc[pid]
+        mine = events[events["patient_id"] == pid].drop(columns="patient_id")
+        people.append(
+            PersonHistory(
+                id=pid,
+                birth_month=p["birth_month"],
+                sex=p["sex"],
+                deprivation_decile=None
+                if pd.isna(p["deprivation_decile"])
+                else int(p["deprivation_decile"]),
+                ethnicity_group=p["ethnicity_group"],
+                events=[
+                    {k: (None if pd.isna(v) else v) for k, v in e.items()}
+                    for e in mine.to_dict("records")
+                ],
+            )
+        )
+    return people
+
+
+def test_scoring_from_histories_equals_scoring_from_features(
+    validated: Path, champion: RegisteredBundle, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from serving.service import RiskService
+
+    monkeypatch.setenv("RISKSTRAT_TRACKING_URI", tracking_uri)
+    features = build_features(Sources.from_dir(validated), [WEEK])
+    busiest = features.sort_values("gp_contacts_365d", ascending=False).head(4)
+    ids = [*busiest.index.get_level_values("patient_id"), features.index[0][0]]
+    expected = champion.bundle.predict(features.loc[[(i, WEEK) for i in ids]])
+    response = RiskService().score_history(people=_histories(validated, ids), as_of=WEEK)
+    assert [s.id for s in response.scores] == ids
+    np.testing.assert_array_equal([s.risk for s in response.scores], expected)
+
+
+def test_history_input_errors_are_named() -> None:
+    from pydantic import ValidationError
+
+    from serving.history import PersonHistory, history_features
+
+    with pytest.raises(ValidationError, match="kind"):
+        PersonHistory(
+            id="x",
+            birth_month=date(1950, 1, 1),
+            sex="F",
+            events=[{"kind": "teleportation", "start": date(2024, 1, 1)}],
+        )
+    with pytest.raises(ValidationError, match="end 2023-01-01 is before start 2024-01-01"):
+        PersonHistory(
+            id="x",
+            birth_month=date(1950, 1, 1),
+            sex="F",
+            events=[{"kind": "gp_contact", "start": date(2024, 1, 1), "end": date(2023, 1, 1)}],
+        )
+    twice = [PersonHistory(id="x", birth_month=date(1950, 1, 1), sex="F")] * 2
+    with pytest.raises(ValueError, match="each id must appear once"):
+        history_features(twice, WEEK)
