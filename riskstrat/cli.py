@@ -182,10 +182,40 @@ def cmd_weekly(args: argparse.Namespace) -> None:
     say(f"lists in {result.folder}")
 
 
+def cmd_token(args: argparse.Namespace) -> None:
+    """Create a bearer token, store only its hash, and print it once."""
+    import hashlib
+    import json
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+    entry = {
+        "name": args.name,
+        "role": args.role,
+        "sha256": hashlib.sha256(token.encode()).hexdigest(),
+    }
+    if args.locality:
+        entry["localities"] = args.locality
+    args.access.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["", "[[token]]", *(f"{k} = {json.dumps(v)}" for k, v in entry.items())]
+    with args.access.open("a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    say(f"{args.role} token for {args.name} added to {args.access}; it is shown only now:")
+    print(token)
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
+    access = args.access or args.workdir / "access.toml"
+    if not access.exists():
+        raise FileNotFoundError(
+            f"{access}: no access file; create a token first: riskstrat token --name NAME "
+            f"--role system --access {access}"
+        )
     env = {
         **os.environ,
         "RISKSTRAT_TRACKING_URI": tracking_uri(args.workdir),
+        "RISKSTRAT_ACCESS_FILE": str(access.resolve()),
+        "RISKSTRAT_AUDIT_LOG": str((args.workdir / "audit.jsonl").resolve()),
         "BENTOML_DO_NOT_TRACK": "True",
     }
     command = [
@@ -255,7 +285,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
     say(f"evaluation report and model card: {result.report_dir}")
     say(f"weekly lists ({weekly.listed:,} people of {weekly.scored:,}): {weekly.folder}")
     say(f"MLflow runs: .venv/bin/mlflow ui --backend-store-uri {tracking_uri(work)}")
-    say(f"start the scoring service: .venv/bin/riskstrat serve --workdir {work}")
+    say(
+        f"start the scoring service: .venv/bin/riskstrat token --name me --role system "
+        f"--access {work / 'access.toml'} && .venv/bin/riskstrat serve --workdir {work}"
+    )
 
 
 def cmd_bench_synth(args: argparse.Namespace) -> None:
@@ -356,7 +389,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", type=Path, default=Path("work"))
     p.set_defaults(func=cmd_weekly)
 
+    p = sub.add_parser("token", help="create a bearer token for the service (hash stored)")
+    p.add_argument("--name", required=True, help="who holds it (shown in the audit log)")
+    p.add_argument(
+        "--role",
+        required=True,
+        choices=["system", "data_scientist", "social_prescriber", "locality_team"],
+    )
+    p.add_argument("--locality", action="append", help="locality_team: a locality it may see")
+    p.add_argument("--access", type=Path, default=Path("work/access.toml"))
+    p.set_defaults(func=cmd_token)
+
     p = sub.add_parser("serve", help="start the BentoML scoring service")
+    p.add_argument("--access", type=Path, help="access file (default WORKDIR/access.toml)")
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--workdir", type=Path, default=Path("work"))

@@ -18,6 +18,7 @@ from bentoml.exceptions import InvalidArgument
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.registry import load_registered
+from serving.access import AccessMiddleware, audit_record
 from serving.history import MAX_PEOPLE, PersonHistory, history_features
 from serving.scoring import percentile_in_population, tier_by_threshold
 
@@ -83,6 +84,8 @@ def records_frame(records: list[FeatureRecord], names: list[str]) -> pd.DataFram
 
 @bentoml.service(name="riskstrat", traffic={"timeout": 60})
 class RiskService:
+    """Scores for other systems; every call but the probes needs a bearer token."""
+
     def __init__(self) -> None:
         uri = os.environ.get(TRACKING_URI_ENV)
         if not uri:
@@ -113,6 +116,11 @@ class RiskService:
         return self._respond(self.model.bundle.matrix(features), top_k)
 
     def _respond(self, frame: pd.DataFrame, top_k: int) -> ScoreResponse:
+        record = audit_record.get()
+        if record is not None:
+            record.update(
+                patient_ids=[str(i) for i in frame.index], model_version=self.model.version
+            )
         bundle = self.model.bundle
         risk = bundle.predict(frame, threads=1)
         percentile = percentile_in_population(bundle, risk)
@@ -153,3 +161,6 @@ class RiskService:
             features=self.model.bundle.feature_names,
             metrics={k: v for k, v in meta["metrics"].items() if np.isfinite(v)},
         )
+
+
+RiskService.add_asgi_middleware(AccessMiddleware)

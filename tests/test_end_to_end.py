@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import socket
 from datetime import date, timedelta
 from pathlib import Path
@@ -153,33 +155,81 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+TOKENS = {"system": "s3cret-system", "locality_team": "s3cret-north"}
+
+
+def _access_file(tmp_path: Path) -> Path:
+    lines = []
+    for role, token in TOKENS.items():
+        lines += [
+            "[[token]]",
+            f'name = "{role}-test"',
+            f'role = "{role}"',
+            f'sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"',
+        ]
+        if role == "locality_team":
+            lines.append('localities = ["North"]')
+    path = tmp_path / "access.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @pytest.mark.slow
 def test_real_server_on_loopback(
-    validated: Path, champion: RegisteredBundle, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+    validated: Path,
+    champion: RegisteredBundle,
+    tracking_uri: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import bentoml
+    import httpx
 
+    audit = tmp_path / "audit.jsonl"
     monkeypatch.setenv("RISKSTRAT_TRACKING_URI", tracking_uri)
+    monkeypatch.setenv("RISKSTRAT_ACCESS_FILE", str(_access_file(tmp_path)))
+    monkeypatch.setenv("RISKSTRAT_AUDIT_LOG", str(audit))
     monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
     features = _features_for_service(validated, 2)
     body = [{"id": pid, "features": row.to_dict()} for (pid, _), row in features.iterrows()]
+    ids = list(features.index.get_level_values("patient_id"))
     port = _free_port()
-    with (
-        bentoml.serve("serving.service:RiskService", port=port, host="127.0.0.1") as server,
-        bentoml.SyncHTTPClient(server.url, server_ready_timeout=60) as client,
-    ):
-        assert client.is_ready()
-        result = client.score(records=body)
-        np.testing.assert_allclose(
-            [s["risk"] for s in result["scores"]], champion.bundle.predict(features)
-        )
-        assert client.model_info()["model_version"] == champion.version
-        ids = list(features.index.get_level_values("patient_id"))
-        people = [p.model_dump(mode="json") for p in _histories(validated, ids)]
-        from_history = client.score_history(people=people, as_of=WEEK.isoformat())
-        np.testing.assert_allclose(
-            [s["risk"] for s in from_history["scores"]], champion.bundle.predict(features)
-        )
+    with bentoml.serve("serving.service:RiskService", port=port, host="127.0.0.1") as server:
+        with bentoml.SyncHTTPClient(
+            server.url, token=TOKENS["system"], server_ready_timeout=60
+        ) as client:
+            assert client.is_ready()
+            result = client.score(records=body)
+            np.testing.assert_allclose(
+                [s["risk"] for s in result["scores"]], champion.bundle.predict(features)
+            )
+            assert client.model_info()["model_version"] == champion.version
+            people = [p.model_dump(mode="json") for p in _histories(validated, ids)]
+            from_history = client.score_history(people=people, as_of=WEEK.isoformat())
+            np.testing.assert_allclose(
+                [s["risk"] for s in from_history["scores"]], champion.bundle.predict(features)
+            )
+        url = f"{server.url}/v1/score"
+        assert httpx.post(url, json={"records": body}).status_code == 401
+        wrong = httpx.post(url, json={"records": body}, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        team = {"Authorization": f"Bearer {TOKENS['locality_team']}"}
+        refused = httpx.post(url, json={"records": body}, headers=team)
+        assert refused.status_code == 403
+        assert "role locality_team may not call /v1/score" in refused.json()["error"]
+        assert httpx.post(f"{server.url}/v1/model", json={}, headers=team).status_code == 200
+        assert httpx.get(f"{server.url}/livez").status_code == 200
+
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(e["who"], e["endpoint"], e["status"]) for e in entries] == [
+        ("system-test", "/v1/score", 200),
+        ("system-test", "/v1/score-history", 200),
+        (None, "/v1/score", 401),
+        (None, "/v1/score", 401),
+        ("locality_team-test", "/v1/score", 403),
+    ]
+    assert entries[0]["patient_ids"] == ids and entries[0]["model_version"] == champion.version
+    assert entries[1]["patients"] == len(ids)
 
 
 def _histories(validated: Path, ids: list[str]) -> list:

@@ -1,0 +1,204 @@
+"""Who may call what: bearer tokens mapped to roles, checked in front of every endpoint, and an
+append-only audit log of every request that touches patient data.
+
+Tokens live in a TOML file (``RISKSTRAT_ACCESS_FILE``) as SHA-256 hashes only:
+
+    [[token]]
+    name = "coordination-centre"      # who, as the audit log names them
+    sha256 = "9f86d08..."             # hashlib.sha256(token.encode()).hexdigest()
+    role = "system"                   # system, data_scientist, social_prescriber, locality_team
+    localities = ["North"]            # locality_team only: the localities it may see
+
+No token: 401. A role not allowed on an endpoint: 403. Probes and the API description
+(/livez, /readyz, /metrics, /docs.json, /schema.json, /docs) need no token.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import hmac
+import json
+import os
+import time
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROLES = ("system", "data_scientist", "social_prescriber", "locality_team")
+OPEN_PATHS = (
+    "/livez",
+    "/readyz",
+    "/healthz",
+    "/metrics",
+    "/docs.json",
+    "/schema.json",
+    "/docs",
+    "/",
+)
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "/v1/score": ("system", "data_scientist"),
+    "/v1/score-history": ("system", "data_scientist"),
+    "/v1/model": ROLES,
+}
+PATIENT_ENDPOINTS = ("/v1/score", "/v1/score-history")
+
+# Filled by the endpoint (ids scored, model version) and written by the middleware.
+audit_record: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "audit_record", default=None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    role: str
+    localities: tuple[str, ...] = ()
+
+
+class AccessConfigError(ValueError):
+    """The access file is missing or wrong; names the file and the entry."""
+
+
+def load_principals(path: Path) -> dict[str, Principal]:
+    """Principals by token hash, from the TOML file at ``path``."""
+    try:
+        entries = tomllib.loads(path.read_text()).get("token", [])
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise AccessConfigError(f"{path}: cannot read the access file ({exc})") from exc
+    principals = {}
+    for i, entry in enumerate(entries):
+        role, digest = entry.get("role"), str(entry.get("sha256", "")).lower()
+        if role not in ROLES:
+            raise AccessConfigError(f"{path}: token[{i}] role {role!r} is not one of {ROLES}")
+        if len(digest) != 64:
+            raise AccessConfigError(f"{path}: token[{i}] needs a 64-character sha256")
+        if role == "locality_team" and not entry.get("localities"):
+            raise AccessConfigError(f"{path}: token[{i}] is a locality team without localities")
+        principals[digest] = Principal(
+            str(entry.get("name", f"token-{i}")), role, tuple(entry.get("localities", ()))
+        )
+    return principals
+
+
+def identify(principals: dict[str, Principal], authorization: str | None) -> Principal | None:
+    """The principal behind an ``Authorization: Bearer`` header, or None."""
+    if not authorization or not authorization.startswith("Bearer "):
+        return None
+    digest = hashlib.sha256(authorization[len("Bearer ") :].strip().encode()).hexdigest()
+    for known, principal in principals.items():
+        if hmac.compare_digest(known, digest):
+            return principal
+    return None
+
+
+def refusal(principal: Principal | None, path: str) -> tuple[int, str] | None:
+    """(status, message) when the request must be refused, else None."""
+    if path in OPEN_PATHS:
+        return None
+    if principal is None:
+        return 401, "a valid bearer token is required (Authorization: Bearer <token>)"
+    allowed = ALLOWED.get(path)
+    if allowed is None:
+        return 403, f"no role may call {path}"
+    if principal.role not in allowed:
+        return 403, f"role {principal.role} may not call {path} (allowed: {', '.join(allowed)})"
+    return None
+
+
+class AuditLog:
+    """Append-only JSON lines: when, who, role, endpoint, outcome, patients, model version."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, entry: dict) -> None:
+        line = json.dumps(entry, separators=(",", ":")) + "\n"
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+
+
+ACCESS_FILE_ENV = "RISKSTRAT_ACCESS_FILE"
+AUDIT_LOG_ENV = "RISKSTRAT_AUDIT_LOG"
+
+
+class AccessMiddleware:
+    """ASGI middleware: authenticate, authorise, and audit patient-data requests.
+
+    Built when the server starts (not on import): reads the access file named by
+    ``RISKSTRAT_ACCESS_FILE`` and appends to the audit log named by ``RISKSTRAT_AUDIT_LOG``;
+    without either the server refuses to start.
+    """
+
+    def __init__(self, app) -> None:
+        for variable in (ACCESS_FILE_ENV, AUDIT_LOG_ENV):
+            if not os.environ.get(variable):
+                raise AccessConfigError(f"set {variable} before starting the service")
+        self.app = app
+        self.principals = load_principals(Path(os.environ[ACCESS_FILE_ENV]))
+        self.audit = AuditLog(Path(os.environ[AUDIT_LOG_ENV]))
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"].rstrip("/") or "/"
+        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        principal = identify(self.principals, headers.get("authorization"))
+        refused = refusal(principal, path)
+        if refused:
+            await _send_json(send, *refused)
+            if path in PATIENT_ENDPOINTS:
+                self._write(principal, path, refused[0], {}, 0.0)
+            return
+        record: dict = {}
+        token = audit_record.set(record)
+        status = {"code": 500}
+        began = time.perf_counter()
+
+        async def remember(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, remember)
+        finally:
+            audit_record.reset(token)
+            if path in PATIENT_ENDPOINTS:
+                self._write(principal, path, status["code"], record, time.perf_counter() - began)
+
+    def _write(
+        self, principal: Principal | None, path: str, status: int, record: dict, seconds: float
+    ) -> None:
+        ids = record.get("patient_ids", [])
+        self.audit.write(
+            {
+                "when": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "who": principal.name if principal else None,
+                "role": principal.role if principal else None,
+                "endpoint": path,
+                "status": status,
+                "patients": len(ids),
+                "patient_ids": ids,
+                "model_version": record.get("model_version"),
+                "seconds": round(seconds, 4),
+            }
+        )
+
+
+async def _send_json(send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,65 @@
+"""Access control: tokens by hash, roles per endpoint, clear refusals, bad access files named."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from serving.access import AccessConfigError, Principal, identify, load_principals, refusal
+
+
+def _entry(role: str, token: str, extra: str = "") -> str:
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    return f'[[token]]\nname = "{role}"\nrole = "{role}"\nsha256 = "{digest}"\n{extra}\n'
+
+
+def test_tokens_are_matched_by_hash(tmp_path: Path) -> None:
+    path = tmp_path / "access.toml"
+    path.write_text(
+        _entry("system", "abc") + _entry("locality_team", "xyz", 'localities = ["North"]')
+    )
+    principals = load_principals(path)
+    assert "abc" not in path.read_text()
+    assert identify(principals, "Bearer abc") == Principal("system", "system")
+    assert identify(principals, "Bearer xyz").localities == ("North",)
+    assert identify(principals, "Bearer nope") is None
+    assert identify(principals, "abc") is None
+    assert identify(principals, None) is None
+
+
+@pytest.mark.parametrize(
+    ("role", "path", "expected"),
+    [
+        (None, "/v1/score", 401),
+        (None, "/livez", None),
+        (None, "/metrics", None),
+        ("system", "/v1/score", None),
+        ("data_scientist", "/v1/score-history", None),
+        ("locality_team", "/v1/score", 403),
+        ("social_prescriber", "/v1/score-history", 403),
+        ("social_prescriber", "/v1/model", None),
+        ("system", "/v1/unknown", 403),
+    ],
+)
+def test_who_may_call_what(role: str | None, path: str, expected: int | None) -> None:
+    principal = Principal("someone", role) if role else None
+    answer = refusal(principal, path)
+    assert (answer[0] if answer else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[token]]\nrole = "admin"\nsha256 = "' + "a" * 64 + '"\n', "role 'admin' is not one of"),
+        ('[[token]]\nrole = "system"\nsha256 = "short"\n', "needs a 64-character sha256"),
+        ('[[token]]\nrole = "locality_team"\nsha256 = "' + "a" * 64 + '"\n', "without localities"),
+        ("not toml [", "cannot read the access file"),
+    ],
+)
+def test_bad_access_files_are_named(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "access.toml"
+    path.write_text(text)
+    with pytest.raises(AccessConfigError, match=message):
+        load_principals(path)
