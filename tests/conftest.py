@@ -1,4 +1,5 @@
-"""Shared fixtures: one small synthetic borough and one MLflow database per test session."""
+"""Shared fixtures, one of each per test session: a small synthetic borough, its validated
+tables, an MLflow database, and a model trained and promoted on them."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from features.synthetic.borough import Borough, generate, write
+from features.synthetic.borough import TRUTH_DIR, Borough, generate, write
 from features.synthetic.config import SynthConfig
+from features.validation import validate_dir
+from models.registry import RegisteredBundle, load_registered
+from training.config import TrainConfig
+from training.pipeline import TrainResult, train_from_contract
+from training.promote import promote
 
 settings.register_profile(
     "riskstrat",
@@ -38,3 +44,36 @@ def small_borough_dir(small_borough: Borough, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="session")
 def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def validated(small_borough_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("validated")
+    report = validate_dir(small_borough_dir, out, date(2026, 10, 31))
+    assert report.reconciles
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained(
+    validated: Path,
+    small_borough_dir: Path,
+    tracking_uri: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> TrainResult:
+    work = tmp_path_factory.mktemp("train")
+    return train_from_contract(
+        validated,
+        TrainConfig(bootstrap=20),
+        tracking_uri=tracking_uri,
+        artifact_root=work / "artifacts",
+        report_dir=work / "report",
+        truth_path=small_borough_dir / TRUTH_DIR / "truth.parquet",
+    )
+
+
+@pytest.fixture(scope="session")
+def champion(trained: TrainResult, validated: Path, tracking_uri: str) -> RegisteredBundle:
+    decision = promote(validated, tracking_uri, resamples=20)
+    assert decision.promoted and decision.champion_version is None
+    return load_registered(tracking_uri)

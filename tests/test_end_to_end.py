@@ -14,49 +14,12 @@ import pytest
 
 from features.engine import build_features
 from features.sources import Sources
-from features.synthetic.borough import TRUTH_DIR
-from features.validation import validate_dir
-from models.registry import RegisteredBundle, load_registered
+from models.registry import RegisteredBundle
 from serving.scoring import OTHER
 from serving.weekly import weekly_lists
-from training.config import TrainConfig
-from training.pipeline import TrainResult, train_from_contract
-from training.promote import promote
+from training.pipeline import TrainResult
 
 WEEK = date(2026, 10, 26)
-
-
-@pytest.fixture(scope="module")
-def validated(small_borough_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("validated")
-    report = validate_dir(small_borough_dir, out, date(2026, 10, 31))
-    assert report.reconciles
-    return out
-
-
-@pytest.fixture(scope="module")
-def trained(
-    validated: Path,
-    small_borough_dir: Path,
-    tracking_uri: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> TrainResult:
-    work = tmp_path_factory.mktemp("train")
-    return train_from_contract(
-        validated,
-        TrainConfig(bootstrap=20),
-        tracking_uri=tracking_uri,
-        artifact_root=work / "artifacts",
-        report_dir=work / "report",
-        truth_path=small_borough_dir / TRUTH_DIR / "truth.parquet",
-    )
-
-
-@pytest.fixture(scope="module")
-def champion(trained: TrainResult, validated: Path, tracking_uri: str) -> RegisteredBundle:
-    decision = promote(validated, tracking_uri, resamples=20)
-    assert decision.promoted and decision.champion_version is None
-    return load_registered(tracking_uri)
 
 
 def test_no_training_label_reaches_into_the_test_period(trained: TrainResult) -> None:
