@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
+BENTOML_HOME_ENV = "BENTOML_HOME"
 
 
 def say(message: str) -> None:
@@ -23,7 +24,12 @@ def say(message: str) -> None:
 
 
 def tracking_uri(workdir: Path) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else a SQLite database in the work folder."""
+    """``MLFLOW_TRACKING_URI`` if set, else a SQLite database in the work folder.
+
+    BentoML's model store (where promotion copies the champion) likewise defaults to
+    ``WORKDIR/bentoml`` unless ``BENTOML_HOME`` is set.
+    """
+    os.environ.setdefault(BENTOML_HOME_ENV, str((workdir / "bentoml").resolve()))
     return os.environ.get(TRACKING_ENV) or f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
 
 

@@ -7,7 +7,10 @@ Start it with ``riskstrat serve`` or ``bentoml serve serving.service:RiskService
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 from datetime import date
 from typing import Annotated
 
@@ -17,12 +20,16 @@ import pandas as pd
 from bentoml.exceptions import InvalidArgument
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.registry import load_registered
+from models.registry import RegisteredBundle
+from models.store import champion_version, load_champion
 from serving.access import AccessMiddleware, audit_record
 from serving.history import MAX_PEOPLE, PersonHistory, history_features
 from serving.scoring import percentile_in_population, tier_by_threshold
 
 TRACKING_URI_ENV = "RISKSTRAT_TRACKING_URI"
+RELOAD_ENV = "RISKSTRAT_RELOAD_SECONDS"
+DEFAULT_RELOAD_SECONDS = 30.0
+logger = logging.getLogger(__name__)
 MAX_RECORDS = 10_000
 
 
@@ -90,7 +97,35 @@ class RiskService:
         uri = os.environ.get(TRACKING_URI_ENV)
         if not uri:
             raise RuntimeError(f"set {TRACKING_URI_ENV} to the MLflow tracking URI")
-        self.model = load_registered(uri)
+        self.tracking_uri = uri
+        self.model = load_champion(uri)
+        seconds = float(os.environ.get(RELOAD_ENV, DEFAULT_RELOAD_SECONDS))
+        if seconds > 0:
+            threading.Thread(target=self._watch, args=(seconds,), daemon=True).start()
+
+    def __is_ready__(self) -> bool:
+        return self.model is not None
+
+    def refresh(self) -> bool:
+        """Switch to the current champion if the alias has moved; True if it switched.
+
+        The new bundle is loaded first and then swapped in with one assignment: requests
+        already running finish with the model they started with, none is dropped.
+        """
+        version = champion_version(self.tracking_uri)
+        if version == self.model.version:
+            return False
+        self.model = load_champion(self.tracking_uri)
+        logger.info("switched to admission-risk version %s", self.model.version)
+        return True
+
+    def _watch(self, seconds: float) -> None:
+        while True:
+            time.sleep(seconds)
+            try:
+                self.refresh()
+            except Exception:  # keep serving the current model whatever the registry does
+                logger.exception("could not check the champion alias")
 
     @bentoml.api(route="/v1/score")
     def score(
@@ -99,7 +134,8 @@ class RiskService:
         top_k: Annotated[int, Field(ge=0, le=10)] = 3,
     ) -> ScoreResponse:
         """Calibrated risk, tier, percentile and the top reasons for each record."""
-        return self._respond(records_frame(records, self.model.bundle.feature_names), top_k)
+        model = self.model  # one model for the whole request, even if a switch happens
+        return _respond(model, records_frame(records, model.bundle.feature_names), top_k)
 
     @bentoml.api(route="/v1/score-history")
     def score_history(
@@ -113,54 +149,54 @@ class RiskService:
             features = history_features(people, as_of)
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from exc
-        return self._respond(self.model.bundle.matrix(features), top_k)
-
-    def _respond(self, frame: pd.DataFrame, top_k: int) -> ScoreResponse:
-        record = audit_record.get()
-        if record is not None:
-            record.update(
-                patient_ids=[str(i) for i in frame.index], model_version=self.model.version
-            )
-        bundle = self.model.bundle
-        risk = bundle.predict(frame, threads=1)
-        percentile = percentile_in_population(bundle, risk)
-        tiers = tier_by_threshold(bundle, risk)
-        reasons = bundle.explain(frame, top_k, threads=1) if top_k else [[] for _ in risk]
-        scores = [
-            ScoreOut(
-                id=str(person),
-                risk=float(r),
-                percentile=float(p),
-                tier=str(t),
-                reasons=[
-                    ReasonOut(concept=x.concept, sentence=x.sentence, contribution=x.contribution)
-                    for x in why
-                ],
-            )
-            for person, r, p, t, why in zip(
-                frame.index, risk, percentile, tiers, reasons, strict=True
-            )
-        ]
-        return ScoreResponse(
-            model=self.model.name,
-            model_version=self.model.version,
-            outcome=bundle.metadata["outcome"],
-            scores=scores,
-        )
+        model = self.model
+        return _respond(model, model.bundle.matrix(features), top_k)
 
     @bentoml.api(route="/v1/model")
     def model_info(self) -> ModelInfo:
         """Which model answers, what it predicts, and how well it did out of time."""
-        meta = self.model.bundle.metadata
+        model = self.model
+        meta = model.bundle.metadata
         return ModelInfo(
-            model=self.model.name,
-            model_version=self.model.version,
+            model=model.name,
+            model_version=model.version,
             outcome=meta["outcome"],
             train_as_of=meta["train_as_of"],
             test_as_of=meta["test_as_of"],
-            features=self.model.bundle.feature_names,
+            features=model.bundle.feature_names,
             metrics={k: v for k, v in meta["metrics"].items() if np.isfinite(v)},
         )
+
+
+def _respond(model: RegisteredBundle, frame: pd.DataFrame, top_k: int) -> ScoreResponse:
+    """Scores, tiers and reasons for a model-ready frame, noted in the request's audit record."""
+    record = audit_record.get()
+    if record is not None:
+        record.update(patient_ids=[str(i) for i in frame.index], model_version=model.version)
+    bundle = model.bundle
+    risk = bundle.predict(frame, threads=1)
+    percentile = percentile_in_population(bundle, risk)
+    tiers = tier_by_threshold(bundle, risk)
+    reasons = bundle.explain(frame, top_k, threads=1) if top_k else [[] for _ in risk]
+    scores = [
+        ScoreOut(
+            id=str(person),
+            risk=float(r),
+            percentile=float(p),
+            tier=str(t),
+            reasons=[
+                ReasonOut(concept=x.concept, sentence=x.sentence, contribution=x.contribution)
+                for x in why
+            ],
+        )
+        for person, r, p, t, why in zip(frame.index, risk, percentile, tiers, reasons, strict=True)
+    ]
+    return ScoreResponse(
+        model=model.name,
+        model_version=model.version,
+        outcome=bundle.metadata["outcome"],
+        scores=scores,
+    )
 
 
 RiskService.add_asgi_middleware(AccessMiddleware)

@@ -3,6 +3,8 @@ tables, an MLflow database, and a model trained and promoted on them."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +18,13 @@ from models.registry import RegisteredBundle, load_registered
 from training.config import TrainConfig
 from training.pipeline import TrainResult, train_from_contract
 from training.promote import promote
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep BentoML's model store in a temporary folder, never the user's home."""
+    os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="riskstrat-bentoml-")
+    os.environ["RISKSTRAT_RELOAD_SECONDS"] = "0"
+
 
 settings.register_profile(
     "riskstrat",

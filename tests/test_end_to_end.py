@@ -18,6 +18,7 @@ from models.registry import RegisteredBundle
 from serving.scoring import OTHER
 from serving.weekly import weekly_lists
 from training.pipeline import TrainResult
+from training.promote import promote
 
 WEEK = date(2026, 10, 26)
 
@@ -260,3 +261,37 @@ def test_history_input_errors_are_named() -> None:
     twice = [PersonHistory(id="x", birth_month=date(1950, 1, 1), sex="F")] * 2
     with pytest.raises(ValueError, match="each id must appear once"):
         history_features(twice, WEEK)
+
+
+def test_a_running_service_switches_to_a_newly_promoted_champion(
+    trained: TrainResult,
+    champion: RegisteredBundle,
+    validated: Path,
+    tracking_uri: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Runs last in this module: it moves the champion alias."""
+    from serving.service import RiskService
+    from training.tracking import log_training
+
+    monkeypatch.setenv("RISKSTRAT_TRACKING_URI", tracking_uri)
+    service = RiskService()
+    assert service.model.version == champion.version and not service.refresh()
+    features = _features_for_service(validated, 3)
+    newer = log_training(
+        tracking_uri=tracking_uri,
+        artifact_root=tmp_path,
+        bundle=trained.bundle,
+        params={},
+        metrics={},
+        example=features,
+        report_dir=None,
+        datasets={},
+    )
+    assert promote(validated, tracking_uri, resamples=20).promoted
+    assert service.refresh()
+    assert service.model.version == newer.model_version != champion.version
+    np.testing.assert_allclose(
+        service.model.bundle.predict(features), champion.bundle.predict(features)
+    )

@@ -26,6 +26,7 @@ from features.labels import Outcome, build_labels
 from features.sources import Sources
 from models.bundle import ModelBundle
 from models.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegisteredBundle, load_registered
+from models.store import store
 from training.evaluate import calibration_slope
 from training.tracking import EXPERIMENT
 
@@ -145,6 +146,7 @@ def promote(data_dir: Path, tracking_uri: str, resamples: int = 200, seed: int =
         raise ValueError(f"no model version has the alias '{CHALLENGER}': train one first")
     champion = _current(tracking_uri, CHAMPION)
     if champion is not None and champion.version == challenger.version:
+        store(challenger)
         return Decision(challenger.version, champion.version, True, (), {})
     features, labels = _test_set(data_dir, challenger.bundle)
     failed, figures = gate(
@@ -157,6 +159,7 @@ def promote(data_dir: Path, tracking_uri: str, resamples: int = 200, seed: int =
 
     client = MlflowClient(tracking_uri=tracking_uri)
     if decision.promoted:
+        store(challenger)
         client.set_registered_model_alias(MODEL_NAME, CHAMPION, challenger.version)
     client.set_model_version_tag(
         MODEL_NAME, challenger.version, "promotion", "promoted" if decision.promoted else "refused"

@@ -1,0 +1,73 @@
+"""The serving copy of the champion: BentoML's model store, one entry per promoted version.
+
+Promotion copies the bundle into the store, labelled with its MLflow version; the service
+resolves the ``champion`` alias to a version and loads exactly that entry (never "latest"),
+importing it from MLflow first if a promotion predates the store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from models.bundle import ModelBundle
+from models.registry import CHAMPION, MODEL_NAME, RegisteredBundle, load_registered
+
+if TYPE_CHECKING:
+    from bentoml import Model
+
+VERSION_LABEL = "mlflow_version"
+
+
+def champion_version(tracking_uri: str, name: str = MODEL_NAME) -> str:
+    """The registry version the ``champion`` alias points to now."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    return str(client.get_model_version_by_alias(name, CHAMPION).version)
+
+
+def _entry(name: str, version: str) -> Model | None:
+    """The store entry labelled with registry ``version``, or None."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        entries = bentoml.models.list(name)
+    except NotFound:
+        return None
+    return next((e for e in entries if e.info.labels.get(VERSION_LABEL) == version), None)
+
+
+def stored(version: str, name: str = MODEL_NAME) -> RegisteredBundle | None:
+    """The store's copy of registry ``version``, if there is one."""
+    entry = _entry(name, version)
+    if entry is None:
+        return None
+    return RegisteredBundle(name, version, ModelBundle.load(Path(entry.path)))
+
+
+def store(registered: RegisteredBundle) -> str:
+    """Copy a registered bundle into the store (once); return the store tag."""
+    import bentoml
+
+    existing = _entry(registered.name, registered.version)
+    if existing is not None:
+        return str(existing.tag)
+    metadata = {k: registered.bundle.metadata.get(k) for k in ("outcome", "test_as_of")}
+    with bentoml.models.create(
+        registered.name, labels={VERSION_LABEL: registered.version}, metadata=metadata
+    ) as entry:
+        registered.bundle.save(Path(entry.path))
+    return str(entry.tag)
+
+
+def load_champion(tracking_uri: str, name: str = MODEL_NAME) -> RegisteredBundle:
+    """The champion's bundle from the store, importing it from MLflow if missing."""
+    version = champion_version(tracking_uri, name)
+    found = stored(version, name)
+    if found is None:
+        store(load_registered(tracking_uri, name=name, version=version))
+        found = stored(version, name)
+    assert found is not None
+    return found
