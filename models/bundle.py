@@ -94,28 +94,35 @@ class ModelBundle:
     def explain(
         self, features: pd.DataFrame, top_k: int = 3, threads: int = 0
     ) -> list[list[Reason]]:
-        """The ``top_k`` reasons per row that raise risk most, grouped by concept."""
-        shares = self.contributions(features, threads).drop(columns="_base")
-        concepts: dict[str, list[int]] = {}
-        for i, spec in enumerate(self.specs):
-            concepts.setdefault(spec.concept, []).append(i)
-        values = self.matrix(features).to_numpy()
-        share_values = shares.to_numpy()
+        """The ``top_k`` reasons per row that raise risk most, grouped by concept.
+
+        A concept's share is the sum of its columns' shares; its sentence is the one of
+        its column that raises risk most. Concepts that lower risk are not reasons.
+        """
+        matrix = self.matrix(features)
+        shares = self.contributions(matrix, threads).drop(columns="_base").to_numpy()
+        concepts = list(dict.fromkeys(s.concept for s in self.specs))
+        members = [[i for i, s in enumerate(self.specs) if s.concept == c] for c in concepts]
+        indicator = np.zeros((len(self.specs), len(concepts)))
+        for j, idx in enumerate(members):
+            indicator[idx, j] = 1.0
+        grouped = shares @ indicator
+        top = np.argsort(-grouped, axis=1, kind="stable")[:, :top_k]
+        values = matrix.to_numpy()
         out = []
-        for row, row_values in zip(share_values, values, strict=True):
-            grouped = [(concept, idx, float(row[idx].sum())) for concept, idx in concepts.items()]
-            grouped.sort(key=lambda g: -g[2])
+        for row in range(len(shares)):
             reasons = []
-            for concept, idx, total in grouped[:top_k]:
-                if total <= 0:
+            for j in top[row]:
+                if grouped[row, j] <= 0:
                     break
-                lead = max(idx, key=lambda i: row[i])
+                idx = members[j]
+                lead = idx[int(np.argmax(shares[row, idx]))]
                 reasons.append(
                     Reason(
-                        concept,
+                        concepts[j],
                         tuple(self.specs[i].name for i in idx),
-                        total,
-                        self.specs[lead].sentence(row_values[lead]),
+                        float(grouped[row, j]),
+                        self.specs[lead].sentence(values[row, lead]),
                     )
                 )
             out.append(reasons)

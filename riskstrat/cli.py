@@ -323,6 +323,25 @@ def cmd_bench_synth(args: argparse.Namespace) -> None:
     print(json.dumps(figures, indent=2))
 
 
+def cmd_bench_serve(args: argparse.Namespace) -> None:
+    """Load-test the service on loopback; print and save the figures."""
+    import json
+
+    from features.engine import build_features
+    from features.sources import Sources
+    from models.store import load_champion
+    from serving.benchmark import run
+
+    uri = tracking_uri(args.workdir)
+    champion = load_champion(uri)
+    features = build_features(Sources.from_dir(args.data), [args.as_of]).droplevel("as_of")
+    say(f"{args.clients} clients for {args.seconds:.0f} s against version {champion.version}")
+    figures = run(features, champion.bundle, uri, clients=args.clients, seconds=args.seconds)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskstrat", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -412,6 +431,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--workdir", type=Path, default=Path("work"))
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("bench-serve", help="load-test the scoring service on loopback")
+    p.add_argument("--data", type=Path, required=True, help="contract tables to take people from")
+    p.add_argument("--as-of", type=_date, default=date(2026, 10, 26))
+    p.add_argument("--workdir", type=Path, default=Path("work"))
+    p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--out", type=Path, default=Path("work/bench/bench_serve.json"))
+    p.set_defaults(func=cmd_bench_serve)
 
     p = sub.add_parser("demo", help="the whole job on a synthetic borough (what `make run` does)")
     p.add_argument("--workdir", type=Path, default=Path("work"))

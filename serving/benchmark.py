@@ -1,0 +1,148 @@
+"""Load benchmark of the scoring service on loopback: bounded in time and requests.
+
+Starts the real server with a temporary token, then: ``clients`` concurrent callers send
+single-person score+explain requests for ``seconds`` (at most ``max_requests``); then a
+series of 1,000-person batches; and times the bare in-process model call on the same input.
+Reports medians and tails, requests per second, errors, and server-to-bare ratios.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import socket
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from models.bundle import ModelBundle
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+async def _single_person_load(
+    url: str, token: str, bodies: list[dict], clients: int, seconds: float, max_requests: int
+) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    sent = 0
+
+    async def caller(index: int, client: httpx.AsyncClient) -> None:
+        nonlocal errors, sent
+        while time.perf_counter() < deadline and sent < max_requests:
+            sent += 1
+            body = bodies[(index + sent) % len(bodies)]
+            began = time.perf_counter()
+            try:
+                response = await client.post("/v1/score", json=body)
+                if response.status_code != 200:
+                    errors += 1
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append(time.perf_counter() - began)
+
+    began = time.perf_counter()
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30, limits=limits
+    ) as client:
+        await asyncio.gather(*(caller(i, client) for i in range(clients)))
+    return latencies, errors, time.perf_counter() - began
+
+
+def _records(features: pd.DataFrame) -> list[dict]:
+    return [{"id": str(i), "features": row.to_dict()} for i, row in features.iterrows()]
+
+
+def _bare(bundle: ModelBundle, frame: pd.DataFrame, repeats: int) -> float:
+    """Median seconds of the in-process model call (predict and explain) on ``frame``."""
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        bundle.predict(frame, threads=1)
+        bundle.explain(frame, 3, threads=1)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def run(
+    features: pd.DataFrame,
+    bundle: ModelBundle,
+    tracking_uri: str,
+    *,
+    clients: int = 32,
+    seconds: float = 20.0,
+    max_requests: int = 20_000,
+    batches: int = 10,
+) -> dict:
+    """Start the service, load it, and return the figures."""
+    import bentoml
+
+    token = secrets.token_urlsafe(16)
+    folder = Path(tempfile.mkdtemp(prefix="riskstrat-bench-"))
+    (folder / "access.toml").write_text(
+        f'[[token]]\nname = "benchmark"\nrole = "system"\n'
+        f'sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"\n'
+    )
+    os.environ.update(
+        {
+            "RISKSTRAT_TRACKING_URI": tracking_uri,
+            "RISKSTRAT_ACCESS_FILE": str(folder / "access.toml"),
+            "RISKSTRAT_AUDIT_LOG": str(folder / "audit.jsonl"),
+            "BENTOML_DO_NOT_TRACK": "True",
+        }
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    frame = bundle.matrix(features)
+    singles = [{"records": [r]} for r in _records(features.head(500))]
+    batch = {"records": _records(features.head(1000))}
+    with (
+        bentoml.serve("serving.service:RiskService", port=port, host="127.0.0.1") as server,
+        bentoml.SyncHTTPClient(server.url, token=token, server_ready_timeout=120),
+    ):
+        for body in singles[:20]:  # warm up
+            httpx.post(
+                f"{server.url}/v1/score",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+        latencies, errors, elapsed = asyncio.run(
+            _single_person_load(server.url, token, singles, clients, seconds, max_requests)
+        )
+        batch_times, batch_errors = [], 0
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        ) as client:
+            for _ in range(batches):
+                began = time.perf_counter()
+                response = client.post("/v1/score", json=batch)
+                batch_times.append(time.perf_counter() - began)
+                batch_errors += response.status_code != 200
+    bare_single = _bare(bundle, frame.head(1), 200)
+    bare_batch = _bare(bundle, frame.head(1000), 10)
+    return {
+        "clients": clients,
+        "single_requests": len(latencies),
+        "single_errors": errors,
+        "single_p50_ms": round(1000 * _percentile(latencies, 50), 1),
+        "single_p99_ms": round(1000 * _percentile(latencies, 99), 1),
+        "requests_per_second": round(len(latencies) / elapsed, 1),
+        "batch_1000_median_ms": round(1000 * statistics.median(batch_times), 1),
+        "batch_1000_errors": int(batch_errors),
+        "bare_single_ms": round(1000 * bare_single, 2),
+        "bare_batch_1000_ms": round(1000 * bare_batch, 1),
+        "server_over_bare_batch_1000": round(statistics.median(batch_times) / bare_batch, 2),
+    }
