@@ -35,9 +35,11 @@ class Reason:
     """One plain-English reason for a score and its signed share of the calibrated log-odds."""
 
     concept: str
-    features: tuple[str, ...]
+    features: tuple[str, ...]  # every column of the concept
     contribution: float
     sentence: str
+    feature: str  # the column the sentence speaks of: the concept's strongest
+    value: float
 
     @property
     def direction(self) -> str:
@@ -123,6 +125,8 @@ class ModelBundle:
                         tuple(self.specs[i].name for i in idx),
                         float(grouped[row, j]),
                         self.specs[lead].sentence(values[row, lead]),
+                        self.specs[lead].name,
+                        float(values[row, lead]),
                     )
                 )
             out.append(reasons)

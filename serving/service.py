@@ -44,6 +44,8 @@ class FeatureRecord(BaseModel):
 class ReasonOut(BaseModel):
     concept: str
     sentence: str
+    feature: str = Field(description="the feature the sentence speaks of")
+    value: float | None = Field(description="its value for this person (null if unknown)")
     contribution: float = Field(description="share of the calibrated log-odds")
 
 
@@ -185,7 +187,13 @@ def _respond(model: RegisteredBundle, frame: pd.DataFrame, top_k: int) -> ScoreR
             percentile=float(p),
             tier=str(t),
             reasons=[
-                ReasonOut(concept=x.concept, sentence=x.sentence, contribution=x.contribution)
+                ReasonOut(
+                    concept=x.concept,
+                    sentence=x.sentence,
+                    feature=x.feature,
+                    value=None if np.isnan(x.value) else x.value,
+                    contribution=x.contribution,
+                )
                 for x in why
             ],
         )

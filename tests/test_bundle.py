@@ -98,6 +98,7 @@ def test_reasons_are_grouped_sentences_that_raise_risk(bundle: ModelBundle) -> N
     assert old[0].concept == "emergency admissions"
     assert old[0].features == ("admissions", "bed_days")
     assert old[0].sentence == "3 admissions"
+    assert (old[0].feature, old[0].value) == ("admissions", 3.0)
     assert all(r.contribution > 0 and r.direction == "raises risk" for r in old)
     assert all(r.contribution > 0 for r in young)
 
