@@ -19,13 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.bands import age_band
 from features.engine import build_features, cohort_context
 from features.sources import Sources
 from models.registry import RegisteredBundle
 from serving.scoring import OTHER, score_frame, tier_by_rank
-
-AGE_BANDS = [0, 18, 40, 65, 75, 85, 200]
-AGE_LABELS = ["0-17", "18-39", "40-64", "65-74", "75-84", "85+"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +56,7 @@ def weekly_lists(
     scored = score_frame(model.bundle, features).join(context)
     scored["tier"] = tier_by_rank(scored["risk"].to_numpy(), very_high_share, high_share)
     age = (pd.Timestamp(as_of) - pd.to_datetime(scored["birth_month"])).dt.days / 365.25
-    scored["age_band"] = pd.cut(age, AGE_BANDS, labels=AGE_LABELS, right=False).astype(str)
+    scored["age_band"] = age_band(age)
     listed = scored[scored["tier"] != OTHER].sort_values("risk", ascending=False, kind="stable")
     listed = listed.reset_index()[
         [

@@ -8,10 +8,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from features.bands import age_band
 from training.calibration import smoothed_calibration
-
-AGE_BANDS = [0, 18, 40, 65, 75, 85, 200]
-AGE_LABELS = ["0-17", "18-39", "40-64", "65-74", "75-84", "85+"]
 
 
 def calibration_table(labels: np.ndarray, risk: np.ndarray, bins: int = 10) -> pd.DataFrame:
@@ -69,7 +67,7 @@ def subgroup_groups(
     makers = {
         "age band": (
             "age",
-            lambda: pd.cut(features["age"], AGE_BANDS, labels=AGE_LABELS, right=False).astype(str),
+            lambda: age_band(features["age"]),
         ),
         "sex": ("sex", lambda: label("sex")),
         "deprivation quintile": (
