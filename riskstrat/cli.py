@@ -176,10 +176,10 @@ def cmd_promote(args: argparse.Namespace) -> None:
 
 
 def cmd_weekly(args: argparse.Namespace) -> None:
-    from models.registry import load_registered
+    from models.store import load_champion
     from serving.weekly import weekly_lists
 
-    model = load_registered(tracking_uri(args.workdir))
+    model = load_champion(tracking_uri(args.workdir))
     result = weekly_lists(args.data, args.as_of, model, args.out)
     say(
         f"scored {result.scored:,} people with model version {model.version}; "
@@ -248,7 +248,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from features.synthetic.borough import TRUTH_DIR, generate, write
     from features.synthetic.config import SynthConfig
     from features.validation import validate_dir
-    from models.registry import load_registered
+    from models.store import load_champion
     from serving.weekly import weekly_lists
     from training.config import TrainConfig
     from training.pipeline import train_from_contract
@@ -281,9 +281,11 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
     decision = promote(work / "validated", tracking_uri(work), seed=args.seed)
     say(f"    promotion gate: {decision.explain()}")
+    if not decision.promoted and decision.champion_version is None:
+        raise ValueError(f"no champion to score with: {decision.explain()} (try more --patients)")
     as_of = latest_monday(synth.end)
     say(f"4/4 weekly risk lists as of {as_of} (champion)")
-    model = load_registered(tracking_uri(work))
+    model = load_champion(tracking_uri(work))
     weekly = weekly_lists(work / "validated", as_of, model, work / "lists")
     say(f"done in {time.perf_counter() - began:.0f} s")
     _print_training(result.metrics)
