@@ -65,9 +65,14 @@ def log_training(
     with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
-        for context, (frame, source) in datasets.items():
-            dataset = mlflow.data.from_pandas(frame, source=source, name=f"{context} snapshots")
-            mlflow.log_input(dataset, context=context)
+        with warnings.catch_warnings():
+            # A local path is both a file and an artifact source to MLflow, and categorical
+            # codes are integers: MLflow says so for every dataset; neither needs action.
+            warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways")
+            warnings.filterwarnings("ignore", message=".*Inferred schema contains integer")
+            for context, (frame, source) in datasets.items():
+                dataset = mlflow.data.from_pandas(frame, source=source, name=f"{context} snapshots")
+                mlflow.log_input(dataset, context=context)
         if report_dir is not None:
             mlflow.log_artifacts(str(report_dir), "report")
         bundle_dir = bundle.save(Path(tmp) / BUNDLE_ARTIFACT)
