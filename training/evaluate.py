@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from training.calibration import ici_e50_e90
+from training.fit import platt
 
 
 def auroc_with_interval(
@@ -34,8 +34,7 @@ def _logit(risk: np.ndarray) -> np.ndarray:
 
 def calibration_slope(labels: np.ndarray, risk: np.ndarray) -> float:
     """Slope of the logistic recalibration of ``labels`` on logit(risk); 1 is ideal."""
-    model = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(risk).reshape(-1, 1), labels)
-    return float(model.coef_[0, 0])
+    return platt(_logit(risk), labels).slope
 
 
 def calibration_in_the_large(labels: np.ndarray, risk: np.ndarray) -> float:

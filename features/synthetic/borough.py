@@ -278,7 +278,7 @@ def _truth_frame(
     present: np.ndarray,
 ) -> pd.DataFrame:
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, as_of.toordinal()]))
-    subset = People(*(getattr(people, f)[present] for f in People.__slots__))
+    subset = people.take(present)
     truth = exact_risk(
         take(state, present), subset, constants, as_of, config.horizon_days, config.truth_paths, rng
     )

@@ -76,6 +76,10 @@ class People:
     def size(self) -> int:
         return len(self.age0)
 
+    def take(self, index: np.ndarray) -> People:
+        """The characteristics of a subset (or a repeat) of people."""
+        return People(*(getattr(self, f)[index] for f in People.__slots__))
+
 
 def make_practices(rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Practices with their cluster and locality; also each practice's share and deprivation."""

@@ -10,7 +10,7 @@ new conditions, mood, loneliness, care transitions) is random, so the answer is 
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -42,10 +42,6 @@ def month_fractions(as_of: date, horizon_days: int) -> list[tuple[int, float]]:
         left -= days
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return out
-
-
-def _take_people(people: People, index: np.ndarray) -> People:
-    return People(*(getattr(people, f.name)[index] for f in fields(People)))
 
 
 def _path_probabilities(
@@ -88,7 +84,7 @@ def exact_risk(
         batch = min(paths_per_batch, paths - first)
         index = np.tile(np.arange(n), batch)
         p_adm, p_any = _path_probabilities(
-            take(state, index), _take_people(people, index), constants, months, rng
+            take(state, index), people.take(index), constants, months, rng
         )
         draws[first : first + batch] = p_adm.reshape(batch, n)
         either += p_any.reshape(batch, n).sum(axis=0)
