@@ -6,7 +6,7 @@ WORK   ?= work
 PATIENTS ?= 50000
 SEED   ?= 42
 
-.PHONY: setup run test lint bench-synth lock clean
+.PHONY: setup run test lint bench-synth lock clean browser
 
 setup: $(VENV)/.installed
 
@@ -20,9 +20,16 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 run: setup
 	BENTOML_DO_NOT_TRACK=True $(BIN)/riskstrat demo --workdir $(WORK) --patients $(PATIENTS) --seed $(SEED)
 
-test: setup
+test: setup browser
 	$(BIN)/ruff check .
 	BENTOML_DO_NOT_TRACK=True $(BIN)/python -m pytest
+
+# The browser tests drive Debian's chromium (Playwright's own browser download is not used).
+# Installed unattended when missing; needs root, as on the CI machines.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { apt-get update && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --quiet chromium fonts-liberation; }
 
 lint: setup
 	$(BIN)/ruff check .
