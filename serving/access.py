@@ -11,6 +11,12 @@ Tokens live in a TOML file (``RISKSTRAT_ACCESS_FILE``) as SHA-256 hashes only:
 
 No token: 401. A role not allowed on an endpoint: 403. Probes and the API description
 (/livez, /readyz, /metrics, /docs.json, /schema.json, /docs) need no token.
+
+The web pages under /ui use the same principals: a person signs in at /ui/login with their
+token and gets a session cookie (see ``serving.web.session``), accepted for /ui paths only
+(a bearer header works there too). Without either, a page redirects to the login page; a
+role not allowed on a page gets a 403 page. Pages showing patient data are audited like the
+scoring endpoints, and so are sign-ins and sign-outs.
 """
 
 from __future__ import annotations
@@ -43,6 +49,26 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "/v1/model": ROLES,
 }
 PATIENT_ENDPOINTS = ("/v1/score", "/v1/score-history")
+
+UI = "/ui"
+UI_OPEN = ("/ui/login", "/ui/static")
+LIST_ROLES = ("locality_team", "data_scientist", "system")
+REFERRAL_ROLES = ("social_prescriber", "data_scientist", "system")
+PAGES_ALLOWED: dict[str, tuple[str, ...]] = {
+    "/ui": LIST_ROLES,
+    "/ui/list.csv": LIST_ROLES,
+    "/ui/referrals": REFERRAL_ROLES,
+    "/ui/referrals.csv": REFERRAL_ROLES,
+    "/ui/patient": ROLES,  # the page itself checks localities (and explained people)
+    "/ui/logout": ROLES,
+}
+PATIENT_PAGES = ("/ui", "/ui/list.csv", "/ui/referrals", "/ui/referrals.csv", "/ui/patient")
+# Where a role lands after signing in.
+HOME = {"social_prescriber": "/ui/referrals"}
+# Where the middleware leaves the principal for the pages.
+PRINCIPAL_SCOPE_KEY = "riskstrat.principal"
+OUTCOMES = {200: "shown", 303: "redirected", 400: "bad request", 401: "no valid token"}
+OUTCOMES |= {403: "refused", 404: "not found", 405: "method not allowed", 413: "too large"}
 
 # Filled by the endpoint (ids scored, model version) and written by the middleware.
 audit_record: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
@@ -82,11 +108,20 @@ def load_principals(path: Path) -> dict[str, Principal]:
     return principals
 
 
+def token_digest(token: str) -> str:
+    """The token's SHA-256, as the access file stores it."""
+    return hashlib.sha256(token.strip().encode()).hexdigest()
+
+
 def identify(principals: dict[str, Principal], authorization: str | None) -> Principal | None:
     """The principal behind an ``Authorization: Bearer`` header, or None."""
     if not authorization or not authorization.startswith("Bearer "):
         return None
-    digest = hashlib.sha256(authorization[len("Bearer ") :].strip().encode()).hexdigest()
+    return by_digest(principals, token_digest(authorization[len("Bearer ") :]))
+
+
+def by_digest(principals: dict[str, Principal], digest: str) -> Principal | None:
+    """The principal whose token hashes to ``digest``, compared in constant time."""
     for known, principal in principals.items():
         if hmac.compare_digest(known, digest):
             return principal
@@ -105,6 +140,21 @@ def refusal(principal: Principal | None, path: str) -> tuple[int, str] | None:
     if principal.role not in allowed:
         return 403, f"role {principal.role} may not call {path} (allowed: {', '.join(allowed)})"
     return None
+
+
+def is_page(path: str) -> bool:
+    return path == UI or path.startswith(UI + "/")
+
+
+def page_refusal(principal: Principal, path: str) -> tuple[int, str] | None:
+    """(status, message) when a signed-in principal may not open the page, else None.
+
+    Paths not in the table (unknown pages) are left to the pages app, which answers 404.
+    """
+    allowed = PAGES_ALLOWED.get(path)
+    if allowed is None or principal.role in allowed:
+        return None
+    return 403, f"The {principal.role.replace('_', ' ')} role cannot open this page."
 
 
 class AuditLog:
@@ -129,16 +179,19 @@ class AccessMiddleware:
 
     Built when the server starts (not on import): reads the access file named by
     ``RISKSTRAT_ACCESS_FILE`` and appends to the audit log named by ``RISKSTRAT_AUDIT_LOG``;
-    without either the server refuses to start.
+    without either the server refuses to start. It also holds the pages' sessions.
     """
 
     def __init__(self, app) -> None:
+        from serving.web.session import SessionStore
+
         for variable in (ACCESS_FILE_ENV, AUDIT_LOG_ENV):
             if not os.environ.get(variable):
                 raise AccessConfigError(f"set {variable} before starting the service")
         self.app = app
         self.principals = load_principals(Path(os.environ[ACCESS_FILE_ENV]))
         self.audit = AuditLog(Path(os.environ[AUDIT_LOG_ENV]))
+        self.sessions = SessionStore()
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -146,6 +199,9 @@ class AccessMiddleware:
             return
         path = scope["path"].rstrip("/") or "/"
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        if is_page(path):
+            await self._page(scope, receive, send, path, headers)
+            return
         principal = identify(self.principals, headers.get("authorization"))
         refused = refusal(principal, path)
         if refused:
@@ -153,6 +209,10 @@ class AccessMiddleware:
             if path in PATIENT_ENDPOINTS:
                 self._write(principal, path, refused[0], {}, 0.0)
             return
+        await self._pass(scope, receive, send, principal, path, path in PATIENT_ENDPOINTS)
+
+    async def _pass(self, scope, receive, send, principal, path: str, audited: bool) -> None:
+        """Call the app with an audit record open; write it if ``audited``."""
         record: dict = {}
         token = audit_record.set(record)
         status = {"code": 500}
@@ -167,26 +227,137 @@ class AccessMiddleware:
             await self.app(scope, receive, remember)
         finally:
             audit_record.reset(token)
-            if path in PATIENT_ENDPOINTS:
+            if audited:
                 self._write(principal, path, status["code"], record, time.perf_counter() - began)
+
+    async def _page(self, scope, receive, send, path: str, headers: dict[str, str]) -> None:
+        """The pages: session cookie (or bearer), sign-in and sign-out, roles, audit."""
+        from serving.web import session
+
+        send = _with_page_headers(send, no_store=not path.startswith("/ui/static"))
+        secure = session.is_https(scope, headers)
+        if path == "/ui/login" and scope["method"] == "POST":
+            await self._login(receive, send, headers, secure)
+            return
+        if path.startswith(UI_OPEN):
+            await self.app(scope, receive, send)
+            return
+        cookie = session.cookie_value(headers)
+        digest = self.sessions.digest(cookie)
+        principal = by_digest(self.principals, digest) if digest else None
+        principal = principal or identify(self.principals, headers.get("authorization"))
+        audited = path in PATIENT_PAGES
+        if principal is None:
+            query = scope.get("query_string", b"").decode("latin-1")
+            target = scope["path"] + ("?" + query if query else "")
+            await _redirect(send, session.login_url(target if scope["method"] == "GET" else None))
+            if audited:
+                self._write(None, path, 303, {}, 0.0)
+            return
+        if path == "/ui/logout":
+            if scope["method"] != "POST":
+                await _send_page(send, 405, "Sign out with the button", "Use the Sign out button.")
+                return
+            self.sessions.close(cookie)
+            await _redirect(send, session.login_url(ended="1"), cookie=session.clear_cookie(secure))
+            self._write(principal, path, 303, {}, 0.0)
+            return
+        refused = page_refusal(principal, path)
+        if refused:
+            await _send_page(send, refused[0], "You cannot open this page", refused[1])
+            if audited:
+                self._write(principal, path, refused[0], {}, 0.0)
+            return
+        scope = {**scope, PRINCIPAL_SCOPE_KEY: principal}
+        await self._pass(scope, receive, send, principal, path, audited)
+
+    async def _login(self, receive, send, headers: dict[str, str], secure: bool) -> None:
+        """Check the pasted token; open a session and go on, or back to the form."""
+        from serving.web import session
+
+        if not session.same_origin(headers):
+            await _send_page(send, 403, "Sign in refused", "The form came from another site.")
+            return
+        form = await session.read_form(receive)
+        if form is None:
+            await _send_page(send, 413, "Sign in refused", "The form is too large.")
+            return
+        token = form.get("token", "").strip()
+        digest = token_digest(token) if token else ""
+        principal = by_digest(self.principals, digest) if token else None
+        target = form.get("next") or None
+        if principal is None:
+            await _redirect(send, session.login_url(target, error="1"))
+            self._write(None, "/ui/login", 401, {}, 0.0)
+            return
+        session_id = self.sessions.open(digest)
+        home = HOME.get(principal.role, "/ui/")
+        await _redirect(
+            send, session.safe_next(target, home), cookie=session.set_cookie(session_id, secure)
+        )
+        self._write(principal, "/ui/login", 303, {}, 0.0)
 
     def _write(
         self, principal: Principal | None, path: str, status: int, record: dict, seconds: float
     ) -> None:
         ids = record.get("patient_ids", [])
-        self.audit.write(
-            {
-                "when": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "who": principal.name if principal else None,
-                "role": principal.role if principal else None,
-                "endpoint": path,
-                "status": status,
-                "patients": len(ids),
-                "patient_ids": ids,
-                "model_version": record.get("model_version"),
-                "seconds": round(seconds, 4),
-            }
-        )
+        entry = {
+            "when": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "who": principal.name if principal else None,
+            "role": principal.role if principal else None,
+            "endpoint": path,
+            "status": status,
+            "outcome": OUTCOMES.get(status, "error" if status >= 500 else str(status)),
+            "patients": len(ids),
+            "patient_ids": ids,
+            "model_version": record.get("model_version"),
+            "seconds": round(seconds, 4),
+        }
+        if "week" in record:
+            entry["week"] = record["week"]
+        self.audit.write(entry)
+
+
+def _with_page_headers(send, no_store: bool):
+    """``send`` adding the pages' security headers, and ``Cache-Control: no-store`` (pages
+    with patient data must not stay in the browser's cache) when ``no_store``."""
+    from serving.web.render import NO_STORE, SECURITY_HEADERS
+
+    async def wrapped(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            names = {k.lower() for k, _ in message.get("headers", [])}
+            extra = [h for h in SECURITY_HEADERS if h[0] not in names]
+            if no_store and NO_STORE[0] not in names:
+                extra.append(NO_STORE)
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return wrapped
+
+
+async def _redirect(send, location: str, cookie: bytes | None = None) -> None:
+    headers = [(b"location", location.encode()), (b"content-length", b"0")]
+    if cookie:
+        headers.append((b"set-cookie", cookie))
+    await send({"type": "http.response.start", "status": 303, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _send_page(send, status: int, title: str, message: str) -> None:
+    from serving.web.render import render
+
+    body = render("message.html", title=title, message=message, principal=None).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _send_json(send, status: int, message: str) -> None:

@@ -25,6 +25,7 @@ from models.store import champion_version, load_champion
 from serving.access import AccessMiddleware, audit_record
 from serving.history import MAX_PEOPLE, PersonHistory, history_features
 from serving.scoring import percentile_in_population, tier_by_threshold
+from serving.web.app import app as web_pages
 
 TRACKING_URI_ENV = "RISKSTRAT_TRACKING_URI"
 RELOAD_ENV = "RISKSTRAT_RELOAD_SECONDS"
@@ -91,9 +92,11 @@ def records_frame(records: list[FeatureRecord], names: list[str]) -> pd.DataFram
     return frame
 
 
+@bentoml.asgi_app(web_pages, path="/ui")
 @bentoml.service(name="riskstrat", traffic={"timeout": 60})
 class RiskService:
-    """Scores for other systems; every call but the probes needs a bearer token."""
+    """Scores for other systems; every call but the probes needs a bearer token.
+    The web pages are mounted under /ui, behind the same access middleware."""
 
     def __init__(self) -> None:
         uri = os.environ.get(TRACKING_URI_ENV)

@@ -1,0 +1,400 @@
+"""The pages' query parameters: parsed and checked (a clear 400 naming the parameter), then
+applied to a week's people. Pure functions over frames; the pages do the I/O."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import MISSING, dataclass, fields
+from datetime import date
+
+import pandas as pd
+
+from serving.referrals import DRIVERS, TIERS, ReferralCriteria
+
+PAGE_SIZE = 50
+FLAGS: dict[str, str] = {
+    "care_home": "Care-home resident",
+    "frailty": "Frailty",
+    "lives_alone": "Lives alone",
+    "mental_health": "Mental-health needs",
+    "social_care_package": "Social-care package",
+    "recent_discharge": "Recent hospital discharge",
+}
+SORTS: dict[str, str] = {"risk": "Risk", "change": "Change since last week", "age": "Age"}
+ORDERS: dict[str, str] = {"desc": "Highest first", "asc": "Lowest first"}
+PATHWAYS: tuple[str, ...] = (
+    "integrated reablement plan",
+    "social prescribing",
+    "care coordination",
+    "none",
+)
+LIST_PARAMS = frozenset(
+    {"week", "locality", "cluster", "practice", "tier", "flag", "pathway", "new", "sort"}
+    | {"order", "page"}
+)
+
+
+class BadQueryError(ValueError):
+    """A query parameter the page cannot use; the message names it."""
+
+    def __init__(self, param: str, problem: str) -> None:
+        super().__init__(f"{param}: {problem}")
+        self.param = param
+
+
+Items = list[tuple[str, str]]
+
+
+def _values(items: Items, name: str) -> list[str]:
+    return [v for k, v in items if k == name]
+
+
+def _single(items: Items, name: str) -> str | None:
+    """The parameter's one value; an empty value counts as not given."""
+    values = _values(items, name)
+    if len(values) > 1:
+        raise BadQueryError(name, "give it once")
+    value = values[0].strip() if values else ""
+    if len(value) > 200:
+        raise BadQueryError(name, "too long")
+    return value or None
+
+
+def check_known(items: Items, known: frozenset[str]) -> None:
+    unknown = sorted({k for k, _ in items} - known)
+    if unknown:
+        raise BadQueryError(unknown[0], f"unknown parameter (known: {', '.join(sorted(known))})")
+
+
+def parse_week(items: Items) -> date | None:
+    value = _single(items, "week")
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadQueryError("week", f"{value!r} is not a date like 2026-10-26") from None
+
+
+def parse_page(items: Items) -> int:
+    value = _single(items, "page")
+    if value is None:
+        return 1
+    if not value.isdigit() or int(value) < 1:
+        raise BadQueryError("page", f"{value!r} is not a page number (1, 2, ...)")
+    return int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """The list page's filters, sort and page (checked for form, not yet against data)."""
+
+    week: date | None = None
+    locality: str | None = None
+    cluster: str | None = None
+    practice: str | None = None
+    tier: str | None = None
+    flags: tuple[str, ...] = ()
+    pathway: str | None = None
+    new_only: bool = False
+    sort: str = "risk"
+    order: str = "desc"
+    page: int = 1
+
+    @classmethod
+    def parse(cls, items: Items) -> ListQuery:
+        check_known(items, LIST_PARAMS)
+        tier = _single(items, "tier")
+        if tier is not None and tier not in TIERS:
+            raise BadQueryError("tier", f"{tier!r} is not one of {', '.join(TIERS)}")
+        flags = tuple(_values(items, "flag"))
+        for flag in flags:
+            if flag not in FLAGS:
+                raise BadQueryError("flag", f"{flag!r} is not one of {', '.join(FLAGS)}")
+        pathway = _single(items, "pathway")
+        if pathway is not None and pathway not in PATHWAYS:
+            raise BadQueryError("pathway", f"{pathway!r} is not one of {', '.join(PATHWAYS)}")
+        new = _single(items, "new")
+        if new not in (None, "1"):
+            raise BadQueryError("new", "use new=1 for people new on the list this week")
+        sort = _single(items, "sort") or "risk"
+        if sort not in SORTS:
+            raise BadQueryError("sort", f"{sort!r} is not one of {', '.join(SORTS)}")
+        order = _single(items, "order") or "desc"
+        if order not in ORDERS:
+            raise BadQueryError("order", f"{order!r} is not one of {', '.join(ORDERS)}")
+        return cls(
+            week=parse_week(items),
+            locality=_single(items, "locality"),
+            cluster=_single(items, "cluster"),
+            practice=_single(items, "practice"),
+            tier=tier,
+            flags=tuple(dict.fromkeys(flags)),
+            pathway=pathway,
+            new_only=new == "1",
+            sort=sort,
+            order=order,
+            page=parse_page(items),
+        )
+
+    def select(self, listed: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``listed`` (people the caller may see) these filters keep, sorted.
+
+        Locality, cluster and practice must be among the values ``listed`` holds.
+        """
+        keep = pd.Series(True, index=listed.index)
+        for param, column, value in (
+            ("locality", "locality", self.locality),
+            ("cluster", "gp_cluster", self.cluster),
+            ("practice", "practice_id", self.practice),
+        ):
+            if value is None:
+                continue
+            known = sorted(listed[column].unique())
+            if value not in known:
+                raise BadQueryError(param, f"{value!r} is not one of {', '.join(known)}")
+            keep &= listed[column] == value
+        if self.tier is not None:
+            keep &= listed["tier"] == self.tier
+        for flag in self.flags:
+            keep &= listed[f"flag_{flag}"].astype(bool)
+        if self.pathway is not None:
+            keep &= listed["pathway"] == self.pathway
+        if self.new_only:
+            keep &= listed["week_status"] == "new"
+        chosen = listed[keep]
+        return chosen.sort_values(
+            [self.sort, "rank"],
+            ascending=[self.order == "asc", True],
+            na_position="last",
+            kind="stable",
+        )
+
+    def items(self, **changes: object) -> Items:
+        """The query as parameters (defaults left out), with ``changes`` applied."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)} | changes
+        out: Items = []
+        if values["week"] is not None:
+            out.append(("week", values["week"].isoformat()))
+        for name in ("locality", "cluster", "practice", "tier"):
+            if values[name] is not None:
+                out.append((name, values[name]))
+        out += [("flag", f) for f in values["flags"]]
+        if values["pathway"] is not None:
+            out.append(("pathway", values["pathway"]))
+        if values["new_only"]:
+            out.append(("new", "1"))
+        if values["sort"] != "risk":
+            out.append(("sort", values["sort"]))
+        if values["order"] != "desc":
+            out.append(("order", values["order"]))
+        if values["page"] != 1:
+            out.append(("page", str(values["page"])))
+        return out
+
+
+def page_of(rows: pd.DataFrame, page: int) -> tuple[pd.DataFrame, int]:
+    """The rows of page ``page`` (1-based) and the number of pages (at least 1)."""
+    pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
+    if page > pages:
+        raise BadQueryError("page", f"page {page} does not exist (there are {pages})")
+    return rows.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], pages
+
+
+# The social prescribing form: one control per ReferralCriteria field.
+REFERRAL_LABELS: dict[str, tuple[str, str]] = {
+    "min_tier": ("Lowest tier", "People at this tier or higher; any: whoever matches"),
+    "min_risk": ("Lowest risk (%)", "Leave empty for any risk"),
+    "drivers": ("What drives their risk", "People with at least one of the ticked drivers"),
+    "frequent_gp_contacts": ("Frequent GP contact means", "GP contacts in 12 months, at least"),
+    "min_age": ("Lowest age", "In years"),
+    "exclude_care_home": ("Leave out care-home residents", ""),
+    "not_referred_months": (
+        "Leave out people referred in the last (months)",
+        "0 keeps people referred recently",
+    ),
+    "exclude_mental_health_care": (
+        "Leave out people in crisis or secondary mental-health care",
+        "",
+    ),
+    "localities": ("Localities", "None ticked: all the localities you may see"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FormField:
+    """One control of the social prescribing form."""
+
+    name: str
+    kind: str  # tier, percent, drivers, localities, integer, number, boolean, text
+    label: str
+    hint: str
+    value: object
+
+
+def _kind(name: str, default: object) -> str:
+    if name in ("min_tier", "drivers", "localities"):
+        return {"min_tier": "tier", "drivers": "drivers", "localities": "localities"}[name]
+    if name == "min_risk":
+        return "percent"
+    if isinstance(default, bool):
+        return "boolean"
+    if isinstance(default, int):
+        return "integer"
+    if isinstance(default, float):
+        return "number"
+    return "text"
+
+
+def referral_fields(criteria: ReferralCriteria) -> list[FormField]:
+    """The form's controls, in the criteria's field order, showing ``criteria``'s values."""
+    out = []
+    for f in fields(ReferralCriteria):
+        default = f.default if f.default is not MISSING else None
+        label, hint = REFERRAL_LABELS.get(f.name, (f.name.replace("_", " ").capitalize(), ""))
+        out.append(
+            FormField(f.name, _kind(f.name, default), label, hint, getattr(criteria, f.name))
+        )
+    return out
+
+
+def parse_referral_query(items: Items, allowed: tuple[str, ...]) -> tuple[ReferralCriteria, int]:
+    """The criteria and page the form asks for. ``allowed`` is the caller's localities
+    (empty: any); asking for another raises PermissionError.
+
+    Without ``run`` (the first visit) the criteria's defaults are used; with it, an unticked
+    box means false. The localities asked for, or else ``allowed``, are always set.
+    """
+    names = {f.name: f for f in fields(ReferralCriteria)}
+    check_known(items, frozenset({"run", "week", "page", *names}))
+    page = parse_page(items)
+    values: dict[str, object] = {}
+    submitted = _single(items, "run") is not None
+    for name, f in names.items():
+        default = f.default if f.default is not MISSING else None
+        kind = _kind(name, default)
+        if kind in ("drivers", "localities"):
+            chosen = tuple(dict.fromkeys(v.strip() for v in _values(items, name) if v.strip()))
+            if kind == "drivers" and submitted and not chosen:
+                raise BadQueryError("drivers", f"tick at least one of {', '.join(DRIVERS)}")
+            if chosen or kind == "localities":
+                values[name] = chosen
+            continue
+        if kind == "boolean":
+            if submitted:
+                raw = _single(items, name)
+                if raw not in (None, "true"):
+                    raise BadQueryError(name, "use true (ticked) or leave it out")
+                values[name] = raw == "true"
+            continue
+        raw = _single(items, name)
+        if kind == "tier":
+            if submitted:
+                values[name] = raw
+            continue
+        if raw is None:
+            if submitted and kind == "percent":
+                values[name] = None
+            continue
+        try:
+            number = float(raw) if kind in ("percent", "number") else int(raw)
+        except ValueError:
+            raise BadQueryError(name, f"{raw!r} is not a number") from None
+        if kind == "percent":
+            if not 0 <= number <= 100:
+                raise BadQueryError(name, "must be between 0 and 100 (%)")
+            number = number / 100
+        values[name] = number
+    asked = values["localities"]
+    outside = [loc for loc in asked if allowed and loc not in allowed]
+    if outside:
+        raise PermissionError(f"localities: you may not see {', '.join(outside)}")
+    values["localities"] = asked or allowed
+    try:
+        criteria = ReferralCriteria.from_mapping(values, "referral filter")
+    except ValueError as exc:
+        raise BadQueryError("criteria", str(exc)) from None
+    return criteria, page
+
+
+def referral_items(
+    criteria: ReferralCriteria, allowed: tuple[str, ...], week: date | None
+) -> Items:
+    """The form's parameters for ``criteria`` (for links: CSV, pages)."""
+    out: Items = [("run", "1")]
+    if week is not None:
+        out.append(("week", week.isoformat()))
+    for f in referral_fields(criteria):
+        if f.kind == "drivers":
+            out += [(f.name, d) for d in f.value]
+        elif f.kind == "localities":
+            if tuple(f.value) != allowed:
+                out += [(f.name, loc) for loc in f.value]
+        elif f.kind == "boolean":
+            if f.value:
+                out.append((f.name, "true"))
+        elif f.kind == "percent":
+            out.append((f.name, "" if f.value is None else f"{100 * f.value:g}"))
+        else:
+            out.append((f.name, "" if f.value is None else str(f.value)))
+    return out
+
+
+LIST_CSV_COLUMNS = (
+    "rank",
+    "patient_id",
+    "risk_percent",
+    "tier",
+    "new_or_stayed",
+    "change_points",
+    "age",
+    "age_band",
+    "sex",
+    "practice_id",
+    "practice_name",
+    "gp_cluster",
+    "locality",
+    "flags",
+    "pathway",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+)
+REFERRAL_CSV_COLUMNS = (
+    "rank",
+    "patient_id",
+    "risk_percent",
+    "tier",
+    "age",
+    "sex",
+    "practice_id",
+    "practice_name",
+    "gp_cluster",
+    "locality",
+    "matched",
+    "pathway",
+)
+
+
+def _formula_safe(value: object) -> object:
+    """Text a spreadsheet would run as a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def to_csv(rows: pd.DataFrame, columns: tuple[str, ...]) -> str:
+    """The rows as CSV: risk as a percentage, change in percentage points."""
+    frame = rows.assign(
+        risk_percent=(100 * rows["risk"]).round(1),
+        change_points=(100 * rows["change"]).round(1),
+        new_or_stayed=rows["week_status"],
+    )
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in frame[list(columns)].itertuples(index=False):
+        writer.writerow(["" if pd.isna(v) else _formula_safe(v) for v in row])
+    return out.getvalue()

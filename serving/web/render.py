@@ -1,0 +1,59 @@
+"""Jinja2 templates (autoescaped) and the headers every page carries."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+TEMPLATES = Path(__file__).parent / "templates"
+BASE = "/ui"
+# Everything from this server; no script at all; not framed; forms post here only.
+CSP = (
+    "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+)
+NO_STORE = (b"cache-control", b"no-store")
+
+
+def percent(value: float | None, digits: int = 1) -> str:
+    if value is None or value != value:
+        return ""
+    return f"{100 * value:.{digits}f}%"
+
+
+def points(value: float | None) -> str:
+    """A change in risk as signed percentage points ("+3.2 points")."""
+    if value is None or value != value:
+        return "not scored last week"
+    return f"{100 * value:+.1f} points".replace("-", "\u2212")
+
+
+def signed_points(value: float) -> str:
+    """A change in risk in percentage points, signed, for a column headed "(points)"."""
+    return f"{100 * value:+.1f}".replace("-", "\u2212")
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(percent=percent, points=points, signed_points=signed_points)
+    env.globals["base"] = BASE
+    return env
+
+
+def render(name: str, **context: object) -> str:
+    return environment().get_template(name).render(**context)
