@@ -282,16 +282,15 @@ def parse_referral_query(items: Items, allowed: tuple[str, ...]) -> tuple[Referr
             if chosen or kind == "localities":
                 values[name] = chosen
             continue
+        raw = _single(items, name)
         if kind == "boolean":
-            if submitted:
-                raw = _single(items, name)
-                if raw not in (None, "true"):
-                    raise BadQueryError(name, "use true (ticked) or leave it out")
+            if raw not in (None, "true"):
+                raise BadQueryError(name, "use true (ticked) or leave it out")
+            if raw or submitted:
                 values[name] = raw == "true"
             continue
-        raw = _single(items, name)
         if kind == "tier":
-            if submitted:
+            if raw or submitted:
                 values[name] = raw
             continue
         if raw is None:
