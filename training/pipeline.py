@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.contract import TABLES
 from features.engine import build_features, cohort_context, feature_specs
 from features.labels import build_labels
-from features.sources import Sources
+from features.sources import Sources, fingerprint
 from models.bundle import ModelBundle
 from training.assess import Assessment, assess, write_report
 from training.config import TrainConfig
@@ -31,16 +30,6 @@ class TrainResult:
     metrics: dict[str, float]
     run: LoggedRun
     report_dir: Path
-
-
-def fingerprint(data_dir: Path) -> str:
-    """SHA-256 over the contract files, so a run names exactly the data it saw."""
-    digest = hashlib.sha256()
-    for table in TABLES:
-        with (data_dir / table.file_name).open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _rows(features: pd.DataFrame, labels: pd.DataFrame, as_of: tuple[date, ...]) -> Snapshots:
