@@ -144,5 +144,5 @@ def test_criteria_file(tmp_path) -> None:
 
 
 def test_missing_columns_are_named() -> None:
-    with pytest.raises(ValueError, match="lacks column.*lives_alone_coded"):
+    with pytest.raises(ValueError, match=r"lacks column.*lives_alone_coded"):
         select_referrals(people(a={}).drop(columns="lives_alone_coded"), ReferralCriteria())
