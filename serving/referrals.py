@@ -144,17 +144,17 @@ def load_criteria(path: Path) -> ReferralCriteria:
     return ReferralCriteria.from_mapping(body.get("referrals", {}), f"{path} [referrals]")
 
 
-def _drivers(people: pd.DataFrame, criteria: ReferralCriteria) -> pd.DataFrame:
-    """One boolean column per driver."""
+def drivers(people: pd.DataFrame, frequent_gp_contacts: int) -> pd.DataFrame:
+    """One boolean column per driver (also used by the pathway rules)."""
     return pd.DataFrame(
         {
             "isolation": people["lives_alone_coded"] > 0,
             "low_mood": (people["has_depression"] > 0) | (people["has_anxiety"] > 0),
-            "frequent_gp": people["gp_contacts_365d"] >= criteria.frequent_gp_contacts,
+            "frequent_gp": people["gp_contacts_365d"] >= frequent_gp_contacts,
             "bereavement": people["bereavements_365d"] > 0,
         },
         index=people.index,
-    )[list(criteria.drivers)]
+    )
 
 
 def _driver_sentence(name: str, person: pd.Series) -> str:
@@ -187,13 +187,13 @@ def select_referrals(people: pd.DataFrame, criteria: ReferralCriteria) -> pd.Dat
             people["mental_health_contacts_90d"] > 0
         )
         keep &= ~in_care
-    drivers = _drivers(people, criteria)
-    keep &= drivers.any(axis=1)
+    applies = drivers(people, criteria.frequent_gp_contacts)[list(criteria.drivers)]
+    keep &= applies.any(axis=1)
     chosen = people[keep].sort_values("risk", ascending=False, kind="stable").copy()
     chosen["matched"] = [
         "; ".join(
             [
-                *(_driver_sentence(d, person) for d in criteria.drivers if drivers.at[i, d]),
+                *(_driver_sentence(d, person) for d in criteria.drivers if applies.at[i, d]),
                 _tier_sentence(person),
             ]
         )
