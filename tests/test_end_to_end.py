@@ -15,8 +15,6 @@ import pytest
 from features.engine import build_features
 from features.sources import Sources
 from models.registry import RegisteredBundle
-from serving.scoring import OTHER
-from serving.weekly import weekly_lists
 from training.pipeline import TrainResult
 from training.promote import promote
 
@@ -75,22 +73,6 @@ def test_champion_alias_points_at_the_promoted_version(
     assert (
         champion.bundle.metadata["data_fingerprint"] == trained.bundle.metadata["data_fingerprint"]
     )
-
-
-def test_weekly_lists_rank_and_explain(
-    validated: Path, champion: RegisteredBundle, tmp_path: Path
-) -> None:
-    result = weekly_lists(validated, WEEK, champion, tmp_path)
-    files = sorted(p.name for p in result.folder.glob("*.csv"))
-    assert files == ["locality_central.csv", "locality_north.csv", "locality_south.csv"]
-    lists = pd.concat(pd.read_csv(result.folder / f) for f in files)
-    assert len(lists) == result.listed == round(0.03 * result.scored)
-    assert (lists["tier"] != OTHER).all()
-    assert (lists["reason_1"].str.len() > 0).all()
-    north = pd.read_csv(result.folder / "locality_north.csv")
-    assert north["risk"].is_monotonic_decreasing
-    again = weekly_lists(validated, WEEK, champion, tmp_path)
-    assert pd.read_csv(again.folder / "locality_north.csv").equals(north)
 
 
 def _features_for_service(validated: Path, n: int) -> pd.DataFrame:
