@@ -41,8 +41,12 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "/v1/score": ("system", "data_scientist"),
     "/v1/score-history": ("system", "data_scientist"),
     "/v1/model": ROLES,
+    "/v1/weekly-list": ("system", "data_scientist", "locality_team"),
+    "/v1/referrals": ("system", "data_scientist", "social_prescriber"),
 }
-PATIENT_ENDPOINTS = ("/v1/score", "/v1/score-history")
+PATIENT_ENDPOINTS = ("/v1/score", "/v1/score-history", "/v1/weekly-list", "/v1/referrals")
+# Where the request body may name localities: checked against a locality-scoped token.
+SCOPED_ENDPOINTS = ("/v1/weekly-list", "/v1/referrals")
 
 # Filled by the endpoint (ids scored, model version) and written by the middleware.
 audit_record: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
@@ -55,6 +59,41 @@ class Principal:
     name: str
     role: str
     localities: tuple[str, ...] = ()
+
+
+def caller() -> Principal | None:
+    """Who is making the current request (set by the middleware), for scoping by locality."""
+    record = audit_record.get()
+    return None if record is None else record.get("principal")
+
+
+def outside_scope(principal: Principal, asked: list[str]) -> str | None:
+    """Why asking for ``asked`` localities is refused for this principal, or None."""
+    outside = [loc for loc in asked if loc not in principal.localities]
+    if principal.localities and outside:
+        return (
+            f"{principal.name} may not see locality {', '.join(outside)} "
+            f"(allowed: {', '.join(principal.localities)})"
+        )
+    return None
+
+
+def asked_localities(body: bytes) -> list[str]:
+    """Localities named in a list or referral request body (none if it cannot be read:
+    the endpoint then answers 400 for the body itself)."""
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return []
+    if not isinstance(data, dict):
+        return []
+    criteria = data.get("criteria")
+    asked = criteria.get("localities") if isinstance(criteria, dict) else data.get("localities")
+    if isinstance(asked, str):
+        asked = asked.split(",")
+    if not isinstance(asked, list):
+        return []
+    return [str(a).strip() for a in asked if str(a).strip()]
 
 
 class AccessConfigError(ValueError):
@@ -153,7 +192,15 @@ class AccessMiddleware:
             if path in PATIENT_ENDPOINTS:
                 self._write(principal, path, refused[0], {}, 0.0)
             return
-        record: dict = {}
+        if path in SCOPED_ENDPOINTS and principal.localities:
+            body = await _read_body(receive)
+            reason = outside_scope(principal, asked_localities(body))
+            if reason:
+                await _send_json(send, 403, reason)
+                self._write(principal, path, 403, {}, 0.0)
+                return
+            receive = _replay(body, receive)
+        record: dict = {"principal": principal}
         token = audit_record.set(record)
         status = {"code": 500}
         began = time.perf_counter()
@@ -187,6 +234,29 @@ class AccessMiddleware:
                 "seconds": round(seconds, 4),
             }
         )
+
+
+async def _read_body(receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive):
+    """A ``receive`` that hands the app the body already read, then defers to the client."""
+    sent = False
+
+    async def replay() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _send_json(send, status: int, message: str) -> None:

@@ -85,13 +85,10 @@ def test_most_at_risk_first_and_min_risk() -> None:
     assert list(select_referrals(frame, ReferralCriteria(min_risk=0.15)).index) == ["b", "c"]
 
 
-def test_locality_scope_narrows_and_refuses_wider() -> None:
+def test_locality_narrows() -> None:
     driven = {"lives_alone_coded": 1.0}
     frame = people(n={**driven}, s={**driven, "locality": "South"})
-    scoped = ReferralCriteria().within(("North",))
-    assert list(select_referrals(frame, scoped).index) == ["n"]
-    with pytest.raises(PermissionError, match="South"):
-        ReferralCriteria(localities=("South",)).within(("North",))
+    assert list(select_referrals(frame, ReferralCriteria(localities=("North",))).index) == ["n"]
 
 
 def test_text_values_from_forms_and_command_lines() -> None:
