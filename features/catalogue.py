@@ -12,6 +12,7 @@ from features.definitions import (
     Count,
     DaysInStay,
     DaysSince,
+    DaysSinceEnd,
     Derived,
     DistinctCodes,
     Family,
@@ -385,6 +386,48 @@ COMMUNITY = Family(
 )
 
 FAMILIES: tuple[Family, ...] = (HOSPITAL, PRIMARY_CARE, CONDITION_FLAGS, MEDICINES, CARE, COMMUNITY)
+
+# Facts the weekly lists and the social prescribing filter need about a person that the
+# model does not use: computed by the same engine and windows, never fed to the model.
+LIST_CONTEXT = Family(
+    name="list_context",
+    lookback_days=730,
+    definitions=(
+        DaysSinceEnd(
+            name="days_since_emergency_discharge",
+            kinds=(K.EMERGENCY_ADMISSION.value,),
+            days=730,
+            default=DAYS_SINCE_CAP,
+            description="days since discharge from the last emergency admission (0 if still in)",
+            template="discharged from an emergency admission {value:.0f} days ago",
+            concept="emergency admissions",
+        ),
+        DaysSince(
+            name="days_since_social_prescribing_referral",
+            kinds=(K.SOCIAL_PRESCRIBING_REFERRAL.value,),
+            days=730,
+            default=DAYS_SINCE_CAP,
+            description="days since the last social prescribing referral (730 if none)",
+            template="referred to social prescribing {value:.0f} days ago",
+            concept="social prescribing",
+        ),
+        _count(
+            "mental_health_crisis_contacts_90d",
+            K.MENTAL_HEALTH_CONTACT,
+            90,
+            "mental-health crisis contacts",
+            "mental health",
+            codes=("crisis",),
+        ),
+        _count(
+            "mental_health_contacts_90d",
+            K.MENTAL_HEALTH_CONTACT,
+            90,
+            "mental-health service contacts",
+            "mental health",
+        ),
+    ),
+)
 
 # Deficits counted by the frailty index, in the spirit of the electronic Frailty Index (eFI):
 # conditions, falls and frailty codes, polypharmacy, and signs of needing help at home.

@@ -107,6 +107,16 @@ class DaysSince(Definition):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DaysSinceEnd(Definition):
+    """Days since the latest matching stay ended (0 while it runs); ``default`` when none."""
+
+    def aggregate(self, window: ir.Table) -> ir.Value:
+        ended = window.days_before - window.duration_to_as_of
+        latest = ended.min(where=self.matches(window)).cast("float64")
+        return ibis.least(latest, self.default)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class YearsSinceFirst(Definition):
     """Years since the earliest matching event in the window; ``default`` when none."""
 

@@ -32,7 +32,7 @@ PERSON_SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec(
         name="age",
         description="age in years on the as-of date",
-        template="aged {value:.0f}",
+        template="aged {whole}",
         concept="age",
         default=None,
     ),
@@ -153,7 +153,9 @@ def build_features(
 def _context_sql() -> str:
     members = cohort()
     return ibis.to_sql(
-        members.select(*KEY, "practice_id", "gp_cluster", "locality", "birth_month", "sex"),
+        members.select(
+            *KEY, "practice_id", "practice_name", "gp_cluster", "locality", "birth_month", "sex"
+        ),
         dialect="duckdb",
     )
 

@@ -9,6 +9,7 @@ tables of the same names.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
@@ -30,6 +31,16 @@ def unbound(name: str) -> ir.Table:
         return ibis.table({"as_of": "date"}, name=AS_OF_TABLE)
     table = next(t for t in TABLES if t.name == name)
     return ibis.table(ibis.Schema.from_pyarrow(table.schema), name=table.name)
+
+
+def fingerprint(data_dir: Path) -> str:
+    """SHA-256 over the contract files, so a run names exactly the data it saw."""
+    digest = hashlib.sha256()
+    for table in TABLES:
+        with (data_dir / table.file_name).open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 class Sources:

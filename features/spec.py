@@ -5,6 +5,7 @@ The model bundle saves these specs, so serving can explain a score without the f
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 
@@ -42,7 +43,7 @@ class FeatureSpec:
             return self.template.format(label=label, value=value)
         if value == 0 and self.zero_template:
             return self.zero_template.format(value=value)
-        return self.template.format(value=value)
+        return self.template.format(value=value, whole=math.floor(value))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -94,12 +94,13 @@ class ModelBundle:
         return pd.DataFrame(shares, index=features.index, columns=[*self.feature_names, "_base"])
 
     def explain(
-        self, features: pd.DataFrame, top_k: int = 3, threads: int = 0
+        self, features: pd.DataFrame, top_k: int = 3, threads: int = 0, *, signed: bool = False
     ) -> list[list[Reason]]:
-        """The ``top_k`` reasons per row that raise risk most, grouped by concept.
+        """The ``top_k`` reasons per row, grouped by concept.
 
-        A concept's share is the sum of its columns' shares; its sentence is the one of
-        its column that raises risk most. Concepts that lower risk are not reasons.
+        A concept's share is the sum of its columns' shares; its sentence is the one of its
+        column that pushes the same way most. By default only concepts that raise risk are
+        reasons, strongest first; with ``signed`` the largest shares either way are.
         """
         matrix = self.matrix(features)
         shares = self.contributions(matrix, threads).drop(columns="_base").to_numpy()
@@ -109,21 +110,24 @@ class ModelBundle:
         for j, idx in enumerate(members):
             indicator[idx, j] = 1.0
         grouped = shares @ indicator
-        top = np.argsort(-grouped, axis=1, kind="stable")[:, :top_k]
+        order = np.abs(grouped) if signed else grouped
+        top = np.argsort(-order, axis=1, kind="stable")[:, :top_k]
         values = matrix.to_numpy()
         out = []
         for row in range(len(shares)):
             reasons = []
             for j in top[row]:
-                if grouped[row, j] <= 0:
+                share = grouped[row, j]
+                if share == 0 or (share < 0 and not signed):
                     break
                 idx = members[j]
-                lead = idx[int(np.argmax(shares[row, idx]))]
+                pushes = shares[row, idx] * np.sign(share)
+                lead = idx[int(np.argmax(pushes))]
                 reasons.append(
                     Reason(
                         concepts[j],
                         tuple(self.specs[i].name for i in idx),
-                        float(grouped[row, j]),
+                        float(share),
                         self.specs[lead].sentence(values[row, lead]),
                         self.specs[lead].name,
                         float(values[row, lead]),

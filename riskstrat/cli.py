@@ -176,16 +176,74 @@ def cmd_promote(args: argparse.Namespace) -> None:
 
 
 def cmd_weekly(args: argparse.Namespace) -> None:
-    from models.store import load_champion
-    from serving.weekly import weekly_lists
+    """The main job for locality teams: score, compare with last week, explain, write."""
+    from serving.weekly.config import WeeklyConfig
+    from serving.weekly.pathways import DEFAULT_RULES, load_rules
 
+    rules = load_rules(args.rules or DEFAULT_RULES)
+    if args.check_rules:
+        say(f"{args.rules or DEFAULT_RULES}: {len(rules.rules)} rules, all valid")
+        return
+    if args.data is None or args.as_of is None or args.out is None:
+        raise ValueError("weekly needs --data, --as-of and --out (or --check-rules)")
+    from models.store import load_champion
+    from serving.weekly.run import weekly_run
+
+    config = WeeklyConfig.from_toml(args.config) if args.config else WeeklyConfig()
     model = load_champion(tracking_uri(args.workdir))
-    result = weekly_lists(args.data, args.as_of, model, args.out)
+    result = weekly_run(args.data, args.as_of, model, args.out, config, rules, say)
+    _say_week(result)
+
+
+def _say_week(result: object) -> None:
+    counts = result.manifest["counts"]
     say(
-        f"scored {result.scored:,} people with model version {model.version}; "
-        f"{result.listed:,} on the lists {result.by_locality}"
+        f"scored {counts['scored']:,} people with model version "
+        f"{result.manifest['model']['version']}; listed {counts['listed']:,} "
+        f"(new {counts['new']:,}, stayed {counts['stayed']:,}, left {counts['left']:,}) "
+        f"in {sum(result.seconds.values()):.1f} s"
     )
+    say(f"model check: {result.manifest['drift']['verdict']}")
     say(f"lists in {result.folder}")
+
+
+def cmd_referrals(args: argparse.Namespace) -> None:
+    """The social prescribing filter over a week's list; matches to CSV with their reasons."""
+    import pandas as pd
+
+    from serving.referrals import ReferralCriteria, load_criteria, select_referrals
+    from serving.weekly.run import PEOPLE_FILE, week_folders
+
+    weeks = week_folders(args.lists)
+    if not weeks:
+        raise ValueError(f"{args.lists}: no finished weekly run")
+    week = args.week or weeks[-1]
+    if week not in weeks:
+        raise ValueError(f"{args.lists}: no finished run for the week of {week}")
+    base = load_criteria(args.criteria) if args.criteria else ReferralCriteria()
+    changes = dict(item.split("=", 1) for item in args.set)
+    if args.locality:
+        changes["localities"] = ",".join(args.locality)
+    values = {f: getattr(base, f) for f in base.__dataclass_fields__} | changes
+    criteria = ReferralCriteria.from_mapping(values, "command line")
+    people = pd.read_parquet(args.lists / week.isoformat() / PEOPLE_FILE)
+    chosen = select_referrals(people, criteria)
+    columns = [
+        "rank",
+        "patient_id",
+        "practice_id",
+        "gp_cluster",
+        "locality",
+        "age_band",
+        "sex",
+        "risk",
+        "tier",
+        "matched",
+        "pathway",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    chosen[columns].to_csv(args.out, index=False, lineterminator="\n")
+    say(f"{len(chosen):,} people match in the week of {week}: {args.out}")
 
 
 def cmd_token(args: argparse.Namespace) -> None:
@@ -249,7 +307,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from features.synthetic.config import SynthConfig
     from features.validation import validate_dir
     from models.store import load_champion
-    from serving.weekly import weekly_lists
+    from serving.weekly.run import weekly_run
     from training.config import TrainConfig
     from training.pipeline import train_from_contract
     from training.promote import promote
@@ -284,14 +342,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
     if not decision.promoted and decision.champion_version is None:
         raise ValueError(f"no champion to score with: {decision.explain()} (try more --patients)")
     as_of = latest_monday(synth.end)
-    say(f"4/4 weekly risk lists as of {as_of} (champion)")
     model = load_champion(tracking_uri(work))
-    weekly = weekly_lists(work / "validated", as_of, model, work / "lists")
+    for week in (as_of - timedelta(days=7), as_of):
+        say(f"4/4 weekly risk lists as of {week} (champion)")
+        weekly = weekly_run(work / "validated", week, model, work / "lists", progress=say)
     say(f"done in {time.perf_counter() - began:.0f} s")
     _print_training(result.metrics)
     say(f"admission-risk {decision.explain()}")
     say(f"evaluation report and model card: {result.report_dir}")
-    say(f"weekly lists ({weekly.listed:,} people of {weekly.scored:,}): {weekly.folder}")
+    _say_week(weekly)
     say(f"MLflow runs: .venv/bin/mlflow ui --backend-store-uri {tracking_uri(work)}")
     say(
         f"start the scoring service: .venv/bin/riskstrat token --name me --role system "
@@ -410,11 +469,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("weekly", help="score everyone and write the weekly lists")
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--as-of", type=_date, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--data", type=Path, help="validated contract tables")
+    p.add_argument("--as-of", type=_date, help="the week's date (features use events before it)")
+    p.add_argument("--out", type=Path, help="folder of weekly runs (one folder per week)")
     p.add_argument("--workdir", type=Path, default=Path("work"))
+    p.add_argument("--config", type=Path, help="TOML file with a [weekly] table of settings")
+    p.add_argument("--rules", type=Path, help="pathway rules file (default: the built-in one)")
+    p.add_argument("--check-rules", action="store_true", help="only check the rules file")
     p.set_defaults(func=cmd_weekly)
+
+    p = sub.add_parser("referrals", help="social prescribing filter over a week's list")
+    p.add_argument("--lists", type=Path, required=True, help="the weekly runs' folder")
+    p.add_argument("--week", type=_date, help="which week (default: the latest)")
+    p.add_argument("--criteria", type=Path, help="TOML file with a [referrals] table")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change one criterion, e.g. --set min_tier=rising --set drivers=isolation,low_mood",
+    )
+    p.add_argument("--locality", action="append", help="only these localities")
+    p.add_argument("--out", type=Path, required=True, help="CSV file for the matches")
+    p.set_defaults(func=cmd_referrals)
 
     p = sub.add_parser("token", help="create a bearer token for the service (hash stored)")
     p.add_argument("--name", required=True, help="who holds it (shown in the audit log)")

@@ -47,8 +47,12 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "/v1/score": ("system", "data_scientist"),
     "/v1/score-history": ("system", "data_scientist"),
     "/v1/model": ROLES,
+    "/v1/weekly-list": ("system", "data_scientist", "locality_team"),
+    "/v1/referrals": ("system", "data_scientist", "social_prescriber"),
 }
-PATIENT_ENDPOINTS = ("/v1/score", "/v1/score-history")
+PATIENT_ENDPOINTS = ("/v1/score", "/v1/score-history", "/v1/weekly-list", "/v1/referrals")
+# Where the request body may name localities: checked against a locality-scoped token.
+SCOPED_ENDPOINTS = ("/v1/weekly-list", "/v1/referrals")
 
 UI = "/ui"
 UI_OPEN = ("/ui/login", "/ui/static")
@@ -65,8 +69,6 @@ PAGES_ALLOWED: dict[str, tuple[str, ...]] = {
 PATIENT_PAGES = ("/ui", "/ui/list.csv", "/ui/referrals", "/ui/referrals.csv", "/ui/patient")
 # Where a role lands after signing in.
 HOME = {"social_prescriber": "/ui/referrals"}
-# Where the middleware leaves the principal for the pages.
-PRINCIPAL_SCOPE_KEY = "riskstrat.principal"
 OUTCOMES = {200: "shown", 303: "redirected", 400: "bad request", 401: "no valid token"}
 OUTCOMES |= {403: "refused", 404: "not found", 405: "method not allowed", 413: "too large"}
 
@@ -81,6 +83,41 @@ class Principal:
     name: str
     role: str
     localities: tuple[str, ...] = ()
+
+
+def caller() -> Principal | None:
+    """Who is making the current request (set by the middleware), for scoping by locality."""
+    record = audit_record.get()
+    return None if record is None else record.get("principal")
+
+
+def outside_scope(principal: Principal, asked: list[str]) -> str | None:
+    """Why asking for ``asked`` localities is refused for this principal, or None."""
+    outside = [loc for loc in asked if loc not in principal.localities]
+    if principal.localities and outside:
+        return (
+            f"{principal.name} may not see locality {', '.join(outside)} "
+            f"(allowed: {', '.join(principal.localities)})"
+        )
+    return None
+
+
+def asked_localities(body: bytes) -> list[str]:
+    """Localities named in a list or referral request body (none if it cannot be read:
+    the endpoint then answers 400 for the body itself)."""
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return []
+    if not isinstance(data, dict):
+        return []
+    criteria = data.get("criteria")
+    asked = criteria.get("localities") if isinstance(criteria, dict) else data.get("localities")
+    if isinstance(asked, str):
+        asked = asked.split(",")
+    if not isinstance(asked, list):
+        return []
+    return [str(a).strip() for a in asked if str(a).strip()]
 
 
 class AccessConfigError(ValueError):
@@ -209,11 +246,20 @@ class AccessMiddleware:
             if path in PATIENT_ENDPOINTS:
                 self._write(principal, path, refused[0], {}, 0.0)
             return
+        if path in SCOPED_ENDPOINTS and principal.localities:
+            body = await _read_body(receive)
+            reason = outside_scope(principal, asked_localities(body))
+            if reason:
+                await _send_json(send, 403, reason)
+                self._write(principal, path, 403, {}, 0.0)
+                return
+            receive = _replay(body, receive)
         await self._pass(scope, receive, send, principal, path, path in PATIENT_ENDPOINTS)
 
     async def _pass(self, scope, receive, send, principal, path: str, audited: bool) -> None:
-        """Call the app with an audit record open; write it if ``audited``."""
-        record: dict = {}
+        """Call the app with an audit record open (holding the principal, see ``caller``);
+        write it to the audit log if ``audited``."""
+        record: dict = {"principal": principal}
         token = audit_record.set(record)
         status = {"code": 500}
         began = time.perf_counter()
@@ -268,7 +314,6 @@ class AccessMiddleware:
             if audited:
                 self._write(principal, path, refused[0], {}, 0.0)
             return
-        scope = {**scope, PRINCIPAL_SCOPE_KEY: principal}
         await self._pass(scope, receive, send, principal, path, audited)
 
     async def _login(self, receive, send, headers: dict[str, str], secure: bool) -> None:
@@ -358,6 +403,29 @@ async def _send_page(send, status: int, title: str, message: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive):
+    """A ``receive`` that hands the app the body already read, then defers to the client."""
+    sent = False
+
+    async def replay() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _send_json(send, status: int, message: str) -> None:

@@ -10,7 +10,7 @@ The same criteria serve the command line, the API and the web page.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pandas as pd
@@ -93,16 +93,6 @@ class ReferralCriteria:
             return cls(**parsed)
         except ValueError as exc:
             raise ValueError(f"{source}: {exc}") from exc
-
-    def within(self, allowed: tuple[str, ...]) -> ReferralCriteria:
-        """These criteria narrowed to the ``allowed`` localities (a caller's scope).
-
-        Raises PermissionError when asked for a locality outside the scope.
-        """
-        outside = [loc for loc in self.localities if loc not in allowed]
-        if outside:
-            raise PermissionError(f"no access to locality {', '.join(outside)}")
-        return replace(self, localities=self.localities or allowed)
 
 
 _INTEGERS = ("frequent_gp_contacts", "min_age", "not_referred_months")

@@ -10,7 +10,7 @@ import pandas as pd
 
 from models.bundle import ModelBundle
 
-VERY_HIGH, HIGH, OTHER = "very high", "high", "-"
+VERY_HIGH, HIGH, NOT_LISTED = "very high", "high", ""
 
 
 def percentile_in_population(bundle: ModelBundle, risk: np.ndarray) -> np.ndarray:
@@ -22,17 +22,9 @@ def percentile_in_population(bundle: ModelBundle, risk: np.ndarray) -> np.ndarra
 def tier_by_threshold(bundle: ModelBundle, risk: np.ndarray) -> np.ndarray:
     """Tier from the thresholds saved with the model (top 0.5% and next 2.5% at test)."""
     cut = bundle.metadata["tier_thresholds"]
-    return np.where(risk >= cut["very_high"], VERY_HIGH, np.where(risk >= cut["high"], HIGH, OTHER))
-
-
-def tier_by_rank(risk: np.ndarray, very_high_share: float, high_share: float) -> np.ndarray:
-    """Tier from this population's ranking: the top shares are very high, then high."""
-    order = np.argsort(-risk, kind="stable")
-    rank = np.empty(len(risk), dtype=np.int64)
-    rank[order] = np.arange(len(risk))
-    very_high = rank < round(very_high_share * len(risk))
-    high = ~very_high & (rank < round((very_high_share + high_share) * len(risk)))
-    return np.where(very_high, VERY_HIGH, np.where(high, HIGH, OTHER))
+    return np.where(
+        risk >= cut["very_high"], VERY_HIGH, np.where(risk >= cut["high"], HIGH, NOT_LISTED)
+    )
 
 
 def score_frame(bundle: ModelBundle, features: pd.DataFrame, top_k: int = 3) -> pd.DataFrame:

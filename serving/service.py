@@ -11,21 +11,27 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from datetime import date
-from typing import Annotated
+from http import HTTPStatus
+from pathlib import Path
+from typing import Annotated, Literal
 
 import bentoml
 import numpy as np
 import pandas as pd
-from bentoml.exceptions import InvalidArgument
+from bentoml.exceptions import BentoMLException, InvalidArgument, NotFound
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.registry import RegisteredBundle
 from models.store import champion_version, load_champion
-from serving.access import AccessMiddleware, audit_record
+from serving.access import AccessMiddleware, audit_record, caller, outside_scope
 from serving.history import MAX_PEOPLE, PersonHistory, history_features
+from serving.referrals import ReferralCriteria, select_referrals
 from serving.scoring import percentile_in_population, tier_by_threshold
 from serving.web.app import app as web_pages
+from serving.weekly.store import WEEKLY_DIR_ENV, Week, load_week
+from serving.weekly.tiers import LISTED_TIERS
 
 TRACKING_URI_ENV = "RISKSTRAT_TRACKING_URI"
 RELOAD_ENV = "RISKSTRAT_RELOAD_SECONDS"
@@ -73,6 +79,102 @@ class ModelInfo(BaseModel):
     test_as_of: str
     features: list[str]
     metrics: dict[str, float]
+
+
+class Forbidden(BentoMLException):
+    """403: the caller's role or localities do not cover what was asked."""
+
+    error_code = HTTPStatus.FORBIDDEN
+
+
+class ListRow(BaseModel):
+    rank: int = Field(description="position in the borough, 1 = highest risk")
+    id: str = Field(description="pseudonymised id")
+    practice: str
+    gp_cluster: str
+    locality: str
+    age_band: str
+    sex: str
+    risk: float
+    tier: str = Field(description="very high, high, rising, or empty when not listed")
+    change: float | None = Field(description="risk now minus last week's (null if new)")
+    week_status: str = Field(description="new or stayed (empty when not listed)")
+    reasons: list[str]
+    flags: list[str]
+    pathway: str
+    pathway_rule: str
+    matched: str | None = Field(None, description="referrals only: why the person matched")
+
+
+class ListResponse(BaseModel):
+    week: date
+    model_version: str
+    total: int = Field(description="rows matching before paging")
+    rows: list[ListRow]
+
+
+def _rows(frame: pd.DataFrame) -> list[ListRow]:
+    return [
+        ListRow(
+            rank=int(r["rank"]),
+            id=str(r["patient_id"]),
+            practice=str(r["practice_id"]),
+            gp_cluster=str(r["gp_cluster"]),
+            locality=str(r["locality"]),
+            age_band=str(r["age_band"]),
+            sex=str(r["sex"]),
+            risk=float(r["risk"]),
+            tier=str(r["tier"]),
+            change=None if pd.isna(r["change"]) else float(r["change"]),
+            week_status=str(r["week_status"]),
+            reasons=[r[f"reason_{k}"] for k in (1, 2, 3) if r[f"reason_{k}"]],
+            flags=[f for f in str(r["flags"]).split("; ") if f],
+            pathway=str(r["pathway"]),
+            pathway_rule=str(r["pathway_rule"]),
+            matched=r.get("matched"),
+        )
+        for r in frame.to_dict("records")
+    ]
+
+
+def _scope(asked: list[str]) -> tuple[str, ...]:
+    """The localities a request may see: what it asked for, or all of a scoped caller's own.
+
+    The access middleware has already refused (with its reason) a request for localities
+    outside the caller's; this check repeats it in case the service runs without it.
+    """
+    principal = caller()
+    if principal is None or not principal.localities:
+        return tuple(asked)
+    if outside_scope(principal, asked):
+        raise Forbidden("locality outside the caller's scope")
+    return tuple(asked) or principal.localities
+
+
+def _week(week: date | None) -> Week:
+    root = os.environ.get(WEEKLY_DIR_ENV)
+    if not root:
+        raise NotFound(f"no weekly lists configured (set {WEEKLY_DIR_ENV})")
+    try:
+        return load_week(Path(root), week)
+    except FileNotFoundError as exc:
+        raise NotFound(str(exc).replace(root, "weekly lists")) from exc
+
+
+def _page(week: Week, chosen: pd.DataFrame, limit: int, offset: int) -> ListResponse:
+    record = audit_record.get()
+    shown = chosen.iloc[offset : offset + limit]
+    if record is not None:
+        record.update(
+            patient_ids=[str(i) for i in shown["patient_id"]],
+            model_version=week.manifest["model"]["version"],
+        )
+    return ListResponse(
+        week=week.as_of,
+        model_version=week.manifest["model"]["version"],
+        total=len(chosen),
+        rows=_rows(shown),
+    )
 
 
 def records_frame(records: list[FeatureRecord], names: list[str]) -> pd.DataFrame:
@@ -156,6 +258,44 @@ class RiskService:
             raise InvalidArgument(str(exc)) from exc
         model = self.model
         return _respond(model, model.bundle.matrix(features), top_k)
+
+    @bentoml.api(route="/v1/weekly-list")
+    def weekly_list(
+        self,
+        week: date | None = None,
+        localities: list[str] = [],  # noqa: B006 (pydantic copies defaults)
+        tiers: list[Literal["very high", "high", "rising"]] = [],  # noqa: B006
+        new_only: bool = False,
+        limit: Annotated[int, Field(ge=1, le=MAX_RECORDS)] = 500,
+        offset: Annotated[int, Field(ge=0)] = 0,
+    ) -> ListResponse:
+        """A week's list (default: the latest), most at risk first; locality teams see theirs."""
+        found = _week(week)
+        people = found.people
+        keep = people["tier"].isin(tiers or LISTED_TIERS)
+        scope = _scope(localities)
+        if scope:
+            keep &= people["locality"].isin(scope)
+        if new_only:
+            keep &= people["week_status"] == "new"
+        return _page(found, people[keep], limit, offset)
+
+    @bentoml.api(route="/v1/referrals")
+    def referrals(
+        self,
+        criteria: dict[str, str | float | bool | list[str] | None] = {},  # noqa: B006
+        week: date | None = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_RECORDS)] = 500,
+        offset: Annotated[int, Field(ge=0)] = 0,
+    ) -> ListResponse:
+        """The social prescribing filter (fields as ``riskstrat referrals``), with reasons."""
+        try:
+            chosen = ReferralCriteria.from_mapping(criteria, "criteria")
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from exc
+        chosen = replace(chosen, localities=_scope(list(chosen.localities)))
+        found = _week(week)
+        return _page(found, select_referrals(found.people, chosen), limit, offset)
 
     @bentoml.api(route="/v1/model")
     def model_info(self) -> ModelInfo:

@@ -63,3 +63,20 @@ def test_bad_access_files_are_named(tmp_path: Path, text: str, message: str) -> 
     path.write_text(text)
     with pytest.raises(AccessConfigError, match=message):
         load_principals(path)
+
+
+def test_locality_scope_of_list_requests() -> None:
+    from serving.access import Principal, asked_localities, outside_scope
+
+    team = Principal("north-team", "locality_team", ("North",))
+    assert asked_localities(b'{"localities": ["North", "South"]}') == ["North", "South"]
+    assert asked_localities(b'{"criteria": {"localities": "South, Central"}}') == [
+        "South",
+        "Central",
+    ]
+    assert asked_localities(b"not json") == asked_localities(b"[1]") == []
+    assert outside_scope(team, ["North"]) is None
+    assert outside_scope(team, ["North", "South"]) == (
+        "north-team may not see locality South (allowed: North)"
+    )
+    assert outside_scope(Principal("system", "system"), ["South"]) is None

@@ -15,8 +15,7 @@ import pytest
 from features.engine import build_features
 from features.sources import Sources
 from models.registry import RegisteredBundle
-from serving.scoring import OTHER
-from serving.weekly import weekly_lists
+from serving.weekly.run import weekly_run
 from training.pipeline import TrainResult
 from training.promote import promote
 
@@ -77,22 +76,6 @@ def test_champion_alias_points_at_the_promoted_version(
     )
 
 
-def test_weekly_lists_rank_and_explain(
-    validated: Path, champion: RegisteredBundle, tmp_path: Path
-) -> None:
-    result = weekly_lists(validated, WEEK, champion, tmp_path)
-    files = sorted(p.name for p in result.folder.glob("*.csv"))
-    assert files == ["locality_central.csv", "locality_north.csv", "locality_south.csv"]
-    lists = pd.concat(pd.read_csv(result.folder / f) for f in files)
-    assert len(lists) == result.listed == round(0.03 * result.scored)
-    assert (lists["tier"] != OTHER).all()
-    assert (lists["reason_1"].str.len() > 0).all()
-    north = pd.read_csv(result.folder / "locality_north.csv")
-    assert north["risk"].is_monotonic_decreasing
-    again = weekly_lists(validated, WEEK, champion, tmp_path)
-    assert pd.read_csv(again.folder / "locality_north.csv").equals(north)
-
-
 def _features_for_service(validated: Path, n: int) -> pd.DataFrame:
     return build_features(Sources.from_dir(validated), [WEEK]).head(n)
 
@@ -119,7 +102,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-TOKENS = {"system": "s3cret-system", "locality_team": "s3cret-north"}
+TOKENS = {
+    "system": "s3cret-system",
+    "locality_team": "s3cret-north",
+    "social_prescriber": "s3cret-prescriber",
+}
 
 
 def _access_file(tmp_path: Path) -> Path:
@@ -154,6 +141,8 @@ def test_real_server_on_loopback(
     monkeypatch.setenv("RISKSTRAT_ACCESS_FILE", str(_access_file(tmp_path)))
     monkeypatch.setenv("RISKSTRAT_AUDIT_LOG", str(audit))
     monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+    monkeypatch.setenv("RISKSTRAT_WEEKLY_DIR", str(tmp_path / "lists"))
+    week = weekly_run(validated, WEEK, champion, tmp_path / "lists")
     features = _features_for_service(validated, 2)
     body = [{"id": pid, "features": row.to_dict()} for (pid, _), row in features.iterrows()]
     ids = list(features.index.get_level_values("patient_id"))
@@ -183,6 +172,7 @@ def test_real_server_on_loopback(
         assert "role locality_team may not call /v1/score" in refused.json()["error"]
         assert httpx.post(f"{server.url}/v1/model", json={}, headers=team).status_code == 200
         assert httpx.get(f"{server.url}/livez").status_code == 200
+        _check_lists(server.url, week.manifest["counts"])
 
     entries = [json.loads(line) for line in audit.read_text().splitlines()]
     assert [(e["who"], e["endpoint"], e["status"]) for e in entries] == [
@@ -191,9 +181,42 @@ def test_real_server_on_loopback(
         (None, "/v1/score", 401),
         (None, "/v1/score", 401),
         ("locality_team-test", "/v1/score", 403),
+        ("locality_team-test", "/v1/weekly-list", 200),
+        ("locality_team-test", "/v1/weekly-list", 403),
+        ("system-test", "/v1/weekly-list", 200),
+        ("social_prescriber-test", "/v1/referrals", 200),
+        ("social_prescriber-test", "/v1/referrals", 400),
+        ("locality_team-test", "/v1/referrals", 403),
     ]
+    north = entries[5]
+    assert north["patients"] == min(100, week.manifest["counts"]["by_locality"]["North"])
     assert entries[0]["patient_ids"] == ids and entries[0]["model_version"] == champion.version
     assert entries[1]["patients"] == len(ids)
+
+
+def _check_lists(url: str, counts: dict) -> None:
+    """The weekly list and referral endpoints, scoped by role and locality."""
+    import httpx
+
+    def call(role: str, path: str, body: dict) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {TOKENS[role]}"}
+        return httpx.post(f"{url}{path}", json=body, headers=headers, timeout=30)
+
+    north = call("locality_team", "/v1/weekly-list", {"limit": 100}).json()
+    assert north["total"] == counts["by_locality"]["North"]
+    assert {row["locality"] for row in north["rows"]} == {"North"}
+    assert [row["rank"] for row in north["rows"]] == sorted(row["rank"] for row in north["rows"])
+    south = call("locality_team", "/v1/weekly-list", {"localities": ["South"]})
+    assert south.status_code == 403
+    assert "locality_team-test may not see locality South (allowed: North)" in south.text
+    everyone = call("system", "/v1/weekly-list", {"limit": 1}).json()
+    assert everyone["total"] == counts["listed"] and len(everyone["rows"]) == 1
+    matched = call("social_prescriber", "/v1/referrals", {"criteria": {"min_tier": "rising"}})
+    assert matched.status_code == 200
+    assert all(row["matched"] for row in matched.json()["rows"])
+    bad = call("social_prescriber", "/v1/referrals", {"criteria": {"min_tier": "medium"}})
+    assert bad.status_code == 400 and "min_tier must be one of" in bad.text
+    assert call("locality_team", "/v1/referrals", {}).status_code == 403
 
 
 def _histories(validated: Path, ids: list[str]) -> list:

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.contract import TABLES
 from features.engine import build_features, cohort_context, feature_specs
 from features.labels import build_labels
-from features.sources import Sources
+from features.sources import Sources, fingerprint
 from models.bundle import ModelBundle
+from models.drift import Profile
 from training.assess import Assessment, assess, write_report
 from training.config import TrainConfig
 from training.fit import Snapshots, fit_bundle
@@ -31,16 +31,6 @@ class TrainResult:
     metrics: dict[str, float]
     run: LoggedRun
     report_dir: Path
-
-
-def fingerprint(data_dir: Path) -> str:
-    """SHA-256 over the contract files, so a run names exactly the data it saw."""
-    digest = hashlib.sha256()
-    for table in TABLES:
-        with (data_dir / table.file_name).open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _rows(features: pd.DataFrame, labels: pd.DataFrame, as_of: tuple[date, ...]) -> Snapshots:
@@ -171,6 +161,20 @@ def train_from_table(
     )
 
 
+def drift_reference(bundle: ModelBundle, features: pd.DataFrame, key_features: int = 10) -> dict:
+    """Profiles of the score and of the most used features on the training data.
+
+    Saved with the model so that each weekly run can tell how far its population has moved
+    (``models.drift``). Key features are those with the largest total gain in the trees.
+    """
+    gain = bundle.booster.feature_importance(importance_type="gain")
+    names = [bundle.feature_names[i] for i in np.argsort(-gain, kind="stable")[:key_features]]
+    return {
+        "score": Profile.of(bundle.predict(features)).to_dict(),
+        "features": {n: Profile.of(features[n].to_numpy()).to_dict() for n in names},
+    }
+
+
 def _finish(
     bundle: ModelBundle,
     facts: dict,
@@ -196,6 +200,7 @@ def _finish(
             "high": float(np.quantile(risk, 0.97)),
         },
         "test_population_risk_quantiles": np.quantile(risk, np.linspace(0, 1, 101)).tolist(),
+        "drift_reference": drift_reference(bundle, train.features),
     }
     bundle = ModelBundle(bundle.booster, bundle.calibration, bundle.specs, metadata)
     write_report(report_dir, Assessment(metrics, assessment.tables), bundle)

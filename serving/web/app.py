@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from serving.access import PRINCIPAL_SCOPE_KEY
+from serving.access import caller
 from serving.web import pages
 
 STATIC = Path(__file__).parent / "static"
@@ -24,7 +24,7 @@ STATIC = Path(__file__).parent / "static"
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     title = {404: "Page not found", 405: "Not allowed"}.get(status, "Something went wrong")
-    return pages.message_page(status, title, title + ".", request.scope.get(PRINCIPAL_SCOPE_KEY))
+    return pages.message_page(status, title, title + ".", caller())
 
 
 def build_app() -> Starlette:

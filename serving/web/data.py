@@ -1,19 +1,16 @@
 """The weekly run's folders as the pages read them, and who may see which rows.
 
-A week folder is ``<RISKSTRAT_WEEKLY_DIR>/<YYYY-MM-DD>/`` with ``manifest.json``,
-``people.parquet`` and ``reasons.parquet``. Folders starting with "." (staging) or without a
-manifest are ignored. Loaded weeks are kept in memory (the last few used) and reloaded when
-their files change.
+Weeks are found and read by ``serving.weekly.store`` (the same reader as the API): a week
+folder is ``<RISKSTRAT_WEEKLY_DIR>/<YYYY-MM-DD>/`` with a manifest; staging folders are
+ignored. The pages add the explained people's reasons (``reasons.parquet``).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -21,8 +18,9 @@ import pandas as pd
 from features.sources import Sources
 from features.timeline import patient_timeline
 from serving.access import Principal
+from serving.weekly.run import MANIFEST_FILE, REASONS_FILE, week_folders
+from serving.weekly.store import WEEKLY_DIR_ENV, load_week
 
-WEEKLY_DIR_ENV = "RISKSTRAT_WEEKLY_DIR"
 DATA_DIR_ENV = "RISKSTRAT_DATA_DIR"
 TIMELINE_MONTHS = 24
 
@@ -51,72 +49,34 @@ class Week:
         verdict = drift.get("verdict") if isinstance(drift, dict) else None
         return str(verdict) if verdict else None
 
-    def listed(self) -> pd.DataFrame:
-        """The people on the list (a non-empty tier)."""
-        return self.people[self.people["tier"] != ""]
 
-
-def week_dates(root: Path) -> list[date]:
-    """The weeks under ``root`` with a manifest, newest first."""
-    dates = []
-    for folder in root.iterdir() if root.is_dir() else ():
-        if folder.name.startswith(".") or not (folder / "manifest.json").is_file():
-            continue
-        try:
-            dates.append(date.fromisoformat(folder.name))
-        except ValueError:
-            continue
-    return sorted(dates, reverse=True)
-
-
-def _load(folder: Path) -> Week:
-    manifest = json.loads((folder / "manifest.json").read_text())
-    people = pd.read_parquet(folder / "people.parquet")
-    reasons = pd.read_parquet(folder / "reasons.parquet")
-    return Week(date.fromisoformat(folder.name), manifest, people, reasons)
+@lru_cache(maxsize=4)
+def _reasons(folder: Path, stamp: int) -> pd.DataFrame:
+    """Cached per folder and manifest time, like the people (a re-run is read afresh)."""
+    return pd.read_parquet(folder / REASONS_FILE)
 
 
 class WeeklyStore:
-    """The weeks under one folder, the most recently used ``keep`` of them in memory."""
+    """The finished weeks under one folder."""
 
-    def __init__(self, root: Path, keep: int = 2) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
-        self.keep = keep
-        self._weeks: OrderedDict[date, tuple[tuple[int, ...], Week]] = OrderedDict()
-        self._lock = threading.Lock()
 
     def dates(self) -> list[date]:
-        return week_dates(self.root)
+        """The weeks with a finished run, newest first."""
+        return sorted(week_folders(self.root), reverse=True)
 
     def week(self, as_of: date | None = None) -> Week:
         """The week of ``as_of`` (the latest when None); LookupError if there is none."""
-        dates = self.dates()
-        if not dates:
-            raise NoWeeklyDataError(f"no weekly run in {self.root} yet")
-        if as_of is None:
-            as_of = dates[0]
-        elif as_of not in dates:
-            raise LookupError(f"no weekly run for {as_of}")
-        folder = self.root / as_of.isoformat()
-        stamp = tuple(
-            (folder / name).stat().st_mtime_ns
-            for name in ("manifest.json", "people.parquet", "reasons.parquet")
-        )
-        with self._lock:
-            cached = self._weeks.get(as_of)
-            if cached and cached[0] == stamp:
-                self._weeks.move_to_end(as_of)
-                return cached[1]
-        week = _load(folder)
-        with self._lock:
-            self._weeks[as_of] = (stamp, week)
-            self._weeks.move_to_end(as_of)
-            while len(self._weeks) > self.keep:
-                self._weeks.popitem(last=False)
-        return week
-
-
-_stores: dict[Path, WeeklyStore] = {}
+        if not self.dates():
+            raise NoWeeklyDataError("no weekly run yet")
+        try:
+            stored = load_week(self.root, as_of)
+        except FileNotFoundError as exc:
+            raise LookupError(f"no weekly run for {as_of}") from exc
+        folder = self.root / stored.as_of.isoformat()
+        reasons = _reasons(folder, (folder / MANIFEST_FILE).stat().st_mtime_ns)
+        return Week(stored.as_of, stored.manifest, stored.people, reasons)
 
 
 def weekly_store() -> WeeklyStore:
@@ -124,10 +84,7 @@ def weekly_store() -> WeeklyStore:
     root = os.environ.get(WEEKLY_DIR_ENV)
     if not root:
         raise NoWeeklyDataError(f"set {WEEKLY_DIR_ENV} to the weekly run's output folder")
-    path = Path(root)
-    if path not in _stores:
-        _stores[path] = WeeklyStore(path)
-    return _stores[path]
+    return WeeklyStore(Path(root))
 
 
 @dataclass(frozen=True, slots=True)

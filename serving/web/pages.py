@@ -19,10 +19,10 @@ from starlette.responses import HTMLResponse, Response
 
 from serving.access import (
     LIST_ROLES,
-    PRINCIPAL_SCOPE_KEY,
     REFERRAL_ROLES,
     Principal,
     audit_record,
+    caller,
 )
 from serving.referrals import DRIVERS, TIERS, select_referrals
 from serving.web.data import NoWeeklyDataError, Scope, Week, timeline, weekly_store
@@ -69,7 +69,7 @@ def page(handler: Callable[[Request, Principal], Response]) -> Callable[[Request
 
     @functools.wraps(handler)
     def wrapped(request: Request) -> Response:
-        principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+        principal = caller()
         if principal is None:  # only reachable without the access middleware in front
             return message_page(401, "Sign in", "Sign in to see this page.", None)
         try:

@@ -1,0 +1,73 @@
+"""Flags on each row of the list: facts a locality team acts on, from the person's features."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from serving.weekly.config import WeeklyConfig
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRule:
+    label: str
+    applies: Callable[[pd.DataFrame, WeeklyConfig], pd.Series]
+    meaning: str
+
+
+FLAGS: dict[str, FlagRule] = {
+    "care_home": FlagRule(
+        "care home",
+        lambda f, c: f["care_home_resident"] > 0,
+        "admitted to a care home",
+    ),
+    "frailty": FlagRule(
+        "frailty",
+        lambda f, c: (f["frailty_index"] >= c.frailty_index_threshold) | (f["has_frailty"] > 0),
+        "frailty coded, or a frailty index at or above the moderate threshold",
+    ),
+    "lives_alone": FlagRule(
+        "lives alone",
+        lambda f, c: f["lives_alone_coded"] > 0,
+        "recorded as living alone",
+    ),
+    "mental_health": FlagRule(
+        "mental health",
+        lambda f, c: (
+            (f["has_serious_mental_illness"] > 0)
+            | (f["has_depression"] > 0)
+            | (f["has_anxiety"] > 0)
+            | (f["mental_health_contacts_365d"] > 0)
+        ),
+        "serious mental illness, depression or anxiety recorded, or mental-health service "
+        "contact in the last 12 months",
+    ),
+    "social_care_package": FlagRule(
+        "social-care package",
+        lambda f, c: f["social_care_package_active"] > 0,
+        "a social-care package running now",
+    ),
+    "recent_discharge": FlagRule(
+        "recent discharge",
+        lambda f, c: f["days_since_emergency_discharge"] <= c.recent_discharge_days,
+        "discharged from an emergency admission within the recent-discharge window",
+    ),
+}
+
+
+def flag_columns(features: pd.DataFrame, config: WeeklyConfig) -> pd.DataFrame:
+    """One boolean ``flag_<name>`` column per flag, and ``flags``: their labels joined."""
+    frame = pd.DataFrame(
+        {
+            f"flag_{name}": rule.applies(features, config).astype(bool)
+            for name, rule in FLAGS.items()
+        },
+        index=features.index,
+    )
+    labels = [
+        "; ".join(rule.label for name, rule in FLAGS.items() if row[f"flag_{name}"])
+        for row in frame.to_dict("records")
+    ]
+    return frame.assign(flags=pd.Series(labels, index=frame.index, dtype="str"))

@@ -1,0 +1,110 @@
+"""The files locality teams open: CSV and Excel lists with readable column names.
+
+Every writer is deterministic: the same rows give the same bytes (the workbook's dates and
+its zip entries' timestamps are fixed), so a re-run of a week can be checked byte for byte.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+
+# people.parquet column -> heading in the files people open, in order.
+COLUMNS: dict[str, str] = {
+    "rank": "Rank",
+    "patient_id": "Pseudonymised ID",
+    "practice_id": "Practice",
+    "practice_name": "Practice name",
+    "gp_cluster": "GP cluster",
+    "locality": "Locality",
+    "age_band": "Age band",
+    "sex": "Sex",
+    "risk_percent": "Risk of emergency admission in 12 months (%)",
+    "tier": "Tier",
+    "week_status": "New or stayed",
+    "change_points": "Change since last week (points)",
+    "reason_1": "Reason 1",
+    "reason_2": "Reason 2",
+    "reason_3": "Reason 3",
+    "flags": "Flags",
+    "pathway": "Suggested pathway",
+    "pathway_rule": "Rule that suggested it",
+}
+_WIDTHS = {"Reason 1": 48, "Reason 2": 48, "Reason 3": 48, "Flags": 30, "Practice name": 28}
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_MODIFIED = re.compile(r"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
+
+
+def readable(listed: pd.DataFrame) -> pd.DataFrame:
+    """Listed rows (indexed by patient) as people read them: percentages, points, headings."""
+    frame = listed.reset_index().assign(
+        risk_percent=(100 * listed["risk"].to_numpy()).round(1),
+        change_points=(100 * listed["change"].to_numpy()).round(1),
+    )
+    return frame[list(COLUMNS)].rename(columns=COLUMNS).reset_index(drop=True)
+
+
+def write_csv(table: pd.DataFrame, path: Path) -> None:
+    table.to_csv(path, index=False, lineterminator="\n")
+
+
+def write_workbook(sheets: dict[str, pd.DataFrame], path: Path, stamp: datetime) -> None:
+    """One sheet per entry (bold, frozen header, filters), dated ``stamp``, fixed bytes."""
+    book = Workbook()
+    book.remove(book.active)
+    for title, table in sheets.items():
+        sheet = book.create_sheet(_sheet_title(title))
+        sheet.append(list(table.columns))
+        for row in table.itertuples(index=False):
+            sheet.append([None if pd.isna(v) else v for v in row])
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        sheet.freeze_panes = "A2"
+        sheet.auto_filter.ref = sheet.dimensions
+        for i, heading in enumerate(table.columns, start=1):
+            width = _WIDTHS.get(heading, max(10, min(len(heading) + 2, 24)))
+            sheet.column_dimensions[get_column_letter(i)].width = width
+    book.properties.creator = "riskstrat"
+    book.properties.created = book.properties.modified = stamp
+    buffer = io.BytesIO()
+    book.save(buffer)
+    path.write_bytes(_fixed_zip(buffer.getvalue(), stamp))
+
+
+def _sheet_title(title: str) -> str:
+    """Excel's rules: at most 31 characters, none of []:*?/\\."""
+    cleaned = "".join(" " if c in "[]:*?/\\" else c for c in title)
+    return cleaned[:31] or "list"
+
+
+def _fixed_zip(data: bytes, stamp: datetime) -> bytes:
+    """The same zip with every timestamp fixed, so equal content gives equal bytes.
+
+    openpyxl stamps the save time into the workbook's properties and its zip entries.
+    """
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            entry = zipfile.ZipInfo(info.filename, _ZIP_TIME)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            body = source.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                body = _MODIFIED.sub(
+                    rf"\g<1>{stamp:%Y-%m-%dT%H:%M:%SZ}\g<2>", body.decode()
+                ).encode()
+            target.writestr(entry, body)
+    return out.getvalue()
+
+
+def slug(name: str) -> str:
+    """A file-name-safe lower-case form of a locality or cluster name."""
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_") or "unnamed"

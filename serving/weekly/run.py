@@ -1,0 +1,394 @@
+"""The weekly run: everyone registered is scored, tiered, compared with last week, explained,
+flagged and given a suggested pathway; each locality and GP cluster gets its files.
+
+Outputs go to ``<out>/<as-of>/`` (see the README): ``people.parquet`` (everyone scored),
+``reasons.parquet`` (explained people), per locality and per cluster a CSV, an Excel workbook
+and an HTML report, ``left.csv``, and ``manifest.json``. They are written to a staging folder
+and renamed into place, so a failed run leaves the last good week untouched, and they hold no
+clock time, so the same week run again on the same inputs gives identical bytes. Stage
+timings go to ``<out>/runs.jsonl``, one line per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.bands import age_band
+from features.catalogue import FAMILIES, LIST_CONTEXT
+from features.engine import build_features, cohort_context
+from features.sources import Sources, fingerprint
+from models.bundle import ModelBundle
+from models.registry import RegisteredBundle
+from serving.referrals import COLUMNS as REFERRAL_COLUMNS
+from serving.scoring import NOT_LISTED, percentile_in_population
+from serving.weekly.config import WeeklyConfig
+from serving.weekly.drift import drift_check
+from serving.weekly.flags import flag_columns
+from serving.weekly.outputs import readable, slug, write_csv, write_workbook
+from serving.weekly.pathways import Rules, load_rules
+from serving.weekly.report import report_html
+from serving.weekly.tiers import LISTED_TIERS, assign_tiers, left_the_list, week_status
+
+PEOPLE_FILE, REASONS_FILE, MANIFEST_FILE, RUN_LOG = (
+    "people.parquet",
+    "reasons.parquet",
+    "manifest.json",
+    "runs.jsonl",
+)
+Progress = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class Stopwatch:
+    """Seconds per stage, in order."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    _began: float = field(default_factory=time.perf_counter)
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._began, 2)
+        self._began = now
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklyResult:
+    folder: Path
+    manifest: dict
+    seconds: dict[str, float]
+
+    @property
+    def listed(self) -> int:
+        return self.manifest["counts"]["listed"]
+
+    @property
+    def scored(self) -> int:
+        return self.manifest["counts"]["scored"]
+
+
+def week_folders(out_dir: Path) -> list[date]:
+    """The weeks with a finished run in ``out_dir``, oldest first."""
+    weeks = []
+    for folder in out_dir.glob("[0-9]*") if out_dir.exists() else ():
+        if (folder / MANIFEST_FILE).exists():
+            try:
+                weeks.append(date.fromisoformat(folder.name))
+            except ValueError:
+                continue
+    return sorted(weeks)
+
+
+def _previous(out_dir: Path, as_of: date) -> tuple[date | None, pd.DataFrame]:
+    """The latest earlier week and its people (empty when there is none)."""
+    columns = ["patient_id", "risk", "tier", "practice_id", "gp_cluster", "locality"]
+    earlier = [w for w in week_folders(out_dir) if w < as_of]
+    if not earlier:
+        return None, pd.DataFrame(columns=columns).set_index("patient_id")
+    path = out_dir / earlier[-1].isoformat() / PEOPLE_FILE
+    return earlier[-1], pd.read_parquet(path, columns=columns).set_index("patient_id")
+
+
+def _explain(
+    bundle: ModelBundle, features: pd.DataFrame, chosen: np.ndarray, kept: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reasons for the ``chosen`` rows: the top three that raise risk as columns, and up to
+    ``kept`` per person either way as a long table (one TreeSHAP pass for both)."""
+    subset = features[chosen]
+    reasons = bundle.explain(subset, kept, signed=True)
+    columns = {f"reason_{k}": [""] * len(subset) for k in (1, 2, 3)}
+    concepts: list[list[str]] = []
+    long = []
+    for row, (person, why) in enumerate(zip(subset.index, reasons, strict=True)):
+        raising = [r for r in why if r.contribution > 0][:3]
+        for k, reason in enumerate(raising, start=1):
+            columns[f"reason_{k}"][row] = reason.sentence
+        concepts.append([r.concept for r in raising])
+        long.extend(
+            (person, position, r.concept, r.feature, r.value, r.contribution, r.sentence)
+            for position, r in enumerate(why, start=1)
+        )
+    wide = pd.DataFrame(columns, index=subset.index, dtype="str").assign(
+        reason_concepts=pd.Series(concepts, index=subset.index, dtype=object)
+    )
+    table = pd.DataFrame(
+        long,
+        columns=[
+            "patient_id",
+            "position",
+            "concept",
+            "feature",
+            "value",
+            "contribution",
+            "sentence",
+        ],
+    ).astype({"position": "int64", "value": "float64", "contribution": "float64"})
+    return wide, table
+
+
+def build_people(
+    features: pd.DataFrame,
+    context: pd.DataFrame,
+    bundle: ModelBundle,
+    previous: pd.DataFrame,
+    as_of: date,
+    config: WeeklyConfig,
+    rules: Rules,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Everyone scored, one row each, ranked; and the long table of reasons."""
+    risk = bundle.predict(features)
+    previous_risk = previous["risk"].reindex(features.index).to_numpy(dtype="float64")
+    change = risk - previous_risk
+    people = context.drop(columns="birth_month").assign(
+        age=np.floor(features["age"]).astype("int64"),
+        age_band=age_band(features["age"]),
+        risk=risk,
+        percentile=percentile_in_population(bundle, risk),
+        previous_risk=previous_risk,
+        change=change,
+        tier=pd.Series(assign_tiers(risk, change, config), index=features.index, dtype="str"),
+    )
+    people["week_status"] = week_status(people["tier"], previous)
+    listed = (people["tier"] != NOT_LISTED).to_numpy()
+    top = np.zeros(len(people), dtype=bool)
+    top[np.argsort(-risk, kind="stable")[: round(config.explain_share * len(people))]] = True
+    wide, reasons = _explain(bundle, features, listed | top, config.reasons_kept)
+    people = people.join(wide)
+    for k in (1, 2, 3):
+        people[f"reason_{k}"] = people[f"reason_{k}"].fillna("").astype("str")
+    context_columns = [c for c in REFERRAL_COLUMNS if c not in people.columns]
+    people = people.join(features[context_columns]).join(flag_columns(features, config))
+    people = people.join(rules.apply(people))
+    people = people.sort_values("risk", ascending=False, kind="stable")
+    people.insert(0, "rank", np.arange(1, len(people) + 1, dtype="int64"))
+    return people, reasons
+
+
+def _top_reasons(listed: pd.DataFrame, count: int = 10) -> list[tuple[str, float]]:
+    concepts = listed["reason_concepts"].explode().dropna()
+    counts = concepts.value_counts().sort_index().sort_values(ascending=False, kind="stable")
+    return [(name, float(n)) for name, n in counts.head(count).items()]
+
+
+def _report(
+    scope: str, listed: pd.DataFrame, left: pd.DataFrame, manifest: dict, drift: dict
+) -> str:
+    by_tier = listed["tier"].value_counts()
+    by_pathway = listed["pathway"].value_counts().sort_index()
+    return report_html(
+        title=f"Emergency admission risk list: {scope}, week of {manifest['as_of']}",
+        summary=[
+            ("Week (as of)", manifest["as_of"]),
+            ("Compared with", manifest["previous_week"] or "no earlier week"),
+            ("Model", f"{manifest['model']['name']} version {manifest['model']['version']}"),
+            ("People listed", f"{len(listed):,}"),
+        ],
+        charts=[
+            ("People per tier", [(t, float(by_tier.get(t, 0))) for t in LISTED_TIERS]),
+            (
+                "Change since last week",
+                [
+                    ("new on the list", float((listed["week_status"] == "new").sum())),
+                    ("stayed on the list", float((listed["week_status"] == "stayed").sum())),
+                    ("left the list", float(len(left))),
+                ],
+            ),
+            ("Most common reasons on the list", _top_reasons(listed)),
+            ("Suggested pathways", [(p, float(n)) for p, n in by_pathway.items()]),
+        ],
+        drift=drift,
+        table=readable(listed),
+    )
+
+
+def _left_table(left: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "Pseudonymised ID": left.index,
+            "Practice": left["practice_id"].to_numpy(),
+            "GP cluster": left["gp_cluster"].to_numpy(),
+            "Locality": left["locality"].to_numpy(),
+            "Tier last week": left["tier"].to_numpy(),
+            "Risk last week (%)": (100 * left["risk"]).round(1).to_numpy(),
+            "Risk now (%)": (100 * left["risk_now"]).round(1).to_numpy(),
+            "Why they left": left["reason_left"].to_numpy(),
+        }
+    ).sort_values(["Locality", "GP cluster", "Pseudonymised ID"], kind="stable")
+
+
+def _write_scope(
+    staging: Path,
+    name: str,
+    listed: pd.DataFrame,
+    left: pd.DataFrame,
+    manifest: dict,
+    drift: dict,
+    sheets_by: str | None,
+    stamp: datetime,
+) -> None:
+    """CSV, workbook (one sheet per ``sheets_by`` value, else one) and report for a scope."""
+    table = readable(listed)
+    write_csv(table, staging / f"{name}.csv")
+    if sheets_by is None:
+        sheets = {listed["gp_cluster"].iloc[0] if len(listed) else name: table}
+    else:
+        sheets = {
+            str(key): readable(group)
+            for key, group in listed.groupby(sheets_by, sort=True, observed=True)
+        } or {name: table}
+    write_workbook(sheets, staging / f"{name}.xlsx", stamp)
+    (staging / f"{name}.html").write_text(
+        _report(name.replace("_", " "), listed, left, manifest, drift)
+    )
+
+
+def weekly_run(
+    data_dir: Path,
+    as_of: date,
+    model: RegisteredBundle,
+    out_dir: Path,
+    config: WeeklyConfig | None = None,
+    rules: Rules | None = None,
+    progress: Progress | None = None,
+) -> WeeklyResult:
+    """Score, compare, explain and write the week; see the module docstring."""
+    config = config or WeeklyConfig()
+    rules = rules or load_rules()
+    say = progress or (lambda _: None)
+    watch = Stopwatch()
+    sources = Sources.from_dir(data_dir)
+    features = build_features(sources, [as_of], families=(*FAMILIES, LIST_CONTEXT))
+    if features.empty:
+        raise ValueError(f"{data_dir}: nobody is registered and alive on {as_of}")
+    features = features.droplevel("as_of")
+    context = cohort_context(sources, [as_of]).droplevel("as_of")
+    watch.lap("features")
+    say(f"features for {len(features):,} people")
+    previous_week, previous = _previous(out_dir, as_of)
+    people, reasons = build_people(features, context, model.bundle, previous, as_of, config, rules)
+    left = left_the_list(people, previous)
+    drift = drift_check(model.bundle.metadata, features, people["risk"].reindex(features.index))
+    watch.lap("scoring and explanations")
+    listed = people[people["tier"] != NOT_LISTED]
+    say(f"{len(listed):,} people listed, {len(reasons):,} reasons kept, drift: {drift['verdict']}")
+    manifest = {
+        "as_of": as_of.isoformat(),
+        "model": {
+            "name": model.name,
+            "version": model.version,
+            "outcome": model.bundle.metadata.get("outcome"),
+            "trained_on_data": model.bundle.metadata.get("data_fingerprint"),
+        },
+        "data_fingerprint": fingerprint(data_dir),
+        "previous_week": previous_week.isoformat() if previous_week else None,
+        "settings": asdict(config),
+        "pathway_rules_sha256": rules.digest,
+        "counts": _counts(people, listed, reasons, left),
+        "mean_risk": round(float(people["risk"].mean()), 6),
+        "drift": drift,
+    }
+    folder = _write_atomically(out_dir, as_of, people, reasons, listed, left, manifest, drift)
+    watch.lap("outputs")
+    _log_run(out_dir, folder, watch.seconds)
+    return WeeklyResult(folder, json.loads((folder / MANIFEST_FILE).read_text()), watch.seconds)
+
+
+def _counts(
+    people: pd.DataFrame, listed: pd.DataFrame, reasons: pd.DataFrame, left: pd.DataFrame
+) -> dict:
+    def tally(column: str) -> dict[str, int]:
+        return {str(k): int(v) for k, v in listed[column].value_counts().sort_index().items()}
+
+    return {
+        "scored": len(people),
+        "listed": len(listed),
+        "explained": int(reasons["patient_id"].nunique()),
+        "by_tier": tally("tier"),
+        "new": int((listed["week_status"] == "new").sum()),
+        "stayed": int((listed["week_status"] == "stayed").sum()),
+        "left": len(left),
+        "by_locality": tally("locality"),
+        "by_cluster": tally("gp_cluster"),
+        "by_pathway": tally("pathway"),
+    }
+
+
+def _write_atomically(
+    out_dir: Path,
+    as_of: date,
+    people: pd.DataFrame,
+    reasons: pd.DataFrame,
+    listed: pd.DataFrame,
+    left: pd.DataFrame,
+    manifest: dict,
+    drift: dict,
+) -> Path:
+    """Write everything into a staging folder, then swap it in for the week's folder."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = as_of.isoformat()
+    for stale in out_dir.glob(f".{name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out_dir))
+    try:
+        stamp = datetime(as_of.year, as_of.month, as_of.day)
+        people.drop(columns="reason_concepts").reset_index().to_parquet(
+            staging / PEOPLE_FILE, index=False
+        )
+        reasons.to_parquet(staging / REASONS_FILE, index=False)
+        write_csv(_left_table(left), staging / "left.csv")
+        (staging / "report.html").write_text(_report("the borough", listed, left, manifest, drift))
+        for locality, group in listed.groupby("locality", sort=True):
+            gone = left[left["locality"] == locality]
+            _write_scope(
+                staging,
+                f"locality_{slug(locality)}",
+                group,
+                gone,
+                manifest,
+                drift,
+                "gp_cluster",
+                stamp,
+            )
+        for cluster, group in listed.groupby("gp_cluster", sort=True):
+            gone = left[left["gp_cluster"] == cluster]
+            _write_scope(
+                staging, f"cluster_{slug(cluster)}", group, gone, manifest, drift, None, stamp
+            )
+        manifest = manifest | {"files": _digests(staging)}
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    final = out_dir / name
+    replaced = out_dir / f".{name}-replaced"
+    if final.exists():
+        final.rename(replaced)
+    staging.rename(final)
+    shutil.rmtree(replaced, ignore_errors=True)
+    return final
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def _log_run(out_dir: Path, folder: Path, seconds: dict[str, float]) -> None:
+    """One line per run in ``runs.jsonl``: when, which week, how long each stage took."""
+    entry = {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "week": folder.name,
+        "manifest_sha256": hashlib.sha256((folder / MANIFEST_FILE).read_bytes()).hexdigest(),
+        "seconds": seconds | {"total": round(sum(seconds.values()), 2)},
+    }
+    with (out_dir / RUN_LOG).open("a") as log:
+        log.write(json.dumps(entry) + "\n")

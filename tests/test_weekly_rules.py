@@ -1,0 +1,185 @@
+"""Tiers, week-on-week comparison, flags, pathway rules and drift, on hand-made inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.drift import Profile, shift
+from serving.weekly.config import WeeklyConfig
+from serving.weekly.drift import drift_check
+from serving.weekly.pathways import DEFAULT_RULES, RulesError, load_rules
+from serving.weekly.tiers import assign_tiers, left_the_list, week_status
+
+CONFIG = WeeklyConfig(
+    very_high_share=0.1, high_share=0.2, rising_share=0.2, rising_min_increase=0.05
+)
+
+
+def test_tiers_by_rank_and_rising_below_them() -> None:
+    risk = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    change = np.array([0.5, 0.0, 0.3, np.nan, 0.1, 0.04, 0.2, np.nan, 0.06, 0.3])
+    tiers = assign_tiers(risk, change, CONFIG)
+    # top 10% very high, next 20% high; of the rest, the two largest rises >= 0.05
+    assert list(tiers) == [
+        "very high",
+        "high",
+        "high",
+        "",
+        "",
+        "",
+        "rising",
+        "",
+        "",
+        "rising",
+    ]
+
+
+def test_rising_needs_the_minimum_increase_and_a_last_week() -> None:
+    risk = np.linspace(0.5, 0.01, 10)
+    change = np.array([np.nan] * 5 + [0.049, np.nan, 0.01, 0.0, -0.2])
+    tiers = assign_tiers(risk, change, CONFIG)
+    assert "rising" not in tiers
+
+
+def test_week_status_and_who_left() -> None:
+    now = pd.DataFrame(
+        {"tier": ["very high", "high", "", "rising"], "risk": [0.9, 0.6, 0.2, 0.3]},
+        index=["stays", "joins", "drops", "rises"],
+    )
+    before = pd.DataFrame(
+        {"tier": ["high", "", "high", "", "very high"], "risk": [0.7, 0.1, 0.5, 0.2, 0.8]},
+        index=["stays", "joins", "drops", "rises", "moved_away"],
+    ).assign(practice_id="P1", gp_cluster="C1", locality="North")
+    assert list(week_status(now["tier"], before)) == ["stayed", "new", "", "new"]
+    left = left_the_list(now, before)
+    assert sorted(left.index) == ["drops", "moved_away"]
+    assert left.at["drops", "reason_left"] == "risk fell below the list"
+    assert left.at["drops", "risk_now"] == 0.2
+    assert left.at["moved_away", "reason_left"].startswith("no longer registered")
+    assert np.isnan(left.at["moved_away", "risk_now"])
+
+
+def test_first_week_lists_everyone_as_new() -> None:
+    empty = pd.DataFrame(columns=["risk", "tier"])
+    tier = pd.Series(["high", ""], index=["a", "b"])
+    assert list(week_status(tier, empty)) == ["new", ""]
+    assert left_the_list(pd.DataFrame({"tier": tier, "risk": [0.5, 0.1]}), empty).empty
+
+
+def _person(**changes: object) -> dict:
+    base = {
+        "tier": "high",
+        "age": 70,
+        "risk": 0.3,
+        "lives_alone_coded": 0.0,
+        "has_depression": 0.0,
+        "has_anxiety": 0.0,
+        "gp_contacts_365d": 1.0,
+        "bereavements_365d": 0.0,
+        **{f"flag_{f}": False for f in ("care_home", "frailty", "lives_alone")},
+        **{f"flag_{f}": False for f in ("mental_health", "social_care_package")},
+        "flag_recent_discharge": False,
+    }
+    return base | changes
+
+
+def test_default_rules_first_match_wins() -> None:
+    rules = load_rules()
+    people = pd.DataFrame(
+        [
+            _person(flag_care_home=True, flag_recent_discharge=True),
+            _person(flag_recent_discharge=True),
+            _person(lives_alone_coded=1.0),
+            _person(lives_alone_coded=1.0, age=16),
+            _person(),
+            _person(tier=""),
+        ]
+    )
+    chosen = rules.apply(people)
+    assert list(chosen["pathway"]) == [
+        "care coordination",
+        "integrated reablement plan",
+        "social prescribing",
+        "care coordination",
+        "care coordination",
+        "none",
+    ]
+    assert chosen["pathway_rule"].iloc[0] == "care-home resident"
+    assert chosen["pathway_rule"].iloc[4] == "listed, no specific need recorded"
+
+
+def test_default_rules_file_is_the_one_documented() -> None:
+    assert DEFAULT_RULES.name == "pathways.toml"
+    assert len(load_rules().digest) == 64
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('[[rule]]\nname = "a"\npathway = "hospital at home"\n', "rule 1 ('a'): pathway must be"),
+        ('[[rule]]\npathway = "none"\n', "rule 1: needs a name"),
+        (
+            '[[rule]]\nname = "a"\npathway = "none"\nflags_any = ["lonely"]\n',
+            "rule 1 ('a'): flags_any has unknown ['lonely']",
+        ),
+        (
+            '[[rule]]\nname = "a"\npathway = "none"\ntiers = "high"\n',
+            "tiers must be a non-empty list",
+        ),
+        ('[[rule]]\nname = "a"\npathway = "none"\nmin_age = "old"\n', "min_age must be a number"),
+        ('[[rule]]\nname = "a"\npathway = "none"\nmin_risk = 5\n', "min_risk must be between"),
+        ('[[rule]]\nname = "a"\npathway = "none"\nif = 1\n', "unknown condition 'if'"),
+        ('[rules]\nname = "a"\n', "unknown table(s) rules"),
+        ("", "no [[rule]] entries"),
+        ("[[rule]\n", "cannot read the rules"),
+    ],
+)
+def test_bad_rules_files_say_where(tmp_path, body: str, message: str) -> None:
+    path = tmp_path / "pathways.toml"
+    path.write_text(body)
+    with pytest.raises(RulesError) as caught:
+        load_rules(path)
+    assert str(caught.value).startswith(str(path))
+    assert message in str(caught.value)
+
+
+def test_weekly_settings_are_checked(tmp_path) -> None:
+    path = tmp_path / "weekly.toml"
+    path.write_text("[weekly]\nvery_high_share = 0.4\nhigh_share = 0.3\n")
+    with pytest.raises(ValueError, match="under half the population"):
+        WeeklyConfig.from_toml(path)
+    path.write_text("[weekly]\nrising = 3\n")
+    with pytest.raises(ValueError, match="unknown \\[weekly\\] settings: rising"):
+        WeeklyConfig.from_toml(path)
+    path.write_text("[weekly]\nrising_share = 0.01\n")
+    assert WeeklyConfig.from_toml(path).rising_share == 0.01
+
+
+def test_psi_is_zero_for_the_same_population_and_large_for_a_shift() -> None:
+    rng = np.random.default_rng(3)
+    reference = rng.normal(size=20_000)
+    profile = Profile.of(reference)
+    assert profile.psi(rng.normal(size=20_000)) < 0.01
+    assert shift(profile.psi(rng.normal(loc=1.0, size=20_000))) == "major shift"
+    counts = Profile.of(np.array([0, 0, 0, 1, 1, 2, 5] * 100))
+    assert counts.psi(np.array([0, 0, 0, 1, 1, 2, 5] * 10)) == pytest.approx(0.0)
+
+
+def test_drift_check_verdicts() -> None:
+    rng = np.random.default_rng(4)
+    training = pd.DataFrame({"age": rng.normal(60, 15, 5000)})
+    score = rng.beta(1, 12, 5000)
+    metadata = {
+        "drift_reference": {
+            "score": Profile.of(score).to_dict(),
+            "features": {"age": Profile.of(training["age"].to_numpy()).to_dict()},
+        }
+    }
+    same = drift_check(metadata, training, score)
+    assert not same["retrain_suggested"] and "close enough" in same["verdict"]
+    older = drift_check(metadata, training + 20, score)
+    assert older["retrain_suggested"]
+    assert "Major shift in age" in older["verdict"]
+    assert not drift_check({}, training, score)["retrain_suggested"]

@@ -1,0 +1,174 @@
+"""The weekly run on the small borough: two weeks, their files, idempotence, atomicity."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from models.registry import RegisteredBundle
+from serving.referrals import ReferralCriteria, select_referrals
+from serving.weekly import run as weekly
+from serving.weekly.outputs import COLUMNS
+from serving.weekly.run import weekly_run
+
+LAST_WEEK, WEEK = date(2026, 10, 19), date(2026, 10, 26)
+PEOPLE_COLUMNS = [
+    "rank",
+    "patient_id",
+    "practice_id",
+    "practice_name",
+    "gp_cluster",
+    "locality",
+    "sex",
+    "age",
+    "age_band",
+    "risk",
+    "percentile",
+    "previous_risk",
+    "change",
+    "tier",
+    "week_status",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "flag_care_home",
+    "flag_frailty",
+    "flag_lives_alone",
+    "flag_mental_health",
+    "flag_social_care_package",
+    "flag_recent_discharge",
+    "flags",
+    "pathway",
+    "pathway_rule",
+]
+
+
+@pytest.fixture(scope="module")
+def lists(
+    validated: Path, champion: RegisteredBundle, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("lists")
+    weekly_run(validated, LAST_WEEK, champion, out)
+    weekly_run(validated, WEEK, champion, out)
+    return out
+
+
+def _people(lists: Path, week: date = WEEK) -> pd.DataFrame:
+    return pd.read_parquet(lists / week.isoformat() / "people.parquet")
+
+
+def test_people_table_has_everyone_ranked(lists: Path) -> None:
+    people = _people(lists)
+    manifest = json.loads((lists / WEEK.isoformat() / "manifest.json").read_text())
+    assert set(PEOPLE_COLUMNS) <= set(people.columns)
+    assert "birth_month" not in people.columns
+    assert len(people) == manifest["counts"]["scored"] == people["patient_id"].nunique()
+    assert list(people["rank"]) == list(range(1, len(people) + 1))
+    assert people["risk"].is_monotonic_decreasing
+    listed = people[people["tier"] != ""]
+    assert len(listed) == manifest["counts"]["listed"]
+    assert sum(manifest["counts"]["by_locality"].values()) == len(listed)
+    assert sum(manifest["counts"]["by_tier"].values()) == len(listed)
+    assert (listed["reason_1"] != "").all()
+    assert set(listed["pathway"]) <= {
+        "integrated reablement plan",
+        "social prescribing",
+        "care coordination",
+    }
+    assert (people.loc[people["tier"] == "", "pathway"] == "none").all()
+
+
+def test_week_on_week_reconciles(lists: Path) -> None:
+    before, now = _people(lists, LAST_WEEK), _people(lists)
+    manifest = json.loads((lists / WEEK.isoformat() / "manifest.json").read_text())
+    assert manifest["previous_week"] == LAST_WEEK.isoformat()
+    was = set(before.loc[before["tier"] != "", "patient_id"])
+    is_ = set(now.loc[now["tier"] != "", "patient_id"])
+    counts = manifest["counts"]
+    assert counts["new"] == len(is_ - was)
+    assert counts["stayed"] == len(is_ & was)
+    assert counts["left"] == len(was - is_)
+    left = pd.read_csv(lists / WEEK.isoformat() / "left.csv")
+    assert set(left["Pseudonymised ID"]) == was - is_
+    merged = now.merge(before[["patient_id", "risk"]], on="patient_id", suffixes=("", "_b"))
+    assert (merged["previous_risk"] == merged["risk_b"]).all()
+    rising = now[now["tier"] == "rising"]
+    assert len(rising) > 0
+    assert (rising["change"] >= 0.02).all()
+
+
+def test_files_per_locality_and_cluster(lists: Path) -> None:
+    folder = lists / WEEK.isoformat()
+    people = _people(lists)
+    listed = people[people["tier"] != ""]
+    for locality, group in listed.groupby("locality"):
+        name = f"locality_{locality.lower()}"
+        table = pd.read_csv(folder / f"{name}.csv")
+        assert list(table.columns) == list(COLUMNS.values())
+        assert list(table["Pseudonymised ID"]) == list(group["patient_id"])
+        book = openpyxl.load_workbook(folder / f"{name}.xlsx", read_only=False)
+        assert book.sheetnames == sorted(group["gp_cluster"].unique())
+        sheet = book[book.sheetnames[0]]
+        assert sheet.freeze_panes == "A2"
+        assert [c.value for c in sheet[1]] == list(COLUMNS.values())
+        assert sum(book[s].max_row - 1 for s in book.sheetnames) == len(group)
+        html = (folder / f"{name}.html").read_text()
+        assert "<svg" in html and "People per tier" in html
+        assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+        assert "<script" not in html
+    clusters = sorted(p.name for p in folder.glob("cluster_*.csv"))
+    assert len(clusters) == listed["gp_cluster"].nunique()
+
+
+def test_same_week_again_gives_identical_bytes(
+    lists: Path, validated: Path, champion: RegisteredBundle
+) -> None:
+    folder = lists / WEEK.isoformat()
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    weekly_run(validated, WEEK, champion, lists)
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert before.keys() == after.keys()
+    assert [n for n in before if before[n] != after[n]] == []
+    log = [json.loads(line) for line in (lists / "runs.jsonl").read_text().splitlines()]
+    assert [entry["week"] for entry in log] == ["2026-10-19", "2026-10-26", "2026-10-26"]
+    assert all(entry["seconds"]["total"] > 0 for entry in log)
+
+
+def test_a_failed_run_leaves_the_last_good_week(
+    lists: Path,
+    validated: Path,
+    champion: RegisteredBundle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "lists"
+    shutil.copytree(lists / WEEK.isoformat(), out / WEEK.isoformat())
+    before = {p.name: p.read_bytes() for p in (out / WEEK.isoformat()).iterdir()}
+    calls = []
+
+    def fail_midway(*args: object) -> None:
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError("disk full")
+
+    monkeypatch.setattr(weekly, "write_workbook", fail_midway)
+    with pytest.raises(OSError, match="disk full"):
+        weekly_run(validated, WEEK, champion, out)
+    after = {p.name: p.read_bytes() for p in (out / WEEK.isoformat()).iterdir()}
+    assert before == after
+    assert sorted(p.name for p in out.iterdir()) == [WEEK.isoformat()]
+
+
+def test_referral_filter_on_a_real_week(lists: Path) -> None:
+    people = _people(lists)
+    chosen = select_referrals(people, ReferralCriteria(min_tier="rising"))
+    assert len(chosen) > 0
+    assert (chosen["age"] >= 18).all()
+    assert (chosen["care_home_resident"] == 0).all()
+    assert chosen["matched"].str.len().gt(0).all()
