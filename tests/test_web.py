@@ -22,6 +22,7 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 from weekly_fixture import PREVIOUS, WEEK, write_contract, write_week, write_weeks
 
+from models.registry import RegisteredBundle
 from serving.access import AccessMiddleware
 from serving.referrals import ReferralCriteria, select_referrals
 from serving.web import filters
@@ -35,7 +36,7 @@ TOKENS = {
     "south-prescriber": ("social_prescriber", ["South"]),
     "system": ("system", []),
 }
-LINK = re.compile(r'href="/ui/patient\?id=(pt\d+)')
+LINK = re.compile(r'href="/ui/patient\?id=([^&"]+)')
 
 
 @dataclass
@@ -429,3 +430,34 @@ def test_without_a_weekly_run_the_pages_say_so(
     assert answer.status_code == 503 and "No weekly list yet" in answer.text
     write_week(tmp_path, WEEK, None)
     assert web.client("ds").get("/ui/").status_code == 200
+
+
+@pytest.mark.slow
+def test_the_pages_read_a_real_weekly_run(
+    validated: Path,
+    champion: RegisteredBundle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    web: Web,
+) -> None:
+    """The same pages on what ``riskstrat weekly`` writes, with the validated tables."""
+    from serving.weekly.run import weekly_run
+
+    weekly_run(validated, WEEK, champion, tmp_path / "weekly")
+    monkeypatch.setenv("RISKSTRAT_WEEKLY_DIR", str(tmp_path / "weekly"))
+    monkeypatch.setenv("RISKSTRAT_DATA_DIR", str(validated))
+    people = pd.read_parquet(tmp_path / "weekly" / WEEK.isoformat() / "people.parquet")
+    listed = people[people["tier"] != ""]
+    client = web.client("ds")
+    page = client.get("/ui/")
+    assert page.status_code == 200 and f"Model version {champion.version}" in page.text
+    assert _ids(page.text) == list(listed["patient_id"][: filters.PAGE_SIZE])
+    rows = _csv(client.get("/ui/list.csv").text)
+    assert [r["patient_id"] for r in rows] == list(listed["patient_id"])
+    top = listed.iloc[0]["patient_id"]
+    person = client.get(f"/ui/patient?id={top}")
+    assert person.status_code == 200 and "rs-bar--raises" in person.text
+    assert "Emergency admission" in person.text or "GP contact" in person.text
+    matches = select_referrals(people, ReferralCriteria())
+    referrals = _csv(client.get("/ui/referrals.csv").text)
+    assert [r["patient_id"] for r in referrals] == list(matches["patient_id"])
