@@ -28,4 +28,7 @@ def test_bentoml_build_produces_a_bento_with_a_dockerfile() -> None:
     assert (bento / "env" / "docker" / "Dockerfile").exists()
     assert (bento / "src" / "serving" / "service.py").exists()
     assert (bento / "src" / "features" / "engine.py").exists()
+    web = bento / "src" / "serving" / "web"
+    assert (web / "templates" / "list.html").exists()
+    assert (web / "static" / "nhsuk" / "nhsuk-frontend.min.css").exists()
     assert "lightgbm==" in (bento / "env" / "python" / "requirements.txt").read_text()
