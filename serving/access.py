@@ -55,7 +55,6 @@ PATIENT_ENDPOINTS = ("/v1/score", "/v1/score-history", "/v1/weekly-list", "/v1/r
 SCOPED_ENDPOINTS = ("/v1/weekly-list", "/v1/referrals")
 
 UI = "/ui"
-UI_OPEN = ("/ui/login", "/ui/static")
 LIST_ROLES = ("locality_team", "data_scientist", "system")
 REFERRAL_ROLES = ("social_prescriber", "data_scientist", "system")
 PAGES_ALLOWED: dict[str, tuple[str, ...]] = {
@@ -285,7 +284,7 @@ class AccessMiddleware:
         if path == "/ui/login" and scope["method"] == "POST":
             await self._login(receive, send, headers, secure)
             return
-        if path.startswith(UI_OPEN):
+        if path == "/ui/login" or path.startswith("/ui/static/"):
             await self.app(scope, receive, send)
             return
         cookie = session.cookie_value(headers)
@@ -310,7 +309,7 @@ class AccessMiddleware:
             return
         refused = page_refusal(principal, path)
         if refused:
-            await _send_page(send, refused[0], "You cannot open this page", refused[1])
+            await _send_page(send, refused[0], "You cannot open this page", refused[1], principal)
             if audited:
                 self._write(principal, path, refused[0], {}, 0.0)
             return
@@ -388,10 +387,12 @@ async def _redirect(send, location: str, cookie: bytes | None = None) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _send_page(send, status: int, title: str, message: str) -> None:
+async def _send_page(
+    send, status: int, title: str, message: str, principal: Principal | None = None
+) -> None:
     from serving.web.render import render
 
-    body = render("message.html", title=title, message=message, principal=None).encode()
+    body = render("message.html", title=title, message=message, principal=principal).encode()
     await send(
         {
             "type": "http.response.start",

@@ -19,7 +19,6 @@ from starlette.responses import HTMLResponse, Response
 
 from serving.access import (
     LIST_ROLES,
-    REFERRAL_ROLES,
     Principal,
     audit_record,
     caller,
@@ -59,7 +58,7 @@ class PageError(Exception):
 
 
 def message_page(status: int, title: str, message: str, principal: Principal | None) -> Response:
-    body = render("message.html", title=title, message=message, principal=principal, nav=nav)
+    body = render("message.html", title=title, message=message, principal=principal)
     return HTMLResponse(body, status_code=status)
 
 
@@ -85,18 +84,6 @@ def page(handler: Callable[[Request, Principal], Response]) -> Callable[[Request
             return message_page(exc.status, exc.title, exc.message, principal)
 
     return wrapped
-
-
-def nav(principal: Principal | None) -> list[tuple[str, str]]:
-    """The header's links for this role."""
-    if principal is None:
-        return []
-    links = []
-    if principal.role in LIST_ROLES:
-        links.append(("Weekly list", f"{BASE}/"))
-    if principal.role in REFERRAL_ROLES:
-        links.append(("Social prescribing", f"{BASE}/referrals"))
-    return links
 
 
 def _items(request: Request) -> Items:
@@ -127,7 +114,6 @@ def _note(week: Week, ids: pd.Series | list[str]) -> None:
 def _context(principal: Principal, week: Week, dates: list[date], title: str) -> dict:
     return {
         "principal": principal,
-        "nav": nav,
         "week": week,
         "dates": dates,
         "title": title,
@@ -269,7 +255,10 @@ def _referral_rows(request: Request, principal: Principal):
     allowed = principal.localities
     criteria, page_number = parse_referral_query(items, allowed)
     visible = Scope(allowed, explained_only=False).people(week)
-    matches = select_referrals(visible, criteria)
+    try:
+        matches = select_referrals(visible, criteria)
+    except ValueError as exc:  # a week written before the filter's columns existed
+        raise PageError(503, "The filter cannot run on this week", str(exc)) from None
     return week, dates, criteria, page_number, visible, matches
 
 
@@ -326,7 +315,6 @@ def login(request: Request) -> Response:
         "login.html",
         title="Sign in",
         principal=None,
-        nav=nav,
         error=error,
         ended=params.get("ended") == "1",
         next=params.get("next", "")[:500],

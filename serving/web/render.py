@@ -7,6 +7,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from serving.access import LIST_ROLES, REFERRAL_ROLES, Principal
+
 TEMPLATES = Path(__file__).parent / "templates"
 BASE = "/ui"
 # Everything from this server; no script at all; not framed; forms post here only.
@@ -41,6 +43,18 @@ def signed_points(value: float) -> str:
     return f"{100 * value:+.1f}".replace("-", "\u2212")
 
 
+def nav(principal: Principal | None) -> list[tuple[str, str]]:
+    """The header's links for this role."""
+    if principal is None:
+        return []
+    links = []
+    if principal.role in LIST_ROLES:
+        links.append(("Weekly list", f"{BASE}/"))
+    if principal.role in REFERRAL_ROLES:
+        links.append(("Social prescribing", f"{BASE}/referrals"))
+    return links
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -51,7 +65,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(percent=percent, points=points, signed_points=signed_points)
-    env.globals["base"] = BASE
+    env.globals.update(base=BASE, nav=nav)
     return env
 
 
