@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import lightgbm as lgb
@@ -55,6 +56,24 @@ class Calibration:
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(self.slope * raw + self.intercept)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Concepts:
+    """Which feature columns make up each reason concept, as a column-to-concept matrix."""
+
+    names: list[str]
+    members: list[list[int]]
+    indicator: np.ndarray
+
+    @classmethod
+    def of(cls, specs: tuple[FeatureSpec, ...]) -> _Concepts:
+        names = list(dict.fromkeys(s.concept for s in specs))
+        members = [[i for i, s in enumerate(specs) if s.concept == c] for c in names]
+        indicator = np.zeros((len(specs), len(names)))
+        for j, idx in enumerate(members):
+            indicator[idx, j] = 1.0
+        return cls(names, members, indicator)
 
 
 @dataclass(frozen=True)
@@ -102,17 +121,24 @@ class ModelBundle:
         column that pushes the same way most. By default only concepts that raise risk are
         reasons, strongest first; with ``signed`` the largest shares either way are.
         """
-        matrix = self.matrix(features)
-        shares = self.contributions(matrix, threads).drop(columns="_base").to_numpy()
-        concepts = list(dict.fromkeys(s.concept for s in self.specs))
-        members = [[i for i, s in enumerate(self.specs) if s.concept == c] for c in concepts]
-        indicator = np.zeros((len(self.specs), len(concepts)))
-        for j, idx in enumerate(members):
-            indicator[idx, j] = 1.0
-        grouped = shares @ indicator
+        return self.predict_and_explain(features, top_k, threads, signed=signed)[1]
+
+    def predict_and_explain(
+        self, features: pd.DataFrame, top_k: int = 3, threads: int = 0, *, signed: bool = False
+    ) -> tuple[np.ndarray, list[list[Reason]]]:
+        """Calibrated risk and reasons from one TreeSHAP pass (contributions sum to the score)."""
+        values = self.matrix(features).to_numpy()
+        raw = self.booster.predict(values, pred_contrib=True, num_threads=threads)
+        risk = self.calibration.apply(raw.sum(axis=1))
+        return risk, self._reasons(values, raw[:, :-1] * self.calibration.slope, top_k, signed)
+
+    def _reasons(
+        self, values: np.ndarray, shares: np.ndarray, top_k: int, signed: bool
+    ) -> list[list[Reason]]:
+        grouped = shares @ self._concepts.indicator
         order = np.abs(grouped) if signed else grouped
         top = np.argsort(-order, axis=1, kind="stable")[:, :top_k]
-        values = matrix.to_numpy()
+        concepts, members = self._concepts.names, self._concepts.members
         out = []
         for row in range(len(shares)):
             reasons = []
@@ -135,6 +161,10 @@ class ModelBundle:
                 )
             out.append(reasons)
         return out
+
+    @cached_property
+    def _concepts(self) -> _Concepts:
+        return _Concepts.of(self.specs)
 
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)

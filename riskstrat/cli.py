@@ -207,6 +207,34 @@ def _say_week(result: object) -> None:
     say(f"lists in {result.folder}")
 
 
+def cmd_bench_weekly(args: argparse.Namespace) -> None:
+    """Time two consecutive weekly runs (the second compares with the first); JSON figures."""
+    import json
+    import resource
+
+    from models.store import load_champion
+    from serving.weekly.run import weekly_run
+
+    model = load_champion(tracking_uri(args.workdir))
+    figures: dict = {"model_version": model.version}
+    for week in (args.as_of - timedelta(days=7), args.as_of):
+        began = time.perf_counter()
+        result = weekly_run(args.data, week, model, args.out / "lists", progress=say)
+        figures[week.isoformat()] = {
+            "seconds": round(time.perf_counter() - began, 1),
+            "stages": result.seconds,
+            "scored": result.scored,
+            "listed": result.listed,
+            "explained": result.manifest["counts"]["explained"],
+        }
+        say(f"  {figures[week.isoformat()]}")
+    figures["peak_memory_gib"] = round(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2
+    )
+    (args.out / "bench_weekly.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+
+
 def cmd_referrals(args: argparse.Namespace) -> None:
     """The social prescribing filter over a week's list; matches to CSV with their reasons."""
     import pandas as pd
@@ -397,7 +425,14 @@ def cmd_bench_serve(args: argparse.Namespace) -> None:
     champion = load_champion(uri)
     features = build_features(Sources.from_dir(args.data), [args.as_of]).droplevel("as_of")
     say(f"{args.clients} clients for {args.seconds:.0f} s against version {champion.version}")
-    figures = run(features, champion.bundle, uri, clients=args.clients, seconds=args.seconds)
+    figures = run(
+        features,
+        champion.bundle,
+        uri,
+        clients=args.clients,
+        seconds=args.seconds,
+        pause=args.pause,
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
@@ -478,6 +513,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-rules", action="store_true", help="only check the rules file")
     p.set_defaults(func=cmd_weekly)
 
+    p = sub.add_parser("bench-weekly", help="time the weekly run for two weeks; JSON figures")
+    p.add_argument("--data", type=Path, required=True, help="validated contract tables")
+    p.add_argument("--as-of", type=_date, default=date(2026, 10, 26))
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--workdir", type=Path, default=Path("work"))
+    p.set_defaults(func=cmd_bench_weekly)
+
     p = sub.add_parser("referrals", help="social prescribing filter over a week's list")
     p.add_argument("--lists", type=Path, required=True, help="the weekly runs' folder")
     p.add_argument("--week", type=_date, help="which week (default: the latest)")
@@ -516,7 +558,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", type=_date, default=date(2026, 10, 26))
     p.add_argument("--workdir", type=Path, default=Path("work"))
     p.add_argument("--clients", type=int, default=32)
-    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--seconds", type=float, default=20.0, help="length of each load phase")
+    p.add_argument(
+        "--pause", type=float, default=0.25, help="seconds each client waits in the paced phase"
+    )
     p.add_argument("--out", type=Path, default=Path("work/bench/bench_serve.json"))
     p.set_defaults(func=cmd_bench_serve)
 

@@ -219,7 +219,7 @@ class AccessMiddleware:
     """
 
     def __init__(self, app) -> None:
-        from serving.web.session import SessionStore
+        from serving.web.session import SessionStore, sessions_path
 
         for variable in (ACCESS_FILE_ENV, AUDIT_LOG_ENV):
             if not os.environ.get(variable):
@@ -227,7 +227,7 @@ class AccessMiddleware:
         self.app = app
         self.principals = load_principals(Path(os.environ[ACCESS_FILE_ENV]))
         self.audit = AuditLog(Path(os.environ[AUDIT_LOG_ENV]))
-        self.sessions = SessionStore()
+        self.sessions = SessionStore(sessions_path(Path(os.environ[AUDIT_LOG_ENV])))
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":

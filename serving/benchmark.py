@@ -1,8 +1,11 @@
 """Load benchmark of the scoring service on loopback: bounded in time and requests.
 
 Starts the real server with a temporary token, then: ``clients`` concurrent callers send
-single-person score+explain requests for ``seconds`` (at most ``max_requests``); then a
-series of 1,000-person batches; and times the bare in-process model call on the same input.
+single-person score+explain requests for ``seconds`` (at most ``max_requests``), first each
+sending its next request as soon as the last is answered (the most the server can take),
+then pausing ``pause`` seconds between requests (a steady load below saturation, as from
+staff looking people up); then a series of 1,000-person batches; and times the bare
+in-process model call on the same input.
 Reports medians and tails, requests per second, errors, and server-to-bare ratios.
 """
 
@@ -23,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from models.bundle import ModelBundle
+from serving.service import SINGLE_THREAD_ROWS
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -30,8 +34,16 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _single_person_load(
-    url: str, token: str, bodies: list[dict], clients: int, seconds: float, max_requests: int
+    url: str,
+    token: str,
+    bodies: list[dict],
+    clients: int,
+    seconds: float,
+    max_requests: int,
+    pause: float = 0.0,
 ) -> tuple[list[float], int, float]:
+    """``clients`` callers, each sending a request, waiting for the answer, then ``pause``
+    seconds (0: straight away, which finds the most the server can take)."""
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
@@ -50,6 +62,8 @@ async def _single_person_load(
             except httpx.HTTPError:
                 errors += 1
             latencies.append(time.perf_counter() - began)
+            if pause:
+                await asyncio.sleep(pause)
 
     began = time.perf_counter()
     limits = httpx.Limits(max_connections=clients)
@@ -69,8 +83,8 @@ def _bare(bundle: ModelBundle, frame: pd.DataFrame, repeats: int) -> float:
     times = []
     for _ in range(repeats):
         began = time.perf_counter()
-        bundle.predict(frame, threads=1)
-        bundle.explain(frame, 3, threads=1)
+        threads = 1 if len(frame) <= SINGLE_THREAD_ROWS else 0
+        bundle.predict_and_explain(frame, 3, threads)
         times.append(time.perf_counter() - began)
     return statistics.median(times)
 
@@ -84,6 +98,7 @@ def run(
     seconds: float = 20.0,
     max_requests: int = 20_000,
     batches: int = 10,
+    pause: float = 0.25,
 ) -> dict:
     """Start the service, load it, and return the figures."""
     import bentoml
@@ -122,6 +137,9 @@ def run(
         latencies, errors, elapsed = asyncio.run(
             _single_person_load(server.url, token, singles, clients, seconds, max_requests)
         )
+        paced, paced_errors, paced_elapsed = asyncio.run(
+            _single_person_load(server.url, token, singles, clients, seconds, max_requests, pause)
+        )
         batch_times, batch_errors = [], 0
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
@@ -140,6 +158,12 @@ def run(
         "single_p50_ms": round(1000 * _percentile(latencies, 50), 1),
         "single_p99_ms": round(1000 * _percentile(latencies, 99), 1),
         "requests_per_second": round(len(latencies) / elapsed, 1),
+        "paced_pause_seconds": pause,
+        "paced_requests": len(paced),
+        "paced_errors": paced_errors,
+        "paced_p50_ms": round(1000 * _percentile(paced, 50), 1),
+        "paced_p99_ms": round(1000 * _percentile(paced, 99), 1),
+        "paced_requests_per_second": round(len(paced) / paced_elapsed, 1),
         "batch_1000_median_ms": round(1000 * statistics.median(batch_times), 1),
         "batch_1000_errors": int(batch_errors),
         "bare_single_ms": round(1000 * bare_single, 2),

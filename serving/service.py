@@ -36,8 +36,12 @@ from serving.weekly.tiers import LISTED_TIERS
 TRACKING_URI_ENV = "RISKSTRAT_TRACKING_URI"
 RELOAD_ENV = "RISKSTRAT_RELOAD_SECONDS"
 DEFAULT_RELOAD_SECONDS = 30.0
+WORKERS_ENV = "RISKSTRAT_WORKERS"
+DEFAULT_WORKERS = 2  # one per core on the 2-core reference machine
 logger = logging.getLogger(__name__)
 MAX_RECORDS = 10_000
+# Below this many rows one thread answers fastest (OpenMP start-up costs more than it saves).
+SINGLE_THREAD_ROWS = 200
 
 
 class FeatureRecord(BaseModel):
@@ -195,7 +199,11 @@ def records_frame(records: list[FeatureRecord], names: list[str]) -> pd.DataFram
 
 
 @bentoml.asgi_app(web_pages, path="/ui")
-@bentoml.service(name="riskstrat", traffic={"timeout": 60})
+@bentoml.service(
+    name="riskstrat",
+    traffic={"timeout": 60},
+    workers=int(os.environ.get(WORKERS_ENV, DEFAULT_WORKERS)),
+)
 class RiskService:
     """Scores for other systems; every call but the probes needs a bearer token.
     The web pages are mounted under /ui, behind the same access middleware."""
@@ -319,10 +327,13 @@ def _respond(model: RegisteredBundle, frame: pd.DataFrame, top_k: int) -> ScoreR
     if record is not None:
         record.update(patient_ids=[str(i) for i in frame.index], model_version=model.version)
     bundle = model.bundle
-    risk = bundle.predict(frame, threads=1)
+    threads = 1 if len(frame) <= SINGLE_THREAD_ROWS else 0
+    if top_k:
+        risk, reasons = bundle.predict_and_explain(frame, top_k, threads)
+    else:
+        risk, reasons = bundle.predict(frame, threads), [[] for _ in range(len(frame))]
     percentile = percentile_in_population(bundle, risk)
     tiers = tier_by_threshold(bundle, risk)
-    reasons = bundle.explain(frame, top_k, threads=1) if top_k else [[] for _ in risk]
     scores = [
         ScoreOut(
             id=str(person),

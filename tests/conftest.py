@@ -24,6 +24,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Keep BentoML's model store in a temporary folder, never the user's home."""
     os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="riskstrat-bentoml-")
     os.environ["RISKSTRAT_RELOAD_SECONDS"] = "0"
+    os.environ["RISKSTRAT_WORKERS"] = "1"  # test servers start faster with one worker
 
 
 settings.register_profile(

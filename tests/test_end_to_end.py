@@ -256,7 +256,7 @@ def test_scoring_from_histories_equals_scoring_from_features(
     features = build_features(Sources.from_dir(validated), [WEEK])
     busiest = features.sort_values("gp_contacts_365d", ascending=False).head(4)
     ids = [*busiest.index.get_level_values("patient_id"), features.index[0][0]]
-    expected = champion.bundle.predict(features.loc[[(i, WEEK) for i in ids]])
+    expected, _ = champion.bundle.predict_and_explain(features.loc[[(i, WEEK) for i in ids]])
     response = RiskService().score_history(people=_histories(validated, ids), as_of=WEEK)
     assert [s.id for s in response.scores] == ids
     np.testing.assert_array_equal([s.risk for s in response.scores], expected)

@@ -179,15 +179,25 @@ def test_sign_out_ends_the_session_on_the_server(web: Web) -> None:
     assert (web.entries()[-2]["endpoint"], web.entries()[-2]["who"]) == ("/ui/logout", "north")
 
 
-def test_sessions_expire_when_idle() -> None:
+def test_sessions_expire_when_idle(tmp_path: Path) -> None:
     now = [0.0]
-    store = SessionStore(clock=lambda: now[0])
+    store = SessionStore(tmp_path / "sessions.sqlite", clock=lambda: now[0])
     session = store.open("a" * 64)
     now[0] = IDLE_SECONDS - 1
     assert store.digest(session) == "a" * 64
     now[0] += IDLE_SECONDS + 1
     assert store.digest(session) is None
     assert store.digest("made-up") is None
+    assert session not in (tmp_path / "sessions.sqlite").read_bytes().decode("latin-1")
+
+
+def test_every_worker_knows_a_session(tmp_path: Path) -> None:
+    """Each worker process has its own store object over the same file."""
+    first, second = SessionStore(tmp_path / "s.sqlite"), SessionStore(tmp_path / "s.sqlite")
+    session = first.open("b" * 64)
+    assert second.digest(session) == "b" * 64
+    second.close(session)
+    assert first.digest(session) is None
 
 
 # Who sees what

@@ -3,41 +3,46 @@
 Why not the token itself in the cookie: the bearer token is a long-lived credential that
 also opens the API; a session id opens only the pages, expires (30 minutes idle, 12 hours at
 most), ends for good at sign-out (the server forgets it), and never lets the token out of the
-login form. Sessions are kept in the worker's memory: a restart signs everyone out, and the
-service runs one worker (more would each need the person to sign in again).
+login form. Sessions live in a small SQLite file (beside the audit log unless
+``RISKSTRAT_SESSIONS`` names one) so that every worker of the service knows them; it holds
+only hashes of session ids and of tokens, never a usable cookie or token.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
-import threading
+import sqlite3
 import time
-from dataclasses import dataclass
+from contextlib import closing
+from pathlib import Path
 from urllib.parse import parse_qs, quote
 
 COOKIE = "riskstrat_session"
 COOKIE_PATH = "/ui"
+SESSIONS_ENV = "RISKSTRAT_SESSIONS"
 IDLE_SECONDS = 30 * 60
 LONGEST_SECONDS = 12 * 3600
-MAX_SESSIONS = 10_000
 MAX_FORM_BYTES = 8_192
 
 
-@dataclass(slots=True)
-class _Session:
-    digest: str  # the token's SHA-256, as in the access file
-    began: float
-    seen: float
-
-
 class SessionStore:
-    """Session ids (stored hashed) mapped to the token hash they were opened with."""
+    """Session ids (stored hashed) mapped to the hash of the token they were opened with."""
 
-    def __init__(self, clock=time.monotonic) -> None:
-        self._sessions: dict[str, _Session] = {}
-        self._lock = threading.Lock()
+    def __init__(self, path: Path, clock=time.time) -> None:
+        self.path = path
         self._clock = clock
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db, db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS sessions (key TEXT PRIMARY KEY, digest TEXT NOT NULL,"
+                " began REAL NOT NULL, seen REAL NOT NULL)"
+            )
+        os.chmod(path, 0o600)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=10, isolation_level="IMMEDIATE")
 
     @staticmethod
     def _key(session_id: str) -> str:
@@ -47,42 +52,45 @@ class SessionStore:
         """A new session for the token with hash ``digest``; returns its id for the cookie."""
         session_id = secrets.token_urlsafe(32)
         now = self._clock()
-        with self._lock:
-            self._expire(now)
-            if len(self._sessions) >= MAX_SESSIONS:
-                oldest = min(self._sessions, key=lambda k: self._sessions[k].seen)
-                del self._sessions[oldest]
-            self._sessions[self._key(session_id)] = _Session(digest, now, now)
+        with closing(self._connect()) as db, db:
+            db.execute(
+                "DELETE FROM sessions WHERE seen < ? OR began < ?",
+                (now - IDLE_SECONDS, now - LONGEST_SECONDS),
+            )
+            db.execute(
+                "INSERT INTO sessions VALUES (?, ?, ?, ?)",
+                (self._key(session_id), digest, now, now),
+            )
         return session_id
 
     def digest(self, session_id: str | None) -> str | None:
         """The token hash behind a live session (and keep it alive), or None."""
-        if not session_id:
+        if not session_id or len(session_id) > 100:
             return None
-        now = self._clock()
-        with self._lock:
-            session = self._sessions.get(self._key(session_id))
-            if session is None:
+        now, key = self._clock(), self._key(session_id)
+        with closing(self._connect()) as db, db:
+            row = db.execute(
+                "SELECT digest, began, seen FROM sessions WHERE key = ?", (key,)
+            ).fetchone()
+            if row is None:
                 return None
-            if now - session.seen > IDLE_SECONDS or now - session.began > LONGEST_SECONDS:
-                del self._sessions[self._key(session_id)]
+            digest, began, seen = row
+            if now - seen > IDLE_SECONDS or now - began > LONGEST_SECONDS:
+                db.execute("DELETE FROM sessions WHERE key = ?", (key,))
                 return None
-            session.seen = now
-            return session.digest
+            db.execute("UPDATE sessions SET seen = ? WHERE key = ?", (now, key))
+        return digest
 
     def close(self, session_id: str | None) -> None:
         if session_id:
-            with self._lock:
-                self._sessions.pop(self._key(session_id), None)
+            with closing(self._connect()) as db, db:
+                db.execute("DELETE FROM sessions WHERE key = ?", (self._key(session_id),))
 
-    def _expire(self, now: float) -> None:
-        stale = [
-            k
-            for k, s in self._sessions.items()
-            if now - s.seen > IDLE_SECONDS or now - s.began > LONGEST_SECONDS
-        ]
-        for key in stale:
-            del self._sessions[key]
+
+def sessions_path(audit_log: Path) -> Path:
+    """Where the sessions live: ``RISKSTRAT_SESSIONS``, or beside the audit log."""
+    named = os.environ.get(SESSIONS_ENV)
+    return Path(named) if named else audit_log.with_name("sessions.sqlite")
 
 
 def cookie_value(headers: dict[str, str]) -> str | None:
