@@ -59,6 +59,8 @@ def server(
         "RISKSTRAT_WEEKLY_DIR": str(weekly),
         "RISKSTRAT_DATA_DIR": str(write_contract(folder / "data", people)),
         "BENTOML_DO_NOT_TRACK": "True",
+        # As deployed: sessions opened in one worker must be known to the other.
+        "RISKSTRAT_WORKERS": "2",
     }.items():
         patch.setenv(key, value)
     with socket.socket() as s:
