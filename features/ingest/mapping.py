@@ -183,35 +183,32 @@ def visit_events(
 
     er = of(*ER_LIKE)
     er_code = pd.Series("discharged", index=er.index).mask(er.index.isin(er_used), "admitted")
-    parts.append(_events(er, K.AE_ATTENDANCE, er_code))
     both = of("er_inpatient")
-    parts.append(_events(both, K.AE_ATTENDANCE, "admitted"))
-    parts.append(_events(both, K.EMERGENCY_ADMISSION, "emergency", both["end"], _stay_days(both)))
     inpatient = of("inpatient")
     emergency = inpatient[route.notna()]
     elective = inpatient[route.isna()]
-    parts.append(
-        _events(
-            emergency, K.EMERGENCY_ADMISSION, "emergency", emergency["end"], _stay_days(emergency)
-        )
-    )
-    parts.append(
-        _events(elective, K.ELECTIVE_ADMISSION, "elective", elective["end"], _stay_days(elective))
-    )
     outpatient = of("outpatient")
     by_gp = outpatient["gp_provider"].fillna(False).astype(bool)
-    parts.append(_events(outpatient[~by_gp], K.OUTPATIENT, "attended"))
-    parts.append(_events(outpatient[by_gp], K.GP_CONTACT, "face_to_face"))
-    parts.append(_events(of("gp"), K.GP_CONTACT, "face_to_face"))
-    parts.append(_events(of("virtual"), K.GP_CONTACT, "telephone"))
-    home, hospice = of("home"), of("hospice")
-    parts.append(_events(home, K.COMMUNITY_CONTACT, "home_health", home["end"]))
-    parts.append(_events(hospice, K.COMMUNITY_CONTACT, "hospice", hospice["end"]))
     snf = of("snf")
     short = (_stay_days(snf) <= SHORT_STAY_DAYS).fillna(False)
-    parts.append(_events(snf[short], K.SOCIAL_CARE_PACKAGE, "reablement", snf.loc[short, "end"]))
-    parts.append(_events(snf[~short], K.CARE_HOME_ADMISSION, "care_home"))
-    parts.append(_events(of("long_term_care"), K.CARE_HOME_ADMISSION, "care_home"))
+    for rows, kind, code in (
+        (er, K.AE_ATTENDANCE, er_code),
+        (both, K.AE_ATTENDANCE, "admitted"),
+        (both, K.EMERGENCY_ADMISSION, "emergency"),
+        (emergency, K.EMERGENCY_ADMISSION, "emergency"),
+        (elective, K.ELECTIVE_ADMISSION, "elective"),
+        (outpatient[~by_gp], K.OUTPATIENT, "attended"),
+        (outpatient[by_gp], K.GP_CONTACT, "face_to_face"),
+        (of("gp"), K.GP_CONTACT, "face_to_face"),
+        (of("virtual"), K.GP_CONTACT, "telephone"),
+        (of("home"), K.COMMUNITY_CONTACT, "home_health"),
+        (of("hospice"), K.COMMUNITY_CONTACT, "hospice"),
+        (snf[short], K.SOCIAL_CARE_PACKAGE, "reablement"),
+        (snf[~short], K.CARE_HOME_ADMISSION, "care_home"),
+        (of("long_term_care"), K.CARE_HOME_ADMISSION, "care_home"),
+    ):
+        stay = kind in (K.EMERGENCY_ADMISSION, K.ELECTIVE_ADMISSION)
+        parts.append(_events(rows, kind, code, rows["end"], _stay_days(rows) if stay else None))
 
     counts = settings.fillna("unknown").value_counts().sort_index()
     ledger.facts[f"{table}_by_setting"] = {str(k): int(v) for k, v in counts.items()}

@@ -138,7 +138,7 @@ def _people(extract: Extract, ledger: Ledger) -> tuple[pd.DataFrame, pd.DataFram
     if care_sites is not None:
         sites = care_sites.drop_duplicates("care_site_id").set_index("care_site_id")
         code = sites["care_site_source_value"].fillna(pd.Series(sites.index, index=sites.index))
-        practice = practice.map(code).fillna(practice)
+        practice = practice.map(code).astype("str").fillna(practice)
     practice = practice.fillna(UNASSIGNED).astype("str")
     patients = pd.DataFrame(
         {
@@ -173,9 +173,13 @@ def _practices(
             by_code["locality"] = pd.NA
         info = by_code.set_index("key")
         frame["practice_name"] = (
-            frame["practice_id"].map(info["care_site_name"]).fillna(frame["practice_name"])
+            frame["practice_id"]
+            .map(info["care_site_name"])
+            .astype("str")
+            .fillna(frame["practice_name"])
         )
-        frame["locality"] = frame["practice_id"].map(info["locality"]).fillna(frame["locality"])
+        locality = frame["practice_id"].map(info["locality"]).astype("str")
+        frame["locality"] = locality.fillna(frame["locality"])
     return frame
 
 

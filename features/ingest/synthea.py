@@ -159,7 +159,7 @@ def _practices(
     )
     latest = known.sort_values(["rank", "start"], ascending=[True, False], kind="stable")
     choice = latest.drop_duplicates("source_id").set_index("source_id")["organization"]
-    practice = ids.map(choice).fillna(UNASSIGNED).astype("str")
+    practice = ids.map(choice).astype("str").fillna(UNASSIGNED)
     frame = pd.DataFrame({"practice_id": practice.unique()}).astype("str")
     frame["practice_name"] = pd.Series(pd.NA, index=frame.index, dtype="str")
     frame["locality"] = pd.Series(pd.NA, index=frame.index, dtype="str")
