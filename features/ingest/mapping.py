@@ -36,7 +36,6 @@ from features.ingest import codes
 RISKSTRAT = "riskstrat"
 ISSUE_DAYS = 28
 SHORT_STAY_DAYS = 90
-EVENT_COLUMNS = ["source_id", "kind", "start", "end", "code_system", "code", "value", "cost"]
 IGNORED_COLUMNS = [
     "source_table",
     "source_row",

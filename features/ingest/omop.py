@@ -202,9 +202,9 @@ def _registration(
             code=None,
             description=None,
         )
-        known = ~first["person_id"].isin(death.index)
-        ledger.ignore("death", first[known], "unknown_person", "date", None, None, None)
-        first = first[~known]
+        orphan = ~first["person_id"].isin(death.index)
+        ledger.ignore("death", first[orphan], "unknown_person", "date", None, None, None)
+        first = first[~orphan]
         death.loc[first["person_id"].to_numpy()] = first["date"].to_numpy()
     periods = extract.read(OBSERVATION_PERIOD)
     span = pd.DataFrame(columns=["start", "end", "periods"])

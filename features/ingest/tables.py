@@ -13,12 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -260,11 +258,3 @@ def parse_dates(values: pd.Series, where: str, column: str) -> pd.Series:
 
 def parse_numbers(values: pd.Series) -> pd.Series:
     return pd.to_numeric(values, errors="coerce").astype("float64")
-
-
-def as_date(stamp: pd.Timestamp | None) -> date | None:
-    return None if stamp is None or pd.isna(stamp) else stamp.date()
-
-
-def empty_text(index: pd.Index) -> pd.Series:
-    return pd.Series(np.full(len(index), None, dtype=object), index=index, dtype="str")
