@@ -1,9 +1,8 @@
 """OMOP CDM: counts against the source files, v5.3/v5.4, Parquet and DuckDB, broken
-extracts, and the whole path (ingest, features, verdict, weekly list with the champion)."""
+extracts."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -11,13 +10,8 @@ import pandas as pd
 import pytest
 from ingest_support import OMOP, OMOP_SKIP, accepted_events, copy_extract, key_file, read, run
 
-from features.engine import build_features
 from features.ingest.pipeline import IngestResult
 from features.ingest.tables import IngestError
-from features.sources import Sources
-from models.registry import RegisteredBundle
-from models.store import load_champion
-from serving.weekly import weekly_lists
 
 
 @pytest.fixture(scope="module")
@@ -155,22 +149,3 @@ def test_broken_rows_are_counted_or_quarantined_with_reasons(
     assert report["people"]["without_observation_period"] == 1
     assert report["people"]["registered_from_first_activity"] == 1
     assert report["reconciles"]
-
-
-@pytest.mark.slow
-def test_whole_path_ingest_features_verdict_and_weekly_list(
-    tmp_path: Path, sample: IngestResult, champion: RegisteredBundle, tracking_uri: str
-) -> None:
-    assert not sample.verdict.can_train
-    assert "too few to train" in sample.verdict.text
-    assert "scoring with the existing champion only" in sample.verdict.text
-    patients = pd.read_parquet(sample.out / "patients.parquet")
-    last = pd.to_datetime(accepted_events(sample.out)["start"]).max().date()
-    as_of = last - timedelta(days=last.weekday())
-    features = build_features(Sources.from_dir(sample.out), [as_of])
-    registered = patients["registration_end"].isna() & patients["death_date"].isna()
-    assert len(features) == registered.sum() > 0
-    model = load_champion(tracking_uri)  # the fixture made one; later tests may promote others
-    weekly = weekly_lists(sample.out, as_of, model, tmp_path / "lists")
-    assert weekly.scored == len(features)
-    assert (weekly.folder / "manifest.json").exists()

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from ingest_support import OMOP, OMOP_SKIP, TEST_KEY, copy_extract, key_file, run
 
+from features.engine import feature_specs
 from features.ingest.quality import Thresholds, verdict
 from features.ingest.tables import IngestError
 from riskstrat.cli import main
@@ -113,3 +114,9 @@ def test_command_writes_json_and_markdown_reports(
         main(["ingest", "--source", "omop", "--path", str(data), "--out", str(out)])
     assert stopped.value.code == 2
     assert "no pseudonymisation key" in capsys.readouterr().out
+
+
+def test_a_value_missing_in_the_source_reads_as_not_recorded() -> None:
+    specs = {s.name: s for s in feature_specs()}
+    assert specs["deprivation_decile"].sentence(float("nan")) == "deprivation decile not recorded"
+    assert specs["sex"].sentence(float("nan")) == "sex not recorded"
