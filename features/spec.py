@@ -37,6 +37,8 @@ class FeatureSpec:
 
     def sentence(self, value: float) -> str:
         """The plain-English reason for this column at ``value``."""
+        if math.isnan(value):  # unknown in the source (deprivation in most real extracts)
+            return f"{self.name.replace('_', ' ')} not recorded"
         if self.categorical:
             code = int(value)
             label = self.vocabulary[code] if 0 <= code < len(self.vocabulary) else "unknown"

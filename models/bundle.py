@@ -98,8 +98,19 @@ class ModelBundle:
             raise FeatureMismatchError(f"feature columns must be numeric: {', '.join(bad)}")
         return frame.astype("float64")
 
+    def values(self, features: pd.DataFrame) -> np.ndarray:
+        """The model's columns in order as a float64 array: ``matrix`` without pandas' cost
+        (a person on the phone waits for it); the same errors."""
+        try:
+            frame = features[self.feature_names]
+        except KeyError:
+            frame = None
+        if frame is None or {dtype.kind for dtype in frame.dtypes} - set("biuf"):
+            return self.matrix(features).to_numpy()  # raises, naming the columns
+        return frame.to_numpy(dtype="float64")
+
     def raw_score(self, features: pd.DataFrame, threads: int = 0) -> np.ndarray:
-        return self.booster.predict(self.matrix(features), raw_score=True, num_threads=threads)
+        return self.booster.predict(self.values(features), raw_score=True, num_threads=threads)
 
     def predict(self, features: pd.DataFrame, threads: int = 0) -> np.ndarray:
         """Calibrated probability of the outcome, one per row."""
@@ -107,7 +118,7 @@ class ModelBundle:
 
     def contributions(self, features: pd.DataFrame, threads: int = 0) -> pd.DataFrame:
         """Per-feature shares of the calibrated log-odds; column ``_base`` holds the rest."""
-        raw = self.booster.predict(self.matrix(features), pred_contrib=True, num_threads=threads)
+        raw = self.booster.predict(self.values(features), pred_contrib=True, num_threads=threads)
         shares = raw * self.calibration.slope
         shares[:, -1] += self.calibration.intercept
         return pd.DataFrame(shares, index=features.index, columns=[*self.feature_names, "_base"])
@@ -127,7 +138,9 @@ class ModelBundle:
         self, features: pd.DataFrame, top_k: int = 3, threads: int = 0, *, signed: bool = False
     ) -> tuple[np.ndarray, list[list[Reason]]]:
         """Calibrated risk and reasons from one TreeSHAP pass (contributions sum to the score)."""
-        values = self.matrix(features).to_numpy()
+        values = self.values(features)
+        if len(values) == 0:  # LightGBM refuses an empty matrix
+            return np.empty(0), []
         raw = self.booster.predict(values, pred_contrib=True, num_threads=threads)
         risk = self.calibration.apply(raw.sum(axis=1))
         return risk, self._reasons(values, raw[:, :-1] * self.calibration.slope, top_k, signed)

@@ -78,6 +78,48 @@ def cmd_validate(args: argparse.Namespace) -> None:
     say(f"validated tables, quarantine and report in {args.out}")
 
 
+def cmd_ingest(args: argparse.Namespace) -> None:
+    """Map an OMOP, Synthea or contract extract into validated, pseudonymised contract tables."""
+    from features.ingest.pipeline import ingest
+
+    result = ingest(
+        args.source,
+        args.path,
+        args.out,
+        key_file=args.key_file,
+        practices=args.practices,
+        extract_date=args.extract_date,
+    )
+    report = result.report
+    for table, counts in report["source_tables"].items():
+        say(
+            f"{table}: {counts['rows_in']:,} rows = {counts['rows_mapped']:,} mapped + "
+            f"{counts['rows_ignored']:,} ignored {counts['ignored_by_reason'] or ''}"
+        )
+    say(f"events by kind: {report['events_by_kind']}")
+    say(f"verdict: {result.verdict.text}")
+    say(f"contract tables, quarantine, unmapped rows and quality_report.md in {args.out}")
+    if not result.verdict.can_train:
+        say(f"next: riskstrat weekly --data {args.out} --as-of DATE --out LISTS (champion)")
+
+
+def _ingest_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ingest", help="map an OMOP, Synthea or contract extract; quality report")
+    p.add_argument("--source", required=True, choices=["omop", "synthea", "contract"])
+    p.add_argument(
+        "--path", required=True, help="folder of CSV/Parquet files, or duckdb:///file.duckdb"
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder for the contract tables")
+    p.add_argument(
+        "--key-file",
+        type=Path,
+        help="pseudonymisation key file outside the data (else RISKSTRAT_PSEUDONYM_KEY)",
+    )
+    p.add_argument("--practices", type=Path, help="CSV: practice_id, gp_cluster, locality")
+    p.add_argument("--extract-date", type=_date, help="dates after this are in the future")
+    p.set_defaults(func=cmd_ingest)
+
+
 def cmd_features(args: argparse.Namespace) -> None:
     import json
 
@@ -464,6 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="dates after this are in the future (default: today)",
     )
     p.set_defaults(func=cmd_validate)
+
+    _ingest_parser(sub)
 
     p = sub.add_parser("features", help="compute features as of one or more dates")
     p.add_argument("--data", type=Path, required=True, help="folder of validated contract tables")

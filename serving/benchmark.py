@@ -74,6 +74,17 @@ async def _single_person_load(
     return latencies, errors, time.perf_counter() - began
 
 
+def _phase(name: str, latencies: list[float], errors: int, elapsed: float) -> dict:
+    """One load phase's figures, keyed ``<name>_...``."""
+    return {
+        f"{name}_requests": len(latencies),
+        f"{name}_errors": errors,
+        f"{name}_p50_ms": round(1000 * _percentile(latencies, 50), 1),
+        f"{name}_p99_ms": round(1000 * _percentile(latencies, 99), 1),
+        f"{name}_requests_per_second": round(len(latencies) / elapsed, 1),
+    }
+
+
 def _records(features: pd.DataFrame) -> list[dict]:
     return [{"id": str(i), "features": row.to_dict()} for i, row in features.iterrows()]
 
@@ -153,17 +164,9 @@ def run(
     bare_batch = _bare(bundle, frame.head(1000), 10)
     return {
         "clients": clients,
-        "single_requests": len(latencies),
-        "single_errors": errors,
-        "single_p50_ms": round(1000 * _percentile(latencies, 50), 1),
-        "single_p99_ms": round(1000 * _percentile(latencies, 99), 1),
-        "requests_per_second": round(len(latencies) / elapsed, 1),
+        **_phase("single", latencies, errors, elapsed),
         "paced_pause_seconds": pause,
-        "paced_requests": len(paced),
-        "paced_errors": paced_errors,
-        "paced_p50_ms": round(1000 * _percentile(paced, 50), 1),
-        "paced_p99_ms": round(1000 * _percentile(paced, 99), 1),
-        "paced_requests_per_second": round(len(paced) / paced_elapsed, 1),
+        **_phase("paced", paced, paced_errors, paced_elapsed),
         "batch_1000_median_ms": round(1000 * statistics.median(batch_times), 1),
         "batch_1000_errors": int(batch_errors),
         "bare_single_ms": round(1000 * bare_single, 2),

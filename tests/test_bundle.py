@@ -87,6 +87,18 @@ def test_save_and_load_round_trip_without_pickle(bundle: ModelBundle, tmp_path: 
     assert loaded.metadata == {"outcome": "test"}
 
 
+def test_one_pass_risk_equals_predict(bundle: ModelBundle) -> None:
+    risk, reasons = bundle.predict_and_explain(_rows(), 3)
+    np.testing.assert_allclose(risk, bundle.predict(_rows()), rtol=1e-12)
+    assert [r[:3] for r in reasons] == bundle.explain(_rows(), 3)
+
+
+def test_a_text_column_is_refused_by_name(bundle: ModelBundle) -> None:
+    rows = _rows().astype({"age": "str"})
+    with pytest.raises(FeatureMismatchError, match="must be numeric: age"):
+        bundle.predict_and_explain(rows)
+
+
 def test_contributions_sum_to_the_calibrated_log_odds(bundle: ModelBundle) -> None:
     risk = bundle.predict(_rows())
     total = bundle.contributions(_rows()).sum(axis=1).to_numpy()
@@ -114,3 +126,8 @@ def test_categorical_sentence_uses_the_vocabulary() -> None:
     assert SPECS[3].sentence(1) == "sex M"
     assert SPECS[3].sentence(-1) == "sex unknown"
     assert SPECS[0].sentence(0) == "no admissions"
+
+
+def test_nobody_to_explain_gives_nothing(bundle: ModelBundle) -> None:
+    risk, reasons = bundle.predict_and_explain(_rows().head(0))
+    assert len(risk) == 0 and reasons == []

@@ -12,10 +12,17 @@ from features.labels import Outcome
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LightGBMParams:
-    """LightGBM settings; deterministic, no class reweighting (it ruins probabilities)."""
+    """LightGBM settings; deterministic, no class reweighting (it ruins probabilities).
 
-    learning_rate: float = 0.05
-    num_leaves: int = 31
+    Shallow trees (depth 4, 15 leaves): every score is explained with TreeSHAP, whose cost
+    grows with depth; on the synthetic borough they discriminate as well as unlimited
+    31-leaf trees (AUROC 0.8374 against 0.8371 on the full borough) and explain 1,000 people
+    about nine times faster (see the README's figures).
+    """
+
+    learning_rate: float = 0.1
+    num_leaves: int = 15
+    max_depth: int = 4
     min_child_samples: int = 100
     feature_fraction: float = 0.8
     lambda_l2: float = 1.0
@@ -29,6 +36,7 @@ class LightGBMParams:
             "metric": "binary_logloss",
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
+            "max_depth": self.max_depth,
             "min_child_samples": self.min_child_samples,
             "feature_fraction": self.feature_fraction,
             "lambda_l2": self.lambda_l2,

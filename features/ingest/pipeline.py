@@ -1,0 +1,139 @@
+"""Ingest one extract: read, map, pseudonymise, write the contract, validate, report.
+
+``OUT`` then holds the validated contract tables (ready for ``riskstrat features`` and
+``riskstrat weekly``), ``quarantine/`` and ``validation_report.json`` from validation,
+``unmapped/<source table>.parquet`` (source rows not mapped, with their reason, under
+pseudonyms) and ``quality_report.json`` / ``.md``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.contract import EVENTS, PATIENTS, PRACTICES, Table
+from features.ingest import quality
+from features.ingest.contract_source import map_contract
+from features.ingest.mapping import Mapped
+from features.ingest.omop import map_omop
+from features.ingest.pseudonym import Pseudonymiser, load_key
+from features.ingest.synthea import map_synthea
+from features.ingest.tables import Extract, IngestError
+from features.validation import validate_dir
+
+SOURCES: dict[str, Callable[[Extract, pd.DataFrame | None], Mapped]] = {
+    "omop": map_omop,
+    "synthea": map_synthea,
+    "contract": map_contract,
+}
+UNMAPPED_DIR = "unmapped"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    out: Path
+    report: dict[str, object]
+    verdict: quality.Verdict
+
+
+def read_practices_file(path: Path) -> pd.DataFrame:
+    """``practice_id, gp_cluster, locality[, practice_name]`` (any letter case)."""
+    if not path.is_file():
+        raise IngestError(f"{path}: practices file not found")
+    frame = pd.read_csv(path, dtype="str")
+    frame.columns = [c.strip().lower() for c in frame.columns]
+    for column in ("practice_id", "gp_cluster", "locality"):
+        if column not in frame:
+            raise IngestError(
+                f"{path}: missing column '{column}' (practice -> cluster -> locality)"
+            )
+    return frame
+
+
+def _data_folder(location: str) -> Path:
+    text = location.removeprefix("duckdb://").split("?")[0]
+    path = Path(text)
+    return path if path.is_dir() else path.parent
+
+
+def _arrow(frame: pd.DataFrame, table: Table) -> pa.Table:
+    """The frame in the contract's column types, every column nullable (validation checks)."""
+    arrays = []
+    for column in table.columns:
+        values = frame[column.name]
+        if pa.types.is_date(column.type):
+            array = pa.array(values.to_numpy(dtype="datetime64[s]")).cast(pa.date32())
+        elif pa.types.is_string(column.type):
+            array = pa.array(values.astype(object).where(values.notna(), None), pa.string())
+        else:
+            array = pa.array(
+                values.astype("Float64").to_numpy(dtype="float64", na_value=float("nan")),
+                from_pandas=True,
+            ).cast(column.type)
+        arrays.append(array)
+    schema = pa.schema([pa.field(c.name, c.type, nullable=True) for c in table.columns])
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _pseudonymise(
+    mapped: Mapped, key: Pseudonymiser
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    patients = mapped.patients.assign(patient_id=key.series(mapped.patients["source_id"]))
+    events = mapped.events.assign(patient_id=key.series(mapped.events["source_id"]))
+    ignored = mapped.ledger.ignored_frame()
+    ignored = ignored.assign(patient_id=key.series(ignored["source_id"].astype("str")))
+    return (
+        patients.drop(columns="source_id"),
+        events.drop(columns="source_id"),
+        ignored.drop(columns="source_id"),
+    )
+
+
+def ingest(
+    source: str,
+    location: str | Path,
+    out: Path,
+    *,
+    key_file: Path | None = None,
+    practices: Path | None = None,
+    extract_date: date | None = None,
+    thresholds: quality.Thresholds | None = None,
+) -> IngestResult:
+    """Ingest the extract at ``location`` into ``out`` (see the module docstring)."""
+    if source not in SOURCES:
+        raise IngestError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    text = str(location)
+    key = load_key(key_file, protected=(_data_folder(text), out))
+    practices_file = read_practices_file(practices) if practices else None
+    mapped = SOURCES[source](Extract.open(text), practices_file)
+    patients, events, ignored = _pseudonymise(mapped, key)
+    on = extract_date or date.today()
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".mapped-") as staging:
+        for table, frame in ((PRACTICES, mapped.practices), (PATIENTS, patients), (EVENTS, events)):
+            pq.write_table(_arrow(frame, table), Path(staging) / table.file_name)
+        validation = validate_dir(Path(staging), out, on)
+    shutil.rmtree(out / UNMAPPED_DIR, ignore_errors=True)
+    (out / UNMAPPED_DIR).mkdir()
+    for table, rows in ignored.groupby("source_table", sort=True):
+        rows.drop(columns="source_table").to_parquet(
+            out / UNMAPPED_DIR / f"{table}.parquet", index=False
+        )
+    about = {
+        "path": text,
+        "extract_date": on.isoformat(),
+        "key_fingerprint": key.fingerprint,
+    }
+    report, verdict = quality.build(
+        mapped, validation, out, about, thresholds or quality.Thresholds()
+    )
+    quality.write(report, out)
+    return IngestResult(out, report, verdict)

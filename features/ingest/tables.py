@@ -1,0 +1,260 @@
+"""Find and read the tables of one extract, whatever their spelling and storage.
+
+An extract is a folder of CSV or Parquet files (one file per table, any letter case, extra
+files ignored) or a DuckDB database file (``duckdb:///path.duckdb``, ``...?schema=cdm``).
+Every table is read through an embedded DuckDB as text, with lower-case column names, so
+adapters see one shape: ``read(spec)`` returns the spec's columns (optional ones empty when
+absent, older spellings renamed to the canonical name) or raises ``IngestError`` naming the
+file and the column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import duckdb
+import pandas as pd
+
+SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+class IngestError(ValueError):
+    """The extract cannot be ingested as it is; the message names the file and the column."""
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """A source table: its name, required and optional columns, older column spellings."""
+
+    name: str
+    required: bool
+    columns: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _suffix(path: Path) -> str | None:
+    name = path.name.lower()
+    return next((s for s in sorted(SUFFIXES, key=len, reverse=True) if name.endswith(s)), None)
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class Extract:
+    """The tables of one extract, by lower-case name, behind one DuckDB connection."""
+
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        relations: dict[str, str],
+        where: dict[str, str],
+    ) -> None:
+        self._connection = connection
+        self._relations = relations  # table name -> SQL relation
+        self._where = where  # table name -> file or database table, for messages
+
+    @classmethod
+    def open(cls, location: str | Path) -> Extract:
+        """A folder of CSV/Parquet files, or a DuckDB database (file path or duckdb:/// URI)."""
+        text = str(location)
+        if text.startswith("duckdb:") or text.lower().endswith((".duckdb", ".ddb", ".db")):
+            return cls._database(text)
+        folder = Path(text)
+        if "://" in text:
+            raise IngestError(
+                f"{text}: only folders of CSV/Parquet files and DuckDB files (duckdb:///path) "
+                "can be read; export other databases to Parquet first"
+            )
+        if not folder.is_dir():
+            raise IngestError(f"{folder}: not a folder of CSV or Parquet files")
+        connection = duckdb.connect()
+        relations: dict[str, str] = {}
+        where: dict[str, str] = {}
+        for path in sorted(folder.iterdir()):
+            suffix = _suffix(path)
+            if suffix is None or not path.is_file():
+                continue
+            name = path.name[: -len(suffix)].strip().lower()
+            if name in where:
+                raise IngestError(
+                    f"{folder}: table '{name}' is given twice ({where[name]} and {path}); keep one"
+                )
+            literal = "'" + str(path).replace("'", "''") + "'"
+            relations[name] = (
+                f"read_csv({literal}, all_varchar = true, header = true)"
+                if SUFFIXES[suffix] == "csv"
+                else f"read_parquet({literal})"
+            )
+            where[name] = str(path)
+        if not relations:
+            raise IngestError(f"{folder}: no CSV or Parquet files found")
+        return cls(connection, relations, where)
+
+    @classmethod
+    def _database(cls, uri: str) -> Extract:
+        parsed = urlparse(uri) if uri.startswith("duckdb:") else None
+        path = (parsed.netloc + parsed.path) if parsed else uri
+        if parsed and path.startswith("/") and uri.startswith("duckdb:///"):
+            path = parsed.path
+        schema = (parse_qs(parsed.query).get("schema") or [None])[0] if parsed else None
+        if not Path(path).is_file():
+            raise IngestError(f"{uri}: DuckDB database file {path} not found")
+        connection = duckdb.connect()
+        literal = "'" + path.replace("'", "''") + "'"
+        connection.execute(f"ATTACH {literal} AS src (READ_ONLY)")
+        rows = connection.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'src' "
+            "UNION ALL SELECT schema_name, view_name FROM duckdb_views() "
+            "WHERE database_name = 'src'"
+        ).fetchall()
+        relations: dict[str, str] = {}
+        where: dict[str, str] = {}
+        for table_schema, table in sorted(rows):
+            if schema is not None and table_schema.lower() != schema.lower():
+                continue
+            name = table.lower()
+            if name in where:
+                raise IngestError(
+                    f"{uri}: table '{name}' is in more than one schema; add ?schema=NAME"
+                )
+            relations[name] = f"src.{_quote(table_schema)}.{_quote(table)}"
+            where[name] = f"{path}: table {table_schema}.{table}"
+        if not relations:
+            raise IngestError(
+                f"{uri}: no tables found" + (f" in schema {schema}" if schema else "")
+            )
+        return cls(connection, relations, where)
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(sorted(self._relations))
+
+    def has(self, name: str) -> bool:
+        return name in self._relations
+
+    def where(self, name: str) -> str:
+        return self._where.get(name, name)
+
+    def columns(self, name: str) -> tuple[str, ...]:
+        """The table's column names, lower-case."""
+        return tuple(self._columns(name)) if self.has(name) else ()
+
+    def _columns(self, name: str) -> dict[str, str]:
+        """Lower-case, trimmed column name -> the name as spelt in the source."""
+        try:
+            described = self._connection.sql(
+                f"DESCRIBE SELECT * FROM {self._relations[name]}"
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise IngestError(f"{self.where(name)}: cannot be read ({exc})") from exc
+        found: dict[str, str] = {}
+        for row in described:
+            key = str(row[0]).strip().strip("\ufeff").strip().lower()
+            found.setdefault(key, str(row[0]))
+        return found
+
+    def read(self, spec: Spec) -> pd.DataFrame | None:
+        """The spec's columns as text (index = source row), or None for an absent optional table."""
+        if not self.has(spec.name):
+            if spec.required:
+                raise IngestError(
+                    f"required table '{spec.name}' not found; tables present: "
+                    f"{', '.join(self.tables)}"
+                )
+            return None
+        found = self._columns(spec.name)
+        selected: list[str] = []
+        for column in (*spec.columns, *spec.optional):
+            spelling = next(
+                (found[c] for c in (column, *spec.aliases.get(column, ())) if c in found), None
+            )
+            if spelling is None:
+                if column in spec.columns:
+                    raise IngestError(
+                        f"{self.where(spec.name)}: missing column '{column}' (table "
+                        f"{spec.name}); columns present: {', '.join(sorted(found))}"
+                    )
+                selected.append(f"CAST(NULL AS VARCHAR) AS {_quote(column)}")
+            else:
+                selected.append(f"CAST({_quote(spelling)} AS VARCHAR) AS {_quote(column)}")
+        sql = f"SELECT {', '.join(selected)} FROM {self._relations[spec.name]}"
+        try:
+            frame = self._connection.sql(sql).df()
+        except duckdb.Error as exc:
+            raise IngestError(f"{self.where(spec.name)}: cannot be read ({exc})") from exc
+        return _tidy(frame)
+
+    def concepts(self, ids: Iterable[str]) -> pd.DataFrame:
+        """CONCEPT rows (id, vocabulary, code, name) for the given ids; empty if no CONCEPT."""
+        wanted = sorted({i for i in ids if isinstance(i, str) and i and i != "0"})
+        columns = ["concept_id", "vocabulary_id", "concept_code", "concept_name"]
+        if not self.has("concept") or not wanted:
+            return pd.DataFrame(columns=columns, dtype="str")
+        spec = Spec("concept", False, tuple(columns))
+        found = self._columns("concept")
+        missing = [c for c in columns if c not in found]
+        if missing:
+            raise IngestError(f"{self.where('concept')}: missing column '{missing[0]}'")
+        self._connection.register("_wanted", pd.DataFrame({"id": wanted}))
+        try:
+            selected = ", ".join(
+                f"CAST(c.{_quote(found[c])} AS VARCHAR) AS {c}" for c in spec.columns
+            )
+            frame = self._connection.sql(
+                f"SELECT {selected} FROM {self._relations['concept']} AS c "
+                f"WHERE CAST(c.{_quote(found['concept_id'])} AS VARCHAR) IN "
+                "(SELECT id FROM _wanted)"
+            ).df()
+        finally:
+            self._connection.unregister("_wanted")
+        return _tidy(frame).drop_duplicates("concept_id")
+
+
+_INTEGRAL_FLOAT = re.compile(r"^(-?\d+)\.0+$")
+
+
+def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns with empty strings as missing and ``8507.0`` (a float id) as ``8507``."""
+    out = {}
+    for column in frame.columns:
+        values = frame[column].astype("str").str.strip()
+        values = values.mask(values == "")
+        out[column] = values.str.replace(_INTEGRAL_FLOAT, r"\1", regex=True)
+    return pd.DataFrame(out, index=pd.RangeIndex(len(frame), name="source_row"))
+
+
+_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
+_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+
+
+def parse_dates(values: pd.Series, where: str, column: str) -> pd.Series:
+    """ISO dates or date-times (``2020-01-31``, ``2020-01-31T10:00:00Z``) or ``20200131``.
+
+    Returns ``datetime64[s]`` at midnight (NaT where empty or invalid). Raises when no
+    non-empty value parses: that is a format problem, not a few bad rows.
+    """
+    text = values.astype("str")
+    iso = text.str.extract(_ISO)
+    compact = text.str.extract(_COMPACT)
+    parts = iso.fillna(compact)
+    stamp = pd.to_datetime(
+        parts[0] + "-" + parts[1] + "-" + parts[2], format="%Y-%m-%d", errors="coerce"
+    ).astype("datetime64[s]")
+    present = values.notna()
+    if present.any() and stamp[present].isna().all():
+        example = values[present].iloc[0]
+        raise IngestError(
+            f"{where}: column '{column}' holds no dates in a known format (YYYY-MM-DD, "
+            f"YYYYMMDD, ISO date-time); first value {example!r}"
+        )
+    return stamp
+
+
+def parse_numbers(values: pd.Series) -> pd.Series:
+    return pd.to_numeric(values, errors="coerce").astype("float64")

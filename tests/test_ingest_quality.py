@@ -1,0 +1,122 @@
+"""The quality report and verdict, contract-shaped input, the practices file, the command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from ingest_support import OMOP, OMOP_SKIP, TEST_KEY, copy_extract, key_file, run
+
+from features.engine import feature_specs
+from features.ingest.quality import Thresholds, verdict
+from features.ingest.tables import IngestError
+from riskstrat.cli import main
+
+
+def test_verdict_says_what_the_data_can_do() -> None:
+    t = Thresholds(min_admissions_to_train=100, min_admissions_to_evaluate=30)
+    few = verdict(12, 111, t)
+    assert (few.can_train, few.can_evaluate) == (False, False)
+    assert few.text.startswith("12 emergency admissions: too few to train")
+    assert few.text.endswith("scoring with the existing champion only")
+    some = verdict(40, 5000, t)
+    assert (some.can_train, some.can_evaluate) == (False, True)
+    assert verdict(100, 5000, t).can_train
+    with pytest.raises(ValueError, match="min_admissions"):
+        Thresholds(min_admissions_to_train=10, min_admissions_to_evaluate=20)
+
+
+def _contract_tables(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    pd.DataFrame(
+        {"PRACTICE_ID": ["A1", "B2"], "practice_name": ["A", "B"], "gp_cluster": ["x", "y"]}
+        | {"locality": ["North", "South"]}
+    ).to_csv(folder / "Practices.csv", index=False)
+    pd.DataFrame(
+        {
+            "patient_id": ["9434765919", "4010232137", "4010232137"],
+            "birth_month": ["1940-03-01", "1950-07-01", "1950-07-01"],
+            "sex": ["F", "M", "M"],
+            "practice_id": ["A1", "B2", "B2"],
+            "deprivation_decile": ["3", "", ""],
+            "ethnicity_group": ["White", "Unknown", "Unknown"],
+            "registration_start": ["2000-01-01", "2001-01-01", "2001-01-01"],
+            "registration_end": ["", "", ""],
+            "death_date": ["", "", ""],
+        }
+    ).to_csv(folder / "PATIENTS.csv", index=False)
+    pd.DataFrame(
+        {
+            "patient_id": ["9434765919", "9434765919", "4010232137"],
+            "kind": ["emergency_admission", "gp_contact", "teleport"],
+            "start": ["2020-01-05", "2020-02-01", "2020-03-01"],
+            "end": ["2020-01-09", "", ""],
+            "code_system": ["riskstrat"] * 3,
+            "code": ["emergency", "face_to_face", "x"],
+            "value": ["4", "", ""],
+            "cost": ["", "", ""],
+        }
+    ).to_csv(folder / "events.csv", index=False)
+    return folder
+
+
+def test_contract_source_is_pseudonymised_validated_and_clustered(tmp_path: Path) -> None:
+    data = _contract_tables(tmp_path / "data")
+    practices = tmp_path / "practices.csv"
+    practices.write_text("practice_id,gp_cluster,locality\nA1,Pilot,Central\n")
+    out = tmp_path / "out"
+    result = run("contract", data, out, key_file(tmp_path / "keys"), practices=practices)
+
+    patients = pd.read_parquet(out / "patients.parquet")
+    assert "9434765919" not in set(patients["patient_id"])
+    assert patients["patient_id"].str.startswith("p").all()
+    report = result.report
+    assert report["contract_tables"]["patients"]["by_reason"] == {"duplicate_key": 1}
+    assert report["contract_tables"]["events"]["by_reason"] == {"unknown_kind": 1}
+    assert report["practices_from_file"] == 1
+    table = pd.read_parquet(out / "practices.parquet").set_index("practice_id")
+    assert table.loc["A1", ["gp_cluster", "locality"]].tolist() == ["Pilot", "Central"]
+    assert table.loc["B2", ["gp_cluster", "locality"]].tolist() == ["y", "South"]
+    assert report["verdict"]["emergency_admissions"] == 1
+    assert report["reconciles"]
+
+
+def test_practices_file_needs_its_columns(tmp_path: Path) -> None:
+    data = _contract_tables(tmp_path / "data")
+    practices = tmp_path / "practices.csv"
+    practices.write_text("practice_id,locality\nA1,Central\n")
+    with pytest.raises(IngestError, match="missing column 'gp_cluster'"):
+        run("contract", data, tmp_path / "out", key_file(tmp_path / "k"), practices=practices)
+
+
+def test_command_writes_json_and_markdown_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RISKSTRAT_PSEUDONYM_KEY", TEST_KEY)
+    data = copy_extract(OMOP, tmp_path / "omop", OMOP_SKIP)
+    out = tmp_path / "out"
+    main(["ingest", "--source", "omop", "--path", str(data), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "verdict: 4 emergency admissions: too few to train" in printed
+    report = json.loads((out / "quality_report.json").read_text())
+    assert report["reconciles"]
+    for table, counts in report["source_tables"].items():
+        assert counts["rows_in"] == counts["rows_mapped"] + counts["rows_ignored"], table
+    assert report["outcomes_per_year"]["2009"]["emergency_admissions"] == 2
+    assert report["unmapped_codes"]["condition_occurrence"][0]["description"] == "Stress"
+    markdown = (out / "quality_report.md").read_text()
+    assert "**Verdict.** 4 emergency admissions" in markdown
+    assert "| visit_occurrence | 1791 | 1791 | 0 |" in markdown
+    monkeypatch.delenv("RISKSTRAT_PSEUDONYM_KEY")
+    with pytest.raises(SystemExit) as stopped:
+        main(["ingest", "--source", "omop", "--path", str(data), "--out", str(out)])
+    assert stopped.value.code == 2
+    assert "no pseudonymisation key" in capsys.readouterr().out
+
+
+def test_a_value_missing_in_the_source_reads_as_not_recorded() -> None:
+    specs = {s.name: s for s in feature_specs()}
+    assert specs["deprivation_decile"].sentence(float("nan")) == "deprivation decile not recorded"
+    assert specs["sex"].sentence(float("nan")) == "sex not recorded"
