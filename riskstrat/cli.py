@@ -352,6 +352,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
         "RISKSTRAT_AUDIT_LOG": str((args.workdir / "audit.jsonl").resolve()),
         "BENTOML_DO_NOT_TRACK": "True",
     }
+    # The web pages and list endpoints read what `riskstrat demo` or `weekly` wrote there.
+    env.setdefault("RISKSTRAT_WEEKLY_DIR", str((args.workdir / "lists").resolve()))
+    env.setdefault("RISKSTRAT_DATA_DIR", str((args.workdir / "validated").resolve()))
     command = [
         sys.executable,
         "-m",
