@@ -7,6 +7,7 @@ importing it from MLflow first if a promotion predates the store.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,16 +16,23 @@ from models.registry import CHAMPION, MODEL_NAME, RegisteredBundle, load_registe
 
 if TYPE_CHECKING:
     from bentoml import Model
+    from mlflow import MlflowClient
 
 VERSION_LABEL = "mlflow_version"
 
 
 def champion_version(tracking_uri: str, name: str = MODEL_NAME) -> str:
     """The registry version the ``champion`` alias points to now."""
+    return str(_client(tracking_uri).get_model_version_by_alias(name, CHAMPION).version)
+
+
+@cache
+def _client(tracking_uri: str) -> MlflowClient:
+    """One client per URI: making one opens and checks the store, which costs far more than
+    the query (a serving worker polls the alias while it answers requests)."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    return str(client.get_model_version_by_alias(name, CHAMPION).version)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def _entry(name: str, version: str) -> Model | None:
