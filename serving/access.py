@@ -393,17 +393,7 @@ async def _send_page(
     from serving.web.render import render
 
     body = render("message.html", title=title, message=message, principal=principal).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await _send(send, status, b"text/html; charset=utf-8", body)
 
 
 async def _read_body(receive) -> bytes:
@@ -430,15 +420,11 @@ def _replay(body: bytes, receive):
 
 
 async def _send_json(send, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    await _send(send, status, b"application/json", json.dumps({"error": message}).encode())
+
+
+async def _send(send, status: int, content_type: bytes, body: bytes) -> None:
+    """A whole response from the middleware itself (a refusal, a sign-in page)."""
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
