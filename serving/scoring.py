@@ -6,7 +6,6 @@ Shared by the weekly lists and the HTTP service so both say the same thing about
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from models.bundle import ModelBundle
 
@@ -25,15 +24,3 @@ def tier_by_threshold(bundle: ModelBundle, risk: np.ndarray) -> np.ndarray:
     return np.where(
         risk >= cut["very_high"], VERY_HIGH, np.where(risk >= cut["high"], HIGH, NOT_LISTED)
     )
-
-
-def score_frame(bundle: ModelBundle, features: pd.DataFrame, top_k: int = 3) -> pd.DataFrame:
-    """Risk, percentile and the top reasons as sentences, indexed like ``features``."""
-    risk = bundle.predict(features)
-    reasons = bundle.explain(features, top_k)
-    frame = pd.DataFrame(
-        {"risk": risk, "percentile": percentile_in_population(bundle, risk)}, index=features.index
-    )
-    for k in range(top_k):
-        frame[f"reason_{k + 1}"] = [r[k].sentence if len(r) > k else "" for r in reasons]
-    return frame
