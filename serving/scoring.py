@@ -1,4 +1,4 @@
-"""Score feature rows with a bundle: risk, percentile, tier and plain-English reasons.
+"""Where a risk stands: its percentile in the model's test population and its tier.
 
 Shared by the weekly lists and the HTTP service so both say the same thing about a person.
 """
