@@ -171,11 +171,11 @@ def _page(week: Week, chosen: pd.DataFrame, limit: int, offset: int) -> ListResp
     if record is not None:
         record.update(
             patient_ids=[str(i) for i in shown["patient_id"]],
-            model_version=week.manifest["model"]["version"],
+            model_version=week.model_version,
         )
     return ListResponse(
         week=week.as_of,
-        model_version=week.manifest["model"]["version"],
+        model_version=week.model_version,
         total=len(chosen),
         rows=_rows(shown),
     )

@@ -2,7 +2,7 @@
 
 Weeks are found and read by ``serving.weekly.store`` (the same reader as the API): a week
 folder is ``<RISKSTRAT_WEEKLY_DIR>/<YYYY-MM-DD>/`` with a manifest; staging folders are
-ignored. The pages add the explained people's reasons (``reasons.parquet``).
+ignored.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +17,8 @@ import pandas as pd
 from features.sources import Sources
 from features.timeline import patient_timeline
 from serving.access import Principal
-from serving.weekly.run import MANIFEST_FILE, REASONS_FILE, week_folders
-from serving.weekly.store import WEEKLY_DIR_ENV, load_week
+from serving.weekly.run import week_folders
+from serving.weekly.store import WEEKLY_DIR_ENV, Week, load_week
 
 DATA_DIR_ENV = "RISKSTRAT_DATA_DIR"
 TIMELINE_MONTHS = 24
@@ -27,33 +26,6 @@ TIMELINE_MONTHS = 24
 
 class NoWeeklyDataError(LookupError):
     """No weekly run to show (the folder is not set, missing or empty)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Week:
-    """One weekly run: its manifest, everyone scored, and the explained people's reasons."""
-
-    as_of: date
-    manifest: dict
-    people: pd.DataFrame
-    reasons: pd.DataFrame
-
-    @property
-    def model_version(self) -> str | None:
-        model = self.manifest.get("model")
-        return str(model.get("version")) if isinstance(model, dict) else None
-
-    @property
-    def drift_verdict(self) -> str | None:
-        drift = self.manifest.get("drift")
-        verdict = drift.get("verdict") if isinstance(drift, dict) else None
-        return str(verdict) if verdict else None
-
-
-@lru_cache(maxsize=4)
-def _reasons(folder: Path, stamp: int) -> pd.DataFrame:
-    """Cached per folder and manifest time, like the people (a re-run is read afresh)."""
-    return pd.read_parquet(folder / REASONS_FILE)
 
 
 class WeeklyStore:
@@ -71,12 +43,9 @@ class WeeklyStore:
         if not self.dates():
             raise NoWeeklyDataError("no weekly run yet")
         try:
-            stored = load_week(self.root, as_of)
+            return load_week(self.root, as_of)
         except FileNotFoundError as exc:
             raise LookupError(f"no weekly run for {as_of}") from exc
-        folder = self.root / stored.as_of.isoformat()
-        reasons = _reasons(folder, (folder / MANIFEST_FILE).stat().st_mtime_ns)
-        return Week(stored.as_of, stored.manifest, stored.people, reasons)
 
 
 def weekly_store() -> WeeklyStore:

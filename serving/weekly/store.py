@@ -10,16 +10,30 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving.weekly.run import MANIFEST_FILE, PEOPLE_FILE, week_folders
+from serving.weekly.run import MANIFEST_FILE, PEOPLE_FILE, REASONS_FILE, week_folders
 
 WEEKLY_DIR_ENV = "RISKSTRAT_WEEKLY_DIR"
 
 
 @dataclass(frozen=True, slots=True)
 class Week:
+    """One finished run: its manifest, everyone scored, and the explained people's reasons."""
+
     as_of: date
     manifest: dict
-    people: pd.DataFrame  # people.parquet, indexed by rank order as written
+    people: pd.DataFrame  # people.parquet, in rank order as written
+    reasons: pd.DataFrame  # reasons.parquet
+
+    @property
+    def model_version(self) -> str | None:
+        model = self.manifest.get("model")
+        return str(model.get("version")) if isinstance(model, dict) else None
+
+    @property
+    def drift_verdict(self) -> str | None:
+        drift = self.manifest.get("drift")
+        verdict = drift.get("verdict") if isinstance(drift, dict) else None
+        return str(verdict) if verdict else None
 
 
 def load_week(root: Path, week: date | None = None) -> Week:
@@ -40,4 +54,5 @@ def _read(folder: Path, stamp: int) -> Week:
     """Cached per folder and manifest time: a re-run of a week is read afresh."""
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     people = pd.read_parquet(folder / PEOPLE_FILE)
-    return Week(date.fromisoformat(manifest["as_of"]), manifest, people)
+    reasons = pd.read_parquet(folder / REASONS_FILE)
+    return Week(date.fromisoformat(manifest["as_of"]), manifest, people, reasons)
