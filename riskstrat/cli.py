@@ -14,9 +14,14 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 BENTOML_HOME_ENV = "BENTOML_HOME"
+
+
+if TYPE_CHECKING:
+    from serving.weekly.run import WeeklyResult
 
 
 def say(message: str) -> None:
@@ -237,7 +242,7 @@ def cmd_weekly(args: argparse.Namespace) -> None:
     _say_week(result)
 
 
-def _say_week(result: object) -> None:
+def _say_week(result: WeeklyResult) -> None:
     counts = result.manifest["counts"]
     say(
         f"scored {counts['scored']:,} people with model version "

@@ -297,10 +297,10 @@ def weekly_run(
         "mean_risk": round(float(people["risk"].mean()), 6),
         "drift": drift,
     }
-    folder = _write_atomically(out_dir, as_of, people, reasons, listed, left, manifest, drift)
+    folder, manifest = _write_atomically(out_dir, as_of, people, reasons, listed, left, manifest)
     watch.lap("outputs")
     _log_run(out_dir, folder, watch.seconds)
-    return WeeklyResult(folder, json.loads((folder / MANIFEST_FILE).read_text()), watch.seconds)
+    return WeeklyResult(folder, manifest, watch.seconds)
 
 
 def _counts(
@@ -331,9 +331,11 @@ def _write_atomically(
     listed: pd.DataFrame,
     left: pd.DataFrame,
     manifest: dict,
-    drift: dict,
-) -> Path:
-    """Write everything into a staging folder, then swap it in for the week's folder."""
+) -> tuple[Path, dict]:
+    """Write everything into a staging folder, then swap it in for the week's folder.
+
+    Returns the folder and the manifest as written (with every file's digest)."""
+    drift = manifest["drift"]
     out_dir.mkdir(parents=True, exist_ok=True)
     name = as_of.isoformat()
     for stale in out_dir.glob(f".{name}-*"):
@@ -375,7 +377,7 @@ def _write_atomically(
         final.rename(replaced)
     staging.rename(final)
     shutil.rmtree(replaced, ignore_errors=True)
-    return final
+    return final, manifest
 
 
 def _digests(folder: Path) -> dict[str, str]:
