@@ -39,7 +39,7 @@ from features.ingest.mapping import (
     tag,
     visit_events,
 )
-from features.ingest.tables import Extract, Spec, parse_dates, parse_numbers
+from features.ingest.tables import Extract, Spec, parse_numbers
 
 PERSON = Spec(
     "person",
@@ -102,10 +102,6 @@ ER_ORIGINS = frozenset({"8870", "9203", "262"})
 GP_SPECIALTIES = frozenset({"38004446", "38004453"})  # General Practice, Family Practice
 
 
-def _dates(extract: Extract, spec: Spec, frame: pd.DataFrame, column: str) -> pd.Series:
-    return parse_dates(frame[column], extract.where(spec.name), column)
-
-
 def _concepts(extract: Extract, *columns: pd.Series) -> pd.DataFrame:
     ids = pd.concat(columns).dropna().unique() if columns else []
     table = extract.concepts(ids).set_index("concept_id")
@@ -117,7 +113,7 @@ def _people(extract: Extract, ledger: Ledger) -> tuple[pd.DataFrame, pd.DataFram
     person = extract.read(PERSON)
     assert person is not None
     ledger.read("person", person)
-    birth_stamp = parse_dates(person["birth_datetime"], extract.where("person"), "birth_datetime")
+    birth_stamp = extract.dates(PERSON, person, "birth_datetime")
     month = person["month_of_birth"].fillna(birth_stamp.dt.month.astype("Int64").astype("str"))
     birth = first_of_month(person["year_of_birth"], month)
     ledger.facts["birth_month_unknown_set_to_july"] = int(
@@ -191,7 +187,7 @@ def _registration(
     death = pd.Series(pd.NaT, index=patients["source_id"].unique(), dtype="datetime64[s]")
     if deaths is not None:
         ledger.read("death", deaths)
-        deaths = deaths.assign(date=_dates(extract, DEATH, deaths, "death_date"))
+        deaths = deaths.assign(date=extract.dates(DEATH, deaths, "death_date"))
         first = deaths.sort_values("date").drop_duplicates("person_id")
         ledger.ignore(
             "death",
@@ -211,8 +207,8 @@ def _registration(
     if periods is not None:
         ledger.read("observation_period", periods)
         periods = periods.assign(
-            start=_dates(extract, OBSERVATION_PERIOD, periods, "observation_period_start_date"),
-            end=_dates(extract, OBSERVATION_PERIOD, periods, "observation_period_end_date"),
+            start=extract.dates(OBSERVATION_PERIOD, periods, "observation_period_start_date"),
+            end=extract.dates(OBSERVATION_PERIOD, periods, "observation_period_end_date"),
         )
         span = periods.groupby("person_id").agg(
             start=("start", "min"), end=("end", "max"), periods=("start", "size")
@@ -263,8 +259,8 @@ def _visits(extract: Extract, ledger: Ledger) -> pd.DataFrame:
         {
             "source_id": visits["person_id"],
             "setting": visits["visit_concept_id"].map(settings),
-            "start": _dates(extract, VISITS, visits, "visit_start_date"),
-            "end": _dates(extract, VISITS, visits, "visit_end_date"),
+            "start": extract.dates(VISITS, visits, "visit_start_date"),
+            "end": extract.dates(VISITS, visits, "visit_end_date"),
             "admitted_from_er": visits["admitted_from_concept_id"].isin(ER_ORIGINS),
             "gp_provider": gp,
             "code": visits["visit_concept_id"],
@@ -315,7 +311,7 @@ def _conditions(extract: Extract, ledger: Ledger) -> pd.DataFrame | None:
     frame = pd.DataFrame(
         {
             "source_id": rows["person_id"],
-            "start": _dates(extract, CONDITIONS, rows, "condition_start_date"),
+            "start": extract.dates(CONDITIONS, rows, "condition_start_date"),
             "code_system": system,
             "code": code,
             "description": standard.map(concept["concept_name"]).fillna(source),
@@ -334,9 +330,9 @@ def _drugs(extract: Extract, ledger: Ledger) -> pd.DataFrame | None:
     drug, source_concept = rows["drug_concept_id"], rows["drug_source_concept_id"]
     name = drug.map(concept["concept_name"]).fillna(source_concept.map(concept["concept_name"]))
     source = rows["drug_source_value"]
-    start = _dates(extract, DRUGS, rows, "drug_exposure_start_date")
+    start = extract.dates(DRUGS, rows, "drug_exposure_start_date")
     supply = pd.to_timedelta(parse_numbers(rows["days_supply"]).clip(lower=1) - 1, unit="D")
-    end = _dates(extract, DRUGS, rows, "drug_exposure_end_date").fillna(start + supply)
+    end = extract.dates(DRUGS, rows, "drug_exposure_end_date").fillna(start + supply)
     looks_atc = source.str.fullmatch(r"[A-Z]\d{2}[A-Z]{0,2}\d{0,2}", na=False)
     frame = pd.DataFrame(
         {
@@ -360,7 +356,7 @@ def _procedures(extract: Extract, ledger: Ledger) -> None:
     frame = pd.DataFrame(
         {
             "source_id": rows["person_id"],
-            "start": _dates(extract, PROCEDURES, rows, "procedure_date"),
+            "start": extract.dates(PROCEDURES, rows, "procedure_date"),
             "code_system": rows["procedure_concept_id"].map(concept["vocabulary_id"]),
             "code": rows["procedure_source_value"].fillna(rows["procedure_concept_id"]),
             "description": rows["procedure_concept_id"].map(concept["concept_name"]),

@@ -37,7 +37,7 @@ from features.ingest.mapping import (
     tag,
     visit_events,
 )
-from features.ingest.tables import Extract, Spec, parse_dates
+from features.ingest.tables import Extract, Spec
 
 PATIENTS = Spec("patients", True, ("id", "birthdate", "gender"), ("deathdate", "race", "ethnicity"))
 ENCOUNTERS = Spec(
@@ -65,10 +65,6 @@ ORGANIZATIONS = Spec("organizations", False, ("id",), ("name", "city"))
 PRACTICE_PREFERENCE = {"wellness": 0, "ambulatory": 1}
 
 
-def _dates(extract: Extract, spec: Spec, frame: pd.DataFrame, column: str) -> pd.Series:
-    return parse_dates(frame[column], extract.where(spec.name), column)
-
-
 def _encounters(extract: Extract, ledger: Ledger) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = extract.read(ENCOUNTERS)
     assert rows is not None
@@ -78,8 +74,8 @@ def _encounters(extract: Extract, ledger: Ledger) -> tuple[pd.DataFrame, pd.Data
         {
             "source_id": rows["patient"],
             "setting": klass.map(codes.synthea_settings()),
-            "start": _dates(extract, ENCOUNTERS, rows, "start"),
-            "end": _dates(extract, ENCOUNTERS, rows, "stop"),
+            "start": extract.dates(ENCOUNTERS, rows, "start"),
+            "end": extract.dates(ENCOUNTERS, rows, "stop"),
             "admitted_from_er": False,
             "gp_provider": False,
             "code": klass,
@@ -101,7 +97,7 @@ def _conditions(extract: Extract, ledger: Ledger) -> pd.DataFrame | None:
     frame = pd.DataFrame(
         {
             "source_id": rows["patient"],
-            "start": _dates(extract, CONDITIONS, rows, "start"),
+            "start": extract.dates(CONDITIONS, rows, "start"),
             "code_system": system,
             "code": rows["code"],
             "description": rows["description"],
@@ -117,11 +113,11 @@ def _medications(extract: Extract, ledger: Ledger, open_end: pd.Series) -> pd.Da
         return None
     ledger.read("medications", rows)
     system = rows["system"].map(codes.normalise_system).fillna(codes.RXNORM).astype("str")
-    end = _dates(extract, MEDICATIONS, rows, "stop")
+    end = extract.dates(MEDICATIONS, rows, "stop")
     frame = pd.DataFrame(
         {
             "source_id": rows["patient"],
-            "start": _dates(extract, MEDICATIONS, rows, "start"),
+            "start": extract.dates(MEDICATIONS, rows, "start"),
             "end": end.fillna(rows["patient"].map(open_end)).astype("datetime64[s]"),
             "code_system": system,
             "code": rows["code"],
@@ -140,7 +136,7 @@ def _counted(extract: Extract, spec: Spec, ledger: Ledger) -> None:
     frame = pd.DataFrame(
         {
             "source_id": rows["patient"],
-            "start": _dates(extract, spec, rows, "start"),
+            "start": extract.dates(spec, rows, "start"),
             "code_system": codes.SNOMED,
             "code": rows["code"],
             "description": rows["description"],
@@ -179,7 +175,7 @@ def map_synthea(extract: Extract, practices_file: pd.DataFrame | None) -> Mapped
     assert people is not None
     ledger.read("patients", people)
     visits, encounters = _encounters(extract, ledger)
-    death = _dates(extract, PATIENTS, people, "deathdate")
+    death = extract.dates(PATIENTS, people, "deathdate")
     data_end = pd.concat([encounters["start"], encounters["end"]]).max()
     open_end = pd.Series(death.fillna(data_end).to_numpy(), index=people["id"].to_numpy())
     open_end = open_end[~open_end.index.duplicated()]
@@ -187,7 +183,7 @@ def map_synthea(extract: Extract, practices_file: pd.DataFrame | None) -> Mapped
     _counted(extract, PROCEDURES, ledger)
     _counted(extract, CAREPLANS, ledger)
     events = pd.concat([p for p in parts if p is not None], ignore_index=True)
-    birth = _dates(extract, PATIENTS, people, "birthdate")
+    birth = extract.dates(PATIENTS, people, "birthdate")
     first_seen = encounters.groupby("source_id")["start"].min()
     start = people["id"].map(first_seen).fillna(birth).astype("datetime64[s]")
     practice, practices = _practices(extract, encounters, people["id"])

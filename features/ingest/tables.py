@@ -138,6 +138,10 @@ class Extract:
     def has(self, name: str) -> bool:
         return name in self._relations
 
+    def dates(self, spec: Spec, frame: pd.DataFrame, column: str) -> pd.Series:
+        """A date column of a table read with ``spec``; errors name the file and column."""
+        return parse_dates(frame[column], self.where(spec.name), column)
+
     def where(self, name: str) -> str:
         return self._where.get(name, name)
 
