@@ -98,9 +98,16 @@ class ModelBundle:
             raise FeatureMismatchError(f"feature columns must be numeric: {', '.join(bad)}")
         return frame.astype("float64")
 
-    def values(self, features: pd.DataFrame) -> np.ndarray:
+    def values(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
         """The model's columns in order as a float64 array: ``matrix`` without pandas' cost
-        (a person on the phone waits for it); the same errors."""
+        (a person on the phone waits for it); the same errors. An array is taken as already
+        in ``feature_names`` order (the service builds one straight from JSON)."""
+        if isinstance(features, np.ndarray):
+            if features.ndim != 2 or features.shape[1] != len(self.specs):
+                raise FeatureMismatchError(
+                    f"expected rows of {len(self.specs)} features, got shape {features.shape}"
+                )
+            return features.astype("float64", copy=False)
         try:
             frame = features[self.feature_names]
         except KeyError:
@@ -109,10 +116,10 @@ class ModelBundle:
             return self.matrix(features).to_numpy()  # raises, naming the columns
         return frame.to_numpy(dtype="float64")
 
-    def raw_score(self, features: pd.DataFrame, threads: int = 0) -> np.ndarray:
+    def raw_score(self, features: pd.DataFrame | np.ndarray, threads: int = 0) -> np.ndarray:
         return self.booster.predict(self.values(features), raw_score=True, num_threads=threads)
 
-    def predict(self, features: pd.DataFrame, threads: int = 0) -> np.ndarray:
+    def predict(self, features: pd.DataFrame | np.ndarray, threads: int = 0) -> np.ndarray:
         """Calibrated probability of the outcome, one per row."""
         return self.calibration.apply(self.raw_score(features, threads))
 
@@ -135,7 +142,12 @@ class ModelBundle:
         return self.predict_and_explain(features, top_k, threads, signed=signed)[1]
 
     def predict_and_explain(
-        self, features: pd.DataFrame, top_k: int = 3, threads: int = 0, *, signed: bool = False
+        self,
+        features: pd.DataFrame | np.ndarray,
+        top_k: int = 3,
+        threads: int = 0,
+        *,
+        signed: bool = False,
     ) -> tuple[np.ndarray, list[list[Reason]]]:
         """Calibrated risk and reasons from one TreeSHAP pass (contributions sum to the score)."""
         values = self.values(features)

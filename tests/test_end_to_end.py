@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import socket
@@ -83,17 +84,30 @@ def _features_for_service(validated: Path, n: int) -> pd.DataFrame:
 def test_service_scores_match_the_bundle(
     validated: Path, champion: RegisteredBundle, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from serving.service import FeatureRecord, RiskService
+    """Both ways /v1/score answers: on the event loop (a few people) and in a thread (more),
+    each noting the ids it scored in the request's audit record."""
+    from serving.access import audit_record
+    from serving.service import INLINE_ROWS, FeatureRecord, RiskService
 
     monkeypatch.setenv("RISKSTRAT_TRACKING_URI", tracking_uri)
-    features = _features_for_service(validated, 5)
+    service = RiskService()
+    features = _features_for_service(validated, INLINE_ROWS + 2)
     records = [
         FeatureRecord(id=pid, features=row.to_dict()) for (pid, _), row in features.iterrows()
     ]
-    response = RiskService().score(records=records)
-    assert response.model_version == champion.version
-    np.testing.assert_allclose([s.risk for s in response.scores], champion.bundle.predict(features))
-    assert [s.id for s in response.scores] == list(features.index.get_level_values("patient_id"))
+
+    async def score(some: list[FeatureRecord]) -> tuple:
+        record: dict = {}
+        audit_record.set(record)
+        return await service.score(records=some), record
+
+    for some in (records[:3], records):
+        response, audited = asyncio.run(score(some))
+        ids = [r.id for r in some]
+        assert response.model_version == champion.version
+        assert [s.id for s in response.scores] == ids == audited["patient_ids"]
+        expected = champion.bundle.predict(features.head(len(some)))
+        np.testing.assert_allclose([s.risk for s in response.scores], expected)
 
 
 def _free_port() -> int:
