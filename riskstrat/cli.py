@@ -612,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--seconds", type=float, default=20.0, help="length of each load phase")
     p.add_argument(
-        "--pause", type=float, default=0.25, help="seconds each client waits in the paced phase"
+        "--pause", type=float, default=0.05, help="seconds each client waits in the paced phase"
     )
     p.add_argument("--out", type=Path, default=Path("work/bench/bench_serve.json"))
     p.set_defaults(func=cmd_bench_serve)
