@@ -172,3 +172,37 @@ def test_referral_filter_on_a_real_week(lists: Path) -> None:
     assert (chosen["age"] >= 18).all()
     assert (chosen["care_home_resident"] == 0).all()
     assert chosen["matched"].str.len().gt(0).all()
+
+
+def test_flag_labels_follow_the_flags_in_their_order() -> None:
+    from serving.weekly.config import WeeklyConfig
+    from serving.weekly.flags import flag_columns
+
+    none = dict.fromkeys(
+        [
+            "care_home_resident",
+            "has_frailty",
+            "lives_alone_coded",
+            "has_serious_mental_illness",
+            "has_depression",
+            "has_anxiety",
+            "mental_health_contacts_365d",
+            "social_care_package_active",
+        ],
+        0.0,
+    ) | {"frailty_index": 0.0, "days_since_emergency_discharge": float("nan")}
+    rows = pd.DataFrame(
+        [
+            none,
+            none | {"lives_alone_coded": 1.0, "care_home_resident": 1.0},
+            none | {"has_anxiety": 1.0, "days_since_emergency_discharge": 3.0},
+        ],
+        index=["p1", "p2", "p3"],
+    )
+    flags = flag_columns(rows, WeeklyConfig())
+    assert flags["flags"].tolist() == [
+        "",
+        "care home; lives alone",
+        "mental health; recent discharge",
+    ]
+    assert flags["flag_recent_discharge"].tolist() == [False, False, True]

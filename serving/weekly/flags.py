@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from serving.weekly.config import WeeklyConfig
@@ -66,8 +67,14 @@ def flag_columns(features: pd.DataFrame, config: WeeklyConfig) -> pd.DataFrame:
         },
         index=features.index,
     )
-    labels = [
-        "; ".join(rule.label for name, rule in FLAGS.items() if row[f"flag_{name}"])
-        for row in frame.to_dict("records")
+    # Each row's flags as bits of one number, which picks its label from all 2^6 joinings.
+    rules = list(FLAGS.values())
+    joined = [
+        "; ".join(rule.label for bit, rule in enumerate(rules) if code >> bit & 1)
+        for code in range(1 << len(rules))
     ]
+    codes = sum(
+        frame[f"flag_{name}"].to_numpy(dtype=np.int64) << bit for bit, name in enumerate(FLAGS)
+    )
+    labels = np.asarray(joined, dtype=object)[codes]
     return frame.assign(flags=pd.Series(labels, index=frame.index, dtype="str"))
