@@ -350,7 +350,9 @@ class RiskService:
         )
 
 
-def _respond(model: RegisteredBundle, ids: list, values: np.ndarray, top_k: int) -> ScoreResponse:
+def _respond(
+    model: RegisteredBundle, ids: list[str], values: np.ndarray, top_k: int
+) -> ScoreResponse:
     """Scores, tiers and reasons for rows of model-ready values (in ``feature_names`` order),
     noted in the request's audit record."""
     record = audit_record.get()
