@@ -15,16 +15,7 @@ def patient_parts(
 ) -> pd.Series:
     """The part of each patient id, stable for a given seed whatever else is in the data."""
     unique = pd.Index(pd.unique(np.asarray(patient_ids)))
-    salt = str(seed).encode()
-    u = (
-        np.array(
-            [
-                int.from_bytes(hashlib.blake2b(salt + p.encode(), digest_size=8).digest())
-                for p in unique
-            ]
-        )
-        / 2.0**64
-    )
+    u = _uniform(unique, seed)
     part = np.where(
         u < validation_share,
         VALIDATION,
