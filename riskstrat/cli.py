@@ -323,15 +323,16 @@ def cmd_referrals(args: argparse.Namespace) -> None:
 
 def cmd_token(args: argparse.Namespace) -> None:
     """Create a bearer token, store only its hash, and print it once."""
-    import hashlib
     import json
     import secrets
+
+    from serving.access import token_digest
 
     token = secrets.token_urlsafe(32)
     entry = {
         "name": args.name,
         "role": args.role,
-        "sha256": hashlib.sha256(token.encode()).hexdigest(),
+        "sha256": token_digest(token),
     }
     if args.locality:
         entry["localities"] = args.locality

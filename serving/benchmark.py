@@ -12,8 +12,6 @@ Reports medians and tails, requests per second, errors, and server-to-bare ratio
 from __future__ import annotations
 
 import asyncio
-import gc
-import hashlib
 import json
 import os
 import secrets
@@ -28,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from models.bundle import ModelBundle
-from serving.service import SINGLE_THREAD_ROWS
+from serving.access import ACCESS_FILE_ENV, AUDIT_LOG_ENV, token_digest
+from serving.service import TRACKING_URI_ENV, freeze_long_lived, threads_for
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -113,8 +112,7 @@ def _bare(bundle: ModelBundle, frame: pd.DataFrame, repeats: int) -> float:
     times = []
     for _ in range(repeats):
         began = time.perf_counter()
-        threads = 1 if len(frame) <= SINGLE_THREAD_ROWS else 0
-        bundle.predict_and_explain(frame, 3, threads)
+        bundle.predict_and_explain(frame, 3, threads_for(len(frame)))
         times.append(time.perf_counter() - began)
     return statistics.median(times)
 
@@ -136,14 +134,13 @@ def run(
     token = secrets.token_urlsafe(16)
     folder = Path(tempfile.mkdtemp(prefix="riskstrat-bench-"))
     (folder / "access.toml").write_text(
-        f'[[token]]\nname = "benchmark"\nrole = "system"\n'
-        f'sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"\n'
+        f'[[token]]\nname = "benchmark"\nrole = "system"\nsha256 = "{token_digest(token)}"\n'
     )
     os.environ.update(
         {
-            "RISKSTRAT_TRACKING_URI": tracking_uri,
-            "RISKSTRAT_ACCESS_FILE": str(folder / "access.toml"),
-            "RISKSTRAT_AUDIT_LOG": str(folder / "audit.jsonl"),
+            TRACKING_URI_ENV: tracking_uri,
+            ACCESS_FILE_ENV: str(folder / "access.toml"),
+            AUDIT_LOG_ENV: str(folder / "audit.jsonl"),
             "BENTOML_DO_NOT_TRACK": "True",
         }
     )
@@ -153,7 +150,7 @@ def run(
     frame = bundle.matrix(features)
     singles = [json.dumps({"records": [r]}).encode() for r in _records(features.head(500))]
     batch = {"records": _records(features.head(1000))}
-    gc.freeze()  # else this process's full collections would count as the server's latency
+    freeze_long_lived()  # else this process's full collections would count as server latency
     with (
         bentoml.serve("serving.service:RiskService", port=port, host="127.0.0.1") as server,
         bentoml.SyncHTTPClient(server.url, token=token, server_ready_timeout=120),

@@ -16,8 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from features.catalogue import DAYS_SINCE_CAP
+from serving.weekly.tiers import LISTED_TIERS
 
-TIERS: tuple[str, ...] = ("very high", "high", "rising")
+TIERS = LISTED_TIERS  # most to least at risk: min_tier keeps a prefix
 DRIVERS: dict[str, str] = {
     "isolation": "isolation (recorded as living alone)",
     "low_mood": "low mood or anxiety recorded",

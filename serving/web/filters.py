@@ -12,6 +12,7 @@ from datetime import date
 import pandas as pd
 
 from serving.referrals import DRIVERS, TIERS, ReferralCriteria
+from serving.weekly.pathways import PATHWAYS
 
 PAGE_SIZE = 50
 FLAGS: dict[str, str] = {
@@ -24,12 +25,6 @@ FLAGS: dict[str, str] = {
 }
 SORTS: dict[str, str] = {"risk": "Risk", "change": "Change since last week", "age": "Age"}
 ORDERS: dict[str, str] = {"desc": "Highest first", "asc": "Lowest first"}
-PATHWAYS: tuple[str, ...] = (
-    "integrated reablement plan",
-    "social prescribing",
-    "care coordination",
-    "none",
-)
 LIST_PARAMS = frozenset(
     {"week", "locality", "cluster", "practice", "tier", "flag", "pathway", "new", "sort"}
     | {"order", "page"}

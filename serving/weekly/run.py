@@ -38,7 +38,13 @@ from serving.weekly.flags import flag_columns
 from serving.weekly.outputs import readable, slug, write_csv, write_workbook
 from serving.weekly.pathways import Rules, load_rules
 from serving.weekly.report import report_html
-from serving.weekly.tiers import LISTED_TIERS, assign_tiers, left_the_list, week_status
+from serving.weekly.tiers import (
+    LISTED_TIERS,
+    assign_tiers,
+    left_the_list,
+    top_mask,
+    week_status,
+)
 
 PEOPLE_FILE, REASONS_FILE, MANIFEST_FILE, RUN_LOG = (
     "people.parquet",
@@ -160,8 +166,7 @@ def build_people(
     )
     people["week_status"] = week_status(people["tier"], previous)
     listed = (people["tier"] != NOT_LISTED).to_numpy()
-    top = np.zeros(len(people), dtype=bool)
-    top[np.argsort(-risk, kind="stable")[: round(config.explain_share * len(people))]] = True
+    top = top_mask(risk, round(config.explain_share * len(people)))
     wide, reasons = _explain(bundle, features, listed | top, config.reasons_kept)
     people = people.join(wide)
     for k in (1, 2, 3):
@@ -181,8 +186,9 @@ def _top_reasons(listed: pd.DataFrame, count: int = 10) -> list[tuple[str, float
 
 
 def _report(
-    scope: str, listed: pd.DataFrame, left: pd.DataFrame, manifest: dict, drift: dict
+    scope: str, listed: pd.DataFrame, left: pd.DataFrame, manifest: dict, table: pd.DataFrame
 ) -> str:
+    """The HTML report of a scope; ``table`` is ``readable(listed)``, already made."""
     by_tier = listed["tier"].value_counts()
     by_pathway = listed["pathway"].value_counts().sort_index()
     return report_html(
@@ -206,8 +212,8 @@ def _report(
             ("Most common reasons on the list", _top_reasons(listed)),
             ("Suggested pathways", [(p, float(n)) for p, n in by_pathway.items()]),
         ],
-        drift=drift,
-        table=readable(listed),
+        drift=manifest["drift"],
+        table=table,
     )
 
 
@@ -232,7 +238,6 @@ def _write_scope(
     listed: pd.DataFrame,
     left: pd.DataFrame,
     manifest: dict,
-    drift: dict,
     sheets_by: str | None,
     stamp: datetime,
 ) -> None:
@@ -248,7 +253,7 @@ def _write_scope(
         } or {name: table}
     write_workbook(sheets, staging / f"{name}.xlsx", stamp)
     (staging / f"{name}.html").write_text(
-        _report(name.replace("_", " "), listed, left, manifest, drift)
+        _report(name.replace("_", " "), listed, left, manifest, table)
     )
 
 
@@ -335,7 +340,6 @@ def _write_atomically(
     """Write everything into a staging folder, then swap it in for the week's folder.
 
     Returns the folder and the manifest as written (with every file's digest)."""
-    drift = manifest["drift"]
     out_dir.mkdir(parents=True, exist_ok=True)
     name = as_of.isoformat()
     for stale in out_dir.glob(f".{name}-*"):
@@ -348,7 +352,9 @@ def _write_atomically(
         )
         reasons.to_parquet(staging / REASONS_FILE, index=False)
         write_csv(_left_table(left), staging / "left.csv")
-        (staging / "report.html").write_text(_report("the borough", listed, left, manifest, drift))
+        (staging / "report.html").write_text(
+            _report("the borough", listed, left, manifest, readable(listed))
+        )
         for locality, group in listed.groupby("locality", sort=True):
             gone = left[left["locality"] == locality]
             _write_scope(
@@ -357,15 +363,12 @@ def _write_atomically(
                 group,
                 gone,
                 manifest,
-                drift,
                 "gp_cluster",
                 stamp,
             )
         for cluster, group in listed.groupby("gp_cluster", sort=True):
             gone = left[left["gp_cluster"] == cluster]
-            _write_scope(
-                staging, f"cluster_{slug(cluster)}", group, gone, manifest, drift, None, stamp
-            )
+            _write_scope(staging, f"cluster_{slug(cluster)}", group, gone, manifest, None, stamp)
         manifest = manifest | {"files": _digests(staging)}
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     except BaseException:

@@ -13,7 +13,7 @@ NEW, STAYED = "new", "stayed"
 LISTED_TIERS = (VERY_HIGH, HIGH, RISING)
 
 
-def _top(values: np.ndarray, count: int) -> np.ndarray:
+def top_mask(values: np.ndarray, count: int) -> np.ndarray:
     """Mask of the ``count`` largest values (NaN never chosen; ties by position)."""
     mask = np.zeros(len(values), dtype=bool)
     if count <= 0:
@@ -30,14 +30,14 @@ def assign_tiers(risk: np.ndarray, change: np.ndarray, config: WeeklyConfig) -> 
     people are below the other tiers and rose by at least ``rising_min_increase``.
     """
     n = len(risk)
-    very_high = _top(risk, round(config.very_high_share * n))
-    high = _top(risk, round((config.very_high_share + config.high_share) * n)) & ~very_high
+    very_high = top_mask(risk, round(config.very_high_share * n))
+    high = top_mask(risk, round((config.very_high_share + config.high_share) * n)) & ~very_high
     eligible = np.where(
         ~very_high & ~high & (np.nan_to_num(change, nan=0.0) >= config.rising_min_increase),
         change,
         np.nan,
     )
-    rising = _top(eligible, round(config.rising_share * n))
+    rising = top_mask(eligible, round(config.rising_share * n))
     return np.select([very_high, high, rising], [VERY_HIGH, HIGH, RISING], NOT_LISTED)
 
 
