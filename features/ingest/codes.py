@@ -133,18 +133,20 @@ def drug_classes(system: str | None, code: str | None, name: str | None) -> tupl
     return tuple(dict.fromkeys(classes))
 
 
-@cache
 def omop_visit_settings() -> dict[str, str]:
-    rows = _read("omop_visits.csv")
-    _check_settings(rows["setting"], "omop_visits.csv")
-    return dict(zip(rows["visit_concept_id"], rows["setting"], strict=True))
+    return _settings("omop_visits.csv", "visit_concept_id")
+
+
+def synthea_settings() -> dict[str, str]:
+    return _settings("synthea_encounters.csv", "encounterclass")
 
 
 @cache
-def synthea_settings() -> dict[str, str]:
-    rows = _read("synthea_encounters.csv")
-    _check_settings(rows["setting"], "synthea_encounters.csv")
-    return dict(zip(rows["encounterclass"], rows["setting"], strict=True))
+def _settings(name: str, key: str) -> dict[str, str]:
+    """A code file's ``key`` -> ``setting``, each setting checked."""
+    rows = _read(name)
+    _check_settings(rows["setting"], name)
+    return dict(zip(rows[key], rows["setting"], strict=True))
 
 
 def _check_settings(values: pd.Series, name: str) -> None:

@@ -367,7 +367,7 @@ def _procedures(extract: Extract, ledger: Ledger) -> None:
 
 
 def _version(extract: Extract) -> str:
-    source = extract.read(CDM_SOURCE) if extract.has("cdm_source") else None
+    source = extract.read(CDM_SOURCE)
     if source is not None and source["cdm_version"].notna().any():
         return str(source["cdm_version"].dropna().iloc[0])
     found = extract.columns("visit_occurrence")

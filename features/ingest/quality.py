@@ -152,12 +152,10 @@ def _accepted(out_dir: Path) -> tuple[dict, dict, dict, int]:
         [patients],
     ).fetchall()[0]
     by_year: dict[str, dict[str, int]] = {}
-    for year, n in years:
-        by_year.setdefault(str(year), {"emergency_admissions": 0, "deaths": 0})
-        by_year[str(year)]["emergency_admissions"] = int(n)
-    for year, n in deaths:
-        by_year.setdefault(str(year), {"emergency_admissions": 0, "deaths": 0})
-        by_year[str(year)]["deaths"] = int(n)
+    for label, counts in (("emergency_admissions", years), ("deaths", deaths)):
+        for year, n in counts:
+            by_year.setdefault(str(year), {"emergency_admissions": 0, "deaths": 0})
+            by_year[str(year)][label] = int(n)
     ranges = {k: {"first": str(a), "last": str(b)} for k, _, a, b in kinds}
     ranges["registration_start"] = {"first": str(people[1]), "last": str(people[2])}
     ranges["birth_month"] = {"first": str(people[3]), "last": None}
