@@ -17,9 +17,8 @@ def _spec(table: Table) -> Spec:
 
 
 def _typed(extract: Extract, table: Table, ledger: Ledger) -> pd.DataFrame:
-    frame = extract.read(_spec(table))
+    frame = ledger.take(extract, _spec(table))
     assert frame is not None
-    ledger.read(table.name, frame)
     out = {}
     for column in table.columns:
         values = frame[column.name]

@@ -26,12 +26,16 @@ of admission or the day before.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from features.contract import EventKind as K
 from features.ingest import codes
+
+if TYPE_CHECKING:
+    from features.ingest.tables import Extract, Spec
 
 RISKSTRAT = "riskstrat"
 ISSUE_DAYS = 28
@@ -59,6 +63,13 @@ class Ledger:
 
     def read(self, table: str, frame: pd.DataFrame) -> None:
         self.rows_in[table] = self.rows_in.get(table, 0) + len(frame)
+
+    def take(self, extract: Extract, spec: Spec) -> pd.DataFrame | None:
+        """The table read from ``extract``, its rows counted in (None: an absent optional table)."""
+        rows = extract.read(spec)
+        if rows is not None:
+            self.read(spec.name, rows)
+        return rows
 
     def ignore(
         self,

@@ -110,9 +110,8 @@ def _concepts(extract: Extract, *columns: pd.Series) -> pd.DataFrame:
 
 
 def _people(extract: Extract, ledger: Ledger) -> tuple[pd.DataFrame, pd.DataFrame]:
-    person = extract.read(PERSON)
+    person = ledger.take(extract, PERSON)
     assert person is not None
-    ledger.read("person", person)
     birth_stamp = extract.dates(PERSON, person, "birth_datetime")
     month = person["month_of_birth"].fillna(birth_stamp.dt.month.astype("Int64").astype("str"))
     birth = first_of_month(person["year_of_birth"], month)
@@ -183,10 +182,9 @@ def _registration(
     extract: Extract, patients: pd.DataFrame, activity: pd.DataFrame, ledger: Ledger
 ) -> pd.DataFrame:
     """Registration start/end and death per person (see the module docstring)."""
-    deaths = extract.read(DEATH)
+    deaths = ledger.take(extract, DEATH)
     death = pd.Series(pd.NaT, index=patients["source_id"].unique(), dtype="datetime64[s]")
     if deaths is not None:
-        ledger.read("death", deaths)
         deaths = deaths.assign(date=extract.dates(DEATH, deaths, "death_date"))
         first = deaths.sort_values("date").drop_duplicates("person_id")
         ledger.ignore(
@@ -202,10 +200,9 @@ def _registration(
         ledger.ignore("death", first[orphan], "unknown_person", "date", None, None, None)
         first = first[~orphan]
         death.loc[first["person_id"].to_numpy()] = first["date"].to_numpy()
-    periods = extract.read(OBSERVATION_PERIOD)
+    periods = ledger.take(extract, OBSERVATION_PERIOD)
     span = pd.DataFrame(columns=["start", "end", "periods"])
     if periods is not None:
-        ledger.read("observation_period", periods)
         periods = periods.assign(
             start=extract.dates(OBSERVATION_PERIOD, periods, "observation_period_start_date"),
             end=extract.dates(OBSERVATION_PERIOD, periods, "observation_period_end_date"),
@@ -242,9 +239,8 @@ def _registration(
 
 
 def _visits(extract: Extract, ledger: Ledger) -> pd.DataFrame:
-    visits = extract.read(VISITS)
+    visits = ledger.take(extract, VISITS)
     assert visits is not None
-    ledger.read("visit_occurrence", visits)
     providers = extract.read(PROVIDER)
     gp = pd.Series(False, index=visits.index)
     if providers is not None:
@@ -293,10 +289,9 @@ def _pick_codes(candidates: list[tuple[pd.Series, pd.Series]]) -> tuple[pd.Serie
 
 
 def _conditions(extract: Extract, ledger: Ledger) -> pd.DataFrame | None:
-    rows = extract.read(CONDITIONS)
+    rows = ledger.take(extract, CONDITIONS)
     if rows is None:
         return None
-    ledger.read("condition_occurrence", rows)
     concept = _concepts(extract, rows["condition_concept_id"], rows["condition_source_concept_id"])
     source = rows["condition_source_value"]
     standard = rows["condition_concept_id"]
@@ -322,10 +317,9 @@ def _conditions(extract: Extract, ledger: Ledger) -> pd.DataFrame | None:
 
 
 def _drugs(extract: Extract, ledger: Ledger) -> pd.DataFrame | None:
-    rows = extract.read(DRUGS)
+    rows = ledger.take(extract, DRUGS)
     if rows is None:
         return None
-    ledger.read("drug_exposure", rows)
     concept = _concepts(extract, rows["drug_concept_id"], rows["drug_source_concept_id"])
     drug, source_concept = rows["drug_concept_id"], rows["drug_source_concept_id"]
     name = drug.map(concept["concept_name"]).fillna(source_concept.map(concept["concept_name"]))

@@ -66,9 +66,8 @@ PRACTICE_PREFERENCE = {"wellness": 0, "ambulatory": 1}
 
 
 def _encounters(extract: Extract, ledger: Ledger) -> tuple[pd.DataFrame, pd.DataFrame]:
-    rows = extract.read(ENCOUNTERS)
+    rows = ledger.take(extract, ENCOUNTERS)
     assert rows is not None
-    ledger.read("encounters", rows)
     klass = rows["encounterclass"].str.strip().str.lower()
     frame = pd.DataFrame(
         {
@@ -89,10 +88,9 @@ def _encounters(extract: Extract, ledger: Ledger) -> tuple[pd.DataFrame, pd.Data
 
 
 def _conditions(extract: Extract, ledger: Ledger) -> pd.DataFrame | None:
-    rows = extract.read(CONDITIONS)
+    rows = ledger.take(extract, CONDITIONS)
     if rows is None:
         return None
-    ledger.read("conditions", rows)
     system = rows["system"].map(codes.normalise_system).fillna(codes.SNOMED).astype("str")
     frame = pd.DataFrame(
         {
@@ -108,10 +106,9 @@ def _conditions(extract: Extract, ledger: Ledger) -> pd.DataFrame | None:
 
 
 def _medications(extract: Extract, ledger: Ledger, open_end: pd.Series) -> pd.DataFrame | None:
-    rows = extract.read(MEDICATIONS)
+    rows = ledger.take(extract, MEDICATIONS)
     if rows is None:
         return None
-    ledger.read("medications", rows)
     system = rows["system"].map(codes.normalise_system).fillna(codes.RXNORM).astype("str")
     end = extract.dates(MEDICATIONS, rows, "stop")
     frame = pd.DataFrame(
@@ -171,9 +168,8 @@ def _practices(
 def map_synthea(extract: Extract, practices_file: pd.DataFrame | None) -> Mapped:
     """The whole export in contract shape (see the module docstring)."""
     ledger = Ledger()
-    people = extract.read(PATIENTS)
+    people = ledger.take(extract, PATIENTS)
     assert people is not None
-    ledger.read("patients", people)
     visits, encounters = _encounters(extract, ledger)
     death = extract.dates(PATIENTS, people, "deathdate")
     data_end = pd.concat([encounters["start"], encounters["end"]]).max()
