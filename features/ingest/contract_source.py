@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features.contract import EVENTS, PATIENTS, PRACTICES, Table
-from features.ingest.mapping import Ledger, Mapped
+from features.ingest.mapping import Ledger, Mapped, with_practices_file
 from features.ingest.tables import Extract, Spec, parse_dates, parse_numbers
 
 
@@ -40,15 +40,7 @@ def map_contract(extract: Extract, practices_file: pd.DataFrame | None) -> Mappe
     patients = _typed(extract, PATIENTS, ledger).rename(columns={"patient_id": "source_id"})
     events = _typed(extract, EVENTS, ledger).rename(columns={"patient_id": "source_id"})
     events = events.assign(source_table=EVENTS.name, source_row=events.index.to_numpy())
-    assigned = 0
-    if practices_file is not None:
-        table = practices_file.drop_duplicates("practice_id").set_index("practice_id")
-        known = practices["practice_id"].isin(table.index)
-        assigned = int(known.sum())
-        for column in ("gp_cluster", "locality"):
-            if column in table:
-                mapped = practices.loc[known, "practice_id"].map(table[column])
-                practices.loc[known, column] = mapped.fillna(practices.loc[known, column])
+    practices, assigned = with_practices_file(practices, practices_file, ("gp_cluster", "locality"))
     about = {
         "source": "contract",
         "tables_used": [PRACTICES.name, PATIENTS.name, EVENTS.name],

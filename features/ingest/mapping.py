@@ -364,16 +364,27 @@ def practices_frame(
     out = practices.drop_duplicates("practice_id").copy()
     out["gp_cluster"] = "Unassigned"
     out["locality"] = out["locality"].fillna("Unassigned")
-    assigned = 0
-    if practices_file is not None:
-        table = practices_file.drop_duplicates("practice_id").set_index("practice_id")
-        known = out["practice_id"].isin(table.index)
-        assigned = int(known.sum())
-        for column in ("gp_cluster", "locality", "practice_name"):
-            if column in table:
-                values = out.loc[known, "practice_id"].map(table[column])
-                out.loc[known, column] = values.fillna(out.loc[known, column])
+    out, assigned = with_practices_file(
+        out, practices_file, ("gp_cluster", "locality", "practice_name")
+    )
     return out[["practice_id", "practice_name", "gp_cluster", "locality"]], assigned
+
+
+def with_practices_file(
+    practices: pd.DataFrame, practices_file: pd.DataFrame | None, columns: tuple[str, ...]
+) -> tuple[pd.DataFrame, int]:
+    """``practices`` with ``columns`` taken from the ``--practices`` file for the practices it
+    names (where it gives a value), and how many practices it named."""
+    if practices_file is None:
+        return practices, 0
+    out = practices.copy()
+    table = practices_file.drop_duplicates("practice_id").set_index("practice_id")
+    known = out["practice_id"].isin(table.index)
+    for column in columns:
+        if column in table:
+            values = out.loc[known, "practice_id"].map(table[column])
+            out.loc[known, column] = values.fillna(out.loc[known, column])
+    return out, int(known.sum())
 
 
 @dataclass(frozen=True, slots=True)
