@@ -7,15 +7,14 @@ browser is downloaded. Screenshots at 1366x768 go to ``test-artefacts/browser/``
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from servers import running_service, write_access
 from weekly_fixture import WEEK, write_contract, write_weeks
 
 from models.registry import RegisteredBundle
@@ -37,43 +36,20 @@ def server(
     champion: RegisteredBundle, tracking_uri: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Path]]:
     """The service (API and pages) on a free loopback port, with a two-week fixture."""
-    import bentoml
-
     folder = tmp_path_factory.mktemp("browser")
     weekly = write_weeks(folder / "weekly")
     people = pd.read_parquet(weekly / WEEK.isoformat() / "people.parquet")
-    access = folder / "access.toml"
-    access.write_text(
-        "".join(
-            f'[[token]]\nname = "{name}"\nrole = "{role}"\n'
-            f'sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"\n'
-            + (f"localities = {localities!r}\n".replace("'", '"') if localities else "")
-            for name, (role, token, localities) in TOKENS.items()
-        )
-    )
-    patch = pytest.MonkeyPatch()
-    for key, value in {
+    environment = {
         "RISKSTRAT_TRACKING_URI": tracking_uri,
-        "RISKSTRAT_ACCESS_FILE": str(access),
+        "RISKSTRAT_ACCESS_FILE": str(write_access(folder / "access.toml", TOKENS)),
         "RISKSTRAT_AUDIT_LOG": str(folder / "audit.jsonl"),
         "RISKSTRAT_WEEKLY_DIR": str(weekly),
         "RISKSTRAT_DATA_DIR": str(write_contract(folder / "data", people)),
-        "BENTOML_DO_NOT_TRACK": "True",
         # As deployed: sessions opened in one worker must be known to the other.
         "RISKSTRAT_WORKERS": "2",
-    }.items():
-        patch.setenv(key, value)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    try:
-        with (
-            bentoml.serve("serving.service:RiskService", port=port, host="127.0.0.1") as running,
-            bentoml.SyncHTTPClient(running.url, server_ready_timeout=60),
-        ):
-            yield running.url, folder / "audit.jsonl"
-    finally:
-        patch.undo()
+    }
+    with running_service(environment) as url:
+        yield url, folder / "audit.jsonl"
 
 
 @pytest.fixture(scope="module")

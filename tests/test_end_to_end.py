@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import socket
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from servers import free_port, write_access
 
 from features.engine import build_features
 from features.sources import Sources
@@ -110,12 +109,6 @@ def test_service_scores_match_the_bundle(
         np.testing.assert_allclose([s.risk for s in response.scores], expected)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 TOKENS = {
     "system": "s3cret-system",
     "locality_team": "s3cret-north",
@@ -124,19 +117,13 @@ TOKENS = {
 
 
 def _access_file(tmp_path: Path) -> Path:
-    lines = []
-    for role, token in TOKENS.items():
-        lines += [
-            "[[token]]",
-            f'name = "{role}-test"',
-            f'role = "{role}"',
-            f'sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"',
-        ]
-        if role == "locality_team":
-            lines.append('localities = ["North"]')
-    path = tmp_path / "access.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_access(
+        tmp_path / "access.toml",
+        {
+            f"{role}-test": (role, token, ["North"] if role == "locality_team" else [])
+            for role, token in TOKENS.items()
+        },
+    )
 
 
 @pytest.mark.slow
@@ -160,7 +147,7 @@ def test_real_server_on_loopback(
     features = _features_for_service(validated, 2)
     body = [{"id": pid, "features": row.to_dict()} for (pid, _), row in features.iterrows()]
     ids = list(features.index.get_level_values("patient_id"))
-    port = _free_port()
+    port = free_port()
     with bentoml.serve("serving.service:RiskService", port=port, host="127.0.0.1") as server:
         with bentoml.SyncHTTPClient(
             server.url, token=TOKENS["system"], server_ready_timeout=60

@@ -7,14 +7,13 @@ features or kinds, absurd numbers, oversize batches), posted over loopback.
 
 from __future__ import annotations
 
-import hashlib
-import socket
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from servers import running_service, write_access
 
 from models.registry import RegisteredBundle
 
@@ -32,31 +31,16 @@ json_values = st.recursive(
 def server(
     champion: RegisteredBundle, tracking_uri: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    import bentoml
-
     folder = tmp_path_factory.mktemp("fuzz")
-    access = folder / "access.toml"
-    access.write_text(
-        '[[token]]\nname = "fuzzer"\nrole = "system"\n'
-        f'sha256 = "{hashlib.sha256(TOKEN.encode()).hexdigest()}"\n'
-    )
-    patch = pytest.MonkeyPatch()
-    for key, value in {
+    environment = {
         "RISKSTRAT_TRACKING_URI": tracking_uri,
-        "RISKSTRAT_ACCESS_FILE": str(access),
+        "RISKSTRAT_ACCESS_FILE": str(
+            write_access(folder / "access.toml", {"fuzzer": ("system", TOKEN, [])})
+        ),
         "RISKSTRAT_AUDIT_LOG": str(folder / "audit.jsonl"),
-        "BENTOML_DO_NOT_TRACK": "True",
-    }.items():
-        patch.setenv(key, value)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with (
-        bentoml.serve("serving.service:RiskService", port=port, host="127.0.0.1") as running,
-        bentoml.SyncHTTPClient(running.url, token=TOKEN, server_ready_timeout=60),
-    ):
-        yield running.url
-    patch.undo()
+    }
+    with running_service(environment, token=TOKEN) as url:
+        yield url
 
 
 def _valid_record(names: list[str]) -> dict:

@@ -4,7 +4,6 @@ locality scoping, CSV downloads equal to what is selected, audit entries, and cl
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -17,6 +16,7 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from servers import write_access
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
@@ -64,15 +64,8 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
     root = write_weeks(folder / "weekly")
     people = pd.read_parquet(root / WEEK.isoformat() / "people.parquet")
     reasons = pd.read_parquet(root / WEEK.isoformat() / "reasons.parquet")
-    access = folder / "access.toml"
-    access.write_text(
-        "".join(
-            f'[[token]]\nname = "{who}"\nrole = "{role}"\n'
-            f'sha256 = "{hashlib.sha256(f"token-{who}".encode()).hexdigest()}"\n'
-            f"localities = {json.dumps(localities)}\n"
-            for who, (role, localities) in TOKENS.items()
-        )
-    )
+    tokens = {who: (role, f"token-{who}", places) for who, (role, places) in TOKENS.items()}
+    access = write_access(folder / "access.toml", tokens)
     patch = pytest.MonkeyPatch()
     patch.setenv("RISKSTRAT_ACCESS_FILE", str(access))
     patch.setenv("RISKSTRAT_AUDIT_LOG", str(folder / "audit.jsonl"))
