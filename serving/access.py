@@ -84,6 +84,14 @@ class Principal:
     localities: tuple[str, ...] = ()
 
 
+def note(**fields: object) -> None:
+    """Add ``fields`` (ids shown, model version, week) to the current request's audit record;
+    nothing outside a request."""
+    record = audit_record.get()
+    if record is not None:
+        record.update(fields)
+
+
 def caller() -> Principal | None:
     """Who is making the current request (set by the middleware), for scoping by locality."""
     record = audit_record.get()

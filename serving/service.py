@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.registry import RegisteredBundle
 from models.store import champion_version, load_champion
-from serving.access import AccessMiddleware, audit_record, caller, outside_scope
+from serving.access import AccessMiddleware, caller, note, outside_scope
 from serving.history import MAX_PEOPLE, PersonHistory, history_features
 from serving.referrals import ReferralCriteria, select_referrals
 from serving.scoring import percentile_in_population, tier_by_threshold
@@ -188,13 +188,8 @@ def _week(week: date | None) -> Week:
 
 
 def _page(week: Week, chosen: pd.DataFrame, limit: int, offset: int) -> ListResponse:
-    record = audit_record.get()
     shown = chosen.iloc[offset : offset + limit]
-    if record is not None:
-        record.update(
-            patient_ids=[str(i) for i in shown["patient_id"]],
-            model_version=week.model_version,
-        )
+    note(patient_ids=[str(i) for i in shown["patient_id"]], model_version=week.model_version)
     return ListResponse(
         week=week.as_of,
         model_version=week.model_version,
@@ -360,9 +355,7 @@ def _respond(
 ) -> ScoreResponse:
     """Scores, tiers and reasons for rows of model-ready values (in ``feature_names`` order),
     noted in the request's audit record."""
-    record = audit_record.get()
-    if record is not None:
-        record.update(patient_ids=[str(i) for i in ids], model_version=model.version)
+    note(patient_ids=[str(i) for i in ids], model_version=model.version)
     bundle = model.bundle
     threads = threads_for(len(values))
     if top_k:

@@ -18,7 +18,7 @@ from features.sources import Sources
 from features.timeline import patient_timeline
 from serving.access import Principal
 from serving.weekly.run import week_folders
-from serving.weekly.store import WEEKLY_DIR_ENV, Week, load_week
+from serving.weekly.store import WEEKLY_DIR_ENV, Week
 
 DATA_DIR_ENV = "RISKSTRAT_DATA_DIR"
 TIMELINE_MONTHS = 24
@@ -37,15 +37,6 @@ class WeeklyStore:
     def dates(self) -> list[date]:
         """The weeks with a finished run, newest first."""
         return sorted(week_folders(self.root), reverse=True)
-
-    def week(self, as_of: date | None = None) -> Week:
-        """The week of ``as_of`` (the latest when None); LookupError if there is none."""
-        if not self.dates():
-            raise NoWeeklyDataError("no weekly run yet")
-        try:
-            return load_week(self.root, as_of)
-        except FileNotFoundError as exc:
-            raise LookupError(f"no weekly run for {as_of}") from exc
 
 
 def weekly_store() -> WeeklyStore:
@@ -81,9 +72,7 @@ class Scope:
     def may_see(self, week: Week, person: pd.Series) -> bool:
         if self.localities and person["locality"] not in self.localities:
             return False
-        return not self.explained_only or bool(
-            (week.reasons["patient_id"] == person["patient_id"]).any()
-        )
+        return not self.explained_only or person["patient_id"] in week.explained
 
 
 def timeline(patient_id: str, as_of: date) -> pd.DataFrame | None:

@@ -20,10 +20,11 @@ from starlette.responses import HTMLResponse, Response
 from serving.access import (
     LIST_ROLES,
     Principal,
-    audit_record,
     caller,
+    note,
 )
 from serving.referrals import DRIVERS, TIERS, select_referrals
+from serving.scoring import NOT_LISTED
 from serving.web.data import NoWeeklyDataError, Scope, Week, timeline, weekly_store
 from serving.web.filters import (
     FLAGS,
@@ -44,6 +45,7 @@ from serving.web.filters import (
     to_csv,
 )
 from serving.web.render import BASE, render
+from serving.weekly.store import load_week
 
 logger = logging.getLogger(__name__)
 TIMELINE_ROWS = 300
@@ -97,18 +99,18 @@ def _week(items: Items) -> tuple[Week, list[date]]:
     if as_of is not None and as_of not in dates:
         shown = ", ".join(d.isoformat() for d in dates[:8])
         raise BadQueryError("week", f"no weekly run for {as_of} (there are: {shown})")
-    return store.week(as_of), dates
+    if not dates:
+        raise NoWeeklyDataError("no weekly run yet")
+    return load_week(store.root, as_of), dates
 
 
 def _note(week: Week, ids: pd.Series | list[str]) -> None:
     """Record the pseudonymised ids this response shows, for the audit log."""
-    record = audit_record.get()
-    if record is not None:
-        record.update(
-            patient_ids=[str(i) for i in ids],
-            week=week.as_of.isoformat(),
-            model_version=week.model_version,
-        )
+    note(
+        patient_ids=[str(i) for i in ids],
+        week=week.as_of.isoformat(),
+        model_version=week.model_version,
+    )
 
 
 def _context(principal: Principal, week: Week, dates: list[date], title: str) -> dict:
@@ -139,7 +141,7 @@ def _list_rows(request: Request, principal: Principal):
     _checked_locality(principal, query.locality)
     week, dates = _week(items)
     listed = Scope.of(principal).people(week)
-    listed = listed[listed["tier"] != ""]
+    listed = listed[listed["tier"] != NOT_LISTED]
     return week, dates, query, listed, query.select(listed)
 
 
@@ -270,7 +272,6 @@ def referrals(request: Request, principal: Principal) -> Response:
     _note(week, shown["patient_id"])
     allowed = principal.localities
     query = referral_items(criteria, allowed, week.as_of)
-    explained = set(week.reasons["patient_id"])
     linkable = principal.role != "social_prescriber"
     context = _context(principal, week, dates, "Social prescribing")
     context |= {
@@ -292,7 +293,7 @@ def referrals(request: Request, principal: Principal) -> Response:
         "csv_url": _url("/referrals.csv", query),
         "patient_url": lambda pid: (
             _url("/patient", [("id", pid), ("week", week.as_of.isoformat())])
-            if linkable or pid in explained
+            if linkable or pid in week.explained
             else None
         ),
     }

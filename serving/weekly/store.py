@@ -23,6 +23,7 @@ class Week:
     manifest: dict
     people: pd.DataFrame  # people.parquet, in rank order as written
     reasons: pd.DataFrame  # reasons.parquet
+    explained: frozenset[str]  # the ids in reasons: read once, asked on every page
 
     @property
     def model_version(self) -> str | None:
@@ -55,4 +56,5 @@ def _read(folder: Path, stamp: int) -> Week:
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     people = pd.read_parquet(folder / PEOPLE_FILE)
     reasons = pd.read_parquet(folder / REASONS_FILE)
-    return Week(date.fromisoformat(manifest["as_of"]), manifest, people, reasons)
+    explained = frozenset(reasons["patient_id"])
+    return Week(date.fromisoformat(manifest["as_of"]), manifest, people, reasons, explained)
