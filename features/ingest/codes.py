@@ -88,8 +88,11 @@ def _condition_rows() -> tuple[dict[str, tuple[tuple[str, str], ...]], dict[str,
     )
 
 
+@cache
 def condition_targets(system: str | None, code: str | None) -> tuple[tuple[str, str], ...]:
-    """(event kind, contract code) pairs a condition code maps to; empty when unmapped."""
+    """(event kind, contract code) pairs a condition code maps to; empty when unmapped.
+
+    Cached: OMOP rows offer up to three candidate codes each, asked row by row."""
     if system is None or code is None or pd.isna(system) or pd.isna(code):
         return ()
     exact, prefix = _condition_rows()
