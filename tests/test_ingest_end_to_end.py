@@ -3,7 +3,7 @@ admissions to train) the weekly list scored with the existing champion."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -14,12 +14,8 @@ from features.engine import build_features
 from features.sources import Sources
 from models.registry import RegisteredBundle
 from models.store import load_champion
+from riskstrat.cli import latest_monday
 from serving.weekly.run import weekly_run
-
-
-def _monday(day: pd.Timestamp) -> date:
-    value = day.date()
-    return value - timedelta(days=value.weekday())
 
 
 @pytest.mark.slow
@@ -38,7 +34,7 @@ def test_whole_path_ingest_features_verdict_and_weekly_list(
     ends = pd.to_datetime(patients["registration_end"]).dropna()
     # Synthea-derived OMOP ends each observation period at the person's last visit, so few
     # are still registered at the end of the data: list the week most people were registered.
-    as_of = _monday(ends.median() if len(ends) else pd.Timestamp(date(2023, 10, 16)))
+    as_of = latest_monday(ends.median().date() if len(ends) else date(2023, 10, 16))
     features = build_features(Sources.from_dir(result.out), [as_of])
     assert len(features) >= 5
     model = load_champion(tracking_uri)  # the fixture made one; later tests may promote others
