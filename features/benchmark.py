@@ -18,12 +18,12 @@ from pathlib import Path
 import duckdb
 
 from features.engine import build_features, feature_sql
-from features.sources import Sources
+from features.tables import ContractTables
 
 
 def measure(data_dir: Path, as_of_dates: list[date]) -> dict:
     """Build features once in this process; return the figures."""
-    sources = Sources.from_dir(data_dir)
+    sources = ContractTables.from_dir(data_dir)
     events = sources.connection.execute("SELECT count(*) FROM events").fetchall()[0][0]
     began = time.perf_counter()
     feature_sql()

@@ -5,7 +5,7 @@ events with ``features.window.cut`` once, aggregates all its definitions in one 
 left-joined to the cohort; people without events get each column's declared default.
 
 The definitions are one Ibis expression over unbound tables, compiled to SQL once per feature
-set and run by ``Sources`` (an embedded DuckDB by default). ``feature_sql(dialect=...)``
+set and run by ``ContractTables`` (an embedded DuckDB by default). ``feature_sql(dialect=...)``
 prints the same computation for another engine.
 """
 
@@ -22,8 +22,8 @@ import pandas as pd
 from features.catalogue import DERIVED, FAMILIES
 from features.contract import ETHNICITY_GROUPS, SEXES
 from features.definitions import Derived, Family
-from features.sources import AS_OF_TABLE, Sources, unbound
 from features.spec import FeatureSpec
+from features.tables import AS_OF_TABLE, ContractTables, unbound
 from features.window import cut
 
 KEY = ["patient_id", "as_of"]
@@ -126,7 +126,7 @@ def feature_sql(
 
 
 def build_features(
-    sources: Sources,
+    sources: ContractTables,
     as_of_dates: Iterable[date],
     families: Sequence[Family] = FAMILIES,
     derived: Sequence[Derived] = DERIVED,
@@ -160,7 +160,7 @@ def _context_sql() -> str:
     )
 
 
-def cohort_context(sources: Sources, as_of_dates: Iterable[date]) -> pd.DataFrame:
+def cohort_context(sources: ContractTables, as_of_dates: Iterable[date]) -> pd.DataFrame:
     """Practice, GP cluster and locality of everyone in the cohort (not model inputs)."""
     frame = sources.run(_context_sql(), as_of_dates)
     frame["as_of"] = frame["as_of"].dt.date

@@ -23,7 +23,7 @@ import pandas as pd
 
 from features.contract import EventKind
 from features.engine import KEY, cohort
-from features.sources import AS_OF_TABLE, Sources, unbound
+from features.tables import AS_OF_TABLE, ContractTables, unbound
 
 EVENT, NO_EVENT, LEFT_AREA = "event", "no_event", "left_area"
 
@@ -63,7 +63,9 @@ def _first_admission_sql(horizon_days: int) -> str:
     return ibis.to_sql(frame, dialect="duckdb")
 
 
-def build_labels(sources: Sources, as_of_dates: Iterable[date], outcome: Outcome) -> pd.DataFrame:
+def build_labels(
+    sources: ContractTables, as_of_dates: Iterable[date], outcome: Outcome
+) -> pd.DataFrame:
     """``label`` (1.0, 0.0, or NaN when censored) and ``status`` per (patient, as-of date)."""
     frame = sources.run(_first_admission_sql(outcome.horizon_days), as_of_dates)
     for column in ("as_of", "registration_end", "death_date", "first_event", "horizon_end"):

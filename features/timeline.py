@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import pandas as pd
 
 from features.contract import EventKind
-from features.sources import Sources
+from features.tables import ContractTables
 
 KIND_LABELS: dict[str, str] = {
     EventKind.GP_CONTACT: "GP contact",
@@ -48,7 +48,7 @@ def _detail(row: pd.Series, as_of: date) -> str:
 
 
 def patient_timeline(
-    sources: Sources, patient_id: str, as_of: date, months: int = 12
+    sources: ContractTables, patient_id: str, as_of: date, months: int = 12
 ) -> pd.DataFrame:
     """Events of ``patient_id`` in the ``months`` before ``as_of``, oldest first.
 

@@ -46,8 +46,8 @@ def _date(text: str) -> date:
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
-    from features.synthetic.borough import generate, write
-    from features.synthetic.config import SynthConfig
+    from features.sources.synthetic.borough import generate, write
+    from features.sources.synthetic.config import SynthConfig
 
     config = SynthConfig(
         patients=args.patients,
@@ -85,7 +85,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
 
 def cmd_ingest(args: argparse.Namespace) -> None:
     """Map an OMOP, Synthea or contract extract into validated, pseudonymised contract tables."""
-    from features.ingest.pipeline import ingest
+    from features.sources.ingest.pipeline import ingest
 
     result = ingest(
         args.source,
@@ -129,10 +129,10 @@ def cmd_features(args: argparse.Namespace) -> None:
     import json
 
     from features.engine import build_features, feature_specs
-    from features.sources import Sources
+    from features.tables import ContractTables
 
     began = time.perf_counter()
-    frame = build_features(Sources.from_dir(args.data), args.as_of)
+    frame = build_features(ContractTables.from_dir(args.data), args.as_of)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     frame.reset_index().to_parquet(args.out, index=False)
     specs = args.out.with_suffix(".features.json")
@@ -284,24 +284,18 @@ def cmd_bench_weekly(args: argparse.Namespace) -> None:
 
 def cmd_referrals(args: argparse.Namespace) -> None:
     """The social prescribing filter over a week's list; matches to CSV with their reasons."""
-    import pandas as pd
+    from serving.weekly.referrals import ReferralCriteria, load_criteria, select_referrals
+    from serving.weekly.store import WeekStore
 
-    from serving.referrals import ReferralCriteria, load_criteria, select_referrals
-    from serving.weekly.run import PEOPLE_FILE, week_folders
-
-    weeks = week_folders(args.lists)
-    if not weeks:
-        raise ValueError(f"{args.lists}: no finished weekly run")
-    week = args.week or weeks[-1]
-    if week not in weeks:
-        raise ValueError(f"{args.lists}: no finished run for the week of {week}")
+    store = WeekStore(args.lists)
+    week = store.choose(args.week)
     base = load_criteria(args.criteria) if args.criteria else ReferralCriteria()
     changes = dict(item.split("=", 1) for item in args.set)
     if args.locality:
         changes["localities"] = ",".join(args.locality)
     values = {f: getattr(base, f) for f in base.__dataclass_fields__} | changes
     criteria = ReferralCriteria.from_mapping(values, "command line")
-    people = pd.read_parquet(args.lists / week.isoformat() / PEOPLE_FILE)
+    people = store.people(week)
     chosen = select_referrals(people, criteria)
     columns = [
         "rank",
@@ -376,17 +370,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
     raise SystemExit(subprocess.call(command, env=env))
 
 
-def latest_monday(on_or_before: date) -> date:
-    return on_or_before - timedelta(days=on_or_before.weekday())
-
-
 def cmd_demo(args: argparse.Namespace) -> None:
     """The main job on the synthetic borough: generate, validate, train, list."""
-    from features.synthetic.borough import TRUTH_DIR, generate, write
-    from features.synthetic.config import SynthConfig
+    from features.sources.synthetic.borough import TRUTH_DIR, generate, write
+    from features.sources.synthetic.config import SynthConfig
     from features.validation import validate_dir
     from models.store import load_champion
     from serving.weekly.run import weekly_run
+    from serving.weekly.store import latest_monday
     from training.config import TrainConfig
     from training.pipeline import train_from_contract
     from training.promote import promote
@@ -442,8 +433,8 @@ def cmd_bench_synth(args: argparse.Namespace) -> None:
     import json
     import resource
 
-    from features.synthetic.borough import generate, write
-    from features.synthetic.config import SynthConfig
+    from features.sources.synthetic.borough import generate, write
+    from features.sources.synthetic.config import SynthConfig
 
     began = time.perf_counter()
     borough = generate(SynthConfig(patients=args.patients, seed=args.seed))
@@ -468,13 +459,13 @@ def cmd_bench_serve(args: argparse.Namespace) -> None:
     import json
 
     from features.engine import build_features
-    from features.sources import Sources
+    from features.tables import ContractTables
     from models.store import load_champion
     from serving.benchmark import run
 
     uri = tracking_uri(args.workdir)
     champion = load_champion(uri)
-    features = build_features(Sources.from_dir(args.data), [args.as_of]).droplevel("as_of")
+    features = build_features(ContractTables.from_dir(args.data), [args.as_of]).droplevel("as_of")
     say(f"{args.clients} clients for {args.seconds:.0f} s against version {champion.version}")
     figures = run(
         features,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.contract import ETHNICITY_GROUPS, EventKind
 from features.engine import build_features
-from features.sources import Sources
+from features.tables import ContractTables
 
 MAX_PEOPLE = 100
 MAX_EVENTS = 5_000
@@ -59,7 +59,7 @@ class PersonHistory(BaseModel):
         return self
 
 
-def history_sources(people: list[PersonHistory]) -> Sources:
+def history_sources(people: list[PersonHistory]) -> ContractTables:
     """The histories as contract tables: everyone registered from birth at one practice."""
     patients = pd.DataFrame(
         {
@@ -90,7 +90,7 @@ def history_sources(people: list[PersonHistory]) -> Sources:
             "locality": ["request"],
         }
     )
-    return Sources.from_frames(patients, events, practices)
+    return ContractTables.from_frames(patients, events, practices)
 
 
 def history_features(people: list[PersonHistory], as_of: date) -> pd.DataFrame:

@@ -30,11 +30,11 @@ from models.registry import RegisteredBundle
 from models.store import champion_version, load_champion
 from serving.access import AccessMiddleware, caller, note, outside_scope
 from serving.history import MAX_PEOPLE, PersonHistory, history_features
-from serving.referrals import ReferralCriteria, select_referrals
 from serving.scoring import percentile_in_population, tier_by_threshold
 from serving.timeouts import cancel_request_timers
 from serving.web.app import app as web_pages
-from serving.weekly.store import WEEKLY_DIR_ENV, Week, load_week
+from serving.weekly.referrals import ReferralCriteria, select_referrals
+from serving.weekly.store import WEEKLY_DIR_ENV, Week, WeekStore
 from serving.weekly.tiers import LISTED_TIERS
 
 TRACKING_URI_ENV = "RISKSTRAT_TRACKING_URI"
@@ -182,7 +182,7 @@ def _week(week: date | None) -> Week:
     if not root:
         raise NotFound(f"no weekly lists configured (set {WEEKLY_DIR_ENV})")
     try:
-        return load_week(Path(root), week)
+        return WeekStore(Path(root)).load(week)
     except FileNotFoundError as exc:
         raise NotFound(str(exc).replace(root, "weekly lists")) from exc
 

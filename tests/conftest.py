@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from features.synthetic.borough import TRUTH_DIR, Borough, generate, write
-from features.synthetic.config import SynthConfig
+from features.sources.synthetic.borough import TRUTH_DIR, Borough, generate, write
+from features.sources.synthetic.config import SynthConfig
 from features.validation import validate_dir
 from models.registry import RegisteredBundle, load_registered
 from training.config import TrainConfig

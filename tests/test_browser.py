@@ -18,7 +18,7 @@ from servers import running_service, write_access
 from weekly_fixture import WEEK, write_contract, write_weeks
 
 from models.registry import RegisteredBundle
-from serving.referrals import DRIVERS, ReferralCriteria, select_referrals
+from serving.weekly.referrals import DRIVERS, ReferralCriteria, select_referrals
 
 pytestmark = pytest.mark.browser
 

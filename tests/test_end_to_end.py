@@ -13,7 +13,7 @@ import pytest
 from servers import free_port, write_access
 
 from features.engine import build_features
-from features.sources import Sources
+from features.tables import ContractTables
 from models.registry import RegisteredBundle
 from serving.weekly.run import weekly_run
 from training.pipeline import TrainResult
@@ -77,7 +77,7 @@ def test_champion_alias_points_at_the_promoted_version(
 
 
 def _features_for_service(validated: Path, n: int) -> pd.DataFrame:
-    return build_features(Sources.from_dir(validated), [WEEK]).head(n)
+    return build_features(ContractTables.from_dir(validated), [WEEK]).head(n)
 
 
 def test_service_scores_match_the_bundle(
@@ -254,7 +254,7 @@ def test_scoring_from_histories_equals_scoring_from_features(
     from serving.service import RiskService
 
     monkeypatch.setenv("RISKSTRAT_TRACKING_URI", tracking_uri)
-    features = build_features(Sources.from_dir(validated), [WEEK])
+    features = build_features(ContractTables.from_dir(validated), [WEEK])
     busiest = features.sort_values("gp_contacts_365d", ascending=False).head(4)
     ids = [*busiest.index.get_level_values("patient_id"), features.index[0][0]]
     expected, _ = champion.bundle.predict_and_explain(features.loc[[(i, WEEK) for i in ids]])

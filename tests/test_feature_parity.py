@@ -29,9 +29,9 @@ from features.definitions import (
     YearsSinceFirst,
 )
 from features.engine import build_features
-from features.sources import Sources
-from features.synthetic.borough import generate
-from features.synthetic.config import SynthConfig
+from features.sources.synthetic.borough import generate
+from features.sources.synthetic.config import SynthConfig
+from features.tables import ContractTables
 
 AS_OF = (date(2023, 3, 1), date(2025, 1, 1))
 
@@ -134,7 +134,7 @@ def tables() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 def test_every_feature_matches_the_reference(tables: tuple) -> None:
     patients, events, practices = tables
-    engine = build_features(Sources.from_frames(patients, events, practices), AS_OF)
+    engine = build_features(ContractTables.from_frames(patients, events, practices), AS_OF)
     reference = reference_features(patients, events)
     assert [d.name for d in DERIVED] == ["polypharmacy", "frailty_index"]
     assert list(engine.index) == list(reference.index)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from features.catalogue import DAYS_SINCE_CAP
 from features.engine import build_features, feature_specs, feature_sql
-from features.sources import Sources
+from features.tables import ContractTables
 from features.timeline import patient_timeline
 
 AS_OF = date(2024, 1, 1)
@@ -45,7 +45,7 @@ def _events(rows: list[tuple]) -> pd.DataFrame:
 def features_of(
     rows: list[tuple], patients: pd.DataFrame | None = None, as_of: tuple[date, ...] = (AS_OF,)
 ) -> pd.DataFrame:
-    sources = Sources.from_frames(
+    sources = ContractTables.from_frames(
         _patients() if patients is None else patients, _events(rows), PRACTICES
     )
     return build_features(sources, as_of)
@@ -170,7 +170,7 @@ def test_timeline_lists_recent_events_in_order_with_readable_labels() -> None:
         ("a", "gp_contact", AS_OF, None, "telephone", None),
         ("b", "gp_contact", before(5), None, "telephone", None),
     ]
-    sources = Sources.from_frames(_patients(), _events(rows), PRACTICES)
+    sources = ContractTables.from_frames(_patients(), _events(rows), PRACTICES)
     timeline = patient_timeline(sources, "a", AS_OF, months=12)
     assert timeline.to_dict("records") == [
         {
@@ -227,7 +227,7 @@ def test_social_care_running_on_the_as_of_date() -> None:
     ]
     events = _events(rows)
     events["cost"] = [240.0, 120.0, 360.0]
-    sources = Sources.from_frames(_patients(), events, PRACTICES)
+    sources = ContractTables.from_frames(_patients(), events, PRACTICES)
     out = build_features(sources, [AS_OF])
     a, b = out.loc[("a", AS_OF)], out.loc[("b", AS_OF)]
     assert (a["social_care_package_active"], a["social_care_hours_per_week"]) == (1, 10)

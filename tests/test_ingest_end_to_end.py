@@ -11,11 +11,11 @@ import pytest
 from ingest_support import OMOP, SYNTHEA, key_file, run
 
 from features.engine import build_features
-from features.sources import Sources
+from features.tables import ContractTables
 from models.registry import RegisteredBundle
 from models.store import load_champion
-from riskstrat.cli import latest_monday
 from serving.weekly.run import weekly_run
+from serving.weekly.store import latest_monday
 
 
 @pytest.mark.slow
@@ -35,7 +35,7 @@ def test_whole_path_ingest_features_verdict_and_weekly_list(
     # Synthea-derived OMOP ends each observation period at the person's last visit, so few
     # are still registered at the end of the data: list the week most people were registered.
     as_of = latest_monday(ends.median().date() if len(ends) else date(2023, 10, 16))
-    features = build_features(Sources.from_dir(result.out), [as_of])
+    features = build_features(ContractTables.from_dir(result.out), [as_of])
     assert len(features) >= 5
     model = load_champion(tracking_uri)  # the fixture made one; later tests may promote others
     weekly = weekly_run(result.out, as_of, model, tmp_path / "lists")

@@ -10,8 +10,8 @@ import pytest
 from ingest_support import OMOP, OMOP_SKIP, TEST_KEY, copy_extract, key_file, run
 
 from features.engine import feature_specs
-from features.ingest.quality import Thresholds, verdict
-from features.ingest.tables import IngestError
+from features.sources.ingest.quality import Thresholds, verdict
+from features.sources.ingest.tables import IngestError
 from riskstrat.cli import main
 
 

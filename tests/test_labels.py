@@ -7,14 +7,14 @@ from datetime import date, timedelta
 import pandas as pd
 
 from features.labels import EVENT, LEFT_AREA, NO_EVENT, Outcome, build_labels
-from features.sources import Sources
+from features.tables import ContractTables
 
 AS_OF = date(2024, 1, 1)
 
 
 def _sources(
     registration_end: list, death_date: list, admissions: list[tuple[str, date]]
-) -> Sources:
+) -> ContractTables:
     n = len(registration_end)
     ids = [f"p{i}" for i in range(n)]
     patients = pd.DataFrame(
@@ -50,7 +50,7 @@ def _sources(
             "locality": ["North"],
         }
     )
-    return Sources.from_frames(patients, events, practices)
+    return ContractTables.from_frames(patients, events, practices)
 
 
 def test_outcome_window_is_as_of_inclusive_to_horizon_exclusive() -> None:

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from features.contract import EVENTS, PATIENTS, EventKind
-from features.synthetic.borough import Borough, generate
-from features.synthetic.config import SynthConfig
-from features.synthetic.truth import month_fractions
+from features.sources.synthetic.borough import Borough, generate
+from features.sources.synthetic.config import SynthConfig
+from features.sources.synthetic.truth import month_fractions
 
 TINY = SynthConfig(patients=400, seed=11, truth_as_of=())
 

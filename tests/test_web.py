@@ -24,10 +24,10 @@ from weekly_fixture import PREVIOUS, WEEK, write_contract, write_week, write_wee
 
 from models.registry import RegisteredBundle
 from serving.access import AccessMiddleware
-from serving.referrals import ReferralCriteria, select_referrals
 from serving.web import filters
 from serving.web.app import STATIC, build_app
 from serving.web.session import IDLE_SECONDS, SessionStore
+from serving.weekly.referrals import ReferralCriteria, select_referrals
 
 TOKENS = {
     "ds": ("data_scientist", []),

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from models.registry import RegisteredBundle
-from serving.referrals import ReferralCriteria, select_referrals
 from serving.weekly import run as weekly
 from serving.weekly.outputs import COLUMNS
+from serving.weekly.referrals import ReferralCriteria, select_referrals
 from serving.weekly.run import weekly_run
 
 LAST_WEEK, WEEK = date(2026, 10, 19), date(2026, 10, 26)

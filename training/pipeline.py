@@ -13,7 +13,7 @@ import pandas as pd
 
 from features.engine import build_features, cohort_context, feature_specs
 from features.labels import build_labels
-from features.sources import Sources, fingerprint
+from features.tables import ContractTables, fingerprint
 from models.bundle import ModelBundle
 from models.drift import Profile
 from training.assess import Assessment, assess, write_report
@@ -38,7 +38,7 @@ def _rows(features: pd.DataFrame, labels: pd.DataFrame, as_of: tuple[date, ...])
     return Snapshots(features[keep], labels.loc[keep, "label"].astype(float))
 
 
-def later_as_of(sources: Sources, test_as_of: date, horizon_days: int) -> tuple[date, ...]:
+def later_as_of(sources: ContractTables, test_as_of: date, horizon_days: int) -> tuple[date, ...]:
     """Quarterly as-of dates after the test date whose whole horizon the data covers."""
     (last,) = sources.connection.execute("SELECT max(start) FROM events").fetchall()[0]
     dates = []
@@ -62,7 +62,7 @@ def train_from_contract(
 ) -> TrainResult:
     """The whole training run on validated contract tables in ``data_dir``."""
     say = progress or (lambda _: None)
-    sources = Sources.from_dir(data_dir)
+    sources = ContractTables.from_dir(data_dir)
     later = later_as_of(sources, config.test_as_of, config.outcome.horizon_days)
     dates = (*config.train_as_of, config.test_as_of, *later)
     say(f"building features and labels for {len(dates)} as-of dates")

@@ -23,7 +23,7 @@ from sklearn.metrics import roc_auc_score
 
 from features.engine import build_features
 from features.labels import Outcome, build_labels
-from features.sources import Sources
+from features.tables import ContractTables
 from models.bundle import ModelBundle
 from models.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegisteredBundle, load_registered
 from models.store import store
@@ -111,7 +111,7 @@ def _test_set(data_dir: Path, bundle: ModelBundle) -> tuple[pd.DataFrame, np.nda
     outcome = Outcome(
         horizon_days=int(metadata["horizon_days"]), include_death="or_death" in metadata["outcome"]
     )
-    sources = Sources.from_dir(data_dir)
+    sources = ContractTables.from_dir(data_dir)
     features = build_features(sources, [as_of])
     labels = build_labels(sources, [as_of], outcome)["label"]
     observed = labels.notna().to_numpy()

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.sources import Sources
+from features.tables import ContractTables
 from features.timeline import patient_timeline
 from serving.access import Principal
-from serving.weekly.run import week_folders
-from serving.weekly.store import WEEKLY_DIR_ENV, Week
+from serving.weekly.store import WEEKLY_DIR_ENV, Week, WeekStore
 
 DATA_DIR_ENV = "RISKSTRAT_DATA_DIR"
 TIMELINE_MONTHS = 24
@@ -28,23 +27,12 @@ class NoWeeklyDataError(LookupError):
     """No weekly run to show (the folder is not set, missing or empty)."""
 
 
-class WeeklyStore:
-    """The finished weeks under one folder."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def dates(self) -> list[date]:
-        """The weeks with a finished run, newest first."""
-        return sorted(week_folders(self.root), reverse=True)
-
-
-def weekly_store() -> WeeklyStore:
+def weekly_store() -> WeekStore:
     """The store for ``RISKSTRAT_WEEKLY_DIR`` (read on each call, so tests can set it)."""
     root = os.environ.get(WEEKLY_DIR_ENV)
     if not root:
         raise NoWeeklyDataError(f"set {WEEKLY_DIR_ENV} to the weekly run's output folder")
-    return WeeklyStore(Path(root))
+    return WeekStore(Path(root))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +72,7 @@ def timeline(patient_id: str, as_of: date) -> pd.DataFrame | None:
     if not folder:
         return None
     try:
-        sources = Sources.from_dir(Path(folder))
+        sources = ContractTables.from_dir(Path(folder))
     except FileNotFoundError:
         return None
     try:

@@ -11,8 +11,8 @@ from datetime import date
 
 import pandas as pd
 
-from serving.referrals import DRIVERS, TIERS, ReferralCriteria
 from serving.weekly.pathways import PATHWAYS
+from serving.weekly.referrals import DRIVERS, TIERS, ReferralCriteria
 
 PAGE_SIZE = 50
 FLAGS: dict[str, str] = {

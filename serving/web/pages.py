@@ -23,7 +23,6 @@ from serving.access import (
     caller,
     note,
 )
-from serving.referrals import DRIVERS, TIERS, select_referrals
 from serving.scoring import NOT_LISTED
 from serving.web.data import NoWeeklyDataError, Scope, Week, timeline, weekly_store
 from serving.web.filters import (
@@ -45,7 +44,7 @@ from serving.web.filters import (
     to_csv,
 )
 from serving.web.render import BASE, render
-from serving.weekly.store import load_week
+from serving.weekly.referrals import DRIVERS, TIERS, select_referrals
 
 logger = logging.getLogger(__name__)
 TIMELINE_ROWS = 300
@@ -95,13 +94,13 @@ def _items(request: Request) -> Items:
 def _week(items: Items) -> tuple[Week, list[date]]:
     store = weekly_store()
     as_of = parse_week(items)
-    dates = store.dates()
+    dates = store.weeks()[::-1]  # newest first
     if as_of is not None and as_of not in dates:
         shown = ", ".join(d.isoformat() for d in dates[:8])
         raise BadQueryError("week", f"no weekly run for {as_of} (there are: {shown})")
     if not dates:
         raise NoWeeklyDataError("no weekly run yet")
-    return load_week(store.root, as_of), dates
+    return store.load(as_of), dates
 
 
 def _note(week: Week, ids: pd.Series | list[str]) -> None:

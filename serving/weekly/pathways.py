@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving.referrals import DRIVERS, drivers
 from serving.weekly.flags import FLAGS
+from serving.weekly.referrals import DRIVERS, drivers
 from serving.weekly.tiers import LISTED_TIERS
 
 PATHWAYS = ("integrated reablement plan", "social prescribing", "care coordination", "none")

@@ -11,14 +11,11 @@ timings go to ``<out>/runs.jsonl``, one line per run.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +24,26 @@ import pandas as pd
 from features.bands import age_band
 from features.catalogue import FAMILIES, LIST_CONTEXT
 from features.engine import build_features, cohort_context
-from features.sources import Sources, fingerprint
+from features.tables import ContractTables, fingerprint
 from models.bundle import ModelBundle
 from models.registry import RegisteredBundle
-from serving.referrals import COLUMNS as REFERRAL_COLUMNS
 from serving.scoring import NOT_LISTED, percentile_in_population
 from serving.weekly.config import WeeklyConfig
 from serving.weekly.drift import drift_check
 from serving.weekly.flags import flag_columns
 from serving.weekly.outputs import readable, slug, write_csv, write_workbook
 from serving.weekly.pathways import Rules, load_rules
+from serving.weekly.referrals import COLUMNS as REFERRAL_COLUMNS
 from serving.weekly.report import report_html
+from serving.weekly.store import (
+    BOROUGH_REPORT,
+    LEFT_FILE,
+    MANIFEST_FILE,
+    PEOPLE_FILE,
+    REASONS_FILE,
+    WeekStore,
+    file_digests,
+)
 from serving.weekly.tiers import (
     LISTED_TIERS,
     assign_tiers,
@@ -46,13 +52,8 @@ from serving.weekly.tiers import (
     week_status,
 )
 
-PEOPLE_FILE, REASONS_FILE, MANIFEST_FILE, RUN_LOG = (
-    "people.parquet",
-    "reasons.parquet",
-    "manifest.json",
-    "runs.jsonl",
-)
 Progress = Callable[[str], None]
+PREVIOUS_COLUMNS = ["risk", "tier", "practice_id", "gp_cluster", "locality"]
 
 
 @dataclass(slots=True)
@@ -81,28 +82,6 @@ class WeeklyResult:
     @property
     def scored(self) -> int:
         return self.manifest["counts"]["scored"]
-
-
-def week_folders(out_dir: Path) -> list[date]:
-    """The weeks with a finished run in ``out_dir``, oldest first."""
-    weeks = []
-    for folder in out_dir.glob("[0-9]*") if out_dir.exists() else ():
-        if (folder / MANIFEST_FILE).exists():
-            try:
-                weeks.append(date.fromisoformat(folder.name))
-            except ValueError:
-                continue
-    return sorted(weeks)
-
-
-def _previous(out_dir: Path, as_of: date) -> tuple[date | None, pd.DataFrame]:
-    """The latest earlier week and its people (empty when there is none)."""
-    columns = ["patient_id", "risk", "tier", "practice_id", "gp_cluster", "locality"]
-    earlier = [w for w in week_folders(out_dir) if w < as_of]
-    if not earlier:
-        return None, pd.DataFrame(columns=columns).set_index("patient_id")
-    path = out_dir / earlier[-1].isoformat() / PEOPLE_FILE
-    return earlier[-1], pd.read_parquet(path, columns=columns).set_index("patient_id")
 
 
 def _explain(
@@ -271,7 +250,7 @@ def weekly_run(
     rules = rules or load_rules()
     say = progress or (lambda _: None)
     watch = Stopwatch()
-    sources = Sources.from_dir(data_dir)
+    sources = ContractTables.from_dir(data_dir)
     features = build_features(sources, [as_of], families=(*FAMILIES, LIST_CONTEXT))
     if features.empty:
         raise ValueError(f"{data_dir}: nobody is registered and alive on {as_of}")
@@ -279,7 +258,8 @@ def weekly_run(
     context = cohort_context(sources, [as_of]).droplevel("as_of")
     watch.lap("features")
     say(f"features for {len(features):,} people")
-    previous_week, previous = _previous(out_dir, as_of)
+    store = WeekStore(out_dir)
+    previous_week, previous = store.previous(as_of, PREVIOUS_COLUMNS)
     people, reasons = build_people(features, context, model.bundle, previous, as_of, config, rules)
     left = left_the_list(people, previous)
     drift = drift_check(model.bundle.metadata, features, people["risk"].reindex(features.index))
@@ -302,9 +282,9 @@ def weekly_run(
         "mean_risk": round(float(people["risk"].mean()), 6),
         "drift": drift,
     }
-    folder, manifest = _write_atomically(out_dir, as_of, people, reasons, listed, left, manifest)
+    folder, manifest = _write_week(store, as_of, people, reasons, listed, left, manifest)
     watch.lap("outputs")
-    _log_run(out_dir, folder, watch.seconds)
+    store.log_run(as_of, watch.seconds)
     return WeeklyResult(folder, manifest, watch.seconds)
 
 
@@ -328,8 +308,8 @@ def _counts(
     }
 
 
-def _write_atomically(
-    out_dir: Path,
+def _write_week(
+    store: WeekStore,
     as_of: date,
     people: pd.DataFrame,
     reasons: pd.DataFrame,
@@ -337,22 +317,17 @@ def _write_atomically(
     left: pd.DataFrame,
     manifest: dict,
 ) -> tuple[Path, dict]:
-    """Write everything into a staging folder, then swap it in for the week's folder.
+    """Write every file of the week through the store (staging, then one rename).
 
     Returns the folder and the manifest as written (with every file's digest)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = as_of.isoformat()
-    for stale in out_dir.glob(f".{name}-*"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out_dir))
-    try:
+    with store.writing(as_of) as staging:
         stamp = datetime(as_of.year, as_of.month, as_of.day)
         people.drop(columns="reason_concepts").reset_index().to_parquet(
             staging / PEOPLE_FILE, index=False
         )
         reasons.to_parquet(staging / REASONS_FILE, index=False)
-        write_csv(_left_table(left), staging / "left.csv")
-        (staging / "report.html").write_text(
+        write_csv(_left_table(left), staging / LEFT_FILE)
+        (staging / BOROUGH_REPORT).write_text(
             _report("the borough", listed, left, manifest, readable(listed))
         )
         for locality, group in listed.groupby("locality", sort=True):
@@ -369,31 +344,6 @@ def _write_atomically(
         for cluster, group in listed.groupby("gp_cluster", sort=True):
             gone = left[left["gp_cluster"] == cluster]
             _write_scope(staging, f"cluster_{slug(cluster)}", group, gone, manifest, None, stamp)
-        manifest = manifest | {"files": _digests(staging)}
+        manifest = manifest | {"files": file_digests(staging)}
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    final = out_dir / name
-    replaced = out_dir / f".{name}-replaced"
-    if final.exists():
-        final.rename(replaced)
-    staging.rename(final)
-    shutil.rmtree(replaced, ignore_errors=True)
-    return final, manifest
-
-
-def _digests(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
-
-
-def _log_run(out_dir: Path, folder: Path, seconds: dict[str, float]) -> None:
-    """One line per run in ``runs.jsonl``: when, which week, how long each stage took."""
-    entry = {
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "week": folder.name,
-        "manifest_sha256": hashlib.sha256((folder / MANIFEST_FILE).read_bytes()).hexdigest(),
-        "seconds": seconds | {"total": round(sum(seconds.values()), 2)},
-    }
-    with (out_dir / RUN_LOG).open("a") as log:
-        log.write(json.dumps(entry) + "\n")
+    return store.folder(as_of), manifest

@@ -1,18 +1,38 @@
-"""Read finished weekly runs back: the API and the pages show what the weekly job wrote."""
+"""The weekly runs' folder: the one place that knows a week's file layout.
+
+``<root>/<YYYY-MM-DD>/`` holds a finished week (it has a manifest); ``<root>/.<date>-*``
+are staging folders of a run in progress or killed; ``<root>/runs.jsonl`` logs each run's
+stage timings. The weekly run writes through ``WeekStore.writing`` (staging folder, then one
+rename), and the API, the pages and ``riskstrat referrals`` read through ``WeekStore.load``.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
-from serving.weekly.run import MANIFEST_FILE, PEOPLE_FILE, REASONS_FILE, week_folders
-
+PEOPLE_FILE = "people.parquet"
+REASONS_FILE = "reasons.parquet"
+MANIFEST_FILE = "manifest.json"
+LEFT_FILE = "left.csv"
+BOROUGH_REPORT = "report.html"
+RUN_LOG = "runs.jsonl"
 WEEKLY_DIR_ENV = "RISKSTRAT_WEEKLY_DIR"
+
+
+def latest_monday(on_or_before: date) -> date:
+    """The week a run on ``on_or_before`` belongs to: weeks start on Mondays."""
+    return on_or_before - timedelta(days=on_or_before.weekday())
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,17 +57,95 @@ class Week:
         return str(verdict) if verdict else None
 
 
-def load_week(root: Path, week: date | None = None) -> Week:
-    """The given week, or the latest; FileNotFoundError naming what is missing."""
-    weeks = week_folders(root)
-    if not weeks:
-        raise FileNotFoundError(f"{root}: no finished weekly run yet")
-    chosen = week or weeks[-1]
-    if chosen not in weeks:
-        raise FileNotFoundError(f"{root}: no finished run for the week of {chosen}")
-    folder = root / chosen.isoformat()
-    stamp = (folder / MANIFEST_FILE).stat().st_mtime_ns
-    return _read(folder, stamp)
+@dataclass(frozen=True, slots=True)
+class WeekStore:
+    """The finished weeks under ``root``."""
+
+    root: Path
+
+    def folder(self, week: date) -> Path:
+        return self.root / week.isoformat()
+
+    def weeks(self) -> list[date]:
+        """The weeks with a finished run, oldest first."""
+        found = []
+        for folder in self.root.glob("[0-9]*") if self.root.exists() else ():
+            if (folder / MANIFEST_FILE).exists():
+                try:
+                    found.append(date.fromisoformat(folder.name))
+                except ValueError:
+                    continue
+        return sorted(found)
+
+    def choose(self, week: date | None = None) -> date:
+        """``week`` if it has a finished run, else the latest; FileNotFoundError naming what
+        is missing."""
+        weeks = self.weeks()
+        if not weeks:
+            raise FileNotFoundError(f"{self.root}: no finished weekly run yet")
+        chosen = week or weeks[-1]
+        if chosen not in weeks:
+            raise FileNotFoundError(f"{self.root}: no finished run for the week of {chosen}")
+        return chosen
+
+    def load(self, week: date | None = None) -> Week:
+        """The given week, or the latest (see ``choose``)."""
+        folder = self.folder(self.choose(week))
+        return _read(folder, (folder / MANIFEST_FILE).stat().st_mtime_ns)
+
+    def people(self, week: date | None = None) -> pd.DataFrame:
+        """Everyone scored in the given week (or the latest), without the reasons table."""
+        return pd.read_parquet(self.folder(self.choose(week)) / PEOPLE_FILE)
+
+    def previous(self, as_of: date, columns: list[str]) -> tuple[date | None, pd.DataFrame]:
+        """The latest week before ``as_of`` and its people's ``columns``, indexed by patient
+        (empty when there is none)."""
+        earlier = [w for w in self.weeks() if w < as_of]
+        if not earlier:
+            return None, pd.DataFrame(columns=["patient_id", *columns]).set_index("patient_id")
+        path = self.folder(earlier[-1]) / PEOPLE_FILE
+        return earlier[-1], pd.read_parquet(path, columns=["patient_id", *columns]).set_index(
+            "patient_id"
+        )
+
+    @contextmanager
+    def writing(self, as_of: date) -> Iterator[Path]:
+        """A staging folder to write the week into; on success it replaces the week's
+        folder in one rename, on failure it is removed and the last good week stays."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = as_of.isoformat()
+        for stale in self.root.glob(f".{name}-*"):
+            shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.root))
+        try:
+            yield staging
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        final = self.folder(as_of)
+        replaced = self.root / f".{name}-replaced"
+        if final.exists():
+            final.rename(replaced)
+        staging.rename(final)
+        shutil.rmtree(replaced, ignore_errors=True)
+
+    def log_run(self, week: date, seconds: dict[str, float]) -> None:
+        """One line per run in ``runs.jsonl``: when, which week, how long each stage took
+        (kept out of the week's folder so that a re-run gives identical bytes)."""
+        manifest = self.folder(week) / MANIFEST_FILE
+        entry = {
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "week": week.isoformat(),
+            "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+            "seconds": seconds | {"total": round(sum(seconds.values()), 2)},
+        }
+        with (self.root / RUN_LOG).open("a") as log:
+            log.write(json.dumps(entry) + "\n")
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file in ``folder``, by name (the manifest lists them)."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
 @lru_cache(maxsize=4)

@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract import PATIENTS, PRACTICES, EventKind
-from features.synthetic import emit
-from features.synthetic.conditions import CONDITIONS, DRUG_CLASSES
-from features.synthetic.config import SynthConfig
-from features.synthetic.dynamics import (
+from features.sources.synthetic import emit
+from features.sources.synthetic.conditions import CONDITIONS, DRUG_CLASSES
+from features.sources.synthetic.config import SynthConfig
+from features.sources.synthetic.dynamics import (
     N_CONDITIONS,
     State,
     admission_log_hazard,
@@ -33,9 +33,14 @@ from features.synthetic.dynamics import (
     initial_state,
     take,
 )
-from features.synthetic.eventlog import NO_DAY, EventLog
-from features.synthetic.population import ETHNICITY_SHARES, People, make_people, make_practices
-from features.synthetic.truth import exact_risk
+from features.sources.synthetic.eventlog import NO_DAY, EventLog
+from features.sources.synthetic.population import (
+    ETHNICITY_SHARES,
+    People,
+    make_people,
+    make_practices,
+)
+from features.sources.synthetic.truth import exact_risk
 
 EPOCH = date(1970, 1, 1)
 TRUTH_DIR = "truth"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.contract import EventKind
-from features.synthetic.conditions import ACUTE_DRUGS, CONDITIONS, DRUG_CLASSES
-from features.synthetic.dynamics import (
+from features.sources.synthetic.conditions import ACUTE_DRUGS, CONDITIONS, DRUG_CLASSES
+from features.sources.synthetic.dynamics import (
     CANCER,
     DEMENTIA,
     SMI,
@@ -24,8 +24,8 @@ from features.synthetic.dynamics import (
     loneliness,
     mental_ill_health,
 )
-from features.synthetic.eventlog import EventLog
-from features.synthetic.population import People
+from features.sources.synthetic.eventlog import EventLog
+from features.sources.synthetic.population import People
 
 DRUG_INDEX = {d: i for i, d in enumerate(DRUG_CLASSES)}
 CONDITION_DRUGS = [[(DRUG_INDEX[d], p) for d, p in c.drugs] for c in CONDITIONS]

@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from features.synthetic.conditions import CONDITIONS
-from features.synthetic.population import People
+from features.sources.synthetic.conditions import CONDITIONS
+from features.sources.synthetic.population import People
 
 N_CONDITIONS = len(CONDITIONS)
 _IDX = {c.code: i for i, c in enumerate(CONDITIONS)}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from features.contract import EVENTS, PATIENTS, PRACTICES, Table
-from features.ingest.mapping import Ledger, Mapped, with_practices_file
-from features.ingest.tables import Extract, Spec, parse_dates, parse_numbers
+from features.sources.ingest.mapping import Ledger, Mapped, with_practices_file
+from features.sources.ingest.tables import Extract, Spec, parse_dates, parse_numbers
 
 
 def _spec(table: Table) -> Spec:

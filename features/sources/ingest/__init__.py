@@ -1,5 +1,5 @@
 """Source adapters: OMOP CDM, Synthea and contract-shaped extracts into the contract.
 
-``features.ingest.pipeline.ingest`` reads an extract, maps it, pseudonymises identifiers,
+``features.sources.ingest.pipeline.ingest`` reads an extract, maps it, pseudonymises identifiers,
 writes and validates the contract tables and writes a data-quality report.
 """

@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 
 from features.contract import EventKind
-from features.ingest.mapping import Mapped
+from features.sources.ingest.mapping import Mapped
 from features.validation import ValidationReport
 
 TOP_CODES = 10

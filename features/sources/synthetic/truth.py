@@ -15,7 +15,7 @@ from datetime import date
 
 import numpy as np
 
-from features.synthetic.dynamics import (
+from features.sources.synthetic.dynamics import (
     Constants,
     State,
     admission_log_hazard,
@@ -23,7 +23,7 @@ from features.synthetic.dynamics import (
     death_log_hazard,
     take,
 )
-from features.synthetic.population import People
+from features.sources.synthetic.population import People
 
 
 @dataclass(frozen=True, slots=True)

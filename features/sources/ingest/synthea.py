@@ -13,7 +13,7 @@ they are read under the newer names.
 - Practice: the organisation of the person's latest wellness encounter (else latest
   ambulatory, else any); locality: the organisation's city; none known: ``UNASSIGNED``.
 - Encounters: ``ENCOUNTERCLASS`` through ``codes/synthea_encounters.csv`` and the visit
-  rules in ``features.ingest.mapping`` (urgent care counts as an A&E attendance, as
+  rules in ``features.sources.ingest.mapping`` (urgent care counts as an A&E attendance, as
   England counts urgent treatment centres; SNF stays of up to 90 days are reablement).
 - Conditions: ``SYSTEM`` (SNOMED when absent) and ``CODE``. Medications: a row is a
   course from ``START`` to ``STOP`` (ongoing: to death or the end of the data), issued
@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.ingest import codes
-from features.ingest.mapping import (
+from features.sources.ingest import codes
+from features.sources.ingest.mapping import (
     UNASSIGNED,
     Ledger,
     Mapped,
@@ -37,7 +37,7 @@ from features.ingest.mapping import (
     tag,
     visit_events,
 )
-from features.ingest.tables import Extract, Spec
+from features.sources.ingest.tables import Extract, Spec
 
 PATIENTS = Spec("patients", True, ("id", "birthdate", "gender"), ("deathdate", "race", "ethnicity"))
 ENCOUNTERS = Spec(

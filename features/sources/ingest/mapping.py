@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 
 from features.contract import EventKind as K
-from features.ingest import codes
+from features.sources.ingest import codes
 
 if TYPE_CHECKING:
-    from features.ingest.tables import Extract, Spec
+    from features.sources.ingest.tables import Extract, Spec
 
 RISKSTRAT = "riskstrat"
 ISSUE_DAYS = 28

@@ -13,7 +13,7 @@ Tables read: ``person`` and ``visit_occurrence`` (required); ``observation_perio
   activity (counted in the report); with no activity either they are quarantined.
 - Practice: the person's care site (its source value, else its id), locality from the care
   site's location (county, else city); no care site: one ``UNASSIGNED`` practice.
-- Visits: see ``features.ingest.mapping``; ``admitted_from_concept_id`` (v5.4) or
+- Visits: see ``features.sources.ingest.mapping``; ``admitted_from_concept_id`` (v5.4) or
   ``admitting_source_concept_id`` (v5.3) 8870/9203/262 marks an admission from the ER;
   an outpatient visit (9202) with a general-practice provider is a GP contact.
 - Conditions: the standard concept's SNOMED code, else the source concept's code (ICD-10 or
@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.ingest import codes
-from features.ingest.mapping import (
+from features.sources.ingest import codes
+from features.sources.ingest.mapping import (
     UNASSIGNED,
     Ledger,
     Mapped,
@@ -39,7 +39,7 @@ from features.ingest.mapping import (
     tag,
     visit_events,
 )
-from features.ingest.tables import Extract, Spec, parse_numbers
+from features.sources.ingest.tables import Extract, Spec, parse_numbers
 
 PERSON = Spec(
     "person",

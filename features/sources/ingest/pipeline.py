@@ -20,13 +20,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract import EVENTS, PATIENTS, PRACTICES, Table
-from features.ingest import quality
-from features.ingest.contract_source import map_contract
-from features.ingest.mapping import Mapped
-from features.ingest.omop import map_omop
-from features.ingest.pseudonym import Pseudonymiser, load_key
-from features.ingest.synthea import map_synthea
-from features.ingest.tables import Extract, IngestError
+from features.sources.ingest import quality
+from features.sources.ingest.contract_source import map_contract
+from features.sources.ingest.mapping import Mapped
+from features.sources.ingest.omop import map_omop
+from features.sources.ingest.pseudonym import Pseudonymiser, load_key
+from features.sources.ingest.synthea import map_synthea
+from features.sources.ingest.tables import Extract, IngestError
 from features.validation import validate_dir
 
 SOURCES: dict[str, Callable[[Extract, pd.DataFrame | None], Mapped]] = {

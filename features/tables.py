@@ -43,14 +43,14 @@ def fingerprint(data_dir: Path) -> str:
     return digest.hexdigest()
 
 
-class Sources:
+class ContractTables:
     """A DuckDB connection holding the three contract tables under their contract names."""
 
     def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
         self.connection = connection
 
     @classmethod
-    def from_dir(cls, data_dir: Path) -> Sources:
+    def from_dir(cls, data_dir: Path) -> ContractTables:
         """Views over the Parquet files in ``data_dir`` (nothing is loaded until a query)."""
         connection = duckdb.connect()
         for table in TABLES:
@@ -63,7 +63,7 @@ class Sources:
     @classmethod
     def from_frames(
         cls, patients: pd.DataFrame, events: pd.DataFrame, practices: pd.DataFrame
-    ) -> Sources:
+    ) -> ContractTables:
         """In-memory frames (a request's history, a test's five rows) cast to the contract."""
         connection = duckdb.connect()
         for table, frame in ((PATIENTS, patients), (EVENTS, events), (PRACTICES, practices)):
