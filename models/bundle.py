@@ -1,8 +1,9 @@
 """The model bundle: what training produces and serving loads, saved without pickle.
 
 A LightGBM booster (text), Platt calibration (two numbers), the feature specs (names, dtypes,
-vocabularies, reason templates) and metadata (training window, outcome, metrics, data
-fingerprint), written as ``model.txt`` and ``bundle.json`` in one folder.
+vocabularies, reason templates) and the model's description (``models.description``: outcome,
+training window, test design, metrics, tier cut-offs), written as ``model.txt`` and
+``bundle.json`` in one folder.
 
 Platt scaling keeps explanations additive: the calibrated log-odds are ``a * raw + b``, so
 each LightGBM contribution (identical to SHAP's TreeExplainer values) times ``a`` is that
@@ -12,7 +13,7 @@ feature's share of the calibrated log-odds, and the shares plus the base sum to 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -21,10 +22,12 @@ import numpy as np
 import pandas as pd
 
 from features.spec import FeatureSpec
+from models.description import ModelDescription
+from models.legacy import description_from_metadata
 
 MODEL_FILE = "model.txt"
 BUNDLE_FILE = "bundle.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: an untyped "metadata" dict instead of "description"
 
 
 class FeatureMismatchError(ValueError):
@@ -81,7 +84,18 @@ class ModelBundle:
     booster: lgb.Booster
     calibration: Calibration
     specs: tuple[FeatureSpec, ...]
-    metadata: dict = field(default_factory=dict)
+    description: ModelDescription | None = None  # None only while training builds it
+
+    @property
+    def described(self) -> ModelDescription:
+        """The description; every saved bundle has one."""
+        if self.description is None:
+            raise ValueError("this model bundle has no description: it was not saved by training")
+        return self.description
+
+    def describe(self, description: ModelDescription) -> ModelBundle:
+        """The same model with ``description``."""
+        return ModelBundle(self.booster, self.calibration, self.specs, description)
 
     @property
     def feature_names(self) -> list[str]:
@@ -201,20 +215,24 @@ class ModelBundle:
                 "intercept": self.calibration.intercept,
             },
             "features": [s.to_dict() for s in self.specs],
-            "metadata": self.metadata,
+            "description": self.described.model_dump(mode="json"),
         }
-        (folder / BUNDLE_FILE).write_text(json.dumps(body, indent=2, default=str))
+        (folder / BUNDLE_FILE).write_text(json.dumps(body, indent=2))
         return folder
 
     @classmethod
     def load(cls, folder: Path) -> ModelBundle:
-        body = json.loads((folder / BUNDLE_FILE).read_text())
-        if body.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{folder / BUNDLE_FILE}: unsupported format {body.get('format_version')}"
-            )
+        path = folder / BUNDLE_FILE
+        body = json.loads(path.read_text())
+        version = body.get("format_version")
+        if version == FORMAT_VERSION:
+            description = ModelDescription.model_validate(body["description"])
+        elif version == 1:
+            description = description_from_metadata(body["metadata"])
+        else:
+            raise ValueError(f"{path}: unsupported format {version}")
         booster = lgb.Booster(model_file=str(folder / MODEL_FILE))
         specs = tuple(FeatureSpec.from_dict(s) for s in body["features"])
         if booster.feature_name() != [s.name for s in specs]:
             raise ValueError(f"{folder}: booster features differ from {BUNDLE_FILE}")
-        return cls(booster, Calibration(**body["calibration"]), specs, body["metadata"])
+        return cls(booster, Calibration(**body["calibration"]), specs, description)

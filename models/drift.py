@@ -49,6 +49,14 @@ class Profile:
         return cls(tuple(body["edges"]), tuple(body["shares"]))
 
 
+@dataclass(frozen=True, slots=True)
+class DriftReference:
+    """The profiles saved with a model: its score and its key features on the training data."""
+
+    score: Profile
+    features: dict[str, Profile]
+
+
 def _shares(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
     """Share of values in each bin; a value equal to an edge falls in the bin above it."""
     counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)

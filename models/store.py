@@ -62,7 +62,8 @@ def store(registered: RegisteredBundle) -> str:
     existing = _entry(registered.name, registered.version)
     if existing is not None:
         return str(existing.tag)
-    metadata = {k: registered.bundle.metadata.get(k) for k in ("outcome", "test_as_of")}
+    about = registered.bundle.described
+    metadata = {"outcome": about.outcome.name, "test": about.test.phrase()}
     with bentoml.models.create(
         registered.name, labels={VERSION_LABEL: registered.version}, metadata=metadata
     ) as entry:

@@ -28,14 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.registry import RegisteredBundle
 from models.store import champion_version, load_champion
+from models.tiers import LISTED_TIERS
 from serving.access import AccessMiddleware, caller, note, outside_scope
 from serving.history import MAX_PEOPLE, PersonHistory, history_features
-from serving.scoring import percentile_in_population, tier_by_threshold
 from serving.timeouts import cancel_request_timers
 from serving.web.app import app as web_pages
 from serving.weekly.referrals import ReferralCriteria, select_referrals
 from serving.weekly.store import WEEKLY_DIR_ENV, Week, WeekStore
-from serving.weekly.tiers import LISTED_TIERS
 
 TRACKING_URI_ENV = "RISKSTRAT_TRACKING_URI"
 RELOAD_ENV = "RISKSTRAT_RELOAD_SECONDS"
@@ -71,7 +70,9 @@ class ScoreOut(BaseModel):
     id: str
     risk: float = Field(description="calibrated probability of the outcome")
     percentile: float = Field(description="position among the model's test population, 0-100")
-    tier: str
+    tier: str = Field(
+        description="very high, high, or empty: the model's cut-offs, as the weekly lists"
+    )
     reasons: list[ReasonOut]
 
 
@@ -82,12 +83,20 @@ class ScoreResponse(BaseModel):
     scores: list[ScoreOut]
 
 
+class TierCutoffs(BaseModel):
+    very_high: float = Field(description="risk at or above which a person is very high")
+    high: float = Field(description="risk at or above which (below very high) a person is high")
+
+
 class ModelInfo(BaseModel):
     model: str
     model_version: str
     outcome: str
-    train_as_of: list[str]
-    test_as_of: str
+    outcome_description: str
+    train_as_of: list[date]
+    test: str = Field(description="how the model was tested: out of time, or held-out groups")
+    test_as_of: date | None = Field(description="the out-of-time test's as-of date")
+    tiers: TierCutoffs = Field(description="the cut-offs /v1/score and the weekly lists apply")
     features: list[str]
     metrics: dict[str, float]
 
@@ -338,15 +347,18 @@ class RiskService:
     def model_info(self) -> ModelInfo:
         """Which model answers, what it predicts, and how well it did out of time."""
         model = self.model
-        meta = model.bundle.metadata
+        about = model.bundle.described
         return ModelInfo(
             model=model.name,
             model_version=model.version,
-            outcome=meta["outcome"],
-            train_as_of=meta["train_as_of"],
-            test_as_of=meta["test_as_of"],
+            outcome=about.outcome.name,
+            outcome_description=about.outcome.sentence(),
+            train_as_of=list(about.train_as_of),
+            test=about.test.phrase(),
+            test_as_of=about.test.as_of,
+            tiers=TierCutoffs(very_high=about.tiers.very_high, high=about.tiers.high),
             features=model.bundle.feature_names,
-            metrics={k: v for k, v in meta["metrics"].items() if np.isfinite(v)},
+            metrics={k: v for k, v in about.metrics.items() if np.isfinite(v)},
         )
 
 
@@ -362,8 +374,9 @@ def _respond(
         risk, reasons = bundle.predict_and_explain(values, top_k, threads)
     else:
         risk, reasons = bundle.predict(values, threads), [[] for _ in range(len(values))]
-    percentile = percentile_in_population(bundle, risk)
-    tiers = tier_by_threshold(bundle, risk)
+    about = bundle.described
+    percentile = about.percentile(risk)
+    tiers = about.tiers.assign(risk)
     scores = [
         ScoreOut(
             id=str(person),
@@ -386,7 +399,7 @@ def _respond(
     return ScoreResponse(
         model=model.name,
         model_version=model.version,
-        outcome=bundle.metadata["outcome"],
+        outcome=about.outcome.name,
         scores=scores,
     )
 

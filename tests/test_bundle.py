@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import date
 from pathlib import Path
 
 import lightgbm as lgb
@@ -11,6 +13,9 @@ import pytest
 
 from features.spec import FeatureSpec
 from models.bundle import BUNDLE_FILE, MODEL_FILE, Calibration, FeatureMismatchError, ModelBundle
+from models.description import ModelDescription, OutcomeDescription, TestDesign
+from models.drift import DriftReference, Profile
+from models.tiers import TierPolicy
 
 SPECS = (
     FeatureSpec(
@@ -42,6 +47,20 @@ SPECS = (
 )
 
 
+DESCRIPTION = ModelDescription(
+    outcome=OutcomeDescription(name="emergency_admission_365d", horizon_days=365),
+    train_as_of=(date(2023, 1, 1), date(2024, 1, 1)),
+    test=TestDesign(kind="out_of_time", as_of=date(2025, 1, 1)),
+    data_fingerprint="f" * 64,
+    metrics={"auroc": 0.8, "calibration_slope": float("nan")},
+    tiers=TierPolicy().cut(np.linspace(0.0, 0.5, 1001)),
+    test_risk_quantiles=tuple(np.linspace(0.0, 0.5, 101)),
+    drift_reference=DriftReference(
+        score=Profile.of(np.linspace(0, 1, 50)), features={"age": Profile.of(np.arange(90.0))}
+    ),
+)
+
+
 @pytest.fixture(scope="module")
 def bundle() -> ModelBundle:
     rng = np.random.default_rng(0)
@@ -68,7 +87,7 @@ def bundle() -> ModelBundle:
         lgb.Dataset(frame, y, categorical_feature=["sex"]),
         num_boost_round=30,
     )
-    return ModelBundle(booster, Calibration(0.9, -0.1), SPECS, {"outcome": "test"})
+    return ModelBundle(booster, Calibration(0.9, -0.1), SPECS, DESCRIPTION)
 
 
 def _rows() -> pd.DataFrame:
@@ -84,7 +103,9 @@ def test_save_and_load_round_trip_without_pickle(bundle: ModelBundle, tmp_path: 
     loaded = ModelBundle.load(folder)
     np.testing.assert_array_equal(loaded.predict(_rows()), bundle.predict(_rows()))
     assert loaded.specs == bundle.specs
-    assert loaded.metadata == {"outcome": "test"}
+    # compared as JSON: a NaN metric (undefined on a small test) survives as NaN
+    assert loaded.described.model_dump_json() == DESCRIPTION.model_dump_json()
+    assert np.isnan(loaded.described.metrics["calibration_slope"])
 
 
 def test_one_pass_risk_equals_predict(bundle: ModelBundle) -> None:
@@ -131,3 +152,37 @@ def test_categorical_sentence_uses_the_vocabulary() -> None:
 def test_nobody_to_explain_gives_nothing(bundle: ModelBundle) -> None:
     risk, reasons = bundle.predict_and_explain(_rows().head(0))
     assert len(risk) == 0 and reasons == []
+
+
+def test_a_bundle_saved_before_the_typed_description_still_loads(
+    bundle: ModelBundle, tmp_path: Path
+) -> None:
+    folder = bundle.save(tmp_path / "old")
+    body = json.loads((folder / BUNDLE_FILE).read_text())
+    del body["description"]
+    body["format_version"] = 1
+    body["metadata"] = {
+        "outcome": "emergency_admission_or_death_365d",
+        "horizon_days": 365,
+        "train_as_of": ["2023-01-01", "2024-01-01"],
+        "test_as_of": "2025-01-01",
+        "data_fingerprint": "f" * 64,
+        "metrics": {"auroc": 0.8},
+        "tier_thresholds": {"very_high": 0.4, "high": 0.2},
+        "test_population_risk_quantiles": list(np.linspace(0.0, 0.5, 101)),
+    }
+    (folder / BUNDLE_FILE).write_text(json.dumps(body))
+    about = ModelBundle.load(folder).described
+    assert about.outcome.include_death and about.outcome.horizon_days == 365
+    assert about.test == TestDesign(kind="out_of_time", as_of=date(2025, 1, 1))
+    assert (about.tiers.very_high, about.tiers.high) == (0.4, 0.2)
+    assert list(about.tiers.assign(np.array([0.5, 0.3, 0.1]))) == ["very high", "high", ""]
+    assert about.drift_reference is None
+
+
+def test_an_unknown_bundle_format_is_refused_by_name(bundle: ModelBundle, tmp_path: Path) -> None:
+    folder = bundle.save(tmp_path / "future")
+    body = json.loads((folder / BUNDLE_FILE).read_text())
+    (folder / BUNDLE_FILE).write_text(json.dumps(body | {"format_version": 9}))
+    with pytest.raises(ValueError, match=r"bundle\.json: unsupported format 9"):
+        ModelBundle.load(folder)

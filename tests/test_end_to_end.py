@@ -23,10 +23,10 @@ WEEK = date(2026, 10, 26)
 
 
 def test_no_training_label_reaches_into_the_test_period(trained: TrainResult) -> None:
-    meta = trained.bundle.metadata
-    test_as_of = date.fromisoformat(meta["test_as_of"])
-    for as_of in meta["train_as_of"]:
-        assert date.fromisoformat(as_of) + timedelta(days=meta["horizon_days"]) <= test_as_of
+    about = trained.bundle.described
+    assert about.test.kind == "out_of_time"
+    for as_of in about.train_as_of:
+        assert as_of + timedelta(days=about.outcome.horizon_days) <= about.test.as_of
 
 
 def test_model_is_useful_calibrated_and_below_the_oracle(trained: TrainResult) -> None:
@@ -71,9 +71,7 @@ def test_champion_alias_points_at_the_promoted_version(
     trained: TrainResult, champion: RegisteredBundle
 ) -> None:
     assert champion.version == trained.run.model_version
-    assert (
-        champion.bundle.metadata["data_fingerprint"] == trained.bundle.metadata["data_fingerprint"]
-    )
+    assert champion.bundle.described == trained.bundle.described
 
 
 def _features_for_service(validated: Path, n: int) -> pd.DataFrame:

@@ -78,7 +78,7 @@ def _table(tmp_path: Path) -> Path:
 def test_own_feature_table_tests_on_the_latest_date_and_trains_only_on_finished_horizons(
     tmp_path: Path,
 ) -> None:
-    data = load_table(_table(tmp_path), "y", "person", "when", TrainConfig())
+    data = load_table(_table(tmp_path), "y", "person", "when", horizon_days=365, seed=43)
     assert set(data.test.features.index.get_level_values("as_of")) == {date(2024, 1, 1)}
     assert set(data.train.features.index.get_level_values("as_of")) == {
         date(2022, 1, 1),
@@ -90,17 +90,18 @@ def test_own_feature_table_tests_on_the_latest_date_and_trains_only_on_finished_
 
 
 def test_own_feature_table_without_time_holds_out_whole_people(tmp_path: Path) -> None:
-    data = load_table(_table(tmp_path), "y", "person", None, TrainConfig())
+    data = load_table(_table(tmp_path), "y", "person", None, horizon_days=365, seed=43)
     train_people = set(data.train.features.index.get_level_values("patient_id"))
     test_people = set(data.test.features.index.get_level_values("patient_id"))
     assert not train_people & test_people
     assert 0.15 < len(test_people) / 1500 < 0.25
-    assert "not out of time" in data.test_description
+    assert data.test_design.kind == "held_out_groups"
+    assert data.test_design.phrase() == "on 20% of groups held out (not out of time)"
 
 
 def test_own_feature_table_errors_name_the_file_and_column(tmp_path: Path) -> None:
     path = _table(tmp_path)
     with pytest.raises(ValueError, match=r"table\.parquet: no label column 'outcome'"):
-        load_table(path, "outcome", None, None, TrainConfig())
+        load_table(path, "outcome", None, None, horizon_days=365, seed=43)
     with pytest.raises(ValueError, match="label column 'score' must hold 0/1"):
-        load_table(path, "score", None, None, TrainConfig())
+        load_table(path, "score", None, None, horizon_days=365, seed=43)

@@ -6,21 +6,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.drift import Profile, shift
+from models.drift import DriftReference, Profile, shift
+from models.tiers import TierPolicy
 from serving.weekly.config import WeeklyConfig
 from serving.weekly.drift import drift_check
 from serving.weekly.pathways import DEFAULT_RULES, RulesError, load_rules
-from serving.weekly.tiers import assign_tiers, left_the_list, week_status
+from serving.weekly.tiers import left_the_list, week_status
 
-CONFIG = WeeklyConfig(
-    very_high_share=0.1, high_share=0.2, rising_share=0.2, rising_min_increase=0.05
-)
+POLICY = TierPolicy(very_high_share=0.1, high_share=0.2, rising_share=0.2, rising_min_increase=0.05)
+RISK = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
 
 
-def test_tiers_by_rank_and_rising_below_them() -> None:
-    risk = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+def test_tier_cutoffs_come_from_the_reference_population_and_rising_sits_below_them() -> None:
+    tiers = POLICY.cut(RISK)
     change = np.array([0.5, 0.0, 0.3, np.nan, 0.1, 0.04, 0.2, np.nan, 0.06, 0.3])
-    tiers = assign_tiers(risk, change, CONFIG)
+    tiers = tiers.assign(RISK, change)
     # top 10% very high, next 20% high; of the rest, the two largest rises >= 0.05
     assert list(tiers) == [
         "very high",
@@ -39,8 +39,22 @@ def test_tiers_by_rank_and_rising_below_them() -> None:
 def test_rising_needs_the_minimum_increase_and_a_last_week() -> None:
     risk = np.linspace(0.5, 0.01, 10)
     change = np.array([np.nan] * 5 + [0.049, np.nan, 0.01, 0.0, -0.2])
-    tiers = assign_tiers(risk, change, CONFIG)
+    tiers = POLICY.cut(risk).assign(risk, change)
     assert "rising" not in tiers
+
+
+def test_the_same_risk_gets_the_same_tier_whatever_population_it_is_scored_in() -> None:
+    tiers = POLICY.cut(RISK)
+    alone = [tiers.assign(np.array([r]))[0] for r in RISK]
+    assert alone == list(tiers.assign(RISK))
+    # a week whose whole population is riskier lists more people: cut-offs are risks, not ranks
+    riskier = np.minimum(RISK + 0.15, 1.0)
+    assert (tiers.assign(riskier) != "").sum() > (tiers.assign(RISK) != "").sum()
+
+
+def test_tier_policy_is_refused_when_the_tiers_cover_too_much() -> None:
+    with pytest.raises(ValueError, match="under half the population"):
+        TierPolicy(very_high_share=0.2, high_share=0.3, rising_share=0.1)
 
 
 def test_week_status_and_who_left() -> None:
@@ -147,14 +161,14 @@ def test_bad_rules_files_say_where(tmp_path, body: str, message: str) -> None:
 
 def test_weekly_settings_are_checked(tmp_path) -> None:
     path = tmp_path / "weekly.toml"
-    path.write_text("[weekly]\nvery_high_share = 0.4\nhigh_share = 0.3\n")
-    with pytest.raises(ValueError, match="under half the population"):
+    path.write_text("[weekly]\nexplain_share = 1.5\n")
+    with pytest.raises(ValueError, match="explain_share must be between 0 and 1"):
         WeeklyConfig.from_toml(path)
-    path.write_text("[weekly]\nrising = 3\n")
-    with pytest.raises(ValueError, match="unknown \\[weekly\\] settings: rising"):
+    path.write_text("[weekly]\nhigh_share = 0.3\n")  # tiers are the model's: [train.tiers]
+    with pytest.raises(ValueError, match="unknown \\[weekly\\] settings: high_share"):
         WeeklyConfig.from_toml(path)
-    path.write_text("[weekly]\nrising_share = 0.01\n")
-    assert WeeklyConfig.from_toml(path).rising_share == 0.01
+    path.write_text("[weekly]\nexplain_share = 0.2\n")
+    assert WeeklyConfig.from_toml(path).explain_share == 0.2
 
 
 def test_psi_is_zero_for_the_same_population_and_large_for_a_shift() -> None:
@@ -171,15 +185,12 @@ def test_drift_check_verdicts() -> None:
     rng = np.random.default_rng(4)
     training = pd.DataFrame({"age": rng.normal(60, 15, 5000)})
     score = rng.beta(1, 12, 5000)
-    metadata = {
-        "drift_reference": {
-            "score": Profile.of(score).to_dict(),
-            "features": {"age": Profile.of(training["age"].to_numpy()).to_dict()},
-        }
-    }
-    same = drift_check(metadata, training, score)
+    reference = DriftReference(
+        score=Profile.of(score), features={"age": Profile.of(training["age"].to_numpy())}
+    )
+    same = drift_check(reference, training, score)
     assert not same["retrain_suggested"] and "close enough" in same["verdict"]
-    older = drift_check(metadata, training + 20, score)
+    older = drift_check(reference, training + 20, score)
     assert older["retrain_suggested"]
     assert "Major shift in age" in older["verdict"]
-    assert not drift_check({}, training, score)["retrain_suggested"]
+    assert not drift_check(None, training, score)["retrain_suggested"]

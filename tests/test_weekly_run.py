@@ -206,3 +206,38 @@ def test_flag_labels_follow_the_flags_in_their_order() -> None:
         "mental health; recent discharge",
     ]
     assert flags["flag_recent_discharge"].tolist() == [False, False, True]
+
+
+def test_the_api_and_the_list_give_each_person_the_same_tier(
+    lists: Path,
+    validated: Path,
+    champion: RegisteredBundle,
+    tracking_uri: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """/v1/score and the weekly run apply the model's one tier policy: the very high and high
+    people of the week, and a sample of everyone else, get the same tier from both (rising
+    needs last week's risk, which only the weekly run knows; the API calls them not listed)."""
+    import asyncio
+
+    from features.engine import build_features
+    from features.tables import ContractTables
+    from serving.service import FeatureRecord, RiskService
+
+    people = _people(lists).set_index("patient_id")
+    listed = people.index[people["tier"].isin(["very high", "high"])]
+    others = people.index[~people["tier"].isin(["very high", "high"])][::25]
+    assert len(listed) > 0
+    features = build_features(ContractTables.from_dir(validated), [WEEK]).droplevel("as_of")
+    chosen = features.loc[listed.append(others)]
+    monkeypatch.setenv("RISKSTRAT_TRACKING_URI", tracking_uri)
+    monkeypatch.setenv("RISKSTRAT_RELOAD_SECONDS", "0")
+    service = RiskService()
+    records = [
+        FeatureRecord(id=str(pid), features=row[champion.bundle.feature_names].to_dict())
+        for pid, row in chosen.iterrows()
+    ]
+    response = asyncio.run(service.score(records=records, top_k=0))
+    api = {s.id: s.tier for s in response.scores}
+    expected = people.loc[chosen.index, "tier"].replace("rising", "")
+    assert api == expected.to_dict()

@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from models.bundle import ModelBundle
+from models.tiers import TierPolicy, Tiers
 from training import report
 from training.baselines import PRIOR_ADMISSIONS, logistic_regression, prior_admissions
 from training.evaluate import (
@@ -28,13 +29,16 @@ from training.evaluate import (
 from training.fit import Snapshots
 from training.model_card import model_card
 
-LIST_SHARE = 0.03  # the weekly list: top 0.5% very high plus the next 2.5% high
-
 
 @dataclass(frozen=True, slots=True)
 class Assessment:
+    """The report's figures and tables, the tier cut-offs fixed on the test population, and
+    the test population's risks (from which the percentiles are saved)."""
+
     metrics: dict[str, float]
     tables: dict[str, pd.DataFrame]
+    tiers: Tiers
+    test_risk: np.ndarray
 
 
 def _oracle(truth: pd.DataFrame | None, rows: Snapshots, as_of: date | None) -> np.ndarray | None:
@@ -54,16 +58,18 @@ def _oracle_discrimination(y: np.ndarray, oracle: np.ndarray) -> dict:
 
 def compare(
     bundle: ModelBundle,
+    risk: np.ndarray,
     train: Snapshots,
     test: Snapshots,
     truth: pd.DataFrame | None,
     as_of: date | None,
     seed: int,
 ) -> pd.DataFrame:
-    """The model beside logistic regression, prior admissions and (if known) the oracle."""
+    """The model's ``risk`` on the test rows beside logistic regression, prior admissions and
+    (if known) the oracle."""
     y = test.labels.to_numpy()
     scores = {
-        "model (LightGBM, calibrated)": bundle.predict(test.features),
+        "model (LightGBM, calibrated)": risk,
         "logistic regression": logistic_regression(
             train.features, train.labels, test.features, bundle.specs, 200_000, seed
         ),
@@ -109,13 +115,16 @@ def assess(
     later: dict[date, Snapshots],
     context: pd.DataFrame,
     truth: pd.DataFrame | None,
+    policy: TierPolicy,
     bootstrap: int,
     seed: int,
 ) -> Assessment:
-    """Every figure and table of the report, for the out-of-time test and later dates."""
+    """Every figure and table of the report, for the test and later dates; the ``policy``'s
+    tier cut-offs are fixed on the test population's risks."""
     y, risk = test.labels.to_numpy(), bundle.predict(test.features)
+    tiers = policy.cut(risk)
     metrics = evaluate(y, risk, bootstrap, seed)
-    comparison = compare(bundle, train, test, truth, test_as_of, seed)
+    comparison = compare(bundle, risk, train, test, truth, test_as_of, seed)
     for row in comparison.itertuples():
         key = {
             "logistic regression": "baseline_logistic",
@@ -125,7 +134,6 @@ def assess(
         if key:
             metrics |= {f"{key}_auroc": row.auroc, f"{key}_ppv_top_1pct": row.ppv_top_1pct}
     metrics |= {"test_rows": float(len(y)), "test_events": float(y.sum())}
-    threshold = float(np.quantile(risk, 1 - LIST_SHARE))
     vocabularies = {s.name: s.vocabulary for s in bundle.specs if s.categorical}
     groups = report.subgroup_groups(test.features, context, vocabularies)
     tables = {
@@ -134,26 +142,25 @@ def assess(
         "calibration_deciles": report.calibration_table(y, risk),
         "calibration_smoothed": report.smoothed_calibration_table(y, risk),
         "decision_curve": report.decision_curve(y, risk),
-        "subgroups": report.subgroup_table(groups, y, risk, threshold),
+        "subgroups": report.subgroup_table(groups, y, risk, tiers.high),
     }
     if later:
         tables["drift"] = drift_table(bundle, later, truth)
-    return Assessment(metrics, tables)
+    return Assessment(metrics, tables, tiers, risk)
 
 
 def write_report(folder: Path, assessment: Assessment, bundle: ModelBundle) -> Path:
     """metrics.json, the tables as CSV, the plots as PNG, and the model card."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(assessment.metrics, indent=2))
-    report.write_plots(folder, assessment.tables)
+    report.write_plots(folder, assessment.tables, bundle.described.test.phrase())
     card = model_card(
-        metadata=bundle.metadata,
-        metrics=assessment.metrics,
+        description=bundle.described,
+        specs=bundle.specs,
         comparison=assessment.tables["comparison"],
         top_shares=assessment.tables["top_shares"],
         subgroups=assessment.tables["subgroups"],
         drift=assessment.tables.get("drift", pd.DataFrame()),
-        n_features=len(bundle.specs),
     )
     (folder / "model_card.html").write_text(card)
     return folder

@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 from features.labels import Outcome
+from models.tiers import TierPolicy
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,7 +51,8 @@ class LightGBMParams:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrainConfig:
-    """Which snapshots to learn from and test on, and how to split patients.
+    """Which snapshots to learn from and test on, how to split patients, and the tier policy
+    whose cut-offs are fixed on the test population and saved with the model.
 
     Every training as-of date plus the horizon must end on or before the test as-of date,
     so the test period is never seen in training (an honest out-of-time test).
@@ -64,6 +66,7 @@ class TrainConfig:
     calibration_share: float = 0.15
     bootstrap: int = 200
     lightgbm: LightGBMParams = field(default_factory=LightGBMParams)
+    tiers: TierPolicy = field(default_factory=TierPolicy)
 
     def __post_init__(self) -> None:
         if not self.train_as_of:
@@ -93,4 +96,6 @@ class TrainConfig:
             kwargs["outcome"] = Outcome(**kwargs["outcome"])
         if "lightgbm" in kwargs:
             kwargs["lightgbm"] = LightGBMParams(**kwargs["lightgbm"])
+        if "tiers" in kwargs:
+            kwargs["tiers"] = TierPolicy(**kwargs["tiers"])
         return cls(**kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,7 +15,8 @@ from features.engine import build_features, cohort_context, feature_specs
 from features.labels import build_labels
 from features.tables import ContractTables, fingerprint
 from models.bundle import ModelBundle
-from models.drift import Profile
+from models.description import ModelDescription, OutcomeDescription, TableColumns, TestDesign
+from models.drift import DriftReference, Profile
 from training.assess import Assessment, assess, write_report
 from training.config import TrainConfig
 from training.fit import Snapshots, fit_bundle
@@ -82,22 +83,26 @@ def train_from_contract(
         later={d: _rows(features, labels, (d,)) for d in later},
         context=cohort_context(sources, [config.test_as_of]),
         truth=truth,
+        policy=config.tiers,
         bootstrap=config.bootstrap,
         seed=config.seed,
     )
+    outcome = config.outcome
     return _finish(
         bundle,
         facts,
         assessment,
         train,
         test,
-        description={
-            "outcome": config.outcome.name,
-            "horizon_days": config.outcome.horizon_days,
-            "train_as_of": [d.isoformat() for d in config.train_as_of],
-            "test_as_of": config.test_as_of.isoformat(),
-            "data_fingerprint": fingerprint(data_dir),
-        },
+        outcome=OutcomeDescription(
+            name=outcome.name,
+            horizon_days=outcome.horizon_days,
+            include_death=outcome.include_death,
+        ),
+        train_as_of=config.train_as_of,
+        test_design=TestDesign(kind="out_of_time", as_of=config.test_as_of),
+        data_fingerprint=fingerprint(data_dir),
+        table=None,
         source=str(data_dir),
         config=config,
         tracking_uri=tracking_uri,
@@ -121,10 +126,17 @@ def train_from_table(
 ) -> TrainResult:
     """The training run on a data scientist's own feature table (see ``training.table``)."""
     say = progress or (lambda _: None)
-    data = load_table(path, label, group, time, config)
+    data = load_table(
+        path,
+        label,
+        group,
+        time,
+        horizon_days=config.outcome.horizon_days,
+        seed=config.seed + 1,  # not the seed of the patient parts: another draw
+    )
     say(
         f"training on {len(data.train.labels):,} rows, testing on {len(data.test.labels):,} "
-        f"({data.test_description}); {data.unlabelled:,} rows without a label left out"
+        f"{data.test_design.phrase()}; {data.unlabelled:,} rows without a label left out"
     )
     bundle, facts = fit_bundle(data.train, data.specs, config)
     assessment = assess(
@@ -135,23 +147,23 @@ def train_from_table(
         later={},
         context=pd.DataFrame(),
         truth=None,
+        policy=config.tiers,
         bootstrap=config.bootstrap,
         seed=config.seed,
     )
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return _finish(
         bundle,
         facts,
         assessment,
         data.train,
         data.test,
-        description={
-            "outcome": f"table:{label}",
-            "horizon_days": config.outcome.horizon_days,
-            "train_as_of": list(data.train_times),
-            "test_as_of": data.test_description,
-            "data_fingerprint": digest,
-        },
+        outcome=OutcomeDescription(
+            name=f"table:{label}", horizon_days=config.outcome.horizon_days, label_column=label
+        ),
+        train_as_of=data.train_times,
+        test_design=data.test_design,
+        data_fingerprint=hashlib.sha256(path.read_bytes()).hexdigest(),
+        table=TableColumns(label=label, group=group, time=time),
         source=str(path),
         config=config,
         tracking_uri=tracking_uri,
@@ -161,7 +173,9 @@ def train_from_table(
     )
 
 
-def drift_reference(bundle: ModelBundle, features: pd.DataFrame, key_features: int = 10) -> dict:
+def drift_reference(
+    bundle: ModelBundle, features: pd.DataFrame, key_features: int = 10
+) -> DriftReference:
     """Profiles of the score and of the most used features on the training data.
 
     Saved with the model so that each weekly run can tell how far its population has moved
@@ -169,10 +183,10 @@ def drift_reference(bundle: ModelBundle, features: pd.DataFrame, key_features: i
     """
     gain = bundle.booster.feature_importance(importance_type="gain")
     names = [bundle.feature_names[i] for i in np.argsort(-gain, kind="stable")[:key_features]]
-    return {
-        "score": Profile.of(bundle.predict(features)).to_dict(),
-        "features": {n: Profile.of(features[n].to_numpy()).to_dict() for n in names},
-    }
+    return DriftReference(
+        score=Profile.of(bundle.predict(features)),
+        features={n: Profile.of(features[n].to_numpy()) for n in names},
+    )
 
 
 def _finish(
@@ -182,7 +196,11 @@ def _finish(
     train: Snapshots,
     test: Snapshots,
     *,
-    description: dict,
+    outcome: OutcomeDescription,
+    train_as_of: tuple[date, ...],
+    test_design: TestDesign,
+    data_fingerprint: str,
+    table: TableColumns | None,
     source: str,
     config: TrainConfig,
     tracking_uri: str,
@@ -190,27 +208,31 @@ def _finish(
     report_dir: Path,
     say: Progress,
 ) -> TrainResult:
-    """Metadata into the bundle, the report folder, and the MLflow run with the challenger."""
+    """The description into the bundle, the report folder, and the MLflow run with the
+    challenger."""
     metrics = assessment.metrics | {k: float(v) for k, v in facts.items()}
-    risk = bundle.predict(test.features)
-    metadata = description | {
-        "metrics": metrics,
-        "tier_thresholds": {
-            "very_high": float(np.quantile(risk, 0.995)),
-            "high": float(np.quantile(risk, 0.97)),
-        },
-        "test_population_risk_quantiles": np.quantile(risk, np.linspace(0, 1, 101)).tolist(),
-        "drift_reference": drift_reference(bundle, train.features),
-    }
-    bundle = ModelBundle(bundle.booster, bundle.calibration, bundle.specs, metadata)
-    write_report(report_dir, Assessment(metrics, assessment.tables), bundle)
+    bundle = bundle.describe(
+        ModelDescription(
+            outcome=outcome,
+            train_as_of=train_as_of,
+            test=test_design,
+            data_fingerprint=data_fingerprint,
+            table=table,
+            metrics=metrics,
+            tiers=assessment.tiers,
+            test_risk_quantiles=tuple(np.quantile(assessment.test_risk, np.linspace(0, 1, 101))),
+            drift_reference=drift_reference(bundle, train.features),
+        )
+    )
+    write_report(report_dir, replace(assessment, metrics=metrics), bundle)
     say("logging the run and registering the model in MLflow")
     params = {
         "seed": config.seed,
-        "outcome": description["outcome"],
-        "train_as_of": ",".join(description["train_as_of"])[:500],
-        "test_as_of": description["test_as_of"],
-        "data_fingerprint": description["data_fingerprint"],
+        "outcome": outcome.name,
+        "train_as_of": ",".join(d.isoformat() for d in train_as_of)[:500],
+        "test_design": test_design.phrase(),
+        "data_fingerprint": data_fingerprint,
+        **{f"tiers_{k}": v for k, v in config.tiers.model_dump().items()},
         **{f"lgb_{k}": v for k, v in config.lightgbm.booster_params(config.seed).items()},
     }
     run = log_training(

@@ -1,7 +1,8 @@
 """The promotion gate: the challenger replaces the champion only if it is not worse.
 
-Both models score the same out-of-time test set (the challenger's test as-of date, on the
-data given). The challenger passes when:
+Both models score the same test set: the challenger's own, rebuilt from its description (its
+out-of-time test as-of date on the contract tables given, or its feature table's test rows).
+The challenger passes when:
 - discrimination: its AUROC is not significantly worse than the champion's (the upper end
   of the paired-bootstrap 95% interval of the difference is above zero); and
 - calibration: its calibration slope on that test set is within 0.9-1.1.
@@ -13,7 +14,6 @@ model version.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,7 @@ from models.bundle import ModelBundle
 from models.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegisteredBundle, load_registered
 from models.store import store
 from training.evaluate import calibration_slope
+from training.table import load_table
 from training.tracking import EXPERIMENT
 
 if TYPE_CHECKING:
@@ -105,11 +106,36 @@ def gate(
     return tuple(failed), figures
 
 
-def _test_set(data_dir: Path, bundle: ModelBundle) -> tuple[pd.DataFrame, np.ndarray]:
-    metadata = bundle.metadata
-    as_of = date.fromisoformat(metadata["test_as_of"])
+def _test_set(
+    bundle: ModelBundle, data_dir: Path | None, table: Path | None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The challenger's test set, rebuilt from its description: the contract tables at its
+    test as-of date, or its own feature table's test rows."""
+    described = bundle.described
+    if described.table is not None:
+        if table is None:
+            raise ValueError(
+                "the challenger was trained on a feature table: give that table (--features) "
+                "to rebuild its test set"
+            )
+        columns = described.table
+        data = load_table(
+            table,
+            columns.label,
+            columns.group,
+            columns.time,
+            horizon_days=described.outcome.horizon_days,
+            seed=described.test.seed if described.test.seed is not None else 0,
+        )
+        return data.test.features, data.test.labels.to_numpy()
+    if data_dir is None or described.test.as_of is None:
+        raise ValueError(
+            "the challenger was trained on contract tables: give them (--data) to rebuild "
+            "its out-of-time test set"
+        )
+    as_of = described.test.as_of
     outcome = Outcome(
-        horizon_days=int(metadata["horizon_days"]), include_death="or_death" in metadata["outcome"]
+        horizon_days=described.outcome.horizon_days, include_death=described.outcome.include_death
     )
     sources = ContractTables.from_dir(data_dir)
     features = build_features(sources, [as_of])
@@ -137,8 +163,18 @@ def _promotions_experiment(client: MlflowClient) -> str:
     return client.create_experiment(PROMOTIONS_EXPERIMENT, artifact_location=location)
 
 
-def promote(data_dir: Path, tracking_uri: str, resamples: int = 200, seed: int = 0) -> Decision:
-    """Run the gate for the current challenger; move ``champion`` if it passes; record it."""
+def promote(
+    data_dir: Path | None,
+    tracking_uri: str,
+    resamples: int = 200,
+    seed: int = 0,
+    *,
+    table: Path | None = None,
+) -> Decision:
+    """Run the gate for the current challenger; move ``champion`` if it passes; record it.
+
+    The test set is the challenger's own (see ``_test_set``): ``data_dir`` for a model
+    trained on contract tables, ``table`` for one trained on a feature table."""
     import mlflow
 
     challenger = _current(tracking_uri, CHALLENGER)
@@ -148,7 +184,7 @@ def promote(data_dir: Path, tracking_uri: str, resamples: int = 200, seed: int =
     if champion is not None and champion.version == challenger.version:
         store(challenger)
         return Decision(challenger.version, champion.version, True, (), {})
-    features, labels = _test_set(data_dir, challenger.bundle)
+    features, labels = _test_set(challenger.bundle, data_dir, table)
     failed, figures = gate(
         challenger.bundle, champion.bundle if champion else None, features, labels, resamples, seed
     )
@@ -174,7 +210,7 @@ def promote(data_dir: Path, tracking_uri: str, resamples: int = 200, seed: int =
                 "challenger_version": challenger.version,
                 "champion_version": decision.champion_version or "none",
                 "promoted": decision.promoted,
-                "data": str(data_dir),
+                "data": str(table or data_dir),
             }
         )
         mlflow.log_metrics(figures)

@@ -139,8 +139,9 @@ def _plot(path: Path, draw) -> None:
     plt.close(figure)
 
 
-def write_plots(folder: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
-    """Each table as CSV, and the plots as PNG beside their data."""
+def write_plots(folder: Path, tables: dict[str, pd.DataFrame], tested: str) -> list[Path]:
+    """Each table as CSV, and the plots as PNG beside their data; ``tested`` says how the
+    test set was chosen ("out of time (as of ...)", "on 20% of groups held out ...")."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, table in tables.items():
@@ -154,7 +155,9 @@ def write_plots(folder: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
         ax.plot([0, top], [0, top], color="grey", linestyle=":", label="perfect")
         ax.plot(smooth["predicted"], smooth["smoothed_observed"], label="smoothed (loess)")
         ax.scatter(deciles["predicted"], deciles["observed"], color="black", s=14, label="deciles")
-        ax.set(xlabel="predicted risk", ylabel="observed rate", title="Calibration (out of time)")
+        ax.set(
+            xlabel="predicted risk", ylabel="observed rate", title=f"Calibration, tested {tested}"
+        )
         ax.legend()
 
     def decision(ax) -> None:

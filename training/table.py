@@ -10,12 +10,13 @@ groups is held out instead and the report says the test is not out of time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
 from features.spec import FeatureSpec
-from training.config import TrainConfig
+from models.description import TestDesign
 from training.fit import Snapshots
 from training.split import held_out
 
@@ -27,8 +28,8 @@ class TableData:
     train: Snapshots
     test: Snapshots
     specs: tuple[FeatureSpec, ...]
-    test_description: str
-    train_times: tuple[str, ...]
+    test_design: TestDesign
+    train_times: tuple[date, ...]
     unlabelled: int  # rows left out because their label is empty (censored)
 
 
@@ -73,9 +74,19 @@ def _encode(frame: pd.DataFrame, specs: tuple[FeatureSpec, ...]) -> pd.DataFrame
 
 
 def load_table(
-    path: Path, label: str, group: str | None, time: str | None, config: TrainConfig
+    path: Path,
+    label: str,
+    group: str | None,
+    time: str | None,
+    *,
+    horizon_days: int,
+    seed: int,
 ) -> TableData:
-    """Read, check and split the table; raise ``ValueError`` naming the file and column."""
+    """Read, check and split the table; raise ``ValueError`` naming the file and column.
+
+    With ``time``, training rows are those whose ``horizon_days`` end by the latest time;
+    without, the held-out groups are drawn with ``seed`` (saved in the test design, so that
+    promotion rebuilds the same test set)."""
     frame = pd.read_parquet(path)
     for role, column in (("label", label), ("group", group), ("time", time)):
         if column is not None and column not in frame.columns:
@@ -103,24 +114,26 @@ def load_table(
     if time:
         latest = times.max()
         test_mask = (times == latest).to_numpy()
-        horizon_end = times + pd.Timedelta(days=config.outcome.horizon_days)
+        horizon_end = times + pd.Timedelta(days=horizon_days)
         train_mask = (horizon_end <= latest).to_numpy()
-        description = f"out of time: rows of {latest.date()}"
+        design = TestDesign(kind="out_of_time", as_of=latest.date())
         if not train_mask.any():
             raise ValueError(
-                f"{path}: no rows end their {config.outcome.horizon_days}-day horizon "
+                f"{path}: no rows end their {horizon_days}-day horizon "
                 f"by the latest '{time}' ({latest.date()}): nothing to train on"
             )
     else:
-        test_mask = held_out(groups, TEST_SHARE_WITHOUT_TIME, config.seed + 1)
+        test_mask = held_out(groups, TEST_SHARE_WITHOUT_TIME, seed)
         train_mask = ~test_mask
-        description = f"{TEST_SHARE_WITHOUT_TIME:.0%} of groups held out (not out of time)"
-    train_times = tuple(sorted({str(t.date()) for t in times[train_mask].dropna()}))
+        design = TestDesign(
+            kind="held_out_groups", held_out_share=TEST_SHARE_WITHOUT_TIME, seed=seed
+        )
+    train_times = tuple(sorted({t.date() for t in times[train_mask].dropna()}))
     return TableData(
         Snapshots(encoded[train_mask], labels[train_mask]),
         Snapshots(encoded[test_mask], labels[test_mask]),
         specs,
-        description,
+        design,
         train_times,
         unlabelled,
     )

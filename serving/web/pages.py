@@ -17,13 +17,13 @@ import pandas as pd
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from models.tiers import NOT_LISTED
 from serving.access import (
     LIST_ROLES,
     Principal,
     caller,
     note,
 )
-from serving.scoring import NOT_LISTED
 from serving.web.data import NoWeeklyDataError, Scope, Week, timeline, weekly_store
 from serving.web.filters import (
     FLAGS,

@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.drift import MAJOR_PSI, Profile, shift
+from models.drift import MAJOR_PSI, DriftReference, shift
 
 
-def drift_check(metadata: dict, features: pd.DataFrame, risk: np.ndarray) -> dict:
+def drift_check(reference: DriftReference | None, features: pd.DataFrame, risk: np.ndarray) -> dict:
     """PSI of the score and of each profiled feature, and a verdict people can read.
 
     Retraining is suggested when the score or any key feature shows a major shift.
     """
-    reference = metadata.get("drift_reference")
     if reference is None:
         return {
             "verdict": "no training profile was saved with this model version, so drift "
@@ -22,10 +21,10 @@ def drift_check(metadata: dict, features: pd.DataFrame, risk: np.ndarray) -> dic
             "score_psi": None,
             "feature_psi": {},
         }
-    score_psi = round(Profile.from_dict(reference["score"]).psi(risk), 4)
+    score_psi = round(reference.score.psi(risk), 4)
     feature_psi = {
-        name: round(Profile.from_dict(body).psi(features[name].to_numpy()), 4)
-        for name, body in reference["features"].items()
+        name: round(profile.psi(features[name].to_numpy()), 4)
+        for name, profile in reference.features.items()
     }
     worst = max(feature_psi, key=feature_psi.get) if feature_psi else None
     shifted = sorted(n for n, v in feature_psi.items() if v >= MAJOR_PSI)

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.tiers import LISTED_TIERS
 from serving.weekly.flags import FLAGS
 from serving.weekly.referrals import DRIVERS, drivers
-from serving.weekly.tiers import LISTED_TIERS
 
 PATHWAYS = ("integrated reablement plan", "social prescribing", "care coordination", "none")
 DEFAULT_RULES = Path(__file__).with_name("pathways.toml")

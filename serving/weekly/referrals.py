@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.catalogue import DAYS_SINCE_CAP
-from serving.weekly.tiers import LISTED_TIERS
+from models.tiers import LISTED_TIERS
 
 TIERS = LISTED_TIERS  # most to least at risk: min_tier keeps a prefix
 DRIVERS: dict[str, str] = {

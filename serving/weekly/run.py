@@ -27,7 +27,7 @@ from features.engine import build_features, cohort_context
 from features.tables import ContractTables, fingerprint
 from models.bundle import ModelBundle
 from models.registry import RegisteredBundle
-from serving.scoring import NOT_LISTED, percentile_in_population
+from models.tiers import LISTED_TIERS, NOT_LISTED, top_mask
 from serving.weekly.config import WeeklyConfig
 from serving.weekly.drift import drift_check
 from serving.weekly.flags import flag_columns
@@ -44,13 +44,7 @@ from serving.weekly.store import (
     WeekStore,
     file_digests,
 )
-from serving.weekly.tiers import (
-    LISTED_TIERS,
-    assign_tiers,
-    left_the_list,
-    top_mask,
-    week_status,
-)
+from serving.weekly.tiers import left_the_list, week_status
 
 Progress = Callable[[str], None]
 PREVIOUS_COLUMNS = ["risk", "tier", "practice_id", "gp_cluster", "locality"]
@@ -131,6 +125,7 @@ def build_people(
     rules: Rules,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Everyone scored, one row each, ranked; and the long table of reasons."""
+    about = bundle.described
     risk = bundle.predict(features)
     previous_risk = previous["risk"].reindex(features.index).to_numpy(dtype="float64")
     change = risk - previous_risk
@@ -138,10 +133,10 @@ def build_people(
         age=np.floor(features["age"]).astype("int64"),
         age_band=age_band(features["age"]),
         risk=risk,
-        percentile=percentile_in_population(bundle, risk),
+        percentile=about.percentile(risk),
         previous_risk=previous_risk,
         change=change,
-        tier=pd.Series(assign_tiers(risk, change, config), index=features.index, dtype="str"),
+        tier=pd.Series(about.tiers.assign(risk, change), index=features.index, dtype="str"),
     )
     people["week_status"] = week_status(people["tier"], previous)
     listed = (people["tier"] != NOT_LISTED).to_numpy()
@@ -262,7 +257,8 @@ def weekly_run(
     previous_week, previous = store.previous(as_of, PREVIOUS_COLUMNS)
     people, reasons = build_people(features, context, model.bundle, previous, as_of, config, rules)
     left = left_the_list(people, previous)
-    drift = drift_check(model.bundle.metadata, features, people["risk"].reindex(features.index))
+    about = model.bundle.described
+    drift = drift_check(about.drift_reference, features, people["risk"].reindex(features.index))
     watch.lap("scoring and explanations")
     listed = people[people["tier"] != NOT_LISTED]
     say(f"{len(listed):,} people listed, {len(reasons):,} reasons kept, drift: {drift['verdict']}")
@@ -271,8 +267,9 @@ def weekly_run(
         "model": {
             "name": model.name,
             "version": model.version,
-            "outcome": model.bundle.metadata.get("outcome"),
-            "trained_on_data": model.bundle.metadata.get("data_fingerprint"),
+            "outcome": about.outcome.name,
+            "trained_on_data": about.data_fingerprint,
+            "tiers": about.tiers.model_dump(mode="json"),
         },
         "data_fingerprint": fingerprint(data_dir),
         "previous_week": previous_week.isoformat() if previous_week else None,

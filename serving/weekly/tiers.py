@@ -1,44 +1,16 @@
-"""Risk tiers and the comparison with last week: who is new, who stayed, who left, who rose."""
+"""The comparison with last week: who is new on the list, who stayed, who left and why.
+
+The tiers themselves come from the model (``models.tiers``): the same cut-offs as ``/v1/score``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from serving.scoring import HIGH, NOT_LISTED, VERY_HIGH
-from serving.weekly.config import WeeklyConfig
+from models.tiers import NOT_LISTED
 
-RISING = "rising"
 NEW, STAYED = "new", "stayed"
-LISTED_TIERS = (VERY_HIGH, HIGH, RISING)
-
-
-def top_mask(values: np.ndarray, count: int) -> np.ndarray:
-    """Mask of the ``count`` largest values (NaN never chosen; ties by position)."""
-    mask = np.zeros(len(values), dtype=bool)
-    if count <= 0:
-        return mask
-    order = np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")[:count]
-    mask[order] = True
-    return mask & ~np.isnan(values)
-
-
-def assign_tiers(risk: np.ndarray, change: np.ndarray, config: WeeklyConfig) -> np.ndarray:
-    """Very high and high by rank in this population; rising for the largest increases.
-
-    ``change`` is this week's risk minus last week's (NaN when not scored last week). Rising
-    people are below the other tiers and rose by at least ``rising_min_increase``.
-    """
-    n = len(risk)
-    very_high = top_mask(risk, round(config.very_high_share * n))
-    high = top_mask(risk, round((config.very_high_share + config.high_share) * n)) & ~very_high
-    eligible = np.where(
-        ~very_high & ~high & (np.nan_to_num(change, nan=0.0) >= config.rising_min_increase),
-        change,
-        np.nan,
-    )
-    rising = top_mask(eligible, round(config.rising_share * n))
-    return np.select([very_high, high, rising], [VERY_HIGH, HIGH, RISING], NOT_LISTED)
 
 
 def week_status(tier: pd.Series, previous: pd.DataFrame | None) -> pd.Series:

@@ -1,0 +1,93 @@
+"""What a model is, typed: saved in the bundle and read by training, promotion, serving, the
+weekly run and the model card, so that none of them rebuilds it from strings.
+
+It says what the model predicts (the outcome), what it learnt from (the training as-of dates
+and the data's fingerprint), how it was tested (out of time, or on held-out groups), how well
+(the metrics), the tier cut-offs that the API and the lists both apply, where a risk falls in
+the test population, and the drift reference the weekly run compares against.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.drift import DriftReference
+from models.tiers import Tiers
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+
+
+class OutcomeDescription(BaseModel):
+    """What the model predicts.
+
+    From contract tables: an emergency admission (or death, with ``include_death``) starting
+    within ``horizon_days`` of the as-of date. From a feature table: its ``label_column``.
+    """
+
+    model_config = _FROZEN
+
+    name: str = Field(min_length=1)
+    horizon_days: int = Field(ge=1, le=1095)
+    include_death: bool = False
+    label_column: str | None = None
+
+    def sentence(self) -> str:
+        """The outcome in words, for the model card and the reports."""
+        if self.label_column is not None:
+            return f"the feature table's label column '{self.label_column}' (1 = the outcome)"
+        what = "an emergency admission or death" if self.include_death else "an emergency admission"
+        return f"{what} within {self.horizon_days} days of the as-of date (that day included)"
+
+
+class TableColumns(BaseModel):
+    """For a model trained on a feature table: the columns that were not features."""
+
+    model_config = _FROZEN
+
+    label: str
+    group: str | None = None
+    time: str | None = None
+
+
+class TestDesign(BaseModel):
+    """How the model was tested: out of time (a later as-of date than any training label),
+    or on a share of groups (people) held out when the data have no time column."""
+
+    model_config = _FROZEN
+    __test__ = False  # not a pytest test class, whatever its name
+
+    kind: Literal["out_of_time", "held_out_groups"]
+    as_of: date | None = None  # out of time: the test as-of date
+    held_out_share: float | None = Field(None, gt=0.0, lt=1.0)
+    seed: int | None = None  # held-out groups: the split's seed, so promotion can rebuild it
+
+    def phrase(self) -> str:
+        """ "out of time (as of 2025-01-01)" or "on 20% of groups held out (not out of time)"."""
+        if self.kind == "out_of_time":
+            return f"out of time (as of {self.as_of})" if self.as_of else "out of time"
+        return f"on {self.held_out_share:.0%} of groups held out (not out of time)"
+
+
+class ModelDescription(BaseModel):
+    """Everything about a trained model that is not its trees, calibration or feature specs."""
+
+    model_config = _FROZEN
+
+    outcome: OutcomeDescription
+    train_as_of: tuple[date, ...]
+    test: TestDesign
+    data_fingerprint: str
+    table: TableColumns | None = None  # set when trained on a feature table
+    metrics: dict[str, float]
+    tiers: Tiers
+    test_risk_quantiles: tuple[float, ...] = Field(min_length=2)  # percentiles 0..100
+    drift_reference: DriftReference | None = None
+
+    def percentile(self, risk: np.ndarray) -> np.ndarray:
+        """Where each risk falls among the model's test population (0-100)."""
+        quantiles = np.asarray(self.test_risk_quantiles)
+        return np.interp(risk, quantiles, np.linspace(0, 100, len(quantiles)))
