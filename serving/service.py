@@ -45,8 +45,8 @@ logger = logging.getLogger(__name__)
 MAX_RECORDS = 10_000
 # Below this many rows one thread answers fastest (OpenMP start-up costs more than it saves).
 SINGLE_THREAD_ROWS = 200
-# Up to this many rows (1-2 ms) /v1/score answers on the event loop: handing a request to a
-# thread and back cost more than scoring one person. Larger batches go to a thread.
+# Up to this many rows /v1/score answers on the event loop: handing a request to a thread and
+# back costs more than scoring a few people. Larger batches go to a thread.
 INLINE_ROWS = 10
 
 
@@ -178,9 +178,9 @@ def threads_for(rows: int) -> int:
 
 def freeze_long_lived() -> None:
     """Move what the worker holds for life (libraries, the model) out of the collector's
-    full passes. Under load those run every few seconds and walked ~440,000 objects each
-    time, a 0.25 s pause of every request in flight; frozen, a pass takes 2-4 ms. They are
-    unfrozen at exit, so that extension modules can still free theirs."""
+    full passes, which under load run every few seconds and would otherwise walk all of it,
+    pausing every request in flight (the README's figures give the before and after). They
+    are unfrozen at exit, so that extension modules can still free theirs."""
     gc.freeze()
     atexit.unregister(gc.unfreeze)
     atexit.register(gc.unfreeze)

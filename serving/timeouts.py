@@ -2,9 +2,9 @@
 
 ``TimeoutMiddleware`` arms a ``loop.call_later(timeout, ...)`` timer for every request and
 never cancels it. Each timer keeps a copy of the request's context (its tracing span, the
-request) alive for the whole timeout, 60 s here: at a few hundred requests a second that is
-hundreds of thousands of live objects, and every full garbage collection walks them all,
-stopping the worker for 0.2-1 s (measured: 170 ms growing to 690 ms within two minutes).
+request) alive for the whole timeout: at a few hundred requests a second that is hundreds of
+thousands of live objects, and every full garbage collection walks them all, stopping the
+worker for longer and longer (the README's figures give what was measured).
 
 ``cancel_request_timers`` swaps in the same middleware logic with the timer cancelled once
 the request is answered. It checks that the method still looks as expected, so a BentoML

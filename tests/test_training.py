@@ -105,3 +105,52 @@ def test_own_feature_table_errors_name_the_file_and_column(tmp_path: Path) -> No
         load_table(path, "outcome", None, None, horizon_days=365, seed=43)
     with pytest.raises(ValueError, match="label column 'score' must hold 0/1"):
         load_table(path, "score", None, None, horizon_days=365, seed=43)
+
+
+def test_a_feature_table_model_says_how_it_was_tested_and_promotion_rebuilds_its_test(
+    tmp_path: Path,
+) -> None:
+    """Without a time column the test is on held-out groups, and the card, the description and
+    the MLflow run say so; promotion rebuilds the same test rows from the table itself."""
+    from training.pipeline import train_from_table
+    from training.promote import _test_set, gate
+
+    path = _table(tmp_path)
+    result = train_from_table(
+        path,
+        "y",
+        TrainConfig(bootstrap=10),
+        group="person",
+        time=None,
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        artifact_root=tmp_path / "artifacts",
+        report_dir=tmp_path / "report",
+    )
+    about = result.bundle.described
+    assert about.test.kind == "held_out_groups" and about.test.as_of is None
+    assert about.outcome.label_column == "y" and about.table.group == "person"
+    card = (tmp_path / "report" / "model_card.html").read_text()
+    assert "on 20% of groups held out (not out of time)" in card
+    assert "out of time (as of" not in card
+    assert "the feature table&#39;s label column &#39;y&#39;" in card
+    assert "emergency admission" not in card
+    features, labels = _test_set(result.bundle, None, path)
+    assert len(labels) == result.metrics["test_rows"]
+    failed, figures = gate(result.bundle, None, features, labels, resamples=10)
+    assert figures["challenger_auroc"] == pytest.approx(result.metrics["auroc"])
+    with pytest.raises(ValueError, match="trained on a feature table"):
+        _test_set(result.bundle, tmp_path, None)
+
+
+def test_the_card_derives_its_words_from_the_description_and_specs() -> None:
+    from features.engine import feature_specs
+    from models.description import OutcomeDescription
+    from training.model_card import missing_data
+
+    with_death = OutcomeDescription(name="x", horizon_days=180, include_death=True)
+    assert with_death.sentence().startswith("an emergency admission or death within 180 days")
+    specs = feature_specs()
+    days_since = {s.default for s in specs if s.name.startswith("days_since")}
+    text = missing_data(specs)
+    assert all(f"take {d:g}" in text for d in days_since | {0.0})
+    assert "unknown category is its own code" in text

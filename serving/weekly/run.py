@@ -188,6 +188,7 @@ def _report(
         ],
         drift=manifest["drift"],
         table=table,
+        outcome=manifest["model"]["outcome_description"],
     )
 
 
@@ -268,6 +269,7 @@ def weekly_run(
             "name": model.name,
             "version": model.version,
             "outcome": about.outcome.name,
+            "outcome_description": about.outcome.sentence(),
             "trained_on_data": about.data_fingerprint,
             "tiers": about.tiers.model_dump(mode="json"),
         },
