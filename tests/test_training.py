@@ -136,7 +136,7 @@ def test_a_feature_table_model_says_how_it_was_tested_and_promotion_rebuilds_its
     assert "emergency admission" not in card
     features, labels = _test_set(result.bundle, None, path)
     assert len(labels) == result.metrics["test_rows"]
-    failed, figures = gate(result.bundle, None, features, labels, resamples=10)
+    _, figures = gate(result.bundle, None, features, labels, resamples=10)
     assert figures["challenger_auroc"] == pytest.approx(result.metrics["auroc"])
     with pytest.raises(ValueError, match="trained on a feature table"):
         _test_set(result.bundle, tmp_path, None)

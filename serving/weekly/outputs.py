@@ -52,8 +52,25 @@ def readable(listed: pd.DataFrame) -> pd.DataFrame:
     return frame[list(COLUMNS)].rename(columns=COLUMNS).reset_index(drop=True)
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP: CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """Text a spreadsheet would run as a formula, with a leading apostrophe (OWASP's advice
+    for CSV); anything else unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_csv(table: pd.DataFrame, path: Path) -> None:
-    table.to_csv(path, index=False, lineterminator="\n")
+    """The table as CSV, every text cell from data made safe to open in a spreadsheet."""
+    safe = table.copy()
+    for column in safe.columns:
+        if pd.api.types.is_string_dtype(safe[column]) or safe[column].dtype == object:
+            safe[column] = safe[column].map(spreadsheet_safe)
+    safe.to_csv(path, index=False, lineterminator="\n")
 
 
 def write_workbook(sheets: dict[str, pd.DataFrame], path: Path, stamp: datetime) -> None:
@@ -65,6 +82,10 @@ def write_workbook(sheets: dict[str, pd.DataFrame], path: Path, stamp: datetime)
         sheet.append(list(table.columns))
         for row in table.itertuples(index=False):
             sheet.append([None if pd.isna(v) else v for v in row])
+        for cells in sheet.iter_rows(min_row=2):
+            for cell in cells:
+                if cell.data_type == "f":  # text from data that openpyxl took for a formula
+                    cell.data_type = "s"
         for cell in sheet[1]:
             cell.font = Font(bold=True)
         sheet.freeze_panes = "A2"
