@@ -68,14 +68,22 @@ app = typer.Typer(
 # Options that several commands share: one definition, one help text.
 Workdir = Annotated[
     Path,
-    typer.Option(help="work folder: MLflow database and artifacts, BentoML store, reports"),
+    typer.Option(
+        metavar="DIR", help="work folder: MLflow database and artifacts, BentoML store, reports"
+    ),
 ]
-Seed = Annotated[int, typer.Option(help="random seed; the same seed gives the same result")]
+Seed = Annotated[
+    int, typer.Option(metavar="N", help="random seed; the same seed gives the same result")
+]
 Patients = Annotated[
-    int, typer.Option(help="people registered at the start (people who join come on top)")
+    int,
+    typer.Option(metavar="N", help="people registered at the start (people who join come on top)"),
 ]
 ContractData = Annotated[
-    Path, typer.Option(help="folder of validated contract tables (Parquet)", show_default=False)
+    Path,
+    typer.Option(
+        metavar="DIR", help="folder of validated contract tables (Parquet)", show_default=False
+    ),
 ]
 
 
@@ -97,7 +105,10 @@ def _as_of(help_text: str, *, show_default: bool = True) -> typer.models.OptionI
 )
 def cmd_synth(
     out: Annotated[
-        Path, typer.Option(help="folder for the contract tables and truth/", show_default=False)
+        Path,
+        typer.Option(
+            metavar="DIR", help="folder for the contract tables and truth/", show_default=False
+        ),
     ],
     patients: Patients = 265_000,
     seed: Seed = 42,
@@ -143,11 +154,15 @@ def cmd_synth(
 )
 def cmd_validate(
     data: Annotated[
-        Path, typer.Option(help="folder of contract tables to validate", show_default=False)
+        Path,
+        typer.Option(
+            metavar="DIR", help="folder of contract tables to validate", show_default=False
+        ),
     ],
     out: Annotated[
         Path,
         typer.Option(
+            metavar="DIR",
             help="folder for the accepted tables, quarantine/ and validation_report.json",
             show_default=False,
         ),
@@ -186,22 +201,27 @@ def cmd_ingest(
     ],
     path: Annotated[
         str,
-        typer.Option(help="folder of CSV/Parquet files, or duckdb:///file.duckdb"),
+        typer.Option(metavar="PATH", help="folder of CSV/Parquet files, or duckdb:///file.duckdb"),
     ],
     out: Annotated[
         Path,
-        typer.Option(help="folder for the contract tables and the reports", show_default=False),
+        typer.Option(
+            metavar="DIR", help="folder for the contract tables and the reports", show_default=False
+        ),
     ],
     key_file: Annotated[
         Path | None,
         typer.Option(
+            metavar="FILE",
             help="pseudonymisation key file outside the data (else RISKSTRAT_PSEUDONYM_KEY)",
             show_default=False,
         ),
     ] = None,
     practices: Annotated[
         Path | None,
-        typer.Option(help="CSV: practice_id, gp_cluster, locality", show_default=False),
+        typer.Option(
+            metavar="FILE", help="CSV: practice_id, gp_cluster, locality", show_default=False
+        ),
     ] = None,
     extract_date: Annotated[
         date | None,
@@ -264,6 +284,7 @@ def cmd_features(
     out: Annotated[
         Path,
         typer.Option(
+            metavar="FILE",
             help="Parquet file to write (the feature metadata goes beside it as .features.json)",
             show_default=False,
         ),
@@ -295,19 +316,24 @@ def cmd_features(
 )
 def cmd_bench_features(
     data: Annotated[
-        Path, typer.Option(help="a borough's validated contract tables", show_default=False)
+        Path,
+        typer.Option(
+            metavar="DIR", help="a borough's validated contract tables", show_default=False
+        ),
     ],
     out: Annotated[
         Path,
         typer.Option(
-            help="folder for the region's copies and bench_features.json", show_default=False
+            metavar="DIR",
+            help="folder for the region's copies and bench_features.json",
+            show_default=False,
         ),
     ],
     as_of: Annotated[
         date, _as_of("the as-of date; the 4-date case adds the three quarters before it")
     ] = date(2025, 1, 1),
     region_copies: Annotated[
-        int, typer.Option(help="copies of the borough that make up the region")
+        int, typer.Option(metavar="N", help="copies of the borough that make up the region")
     ] = 4,
 ) -> None:
     """Time the feature engine on a borough and on a region of copies; figures to JSON."""
@@ -350,35 +376,52 @@ def cmd_train(
     data: Annotated[
         Path | None,
         typer.Option(
-            help="folder of validated contract tables (or give --features)", show_default=False
+            metavar="DIR",
+            help="folder of validated contract tables (or give --features)",
+            show_default=False,
         ),
     ] = None,
     features: Annotated[
         Path | None,
-        typer.Option(help="your own feature table (Parquet) instead of --data", show_default=False),
+        typer.Option(
+            metavar="FILE",
+            help="your own feature table (Parquet) instead of --data",
+            show_default=False,
+        ),
     ] = None,
     label: Annotated[
-        str | None, typer.Option(help="with --features: the 0/1 outcome column")
+        str | None, typer.Option(metavar="COLUMN", help="with --features: the 0/1 outcome column")
     ] = None,
     group: Annotated[
         str | None,
-        typer.Option(help="with --features: the person column (splits keep it whole)"),
+        typer.Option(
+            metavar="COLUMN", help="with --features: the person column (splits keep it whole)"
+        ),
     ] = None,
     time_column: Annotated[
         str | None,
-        typer.Option("--time", help="with --features: the as-of date column (out-of-time test)"),
+        typer.Option(
+            "--time",
+            metavar="COLUMN",
+            help="with --features: the as-of date column (out-of-time test)",
+        ),
     ] = None,
     report: Annotated[
         Path | None,
-        typer.Option(help="report folder (default: WORKDIR/report)", show_default=False),
+        typer.Option(
+            metavar="DIR", help="report folder (default: WORKDIR/report)", show_default=False
+        ),
     ] = None,
     workdir: Workdir = Path("work"),
     config: Annotated[
-        Path | None, typer.Option(help="TOML file with a [train] table", show_default=False)
+        Path | None,
+        typer.Option(metavar="FILE", help="TOML file with a [train] table", show_default=False),
     ] = None,
     truth: Annotated[
         Path | None,
-        typer.Option(help="synthetic ground truth, to report the oracle", show_default=False),
+        typer.Option(
+            metavar="FILE", help="synthetic ground truth, to report the oracle", show_default=False
+        ),
     ] = None,
 ) -> None:
     """Train on contract tables or your own feature table, test out of time, write the report
@@ -436,10 +479,12 @@ def _print_training(metrics: dict) -> None:
 def cmd_promote(
     data: Annotated[
         Path,
-        typer.Option(help="contract tables the challenger's test set is built from"),
+        typer.Option(metavar="DIR", help="contract tables the challenger's test set is built from"),
     ],
     workdir: Workdir = Path("work"),
-    seed: Annotated[int, typer.Option(help="seed of the gate's bootstrap resamples")] = 42,
+    seed: Annotated[
+        int, typer.Option(metavar="N", help="seed of the gate's bootstrap resamples")
+    ] = 42,
 ) -> None:
     """Compare the challenger with the champion on the out-of-time test set; promote it if it
     passes the gate. Exits 1 when the challenger is refused."""
@@ -465,23 +510,31 @@ def cmd_promote(
 def cmd_weekly(
     data: Annotated[
         Path | None,
-        typer.Option(help="folder of validated contract tables", show_default=False),
+        typer.Option(metavar="DIR", help="folder of validated contract tables", show_default=False),
     ] = None,
     as_of: Annotated[
         date | None, _as_of("the week's date (features use events before it)", show_default=False)
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="folder of weekly runs (one folder per week)", show_default=False),
+        typer.Option(
+            metavar="DIR", help="folder of weekly runs (one folder per week)", show_default=False
+        ),
     ] = None,
     workdir: Workdir = Path("work"),
     config: Annotated[
         Path | None,
-        typer.Option(help="TOML file with a [weekly] table of settings", show_default=False),
+        typer.Option(
+            metavar="FILE", help="TOML file with a [weekly] table of settings", show_default=False
+        ),
     ] = None,
     rules: Annotated[
         Path | None,
-        typer.Option(help="pathway rules file (default: the built-in one)", show_default=False),
+        typer.Option(
+            metavar="FILE",
+            help="pathway rules file (default: the built-in one)",
+            show_default=False,
+        ),
     ] = None,
     check_rules: Annotated[
         bool, typer.Option("--check-rules", help="only check the rules file, then stop")
@@ -534,7 +587,7 @@ def cmd_bench_weekly(
     data: ContractData,
     out: Annotated[
         Path,
-        typer.Option(help="folder for the two weeks' lists and bench_weekly.json"),
+        typer.Option(metavar="DIR", help="folder for the two weeks' lists and bench_weekly.json"),
     ],
     as_of: Annotated[
         date, _as_of("the second week's date; the first week is 7 days before")
@@ -580,15 +633,20 @@ def cmd_bench_weekly(
 )
 def cmd_referrals(
     lists: Annotated[
-        Path, typer.Option(help="the weekly runs' folder (weekly --out)", show_default=False)
+        Path,
+        typer.Option(
+            metavar="DIR", help="the weekly runs' folder (weekly --out)", show_default=False
+        ),
     ],
-    out: Annotated[Path, typer.Option(help="CSV file for the matches", show_default=False)],
+    out: Annotated[
+        Path, typer.Option(metavar="FILE", help="CSV file for the matches", show_default=False)
+    ],
     week: Annotated[
         date | None, _as_of("which week (default: the latest)", show_default=False)
     ] = None,
     criteria: Annotated[
         Path | None,
-        typer.Option(help="TOML file with a [referrals] table", show_default=False),
+        typer.Option(metavar="FILE", help="TOML file with a [referrals] table", show_default=False),
     ] = None,
     set_: Annotated[
         list[str],
@@ -602,7 +660,9 @@ def cmd_referrals(
     ] = [],  # noqa: B006 (typer copies defaults)
     locality: Annotated[
         list[str] | None,
-        typer.Option(help="only this locality (repeat for more)", show_default=False),
+        typer.Option(
+            metavar="LOCALITY", help="only this locality (repeat for more)", show_default=False
+        ),
     ] = None,
 ) -> None:
     """The social prescribing filter over a week's list; the matches go to a CSV with their
@@ -661,16 +721,21 @@ Role = Literal["system", "data_scientist", "social_prescriber", "locality_team"]
 )
 def cmd_token(
     name: Annotated[
-        str, typer.Option(help="who holds it (shown in the audit log)", show_default=False)
+        str,
+        typer.Option(
+            metavar="NAME", help="who holds it (shown in the audit log)", show_default=False
+        ),
     ],
     role: Annotated[Role, typer.Option(help="what it may do", show_default=False)],
     locality: Annotated[
         list[str] | None,
-        typer.Option(help="locality_team: a locality it may see (repeat for more)"),
+        typer.Option(
+            metavar="LOCALITY", help="locality_team: a locality it may see (repeat for more)"
+        ),
     ] = None,
-    access: Annotated[Path, typer.Option(help="access file the token's hash is added to")] = Path(
-        "work/access.toml"
-    ),
+    access: Annotated[
+        Path, typer.Option(metavar="FILE", help="access file the token's hash is added to")
+    ] = Path("work/access.toml"),
 ) -> None:
     """Create a bearer token, store only its hash in the access file, and print it once."""
     import json
@@ -705,10 +770,12 @@ def cmd_token(
 def cmd_serve(
     access: Annotated[
         Path | None,
-        typer.Option(help="access file (default: WORKDIR/access.toml)", show_default=False),
+        typer.Option(
+            metavar="FILE", help="access file (default: WORKDIR/access.toml)", show_default=False
+        ),
     ] = None,
-    port: Annotated[int, typer.Option(help="TCP port to listen on")] = 3000,
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="TCP port to listen on")] = 3000,
+    host: Annotated[str, typer.Option(metavar="HOST", help="address to listen on")] = "127.0.0.1",
     workdir: Workdir = Path("work"),
 ) -> None:
     """Start the scoring service and web pages on the champion (Ctrl-C stops)."""
@@ -753,16 +820,19 @@ def cmd_serve(
 )
 def cmd_bench_serve(
     data: Annotated[
-        Path, typer.Option(help="contract tables to take people from", show_default=False)
+        Path,
+        typer.Option(metavar="DIR", help="contract tables to take people from", show_default=False),
     ],
     as_of: Annotated[date, _as_of("as-of date of the people's features")] = date(2026, 10, 26),
     workdir: Workdir = Path("work"),
-    clients: Annotated[int, typer.Option(help="concurrent clients")] = 32,
-    seconds: Annotated[float, typer.Option(help="length of each load phase")] = 20.0,
+    clients: Annotated[int, typer.Option(metavar="N", help="concurrent clients")] = 32,
+    seconds: Annotated[
+        float, typer.Option(metavar="SECONDS", help="seconds each load phase lasts")
+    ] = 20.0,
     pause: Annotated[
-        float, typer.Option(help="seconds each client waits in the paced phase")
+        float, typer.Option(metavar="SECONDS", help="seconds each client waits in the paced phase")
     ] = 0.05,
-    out: Annotated[Path, typer.Option(help="JSON file for the figures")] = Path(
+    out: Annotated[Path, typer.Option(metavar="FILE", help="JSON file for the figures")] = Path(
         "work/bench/bench_serve.json"
     ),
 ) -> None:
@@ -871,7 +941,9 @@ def cmd_bench_synth(
     out: Annotated[
         Path,
         typer.Option(
-            help="folder for the borough's tables and bench_synth.json", show_default=False
+            metavar="DIR",
+            help="folder for the borough's tables and bench_synth.json",
+            show_default=False,
         ),
     ],
     patients: Patients = 265_000,
