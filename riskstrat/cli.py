@@ -991,8 +991,29 @@ def _set_up() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-@app.callback()
-def _root() -> None:
+def _show_help(ctx: typer.Context, wanted: bool) -> None:
+    if wanted:
+        print(ctx.get_help())
+        raise typer.Exit()
+
+
+@app.callback(add_help_option=False)
+def _root(
+    ctx: typer.Context,
+    show_help: Annotated[
+        bool,
+        typer.Option(
+            "--help",
+            "-h",
+            is_eager=True,
+            expose_value=False,
+            callback=_show_help,
+            help="Show this message and exit.",
+        ),
+    ] = False,
+) -> None:
+    # typer's own help option is absent (None) on every subcommand run and converting None
+    # loads pydantic, which made `riskstrat COMMAND --help` slow; this one defaults to False.
     _set_up()
 
 
