@@ -22,6 +22,7 @@ import pandas as pd
 from features.catalogue import DERIVED, FAMILIES
 from features.contract import ETHNICITY_GROUPS, SEXES
 from features.definitions import Derived, Family
+from features.progress import QUIET, Progress
 from features.spec import FeatureSpec
 from features.tables import AS_OF_TABLE, ContractTables, unbound
 from features.window import cut
@@ -130,14 +131,20 @@ def build_features(
     as_of_dates: Iterable[date],
     families: Sequence[Family] = FAMILIES,
     derived: Sequence[Derived] = DERIVED,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """One row per (patient, as-of date) in the cohort, columns in spec order, model-safe.
 
     Numbers are float64; categoricals are integer codes into their spec's vocabulary (-1
     for a value outside it). Sorted by as-of date then patient, so row order is stable.
+    All dates run as one query (faster than one query per date), so ``progress`` hears
+    one step.
     """
+    say = progress or QUIET
+    dates = sorted(set(as_of_dates))
+    say.advance("features", 0, 1, f"{len(dates)} as-of date(s)")
     specs = feature_specs(families, derived)
-    frame = sources.run(feature_sql(tuple(families), tuple(derived)), as_of_dates)
+    frame = sources.run(feature_sql(tuple(families), tuple(derived)), dates)
     frame["as_of"] = frame["as_of"].dt.date
     for spec in specs:
         if spec.categorical:
@@ -146,6 +153,7 @@ def build_features(
         else:
             frame[spec.name] = frame[spec.name].astype("float64")
     frame = frame.sort_values(["as_of", "patient_id"]).set_index(KEY)
+    say.advance("features", 1, 1, f"{len(frame):,} rows")
     return frame[[s.name for s in specs]]
 
 

@@ -1,4 +1,4 @@
-"""The ``riskstrat`` command: thin subcommands that parse arguments and call plain functions.
+"""The ``riskstrat`` command: thin subcommands that parse options and call plain functions.
 
 Heavy libraries are imported inside each command, so ``riskstrat --help`` stays fast.
 Logging, the MLflow tracking URI and folders are set up here, never on import.
@@ -6,7 +6,6 @@ Logging, the MLflow tracking URI and folders are set up here, never on import.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import subprocess
@@ -14,18 +13,19 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+from riskstrat.reporter import reporting, say
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 BENTOML_HOME_ENV = "BENTOML_HOME"
-
+DATE = "YYYY-MM-DD"
 
 if TYPE_CHECKING:
     from serving.weekly.run import WeeklyResult
-
-
-def say(message: str) -> None:
-    print(f"[riskstrat] {message}", flush=True)
+    from training.pipeline import TrainResult
 
 
 def tracking_uri(workdir: Path) -> str:
@@ -38,30 +38,105 @@ def tracking_uri(workdir: Path) -> str:
     return os.environ.get(TRACKING_ENV) or f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
 
 
-def _date(text: str) -> date:
+def _date(text: str | date) -> date:
+    if isinstance(text, date):
+        return text
     try:
         return date.fromisoformat(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+        raise typer.BadParameter(f"not a date ({DATE}): {text!r}") from exc
 
 
-def cmd_synth(args: argparse.Namespace) -> None:
+def _examples(*lines: str) -> str:
+    """A command's epilog: example command lines, kept as written (``\\b`` stops rewrapping)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+app = typer.Typer(
+    name="riskstrat",
+    help="Risk stratification for admission prevention in integrated health and social care.",
+    epilog=_examples(
+        "riskstrat demo --workdir work --patients 50000 --seed 42",
+        "riskstrat COMMAND --help",
+    ),
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+# Options that several commands share: one definition, one help text.
+Workdir = Annotated[
+    Path,
+    typer.Option(
+        metavar="DIR", help="work folder: MLflow database and artifacts, BentoML store, reports"
+    ),
+]
+Seed = Annotated[
+    int, typer.Option(metavar="N", help="random seed; the same seed gives the same result")
+]
+Patients = Annotated[
+    int,
+    typer.Option(metavar="N", help="people registered at the start (people who join come on top)"),
+]
+ContractData = Annotated[
+    Path,
+    typer.Option(
+        metavar="DIR", help="folder of validated contract tables (Parquet)", show_default=False
+    ),
+]
+
+
+def _as_of(help_text: str, *, show_default: bool = True) -> typer.models.OptionInfo:
+    """A date option (``YYYY-MM-DD``); a bad date is a usage error naming the option."""
+    return typer.Option(parser=_date, metavar=DATE, help=help_text, show_default=show_default)
+
+
+# ---- data ---------------------------------------------------------------------------------
+
+
+@app.command(
+    "synth",
+    short_help="generate a synthetic borough with ground truth",
+    epilog=_examples(
+        "riskstrat synth --patients 5000 --seed 1 --out work/borough",
+        "riskstrat synth --out work/borough --truth-as-of 2024-01-01 --truth-as-of 2025-01-01",
+    ),
+)
+def cmd_synth(
+    out: Annotated[
+        Path,
+        typer.Option(
+            metavar="DIR", help="folder for the contract tables and truth/", show_default=False
+        ),
+    ],
+    patients: Patients = 265_000,
+    seed: Seed = 42,
+    start: Annotated[date, _as_of("first day simulated (the first of a month)")] = date(2021, 1, 1),
+    end: Annotated[date, _as_of("last day of recorded events")] = date(2026, 10, 31),
+    truth_as_of: Annotated[
+        list[date],
+        _as_of("a date (first of a month) to write everyone's exact risk for; repeat for more"),
+    ] = [date(2024, 1, 1), date(2025, 1, 1)],  # noqa: B006 (typer copies defaults)
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="also print progress month by month")
+    ] = False,
+) -> None:
+    """Generate a synthetic borough: contract tables, plus the ground truth no model sees."""
     from features.sources.synthetic.borough import generate, write
     from features.sources.synthetic.config import SynthConfig
 
     config = SynthConfig(
-        patients=args.patients,
-        seed=args.seed,
-        start=args.start,
-        end=args.end,
-        truth_as_of=tuple(args.truth_as_of),
+        patients=patients, seed=seed, start=start, end=end, truth_as_of=tuple(truth_as_of)
     )
-    borough = generate(config, progress=say if args.verbose else None)
-    write(borough, args.out)
+    with reporting(steps=verbose) as progress:
+        borough = generate(config, progress=progress)
+        write(borough, out)
     s = borough.summary
     say(
         f"synthetic borough: {s['people_ever_registered']:,} people, {s['events']:,} events "
-        f"in {s['seconds']} s -> {args.out}"
+        f"in {s['seconds']} s -> {out}"
     )
     for t in s["truth"]:
         say(
@@ -71,30 +146,106 @@ def cmd_synth(args: argparse.Namespace) -> None:
         )
 
 
-def cmd_validate(args: argparse.Namespace) -> None:
+@app.command(
+    "validate",
+    short_help="validate contract tables; quarantine bad rows",
+    epilog=_examples(
+        "riskstrat validate --data work/borough --out work/validated --extract-date 2026-10-31"
+    ),
+)
+def cmd_validate(
+    data: Annotated[
+        Path,
+        typer.Option(
+            metavar="DIR", help="folder of contract tables to validate", show_default=False
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            metavar="DIR",
+            help="folder for the accepted tables, quarantine/ and validation_report.json",
+            show_default=False,
+        ),
+    ],
+    extract_date: Annotated[
+        date | None,
+        _as_of("dates after this are in the future (default: today)", show_default=False),
+    ] = None,
+) -> None:
+    """Validate contract tables: accept good rows, quarantine bad ones with their reason."""
     from features.validation import validate_dir
 
-    report = validate_dir(args.data, args.out, args.extract_date)
+    report = validate_dir(data, out, extract_date or date.today())
     for t in report.tables:
         say(
             f"{t.table}: read {t.read:,} = accepted {t.accepted:,} + quarantined "
             f"{t.quarantined:,} {t.by_reason or ''}"
         )
-    say(f"validated tables, quarantine and report in {args.out}")
+    say(f"validated tables, quarantine and report in {out}")
 
 
-def cmd_ingest(args: argparse.Namespace) -> None:
-    """Map an OMOP, Synthea or contract extract into validated, pseudonymised contract tables."""
+@app.command(
+    "ingest",
+    short_help="map an OMOP, Synthea or contract extract; quality report",
+    epilog=_examples(
+        "riskstrat ingest --source omop --path EXTRACT --out work/ingested "
+        "--key-file ~/keys/riskstrat.key",
+        "riskstrat ingest --source synthea --path duckdb:///extract.duckdb --out work/ingested "
+        "--practices practices.csv",
+    ),
+)
+def cmd_ingest(
+    source: Annotated[
+        Literal["omop", "synthea", "contract"],
+        typer.Option(help="what the extract is laid out as", show_default=False),
+    ],
+    path: Annotated[
+        str,
+        typer.Option(metavar="PATH", help="folder of CSV/Parquet files, or duckdb:///file.duckdb"),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            metavar="DIR", help="folder for the contract tables and the reports", show_default=False
+        ),
+    ],
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="pseudonymisation key file outside the data (else RISKSTRAT_PSEUDONYM_KEY)",
+            show_default=False,
+        ),
+    ] = None,
+    practices: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="CSV: practice_id, gp_cluster, locality", show_default=False
+        ),
+    ] = None,
+    extract_date: Annotated[
+        date | None,
+        _as_of("dates after this are in the future (default: today)", show_default=False),
+    ] = None,
+) -> None:
+    """Map an OMOP, Synthea or contract extract into validated, pseudonymised contract tables.
+
+    Writes quality_report.md with a verdict: whether the extract can train a model or only
+    be scored.
+    """
     from features.sources.ingest.pipeline import ingest
 
-    result = ingest(
-        args.source,
-        args.path,
-        args.out,
-        key_file=args.key_file,
-        practices=args.practices,
-        extract_date=args.extract_date,
-    )
+    with reporting() as progress:
+        result = ingest(
+            source,
+            path,
+            out,
+            key_file=key_file,
+            practices=practices,
+            extract_date=extract_date,
+            progress=progress,
+        )
     report = result.report
     for table, counts in report["source_tables"].items():
         say(
@@ -103,65 +254,107 @@ def cmd_ingest(args: argparse.Namespace) -> None:
         )
     say(f"events by kind: {report['events_by_kind']}")
     say(f"verdict: {result.verdict.text}")
-    say(f"contract tables, quarantine, unmapped rows and quality_report.md in {args.out}")
+    say(f"contract tables, quarantine, unmapped rows and quality_report.md in {out}")
     if not result.verdict.can_train:
-        say(f"next: riskstrat weekly --data {args.out} --as-of DATE --out LISTS (champion)")
+        say(f"next: riskstrat weekly --data {out} --as-of DATE --out LISTS (champion)")
 
 
-def _ingest_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ingest", help="map an OMOP, Synthea or contract extract; quality report")
-    p.add_argument("--source", required=True, choices=["omop", "synthea", "contract"])
-    p.add_argument(
-        "--path", required=True, help="folder of CSV/Parquet files, or duckdb:///file.duckdb"
-    )
-    p.add_argument("--out", type=Path, required=True, help="folder for the contract tables")
-    p.add_argument(
-        "--key-file",
-        type=Path,
-        help="pseudonymisation key file outside the data (else RISKSTRAT_PSEUDONYM_KEY)",
-    )
-    p.add_argument("--practices", type=Path, help="CSV: practice_id, gp_cluster, locality")
-    p.add_argument("--extract-date", type=_date, help="dates after this are in the future")
-    p.set_defaults(func=cmd_ingest)
+# ---- features -----------------------------------------------------------------------------
 
 
-def cmd_features(args: argparse.Namespace) -> None:
+@app.command(
+    "features",
+    short_help="compute features as of one or more dates",
+    epilog=_examples(
+        "riskstrat features --data work/validated --as-of 2025-01-01 --out work/features.parquet",
+        "riskstrat features --data work/validated --as-of 2024-10-01 --as-of 2025-01-01 "
+        "--out work/features.parquet",
+    ),
+)
+def cmd_features(
+    data: ContractData,
+    as_of: Annotated[
+        list[date],
+        typer.Option(
+            parser=_date,
+            metavar=DATE,
+            help="as-of date: features use events before it (repeat for rolling snapshots)",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            metavar="FILE",
+            help="Parquet file to write (the feature metadata goes beside it as .features.json)",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Compute every feature for everyone registered and alive on each as-of date."""
     import json
 
     from features.engine import build_features, feature_specs
     from features.tables import ContractTables
 
     began = time.perf_counter()
-    frame = build_features(ContractTables.from_dir(args.data), args.as_of)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    frame.reset_index().to_parquet(args.out, index=False)
-    specs = args.out.with_suffix(".features.json")
+    with reporting() as progress:
+        frame = build_features(ContractTables.from_dir(data), as_of, progress=progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.reset_index().to_parquet(out, index=False)
+    specs = out.with_suffix(".features.json")
     specs.write_text(json.dumps([s.to_dict() for s in feature_specs()], indent=2))
     say(
-        f"{len(frame):,} rows x {frame.shape[1]} features for {len(set(args.as_of))} as-of "
-        f"date(s) in {time.perf_counter() - began:.1f} s -> {args.out} (metadata: {specs})"
+        f"{len(frame):,} rows x {frame.shape[1]} features for {len(set(as_of))} as-of "
+        f"date(s) in {time.perf_counter() - began:.1f} s -> {out} (metadata: {specs})"
     )
 
 
-def cmd_bench_features(args: argparse.Namespace) -> None:
+@app.command(
+    "bench-features",
+    short_help="benchmark the feature engine; figures to JSON",
+    epilog=_examples("riskstrat bench-features --data work/bench --out work/bench-features"),
+)
+def cmd_bench_features(
+    data: Annotated[
+        Path,
+        typer.Option(
+            metavar="DIR", help="a borough's validated contract tables", show_default=False
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            metavar="DIR",
+            help="folder for the region's copies and bench_features.json",
+            show_default=False,
+        ),
+    ],
+    as_of: Annotated[
+        date, _as_of("the as-of date; the 4-date case adds the three quarters before it")
+    ] = date(2025, 1, 1),
+    region_copies: Annotated[
+        int, typer.Option(metavar="N", help="copies of the borough that make up the region")
+    ] = 4,
+) -> None:
     """Time the feature engine on a borough and on a region of copies; figures to JSON."""
     import json
 
     from features.benchmark import make_region, measure_in_child
 
-    four = [_months_before(args.as_of, 3 * q) for q in range(4)]
-    args.out.mkdir(parents=True, exist_ok=True)
-    say(f"building a region of {args.region_copies} copies of {args.data}")
-    region = make_region(args.data, args.out / "region", args.region_copies)
+    four = [_months_before(as_of, 3 * q) for q in range(4)]
+    out.mkdir(parents=True, exist_ok=True)
+    say(f"building a region of {region_copies} copies of {data}")
+    region = make_region(data, out / "region", region_copies)
     figures = {}
-    for label, folder in (("borough", args.data), ("region", region)):
-        for dates in ([args.as_of], four):
+    for label, folder in (("borough", data), ("region", region)):
+        for dates in ([as_of], four):
             key = f"{label}_{len(dates)}_as_of"
             say(f"measuring {key}")
             figures[key] = measure_in_child(folder, dates)
             say(f"  {figures[key]}")
-    (args.out / "bench_features.json").write_text(json.dumps(figures, indent=2))
-    say(f"figures in {args.out / 'bench_features.json'}")
+    (out / "bench_features.json").write_text(json.dumps(figures, indent=2))
+    say(f"figures in {out / 'bench_features.json'}")
 
 
 def _months_before(day: date, months: int) -> date:
@@ -169,37 +362,107 @@ def _months_before(day: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, day.day)
 
 
-def cmd_train(args: argparse.Namespace) -> None:
+# ---- training -----------------------------------------------------------------------------
+
+
+@app.command(
+    "train",
+    short_help="train, evaluate out of time, register a challenger",
+    epilog=_examples(
+        "riskstrat train --data work/validated --truth work/borough/truth/truth.parquet",
+        "riskstrat train --features table.parquet --label admitted --group person --time as_of",
+    ),
+)
+def cmd_train(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="folder of validated contract tables (or give --features)",
+            show_default=False,
+        ),
+    ] = None,
+    features: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="your own feature table (Parquet) instead of --data",
+            show_default=False,
+        ),
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option(metavar="COLUMN", help="with --features: the 0/1 outcome column")
+    ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            metavar="COLUMN", help="with --features: the person column (splits keep it whole)"
+        ),
+    ] = None,
+    time_column: Annotated[
+        str | None,
+        typer.Option(
+            "--time",
+            metavar="COLUMN",
+            help="with --features: the as-of date column (out-of-time test)",
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR", help="report folder (default: WORKDIR/report)", show_default=False
+        ),
+    ] = None,
+    workdir: Workdir = Path("work"),
+    config: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="TOML file with a [train] table", show_default=False),
+    ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="synthetic ground truth, to report the oracle", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Train on contract tables or your own feature table, test out of time, write the report
+    and register the model as challenger."""
     from training.config import TrainConfig
     from training.pipeline import train_from_contract, train_from_table
 
-    config = TrainConfig.from_toml(args.config) if args.config else TrainConfig()
-    report = args.report or args.workdir / "report"
-    common = {
-        "tracking_uri": tracking_uri(args.workdir),
-        "artifact_root": args.workdir / "mlartifacts",
-        "report_dir": report,
-        "progress": say,
-    }
-    if args.features:
-        if not args.label:
-            raise ValueError("--features needs --label COLUMN")
-        result = train_from_table(
-            args.features, args.label, config, group=args.group, time=args.time, **common
-        )
-    else:
-        result = train_from_contract(args.data, config, truth_path=args.truth, **common)
-    _print_training(result.metrics)
+    if (data is None) == (features is None):
+        raise typer.BadParameter("give exactly one of --data and --features")
+    settings = TrainConfig.from_toml(config) if config else TrainConfig()
+    with reporting() as progress:
+        common = {
+            "tracking_uri": tracking_uri(workdir),
+            "artifact_root": workdir / "mlartifacts",
+            "report_dir": report or workdir / "report",
+            "progress": progress,
+        }
+        if features:
+            if not label:
+                raise ValueError("--features needs --label COLUMN")
+            result = train_from_table(
+                features, label, settings, group=group, time=time_column, **common
+            )
+        else:
+            result = train_from_contract(data, settings, truth_path=truth, **common)
+    _print_training(result)
     say(f"registered admission-risk version {result.run.model_version} as challenger")
     say(f"report and model card: {result.report_dir}")
-    if args.data:
-        say(f"to compare with the champion: riskstrat promote --data {args.data}")
+    source = f"--data {data}" if data else f"--features {features}"
+    say(f"to compare with the champion: riskstrat promote {source}")
 
 
-def _print_training(metrics: dict) -> None:
+def _print_training(result: TrainResult) -> None:
+    """The headline figures, saying how the model was tested (out of time, or on held-out
+    groups) as its description does."""
+    metrics = result.metrics
     line = (
-        f"out-of-time AUROC {metrics['auroc']:.3f} "
-        f"(95% CI {metrics['auroc_ci_low']:.3f}-{metrics['auroc_ci_high']:.3f})"
+        f"AUROC {metrics['auroc']:.3f} "
+        f"(95% CI {metrics['auroc_ci_low']:.3f}-{metrics['auroc_ci_high']:.3f}), tested "
+        f"{result.bundle.described.test.phrase()}"
     )
     if "oracle_auroc" in metrics:
         line += f"; oracle AUROC {metrics['oracle_auroc']:.3f} (the best any model can do)"
@@ -213,32 +476,114 @@ def _print_training(metrics: dict) -> None:
     )
 
 
-def cmd_promote(args: argparse.Namespace) -> None:
+@app.command(
+    "promote",
+    short_help="make the challenger champion if it passes the gate",
+    epilog=_examples(
+        "riskstrat promote --data work/validated --workdir work",
+        "riskstrat promote --features table.parquet",
+    ),
+)
+def cmd_promote(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="contract tables the challenger's test set is built from (a model trained "
+            "with --data)",
+            show_default=False,
+        ),
+    ] = None,
+    features: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="the feature table a model trained with --features is tested on",
+            show_default=False,
+        ),
+    ] = None,
+    workdir: Workdir = Path("work"),
+    seed: Annotated[
+        int, typer.Option(metavar="N", help="seed of the gate's bootstrap resamples")
+    ] = 42,
+) -> None:
+    """Compare the challenger with the champion on the challenger's own test set (out of time,
+    or its table's held-out groups); promote it if it passes the gate. Exits 1 when the
+    challenger is refused."""
     from training.promote import promote
 
-    decision = promote(args.data, tracking_uri(args.workdir), seed=args.seed)
+    if (data is None) == (features is None):
+        raise typer.BadParameter("give exactly one of --data and --features")
+    decision = promote(data, tracking_uri(workdir), seed=seed, table=features)
     say(decision.explain())
     if not decision.promoted:
         raise SystemExit(1)
 
 
-def cmd_weekly(args: argparse.Namespace) -> None:
-    """The main job for locality teams: score, compare with last week, explain, write."""
+# ---- the weekly job -----------------------------------------------------------------------
+
+
+@app.command(
+    "weekly",
+    short_help="score everyone and write the weekly lists",
+    epilog=_examples(
+        "riskstrat weekly --data work/validated --as-of 2026-10-26 --out work/lists",
+        "riskstrat weekly --check-rules --rules my_pathways.toml",
+    ),
+)
+def cmd_weekly(
+    data: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="folder of validated contract tables", show_default=False),
+    ] = None,
+    as_of: Annotated[
+        date | None, _as_of("the week's date (features use events before it)", show_default=False)
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR", help="folder of weekly runs (one folder per week)", show_default=False
+        ),
+    ] = None,
+    workdir: Workdir = Path("work"),
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="TOML file with a [weekly] table of settings", show_default=False
+        ),
+    ] = None,
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="pathway rules file (default: the built-in one)",
+            show_default=False,
+        ),
+    ] = None,
+    check_rules: Annotated[
+        bool, typer.Option("--check-rules", help="only check the rules file, then stop")
+    ] = False,
+) -> None:
+    """The main job for locality teams: score everyone with the champion, compare with last
+    week, explain, suggest pathways and write each locality's and cluster's lists.
+
+    --data, --as-of and --out are needed unless --check-rules is given."""
     from serving.weekly.config import WeeklyConfig
     from serving.weekly.pathways import DEFAULT_RULES, load_rules
 
-    rules = load_rules(args.rules or DEFAULT_RULES)
-    if args.check_rules:
-        say(f"{args.rules or DEFAULT_RULES}: {len(rules.rules)} rules, all valid")
+    loaded = load_rules(rules or DEFAULT_RULES)
+    if check_rules:
+        say(f"{rules or DEFAULT_RULES}: {len(loaded.rules)} rules, all valid")
         return
-    if args.data is None or args.as_of is None or args.out is None:
+    if data is None or as_of is None or out is None:
         raise ValueError("weekly needs --data, --as-of and --out (or --check-rules)")
     from models.store import load_champion
     from serving.weekly.run import weekly_run
 
-    config = WeeklyConfig.from_toml(args.config) if args.config else WeeklyConfig()
-    model = load_champion(tracking_uri(args.workdir))
-    result = weekly_run(args.data, args.as_of, model, args.out, config, rules, say)
+    settings = WeeklyConfig.from_toml(config) if config else WeeklyConfig()
+    model = load_champion(tracking_uri(workdir))
+    with reporting() as progress:
+        result = weekly_run(data, as_of, model, out, settings, loaded, progress)
     _say_week(result)
 
 
@@ -254,7 +599,25 @@ def _say_week(result: WeeklyResult) -> None:
     say(f"lists in {result.folder}")
 
 
-def cmd_bench_weekly(args: argparse.Namespace) -> None:
+@app.command(
+    "bench-weekly",
+    short_help="time the weekly run for two weeks; JSON figures",
+    epilog=_examples(
+        "riskstrat bench-weekly --data work/bench --workdir work/bench-model "
+        "--out work/bench-weekly"
+    ),
+)
+def cmd_bench_weekly(
+    data: ContractData,
+    out: Annotated[
+        Path,
+        typer.Option(metavar="DIR", help="folder for the two weeks' lists and bench_weekly.json"),
+    ],
+    as_of: Annotated[
+        date, _as_of("the second week's date; the first week is 7 days before")
+    ] = date(2026, 10, 26),
+    workdir: Workdir = Path("work"),
+) -> None:
     """Time two consecutive weekly runs (the second compares with the first); JSON figures."""
     import json
     import resource
@@ -262,11 +625,12 @@ def cmd_bench_weekly(args: argparse.Namespace) -> None:
     from models.store import load_champion
     from serving.weekly.run import weekly_run
 
-    model = load_champion(tracking_uri(args.workdir))
+    model = load_champion(tracking_uri(workdir))
     figures: dict = {"model_version": model.version}
-    for week in (args.as_of - timedelta(days=7), args.as_of):
+    for week in (as_of - timedelta(days=7), as_of):
         began = time.perf_counter()
-        result = weekly_run(args.data, week, model, args.out / "lists", progress=say)
+        with reporting() as progress:
+            result = weekly_run(data, week, model, out / "lists", progress=progress)
         figures[week.isoformat()] = {
             "seconds": round(time.perf_counter() - began, 1),
             "stages": result.seconds,
@@ -278,25 +642,68 @@ def cmd_bench_weekly(args: argparse.Namespace) -> None:
     figures["peak_memory_gib"] = round(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2
     )
-    (args.out / "bench_weekly.json").write_text(json.dumps(figures, indent=2))
+    (out / "bench_weekly.json").write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
 
 
-def cmd_referrals(args: argparse.Namespace) -> None:
-    """The social prescribing filter over a week's list; matches to CSV with their reasons."""
+@app.command(
+    "referrals",
+    short_help="social prescribing filter over a week's list",
+    epilog=_examples(
+        "riskstrat referrals --lists work/lists --out work/referrals.csv",
+        "riskstrat referrals --lists work/lists --week 2026-10-26 --set min_tier=rising "
+        "--set drivers=isolation,low_mood --locality North --out north.csv",
+    ),
+)
+def cmd_referrals(
+    lists: Annotated[
+        Path,
+        typer.Option(
+            metavar="DIR", help="the weekly runs' folder (weekly --out)", show_default=False
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option(metavar="FILE", help="CSV file for the matches", show_default=False)
+    ],
+    week: Annotated[
+        date | None, _as_of("which week (default: the latest)", show_default=False)
+    ] = None,
+    criteria: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="TOML file with a [referrals] table", show_default=False),
+    ] = None,
+    set_: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            metavar="FIELD=VALUE",
+            help="change one criterion, e.g. --set min_tier=rising "
+            "--set drivers=isolation,low_mood (repeatable)",
+            show_default=False,
+        ),
+    ] = [],  # noqa: B006 (typer copies defaults)
+    locality: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="LOCALITY", help="only this locality (repeat for more)", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """The social prescribing filter over a week's list; the matches go to a CSV with their
+    reasons."""
     from serving.weekly.referrals import ReferralCriteria, load_criteria, select_referrals
     from serving.weekly.store import WeekStore
 
-    store = WeekStore(args.lists)
-    week = store.choose(args.week)
-    base = load_criteria(args.criteria) if args.criteria else ReferralCriteria()
-    changes = dict(item.split("=", 1) for item in args.set)
-    if args.locality:
-        changes["localities"] = ",".join(args.locality)
+    store = WeekStore(lists)
+    chosen_week = store.choose(week)
+    base = load_criteria(criteria) if criteria else ReferralCriteria()
+    changes = dict(_field_value(item) for item in set_)
+    if locality:
+        changes["localities"] = ",".join(locality)
     values = {f: getattr(base, f) for f in base.__dataclass_fields__} | changes
-    criteria = ReferralCriteria.from_mapping(values, "command line")
-    people = store.people(week)
-    chosen = select_referrals(people, criteria)
+    chosen_criteria = ReferralCriteria.from_mapping(values, "command line")
+    people = store.people(chosen_week)
+    chosen = select_referrals(people, chosen_criteria)
     columns = [
         "rank",
         "patient_id",
@@ -310,13 +717,51 @@ def cmd_referrals(args: argparse.Namespace) -> None:
         "matched",
         "pathway",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    chosen[columns].to_csv(args.out, index=False, lineterminator="\n")
-    say(f"{len(chosen):,} people match in the week of {week}: {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    chosen[columns].to_csv(out, index=False, lineterminator="\n")
+    say(f"{len(chosen):,} people match in the week of {chosen_week}: {out}")
 
 
-def cmd_token(args: argparse.Namespace) -> None:
-    """Create a bearer token, store only its hash, and print it once."""
+def _field_value(item: str) -> tuple[str, str]:
+    field, equals, value = item.partition("=")
+    if not equals:
+        raise typer.BadParameter(f"{item!r} is not FIELD=VALUE", param_hint="'--set'")
+    return field, value
+
+
+# ---- the service --------------------------------------------------------------------------
+
+Role = Literal["system", "data_scientist", "social_prescriber", "locality_team"]
+
+
+@app.command(
+    "token",
+    short_help="create a bearer token for the service (hash stored)",
+    epilog=_examples(
+        "riskstrat token --name me --role system --access work/access.toml",
+        "riskstrat token --name north-team --role locality_team --locality North "
+        "--access work/access.toml",
+    ),
+)
+def cmd_token(
+    name: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME", help="who holds it (shown in the audit log)", show_default=False
+        ),
+    ],
+    role: Annotated[Role, typer.Option(help="what it may do", show_default=False)],
+    locality: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="LOCALITY", help="locality_team: a locality it may see (repeat for more)"
+        ),
+    ] = None,
+    access: Annotated[
+        Path, typer.Option(metavar="FILE", help="access file the token's hash is added to")
+    ] = Path("work/access.toml"),
+) -> None:
+    """Create a bearer token, store only its hash in the access file, and print it once."""
     import json
     import secrets
 
@@ -324,22 +769,41 @@ def cmd_token(args: argparse.Namespace) -> None:
 
     token = secrets.token_urlsafe(32)
     entry = {
-        "name": args.name,
-        "role": args.role,
+        "name": name,
+        "role": role,
         "sha256": token_digest(token),
     }
-    if args.locality:
-        entry["localities"] = args.locality
-    args.access.parent.mkdir(parents=True, exist_ok=True)
+    if locality:
+        entry["localities"] = list(locality)
+    access.parent.mkdir(parents=True, exist_ok=True)
     lines = ["", "[[token]]", *(f"{k} = {json.dumps(v)}" for k, v in entry.items())]
-    with args.access.open("a", encoding="utf-8") as handle:
+    with access.open("a", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
-    say(f"{args.role} token for {args.name} added to {args.access}; it is shown only now:")
+    say(f"{role} token for {name} added to {access}; it is shown only now:")
     print(token)
 
 
-def cmd_serve(args: argparse.Namespace) -> None:
-    access = args.access or args.workdir / "access.toml"
+@app.command(
+    "serve",
+    short_help="start the BentoML scoring service",
+    epilog=_examples(
+        "riskstrat serve --workdir work",
+        "riskstrat serve --workdir work --port 8080 --host 0.0.0.0",
+    ),
+)
+def cmd_serve(
+    access: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="access file (default: WORKDIR/access.toml)", show_default=False
+        ),
+    ] = None,
+    port: Annotated[int, typer.Option(metavar="PORT", help="TCP port to listen on")] = 3000,
+    host: Annotated[str, typer.Option(metavar="HOST", help="address to listen on")] = "127.0.0.1",
+    workdir: Workdir = Path("work"),
+) -> None:
+    """Start the scoring service and web pages on the champion (Ctrl-C stops)."""
+    access = access or workdir / "access.toml"
     if not access.exists():
         raise FileNotFoundError(
             f"{access}: no access file; create a token first: riskstrat token --name NAME "
@@ -347,14 +811,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
         )
     env = {
         **os.environ,
-        "RISKSTRAT_TRACKING_URI": tracking_uri(args.workdir),
+        "RISKSTRAT_TRACKING_URI": tracking_uri(workdir),
         "RISKSTRAT_ACCESS_FILE": str(access.resolve()),
-        "RISKSTRAT_AUDIT_LOG": str((args.workdir / "audit.jsonl").resolve()),
+        "RISKSTRAT_AUDIT_LOG": str((workdir / "audit.jsonl").resolve()),
         "BENTOML_DO_NOT_TRACK": "True",
     }
     # The web pages and list endpoints read what `riskstrat demo` or `weekly` wrote there.
-    env.setdefault("RISKSTRAT_WEEKLY_DIR", str((args.workdir / "lists").resolve()))
-    env.setdefault("RISKSTRAT_DATA_DIR", str((args.workdir / "validated").resolve()))
+    env.setdefault("RISKSTRAT_WEEKLY_DIR", str((workdir / "lists").resolve()))
+    env.setdefault("RISKSTRAT_DATA_DIR", str((workdir / "validated").resolve()))
     command = [
         sys.executable,
         "-m",
@@ -362,16 +826,77 @@ def cmd_serve(args: argparse.Namespace) -> None:
         "serve",
         "serving.service:RiskService",
         "--port",
-        str(args.port),
+        str(port),
         "--host",
-        args.host,
+        host,
     ]
-    say(f"serving on http://{args.host}:{args.port} (OpenAPI at /docs.json); Ctrl-C stops")
+    say(f"serving on http://{host}:{port} (OpenAPI at /docs.json); Ctrl-C stops")
     raise SystemExit(subprocess.call(command, env=env))
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    """The main job on the synthetic borough: generate, validate, train, list."""
+@app.command(
+    "bench-serve",
+    short_help="load-test the scoring service on loopback",
+    epilog=_examples(
+        "riskstrat bench-serve --data work/bench --workdir work/bench-model",
+        "riskstrat bench-serve --data work/validated --clients 8 --seconds 5",
+    ),
+)
+def cmd_bench_serve(
+    data: Annotated[
+        Path,
+        typer.Option(metavar="DIR", help="contract tables to take people from", show_default=False),
+    ],
+    as_of: Annotated[date, _as_of("as-of date of the people's features")] = date(2026, 10, 26),
+    workdir: Workdir = Path("work"),
+    clients: Annotated[int, typer.Option(metavar="N", help="concurrent clients")] = 32,
+    seconds: Annotated[
+        float, typer.Option(metavar="SECONDS", help="seconds each load phase lasts")
+    ] = 20.0,
+    pause: Annotated[
+        float, typer.Option(metavar="SECONDS", help="seconds each client waits in the paced phase")
+    ] = 0.05,
+    out: Annotated[Path, typer.Option(metavar="FILE", help="JSON file for the figures")] = Path(
+        "work/bench/bench_serve.json"
+    ),
+) -> None:
+    """Load-test the service on loopback (saturation, then paced); print and save the
+    figures."""
+    import json
+
+    from features.engine import build_features
+    from features.tables import ContractTables
+    from models.store import load_champion
+    from serving.benchmark import run
+
+    uri = tracking_uri(workdir)
+    champion = load_champion(uri)
+    features = build_features(ContractTables.from_dir(data), [as_of]).droplevel("as_of")
+    say(f"{clients} clients for {seconds:.0f} s against version {champion.version}")
+    figures = run(features, champion.bundle, uri, clients=clients, seconds=seconds, pause=pause)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+
+
+# ---- the whole job ------------------------------------------------------------------------
+
+
+@app.command(
+    "demo",
+    short_help="the whole job on a synthetic borough (what `make run` does)",
+    epilog=_examples(
+        "riskstrat demo",
+        "riskstrat demo --workdir work --patients 20000 --seed 7",
+    ),
+)
+def cmd_demo(
+    workdir: Workdir = Path("work"),
+    patients: Patients = 50_000,
+    seed: Seed = 42,
+) -> None:
+    """The main job on a synthetic borough: generate, validate, train, promote, list two
+    weeks."""
     from features.sources.synthetic.borough import TRUTH_DIR, generate, write
     from features.sources.synthetic.config import SynthConfig
     from features.validation import validate_dir
@@ -383,12 +908,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from training.promote import promote
 
     began = time.perf_counter()
-    work = args.workdir
-    train = TrainConfig(seed=args.seed)
-    synth = SynthConfig(patients=args.patients, seed=args.seed, truth_as_of=(train.test_as_of,))
-    say(f"1/4 generating a synthetic borough of {args.patients:,} people (seed {args.seed})")
-    borough = generate(synth)
-    write(borough, work / "borough")
+    work = workdir
+    train = TrainConfig(seed=seed)
+    synth = SynthConfig(patients=patients, seed=seed, truth_as_of=(train.test_as_of,))
+    say(f"1/4 generating a synthetic borough of {patients:,} people (seed {seed})")
+    with reporting() as progress:
+        borough = generate(synth, progress=progress)
+        write(borough, work / "borough")
     say(f"    {borough.summary['events']:,} events in {borough.summary['seconds']} s")
     say("2/4 validating the contract tables")
     report = validate_dir(work / "borough", work / "validated", synth.end)
@@ -398,16 +924,17 @@ def cmd_demo(args: argparse.Namespace) -> None:
         f"{report.reconciles}"
     )
     say("3/4 training, testing out of time, registering in MLflow, promotion gate")
-    result = train_from_contract(
-        work / "validated",
-        train,
-        tracking_uri=tracking_uri(work),
-        artifact_root=work / "mlartifacts",
-        report_dir=work / "report",
-        truth_path=work / "borough" / TRUTH_DIR / "truth.parquet",
-        progress=lambda m: say("    " + m),
-    )
-    decision = promote(work / "validated", tracking_uri(work), seed=args.seed)
+    with reporting() as progress:
+        result = train_from_contract(
+            work / "validated",
+            train,
+            tracking_uri=tracking_uri(work),
+            artifact_root=work / "mlartifacts",
+            report_dir=work / "report",
+            truth_path=work / "borough" / TRUTH_DIR / "truth.parquet",
+            progress=progress,
+        )
+    decision = promote(work / "validated", tracking_uri(work), seed=seed)
     say(f"    promotion gate: {decision.explain()}")
     if not decision.promoted and decision.champion_version is None:
         raise ValueError(f"no champion to score with: {decision.explain()} (try more --patients)")
@@ -415,9 +942,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
     model = load_champion(tracking_uri(work))
     for week in (as_of - timedelta(days=7), as_of):
         say(f"4/4 weekly risk lists as of {week} (champion)")
-        weekly = weekly_run(work / "validated", week, model, work / "lists", progress=say)
+        with reporting() as progress:
+            weekly = weekly_run(work / "validated", week, model, work / "lists", progress=progress)
     say(f"done in {time.perf_counter() - began:.0f} s")
-    _print_training(result.metrics)
+    _print_training(result)
     say(f"admission-risk {decision.explain()}")
     say(f"evaluation report and model card: {result.report_dir}")
     _say_week(weekly)
@@ -428,7 +956,23 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
 
 
-def cmd_bench_synth(args: argparse.Namespace) -> None:
+@app.command(
+    "bench-synth",
+    short_help="benchmark the generator; figures to JSON",
+    epilog=_examples("riskstrat bench-synth --patients 265000 --seed 42 --out work/bench"),
+)
+def cmd_bench_synth(
+    out: Annotated[
+        Path,
+        typer.Option(
+            metavar="DIR",
+            help="folder for the borough's tables and bench_synth.json",
+            show_default=False,
+        ),
+    ],
+    patients: Patients = 265_000,
+    seed: Seed = 42,
+) -> None:
     """Time the generator at full size; print and save the figures as JSON."""
     import json
     import resource
@@ -437,11 +981,12 @@ def cmd_bench_synth(args: argparse.Namespace) -> None:
     from features.sources.synthetic.config import SynthConfig
 
     began = time.perf_counter()
-    borough = generate(SynthConfig(patients=args.patients, seed=args.seed))
+    with reporting() as progress:
+        borough = generate(SynthConfig(patients=patients, seed=seed), progress=progress)
     generated = time.perf_counter() - began
-    write(borough, args.out)
+    write(borough, out)
     figures = {
-        "patients": args.patients,
+        "patients": patients,
         "events": borough.summary["events"],
         "generate_seconds": round(generated, 1),
         "generate_and_write_seconds": round(time.perf_counter() - began, 1),
@@ -450,181 +995,15 @@ def cmd_bench_synth(args: argparse.Namespace) -> None:
         "yearly_rate_per_person": borough.summary["yearly_rate_per_person"],
         "yearly_death_rate": borough.summary["yearly_death_rate"],
     }
-    (args.out / "bench_synth.json").write_text(json.dumps(figures, indent=2))
+    (out / "bench_synth.json").write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
 
 
-def cmd_bench_serve(args: argparse.Namespace) -> None:
-    """Load-test the service on loopback; print and save the figures."""
-    import json
-
-    from features.engine import build_features
-    from features.tables import ContractTables
-    from models.store import load_champion
-    from serving.benchmark import run
-
-    uri = tracking_uri(args.workdir)
-    champion = load_champion(uri)
-    features = build_features(ContractTables.from_dir(args.data), [args.as_of]).droplevel("as_of")
-    say(f"{args.clients} clients for {args.seconds:.0f} s against version {champion.version}")
-    figures = run(
-        features,
-        champion.bundle,
-        uri,
-        clients=args.clients,
-        seconds=args.seconds,
-        pause=args.pause,
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(figures, indent=2))
-    print(json.dumps(figures, indent=2))
+# ---- the entry point ----------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="riskstrat", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("synth", help="generate a synthetic borough with ground truth")
-    p.add_argument("--patients", type=int, default=265_000)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--start", type=_date, default=date(2021, 1, 1))
-    p.add_argument("--end", type=_date, default=date(2026, 10, 31))
-    p.add_argument(
-        "--truth-as-of", type=_date, nargs="*", default=[date(2024, 1, 1), date(2025, 1, 1)]
-    )
-    p.add_argument("--verbose", action="store_true", help="print progress month by month")
-    p.set_defaults(func=cmd_synth)
-
-    p = sub.add_parser("validate", help="validate contract tables; quarantine bad rows")
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument(
-        "--extract-date",
-        type=_date,
-        default=date.today(),
-        help="dates after this are in the future (default: today)",
-    )
-    p.set_defaults(func=cmd_validate)
-
-    _ingest_parser(sub)
-
-    p = sub.add_parser("features", help="compute features as of one or more dates")
-    p.add_argument("--data", type=Path, required=True, help="folder of validated contract tables")
-    p.add_argument(
-        "--as-of",
-        type=_date,
-        action="append",
-        required=True,
-        help="as-of date (repeat for rolling snapshots)",
-    )
-    p.add_argument("--out", type=Path, required=True, help="Parquet file to write")
-    p.set_defaults(func=cmd_features)
-
-    p = sub.add_parser("bench-features", help="benchmark the feature engine; figures to JSON")
-    p.add_argument("--data", type=Path, required=True, help="a borough's contract tables")
-    p.add_argument("--as-of", type=_date, default=date(2025, 1, 1))
-    p.add_argument("--region-copies", type=int, default=4)
-    p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=cmd_bench_features)
-
-    p = sub.add_parser("train", help="train, evaluate out of time, register a challenger")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", type=Path, help="folder of validated contract tables")
-    source.add_argument("--features", type=Path, help="your own feature table (Parquet)")
-    p.add_argument("--label", help="with --features: the 0/1 outcome column")
-    p.add_argument("--group", help="with --features: the person column (splits keep it whole)")
-    p.add_argument("--time", help="with --features: the as-of date column (out-of-time test)")
-    p.add_argument("--report", type=Path, help="report folder (default: WORKDIR/report)")
-    p.add_argument("--workdir", type=Path, default=Path("work"))
-    p.add_argument("--config", type=Path, help="TOML file with a [train] table")
-    p.add_argument("--truth", type=Path, help="synthetic ground truth, to report the oracle")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("promote", help="make the challenger champion if it passes the gate")
-    p.add_argument("--data", type=Path, required=True, help="contract tables for the test set")
-    p.add_argument("--workdir", type=Path, default=Path("work"))
-    p.add_argument("--seed", type=int, default=42)
-    p.set_defaults(func=cmd_promote)
-
-    p = sub.add_parser("weekly", help="score everyone and write the weekly lists")
-    p.add_argument("--data", type=Path, help="validated contract tables")
-    p.add_argument("--as-of", type=_date, help="the week's date (features use events before it)")
-    p.add_argument("--out", type=Path, help="folder of weekly runs (one folder per week)")
-    p.add_argument("--workdir", type=Path, default=Path("work"))
-    p.add_argument("--config", type=Path, help="TOML file with a [weekly] table of settings")
-    p.add_argument("--rules", type=Path, help="pathway rules file (default: the built-in one)")
-    p.add_argument("--check-rules", action="store_true", help="only check the rules file")
-    p.set_defaults(func=cmd_weekly)
-
-    p = sub.add_parser("bench-weekly", help="time the weekly run for two weeks; JSON figures")
-    p.add_argument("--data", type=Path, required=True, help="validated contract tables")
-    p.add_argument("--as-of", type=_date, default=date(2026, 10, 26))
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--workdir", type=Path, default=Path("work"))
-    p.set_defaults(func=cmd_bench_weekly)
-
-    p = sub.add_parser("referrals", help="social prescribing filter over a week's list")
-    p.add_argument("--lists", type=Path, required=True, help="the weekly runs' folder")
-    p.add_argument("--week", type=_date, help="which week (default: the latest)")
-    p.add_argument("--criteria", type=Path, help="TOML file with a [referrals] table")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="change one criterion, e.g. --set min_tier=rising --set drivers=isolation,low_mood",
-    )
-    p.add_argument("--locality", action="append", help="only these localities")
-    p.add_argument("--out", type=Path, required=True, help="CSV file for the matches")
-    p.set_defaults(func=cmd_referrals)
-
-    p = sub.add_parser("token", help="create a bearer token for the service (hash stored)")
-    p.add_argument("--name", required=True, help="who holds it (shown in the audit log)")
-    p.add_argument(
-        "--role",
-        required=True,
-        choices=["system", "data_scientist", "social_prescriber", "locality_team"],
-    )
-    p.add_argument("--locality", action="append", help="locality_team: a locality it may see")
-    p.add_argument("--access", type=Path, default=Path("work/access.toml"))
-    p.set_defaults(func=cmd_token)
-
-    p = sub.add_parser("serve", help="start the BentoML scoring service")
-    p.add_argument("--access", type=Path, help="access file (default WORKDIR/access.toml)")
-    p.add_argument("--port", type=int, default=3000)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--workdir", type=Path, default=Path("work"))
-    p.set_defaults(func=cmd_serve)
-
-    p = sub.add_parser("bench-serve", help="load-test the scoring service on loopback")
-    p.add_argument("--data", type=Path, required=True, help="contract tables to take people from")
-    p.add_argument("--as-of", type=_date, default=date(2026, 10, 26))
-    p.add_argument("--workdir", type=Path, default=Path("work"))
-    p.add_argument("--clients", type=int, default=32)
-    p.add_argument("--seconds", type=float, default=20.0, help="length of each load phase")
-    p.add_argument(
-        "--pause", type=float, default=0.05, help="seconds each client waits in the paced phase"
-    )
-    p.add_argument("--out", type=Path, default=Path("work/bench/bench_serve.json"))
-    p.set_defaults(func=cmd_bench_serve)
-
-    p = sub.add_parser("demo", help="the whole job on a synthetic borough (what `make run` does)")
-    p.add_argument("--workdir", type=Path, default=Path("work"))
-    p.add_argument("--patients", type=int, default=50_000)
-    p.add_argument("--seed", type=int, default=42)
-    p.set_defaults(func=cmd_demo)
-
-    p = sub.add_parser("bench-synth", help="benchmark the generator; figures to JSON")
-    p.add_argument("--patients", type=int, default=265_000)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=cmd_bench_synth)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+def _set_up() -> None:
+    """Environment and logging for every command (done here, never on import)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -634,11 +1013,56 @@ def main(argv: list[str] | None = None) -> None:
     # pip's version for the model's conda file: neither is news to the user.
     for name in ("mlflow.store.db.utils", "mlflow.utils.environment", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _show_help(ctx: typer.Context, wanted: bool) -> None:
+    if wanted:
+        print(ctx.get_help())
+        raise typer.Exit()
+
+
+@app.callback(add_help_option=False)
+def _root(
+    ctx: typer.Context,
+    show_help: Annotated[
+        bool,
+        typer.Option(
+            "--help",
+            "-h",
+            is_eager=True,
+            expose_value=False,
+            callback=_show_help,
+            help="Show this message and exit.",
+        ),
+    ] = False,
+) -> None:
+    # typer's own help option is absent (None) on every subcommand run and converting None
+    # loads pydantic, which made `riskstrat COMMAND --help` slow; this one defaults to False.
+    _set_up()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run ``riskstrat`` on ``argv`` (default: the process's arguments).
+
+    A mistake the user can fix (a bad option value, a missing file, a ValueError from the
+    code) prints one ``[riskstrat] error: ...`` line and exits 2, without a traceback.
+    """
+    from typer._click.exceptions import NoArgsIsHelpError
+    from typer.main import get_command
+
     try:
-        args.func(args)
+        code = get_command(app).main(args=argv, prog_name="riskstrat", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        raise SystemExit(2) from exc
+    except typer.TyperException as exc:  # typer's usage errors: a bad or missing option
+        say(f"error: {exc.format_message()}")
+        raise SystemExit(2) from exc
     except (ValueError, FileNotFoundError) as exc:
         say(f"error: {exc}")
         raise SystemExit(2) from exc
+    if code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

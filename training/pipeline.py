@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ import pandas as pd
 
 from features.engine import build_features, cohort_context, feature_specs
 from features.labels import build_labels
+from features.progress import QUIET, Progress
 from features.tables import ContractTables, fingerprint
 from models.bundle import ModelBundle
 from models.description import ModelDescription, OutcomeDescription, TableColumns, TestDesign
@@ -23,7 +23,8 @@ from training.fit import Snapshots, fit_bundle
 from training.table import load_table
 from training.tracking import LoggedRun, log_training
 
-Progress = Callable[[str], None]
+TRAINING = "training"
+STEPS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,18 +63,21 @@ def train_from_contract(
     progress: Progress | None = None,
 ) -> TrainResult:
     """The whole training run on validated contract tables in ``data_dir``."""
-    say = progress or (lambda _: None)
+    say = progress or QUIET
     sources = ContractTables.from_dir(data_dir)
     later = later_as_of(sources, config.test_as_of, config.outcome.horizon_days)
     dates = (*config.train_as_of, config.test_as_of, *later)
     say(f"building features and labels for {len(dates)} as-of dates")
-    features = build_features(sources, dates)
+    say.advance(TRAINING, 0, STEPS, "features and labels")
+    features = build_features(sources, dates, progress=say)
     labels = build_labels(sources, dates, config.outcome)
     train = _rows(features, labels, config.train_as_of)
     test = _rows(features, labels, (config.test_as_of,))
     say(f"training on {len(train.labels):,} snapshots, testing on {len(test.labels):,} people")
+    say.advance(TRAINING, 1, STEPS, "fitting")
     bundle, facts = fit_bundle(train, feature_specs(), config)
     say(f"assessing out of time on {config.test_as_of} and {len(later)} later date(s)")
+    say.advance(TRAINING, 2, STEPS, "assessing out of time")
     truth = pd.read_parquet(truth_path) if truth_path is not None else None
     assessment = assess(
         bundle,
@@ -125,7 +129,8 @@ def train_from_table(
     progress: Progress | None = None,
 ) -> TrainResult:
     """The training run on a data scientist's own feature table (see ``training.table``)."""
-    say = progress or (lambda _: None)
+    say = progress or QUIET
+    say.advance(TRAINING, 0, STEPS, "reading the table")
     data = load_table(
         path,
         label,
@@ -134,11 +139,13 @@ def train_from_table(
         horizon_days=config.outcome.horizon_days,
         seed=config.seed + 1,  # not the seed of the patient parts: another draw
     )
+    say.advance(TRAINING, 1, STEPS, "fitting")
     say(
         f"training on {len(data.train.labels):,} rows, testing on {len(data.test.labels):,} "
         f"{data.test_design.phrase()}; {data.unlabelled:,} rows without a label left out"
     )
     bundle, facts = fit_bundle(data.train, data.specs, config)
+    say.advance(TRAINING, 2, STEPS, "assessing")
     assessment = assess(
         bundle,
         train=data.train,
@@ -226,6 +233,7 @@ def _finish(
     )
     write_report(report_dir, replace(assessment, metrics=metrics), bundle)
     say("logging the run and registering the model in MLflow")
+    say.advance(TRAINING, 3, STEPS, "registering in MLflow")
     params = {
         "seed": config.seed,
         "outcome": outcome.name,
@@ -248,4 +256,5 @@ def _finish(
             "test": (test.features.assign(label=test.labels), source),
         },
     )
+    say.advance(TRAINING, STEPS, STEPS, "registered")
     return TrainResult(bundle, metrics, run, report_dir)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ import pandas as pd
 from features.bands import age_band
 from features.catalogue import FAMILIES, LIST_CONTEXT
 from features.engine import build_features, cohort_context
+from features.progress import QUIET, Progress
 from features.tables import ContractTables, fingerprint
 from models.bundle import ModelBundle
 from models.registry import RegisteredBundle
@@ -46,7 +46,8 @@ from serving.weekly.store import (
 )
 from serving.weekly.tiers import left_the_list, week_status
 
-Progress = Callable[[str], None]
+WEEKLY_RUN = "weekly run"
+STEPS = 3
 PREVIOUS_COLUMNS = ["risk", "tier", "practice_id", "gp_cluster", "locality"]
 
 
@@ -244,16 +245,18 @@ def weekly_run(
     """Score, compare, explain and write the week; see the module docstring."""
     config = config or WeeklyConfig()
     rules = rules or load_rules()
-    say = progress or (lambda _: None)
+    say = progress or QUIET
     watch = Stopwatch()
+    say.advance(WEEKLY_RUN, 0, STEPS, "features")
     sources = ContractTables.from_dir(data_dir)
-    features = build_features(sources, [as_of], families=(*FAMILIES, LIST_CONTEXT))
+    features = build_features(sources, [as_of], families=(*FAMILIES, LIST_CONTEXT), progress=say)
     if features.empty:
         raise ValueError(f"{data_dir}: nobody is registered and alive on {as_of}")
     features = features.droplevel("as_of")
     context = cohort_context(sources, [as_of]).droplevel("as_of")
     watch.lap("features")
     say(f"features for {len(features):,} people")
+    say.advance(WEEKLY_RUN, 1, STEPS, "scoring and explanations")
     store = WeekStore(out_dir)
     previous_week, previous = store.previous(as_of, PREVIOUS_COLUMNS)
     people, reasons = build_people(features, context, model.bundle, previous, as_of, config, rules)
@@ -281,8 +284,10 @@ def weekly_run(
         "mean_risk": round(float(people["risk"].mean()), 6),
         "drift": drift,
     }
+    say.advance(WEEKLY_RUN, 2, STEPS, "writing the files")
     folder, manifest = _write_week(store, as_of, people, reasons, listed, left, manifest)
     watch.lap("outputs")
+    say.advance(WEEKLY_RUN, STEPS, STEPS, "written")
     store.log_run(as_of, watch.seconds)
     return WeeklyResult(folder, manifest, watch.seconds)
 

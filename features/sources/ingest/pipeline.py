@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract import EVENTS, PATIENTS, PRACTICES, Table
+from features.progress import QUIET, Progress
 from features.sources.ingest import quality
 from features.sources.ingest.contract_source import map_contract
 from features.sources.ingest.mapping import Mapped
@@ -35,6 +36,8 @@ SOURCES: dict[str, Callable[[Extract, pd.DataFrame | None], Mapped]] = {
     "contract": map_contract,
 }
 UNMAPPED_DIR = "unmapped"
+INGEST = "ingest"
+STEPS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,21 +109,29 @@ def ingest(
     practices: Path | None = None,
     extract_date: date | None = None,
     thresholds: quality.Thresholds | None = None,
+    progress: Progress | None = None,
 ) -> IngestResult:
     """Ingest the extract at ``location`` into ``out`` (see the module docstring)."""
+    say = progress or QUIET
     if source not in SOURCES:
         raise IngestError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     text = str(location)
     key = load_key(key_file, protected=(_data_folder(text), out))
     practices_file = read_practices_file(practices) if practices else None
+    say.advance(INGEST, 0, STEPS, f"reading and mapping the {source} tables")
     mapped = SOURCES[source](Extract.open(text), practices_file)
+    say.advance(INGEST, 1, STEPS, "pseudonymising")
     patients, events, ignored = _pseudonymise(mapped, key)
     on = extract_date or date.today()
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".mapped-") as staging:
-        for table, frame in ((PRACTICES, mapped.practices), (PATIENTS, patients), (EVENTS, events)):
+        tables = ((PRACTICES, mapped.practices), (PATIENTS, patients), (EVENTS, events))
+        for done, (table, frame) in enumerate(tables, start=2):
+            say.advance(INGEST, done, STEPS, f"writing {table.name}")
             pq.write_table(_arrow(frame, table), Path(staging) / table.file_name)
+        say.advance(INGEST, 5, STEPS, "validating")
         validation = validate_dir(Path(staging), out, on)
+    say.advance(INGEST, 6, STEPS, "writing unmapped rows")
     shutil.rmtree(out / UNMAPPED_DIR, ignore_errors=True)
     (out / UNMAPPED_DIR).mkdir()
     for table, rows in ignored.groupby("source_table", sort=True):
@@ -132,8 +143,10 @@ def ingest(
         "extract_date": on.isoformat(),
         "key_fingerprint": key.fingerprint,
     }
+    say.advance(INGEST, 7, STEPS, "quality report")
     report, verdict = quality.build(
         mapped, validation, out, about, thresholds or quality.Thresholds()
     )
     quality.write(report, out)
+    say.advance(INGEST, STEPS, STEPS, "done")
     return IngestResult(out, report, verdict)

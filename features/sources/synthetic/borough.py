@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract import PATIENTS, PRACTICES, EventKind
+from features.progress import QUIET, Progress
 from features.sources.synthetic import emit
 from features.sources.synthetic.conditions import CONDITIONS, DRUG_CLASSES
 from features.sources.synthetic.config import SynthConfig
@@ -45,7 +46,6 @@ from features.sources.synthetic.truth import exact_risk
 EPOCH = date(1970, 1, 1)
 TRUTH_DIR = "truth"
 MANIFEST = "synth_manifest.json"
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +200,7 @@ def _draw_admissions(
 
 def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
     """Simulate the borough month by month; see the module docstring for the streams."""
-    say = progress or (lambda _: None)
+    say = progress or QUIET
     began = time.perf_counter()
     rng = np.random.default_rng(np.random.SeedSequence(config.seed))
     practices, share, deprivation = make_practices(rng)
@@ -250,7 +250,7 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
         )
         emit.transitions(after, state, people, constants, changes, records)
         register.leave(rng.random(n) < _leaving_rate(config, state.age), first_day + days - 1)
-        say(f"month {m + 1}/{months} ({first:%Y-%m}): {len(log):,} events so far")
+        say.advance("simulating months", m + 1, months, f"{first:%Y-%m}, {len(log):,} events")
         year, month_of_year = (year + 1, 1) if month_of_year == 12 else (year, month_of_year + 1)
 
     still_open = np.flatnonzero(records.package_start >= 0)
