@@ -284,17 +284,18 @@ def cmd_bench_weekly(args: argparse.Namespace) -> None:
 
 def cmd_referrals(args: argparse.Namespace) -> None:
     """The social prescribing filter over a week's list; matches to CSV with their reasons."""
-    from serving.weekly.referrals import ReferralCriteria, load_criteria, select_referrals
+    from serving.weekly.referrals import (
+        ReferralCriteria,
+        criteria_with,
+        load_criteria,
+        select_referrals,
+    )
     from serving.weekly.store import WeekStore
 
     store = WeekStore(args.lists)
     week = store.choose(args.week)
     base = load_criteria(args.criteria) if args.criteria else ReferralCriteria()
-    changes = dict(item.split("=", 1) for item in args.set)
-    if args.locality:
-        changes["localities"] = ",".join(args.locality)
-    values = {f: getattr(base, f) for f in base.__dataclass_fields__} | changes
-    criteria = ReferralCriteria.from_mapping(values, "command line")
+    criteria = criteria_with(base, args.set, args.locality)
     people = store.people(week)
     chosen = select_referrals(people, criteria)
     columns = [
