@@ -24,6 +24,7 @@ from __future__ import annotations
 import tomllib
 import types
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, Union, dataclass_transform, get_args, get_origin
 
@@ -106,14 +107,9 @@ def validate(model: type[T], values: Mapping[str, Any], source: str, table: str 
         raise _error(exc, model, values, source, table) from None
 
 
+@cache
 def _adapter(model: type[T]) -> TypeAdapter[T]:
-    adapter = _ADAPTERS.get(model)
-    if adapter is None:
-        adapter = _ADAPTERS[model] = TypeAdapter(model)
-    return adapter
-
-
-_ADAPTERS: dict[type, TypeAdapter] = {}
+    return TypeAdapter(model)
 
 
 def _error(
