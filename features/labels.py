@@ -13,31 +13,28 @@ outcome only for the "emergency admission or death" outcome.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date
 from functools import cache
 
 import ibis
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from features.contract import EventKind
 from features.engine import KEY, cohort
+from features.settings import Integer, settings_model
 from features.tables import AS_OF_TABLE, ContractTables, unbound
 
 EVENT, NO_EVENT, LEFT_AREA = "event", "no_event", "left_area"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@settings_model
 class Outcome:
-    """What counts as the outcome, and over how many days."""
+    """What counts as the outcome, and over how many days (``[train.outcome]``)."""
 
-    horizon_days: int = 365
+    horizon_days: Integer = Field(365, ge=1, le=1095)
     include_death: bool = False
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.horizon_days <= 1095:
-            raise ValueError(f"horizon_days must be 1..1095, got {self.horizon_days}")
 
     @property
     def name(self) -> str:

@@ -10,8 +10,12 @@ weekly run can say it: people below the other tiers whose risk rose most, each b
 
 from __future__ import annotations
 
+from typing import Self
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from features.settings import settings_model
 
 VERY_HIGH, HIGH, RISING, NOT_LISTED = "very high", "high", "rising", ""
 LISTED_TIERS = (VERY_HIGH, HIGH, RISING)  # most to least urgent
@@ -27,20 +31,23 @@ def top_mask(values: np.ndarray, count: int) -> np.ndarray:
     return mask & ~np.isnan(values)
 
 
-class TierPolicy(BaseModel):
-    """The shares that define the tiers (see the module docstring)."""
+@settings_model
+class TierPolicy:
+    """The shares that define the tiers (``[train.tiers]``; see the module docstring)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    very_high_share: float = Field(0.005, ge=0.0, le=1.0)
-    high_share: float = Field(0.025, ge=0.0, le=1.0)
-    rising_share: float = Field(0.005, ge=0.0, le=1.0)
-    rising_min_increase: float = Field(0.02, gt=0.0, lt=1.0)
+    very_high_share: float = Field(0.005, ge=0, le=1)
+    high_share: float = Field(0.025, ge=0, le=1)
+    rising_share: float = Field(0.005, ge=0, le=1)
+    rising_min_increase: float = Field(0.02, gt=0, lt=1)
 
     @model_validator(mode="after")
-    def _under_half(self) -> TierPolicy:
-        if self.very_high_share + self.high_share + self.rising_share > 0.5:
-            raise ValueError("the tiers together must stay under half the population")
+    def _under_half(self) -> Self:
+        together = self.very_high_share + self.high_share + self.rising_share
+        if together > 0.5:
+            raise ValueError(
+                "very_high_share + high_share + rising_share must stay under half the "
+                f"population (got {together:g})"
+            )
         return self
 
     @property

@@ -691,17 +691,18 @@ def cmd_referrals(
 ) -> None:
     """The social prescribing filter over a week's list; the matches go to a CSV with their
     reasons."""
-    from serving.weekly.referrals import ReferralCriteria, load_criteria, select_referrals
+    from serving.weekly.referrals import (
+        ReferralCriteria,
+        criteria_with,
+        load_criteria,
+        select_referrals,
+    )
     from serving.weekly.store import WeekStore
 
     store = WeekStore(lists)
     chosen_week = store.choose(week)
     base = load_criteria(criteria) if criteria else ReferralCriteria()
-    changes = dict(_field_value(item) for item in set_)
-    if locality:
-        changes["localities"] = ",".join(locality)
-    values = {f: getattr(base, f) for f in base.__dataclass_fields__} | changes
-    chosen_criteria = ReferralCriteria.from_mapping(values, "command line")
+    chosen_criteria = criteria_with(base, set_, locality)
     people = store.people(chosen_week)
     chosen = select_referrals(people, chosen_criteria)
     columns = [
@@ -720,13 +721,6 @@ def cmd_referrals(
     out.parent.mkdir(parents=True, exist_ok=True)
     chosen[columns].to_csv(out, index=False, lineterminator="\n")
     say(f"{len(chosen):,} people match in the week of {chosen_week}: {out}")
-
-
-def _field_value(item: str) -> tuple[str, str]:
-    field, equals, value = item.partition("=")
-    if not equals:
-        raise typer.BadParameter(f"{item!r} is not FIELD=VALUE", param_hint="'--set'")
-    return field, value
 
 
 # ---- the service --------------------------------------------------------------------------

@@ -214,7 +214,7 @@ def _check_lists(url: str, counts: dict) -> None:
     assert matched.status_code == 200
     assert all(row["matched"] for row in matched.json()["rows"])
     bad = call("social_prescriber", "/v1/referrals", {"criteria": {"min_tier": "medium"}})
-    assert bad.status_code == 400 and "min_tier must be one of" in bad.text
+    assert bad.status_code == 400 and "criteria: min_tier: must be one of" in bad.text
     assert call("locality_team", "/v1/referrals", {}).status_code == 403
 
 

@@ -11,6 +11,7 @@ from ingest_support import SYNTHEA, TEST_KEY, copy_extract, key_file, read, run
 from features.sources.ingest.pseudonym import (
     KEY_ENV,
     KEY_FILE_ENV,
+    KeySettings,
     Pseudonymiser,
     PseudonymKeyError,
     load_key,
@@ -79,3 +80,20 @@ def test_no_source_identifier_reaches_the_output_and_weeks_line_up(tmp_path: Pat
             assert needle.encode() not in content, f"{needle} found in {path}"
     assert TEST_KEY.encode() not in b"".join(p.read_bytes() for p in written)
     assert week1.report["key_fingerprint"] == week2.report["key_fingerprint"]
+
+
+def test_the_key_file_variable_wins_over_the_key_and_empty_variables_count_as_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, TEST_KEY + "-from-variable")
+    monkeypatch.setenv(KEY_FILE_ENV, str(key_file(tmp_path / "keys", TEST_KEY)))
+    assert load_key(None, ()).one("x") == _key(TEST_KEY).one("x")
+    given = key_file(tmp_path / "given", TEST_KEY + "-given")
+    assert load_key(given, ()).one("x") == _key(TEST_KEY + "-given").one("x")
+    monkeypatch.setenv(KEY_FILE_ENV, "")
+    assert load_key(None, ()).one("x") == _key(TEST_KEY + "-from-variable").one("x")
+    monkeypatch.setenv(KEY_ENV, "")
+    with pytest.raises(PseudonymKeyError, match="no pseudonymisation key"):
+        load_key(None, ())
+    monkeypatch.setenv(KEY_ENV, TEST_KEY)
+    assert TEST_KEY not in repr(KeySettings())

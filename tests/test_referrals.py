@@ -114,21 +114,23 @@ def test_text_values_from_forms_and_command_lines() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"min_tier": "medium"}, "min_tier must be one of"),
-        ({"drivers": "isolation,boredom"}, "drivers must be one or more of"),
-        ({"drivers": ""}, "drivers must be one or more of"),
-        ({"min_age": "adult"}, "field min_age"),
-        ({"min_age": 17.5}, "field min_age: 17.5 is not a whole number"),
-        ({"exclude_care_home": "maybe"}, "field exclude_care_home: 'maybe' is not true or false"),
-        ({"not_referred_months": 36}, "not_referred_months must be between 0 and 24"),
-        ({"min_risk": "2"}, "min_risk must be between 0 and 1"),
-        ({"colour": "red"}, "unknown field"),
+        ({"min_tier": "medium"}, "min_tier: must be one of 'very high', 'high' or 'rising'"),
+        ({"drivers": "isolation,boredom"}, "drivers: must be one of 'isolation'"),
+        ({"drivers": ""}, "drivers: must not be empty"),
+        ({"min_age": "adult"}, "min_age: must be a whole number (got 'adult')"),
+        ({"min_age": 17.5}, "min_age: must be a whole number (got 17.5)"),
+        ({"min_age": True}, "min_age: must be a whole number (got True)"),
+        ({"exclude_care_home": "maybe"}, "exclude_care_home: must be true or false (got 'maybe')"),
+        ({"not_referred_months": 36}, "not_referred_months: must be between 0 and 24 (got 36)"),
+        ({"min_risk": "2"}, "min_risk: must be between 0 and 1 (got '2')"),
+        ({"colour": "red"}, "colour: unknown setting"),
     ],
 )
 def test_bad_criteria_name_source_and_field(values: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message) as caught:
+    with pytest.raises(ValueError) as caught:
         ReferralCriteria.from_mapping(values, "criteria.toml [referrals]")
     assert str(caught.value).startswith("criteria.toml [referrals]: ")
+    assert message in str(caught.value)
 
 
 def test_criteria_file(tmp_path) -> None:
@@ -136,7 +138,7 @@ def test_criteria_file(tmp_path) -> None:
     path.write_text('[referrals]\nmin_tier = "very high"\ndrivers = ["low_mood"]\n')
     assert load_criteria(path) == ReferralCriteria(min_tier="very high", drivers=("low_mood",))
     path.write_text("[referrals\n")
-    with pytest.raises(ValueError, match="cannot read the criteria"):
+    with pytest.raises(ValueError, match="not valid TOML"):
         load_criteria(path)
 
 

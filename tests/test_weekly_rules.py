@@ -132,22 +132,35 @@ def test_default_rules_file_is_the_one_documented() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ('[[rule]]\nname = "a"\npathway = "hospital at home"\n', "rule 1 ('a'): pathway must be"),
-        ('[[rule]]\npathway = "none"\n', "rule 1: needs a name"),
+        (
+            '[[rule]]\nname = "a"\npathway = "hospital at home"\n',
+            "[[rule]] 1 ('a') pathway: must be",
+        ),
+        ('[[rule]]\npathway = "none"\n', "[[rule]] 1 name: is required"),
         (
             '[[rule]]\nname = "a"\npathway = "none"\nflags_any = ["lonely"]\n',
-            "rule 1 ('a'): flags_any has unknown ['lonely']",
+            "[[rule]] 1 ('a') flags_any: must be one of 'care_home', 'frailty', 'lives_alone', "
+            "'mental_health', 'social_care_package' or 'recent_discharge' (got 'lonely')",
         ),
         (
             '[[rule]]\nname = "a"\npathway = "none"\ntiers = "high"\n',
-            "tiers must be a non-empty list",
+            "[[rule]] 1 ('a') tiers: must be a list (got 'high')",
         ),
-        ('[[rule]]\nname = "a"\npathway = "none"\nmin_age = "old"\n', "min_age must be a number"),
-        ('[[rule]]\nname = "a"\npathway = "none"\nmin_risk = 5\n', "min_risk must be between"),
-        ('[[rule]]\nname = "a"\npathway = "none"\nif = 1\n', "unknown condition 'if'"),
-        ('[rules]\nname = "a"\n', "unknown table(s) rules"),
-        ("", "no [[rule]] entries"),
-        ("[[rule]\n", "cannot read the rules"),
+        (
+            '[[rule]]\nname = "a"\npathway = "none"\nmin_age = "old"\n',
+            "[[rule]] 1 ('a') min_age: must be a number (got 'old')",
+        ),
+        (
+            '[[rule]]\nname = "a"\npathway = "none"\nmin_risk = 5\n',
+            "[[rule]] 1 ('a') min_risk: must be between 0 and 1 (got 5)",
+        ),
+        (
+            '[[rule]]\nname = "a"\npathway = "none"\nif = 1\n',
+            "[[rule]] 1 ('a') if: unknown setting (known: name, pathway, tiers",
+        ),
+        ('[rules]\nname = "a"\n', "rules: unknown setting (known: rule)"),
+        ("", "rule: is required"),
+        ("[[rule]\n", "not valid TOML"),
     ],
 )
 def test_bad_rules_files_say_where(tmp_path, body: str, message: str) -> None:
@@ -162,10 +175,10 @@ def test_bad_rules_files_say_where(tmp_path, body: str, message: str) -> None:
 def test_weekly_settings_are_checked(tmp_path) -> None:
     path = tmp_path / "weekly.toml"
     path.write_text("[weekly]\nexplain_share = 1.5\n")
-    with pytest.raises(ValueError, match="explain_share must be between 0 and 1"):
+    with pytest.raises(ValueError, match=r"\[weekly\] explain_share: must be between 0 and 1"):
         WeeklyConfig.from_toml(path)
     path.write_text("[weekly]\nhigh_share = 0.3\n")  # tiers are the model's: [train.tiers]
-    with pytest.raises(ValueError, match="unknown \\[weekly\\] settings: high_share"):
+    with pytest.raises(ValueError, match=r"\[weekly\] high_share: unknown setting"):
         WeeklyConfig.from_toml(path)
     path.write_text("[weekly]\nexplain_share = 0.2\n")
     assert WeeklyConfig.from_toml(path).explain_share == 0.2

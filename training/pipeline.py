@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -240,7 +240,7 @@ def _finish(
         "train_as_of": ",".join(d.isoformat() for d in train_as_of)[:500],
         "test_design": test_design.phrase(),
         "data_fingerprint": data_fingerprint,
-        **{f"tiers_{k}": v for k, v in config.tiers.model_dump().items()},
+        **{f"tiers_{k}": v for k, v in asdict(config.tiers).items()},
         **{f"lgb_{k}": v for k, v in config.lightgbm.booster_params(config.seed).items()},
     }
     run = log_training(

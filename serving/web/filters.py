@@ -6,13 +6,15 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import date
 
 import pandas as pd
+from pydantic.fields import FieldInfo
 
+from features.settings import SettingsError, bounds, settings_fields, without_none
 from serving.weekly.pathways import PATHWAYS
-from serving.weekly.referrals import DRIVERS, TIERS, ReferralCriteria
+from serving.weekly.referrals import TIERS, Driver, ReferralCriteria, Tier
 
 PAGE_SIZE = 50
 FLAGS: dict[str, str] = {
@@ -229,29 +231,34 @@ class FormField:
     value: object
 
 
-def _kind(name: str, default: object) -> str:
-    if name in ("min_tier", "drivers", "localities"):
-        return {"min_tier": "tier", "drivers": "drivers", "localities": "localities"}[name]
-    if name == "min_risk":
-        return "percent"
-    if isinstance(default, bool):
+def _kind(info: FieldInfo) -> str:
+    """The control for a criteria field, from its type (a probability shows as a percent)."""
+    annotation = without_none(info.annotation)
+    if annotation == Tier:
+        return "tier"
+    if annotation == tuple[Driver, ...]:
+        return "drivers"
+    if annotation == tuple[str, ...]:
+        return "localities"
+    if annotation is bool:
         return "boolean"
-    if isinstance(default, int):
-        return "integer"
-    if isinstance(default, float):
-        return "number"
-    return "text"
+    if annotation is float:
+        return "percent" if bounds(info) == {"ge": 0, "le": 1} else "number"
+    return "integer" if annotation is int else "text"
+
+
+# The form's controls: one per ReferralCriteria field, in its order.
+REFERRAL_KINDS: dict[str, str] = {
+    name: _kind(info) for name, info in settings_fields(ReferralCriteria).items()
+}
 
 
 def referral_fields(criteria: ReferralCriteria) -> list[FormField]:
     """The form's controls, in the criteria's field order, showing ``criteria``'s values."""
     out = []
-    for f in fields(ReferralCriteria):
-        default = f.default if f.default is not MISSING else None
-        label, hint = REFERRAL_LABELS.get(f.name, (f.name.replace("_", " ").capitalize(), ""))
-        out.append(
-            FormField(f.name, _kind(f.name, default), label, hint, getattr(criteria, f.name))
-        )
+    for name, kind in REFERRAL_KINDS.items():
+        label, hint = REFERRAL_LABELS.get(name, (name.replace("_", " ").capitalize(), ""))
+        out.append(FormField(name, kind, label, hint, getattr(criteria, name)))
     return out
 
 
@@ -260,47 +267,25 @@ def parse_referral_query(items: Items, allowed: tuple[str, ...]) -> tuple[Referr
     (empty: any); asking for another raises PermissionError.
 
     Without ``run`` (the first visit) the criteria's defaults are used; with it, an unticked
-    box means false. The localities asked for, or else ``allowed``, are always set.
+    box means false and an empty choice "any". The localities asked for, or else
+    ``allowed``, are always set. The values are checked by ReferralCriteria itself.
     """
-    names = {f.name: f for f in fields(ReferralCriteria)}
-    check_known(items, frozenset({"run", "week", "page", *names}))
+    check_known(items, frozenset({"run", "week", "page", *REFERRAL_KINDS}))
     page = parse_page(items)
     values: dict[str, object] = {}
     submitted = _single(items, "run") is not None
-    for name, f in names.items():
-        default = f.default if f.default is not MISSING else None
-        kind = _kind(name, default)
+    for name, kind in REFERRAL_KINDS.items():
         if kind in ("drivers", "localities"):
             chosen = tuple(dict.fromkeys(v.strip() for v in _values(items, name) if v.strip()))
-            if kind == "drivers" and submitted and not chosen:
-                raise BadQueryError("drivers", f"tick at least one of {', '.join(DRIVERS)}")
-            if chosen or kind == "localities":
+            if chosen or submitted or kind == "localities":
                 values[name] = chosen
             continue
         raw = _single(items, name)
-        if kind == "boolean":
-            if raw not in (None, "true"):
-                raise BadQueryError(name, "use true (ticked) or leave it out")
-            if raw or submitted:
-                values[name] = raw == "true"
-            continue
-        if kind == "tier":
-            if raw or submitted:
-                values[name] = raw
-            continue
         if raw is None:
-            if submitted and kind == "percent":
-                values[name] = None
+            if submitted and kind in ("boolean", "tier", "percent"):
+                values[name] = False if kind == "boolean" else None
             continue
-        try:
-            number = float(raw) if kind in ("percent", "number") else int(raw)
-        except ValueError:
-            raise BadQueryError(name, f"{raw!r} is not a number") from None
-        if kind == "percent":
-            if not 0 <= number <= 100:
-                raise BadQueryError(name, "must be between 0 and 100 (%)")
-            number = number / 100
-        values[name] = number
+        values[name] = _fraction(name, raw) if kind == "percent" else raw
     asked = values["localities"]
     outside = [loc for loc in asked if allowed and loc not in allowed]
     if outside:
@@ -308,9 +293,20 @@ def parse_referral_query(items: Items, allowed: tuple[str, ...]) -> tuple[Referr
     values["localities"] = asked or allowed
     try:
         criteria = ReferralCriteria.from_mapping(values, "referral filter")
-    except ValueError as exc:
-        raise BadQueryError("criteria", str(exc)) from None
+    except SettingsError as exc:
+        raise BadQueryError(exc.field or "criteria", exc.problem) from None
     return criteria, page
+
+
+def _fraction(name: str, percent: str) -> float | str:
+    """A percentage as a fraction; text that is no number goes on to be refused by name."""
+    try:
+        number = float(percent)
+    except ValueError:
+        return percent
+    if not 0 <= number <= 100:
+        raise BadQueryError(name, f"must be between 0 and 100 (%) (got {percent})")
+    return number / 100
 
 
 def referral_items(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass, fields
 from pathlib import Path
 
+from pydantic import Field
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+from features.settings import Integer, load_table, settings_model
+
+TABLE = "weekly"
+
+
+@settings_model
 class WeeklyConfig:
-    """What each row of the list carries.
+    """What each row of the list carries (``[weekly]``).
 
     The tiers are not set here: they are the model's (``models.tiers``, set at training with
     ``[train.tiers]``), so the API and the lists agree. Reasons are computed for everyone
@@ -17,32 +21,12 @@ class WeeklyConfig:
     can show them.
     """
 
-    explain_share: float = 0.10
-    reasons_kept: int = 10
-    recent_discharge_days: int = 30
-    frailty_index_threshold: float = 0.25  # eFI: moderate frailty from 0.25
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.explain_share <= 1.0:
-            raise ValueError("explain_share must be between 0 and 1")
-        if not 3 <= self.reasons_kept <= 20:
-            raise ValueError("reasons_kept must be between 3 and 20")
-        if not 1 <= self.recent_discharge_days <= 365:
-            raise ValueError("recent_discharge_days must be between 1 and 365")
-        if not 0.0 < self.frailty_index_threshold < 1.0:
-            raise ValueError("frailty_index_threshold must be between 0 and 1")
+    explain_share: float = Field(0.10, ge=0, le=1)
+    reasons_kept: Integer = Field(10, ge=3, le=20)
+    recent_discharge_days: Integer = Field(30, ge=1, le=365)
+    frailty_index_threshold: float = Field(0.25, gt=0, lt=1)  # eFI: moderate frailty from 0.25
 
     @classmethod
     def from_toml(cls, path: Path) -> WeeklyConfig:
-        """Read the ``[weekly]`` table; errors name the file and the setting."""
-        try:
-            body = tomllib.loads(path.read_text()).get("weekly", {})
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"{path}: cannot read the settings ({exc})") from exc
-        unknown = set(body) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown [weekly] settings: {', '.join(sorted(unknown))}")
-        try:
-            return cls(**body)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: {exc}") from exc
+        """Read the ``[weekly]`` table; errors name the file, the table and the setting."""
+        return load_table(path, TABLE, cls)

@@ -7,39 +7,60 @@ when loaded: every error names the file, the rule and the field.
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, StringConstraints
 
-from models.tiers import LISTED_TIERS
+from features.settings import SettingsError, parse_toml, settings_model, table_of
 from serving.weekly.flags import FLAGS
-from serving.weekly.referrals import DRIVERS, drivers
+from serving.weekly.referrals import FREQUENT_GP_CONTACTS, Driver, Tier, drivers
 
 PATHWAYS = ("integrated reablement plan", "social prescribing", "care coordination", "none")
 DEFAULT_RULES = Path(__file__).with_name("pathways.toml")
-FREQUENT_GP_CONTACTS = 12
-_LISTS: dict[str, tuple[str, ...]] = {
-    "tiers": LISTED_TIERS,
-    "flags_any": tuple(FLAGS),
-    "flags_all": tuple(FLAGS),
-    "flags_none": tuple(FLAGS),
-    "drivers_any": tuple(DRIVERS),
-}
-_NUMBERS = ("min_age", "max_age", "min_risk")
+Pathway = Literal[PATHWAYS]
+Flag = Literal[tuple(FLAGS)]
+# The conditions in the order they are checked (all must hold).
+CONDITIONS = ("tiers", "flags_any", "flags_all", "flags_none", "drivers_any")
+CONDITIONS += ("min_age", "max_age", "min_risk")
 
 
-class RulesError(ValueError):
+class RulesError(SettingsError):
     """The rules file is unreadable or wrong."""
 
 
-@dataclass(frozen=True, slots=True)
+@settings_model
 class Rule:
-    name: str
-    pathway: str
-    conditions: tuple[tuple[str, object], ...]
+    """One ``[[rule]]``: its name, its pathway, and conditions that must all hold.
+
+    Lists mean "any of" (``flags_all``: all of them; ``flags_none``: none of them).
+    """
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    pathway: Pathway
+    tiers: tuple[Tier, ...] | None = Field(None, min_length=1)
+    flags_any: tuple[Flag, ...] | None = Field(None, min_length=1)
+    flags_all: tuple[Flag, ...] | None = Field(None, min_length=1)
+    flags_none: tuple[Flag, ...] | None = Field(None, min_length=1)
+    drivers_any: tuple[Driver, ...] | None = Field(None, min_length=1)
+    min_age: float | None = None  # years
+    max_age: float | None = None
+    min_risk: float | None = Field(None, ge=0, le=1)  # probability
+
+    @property
+    def conditions(self) -> tuple[tuple[str, object], ...]:
+        """The conditions this rule sets, as (name, value)."""
+        return tuple((c, getattr(self, c)) for c in CONDITIONS if getattr(self, c) is not None)
+
+
+@settings_model
+class RulesFile:
+    """A rules file: one or more ``[[rule]]`` entries, tried in order."""
+
+    rule: tuple[Rule, ...] = Field(min_length=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,50 +106,13 @@ def _holds(rule: Rule, people: pd.DataFrame, applies: pd.DataFrame) -> np.ndarra
 
 
 def load_rules(path: Path = DEFAULT_RULES) -> Rules:
-    """Read and check the rules file."""
+    """Read and check the rules file; errors name the file, the rule and the field."""
     try:
         raw = path.read_bytes()
-        body = tomllib.loads(raw.decode())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise RulesError(f"{path}: cannot read the rules ({exc})") from exc
-    unknown = set(body) - {"rule"}
-    if unknown:
-        raise RulesError(f"{path}: unknown table(s) {', '.join(sorted(unknown))}; use [[rule]]")
-    entries = body.get("rule", [])
-    if not isinstance(entries, list) or not entries:
-        raise RulesError(f"{path}: no [[rule]] entries")
-    rules = tuple(_rule(entry, f"{path}: rule {i + 1}") for i, entry in enumerate(entries))
-    return Rules(rules, hashlib.sha256(raw).hexdigest())
-
-
-def _rule(entry: dict, where: str) -> Rule:
-    name = entry.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise RulesError(f"{where}: needs a name")
-    where = f"{where} ({name!r})"
-    if entry.get("pathway") not in PATHWAYS:
-        raise RulesError(f"{where}: pathway must be one of {', '.join(PATHWAYS)}")
-    conditions = []
-    for field, value in entry.items():
-        if field in ("name", "pathway"):
-            continue
-        if field in _LISTS:
-            allowed = _LISTS[field]
-            if not isinstance(value, list) or not value:
-                raise RulesError(f"{where}: {field} must be a non-empty list")
-            wrong = [v for v in value if v not in allowed]
-            if wrong:
-                raise RulesError(
-                    f"{where}: {field} has unknown {wrong}; known: {', '.join(allowed)}"
-                )
-            conditions.append((field, tuple(value)))
-        elif field in _NUMBERS:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise RulesError(f"{where}: {field} must be a number")
-            if field == "min_risk" and not 0 <= value <= 1:
-                raise RulesError(f"{where}: min_risk must be between 0 and 1")
-            conditions.append((field, value))
-        else:
-            known = ", ".join([*_LISTS, *_NUMBERS])
-            raise RulesError(f"{where}: unknown condition {field!r}; known: {known}")
-    return Rule(name.strip(), entry["pathway"], tuple(conditions))
+        body = parse_toml(raw, path)
+        checked = table_of(body, "", RulesFile, str(path))
+    except OSError as exc:
+        raise RulesError(str(path), f"cannot read the file ({exc.strerror or exc})") from None
+    except SettingsError as exc:
+        raise RulesError(exc.source, exc.problem, exc.table, exc.field) from None
+    return Rules(checked.rule, hashlib.sha256(raw).hexdigest())

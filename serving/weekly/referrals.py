@@ -9,13 +9,16 @@ The same criteria serve the command line, the API and the web page.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
+from pydantic import Field, model_validator
 
 from features.catalogue import DAYS_SINCE_CAP
+from features.settings import Integer, SettingsError, load_table, settings_model, validate
 from models.tiers import LISTED_TIERS
 
 TIERS = LISTED_TIERS  # most to least at risk: min_tier keeps a prefix
@@ -25,7 +28,9 @@ DRIVERS: dict[str, str] = {
     "frequent_gp": "frequent GP contact",
     "bereavement": "bereavement recorded in the last 12 months",
 }
+FREQUENT_GP_CONTACTS = 12  # GP contacts in 12 months that count as frequent
 DAYS_PER_MONTH = 30.4375
+TABLE = "referrals"
 # The people.parquet columns the filter reads, besides the list's own.
 COLUMNS: tuple[str, ...] = (
     "age",
@@ -44,95 +49,79 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReferralCriteria:
-    """Who the social prescribing view selects; validated when built."""
+Tier = Literal[LISTED_TIERS]
+Driver = Literal[tuple(DRIVERS)]
+LISTS = ("drivers", "localities")  # text for these is a comma-separated list
 
-    min_tier: str | None = "high"
-    min_risk: float | None = None
-    drivers: tuple[str, ...] = tuple(DRIVERS)
-    frequent_gp_contacts: int = 12
-    min_age: int = 18
+
+@settings_model
+class ReferralCriteria:
+    """Who the social prescribing view selects (``[referrals]``); validated when built.
+
+    Every source (a TOML table, ``--set FIELD=VALUE``, the API's JSON, the web form) goes
+    through this model: text is accepted for every field, lists as comma-separated text,
+    booleans as true/false, and an empty value for ``min_tier`` or ``min_risk`` as "any".
+    """
+
+    min_tier: Tier | None = "high"  # this tier or higher; None: listed or not
+    min_risk: float | None = Field(None, ge=0, le=1)  # a probability
+    drivers: tuple[Driver, ...] = Field(tuple(DRIVERS), min_length=1)
+    frequent_gp_contacts: Integer = Field(FREQUENT_GP_CONTACTS, ge=1, le=366)
+    min_age: Integer = Field(18, ge=0, le=120)
     exclude_care_home: bool = True
-    not_referred_months: int = 6
+    not_referred_months: Integer = Field(6, ge=0, le=24)  # the referral history kept
     exclude_mental_health_care: bool = True
     localities: tuple[str, ...] = ()
 
-    def __post_init__(self) -> None:
-        if self.min_tier is not None and self.min_tier not in TIERS:
-            raise ValueError(f"min_tier must be one of {', '.join(TIERS)} or empty")
-        if self.min_risk is not None and not 0.0 <= self.min_risk <= 1.0:
-            raise ValueError("min_risk must be between 0 and 1")
-        unknown = [d for d in self.drivers if d not in DRIVERS]
-        if unknown or not self.drivers:
-            raise ValueError(f"drivers must be one or more of {', '.join(DRIVERS)}")
-        if not 1 <= self.frequent_gp_contacts <= 366:
-            raise ValueError("frequent_gp_contacts must be between 1 and 366")
-        if not 0 <= self.min_age <= 120:
-            raise ValueError("min_age must be between 0 and 120")
-        if not 0 <= self.not_referred_months <= 24:
-            raise ValueError("not_referred_months must be between 0 and 24 (the history kept)")
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, values: object) -> object:
+        if not isinstance(values, Mapping):
+            return values
+        return {name: _text_value(name, raw) for name, raw in values.items()}
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object], source: str) -> ReferralCriteria:
-        """Criteria from a TOML table, request body or form; errors name ``source`` and field.
-
-        Text is accepted for every field (forms and command lines send text): lists as
-        comma-separated text, booleans as true/false, an empty value as "not set".
-        """
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ValueError(f"{source}: unknown field(s) {', '.join(unknown)}")
-        parsed = {}
-        for name, raw in values.items():
-            try:
-                parsed[name] = _parse(name, raw)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{source}: field {name}: {exc}") from exc
-        try:
-            return cls(**parsed)
-        except ValueError as exc:
-            raise ValueError(f"{source}: {exc}") from exc
+        """Criteria from a request body, form or command line; errors name ``source`` and field."""
+        return validate(cls, values, source)
 
 
-_INTEGERS = ("frequent_gp_contacts", "min_age", "not_referred_months")
-_BOOLEANS = ("exclude_care_home", "exclude_mental_health_care")
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-
-
-def _parse(name: str, raw: object) -> object:
-    """One field's value from text or its proper type."""
+def _text_value(name: str, raw: object) -> object:
+    """Text as the field's value: stripped, comma lists split, empty optional values None."""
     text = raw.strip() if isinstance(raw, str) else raw
-    if name in ("min_tier", "min_risk") and text in ("", None):
+    if name in LISTS:
+        items = text.split(",") if isinstance(text, str) else text
+        if not isinstance(items, list | tuple):
+            return items
+        stripped = (i.strip() if isinstance(i, str) else i for i in items)
+        return tuple(i for i in stripped if i != "")
+    if name in ("min_tier", "min_risk") and text == "":
         return None
-    if name in ("drivers", "localities"):
-        items = text.split(",") if isinstance(text, str) else list(text)
-        return tuple(str(i).strip() for i in items if str(i).strip())
-    if name == "min_risk":
-        return float(text)
-    if name in _INTEGERS:
-        if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
-            raise ValueError(f"{raw!r} is not a whole number")
-        return int(text)
-    if name in _BOOLEANS:
-        if isinstance(text, bool):
-            return text
-        if str(text).lower() in _TRUE + _FALSE:
-            return str(text).lower() in _TRUE
-        raise ValueError(f"{raw!r} is not true or false")
     return text
+
+
+def criteria_with(
+    base: ReferralCriteria, changes: Iterable[str], localities: Iterable[str] | None = ()
+) -> ReferralCriteria:
+    """``base`` with ``FIELD=VALUE`` changes (``--set``) and localities (``--locality``).
+
+    Errors name the command line and the field.
+    """
+    values: dict[str, object] = {}
+    for item in changes:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise SettingsError("command line", f"--set {item!r}: use FIELD=VALUE")
+        values[name.strip()] = value
+    if localities:
+        values["localities"] = tuple(localities)
+    current = {f.name: getattr(base, f.name) for f in fields(ReferralCriteria)}
+    return validate(ReferralCriteria, current | values, "command line")
 
 
 def load_criteria(path: Path) -> ReferralCriteria:
     """Criteria from the ``[referrals]`` table of a TOML file."""
-    import tomllib
-
-    try:
-        body = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read the criteria ({exc})") from exc
-    return ReferralCriteria.from_mapping(body.get("referrals", {}), f"{path} [referrals]")
+    return load_table(path, TABLE, ReferralCriteria)
 
 
 def drivers(people: pd.DataFrame, frequent_gp_contacts: int) -> pd.DataFrame:

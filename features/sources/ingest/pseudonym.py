@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 KEY_ENV = "RISKSTRAT_PSEUDONYM_KEY"
 KEY_FILE_ENV = "RISKSTRAT_PSEUDONYM_KEY_FILE"
@@ -61,13 +62,22 @@ class Pseudonymiser:
         return hmac.new(self.key, b"riskstrat key fingerprint", hashlib.sha256).hexdigest()[:12]
 
 
+class KeySettings(BaseSettings):
+    """Where the key comes from, read from the environment when built (never on import)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True)
+    key: SecretStr | None = Field(None, validation_alias=KEY_ENV)
+    key_file: Path | None = Field(None, validation_alias=KEY_FILE_ENV)
+
+
 def load_key(key_file: Path | None, protected: Iterable[Path]) -> Pseudonymiser:
     """The key from ``key_file``, else ``RISKSTRAT_PSEUDONYM_KEY_FILE``, else the variable.
 
     A key file inside any ``protected`` folder (the data being ingested, the output) is
     refused: a key stored next to the data would let anyone holding the data re-identify it.
     """
-    path = key_file or (Path(os.environ[KEY_FILE_ENV]) if os.environ.get(KEY_FILE_ENV) else None)
+    settings = KeySettings()
+    path = key_file or settings.key_file
     if path is not None:
         resolved = path.resolve()
         for folder in protected:
@@ -80,9 +90,8 @@ def load_key(key_file: Path | None, protected: Iterable[Path]) -> Pseudonymiser:
         if not resolved.is_file():
             raise PseudonymKeyError(f"{path}: pseudonymisation key file not found")
         return Pseudonymiser(resolved.read_bytes().strip())
-    secret = os.environ.get(KEY_ENV)
-    if secret:
-        return Pseudonymiser(secret.encode())
+    if settings.key is not None:
+        return Pseudonymiser(settings.key.get_secret_value().encode())
     raise PseudonymKeyError(
         f"no pseudonymisation key: set {KEY_ENV} to a secret (at least {MIN_KEY_BYTES} "
         f"characters) or give a key file with --key-file or {KEY_FILE_ENV}, outside the data "
