@@ -78,7 +78,7 @@ class ServiceSettings(BaseSettings):
     def current(cls) -> ServiceSettings:
         """The settings for the environment as it is now, validated once per distinct set of
         values (cheap enough to call on every request, unlike building the object)."""
-        return _for_values(tuple((name, os.environ.get(variable(name))) for name in FIELDS))
+        return _for_values(tuple(map(os.environ.get, VARIABLES)))
 
     def or_else(self, **defaults: Any) -> ServiceSettings:
         """These settings with ``defaults`` for the ones not set, validated."""
@@ -120,6 +120,7 @@ class ServiceSettings(BaseSettings):
 
 
 FIELDS = tuple(ServiceSettings.model_fields)
+VARIABLES = tuple(variable(name) for name in FIELDS)
 
 
 def _problem(error: Any) -> str:
@@ -131,5 +132,6 @@ def _problem(error: Any) -> str:
 
 
 @lru_cache(maxsize=16)
-def _for_values(values: tuple[tuple[str, str | None], ...]) -> ServiceSettings:
-    return ServiceSettings.load(**{name: value for name, value in values if value})
+def _for_values(values: tuple[str | None, ...]) -> ServiceSettings:
+    """The settings of these ``VARIABLES`` values."""
+    return ServiceSettings.load(**{name: v for name, v in zip(FIELDS, values, strict=True) if v})
