@@ -803,16 +803,19 @@ def cmd_serve(
             f"{access}: no access file; create a token first: riskstrat token --name NAME "
             f"--role system --access {access}"
         )
-    env = {
-        **os.environ,
-        "RISKSTRAT_TRACKING_URI": tracking_uri(workdir),
-        "RISKSTRAT_ACCESS_FILE": str(access.resolve()),
-        "RISKSTRAT_AUDIT_LOG": str((workdir / "audit.jsonl").resolve()),
-        "BENTOML_DO_NOT_TRACK": "True",
-    }
+    from serving.settings import ServiceSettings
+
+    settings = ServiceSettings.load(
+        tracking_uri=tracking_uri(workdir),
+        access_file=access.resolve(),
+        audit_log=(workdir / "audit.jsonl").resolve(),
+    )
     # The web pages and list endpoints read what `riskstrat demo` or `weekly` wrote there.
-    env.setdefault("RISKSTRAT_WEEKLY_DIR", str((workdir / "lists").resolve()))
-    env.setdefault("RISKSTRAT_DATA_DIR", str((workdir / "validated").resolve()))
+    settings = settings.or_else(
+        weekly_dir=(workdir / "lists").resolve(),
+        data_dir=(workdir / "validated").resolve(),
+    )
+    env = settings.environment(os.environ) | {"BENTOML_DO_NOT_TRACK": "True"}
     command = [
         sys.executable,
         "-m",

@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from models.bundle import ModelBundle
-from serving.access import ACCESS_FILE_ENV, AUDIT_LOG_ENV, token_digest
-from serving.service import TRACKING_URI_ENV, freeze_long_lived, threads_for
+from serving.access import token_digest
+from serving.service import freeze_long_lived, threads_for
+from serving.settings import ServiceSettings
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -136,14 +137,12 @@ def run(
     (folder / "access.toml").write_text(
         f'[[token]]\nname = "benchmark"\nrole = "system"\nsha256 = "{token_digest(token)}"\n'
     )
-    os.environ.update(
-        {
-            TRACKING_URI_ENV: tracking_uri,
-            ACCESS_FILE_ENV: str(folder / "access.toml"),
-            AUDIT_LOG_ENV: str(folder / "audit.jsonl"),
-            "BENTOML_DO_NOT_TRACK": "True",
-        }
+    settings = ServiceSettings.load(
+        tracking_uri=tracking_uri,
+        access_file=folder / "access.toml",
+        audit_log=folder / "audit.jsonl",
     )
+    os.environ.update(settings.environment(os.environ) | {"BENTOML_DO_NOT_TRACK": "True"})
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

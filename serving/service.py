@@ -1,8 +1,9 @@
 """The BentoML scoring service: ``POST /v1/score`` turns feature records into explained risks.
 
 It loads the model the registry's ``champion`` alias points to (resolved to a pinned
-version at start-up) from the MLflow tracking URI in ``RISKSTRAT_TRACKING_URI``.
-Start it with ``riskstrat serve`` or ``bentoml serve serving.service:RiskService``.
+version at start-up) from the MLflow tracking URI in ``RISKSTRAT_TRACKING_URI`` (all its
+settings: ``serving.settings.ServiceSettings``). Start it with ``riskstrat serve`` or
+``bentoml serve serving.service:RiskService``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ import asyncio
 import atexit
 import gc
 import logging
-import os
 import threading
 import time
 from dataclasses import replace
 from datetime import date
 from http import HTTPStatus
-from pathlib import Path
 from typing import Annotated, Literal
 
 import bentoml
@@ -29,18 +28,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.registry import RegisteredBundle
 from models.store import champion_version, load_champion
 from models.tiers import LISTED_TIERS
-from serving.access import AccessMiddleware, caller, note, outside_scope
+from serving.access import AccessMiddleware, OutsideScopeError, caller, note
 from serving.history import MAX_PEOPLE, PersonHistory, history_features
+from serving.settings import ServiceSettings, SettingsError
 from serving.timeouts import cancel_request_timers
 from serving.web.app import app as web_pages
+from serving.web.gate import PageGate
 from serving.weekly.referrals import ReferralCriteria, select_referrals
-from serving.weekly.store import WEEKLY_DIR_ENV, Week, WeekStore
+from serving.weekly.store import Week, WeekStore
 
-TRACKING_URI_ENV = "RISKSTRAT_TRACKING_URI"
-RELOAD_ENV = "RISKSTRAT_RELOAD_SECONDS"
-DEFAULT_RELOAD_SECONDS = 30.0
-WORKERS_ENV = "RISKSTRAT_WORKERS"
-DEFAULT_WORKERS = 2  # one per core on the 2-core reference machine
 logger = logging.getLogger(__name__)
 MAX_RECORDS = 10_000
 # Below this many rows one thread answers fastest (OpenMP start-up costs more than it saves).
@@ -164,11 +160,12 @@ def _scope(asked: list[str]) -> tuple[str, ...]:
     outside the caller's; this check repeats it in case the service runs without it.
     """
     principal = caller()
-    if principal is None or not principal.localities:
+    if principal is None:
         return tuple(asked)
-    if outside_scope(principal, asked):
-        raise Forbidden("locality outside the caller's scope")
-    return tuple(asked) or principal.localities
+    try:
+        return principal.localities_for(asked)
+    except OutsideScopeError as exc:
+        raise Forbidden(str(exc)) from None
 
 
 def threads_for(rows: int) -> int:
@@ -187,13 +184,14 @@ def freeze_long_lived() -> None:
 
 
 def _week(week: date | None) -> Week:
-    root = os.environ.get(WEEKLY_DIR_ENV)
-    if not root:
-        raise NotFound(f"no weekly lists configured (set {WEEKLY_DIR_ENV})")
     try:
-        return WeekStore(Path(root)).load(week)
+        root = ServiceSettings.current().require("weekly_dir")
+    except SettingsError as exc:
+        raise NotFound(f"no weekly lists configured ({exc})") from None
+    try:
+        return WeekStore(root).load(week)
     except FileNotFoundError as exc:
-        raise NotFound(str(exc).replace(root, "weekly lists")) from exc
+        raise NotFound(str(exc).replace(str(root), "weekly lists")) from exc
 
 
 def _page(week: Week, chosen: pd.DataFrame, limit: int, offset: int) -> ListResponse:
@@ -230,24 +228,26 @@ def records_matrix(records: list[FeatureRecord], names: list[str]) -> np.ndarray
 
 
 @bentoml.asgi_app(web_pages, path="/ui")
+# The workers count here is only the default (plain ``bentoml serve``, a built Bento): BentoML
+# fixes the count from its own configuration before any worker imports this module, and
+# ``BENTOML_CONFIG_OVERRIDES='{"services": {"riskstrat": {"workers": N}}}'`` overrides it.
+# ``riskstrat serve`` sets that from RISKSTRAT_WORKERS (``ServiceSettings.bentoml_overrides``).
 @bentoml.service(
     name="riskstrat",
     traffic={"timeout": 60},
-    workers=int(os.environ.get(WORKERS_ENV, DEFAULT_WORKERS)),
+    workers=ServiceSettings.model_fields["workers"].default,
 )
 class RiskService:
     """Scores for other systems; every call but the probes needs a bearer token.
     The web pages are mounted under /ui, behind the same access middleware."""
 
     def __init__(self) -> None:
-        uri = os.environ.get(TRACKING_URI_ENV)
-        if not uri:
-            raise RuntimeError(f"set {TRACKING_URI_ENV} to the MLflow tracking URI")
-        self.tracking_uri = uri
+        settings = ServiceSettings.load()
+        self.tracking_uri = settings.require("tracking_uri")
         cancel_request_timers()
-        self.model = load_champion(uri)
+        self.model = load_champion(self.tracking_uri)
         freeze_long_lived()
-        seconds = float(os.environ.get(RELOAD_ENV, DEFAULT_RELOAD_SECONDS))
+        seconds = settings.reload_seconds
         if seconds > 0:
             threading.Thread(target=self._watch, args=(seconds,), daemon=True).start()
 
@@ -404,4 +404,4 @@ def _respond(
     )
 
 
-RiskService.add_asgi_middleware(AccessMiddleware)
+RiskService.add_asgi_middleware(AccessMiddleware, pages=PageGate)

@@ -15,6 +15,7 @@ from features.sources.synthetic.borough import TRUTH_DIR, Borough, generate, wri
 from features.sources.synthetic.config import SynthConfig
 from features.validation import validate_dir
 from models.registry import RegisteredBundle, load_registered
+from serving.settings import ServiceSettings
 from training.config import TrainConfig
 from training.pipeline import TrainResult, train_from_contract
 from training.promote import promote
@@ -25,6 +26,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="riskstrat-bentoml-")
     os.environ["RISKSTRAT_RELOAD_SECONDS"] = "0"
     os.environ["RISKSTRAT_WORKERS"] = "1"  # test servers start faster with one worker
+    # What riskstrat serve hands BentoML, for the tests that call bentoml.serve themselves.
+    os.environ["BENTOML_CONFIG_OVERRIDES"] = ServiceSettings.load(workers=1).bentoml_overrides()
 
 
 settings.register_profile(

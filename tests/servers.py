@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from serving.access import token_digest
+from serving.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from bentoml._internal.utils.circus import Server
 
 
 def write_access(path: Path, tokens: Mapping[str, tuple[str, str, list[str]]]) -> Path:
@@ -32,13 +38,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_service(environment: Mapping[str, str], token: str | None = None) -> Iterator[str]:
-    """``bentoml serve`` of the service with ``environment`` set, ready; yields its URL."""
+def started_service(environment: Mapping[str, str], token: str | None = None) -> Iterator[Server]:
+    """``bentoml serve`` of the service with ``environment`` set, ready; yields the server.
+
+    The environment goes through the service settings as ``riskstrat serve`` passes it on:
+    validated, with the worker count handed to BentoML in its own configuration.
+    """
     import bentoml
 
     patch = pytest.MonkeyPatch()
     for key, value in {"BENTOML_DO_NOT_TRACK": "True", **environment}.items():
         patch.setenv(key, value)
+    for key, value in ServiceSettings.load().environment(os.environ).items():
+        if os.environ.get(key) != value:
+            patch.setenv(key, value)
     try:
         with (
             bentoml.serve(
@@ -46,6 +59,20 @@ def running_service(environment: Mapping[str, str], token: str | None = None) ->
             ) as server,
             bentoml.SyncHTTPClient(server.url, token=token, server_ready_timeout=60),
         ):
-            yield server.url
+            yield server
     finally:
         patch.undo()
+
+
+@contextmanager
+def running_service(environment: Mapping[str, str], token: str | None = None) -> Iterator[str]:
+    """As ``started_service``; yields the server's URL."""
+    with started_service(environment, token) as server:
+        yield server.url
+
+
+def worker_processes(server: Server) -> int:
+    """How many worker processes serve the service (BentoML's circus watcher "service")."""
+    (watcher,) = [w for w in server.arbiter.watchers if w.name == "service"]
+    assert watcher.numprocesses == len(watcher.processes)
+    return len(watcher.processes)

@@ -6,8 +6,23 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from servers import write_access
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
-from serving.access import AccessConfigError, Principal, identify, load_principals, refusal
+from serving.access import (
+    AccessConfigError,
+    AccessMiddleware,
+    OutsideScopeError,
+    Principal,
+    asked_localities,
+    identify,
+    load_principals,
+    refusal,
+)
+from serving.settings import SettingsError
 
 
 def _entry(role: str, token: str, extra: str = "") -> str:
@@ -66,8 +81,6 @@ def test_bad_access_files_are_named(tmp_path: Path, text: str, message: str) -> 
 
 
 def test_locality_scope_of_list_requests() -> None:
-    from serving.access import Principal, asked_localities, outside_scope
-
     team = Principal("north-team", "locality_team", ("North",))
     assert asked_localities(b'{"localities": ["North", "South"]}') == ["North", "South"]
     assert asked_localities(b'{"criteria": {"localities": "South, Central"}}') == [
@@ -75,8 +88,39 @@ def test_locality_scope_of_list_requests() -> None:
         "Central",
     ]
     assert asked_localities(b"not json") == asked_localities(b"[1]") == []
-    assert outside_scope(team, ["North"]) is None
-    assert outside_scope(team, ["North", "South"]) == (
-        "north-team may not see locality South (allowed: North)"
-    )
-    assert outside_scope(Principal("system", "system"), ["South"]) is None
+    assert team.localities_for(["North"]) == team.localities_for() == ("North",)
+    with pytest.raises(OutsideScopeError) as refused:
+        team.localities_for(["North", "South"])
+    assert str(refused.value) == "north-team may not see locality South (allowed: North)"
+    assert refused.value.outside == ("South",)
+    everyone = Principal("system", "system")
+    assert everyone.localities_for(["South"]) == ("South",)
+    assert everyone.localities_for() == ()  # every locality
+
+
+def _pages_everywhere() -> Starlette:
+    """An app that would show anything to anyone: what reaches it got through."""
+    shown = Route("/{path:path}", lambda _: PlainTextResponse("shown"), methods=["GET", "POST"])
+    return Starlette(routes=[shown])
+
+
+def test_without_a_page_gate_pages_are_refused_like_unknown_endpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    access = write_access(tmp_path / "access.toml", {"ds": ("data_scientist", "t-ds", [])})
+    monkeypatch.setenv("RISKSTRAT_ACCESS_FILE", str(access))
+    monkeypatch.setenv("RISKSTRAT_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    client = TestClient(AccessMiddleware(_pages_everywhere()))
+    assert client.get("/ui/").status_code == 401
+    refused = client.get("/ui/patient", headers={"Authorization": "Bearer t-ds"})
+    assert refused.status_code == 403 and refused.json()["error"] == "no role may call /ui/patient"
+    assert client.post("/v1/model", headers={"Authorization": "Bearer t-ds"}).text == "shown"
+
+
+def test_the_middleware_refuses_to_start_without_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RISKSTRAT_ACCESS_FILE", raising=False)
+    monkeypatch.setenv("RISKSTRAT_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    with pytest.raises(SettingsError, match="set RISKSTRAT_ACCESS_FILE"):
+        AccessMiddleware(_pages_everywhere())

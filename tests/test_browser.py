@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from servers import running_service, write_access
+from servers import started_service, worker_processes, write_access
 from weekly_fixture import WEEK, write_contract, write_weeks
 
 from models.registry import RegisteredBundle
@@ -48,8 +48,9 @@ def server(
         # As deployed: sessions opened in one worker must be known to the other.
         "RISKSTRAT_WORKERS": "2",
     }
-    with running_service(environment) as url:
-        yield url, folder / "audit.jsonl"
+    with started_service(environment) as started:
+        assert worker_processes(started) == 2  # RISKSTRAT_WORKERS honoured
+        yield started.url, folder / "audit.jsonl"
 
 
 @pytest.fixture(scope="module")

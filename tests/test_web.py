@@ -26,6 +26,7 @@ from models.registry import RegisteredBundle
 from serving.access import AccessMiddleware
 from serving.web import filters
 from serving.web.app import STATIC, build_app
+from serving.web.gate import PageGate
 from serving.web.session import IDLE_SECONDS, SessionStore
 from serving.weekly.referrals import ReferralCriteria, select_referrals
 
@@ -71,7 +72,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
     patch.setenv("RISKSTRAT_AUDIT_LOG", str(folder / "audit.jsonl"))
     patch.setenv("RISKSTRAT_WEEKLY_DIR", str(root))
     patch.setenv("RISKSTRAT_DATA_DIR", str(write_contract(folder / "data", people)))
-    app = AccessMiddleware(Starlette(routes=[Mount("/ui", build_app())]))
+    app = AccessMiddleware(Starlette(routes=[Mount("/ui", build_app())]), pages=PageGate)
     yield Web(app, people, reasons, folder / "audit.jsonl", root)
     patch.undo()
 

@@ -2,24 +2,21 @@
 
 Weeks are found and read by ``serving.weekly.store`` (the same reader as the API): a week
 folder is ``<RISKSTRAT_WEEKLY_DIR>/<YYYY-MM-DD>/`` with a manifest; staging folders are
-ignored.
+ignored. Who may see which locality is ``Principal.localities_for``, the rule the API uses.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 
 from features.tables import ContractTables
 from features.timeline import patient_timeline
-from serving.access import Principal
-from serving.weekly.store import WEEKLY_DIR_ENV, Week, WeekStore
+from serving.access import OutsideScopeError, Principal
+from serving.settings import ServiceSettings, SettingsError
+from serving.weekly.store import Week, WeekStore
 
-DATA_DIR_ENV = "RISKSTRAT_DATA_DIR"
 TIMELINE_MONTHS = 24
 
 
@@ -29,38 +26,29 @@ class NoWeeklyDataError(LookupError):
 
 def weekly_store() -> WeekStore:
     """The store for ``RISKSTRAT_WEEKLY_DIR`` (read on each call, so tests can set it)."""
-    root = os.environ.get(WEEKLY_DIR_ENV)
-    if not root:
-        raise NoWeeklyDataError(f"set {WEEKLY_DIR_ENV} to the weekly run's output folder")
-    return WeekStore(Path(root))
+    try:
+        return WeekStore(ServiceSettings.current().require("weekly_dir"))
+    except SettingsError as exc:
+        raise NoWeeklyDataError(str(exc)) from None
 
 
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """The rows a principal may see.
+def visible_people(principal: Principal, week: Week) -> pd.DataFrame:
+    """The people of ``week`` in the localities the principal may see."""
+    localities = principal.localities_for()
+    people = week.people
+    return people[people["locality"].isin(localities)] if localities else people
 
-    Locality teams see the people of their localities. Social prescribers see the people the
-    weekly run explained (listed or referral candidates), in their localities if their token
-    names any. Data scientists and systems see everyone (or their localities, if named).
+
+def may_open(principal: Principal, week: Week, person: pd.Series) -> bool:
+    """Whether the principal may open this person's page: in their localities, and for
+    social prescribers only the people the weekly run explained (listed or referral
+    candidates). Data scientists and systems see everyone (or their localities, if named).
     """
-
-    localities: tuple[str, ...]  # empty: every locality
-    explained_only: bool
-
-    @classmethod
-    def of(cls, principal: Principal) -> Scope:
-        return cls(principal.localities, principal.role == "social_prescriber")
-
-    def people(self, week: Week) -> pd.DataFrame:
-        people = week.people
-        if self.localities:
-            people = people[people["locality"].isin(self.localities)]
-        return people
-
-    def may_see(self, week: Week, person: pd.Series) -> bool:
-        if self.localities and person["locality"] not in self.localities:
-            return False
-        return not self.explained_only or person["patient_id"] in week.explained
+    try:
+        principal.localities_for([person["locality"]])
+    except OutsideScopeError:
+        return False
+    return principal.role != "social_prescriber" or person["patient_id"] in week.explained
 
 
 def timeline(patient_id: str, as_of: date) -> pd.DataFrame | None:
@@ -68,11 +56,11 @@ def timeline(patient_id: str, as_of: date) -> pd.DataFrame | None:
 
     None when the contract tables are not configured or do not hold the person.
     """
-    folder = os.environ.get(DATA_DIR_ENV)
-    if not folder:
+    folder = ServiceSettings.current().data_dir
+    if folder is None:
         return None
     try:
-        sources = ContractTables.from_dir(Path(folder))
+        sources = ContractTables.from_dir(folder)
     except FileNotFoundError:
         return None
     try:

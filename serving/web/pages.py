@@ -1,8 +1,9 @@
 """The page handlers: read a week, keep what the caller may see, render, note it for audit.
 
-The access middleware has already checked the session and the role (``serving.access``);
-here each page narrows the rows to the caller's localities and records the pseudonymised
-ids it shows in the request's audit record. Bad parameters give a 400 page naming them.
+The page gate has already checked the session and the role (``serving.web.gate``); here
+each page narrows the rows to the caller's localities (``Principal.localities_for``, the
+rule the API uses) and records the pseudonymised ids it shows in the request's audit
+record. Bad parameters give a 400 page naming them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from urllib.parse import urlencode
 
@@ -18,13 +20,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from models.tiers import NOT_LISTED
-from serving.access import (
-    LIST_ROLES,
-    Principal,
-    caller,
-    note,
+from serving.access import OutsideScopeError, Principal, caller, note
+from serving.web.data import (
+    NoWeeklyDataError,
+    Week,
+    may_open,
+    timeline,
+    visible_people,
+    weekly_store,
 )
-from serving.web.data import NoWeeklyDataError, Scope, Week, timeline, weekly_store
 from serving.web.filters import (
     FLAGS,
     LIST_CSV_COLUMNS,
@@ -44,6 +48,7 @@ from serving.web.filters import (
     to_csv,
 )
 from serving.web.render import BASE, render
+from serving.web.roles import LIST_ROLES
 from serving.weekly.referrals import DRIVERS, TIERS, select_referrals
 
 logger = logging.getLogger(__name__)
@@ -76,6 +81,10 @@ def page(handler: Callable[[Request, Principal], Response]) -> Callable[[Request
             return handler(request, principal)
         except BadQueryError as exc:
             return message_page(400, "There is a problem with the request", str(exc), principal)
+        except OutsideScopeError as exc:
+            allowed, outside = ", ".join(principal.localities), ", ".join(exc.outside)
+            message = f"locality: you may see {allowed} only, not {outside}"
+            return message_page(403, "You cannot see this", message, principal)
         except PermissionError as exc:
             return message_page(403, "You cannot see this", str(exc), principal)
         except NoWeeklyDataError as exc:
@@ -125,21 +134,14 @@ def _url(path: str, items: Items) -> str:
     return f"{BASE}{path}" + ("?" + urlencode(items) if items else "")
 
 
-def _checked_locality(principal: Principal, locality: str | None) -> None:
-    if locality and principal.localities and locality not in principal.localities:
-        raise PermissionError(
-            f"locality: you may see {', '.join(principal.localities)} only, not {locality}"
-        )
-
-
 def _list_rows(request: Request, principal: Principal):
     """The week, its dates, the query, the listed people the caller may see, and the rows
     the query selects from them."""
     items = _items(request)
     query = ListQuery.parse(items)
-    _checked_locality(principal, query.locality)
+    principal.localities_for([query.locality] if query.locality else [])
     week, dates = _week(items)
-    listed = Scope.of(principal).people(week)
+    listed = visible_people(principal, week)
     listed = listed[listed["tier"] != NOT_LISTED]
     return week, dates, query, listed, query.select(listed)
 
@@ -224,7 +226,7 @@ def patient(request: Request, principal: Principal) -> Response:
             404, "Not in this week's data", f"No one with that id in week {week.as_of}."
         )
     person = found.iloc[0]
-    if not Scope.of(principal).may_see(week, person):
+    if not may_open(principal, week, person):
         raise PermissionError("This person is outside the people your role may see.")
     _note(week, [patient_id])
     reasons = week.reasons[week.reasons["patient_id"] == patient_id].sort_values("position")
@@ -253,9 +255,9 @@ def _back(principal: Principal, week: Week) -> tuple[str, str]:
 def _referral_rows(request: Request, principal: Principal):
     items = _items(request)
     week, dates = _week(items)
-    allowed = principal.localities
-    criteria, page_number = parse_referral_query(items, allowed)
-    visible = Scope(allowed, explained_only=False).people(week)
+    criteria, page_number = parse_referral_query(items, ())  # () = unscoped, scoped here:
+    criteria = replace(criteria, localities=principal.localities_for(criteria.localities))
+    visible = visible_people(principal, week)
     try:
         matches = select_referrals(visible, criteria)
     except ValueError as exc:  # a week written before the filter's columns existed

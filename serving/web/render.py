@@ -7,10 +7,10 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from serving.access import LIST_ROLES, REFERRAL_ROLES, Principal
+from serving.access import Principal
+from serving.web.roles import BASE, LIST_ROLES, REFERRAL_ROLES
 
 TEMPLATES = Path(__file__).parent / "templates"
-BASE = "/ui"
 # Everything from this server; no script at all; not framed; forms post here only.
 CSP = (
     "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "

@@ -3,9 +3,9 @@
 Why not the token itself in the cookie: the bearer token is a long-lived credential that
 also opens the API; a session id opens only the pages, expires (30 minutes idle, 12 hours at
 most), ends for good at sign-out (the server forgets it), and never lets the token out of the
-login form. Sessions live in a small SQLite file (beside the audit log unless
-``RISKSTRAT_SESSIONS`` names one) so that every worker of the service knows them; it holds
-only hashes of session ids and of tokens, never a usable cookie or token.
+login form. Sessions live in a small SQLite file (``ServiceSettings.sessions_file``: beside the
+audit log unless ``RISKSTRAT_SESSIONS`` names one) so that every worker of the service knows
+them; it holds only hashes of session ids and of tokens, never a usable cookie or token.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, quote
 
 COOKIE = "riskstrat_session"
 COOKIE_PATH = "/ui"
-SESSIONS_ENV = "RISKSTRAT_SESSIONS"
 IDLE_SECONDS = 30 * 60
 LONGEST_SECONDS = 12 * 3600
 MAX_FORM_BYTES = 8_192
@@ -85,12 +84,6 @@ class SessionStore:
         if session_id:
             with closing(self._connect()) as db, db:
                 db.execute("DELETE FROM sessions WHERE key = ?", (self._key(session_id),))
-
-
-def sessions_path(audit_log: Path) -> Path:
-    """Where the sessions live: ``RISKSTRAT_SESSIONS``, or beside the audit log."""
-    named = os.environ.get(SESSIONS_ENV)
-    return Path(named) if named else audit_log.with_name("sessions.sqlite")
 
 
 def cookie_value(headers: dict[str, str]) -> str | None:

@@ -27,7 +27,6 @@ MANIFEST_FILE = "manifest.json"
 LEFT_FILE = "left.csv"
 BOROUGH_REPORT = "report.html"
 RUN_LOG = "runs.jsonl"
-WEEKLY_DIR_ENV = "RISKSTRAT_WEEKLY_DIR"
 
 
 def latest_monday(on_or_before: date) -> date:
