@@ -66,6 +66,12 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 
+
+def _option(metavar: str, help_text: str) -> typer.models.OptionInfo:
+    """An option whose default (none, or one the command works out) is not worth showing."""
+    return typer.Option(metavar=metavar, help=help_text, show_default=False)
+
+
 # Options that several commands share: one definition, one help text.
 Workdir = Annotated[
     Path,
@@ -82,9 +88,7 @@ Patients = Annotated[
 ]
 ContractData = Annotated[
     Path,
-    typer.Option(
-        metavar="DIR", help="folder of validated contract tables (Parquet)", show_default=False
-    ),
+    _option("DIR", "folder of validated contract tables (Parquet)"),
 ]
 
 
@@ -107,9 +111,7 @@ def _as_of(help_text: str, *, show_default: bool = True) -> typer.models.OptionI
 def cmd_synth(
     out: Annotated[
         Path,
-        typer.Option(
-            metavar="DIR", help="folder for the contract tables and truth/", show_default=False
-        ),
+        _option("DIR", "folder for the contract tables and truth/"),
     ],
     patients: Patients = 265_000,
     seed: Seed = 42,
@@ -156,17 +158,11 @@ def cmd_synth(
 def cmd_validate(
     data: Annotated[
         Path,
-        typer.Option(
-            metavar="DIR", help="folder of contract tables to validate", show_default=False
-        ),
+        _option("DIR", "folder of contract tables to validate"),
     ],
     out: Annotated[
         Path,
-        typer.Option(
-            metavar="DIR",
-            help="folder for the accepted tables, quarantine/ and validation_report.json",
-            show_default=False,
-        ),
+        _option("DIR", "folder for the accepted tables, quarantine/ and validation_report.json"),
     ],
     extract_date: Annotated[
         date | None,
@@ -206,23 +202,17 @@ def cmd_ingest(
     ],
     out: Annotated[
         Path,
-        typer.Option(
-            metavar="DIR", help="folder for the contract tables and the reports", show_default=False
-        ),
+        _option("DIR", "folder for the contract tables and the reports"),
     ],
     key_file: Annotated[
         Path | None,
-        typer.Option(
-            metavar="FILE",
-            help="pseudonymisation key file outside the data (else RISKSTRAT_PSEUDONYM_KEY)",
-            show_default=False,
+        _option(
+            "FILE", "pseudonymisation key file outside the data (else RISKSTRAT_PSEUDONYM_KEY)"
         ),
     ] = None,
     practices: Annotated[
         Path | None,
-        typer.Option(
-            metavar="FILE", help="CSV: practice_id, gp_cluster, locality", show_default=False
-        ),
+        _option("FILE", "CSV: practice_id, gp_cluster, locality"),
     ] = None,
     extract_date: Annotated[
         date | None,
@@ -284,10 +274,8 @@ def cmd_features(
     ],
     out: Annotated[
         Path,
-        typer.Option(
-            metavar="FILE",
-            help="Parquet file to write (the feature metadata goes beside it as .features.json)",
-            show_default=False,
+        _option(
+            "FILE", "Parquet file to write (the feature metadata goes beside it as .features.json)"
         ),
     ],
 ) -> None:
@@ -318,17 +306,11 @@ def cmd_features(
 def cmd_bench_features(
     data: Annotated[
         Path,
-        typer.Option(
-            metavar="DIR", help="a borough's validated contract tables", show_default=False
-        ),
+        _option("DIR", "a borough's validated contract tables"),
     ],
     out: Annotated[
         Path,
-        typer.Option(
-            metavar="DIR",
-            help="folder for the region's copies and bench_features.json",
-            show_default=False,
-        ),
+        _option("DIR", "folder for the region's copies and bench_features.json"),
     ],
     as_of: Annotated[
         date, _as_of("the as-of date; the 4-date case adds the three quarters before it")
@@ -376,19 +358,11 @@ def _months_before(day: date, months: int) -> date:
 def cmd_train(
     data: Annotated[
         Path | None,
-        typer.Option(
-            metavar="DIR",
-            help="folder of validated contract tables (or give --features)",
-            show_default=False,
-        ),
+        _option("DIR", "folder of validated contract tables (or give --features)"),
     ] = None,
     features: Annotated[
         Path | None,
-        typer.Option(
-            metavar="FILE",
-            help="your own feature table (Parquet) instead of --data",
-            show_default=False,
-        ),
+        _option("FILE", "your own feature table (Parquet) instead of --data"),
     ] = None,
     label: Annotated[
         str | None, typer.Option(metavar="COLUMN", help="with --features: the 0/1 outcome column")
@@ -409,20 +383,16 @@ def cmd_train(
     ] = None,
     report: Annotated[
         Path | None,
-        typer.Option(
-            metavar="DIR", help="report folder (default: WORKDIR/report)", show_default=False
-        ),
+        _option("DIR", "report folder (default: WORKDIR/report)"),
     ] = None,
     workdir: Workdir = Path("work"),
     config: Annotated[
         Path | None,
-        typer.Option(metavar="FILE", help="TOML file with a [train] table", show_default=False),
+        _option("FILE", "TOML file with a [train] table"),
     ] = None,
     truth: Annotated[
         Path | None,
-        typer.Option(
-            metavar="FILE", help="synthetic ground truth, to report the oracle", show_default=False
-        ),
+        _option("FILE", "synthetic ground truth, to report the oracle"),
     ] = None,
 ) -> None:
     """Train on contract tables or your own feature table, test out of time, write the report
@@ -487,20 +457,14 @@ def _print_training(result: TrainResult) -> None:
 def cmd_promote(
     data: Annotated[
         Path | None,
-        typer.Option(
-            metavar="DIR",
-            help="contract tables the challenger's test set is built from (a model trained "
-            "with --data)",
-            show_default=False,
+        _option(
+            "DIR",
+            "contract tables the challenger's test set is built from (a model trained with --data)",
         ),
     ] = None,
     features: Annotated[
         Path | None,
-        typer.Option(
-            metavar="FILE",
-            help="the feature table a model trained with --features is tested on",
-            show_default=False,
-        ),
+        _option("FILE", "the feature table a model trained with --features is tested on"),
     ] = None,
     workdir: Workdir = Path("work"),
     seed: Annotated[
@@ -534,31 +498,23 @@ def cmd_promote(
 def cmd_weekly(
     data: Annotated[
         Path | None,
-        typer.Option(metavar="DIR", help="folder of validated contract tables", show_default=False),
+        _option("DIR", "folder of validated contract tables"),
     ] = None,
     as_of: Annotated[
         date | None, _as_of("the week's date (features use events before it)", show_default=False)
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option(
-            metavar="DIR", help="folder of weekly runs (one folder per week)", show_default=False
-        ),
+        _option("DIR", "folder of weekly runs (one folder per week)"),
     ] = None,
     workdir: Workdir = Path("work"),
     config: Annotated[
         Path | None,
-        typer.Option(
-            metavar="FILE", help="TOML file with a [weekly] table of settings", show_default=False
-        ),
+        _option("FILE", "TOML file with a [weekly] table of settings"),
     ] = None,
     rules: Annotated[
         Path | None,
-        typer.Option(
-            metavar="FILE",
-            help="pathway rules file (default: the built-in one)",
-            show_default=False,
-        ),
+        _option("FILE", "pathway rules file (default: the built-in one)"),
     ] = None,
     check_rules: Annotated[
         bool, typer.Option("--check-rules", help="only check the rules file, then stop")
@@ -658,19 +614,15 @@ def cmd_bench_weekly(
 def cmd_referrals(
     lists: Annotated[
         Path,
-        typer.Option(
-            metavar="DIR", help="the weekly runs' folder (weekly --out)", show_default=False
-        ),
+        _option("DIR", "the weekly runs' folder (weekly --out)"),
     ],
-    out: Annotated[
-        Path, typer.Option(metavar="FILE", help="CSV file for the matches", show_default=False)
-    ],
+    out: Annotated[Path, _option("FILE", "CSV file for the matches")],
     week: Annotated[
         date | None, _as_of("which week (default: the latest)", show_default=False)
     ] = None,
     criteria: Annotated[
         Path | None,
-        typer.Option(metavar="FILE", help="TOML file with a [referrals] table", show_default=False),
+        _option("FILE", "TOML file with a [referrals] table"),
     ] = None,
     set_: Annotated[
         list[str],
@@ -684,9 +636,7 @@ def cmd_referrals(
     ] = [],  # noqa: B006 (typer copies defaults)
     locality: Annotated[
         list[str] | None,
-        typer.Option(
-            metavar="LOCALITY", help="only this locality (repeat for more)", show_default=False
-        ),
+        _option("LOCALITY", "only this locality (repeat for more)"),
     ] = None,
 ) -> None:
     """The social prescribing filter over a week's list; the matches go to a CSV with their
@@ -740,9 +690,7 @@ Role = Literal["system", "data_scientist", "social_prescriber", "locality_team"]
 def cmd_token(
     name: Annotated[
         str,
-        typer.Option(
-            metavar="NAME", help="who holds it (shown in the audit log)", show_default=False
-        ),
+        _option("NAME", "who holds it (shown in the audit log)"),
     ],
     role: Annotated[Role, typer.Option(help="what it may do", show_default=False)],
     locality: Annotated[
@@ -788,9 +736,7 @@ def cmd_token(
 def cmd_serve(
     access: Annotated[
         Path | None,
-        typer.Option(
-            metavar="FILE", help="access file (default: WORKDIR/access.toml)", show_default=False
-        ),
+        _option("FILE", "access file (default: WORKDIR/access.toml)"),
     ] = None,
     port: Annotated[int, typer.Option(metavar="PORT", help="TCP port to listen on")] = 3000,
     host: Annotated[str, typer.Option(metavar="HOST", help="address to listen on")] = "127.0.0.1",
@@ -842,7 +788,7 @@ def cmd_serve(
 def cmd_bench_serve(
     data: Annotated[
         Path,
-        typer.Option(metavar="DIR", help="contract tables to take people from", show_default=False),
+        _option("DIR", "contract tables to take people from"),
     ],
     as_of: Annotated[date, _as_of("as-of date of the people's features")] = date(2026, 10, 26),
     workdir: Workdir = Path("work"),
@@ -961,11 +907,7 @@ def cmd_demo(
 def cmd_bench_synth(
     out: Annotated[
         Path,
-        typer.Option(
-            metavar="DIR",
-            help="folder for the borough's tables and bench_synth.json",
-            show_default=False,
-        ),
+        _option("DIR", "folder for the borough's tables and bench_synth.json"),
     ],
     patients: Patients = 265_000,
     seed: Seed = 42,

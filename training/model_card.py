@@ -12,10 +12,11 @@ from functools import cache
 from pathlib import Path
 
 import pandas as pd
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 from markupsafe import Markup
 
 from features.spec import FeatureSpec
+from features.templates import html_environment
 from models.description import ModelDescription
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -52,15 +53,7 @@ def missing_data(specs: tuple[FeatureSpec, ...]) -> str:
 
 @cache
 def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=select_autoescape(["html"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["table"] = table_html
-    return env
+    return html_environment(TEMPLATES, filters={"table": table_html})
 
 
 def model_card(

@@ -13,18 +13,12 @@ import pandas as pd
 from pydantic.fields import FieldInfo
 
 from features.settings import SettingsError, bounds, settings_fields, without_none
+from serving.weekly.flags import FLAGS as FLAG_RULES
 from serving.weekly.pathways import PATHWAYS
 from serving.weekly.referrals import TIERS, Driver, ReferralCriteria, Tier
 
 PAGE_SIZE = 50
-FLAGS: dict[str, str] = {
-    "care_home": "Care-home resident",
-    "frailty": "Frailty",
-    "lives_alone": "Lives alone",
-    "mental_health": "Mental-health needs",
-    "social_care_package": "Social-care package",
-    "recent_discharge": "Recent hospital discharge",
-}
+FLAGS: dict[str, str] = {name: rule.title for name, rule in FLAG_RULES.items()}
 SORTS: dict[str, str] = {"risk": "Risk", "change": "Change since last week", "age": "Age"}
 ORDERS: dict[str, str] = {"desc": "Highest first", "asc": "Lowest first"}
 LIST_PARAMS = frozenset(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 
+from features.templates import html_environment
 from serving.access import Principal
 from serving.web.roles import BASE, LIST_ROLES, REFERRAL_ROLES
 
@@ -57,16 +58,11 @@ def nav(principal: Principal | None) -> list[tuple[str, str]]:
 
 @cache
 def environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=select_autoescape(["html"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+    return html_environment(
+        TEMPLATES,
+        filters={"percent": percent, "points": points, "signed_points": signed_points},
+        globals_={"base": BASE, "nav": nav},
     )
-    env.filters.update(percent=percent, points=points, signed_points=signed_points)
-    env.globals.update(base=BASE, nav=nav)
-    return env
 
 
 def render(name: str, **context: object) -> str:

@@ -13,9 +13,12 @@ from serving.weekly.config import WeeklyConfig
 
 @dataclass(frozen=True, slots=True)
 class FlagRule:
+    """A flag: its label in the lists, when it applies, what it means, its title on a page."""
+
     label: str
     applies: Callable[[pd.DataFrame, WeeklyConfig], pd.Series]
     meaning: str
+    title: str
 
 
 FLAGS: dict[str, FlagRule] = {
@@ -23,16 +26,19 @@ FLAGS: dict[str, FlagRule] = {
         "care home",
         lambda f, c: f["care_home_resident"] > 0,
         "admitted to a care home",
+        "Care-home resident",
     ),
     "frailty": FlagRule(
         "frailty",
         lambda f, c: (f["frailty_index"] >= c.frailty_index_threshold) | (f["has_frailty"] > 0),
         "frailty coded, or a frailty index at or above the moderate threshold",
+        "Frailty",
     ),
     "lives_alone": FlagRule(
         "lives alone",
         lambda f, c: f["lives_alone_coded"] > 0,
         "recorded as living alone",
+        "Lives alone",
     ),
     "mental_health": FlagRule(
         "mental health",
@@ -44,16 +50,19 @@ FLAGS: dict[str, FlagRule] = {
         ),
         "serious mental illness, depression or anxiety recorded, or mental-health service "
         "contact in the last 12 months",
+        "Mental-health needs",
     ),
     "social_care_package": FlagRule(
         "social-care package",
         lambda f, c: f["social_care_package_active"] > 0,
         "a social-care package running now",
+        "Social-care package",
     ),
     "recent_discharge": FlagRule(
         "recent discharge",
         lambda f, c: f["days_since_emergency_discharge"] <= c.recent_discharge_days,
         "discharged from an emergency admission within the recent-discharge window",
+        "Recent hospital discharge",
     ),
 }
 

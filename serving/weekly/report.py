@@ -12,7 +12,9 @@ from functools import cache
 from pathlib import Path
 
 import pandas as pd
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
+
+from features.templates import html_environment
 
 TEMPLATES = Path(__file__).parent / "templates"
 CHART = {"bar": 22, "label": 280, "width": 640, "span": 640 - 280 - 60}
@@ -27,15 +29,7 @@ def cell(value: object) -> str:
 
 @cache
 def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=select_autoescape(["html"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["cell"] = cell
-    return env
+    return html_environment(TEMPLATES, filters={"cell": cell})
 
 
 def report_html(
