@@ -36,7 +36,7 @@ def description_from_metadata(metadata: dict) -> ModelDescription:
             train_as_of=tuple(d for d in map(_date, metadata["train_as_of"]) if d),
             test=TestDesign(kind="out_of_time", as_of=test_as_of)
             if test_as_of or label is None
-            else TestDesign(kind="held_out_groups", held_out_share=0.2),
+            else TestDesign(kind="held_out_groups", held_out_share=0.2),  # format 1's only share
             data_fingerprint=str(metadata["data_fingerprint"]),
             metrics=metadata.get("metrics", {}),
             tiers=Tiers(policy=TierPolicy(), very_high=cut["very_high"], high=cut["high"]),

@@ -118,6 +118,11 @@ def _test_set(
                 "the challenger was trained on a feature table: give that table (--features) "
                 "to rebuild its test set"
             )
+        if described.test.kind == "held_out_groups" and described.test.seed is None:
+            raise ValueError(
+                "the challenger's held-out draw was not recorded (saved before model bundle "
+                "format 2): retrain it to promote it"
+            )
         columns = described.table
         data = load_table(
             table,
@@ -125,7 +130,7 @@ def _test_set(
             columns.group,
             columns.time,
             horizon_days=described.outcome.horizon_days,
-            seed=described.test.seed if described.test.seed is not None else 0,
+            seed=described.test.seed or 0,  # unused when the table has a time column
         )
         return data.test.features, data.test.labels.to_numpy()
     if data_dir is None or described.test.as_of is None:
