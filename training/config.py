@@ -6,6 +6,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 from features.labels import Outcome
 
@@ -54,6 +55,13 @@ class TrainConfig:
 
     Every training as-of date plus the horizon must end on or before the test as-of date,
     so the test period is never seen in training (an honest out-of-time test).
+
+    Early stopping on the validation patients picks the number of rounds; ``refit`` says what
+    the final booster then learns from (``training.fit``): ``none`` the train part only,
+    ``validation`` the train and validation parts, ``crossfit`` every row, Platt scaling then
+    fit on out-of-fold raw scores. ``refit_scale_rounds`` grows the rounds in proportion to
+    the rows. ``calibration_snapshots`` fits Platt scaling on the latest training as-of date
+    (the population nearest the one scored) or on all of them.
     """
 
     train_as_of: tuple[date, ...] = (date(2023, 1, 1), date(2023, 7, 1), date(2024, 1, 1))
@@ -64,6 +72,10 @@ class TrainConfig:
     calibration_share: float = 0.15
     bootstrap: int = 200
     lightgbm: LightGBMParams = field(default_factory=LightGBMParams)
+    refit: Literal["none", "validation", "crossfit"] = "crossfit"
+    crossfit_folds: int = 5
+    refit_scale_rounds: bool = False
+    calibration_snapshots: Literal["latest", "all"] = "latest"
 
     def __post_init__(self) -> None:
         if not self.train_as_of:
@@ -77,6 +89,18 @@ class TrainConfig:
         shares = self.validation_share + self.calibration_share
         if not (0 < self.validation_share < 1 and 0 < self.calibration_share < 1 and shares < 0.8):
             raise ValueError("validation and calibration shares must be in (0, 1), together < 0.8")
+        if self.refit not in ("none", "validation", "crossfit"):
+            raise ValueError(f"refit must be none, validation or crossfit, got {self.refit!r}")
+        if not isinstance(self.refit_scale_rounds, bool):
+            raise ValueError(
+                f"refit_scale_rounds must be true or false, got {self.refit_scale_rounds!r}"
+            )
+        if not 2 <= self.crossfit_folds <= 20:
+            raise ValueError(f"crossfit_folds must be 2..20, got {self.crossfit_folds}")
+        if self.calibration_snapshots not in ("latest", "all"):
+            raise ValueError(
+                f"calibration_snapshots must be latest or all, got {self.calibration_snapshots!r}"
+            )
 
     @classmethod
     def from_toml(cls, path: Path) -> TrainConfig:
