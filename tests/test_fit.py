@@ -136,7 +136,8 @@ def test_latest_calibration_refuses_a_latest_snapshot_with_one_outcome_class() -
     latest = data.latest()
     data = Snapshots(data.features, data.labels.where(~latest, 0.0))
     with pytest.raises(ValueError, match="latest as-of date have only one outcome class"):
-        fit_bundle(data, (_spec("x"),), TrainConfig(lightgbm=SMALL_TREES))
+        config = TrainConfig(lightgbm=SMALL_TREES, calibration_snapshots="latest")
+        fit_bundle(data, (_spec("x"),), config)
 
 
 def test_undated_rows_are_all_latest() -> None:

@@ -60,8 +60,8 @@ class TrainConfig:
     the final booster then learns from (``training.fit``): ``none`` the train part only,
     ``validation`` the train and validation parts, ``crossfit`` every row, Platt scaling then
     fit on out-of-fold raw scores. ``refit_scale_rounds`` grows the rounds in proportion to
-    the rows. ``calibration_snapshots`` fits Platt scaling on the latest training as-of date
-    (the population nearest the one scored) or on all of them.
+    the rows. ``calibration_snapshots`` fits Platt scaling on all training as-of dates or on
+    the latest only (nearest the population scored, but fewer rows; see the README's figures).
     """
 
     train_as_of: tuple[date, ...] = (date(2023, 1, 1), date(2023, 7, 1), date(2024, 1, 1))
@@ -75,7 +75,7 @@ class TrainConfig:
     refit: Literal["none", "validation", "crossfit"] = "crossfit"
     crossfit_folds: int = 5
     refit_scale_rounds: bool = False
-    calibration_snapshots: Literal["latest", "all"] = "latest"
+    calibration_snapshots: Literal["latest", "all"] = "all"
 
     def __post_init__(self) -> None:
         if not self.train_as_of:

@@ -12,7 +12,8 @@ early on the validation part, which fixes the number of rounds. Then, by ``Train
   the validation part (early stopping and calibration keep their own patients). The final
   booster learns every row.
 
-``calibration_snapshots = "latest"`` fits Platt scaling on the latest training as-of date only.
+``calibration_snapshots = "latest"`` fits Platt scaling on the latest training as-of date only
+(``"all"``: on every one).
 """
 
 from __future__ import annotations
