@@ -72,6 +72,42 @@ class TestDesign(BaseModel):
         return f"on {self.held_out_share:.0%} of groups held out (not out of time)"
 
 
+class FitDescription(BaseModel):
+    """How the final booster and its calibration were fit (``training.fit``): what the final
+    booster learnt after early stopping chose the rounds, and which rows Platt scaling saw."""
+
+    model_config = _FROZEN
+
+    refit: Literal["none", "validation", "crossfit"] = "none"
+    crossfit_folds: int | None = None
+    calibration_snapshots: Literal["latest", "all"] = "all"
+
+    def sentence(self) -> str:
+        """The fitting design in words, for the model card."""
+        stop = "Early stopping on a validation part of the people chose the number of rounds; "
+        snapshots = (
+            "all training as-of dates"
+            if self.calibration_snapshots == "all"
+            else "the latest training as-of date only"
+        )
+        if self.refit == "crossfit":
+            return (
+                stop + "the final model then learnt every training row, and Platt calibration "
+                f"was fit on out-of-fold scores from {self.crossfit_folds} folds (each person "
+                "scored by a model that had not seen them; validation people left out), on "
+                f"{snapshots}."
+            )
+        if self.refit == "validation":
+            return (
+                stop + "the final model then learnt the training and validation parts, and "
+                f"Platt calibration was fit on a third part of other people, on {snapshots}."
+            )
+        return (
+            stop + "the final model learnt the training part only, and Platt calibration was "
+            f"fit on a third part of other people, on {snapshots}."
+        )
+
+
 class ModelDescription(BaseModel):
     """Everything about a trained model that is not its trees, calibration or feature specs."""
 
@@ -83,6 +119,7 @@ class ModelDescription(BaseModel):
     data_fingerprint: str
     table: TableColumns | None = None  # set when trained on a feature table
     metrics: dict[str, float]
+    fit: FitDescription = FitDescription()
     tiers: Tiers
     test_risk_quantiles: tuple[float, ...] = Field(min_length=2)  # percentiles 0..100
     drift_reference: DriftReference | None = None

@@ -31,6 +31,7 @@ COMMANDS = {
     "bench-serve",
     "demo",
     "bench-synth",
+    "bench-fit",
 }
 CONTROL = ("\x1b", "\r")
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from features.labels import Outcome
 from features.settings import Integer, load_table, settings_model
@@ -65,6 +65,13 @@ class TrainConfig:
 
     Every training as-of date plus the horizon must end on or before the test as-of date,
     so the test period is never seen in training (an honest out-of-time test).
+
+    Early stopping on the validation patients picks the number of rounds; ``refit`` says what
+    the final booster then learns from (``training.fit``): ``none`` the train part only,
+    ``validation`` the train and validation parts, ``crossfit`` every row, Platt scaling then
+    fit on out-of-fold raw scores. ``refit_scale_rounds`` grows the rounds in proportion to
+    the rows. ``calibration_snapshots`` fits Platt scaling on all training as-of dates or on
+    the latest only (nearest the population scored, but fewer rows; see the README's figures).
     """
 
     train_as_of: tuple[date, ...] = Field(
@@ -78,6 +85,10 @@ class TrainConfig:
     bootstrap: Integer = Field(200, ge=0)
     lightgbm: LightGBMParams = Field(default_factory=LightGBMParams)
     tiers: TierPolicy = Field(default_factory=TierPolicy)
+    refit: Literal["none", "validation", "crossfit"] = "crossfit"
+    crossfit_folds: Integer = Field(5, ge=2, le=20)
+    refit_scale_rounds: StrictBool = False
+    calibration_snapshots: Literal["latest", "all"] = "all"
 
     @model_validator(mode="after")
     def _test_period_unseen(self) -> Self:

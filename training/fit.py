@@ -1,4 +1,20 @@
-"""Fit LightGBM with early stopping on its own patients, then Platt-calibrate on others."""
+"""Fit LightGBM: early stopping on its own patients, a final booster refit on more rows, and
+Platt scaling on raw scores of patients that the scoring booster never saw.
+
+Parts are drawn by patient (``training.split``). The booster trained on the train part stops
+early on the validation part, which fixes the number of rounds. Then, by ``TrainConfig.refit``:
+
+- ``none``: that booster is final; Platt scaling is fit on the calibration part.
+- ``validation``: a final booster learns the train and validation parts; Platt scaling is fit
+  on the calibration part, which it never saw.
+- ``crossfit``: patients fall into K folds; each fold is scored by a booster trained on the
+  other folds, and Platt scaling is fit on these out-of-fold scores of every patient outside
+  the validation part (early stopping and calibration keep their own patients). The final
+  booster learns every row.
+
+``calibration_snapshots = "latest"`` fits Platt scaling on the latest training as-of date only
+(``"all"``: on every one).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from features.spec import FeatureSpec
 from models.bundle import Calibration, ModelBundle
 from training.config import TrainConfig
-from training.split import CALIBRATION, TRAIN, VALIDATION, patient_parts
+from training.split import CALIBRATION, TRAIN, VALIDATION, patient_folds, patient_parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +44,23 @@ class Snapshots:
         if self.labels.isna().any():
             raise ValueError("labels must not be missing: drop censored rows first")
 
-    def part(self, parts: pd.Series, name: str) -> Snapshots:
-        mask = parts.reindex(self.features.index.get_level_values("patient_id")).to_numpy() == name
+    @property
+    def patient_ids(self) -> pd.Index:
+        return self.features.index.get_level_values("patient_id")
+
+    def rows(self, mask: np.ndarray) -> Snapshots:
         return Snapshots(self.features[mask], self.labels[mask])
+
+    def part(self, parts: pd.Series, *names: str) -> Snapshots:
+        """The rows of the patients in any of the named parts, in their original order."""
+        return self.rows(np.isin(parts.reindex(self.patient_ids).to_numpy(), names))
+
+    def latest(self) -> np.ndarray:
+        """Per row: whether it is a snapshot of the latest as-of date (all rows if undated)."""
+        as_of = pd.to_datetime(self.features.index.get_level_values("as_of"))
+        if as_of.isna().all():
+            return np.ones(len(as_of), dtype=bool)
+        return np.asarray(as_of == as_of.max())
 
 
 def platt(raw: np.ndarray, labels: np.ndarray) -> Calibration:
@@ -39,51 +69,118 @@ def platt(raw: np.ndarray, labels: np.ndarray) -> Calibration:
     return Calibration(slope=float(model.coef_[0, 0]), intercept=float(model.intercept_[0]))
 
 
+@dataclass(frozen=True, slots=True)
+class _Learner:
+    """One LightGBM set-up: the features to use and the booster parameters."""
+
+    specs: tuple[FeatureSpec, ...]
+    params: dict
+
+    def _dataset(self, data: Snapshots, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+        return lgb.Dataset(
+            data.features[[s.name for s in self.specs]],
+            data.labels,
+            reference=reference,
+            categorical_feature=[s.name for s in self.specs if s.categorical],
+            free_raw_data=False,
+        )
+
+    def early_stopped(self, train: Snapshots, valid: Snapshots, config: TrainConfig) -> lgb.Booster:
+        train_set = self._dataset(train)
+        booster = lgb.train(
+            self.params,
+            train_set,
+            num_boost_round=config.lightgbm.max_rounds,
+            valid_sets=[self._dataset(valid, reference=train_set)],
+            valid_names=[VALIDATION],
+            callbacks=[lgb.early_stopping(config.lightgbm.early_stopping_rounds, verbose=False)],
+        )
+        booster.free_dataset()
+        return booster
+
+    def fixed(self, data: Snapshots, rounds: int) -> lgb.Booster:
+        booster = lgb.train(self.params, self._dataset(data), num_boost_round=rounds)
+        booster.free_dataset()
+        return booster
+
+    def raw(self, booster: lgb.Booster, data: Snapshots) -> np.ndarray:
+        return ModelBundle(booster, Calibration(1.0, 0.0), self.specs).raw_score(data.features)
+
+
+def _rounds(chosen: int, rows: int, stopped_on: int, config: TrainConfig) -> int:
+    """The rounds for a booster learning ``rows``: as chosen, or grown with the rows."""
+    if not config.refit_scale_rounds:
+        return chosen
+    return max(1, round(chosen * rows / stopped_on))
+
+
+def _both_classes(data: Snapshots, what: str) -> None:
+    if data.labels.nunique() < 2:
+        raise ValueError(f"{what} have only one outcome class: too few to train")
+
+
+def _crossfit(
+    data: Snapshots, learner: _Learner, chosen: int, stopped_on: int, config: TrainConfig
+) -> np.ndarray:
+    """Out-of-fold raw scores: each row scored by a booster that never saw its patient."""
+    folds = patient_folds(data.patient_ids, config.crossfit_folds, config.seed)
+    raw = np.empty(len(data.labels))
+    for k in range(config.crossfit_folds):
+        held = folds == k
+        learn = data.rows(~held)
+        _both_classes(learn, f"the patients outside cross-fitting fold {k}")
+        booster = learner.fixed(learn, _rounds(chosen, len(learn.labels), stopped_on, config))
+        raw[held] = learner.raw(booster, data.rows(held))
+    return raw
+
+
 def fit_bundle(
     data: Snapshots, specs: tuple[FeatureSpec, ...], config: TrainConfig
 ) -> tuple[ModelBundle, dict]:
-    """Train on the train patients; stop early on validation; calibrate on calibration.
+    """Stop early on validation patients, refit as configured, Platt-calibrate out of sample.
 
-    Returns the bundle (metadata filled in by the caller) and facts about the fit.
+    Returns the bundle (its description filled in by the caller) and facts about the fit.
     """
     parts = patient_parts(
-        data.features.index.get_level_values("patient_id"),
-        config.validation_share,
-        config.calibration_share,
-        config.seed,
+        data.patient_ids, config.validation_share, config.calibration_share, config.seed
     )
     train, valid, calib = (data.part(parts, p) for p in (TRAIN, VALIDATION, CALIBRATION))
     for name, part in ((TRAIN, train), (VALIDATION, valid), (CALIBRATION, calib)):
-        if part.labels.nunique() < 2:
-            raise ValueError(f"the {name} patients have only one outcome class: too few to train")
-    names = [s.name for s in specs]
-    categorical = [s.name for s in specs if s.categorical]
-    params = config.lightgbm.booster_params(config.seed)
-    train_set = lgb.Dataset(
-        train.features[names], train.labels, categorical_feature=categorical, free_raw_data=False
-    )
-    valid_set = lgb.Dataset(
-        valid.features[names], valid.labels, reference=train_set, categorical_feature=categorical
-    )
-    booster = lgb.train(
-        params,
-        train_set,
-        num_boost_round=config.lightgbm.max_rounds,
-        valid_sets=[valid_set],
-        valid_names=[VALIDATION],
-        callbacks=[lgb.early_stopping(config.lightgbm.early_stopping_rounds, verbose=False)],
-    )
-    booster.free_dataset()
-    uncalibrated = ModelBundle(booster, Calibration(1.0, 0.0), specs)
-    calibration = platt(uncalibrated.raw_score(calib.features), calib.labels.to_numpy())
+        _both_classes(part, f"the {name} patients")
+    learner = _Learner(specs, config.lightgbm.booster_params(config.seed))
+    stopped = learner.early_stopped(train, valid, config)
+    chosen, stopped_on = stopped.best_iteration, len(train.labels)
+    if config.refit == "none":
+        final, learnt = stopped, train
+        scored, raw = calib, learner.raw(stopped, calib)
+    elif config.refit == "validation":
+        learnt = data.part(parts, TRAIN, VALIDATION)
+        final = learner.fixed(learnt, _rounds(chosen, len(learnt.labels), stopped_on, config))
+        scored, raw = calib, learner.raw(final, calib)
+    else:
+        learnt = data
+        final = learner.fixed(data, _rounds(chosen, len(data.labels), stopped_on, config))
+        outside = parts.reindex(data.patient_ids).to_numpy() != VALIDATION
+        scored, raw = (
+            data.rows(outside),
+            _crossfit(data, learner, chosen, stopped_on, config)[outside],
+        )
+    if config.calibration_snapshots == "latest":
+        latest = scored.latest()
+        scored, raw = scored.rows(latest), raw[latest]
+        _both_classes(scored, "the calibration rows of the latest as-of date")
+    calibration = platt(raw, scored.labels.to_numpy())
     facts = {
-        "best_iteration": booster.best_iteration,
+        "best_iteration": chosen,
+        "rounds_final": final.current_iteration() if config.refit != "none" else chosen,
         "rows_train": len(train.labels),
         "rows_validation": len(valid.labels),
         "rows_calibration": len(calib.labels),
+        "rows_final": len(learnt.labels),
+        "rows_platt": len(scored.labels),
         "patients_train": int((parts == TRAIN).sum()),
         "patients_validation": int((parts == VALIDATION).sum()),
         "patients_calibration": int((parts == CALIBRATION).sum()),
         "prevalence_train": float(train.labels.mean()),
     }
-    return ModelBundle(booster, calibration, specs), facts
+    return ModelBundle(final, calibration, specs), facts

@@ -15,7 +15,13 @@ from features.labels import build_labels
 from features.progress import QUIET, Progress
 from features.tables import ContractTables, fingerprint
 from models.bundle import ModelBundle
-from models.description import ModelDescription, OutcomeDescription, TableColumns, TestDesign
+from models.description import (
+    FitDescription,
+    ModelDescription,
+    OutcomeDescription,
+    TableColumns,
+    TestDesign,
+)
 from models.drift import DriftReference, Profile
 from training.assess import Assessment, assess, write_report
 from training.config import TrainConfig
@@ -226,6 +232,11 @@ def _finish(
             data_fingerprint=data_fingerprint,
             table=table,
             metrics=metrics,
+            fit=FitDescription(
+                refit=config.refit,
+                crossfit_folds=config.crossfit_folds if config.refit == "crossfit" else None,
+                calibration_snapshots=config.calibration_snapshots,
+            ),
             tiers=assessment.tiers,
             test_risk_quantiles=tuple(np.quantile(assessment.test_risk, np.linspace(0, 1, 101))),
             drift_reference=drift_reference(bundle, train.features),
@@ -241,6 +252,8 @@ def _finish(
         "test_design": test_design.phrase(),
         "data_fingerprint": data_fingerprint,
         **{f"tiers_{k}": v for k, v in asdict(config.tiers).items()},
+        "refit": config.refit,
+        "calibration_snapshots": config.calibration_snapshots,
         **{f"lgb_{k}": v for k, v in config.lightgbm.booster_params(config.seed).items()},
     }
     run = log_training(
