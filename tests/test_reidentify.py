@@ -164,8 +164,10 @@ def test_the_register_pseudonyms_are_the_ones_ingest_made(tmp_path: Path) -> Non
 def test_a_wrong_key_matches_nobody_says_so_and_writes_nothing(borough: Borough) -> None:
     wrong = key_file(borough.out.parent.parent / "other-keys", TEST_KEY + "-not-this-one")
 
-    with pytest.raises(ReidentifyError, match=r"none of the \d+ listed people.*fingerprint"):
+    with pytest.raises(ReidentifyError, match=r"none of the \d+ listed people.*fingerprint") as no:
         borough.run(key_file=wrong)
+
+    assert f"no NHS number: row(s) {borough.bad_rows[2].row}" in str(no.value)
 
     assert not borough.out.exists()
     [line] = borough.audit_lines()

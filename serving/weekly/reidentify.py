@@ -144,6 +144,14 @@ def read_register(path: Path, id_column: str | None = None) -> Register:
     return Register(path, hashlib.sha256(content).hexdigest(), len(rows), people, bad)
 
 
+def _not_used_note(register: Register) -> str:
+    """`` (register rows not used: ...)`` when there are any, for a one-line message."""
+    if not register.bad:
+        return ""
+    parts = "; ".join(f"{why}: row(s) {rows}" for why, rows in register.not_used().items())
+    return f" (register rows not used: {parts})"
+
+
 def _ranges(numbers: list[int]) -> str:
     """Ascending row numbers as ranges: ``[2, 5, 6, 7, 12]`` is ``2, 5-7, 12``."""
     runs: list[list[int]] = []
@@ -243,7 +251,7 @@ def reidentify(
                 f"the one ingest used (this key's fingerprint is {key.fingerprint}; ingest's "
                 "quality_report.json names the one it used), the register is another "
                 "practice's, or the identifier column is not the one the extract carried "
-                "(--id-column); nothing written"
+                f"(--id-column); nothing written{_not_used_note(register)}"
             )
         _write(found, out)
         try:
