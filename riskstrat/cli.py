@@ -673,6 +673,85 @@ def cmd_referrals(
     say(f"{len(chosen):,} people match in the week of {chosen_week}: {out}")
 
 
+@app.command(
+    "reidentify",
+    short_help="key holder: a practice's list back to NHS numbers",
+    epilog=_examples(
+        "riskstrat reidentify --lists work/lists --practice N81001 --register n81001_register.csv "
+        "--key-file ~/keys/riskstrat.key --out ~/direct-care/n81001.csv",
+        "riskstrat reidentify --lists work/lists --week 2026-10-26 --practice N81001 "
+        "--register register.csv --id-column person_id --who 'J Smith, N81001' "
+        "--audit ~/direct-care/audit.jsonl --out ~/direct-care/n81001.csv --force",
+    ),
+)
+def cmd_reidentify(
+    lists: Annotated[Path, _option("DIR", "the weekly runs' folder (weekly --out), or a copy")],
+    practice: Annotated[str, _option("PRACTICE", "the practice id whose listed people to give")],
+    register: Annotated[
+        Path,
+        _option("FILE", "the practice's register: CSV with an NHS number column (any others)"),
+    ],
+    out: Annotated[
+        Path,
+        _option("FILE", "CSV for direct care; refused inside the lists or any service folder"),
+    ],
+    week: Annotated[
+        date | None, _as_of("which week (default: the latest)", show_default=False)
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        _option("FILE", "the pseudonymisation key file ingest used (else RISKSTRAT_PSEUDONYM_KEY)"),
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        _option(
+            "COLUMN",
+            "register column holding the identifier the extract carried, when not the NHS "
+            "number (e.g. an OMOP person_id)",
+        ),
+    ] = None,
+    audit: Annotated[
+        Path | None,
+        _option(
+            "FILE", "audit file, one JSON line a run (default: reidentify_audit.jsonl beside --out)"
+        ),
+    ] = None,
+    who: Annotated[
+        str | None, _option("NAME", "who runs it, for the audit (default: the OS user)")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace --out if it exists")] = False,
+) -> None:
+    """For the holder of the pseudonymisation key only, outside the service: the week's
+    listed people of one practice with their NHS numbers, from the practice's own register.
+
+    Every run is audited (no NHS number in the audit). Listed people not in the register are
+    counted; register rows that are not used are reported by row number.
+    """
+    from serving.weekly.reidentify import reidentify
+
+    done = reidentify(
+        lists,
+        practice,
+        register,
+        out,
+        key_file=key_file,
+        week=week,
+        id_column=id_column,
+        audit=audit,
+        who=who,
+        force=force,
+    )
+    for problem, rows in done.register.not_used().items():
+        say(f"{register}: not used, {problem}: row(s) {rows}")
+    say(
+        f"practice {practice}, week of {done.week}: {done.listed:,} listed, {done.matched:,} "
+        f"found in the register, {done.unmatched:,} not found (moved away or registered "
+        f"since the extract?); register: {done.register.rows:,} rows, "
+        f"{len(done.register.bad):,} not used"
+    )
+    say(f"NHS numbers for direct care in {out}; audited in {done.audit}")
+
+
 # ---- the service --------------------------------------------------------------------------
 
 Role = Literal["system", "data_scientist", "social_prescriber", "locality_team"]

@@ -26,6 +26,7 @@ COMMANDS = {
     "weekly",
     "bench-weekly",
     "referrals",
+    "reidentify",
     "token",
     "serve",
     "bench-serve",
