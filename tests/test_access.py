@@ -26,6 +26,7 @@ from serving.access import (
     identify,
     load_principals,
     refusal,
+    token_digest,
 )
 
 
@@ -238,3 +239,47 @@ def test_audit_lines_name_the_client_and_trust_forwarded_for_only_when_told(
     assert [e["client"] for e in _audited(tmp_path)] == ["testclient", "10.1.2.3", "10.9.9.9"]
     two_proxies = {"x-forwarded-for": "6.6.6.6, 10.1.2.3"}
     assert client_address({"client": ("1.2.3.4", 5)}, two_proxies, proxies=2) == "6.6.6.6"
+
+
+def _token(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """Exit code and output of ``riskstrat token argv``."""
+    from riskstrat.cli import main
+
+    try:
+        main(["token", *argv])
+    except SystemExit as stopped:
+        return int(stopped.code or 0), capsys.readouterr().out
+    return 0, capsys.readouterr().out
+
+
+def test_token_refuses_an_entry_the_service_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A locality team without --locality used to be written, then took the service down."""
+    access = tmp_path / "access.toml"
+    code, printed = _token(
+        capsys, "--name", "n", "--role", "locality_team", "--access", str(access)
+    )
+    assert code == 2 and len(printed.splitlines()) == 1
+    assert printed.startswith(f"[riskstrat] error: {access}: token[0] (n): is a locality team")
+    assert "nothing was added" in printed and not access.exists()
+    broken = '[[token]]\nrole = "system"\nsha256 = "short"\n'
+    access.write_text(broken)
+    code, printed = _token(capsys, "--name", "me", "--role", "system", "--access", str(access))
+    assert code == 2 and "token[0]: needs a 64-character sha256" in printed
+    assert access.read_text() == broken
+    access.unlink()
+    code, printed = _token(
+        capsys,
+        "--name",
+        "n",
+        "--role",
+        "locality_team",
+        "--locality",
+        "North",
+        "--access",
+        str(access),
+    )
+    assert code == 0 and load_principals(access)[token_digest(printed.splitlines()[-1])] == (
+        Principal("n", "locality_team", ("North",))
+    )
