@@ -59,6 +59,8 @@ class Web:
         return client
 
     def entries(self) -> list[dict]:
+        if not self.audit.exists():
+            return []
         return [json.loads(line) for line in self.audit.read_text().splitlines()]
 
 
