@@ -721,7 +721,10 @@ def cmd_token(
     }
     if locality:
         entry["localities"] = list(locality)
-    existing = access.read_text(encoding="utf-8") if access.exists() else ""
+    try:
+        existing = access.read_text(encoding="utf-8") if access.exists() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AccessConfigError(f"{access}: cannot read the access file ({exc})") from None
     lines = ["", "[[token]]", *(f"{k} = {json.dumps(v)}" for k, v in entry.items())]
     added = "\n".join(lines) + "\n"
     try:
