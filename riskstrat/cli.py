@@ -782,11 +782,15 @@ def cmd_token(
         Path, typer.Option(metavar="FILE", help="access file the token's hash is added to")
     ] = Path("work/access.toml"),
 ) -> None:
-    """Create a bearer token, store only its hash in the access file, and print it once."""
+    """Create a bearer token, store only its hash in the access file, and print it once.
+
+    The entry is checked as the service checks the file (with what the file already holds)
+    before anything is written: a locality team needs --locality.
+    """
     import json
     import secrets
 
-    from serving.access import token_digest
+    from serving.access import AccessConfigError, parse_principals, token_digest
 
     token = secrets.token_urlsafe(32)
     entry = {
@@ -796,10 +800,19 @@ def cmd_token(
     }
     if locality:
         entry["localities"] = list(locality)
-    access.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        existing = access.read_text(encoding="utf-8") if access.exists() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AccessConfigError(f"{access}: cannot read the access file ({exc})") from None
     lines = ["", "[[token]]", *(f"{k} = {json.dumps(v)}" for k, v in entry.items())]
+    added = "\n".join(lines) + "\n"
+    try:
+        parse_principals(existing + added, access)
+    except AccessConfigError as exc:
+        raise AccessConfigError(f"{exc}; nothing was added") from None
+    access.parent.mkdir(parents=True, exist_ok=True)
     with access.open("a", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
+        handle.write(added)
     say(f"{role} token for {name} added to {access}; it is shown only now:")
     print(token)
 

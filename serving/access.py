@@ -15,14 +15,24 @@ No token: 401. A role not allowed on an endpoint: 403. Probes and the API descri
 The web pages use the same principals and the same audit log, through a page gate handed to
 ``AccessMiddleware`` (``serving.web.gate``: sign-in, sessions, page roles); this module knows
 nothing of pages. Without a gate, page paths are refused like any unknown endpoint.
+
+Fail closed: no patient data leaves without its audit line. The line is written when the
+answer starts, before its body; if it cannot be written the answer is a 503 instead, and
+/readyz reports not ready while the audit log cannot be written. If the access file (or
+anything else the check needs) is wrong at start, the log names it and every request but
+/livez answers 503 until the service is restarted with a good one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import errno
 import hashlib
 import hmac
 import json
+import logging
+import os
 import time
 import tomllib
 from collections.abc import Iterable
@@ -33,6 +43,7 @@ from typing import ClassVar, Protocol
 
 from serving.settings import ServiceSettings
 
+logger = logging.getLogger(__name__)
 ROLES = ("system", "data_scientist", "social_prescriber", "locality_team")
 OPEN_PATHS = (
     "/livez",
@@ -56,6 +67,19 @@ PATIENT_ENDPOINTS = ("/v1/score", "/v1/score-history", "/v1/weekly-list", "/v1/r
 SCOPED_ENDPOINTS = ("/v1/weekly-list", "/v1/referrals")
 OUTCOMES = {200: "shown", 303: "redirected", 400: "bad request", 401: "no valid token"}
 OUTCOMES |= {403: "refused", 404: "not found", 405: "method not allowed", 413: "too large"}
+OUTCOMES |= {429: "throttled", 503: "unavailable"}
+# What a client is told when its answer cannot be audited (the log says why, the client not).
+UNAUDITED = "the audit log cannot be written, so no patient data is sent; try again later"
+UNCHECKED = "the service cannot check access (its log says why); it must be restarted"
+LIVE_PATHS = ("/livez", "/healthz", "/metrics")  # answered even when access cannot be checked
+READY_PATH = "/readyz"
+# Refused API requests: what they asked is read from at most this much of the body.
+ASKED_BYTES = 1 << 20
+ASKED_IDS = 10_000
+# The audit log's disk needs at least this much free space to count as writable.
+AUDIT_FREE_BYTES = 1 << 20
+# After a failed audit write, readiness stays false this long (then the next request retries).
+AUDIT_RETRY_SECONDS = 30.0
 
 # Filled by the endpoint (ids scored, model version) and written by the middleware.
 audit_record: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
@@ -106,15 +130,63 @@ def caller() -> Principal | None:
     return None if record is None else record.get("principal")
 
 
-def asked_localities(body: bytes) -> list[str]:
-    """Localities named in a list or referral request body (none if it cannot be read:
-    the endpoint then answers 400 for the body itself)."""
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What a request asked for (pseudonymised ids, localities, week), for its audit line:
+    written for refusals too, so that a refused attempt says what it was after."""
+
+    ids: tuple[str, ...] = ()
+    localities: tuple[str, ...] = ()
+    week: str | None = None
+    unread: str | None = None  # why the request could not be read for the rest
+
+    @classmethod
+    def of(cls, ids: Iterable[object], localities: Iterable[object], week: object) -> Asked:
+        """Cut to size: ids and localities as the API bounds them, at most ``ASKED_IDS`` ids."""
+        return cls(
+            tuple(str(i)[:64] for i in ids)[:ASKED_IDS],
+            tuple(str(loc)[:200] for loc in localities)[:ASKED_IDS],
+            None if week is None else str(week)[:32],
+        )
+
+    @classmethod
+    def from_body(cls, body: bytes, complete: bool = True) -> Asked:
+        """What an API request body asks for: the ids of its records or people, the
+        localities and the week it names. ``complete`` False: only the first
+        ``ASKED_BYTES`` were read."""
+        if not complete:
+            return cls(unread=f"a body of more than {ASKED_BYTES} bytes")
+        data = _parsed(body)
+        people = [
+            item
+            for key in ("records", "people")
+            if isinstance(data.get(key), list)
+            for item in data[key]
+        ]
+        ids = [p["id"] for p in people if isinstance(p, dict) and p.get("id") is not None]
+        return cls.of(ids, _localities(data), data.get("week"))
+
+    def fields(self) -> dict[str, object]:
+        """The audit line's ``asked`` object: only what was asked."""
+        values = {
+            "ids": list(self.ids),
+            "localities": list(self.localities),
+            "week": self.week,
+            "unread": self.unread,
+        }
+        return {k: v for k, v in values.items() if v}
+
+
+def _parsed(body: bytes) -> dict:
+    """The JSON object in ``body``, or an empty one if it holds none."""
     try:
         data = json.loads(body or b"{}")
     except ValueError:
-        return []
-    if not isinstance(data, dict):
-        return []
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _localities(data: dict) -> list[str]:
     criteria = data.get("criteria")
     asked = criteria.get("localities") if isinstance(criteria, dict) else data.get("localities")
     if isinstance(asked, str):
@@ -124,29 +196,78 @@ def asked_localities(body: bytes) -> list[str]:
     return [str(a).strip() for a in asked if str(a).strip()]
 
 
+def asked_localities(body: bytes) -> list[str]:
+    """Localities named in a list or referral request body (none if it cannot be read:
+    the endpoint then answers 400 for the body itself)."""
+    return _localities(_parsed(body))
+
+
 class AccessConfigError(ValueError):
     """The access file is missing or wrong; names the file and the entry."""
+
+
+ENTRY_FIELDS = ("name", "role", "sha256", "localities")
+HEX = frozenset("0123456789abcdef")
 
 
 def load_principals(path: Path) -> dict[str, Principal]:
     """Principals by token hash, from the TOML file at ``path``."""
     try:
-        entries = tomllib.loads(path.read_text()).get("token", [])
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise AccessConfigError(f"{path}: cannot read the access file ({exc})") from exc
-    principals = {}
+    return parse_principals(text, path)
+
+
+def parse_principals(text: str, source: Path | str) -> dict[str, Principal]:
+    """Principals by token hash from access-file ``text``; an ``AccessConfigError`` naming
+    ``source`` and the entry (``token[i]`` and its name) for anything the service would not
+    use as written. ``riskstrat token`` checks a new entry with this too."""
+    try:
+        entries = tomllib.loads(text).get("token", [])
+    except tomllib.TOMLDecodeError as exc:
+        raise AccessConfigError(f"{source}: cannot read the access file ({exc})") from exc
+    if not isinstance(entries, list):
+        raise AccessConfigError(f"{source}: tokens are [[token]] entries")
+    principals: dict[str, Principal] = {}
     for i, entry in enumerate(entries):
-        role, digest = entry.get("role"), str(entry.get("sha256", "")).lower()
-        if role not in ROLES:
-            raise AccessConfigError(f"{path}: token[{i}] role {role!r} is not one of {ROLES}")
-        if len(digest) != 64:
-            raise AccessConfigError(f"{path}: token[{i}] needs a 64-character sha256")
-        if role == "locality_team" and not entry.get("localities"):
-            raise AccessConfigError(f"{path}: token[{i}] is a locality team without localities")
-        principals[digest] = Principal(
-            str(entry.get("name", f"token-{i}")), role, tuple(entry.get("localities", ()))
-        )
+        principal, digest = _principal(entry, i, source)
+        if digest in principals:
+            raise AccessConfigError(
+                f"{source}: token[{i}] ({principal.name}) has the same token as "
+                f"{principals[digest].name}"
+            )
+        principals[digest] = principal
     return principals
+
+
+def _principal(entry: object, i: int, source: Path | str) -> tuple[Principal, str]:
+    """One ``[[token]]`` entry as a principal and its token hash, checked."""
+    if not isinstance(entry, dict):
+        raise AccessConfigError(f"{source}: token[{i}] is not a table")
+    name = entry.get("name", f"token-{i}")
+    where = f"{source}: token[{i}]" + (f" ({name})" if "name" in entry else "")
+    unknown = sorted(set(entry) - set(ENTRY_FIELDS))
+    if unknown:
+        raise AccessConfigError(f"{where}: unknown field {unknown[0]!r} (known: {ENTRY_FIELDS})")
+    role, digest = entry.get("role"), str(entry.get("sha256", "")).lower()
+    localities = entry.get("localities", [])
+    if not isinstance(name, str) or not name.strip():
+        raise AccessConfigError(f"{where}: name must be some text")
+    if role not in ROLES:
+        raise AccessConfigError(f"{where}: role {role!r} is not one of {ROLES}")
+    if len(digest) != 64 or not set(digest) <= HEX:
+        raise AccessConfigError(f"{where}: needs a 64-character sha256")
+    if not isinstance(localities, list) or not all(
+        isinstance(loc, str) and loc.strip() for loc in localities
+    ):
+        raise AccessConfigError(f"{where}: localities must be a list of locality names")
+    if role == "locality_team" and not localities:
+        raise AccessConfigError(
+            f"{where}: is a locality team without localities (give them: "
+            'localities = ["North"], or riskstrat token --locality North)'
+        )
+    return Principal(name, role, tuple(localities)), digest
 
 
 def token_digest(token: str) -> str:
@@ -183,50 +304,161 @@ def refusal(principal: Principal | None, path: str) -> tuple[int, str] | None:
     return None
 
 
+def client_address(scope: dict, headers: dict[str, str], proxies: int = 0) -> str | None:
+    """The client's address: the connection's peer; with ``proxies`` reverse proxies in front
+    (``RISKSTRAT_TRUSTED_PROXIES``), the address the outermost of them saw, which is the
+    ``proxies``-th from the right of X-Forwarded-For (what stands left of it, the client
+    wrote itself). Without enough entries in the header, the peer."""
+    if proxies:
+        hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+        if len(hops) >= proxies:
+            return hops[-proxies][:64]
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+class AuditError(RuntimeError):
+    """An audit line could not be written; names the log and why."""
+
+
+# The last failed write to each audit log in this process: (monotonic time, why).
+_failures: dict[Path, tuple[float, str]] = {}
+
+
+def audit_problem(path: Path) -> str | None:
+    """Why the audit log at ``path`` cannot be written now, or None: it is a folder or
+    cannot be opened for appending, its disk is (nearly) full, or a write from this process
+    failed in the last ``AUDIT_RETRY_SECONDS`` (a fault the other checks cannot see, such as
+    a quota). Nothing is written to the log."""
+    failed = _failures.get(path)
+    if failed and time.monotonic() - failed[0] < AUDIT_RETRY_SECONDS:
+        return f"{path}: the last write failed ({failed[1]})"
+    if path.is_dir():
+        return f"{path} is a folder, not a file"
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666))
+        disk = os.statvfs(path)
+    except OSError as exc:
+        return f"{path}: cannot open it for appending ({exc.strerror or exc})"
+    if disk.f_bavail * disk.f_frsize < AUDIT_FREE_BYTES:
+        return f"{path}: its disk is full"
+    return None
+
+
+def audit_writable(settings: ServiceSettings | None = None) -> bool:
+    """Whether the configured audit log (``RISKSTRAT_AUDIT_LOG``) can be written now: the
+    service is not ready while it cannot (``RiskService.__is_ready__``)."""
+    path = (settings or ServiceSettings.current()).audit_log
+    return path is not None and audit_problem(path) is None
+
+
 class AuditLog:
-    """Append-only JSON lines: when, who, role, endpoint, outcome, patients, model version."""
+    """Append-only JSON lines: when, who, role, client, endpoint, outcome, patients, model
+    version, and what a refused request asked for."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # a folder that cannot be made shows in problem()
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    def problem(self) -> str | None:
+        """Why the log cannot be written now, or None (see ``audit_problem``)."""
+        return audit_problem(self.path)
 
     def write(self, entry: dict) -> None:
-        line = json.dumps(entry, separators=(",", ":")) + "\n"
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
+        """Append ``entry`` as one line in one write; ``AuditError`` unless all of it went."""
+        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        try:
+            handle = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                written = os.write(handle, line)
+            finally:
+                os.close(handle)
+            if written != len(line):
+                raise OSError(errno.ENOSPC, "only part of the line was written")
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            if self.path not in _failures:
+                logger.error(
+                    "audit log %s cannot be written (%s): requests for patient data answer "
+                    "503 until it can",
+                    self.path,
+                    why,
+                )
+            _failures[self.path] = (time.monotonic(), why)
+            raise AuditError(f"{self.path}: cannot append to the audit log ({why})") from exc
+        if _failures.pop(self.path, None):
+            logger.warning("audit log %s is written again", self.path)
+
+
+async def _unaudited(send) -> None:
+    await _send_json(send, 503, UNAUDITED)
 
 
 class Access:
     """The principals and the audit log, shared by the API and the pages."""
 
-    def __init__(self, principals: dict[str, Principal], audit: AuditLog) -> None:
-        self.principals, self.audit = principals, audit
+    def __init__(self, principals: dict[str, Principal], audit: AuditLog, proxies: int = 0) -> None:
+        self.principals, self.audit, self.proxies = principals, audit, proxies
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> Access:
-        """From ``RISKSTRAT_ACCESS_FILE`` and ``RISKSTRAT_AUDIT_LOG``; both must be set."""
+        """From ``RISKSTRAT_ACCESS_FILE`` and ``RISKSTRAT_AUDIT_LOG`` (both must be set) and
+        ``RISKSTRAT_TRUSTED_PROXIES``."""
         access_file, audit_log = settings.require("access_file"), settings.require("audit_log")
-        return cls(load_principals(access_file), AuditLog(audit_log))
+        return cls(load_principals(access_file), AuditLog(audit_log), settings.trusted_proxies)
 
-    async def run(self, app, scope, receive, send, principal, path: str, audited: bool) -> None:
-        """Call ``app`` with an audit record open (holding the principal, see ``caller``);
-        write it to the audit log if ``audited``."""
+    def client(self, scope: dict, headers: dict[str, str]) -> str | None:
+        """The request's client address, as the audit log records it."""
+        return client_address(scope, headers, self.proxies)
+
+    async def run(
+        self,
+        app,
+        scope,
+        receive,
+        send,
+        principal: Principal,
+        path: str,
+        audited: bool,
+        *,
+        client: str | None = None,
+        asked: Asked | None = None,
+        unaudited=_unaudited,
+    ) -> None:
+        """Call ``app`` with an audit record open (holding the principal, see ``caller``).
+
+        If ``audited``, the audit line is written when the answer starts, before any of it
+        leaves: the endpoint has noted by then what it shows. If the line cannot be written,
+        ``unaudited(send)`` answers (a 503) and nothing of the app's answer is sent.
+        """
         record: dict = {"principal": principal}
         token = audit_record.set(record)
-        status = {"code": 500}
         began = time.perf_counter()
+        state = {"written": not audited, "withheld": False}
 
-        async def remember(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+        async def guarded(message: dict) -> None:
+            if state["withheld"]:
+                return
+            if message["type"] == "http.response.start" and not state["written"]:
+                state["written"] = True
+                seconds = time.perf_counter() - began
+                try:
+                    self.write(principal, path, message["status"], record, seconds, client, asked)
+                except AuditError:
+                    state["withheld"] = True
+                    await unaudited(send)
+                    return
             await send(message)
 
         try:
-            await app(scope, receive, remember)
+            await app(scope, receive, guarded)
         finally:
             audit_record.reset(token)
-            if audited:
-                self.write(principal, path, status["code"], record, time.perf_counter() - began)
+            if not state["written"]:  # the app failed before answering
+                with contextlib.suppress(AuditError):  # logged; the app's error goes on
+                    seconds = time.perf_counter() - began
+                    self.write(principal, path, 500, record, seconds, client, asked)
 
     def write(
         self,
@@ -235,14 +467,18 @@ class Access:
         status: int,
         record: dict | None = None,
         seconds: float = 0.0,
+        client: str | None = None,
+        asked: Asked | None = None,
     ) -> None:
-        """One audit entry; ``record`` holds what the endpoint noted (ids, model, week)."""
+        """One audit entry (``AuditError`` if it cannot be written); ``record`` holds what
+        the endpoint noted (ids shown, model, week, and the reason for a refusal)."""
         record = record or {}
         ids = record.get("patient_ids", [])
         entry = {
             "when": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "who": principal.name if principal else None,
             "role": principal.role if principal else None,
+            "client": client,
             "endpoint": path,
             "status": status,
             "outcome": OUTCOMES.get(status, "error" if status >= 500 else str(status)),
@@ -253,6 +489,10 @@ class Access:
         }
         if "week" in record:
             entry["week"] = record["week"]
+        if "reason" in record:
+            entry["reason"] = record["reason"]
+        if asked and asked.fields():
+            entry["asked"] = asked.fields()
         self.audit.write(entry)
 
 
@@ -269,54 +509,103 @@ class PageGate(Protocol):
 class AccessMiddleware:
     """ASGI middleware: authenticate, authorise, and audit patient-data requests.
 
-    Built when the server starts (not on import) from the service settings: without an
-    access file and an audit log the server refuses to start. Requests under the prefix of
-    ``pages`` (a ``PageGate`` class) go to the gate it builds, over the same principals and
-    audit log; all others are API calls.
+    Built when the server starts (not on import) from the service settings. Requests under
+    the prefix of ``pages`` (a ``PageGate`` class) go to the gate it builds, over the same
+    principals and audit log; all others are API calls. If it cannot be built (no access
+    file or audit log set, a wrong access file, a sessions file it cannot open), the log
+    says why, /livez still answers and every other request, /readyz included, is a 503:
+    fail closed, never a 500 on every probe.
     """
 
     def __init__(self, app, pages: type[PageGate] | None = None) -> None:
-        settings = ServiceSettings.load()
         self.app = app
-        self.access = Access.from_settings(settings)
-        self.pages = pages(app, self.access, settings) if pages else None
+        self.access: Access | None = None
+        self.pages: PageGate | None = None
+        try:
+            settings = ServiceSettings.load()
+            self.access = Access.from_settings(settings)
+            self.pages = pages(app, self.access, settings) if pages else None
+        except Exception as exc:  # whatever stops access being checked, refuse everything
+            self.access = None
+            logger.error(
+                "riskstrat cannot check access: %s. Every request but %s answers 503 until "
+                "the service is restarted with this fixed.",
+                exc,
+                ", ".join(LIVE_PATHS),
+            )
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope["path"].rstrip("/") or "/"
+        if self.access is None:
+            if path in LIVE_PATHS:
+                await self.app(scope, receive, send)
+            else:
+                await _send_json(send, 503, UNCHECKED)
+            return
+        if path == READY_PATH and self.access.audit.problem():
+            await _send_json(send, 503, "not ready: the audit log cannot be written")
+            return
         if self.pages and (path == self.pages.prefix or path.startswith(self.pages.prefix + "/")):
             await self.pages(scope, receive, send)
             return
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
         principal = identify(self.access.principals, headers.get("authorization"))
+        client = self.access.client(scope, headers)
         refused = refusal(principal, path)
         if refused:
-            await _send_json(send, *refused)
             if path in PATIENT_ENDPOINTS:
-                self.access.write(principal, path, refused[0])
+                body, complete = await _read_body(receive, ASKED_BYTES)
+                asked = Asked.from_body(body, complete)
+                await self._refuse(send, principal, path, refused, client, asked)
+            else:
+                await _send_json(send, *refused)
             return
         if path in SCOPED_ENDPOINTS and principal.localities:
-            body = await _read_body(receive)
+            body, _ = await _read_body(receive)
             try:
                 principal.localities_for(asked_localities(body))
             except OutsideScopeError as exc:
-                await _send_json(send, 403, str(exc))
-                self.access.write(principal, path, 403)
+                refused = (403, str(exc))
+                await self._refuse(send, principal, path, refused, client, Asked.from_body(body))
                 return
             receive = _replay(body, receive)
         audited = path in PATIENT_ENDPOINTS
-        await self.access.run(self.app, scope, receive, send, principal, path, audited)
+        await self.access.run(
+            self.app, scope, receive, send, principal, path, audited, client=client
+        )
+
+    async def _refuse(
+        self,
+        send,
+        principal: Principal | None,
+        path: str,
+        refused: tuple[int, str],
+        client: str | None,
+        asked: Asked,
+    ) -> None:
+        """Refuse a patient-data request, its audit line written first (503 if it cannot be)."""
+        try:
+            self.access.write(principal, path, refused[0], client=client, asked=asked)
+        except AuditError:
+            refused = (503, UNAUDITED)
+        await _send_json(send, *refused)
 
 
-async def _read_body(receive) -> bytes:
-    chunks = []
+async def _read_body(receive, limit: int | None = None) -> tuple[bytes, bool]:
+    """The request body, and whether it is all there: reading stops past ``limit`` bytes."""
+    chunks, size = [], 0
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if limit is not None and size > limit:
+            return b"".join(chunks), False
         if not message.get("more_body"):
-            return b"".join(chunks)
+            return b"".join(chunks), True
 
 
 def _replay(body: bytes, receive):
@@ -337,8 +626,16 @@ async def _send_json(send, status: int, message: str) -> None:
     await send_whole(send, status, b"application/json", json.dumps({"error": message}).encode())
 
 
-async def send_whole(send, status: int, content_type: bytes, body: bytes) -> None:
-    """A whole response from a middleware itself (a refusal, a sign-in page)."""
+async def send_whole(
+    send,
+    status: int,
+    content_type: bytes,
+    body: bytes,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """A whole response from a middleware itself (a refusal, a sign-in page), with the
+    ``extra`` headers."""
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    headers += extra or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

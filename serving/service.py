@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.registry import RegisteredBundle
 from models.store import champion_version, load_champion
 from models.tiers import LISTED_TIERS
-from serving.access import AccessMiddleware, OutsideScopeError, caller, note
+from serving.access import AccessMiddleware, OutsideScopeError, audit_writable, caller, note
 from serving.history import MAX_PEOPLE, PersonHistory, history_features
 from serving.settings import ServiceSettings, SettingsError
 from serving.timeouts import cancel_request_timers
@@ -252,7 +252,9 @@ class RiskService:
             threading.Thread(target=self._watch, args=(seconds,), daemon=True).start()
 
     def __is_ready__(self) -> bool:
-        return self.model is not None
+        """Ready when a model is loaded and the audit log can be written: without the log,
+        no patient data may be served."""
+        return self.model is not None and audit_writable()
 
     def refresh(self) -> bool:
         """Switch to the current champion if the alias has moved; True if it switched.

@@ -65,6 +65,13 @@ class ServiceSettings(BaseSettings):
         30.0, ge=0, allow_inf_nan=False, description="how often to look for a new champion"
     )
     workers: int = Field(2, ge=1, le=64, description="worker processes (one per core)")
+    trusted_proxies: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="reverse proxies in front that append the client's address to "
+        "X-Forwarded-For (0: the header is ignored, the connection's address is the client's)",
+    )
 
     @classmethod
     def load(cls, **values: Any) -> ServiceSettings:

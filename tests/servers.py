@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,8 +39,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def started_service(environment: Mapping[str, str], token: str | None = None) -> Iterator[Server]:
-    """``bentoml serve`` of the service with ``environment`` set, ready; yields the server.
+def started_service(
+    environment: Mapping[str, str], token: str | None = None, ready: bool = True
+) -> Iterator[Server]:
+    """``bentoml serve`` of the service with ``environment`` set, ready (or, ``ready``
+    False, only live: answering /livez); yields the server.
 
     The environment goes through the service settings as ``riskstrat serve`` passes it on:
     validated, with the worker count handed to BentoML in its own configuration.
@@ -53,15 +57,31 @@ def started_service(environment: Mapping[str, str], token: str | None = None) ->
         if os.environ.get(key) != value:
             patch.setenv(key, value)
     try:
-        with (
-            bentoml.serve(
-                "serving.service:RiskService", port=free_port(), host="127.0.0.1"
-            ) as server,
-            bentoml.SyncHTTPClient(server.url, token=token, server_ready_timeout=60),
-        ):
-            yield server
+        with bentoml.serve(
+            "serving.service:RiskService", port=free_port(), host="127.0.0.1"
+        ) as server:
+            if not ready:
+                _wait_until_live(server.url)
+                yield server
+                return
+            with bentoml.SyncHTTPClient(server.url, token=token, server_ready_timeout=60):
+                yield server
     finally:
         patch.undo()
+
+
+def _wait_until_live(url: str, attempts: int = 300) -> None:
+    """Until /livez answers 200 (a worker is up), polling every 0.2 s."""
+    import httpx
+
+    for _ in range(attempts):
+        try:
+            if httpx.get(f"{url}/livez", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url}/livez did not answer")
 
 
 @contextmanager

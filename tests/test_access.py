@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,16 +15,19 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from serving.access import (
+    ASKED_BYTES,
+    UNCHECKED,
     AccessConfigError,
     AccessMiddleware,
     OutsideScopeError,
     Principal,
     asked_localities,
+    client_address,
     identify,
     load_principals,
     refusal,
+    token_digest,
 )
-from serving.settings import SettingsError
 
 
 def _entry(role: str, token: str, extra: str = "") -> str:
@@ -117,10 +122,164 @@ def test_without_a_page_gate_pages_are_refused_like_unknown_endpoints(
     assert client.post("/v1/model", headers={"Authorization": "Bearer t-ds"}).text == "shown"
 
 
-def test_the_middleware_refuses_to_start_without_its_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, access: Path) -> TestClient:
+    """The middleware over ``_pages_everywhere``, with ``access`` and an audit log."""
+    monkeypatch.setenv("RISKSTRAT_ACCESS_FILE", str(access))
+    monkeypatch.setenv("RISKSTRAT_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    return TestClient(AccessMiddleware(_pages_everywhere()))
+
+
+def test_without_its_files_the_middleware_refuses_all_but_liveness(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.delenv("RISKSTRAT_ACCESS_FILE", raising=False)
     monkeypatch.setenv("RISKSTRAT_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
-    with pytest.raises(SettingsError, match="set RISKSTRAT_ACCESS_FILE"):
-        AccessMiddleware(_pages_everywhere())
+    client = TestClient(AccessMiddleware(_pages_everywhere()))
+    assert "set RISKSTRAT_ACCESS_FILE" in caplog.text
+    assert client.get("/livez").text == "shown"
+    for path in ("/readyz", "/v1/model", "/v1/score", "/ui/"):
+        answer = client.post(path, headers={"Authorization": "Bearer anything"})
+        assert answer.status_code == 503, path
+        assert answer.json()["error"] == UNCHECKED
+
+
+def test_a_bad_access_file_is_named_at_start_and_no_probe_is_a_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What `riskstrat token --role locality_team` without --locality used to write."""
+    access = tmp_path / "access.toml"
+    access.write_text(
+        _entry("system", "abc")
+        + '[[token]]\nname = "north-team"\nrole = "locality_team"\nsha256 = "'
+        + "b" * 64
+        + '"\n'
+    )
+    client = _serving(tmp_path, monkeypatch, access)
+    (logged,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert f"{access}: token[1] (north-team): is a locality team without localities" in (
+        logged.getMessage()
+    )
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").status_code == 503
+    answer = client.post("/v1/score", headers={"Authorization": "Bearer abc"})
+    assert answer.status_code == 503 and "restarted" in answer.json()["error"]
+    assert not (tmp_path / "audit.jsonl").exists() or not (tmp_path / "audit.jsonl").read_text()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            _entry("system", "a", 'locality = ["North"]'),
+            "token[0] (system): unknown field 'locality'",
+        ),
+        (_entry("system", "a", 'localities = [""]'), "localities must be a list of locality"),
+        (_entry("system", "a") + _entry("data_scientist", "a"), "the same token as system"),
+        ('[[token]]\nrole = "system"\nsha256 = "' + "g" * 64 + '"\n', "64-character sha256"),
+    ],
+)
+def test_an_entry_the_service_would_misread_is_refused(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """A misspelt ``locality`` would otherwise give a team every locality."""
+    path = tmp_path / "access.toml"
+    path.write_text(text)
+    with pytest.raises(AccessConfigError, match=re.escape(message)):
+        load_principals(path)
+
+
+# Refusals say what they asked for, and every audit line whose client it came from
+
+
+def _audited(tmp_path: Path) -> list[dict]:
+    return [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+
+
+def test_refused_requests_are_audited_with_what_they_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = {"north": ("locality_team", "t-north", ["North"]), "ds": ("data_scientist", "t", [])}
+    client = _serving(tmp_path, monkeypatch, write_access(tmp_path / "access.toml", tokens))
+    north = {"Authorization": "Bearer t-north"}
+    scores = {"records": [{"id": "pt0042", "features": {}}, {"id": "pt0043", "features": {}}]}
+    assert client.post("/v1/score", json=scores, headers=north).status_code == 403
+    assert client.post("/v1/score", json=scores).status_code == 401
+    wider = {"localities": ["North", "South"], "week": "2026-10-26"}
+    assert client.post("/v1/weekly-list", json=wider, headers=north).status_code == 403
+    referral = {"criteria": {"localities": "South"}}
+    assert client.post("/v1/referrals", json=referral, headers=north).status_code == 403
+    role, anonymous, scope, criteria = _audited(tmp_path)
+    assert (role["who"], role["status"], role["patients"]) == ("north", 403, 0)
+    assert role["asked"] == anonymous["asked"] == {"ids": ["pt0042", "pt0043"]}
+    assert (anonymous["who"], anonymous["status"]) == (None, 401)
+    assert scope["asked"] == {"localities": ["North", "South"], "week": "2026-10-26"}
+    assert criteria["asked"] == {"localities": ["South"]}
+
+
+def test_a_huge_refused_body_is_not_read_to_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = _serving(tmp_path, monkeypatch, write_access(tmp_path / "access.toml", {}))
+    body = b'{"records": [' + b'{"id": "x", "features": {}},' * 50_000 + b"]}"
+    assert len(body) > ASKED_BYTES
+    assert client.post("/v1/score", content=body).status_code == 401
+    assert _audited(tmp_path)[-1]["asked"] == {"unread": f"a body of more than {ASKED_BYTES} bytes"}
+
+
+def test_audit_lines_name_the_client_and_trust_forwarded_for_only_when_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    access = write_access(tmp_path / "access.toml", {"ds": ("data_scientist", "t", [])})
+    forwarded = {"X-Forwarded-For": "6.6.6.6, 10.1.2.3"}
+    _serving(tmp_path, monkeypatch, access).post("/v1/score", json={}, headers=forwarded)
+    monkeypatch.setenv("RISKSTRAT_TRUSTED_PROXIES", "1")
+    behind_proxy = TestClient(AccessMiddleware(_pages_everywhere()), client=("10.9.9.9", 4000))
+    behind_proxy.post("/v1/score", json={}, headers=forwarded)
+    behind_proxy.post("/v1/score", json={})  # the proxy did not say: its own address
+    assert [e["client"] for e in _audited(tmp_path)] == ["testclient", "10.1.2.3", "10.9.9.9"]
+    two_proxies = {"x-forwarded-for": "6.6.6.6, 10.1.2.3"}
+    assert client_address({"client": ("1.2.3.4", 5)}, two_proxies, proxies=2) == "6.6.6.6"
+
+
+def _token(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """Exit code and output of ``riskstrat token argv``."""
+    from riskstrat.cli import main
+
+    try:
+        main(["token", *argv])
+    except SystemExit as stopped:
+        return int(stopped.code or 0), capsys.readouterr().out
+    return 0, capsys.readouterr().out
+
+
+def test_token_refuses_an_entry_the_service_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A locality team without --locality used to be written, then took the service down."""
+    access = tmp_path / "access.toml"
+    code, printed = _token(
+        capsys, "--name", "n", "--role", "locality_team", "--access", str(access)
+    )
+    assert code == 2 and len(printed.splitlines()) == 1
+    assert printed.startswith(f"[riskstrat] error: {access}: token[0] (n): is a locality team")
+    assert "nothing was added" in printed and not access.exists()
+    broken = '[[token]]\nrole = "system"\nsha256 = "short"\n'
+    access.write_text(broken)
+    code, printed = _token(capsys, "--name", "me", "--role", "system", "--access", str(access))
+    assert code == 2 and "token[0]: needs a 64-character sha256" in printed
+    assert access.read_text() == broken
+    access.unlink()
+    code, printed = _token(
+        capsys,
+        "--name",
+        "n",
+        "--role",
+        "locality_team",
+        "--locality",
+        "North",
+        "--access",
+        str(access),
+    )
+    assert code == 0 and load_principals(access)[token_digest(printed.splitlines()[-1])] == (
+        Principal("n", "locality_team", ("North",))
+    )

@@ -104,7 +104,8 @@ def _shot(page, name: str) -> None:
 
 def _sign_in(page, who: str) -> None:
     page.get_by_label("Access token").fill(TOKENS[who][1])
-    page.get_by_role("button", name="Sign in").click()
+    with page.expect_navigation():  # the sign-in's redirect, loaded before anything is read
+        page.get_by_role("button", name="Sign in").click()
 
 
 def _download(page, link_text: str) -> list[dict]:

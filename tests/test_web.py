@@ -9,6 +9,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +25,12 @@ from weekly_fixture import PREVIOUS, WEEK, write_contract, write_week, write_wee
 
 from models.registry import RegisteredBundle
 from serving.access import AccessMiddleware
-from serving.web import filters
+from serving.web import filters, throttle
 from serving.web.app import STATIC, build_app
 from serving.web.gate import PageGate
 from serving.web.session import IDLE_SECONDS, SessionStore
+from serving.web.throttle import Pause, SignInThrottle
+from serving.weekly import outputs
 from serving.weekly.referrals import ReferralCriteria, select_referrals
 
 TOKENS = {
@@ -56,6 +59,8 @@ class Web:
         return client
 
     def entries(self) -> list[dict]:
+        if not self.audit.exists():
+            return []
         return [json.loads(line) for line in self.audit.read_text().splitlines()]
 
 
@@ -130,6 +135,7 @@ def test_a_wrong_token_goes_back_to_the_form_and_is_audited(web: Web) -> None:
         "when": None,
         "who": None,
         "role": None,
+        "client": "testclient",
         "endpoint": "/ui/login",
         "status": 401,
         "outcome": "no valid token",
@@ -171,6 +177,77 @@ def test_sign_out_ends_the_session_on_the_server(web: Web) -> None:
     replay.cookies.set("riskstrat_session", session, path="/ui")
     assert replay.get("/ui/").status_code == 303
     assert (web.entries()[-2]["endpoint"], web.entries()[-2]["who"]) == ("/ui/logout", "north")
+
+
+def test_a_line_break_in_next_is_dropped_and_the_sign_in_audited(web: Web) -> None:
+    before = len(web.entries())
+    for target in ("/ui/\r\nSet-Cookie: planted=1", "/ui/?tier=high\nX: 1", "/ui/ x"):
+        answer = web.client().post("/ui/login", data={"token": "token-north", "next": target})
+        assert answer.status_code == 303 and answer.headers["location"] == "/ui/"
+        assert "planted" not in answer.headers["set-cookie"]
+    wrong = web.client().post("/ui/login", data={"token": "nope", "next": "/ui/\r\nX: 1"})
+    assert wrong.headers["location"] == "/ui/login?error=1"
+    assert [e["status"] for e in web.entries()[before:]] == [303, 303, 303, 401]
+
+
+def test_wrong_tokens_pause_sign_in_from_that_address(web: Web) -> None:
+    guesser = web.client(client=("192.0.2.7", 40000))
+    for _ in range(throttle.PER_CLIENT):
+        answer = guesser.post("/ui/login", data={"token": "a-guess"})
+        assert answer.headers["location"] == "/ui/login?error=1"
+    paused = guesser.post("/ui/login", data={"token": "token-north"})  # even the right one
+    assert paused.status_code == 429 and "set-cookie" not in paused.headers
+    assert "Too many wrong access tokens were tried from your address" in paused.text
+    assert 0 < int(paused.headers["retry-after"]) <= throttle.WINDOW_SECONDS + 1
+    entry = web.entries()[-1]
+    assert (entry["status"], entry["outcome"], entry["client"]) == (429, "throttled", "192.0.2.7")
+    web.client("north")  # another address still signs in
+
+
+def test_the_pause_is_shared_by_workers_counts_everyone_and_ends(tmp_path: Path) -> None:
+    now = [0.0]
+    first, second = (
+        SignInThrottle(tmp_path / "s.sqlite", lambda: now[0], per_client=3, in_all=5, window=600)
+        for _ in range(2)
+    )
+    for _ in range(3):
+        first.failed("10.0.0.1")
+    assert second.pause("10.0.0.1") == Pause(600, everyone=False)
+    assert second.pause("10.0.0.2") is None
+    first.failed("10.0.0.2")
+    second.failed("10.0.0.3")
+    now[0] = 599
+    assert first.pause("10.0.0.4") == Pause(1, everyone=True)
+    assert "Try again in 1 minute." in Pause(1, everyone=True).sentence()
+    now[0] = 600
+    assert first.pause("10.0.0.1") is None
+    assert b"10.0.0" not in (tmp_path / "s.sqlite").read_bytes()
+
+
+@contextmanager
+def _audit_log_a_folder(web: Web) -> Iterator[None]:
+    kept = web.audit.with_suffix(".kept")
+    web.audit.rename(kept)
+    web.audit.mkdir()
+    try:
+        yield
+    finally:
+        web.audit.rmdir()
+        kept.rename(web.audit)
+
+
+def test_no_page_with_patient_data_leaves_without_its_audit_line(web: Web) -> None:
+    person = _listed(web, "North")["patient_id"].iloc[0]
+    client = web.client("north")
+    with _audit_log_a_folder(web):
+        for url in (f"/ui/patient?id={person}", "/ui/", "/ui/list.csv", "/ui/?locality=South"):
+            answer = client.get(url)
+            assert answer.status_code == 503 and "audit log cannot be written" in answer.text
+            assert not re.findall(r"pt\d{4}", answer.text)
+        signing_in = web.client().post("/ui/login", data={"token": "token-north"})
+        assert signing_in.status_code == 503 and "set-cookie" not in signing_in.headers
+    assert client.get(f"/ui/patient?id={person}").status_code == 200
+    assert web.entries()[-1]["patient_ids"] == [person]
 
 
 def test_sessions_expire_when_idle(tmp_path: Path) -> None:
@@ -220,9 +297,12 @@ def test_patient_pages_are_scoped_the_same_way(web: Web) -> None:
     team = web.client("north")
     shown = team.get(f"/ui/patient?id={north_person}")
     assert shown.status_code == 200 and f"Person {north_person}" in shown.text
+    # Someone in another locality and no one at all get the same answer: the page does not
+    # tell that the id exists elsewhere.
     refused = team.get(f"/ui/patient?id={south_person}")
-    assert refused.status_code == 403 and south_person not in refused.text
-    assert team.get("/ui/patient?id=pt9999").status_code == 404
+    unknown = team.get(f"/ui/patient?id={south_person}".replace(south_person, "pt9999"))
+    assert refused.status_code == unknown.status_code == 404 and south_person not in refused.text
+    assert refused.text.replace(south_person, "pt9999") == unknown.text
     assert team.get("/ui/referrals").status_code == 403
     assert web.client("ds").get(f"/ui/patient?id={south_person}").status_code == 200
 
@@ -235,7 +315,8 @@ def test_prescribers_see_referrals_and_the_people_explained(web: Web) -> None:
     explained = set(web.reasons["patient_id"])
     unexplained = sorted(set(web.people["patient_id"]) - explained)
     assert client.get(f"/ui/patient?id={sorted(explained)[0]}").status_code == 200
-    assert client.get(f"/ui/patient?id={unexplained[0]}").status_code == 403
+    hidden, unknown = (client.get(f"/ui/patient?id={i}") for i in (unexplained[0], "pt9999"))
+    assert hidden.status_code == unknown.status_code == 404 and hidden.text == unknown.text
 
 
 def test_a_prescriber_for_one_locality_cannot_widen_it(web: Web) -> None:
@@ -342,11 +423,29 @@ def test_page_views_are_audited_with_the_ids_shown(web: Web) -> None:
             "shown",
         )
     south_person = _listed(web, "South")["patient_id"].iloc[0]
-    client.get(f"/ui/patient?id={south_person}")
+    client.get(f"/ui/patient?id={south_person}&week=2026-10-26")
     refused = web.entries()[-1]
-    assert (refused["status"], refused["patients"]) == (403, 0)
-    web.client().get("/ui/")
-    assert web.entries()[-1]["status"] == 303 and web.entries()[-1]["who"] is None
+    assert (refused["status"], refused["patients"], refused["client"]) == (404, 0, "testclient")
+    assert refused["asked"] == {"ids": [south_person], "week": "2026-10-26"}
+    assert refused["reason"] == "outside the people this principal may see"
+    client.get("/ui/list.csv?locality=South")
+    assert web.entries()[-1]["status"] == 403
+    assert web.entries()[-1]["asked"] == {"localities": ["South"]}
+    web.client().get(f"/ui/patient?id={south_person}")
+    anonymous = web.entries()[-1]
+    assert (anonymous["status"], anonymous["who"]) == (303, None)
+    assert anonymous["asked"] == {"ids": [south_person]}
+
+
+def test_downloads_neutralise_formulas_by_the_weekly_files_rule(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rule for every spreadsheet we hand out: change it there, the pages follow."""
+    hostile = ['=HYPERLINK("http://x","click")', "@SUM(1+1)", "+1+1", "|calc"]
+    rows = web.people.head(len(hostile)).assign(practice_name=hostile)
+    monkeypatch.setattr(outputs, "FORMULA_STARTS", (*outputs.FORMULA_STARTS, "|"))
+    written = _csv(filters.to_csv(rows, filters.LIST_CSV_COLUMNS))
+    assert [r["practice_name"] for r in written] == ["'" + h for h in hostile]
 
 
 def test_pages_carry_security_headers_and_the_css_stays_on_the_server(web: Web) -> None:

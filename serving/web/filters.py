@@ -14,6 +14,7 @@ from pydantic.fields import FieldInfo
 
 from features.settings import SettingsError, bounds, settings_fields, without_none
 from serving.weekly.flags import FLAGS as FLAG_RULES
+from serving.weekly.outputs import spreadsheet_safe
 from serving.weekly.pathways import PATHWAYS
 from serving.weekly.referrals import TIERS, Driver, ReferralCriteria, Tier
 
@@ -362,15 +363,9 @@ REFERRAL_CSV_COLUMNS = (
 )
 
 
-def _formula_safe(value: object) -> object:
-    """Text a spreadsheet would run as a formula gets a leading apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def to_csv(rows: pd.DataFrame, columns: tuple[str, ...]) -> str:
-    """The rows as CSV: risk as a percentage, change in percentage points."""
+    """The rows as CSV: risk as a percentage, change in percentage points, text safe to open
+    in a spreadsheet (the weekly files' rule, ``spreadsheet_safe``)."""
     frame = rows.assign(
         risk_percent=(100 * rows["risk"]).round(1),
         change_points=(100 * rows["change"]).round(1),
@@ -380,5 +375,5 @@ def to_csv(rows: pd.DataFrame, columns: tuple[str, ...]) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
     for row in frame[list(columns)].itertuples(index=False):
-        writer.writerow(["" if pd.isna(v) else _formula_safe(v) for v in row])
+        writer.writerow(["" if pd.isna(v) else spreadsheet_safe(v) for v in row])
     return out.getvalue()

@@ -4,7 +4,10 @@ A person signs in at /ui/login with their token and gets a session cookie (see
 ``serving.web.session``), accepted for /ui paths only (a bearer header works there too).
 Without either, a page redirects to the login page; a role not allowed on a page gets a 403
 page. Pages showing patient data are audited like the scoring endpoints, and so are
-sign-ins and sign-outs, in the service's one audit log.
+sign-ins and sign-outs, in the service's one audit log, with the client's address and what
+the request asked for (ids, localities, week). As on the API, no page with patient data
+leaves without its audit line: if it cannot be written the answer is a 503 page. Wrong
+tokens pause sign-in (``serving.web.throttle``).
 
 ``serving.access.AccessMiddleware(app, pages=PageGate)`` builds the gate when the server
 starts, over the same principals and audit log as the API.
@@ -12,12 +15,25 @@ starts, over the same principals and audit log as the API.
 
 from __future__ import annotations
 
-from serving.access import Access, Principal, by_digest, identify, send_whole, token_digest
+from urllib.parse import parse_qsl
+
+from serving.access import (
+    UNAUDITED,
+    Access,
+    Asked,
+    AuditError,
+    Principal,
+    by_digest,
+    identify,
+    send_whole,
+    token_digest,
+)
 from serving.settings import ServiceSettings
 from serving.web import session
 from serving.web.render import NO_STORE, SECURITY_HEADERS, render
 from serving.web.roles import BASE, PATIENT_PAGES, home, page_refusal
 from serving.web.session import SessionStore
+from serving.web.throttle import SignInThrottle
 
 LOGIN = f"{BASE}/login"
 LOGOUT = f"{BASE}/logout"
@@ -33,14 +49,16 @@ class PageGate:
         self.app = app
         self.access = access
         self.sessions = SessionStore(settings.sessions_file())
+        self.throttle = SignInThrottle(settings.sessions_file())
 
     async def __call__(self, scope, receive, send) -> None:
         path = scope["path"].rstrip("/") or "/"
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
         send = with_page_headers(send, no_store=not path.startswith(STATIC))
         secure = session.is_https(scope, headers)
+        client = self.access.client(scope, headers)
         if path == LOGIN and scope["method"] == "POST":
-            await self._login(receive, send, headers, secure)
+            await self._login(receive, send, headers, secure, client)
             return
         if path == LOGIN or path.startswith(STATIC + "/"):
             await self.app(scope, receive, send)
@@ -51,53 +69,128 @@ class PageGate:
         principal = by_digest(principals, digest) if digest else None
         principal = principal or identify(principals, headers.get("authorization"))
         audited = path in PATIENT_PAGES
+        asked = asked_in_query(scope) if audited else None
         if principal is None:
             query = scope.get("query_string", b"").decode("latin-1")
             target = scope["path"] + ("?" + query if query else "")
+            if audited and not self._audit(None, path, 303, client, asked):
+                await _send_page(send, 503, "Not available", UNAUDITED)
+                return
             await _redirect(send, session.login_url(target if scope["method"] == "GET" else None))
-            if audited:
-                self.access.write(None, path, 303)
             return
         if path == LOGOUT:
             if scope["method"] != "POST":
                 await _send_page(send, 405, "Sign out with the button", "Use the Sign out button.")
                 return
             self.sessions.close(cookie)
+            self._audit(principal, path, 303, client)  # signing out goes ahead regardless
             await _redirect(send, session.login_url(ended="1"), cookie=session.clear_cookie(secure))
-            self.access.write(principal, path, 303)
             return
         refused = page_refusal(principal, path)
         if refused:
-            await _send_page(send, refused[0], "You cannot open this page", refused[1], principal)
-            if audited:
-                self.access.write(principal, path, refused[0])
+            status, message = refused
+            if audited and not self._audit(principal, path, status, client, asked):
+                status, message = 503, UNAUDITED
+            await _send_page(send, status, "You cannot open this page", message, principal)
             return
-        await self.access.run(self.app, scope, receive, send, principal, path, audited)
 
-    async def _login(self, receive, send, headers: dict[str, str], secure: bool) -> None:
-        """Check the pasted token; open a session and go on, or back to the form."""
+        async def unaudited(send) -> None:
+            await _send_page(send, 503, "Not available", UNAUDITED, principal)
+
+        await self.access.run(
+            self.app,
+            scope,
+            receive,
+            send,
+            principal,
+            path,
+            audited,
+            client=client,
+            asked=asked,
+            unaudited=unaudited,
+        )
+
+    def _audit(
+        self,
+        principal: Principal | None,
+        path: str,
+        status: int,
+        client: str | None,
+        asked: Asked | None = None,
+    ) -> bool:
+        """Write the audit line; False if it cannot be (the audit log says why in the log)."""
+        try:
+            self.access.write(principal, path, status, client=client, asked=asked)
+        except AuditError:
+            return False
+        return True
+
+    async def _login(
+        self, receive, send, headers: dict[str, str], secure: bool, client: str | None
+    ) -> None:
+        """Check the pasted token; open a session and go on, or back to the form. Every
+        attempt is audited first; none goes on if its line cannot be written."""
         if not session.same_origin(headers):
-            await _send_page(send, 403, "Sign in refused", "The form came from another site.")
+            status, title, message = 403, "Sign in refused", "The form came from another site."
+            await self._login_refusal(send, client, status, title, message)
             return
         form = await session.read_form(receive)
         if form is None:
-            await _send_page(send, 413, "Sign in refused", "The form is too large.")
+            message = "The form is too large."
+            await self._login_refusal(send, client, 413, "Sign in refused", message)
+            return
+        pause = self.throttle.pause(client)
+        if pause:
+            retry = (b"retry-after", str(int(pause.seconds) + 1).encode())
+            title = "Signing in is paused"
+            await self._login_refusal(send, client, 429, title, pause.sentence(), [retry])
             return
         token = form.get("token", "").strip()
         digest = token_digest(token) if token else ""
         principal = by_digest(self.access.principals, digest) if token else None
-        target = form.get("next") or None
+        target = session.safe_next(form.get("next") or None, "") or None
         if principal is None:
+            self.throttle.failed(client)
+            if not self._audit(None, LOGIN, 401, client):
+                await _send_page(send, 503, "Not available", UNAUDITED)
+                return
             await _redirect(send, session.login_url(target, error="1"))
-            self.access.write(None, LOGIN, 401)
             return
         session_id = self.sessions.open(digest)
+        if not self._audit(principal, LOGIN, 303, client):
+            self.sessions.close(session_id)
+            await _send_page(send, 503, "Not available", UNAUDITED)
+            return
         await _redirect(
             send,
-            session.safe_next(target, home(principal)),
+            target or home(principal),
             cookie=session.set_cookie(session_id, secure),
         )
-        self.access.write(principal, LOGIN, 303)
+
+    async def _login_refusal(
+        self,
+        send,
+        client: str | None,
+        status: int,
+        title: str,
+        message: str,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        if not self._audit(None, LOGIN, status, client):
+            status, title, message, headers = 503, "Not available", UNAUDITED, None
+        await _send_page(send, status, title, message, headers=headers)
+
+
+def asked_in_query(scope: dict) -> Asked:
+    """What a page's query asks for: the ``id`` of a person, the ``locality`` or
+    ``localities`` and the ``week``."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    items = parse_qsl(query, keep_blank_values=True)
+    return Asked.of(
+        (v for k, v in items if k == "id"),
+        (v for k, v in items if k in ("locality", "localities")),
+        next((v for k, v in items if k == "week"), None),
+    )
 
 
 def with_page_headers(send, no_store: bool):
@@ -125,7 +218,12 @@ async def _redirect(send, location: str, cookie: bytes | None = None) -> None:
 
 
 async def _send_page(
-    send, status: int, title: str, message: str, principal: Principal | None = None
+    send,
+    status: int,
+    title: str,
+    message: str,
+    principal: Principal | None = None,
+    headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     body = render("message.html", title=title, message=message, principal=principal).encode()
-    await send_whole(send, status, b"text/html; charset=utf-8", body)
+    await send_whole(send, status, b"text/html; charset=utf-8", body, headers)

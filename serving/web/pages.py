@@ -221,13 +221,17 @@ def patient(request: Request, principal: Principal) -> Response:
         raise BadQueryError("id", "give the person's pseudonymised id (id=...)")
     week, dates = _week(items)
     found = week.people[week.people["patient_id"] == patient_id]
-    if found.empty:
+    if found.empty or not may_open(principal, week, found.iloc[0]):
+        # The same answer for an unknown id and for someone the caller may not see, so
+        # that it does not tell whether the id exists elsewhere; the audit line tells.
+        if not found.empty:
+            note(reason="outside the people this principal may see")
         raise PageError(
-            404, "Not in this week's data", f"No one with that id in week {week.as_of}."
+            404,
+            "Not found",
+            f"No one with that id among the people you may see in week {week.as_of}.",
         )
     person = found.iloc[0]
-    if not may_open(principal, week, person):
-        raise PermissionError("This person is outside the people your role may see.")
     _note(week, [patient_id])
     reasons = week.reasons[week.reasons["patient_id"] == patient_id].sort_values("position")
     largest = float(reasons["contribution"].abs().max()) if len(reasons) else 0.0

@@ -5,13 +5,15 @@ also opens the API; a session id opens only the pages, expires (30 minutes idle,
 most), ends for good at sign-out (the server forgets it), and never lets the token out of the
 login form. Sessions live in a small SQLite file (``ServiceSettings.sessions_file``: beside the
 audit log unless ``RISKSTRAT_SESSIONS`` names one) so that every worker of the service knows
-them; it holds only hashes of session ids and of tokens, never a usable cookie or token.
+them; it holds only hashes of session ids and of tokens, never a usable cookie or token (and,
+for ``serving.web.throttle``, hashes of the addresses wrong tokens came from).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import sqlite3
 import time
@@ -24,6 +26,7 @@ COOKIE_PATH = "/ui"
 IDLE_SECONDS = 30 * 60
 LONGEST_SECONDS = 12 * 3600
 MAX_FORM_BYTES = 8_192
+NEXT = re.compile(r"/ui(?:[/?][!-~]*)?")  # a path under /ui, printable ASCII only
 
 
 class SessionStore:
@@ -111,8 +114,9 @@ def is_https(scope: dict, headers: dict[str, str]) -> bool:
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """Where to go after signing in: a path under /ui on this server, else ``default``."""
-    if target and target.startswith("/ui") and not target.startswith("//") and "\\" not in target:
+    """Where to go after signing in: a path under /ui on this server, in printable ASCII (no
+    space, CR or LF: it goes into a Location header), else ``default``."""
+    if target and NEXT.fullmatch(target) and "\\" not in target:
         return target
     return default
 

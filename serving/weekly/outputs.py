@@ -13,9 +13,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-from openpyxl import Workbook
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 
 # people.parquet column -> heading in the files people open, in order.
 COLUMNS: dict[str, str] = {
@@ -75,6 +72,11 @@ def write_csv(table: pd.DataFrame, path: Path) -> None:
 
 def write_workbook(sheets: dict[str, pd.DataFrame], path: Path, stamp: datetime) -> None:
     """One sheet per entry (bold, frozen header, filters), dated ``stamp``, fixed bytes."""
+    # Imported here: the service and its pages use this module's text rules, not workbooks.
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
     book = Workbook()
     book.remove(book.active)
     for title, table in sheets.items():

@@ -1,15 +1,18 @@
 """The weekly runs' folder: the one place that knows a week's file layout.
 
 ``<root>/<YYYY-MM-DD>/`` holds a finished week (it has a manifest); ``<root>/.<date>-*``
-are staging folders of a run in progress or killed; ``<root>/runs.jsonl`` logs each run's
-stage timings. The weekly run writes through ``WeekStore.writing`` (staging folder, then one
-rename), and the API, the pages and ``riskstrat referrals`` read through ``WeekStore.load``.
+are staging folders of a run in progress or killed; ``<root>/.<date>.lock`` is the lock a run
+of that week holds while it writes; ``<root>/runs.jsonl`` logs each run's stage timings. The
+weekly run writes through ``WeekStore.writing`` (lock, staging folder, then one rename), and
+the API, the pages and ``riskstrat referrals`` read through ``WeekStore.load``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
@@ -27,6 +31,11 @@ MANIFEST_FILE = "manifest.json"
 LEFT_FILE = "left.csv"
 BOROUGH_REPORT = "report.html"
 RUN_LOG = "runs.jsonl"
+
+
+class WeekLockedError(ValueError):
+    """Another run is writing the same week (a ValueError, so that the command line prints
+    it as its one-line error); names the lock file and its holder."""
 
 
 def latest_monday(on_or_before: date) -> date:
@@ -110,8 +119,17 @@ class WeekStore:
     @contextmanager
     def writing(self, as_of: date) -> Iterator[Path]:
         """A staging folder to write the week into; on success it replaces the week's
-        folder in one rename, on failure it is removed and the last good week stays."""
+        folder in one rename, on failure it is removed and the last good week stays.
+
+        Only one run writes a week at a time: a second run of the same week fails at once
+        with ``WeekLockedError`` naming the run that holds the lock (see ``_lock``).
+        """
         self.root.mkdir(parents=True, exist_ok=True)
+        with self._lock(as_of):
+            yield from self._staged(as_of)
+
+    def _staged(self, as_of: date) -> Iterator[Path]:
+        """The staging folder of ``writing``, renamed into place when the caller is done."""
         name = as_of.isoformat()
         for stale in self.root.glob(f".{name}-*"):
             shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed
@@ -128,6 +146,39 @@ class WeekStore:
         staging.rename(final)
         shutil.rmtree(replaced, ignore_errors=True)
 
+    @contextmanager
+    def _lock(self, as_of: date) -> Iterator[None]:
+        """Hold ``<root>/.<date>.lock`` (an exclusive ``flock``, released when the process
+        ends, even when killed) with the holder's process id and start time written in it;
+        ``WeekLockedError`` at once if another run holds it. The file goes when the run
+        ends (one left by a killed run is taken over)."""
+        path = self.root / f".{as_of.isoformat()}.lock"
+        while True:
+            handle = path.open("a+", encoding="utf-8")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "a run"
+                handle.close()
+                raise WeekLockedError(
+                    f"{path}: another weekly run of the week of {as_of} is writing it "
+                    f"({holder}); wait for it to finish, or stop it, then run again"
+                ) from None
+            if _same_file(handle, path):
+                break
+            handle.close()  # its holder removed it as we opened it: lock the new one
+        try:
+            handle.seek(0)
+            handle.truncate()
+            started = datetime.now(UTC).isoformat(timespec="seconds")
+            handle.write(f"process {os.getpid()}, started {started}")
+            handle.flush()
+            yield
+        finally:
+            path.unlink(missing_ok=True)  # while still held: no one can take a stale one
+            handle.close()
+
     def log_run(self, week: date, seconds: dict[str, float]) -> None:
         """One line per run in ``runs.jsonl``: when, which week, how long each stage took
         (kept out of the week's folder so that a re-run gives identical bytes)."""
@@ -140,6 +191,15 @@ class WeekStore:
         }
         with (self.root / RUN_LOG).open("a") as log:
             log.write(json.dumps(entry) + "\n")
+
+
+def _same_file(handle: IO[str], path: Path) -> bool:
+    """Whether the open ``handle`` is still the file at ``path``."""
+    try:
+        held, there = os.fstat(handle.fileno()), path.stat()
+    except FileNotFoundError:
+        return False
+    return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
 
 
 def file_digests(folder: Path) -> dict[str, str]:
