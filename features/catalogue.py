@@ -398,7 +398,8 @@ LIST_CONTEXT = Family(
             kinds=(K.EMERGENCY_ADMISSION.value,),
             days=730,
             default=DAYS_SINCE_CAP,
-            description="days since discharge from the last emergency admission (0 if still in)",
+            description="days since discharge from the last emergency admission that has ended "
+            "(730 if none; a stay still running is not a discharge)",
             template="discharged from an emergency admission {value:.0f} days ago",
             concept="emergency admissions",
         ),

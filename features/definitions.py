@@ -108,11 +108,16 @@ class DaysSince(Definition):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DaysSinceEnd(Definition):
-    """Days since the latest matching stay ended (0 while it runs); ``default`` when none."""
+    """Days since the latest matching stay ended; ``default`` when none has ended.
+
+    A stay still running on the as-of date (no end, or an end on or after it) is not a
+    discharge: it is skipped, so a person still in hospital never reads as just discharged.
+    """
 
     def aggregate(self, window: ir.Table) -> ir.Value:
         ended = window.days_before - window.duration_to_as_of
-        latest = ended.min(where=self.matches(window)).cast("float64")
+        finished = self.matches(window) & ~window.active_on_as_of
+        latest = ended.min(where=finished).cast("float64")
         return ibis.least(latest, self.default)
 
 

@@ -14,7 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.catalogue import DERIVED, FAMILIES, FRAILTY_DEFICITS, POLYPHARMACY_CLASSES
+from features.catalogue import (
+    DERIVED,
+    FAMILIES,
+    FRAILTY_DEFICITS,
+    LIST_CONTEXT,
+    POLYPHARMACY_CLASSES,
+)
 from features.contract import ETHNICITY_GROUPS, SEXES
 from features.definitions import (
     ActiveFlag,
@@ -22,6 +28,7 @@ from features.definitions import (
     Count,
     DaysInStay,
     DaysSince,
+    DaysSinceEnd,
     Definition,
     DistinctCodes,
     Flag,
@@ -80,6 +87,9 @@ def reference_value(
             )
         case DaysSince():
             return min([_days(as_of, e["start"]) for e in within], default=definition.default)
+        case DaysSinceEnd():
+            ended = [_days(as_of, e["end"]) for e in within if not any(e is r for r in running)]
+            return min(ended, default=definition.default)
         case YearsSinceFirst():
             return max([_days(as_of, e["start"]) for e in within], default=0) / 365.25
         case ActiveValue():
@@ -110,7 +120,7 @@ def reference_features(patients: pd.DataFrame, events: pd.DataFrame) -> pd.DataF
                 "deprivation_decile": float(p["deprivation_decile"]),
                 "ethnicity_group": ETHNICITY_GROUPS.index(p["ethnicity_group"]),
             }
-            for family in FAMILIES:
+            for family in (*FAMILIES, LIST_CONTEXT):
                 for definition in family.definitions:
                     row[definition.name] = reference_value(
                         definition, by_person[p["patient_id"]], as_of, family.lookback_days
@@ -134,7 +144,11 @@ def tables() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 def test_every_feature_matches_the_reference(tables: tuple) -> None:
     patients, events, practices = tables
-    engine = build_features(ContractTables.from_frames(patients, events, practices), AS_OF)
+    engine = build_features(
+        ContractTables.from_frames(patients, events, practices),
+        AS_OF,
+        families=(*FAMILIES, LIST_CONTEXT),
+    )
     reference = reference_features(patients, events)
     assert [d.name for d in DERIVED] == ["polypharmacy", "frailty_index"]
     assert list(engine.index) == list(reference.index)

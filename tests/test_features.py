@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.catalogue import DAYS_SINCE_CAP
+from features.catalogue import DAYS_SINCE_CAP, LIST_CONTEXT
 from features.engine import build_features, feature_specs, feature_sql
 from features.tables import ContractTables
 from features.timeline import patient_timeline
@@ -233,6 +233,36 @@ def test_social_care_running_on_the_as_of_date() -> None:
     assert (a["social_care_package_active"], a["social_care_hours_per_week"]) == (1, 10)
     assert a["social_care_weekly_cost"] == 240
     assert (b["social_care_package_active"], b["reablement_episodes_365d"]) == (0, 1)
+
+
+def list_context_of(rows: list[tuple], patients: pd.DataFrame | None = None) -> pd.DataFrame:
+    sources = ContractTables.from_frames(
+        _patients() if patients is None else patients, _events(rows), PRACTICES
+    )
+    return build_features(sources, [AS_OF], families=(LIST_CONTEXT,), derived=())
+
+
+def test_a_person_still_in_hospital_has_not_been_discharged() -> None:
+    rows = [
+        ("a", "emergency_admission", before(5), None, "emergency", None),  # still in
+        ("b", "emergency_admission", before(40), before(30), "emergency", 10.0),
+        ("b", "emergency_admission", before(3), AS_OF, "emergency", None),  # leaves today
+    ]
+    patients = _patients(
+        patient_id=["a", "b", "c"],
+        birth_month=[date(1940, 6, 1)] * 3,
+        sex=["F", "M", "F"],
+        practice_id=["Z1"] * 3,
+        deprivation_decile=[2, 9, 5],
+        ethnicity_group=["White"] * 3,
+        registration_start=[date(2000, 1, 1)] * 3,
+        registration_end=[None] * 3,
+        death_date=[None] * 3,
+    )
+    rows.append(("c", "emergency_admission", before(9), before(2), "emergency", 7.0))
+    days = list_context_of(rows, patients)["days_since_emergency_discharge"]
+    # a: in hospital, never discharged; b: the last stay that ended; c: discharged 2 days ago
+    assert days.tolist() == [DAYS_SINCE_CAP, 30.0, 2.0]
 
 
 registration = st.tuples(

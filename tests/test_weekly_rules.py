@@ -5,11 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_features import AS_OF, PRACTICES, _events, _patients, before
 
+from features.catalogue import FAMILIES, LIST_CONTEXT
+from features.engine import build_features
+from features.tables import ContractTables
 from models.drift import DriftReference, Profile, shift
 from models.tiers import TierPolicy
 from serving.weekly.config import WeeklyConfig
 from serving.weekly.drift import drift_check
+from serving.weekly.flags import flag_columns
 from serving.weekly.pathways import DEFAULT_RULES, RulesError, load_rules
 from serving.weekly.tiers import left_the_list, week_status
 
@@ -229,3 +234,14 @@ def test_no_text_from_data_becomes_a_formula_in_the_weekly_spreadsheets(tmp_path
     written = pd.read_csv(tmp_path / "list.csv")
     assert list(written["Locality"]) == ["'" + v for v in HOSTILE[:4]] + ["North"]
     assert list(written["Change (points)"]) == [1.0, -2.0, 0.5, -0.1, 3.0]  # numbers untouched
+
+
+def test_a_person_still_in_hospital_is_not_flagged_as_recently_discharged() -> None:
+    rows = [
+        ("a", "emergency_admission", before(6), None, "emergency", None),  # no discharge yet
+        ("b", "emergency_admission", before(20), before(12), "emergency", 8.0),
+    ]
+    sources = ContractTables.from_frames(_patients(), _events(rows), PRACTICES)
+    features = build_features(sources, [AS_OF], families=(*FAMILIES, LIST_CONTEXT))
+    flags = flag_columns(features.droplevel("as_of"), WeeklyConfig())
+    assert flags["flag_recent_discharge"].to_dict() == {"a": False, "b": True}

@@ -11,6 +11,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
+from features.validation import validate_dir
 from models.registry import RegisteredBundle
 from serving.weekly import run as weekly
 from serving.weekly.outputs import COLUMNS
@@ -241,3 +242,34 @@ def test_the_api_and_the_list_give_each_person_the_same_tier(
     api = {s.id: s.tier for s in response.scores}
     expected = people.loc[chosen.index, "tier"].replace("rising", "")
     assert api == expected.to_dict()
+
+
+def test_names_that_share_a_file_name_each_keep_their_own_list(
+    small_borough_dir: Path, champion: RegisteredBundle, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for table in ("patients", "events"):
+        shutil.copy(small_borough_dir / f"{table}.parquet", data)
+    practices = pd.read_parquet(small_borough_dir / "practices.parquet")
+    practices["locality"] = practices["locality"].replace({"South": "north"})
+    practices["gp_cluster"] = practices["gp_cluster"].replace({"North 2": "North-1"})
+    practices.to_parquet(data / "practices.parquet", index=False)
+    validated = tmp_path / "validated"
+    assert validate_dir(data, validated, WEEK).reconciles
+    folder = weekly_run(validated, WEEK, champion, tmp_path / "lists").folder
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    listed = _people(tmp_path / "lists").query("tier != ''")
+    for scope, column in (("locality", "locality"), ("cluster", "gp_cluster")):
+        assert len(list(folder.glob(f"{scope}_*.csv"))) == listed[column].nunique(), scope
+        names = {stem: s["name"] for stem, s in manifest["lists"].items() if s["scope"] == scope}
+        assert sorted(names.values()) == sorted(listed[column].unique())
+        assert sorted(p.stem for p in folder.glob(f"{scope}_*.csv")) == sorted(names)
+        for stem, name in names.items():
+            table = pd.read_csv(folder / f"{stem}.csv")
+            expected = listed.loc[listed[column] == name, "patient_id"]
+            assert list(table["Pseudonymised ID"]) == list(expected), stem
+    assert {"North", "north"} <= set(listed["locality"])
+    assert {"North 1", "North-1"} <= set(listed["gp_cluster"])
+    assert "locality_central.csv" in {p.name for p in folder.iterdir()}  # no clash, no digits

@@ -6,9 +6,12 @@ its zip entries' timestamps are fixed), so a re-run of a week can be checked byt
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import zipfile
+from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -129,5 +132,30 @@ def _fixed_zip(data: bytes, stamp: datetime) -> bytes:
 
 
 def slug(name: str) -> str:
-    """A file-name-safe lower-case form of a locality or cluster name."""
+    """A file-name-safe lower-case form of a locality or cluster name (letters, digits, _)."""
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_") or "unnamed"
+
+
+NAME_HASH_DIGITS = 10
+
+
+def scope_stems(scope: str, names: Iterable[str]) -> dict[str, str]:
+    """Each name's file stem, ``<scope>_<slug>``, unique among ``names``.
+
+    Names that share a slug (``North`` and ``north``, ``North 1`` and ``North-1``) each get
+    ``-`` and the first digits of the SHA-256 of the exact name: a slug never holds ``-``,
+    so no stem can equal another, and the week's manifest maps every stem back to its name.
+    """
+    names = sorted(set(names))
+    slugs = {name: slug(name) for name in names}
+    shared = Counter(slugs.values())
+    stems = {}
+    for name in names:
+        stem = f"{scope}_{slugs[name]}"
+        if shared[slugs[name]] > 1:
+            digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:NAME_HASH_DIGITS]
+            stem = f"{stem}-{digest}"
+        stems[name] = stem
+    if len(set(stems.values())) != len(stems):
+        raise ValueError(f"{scope} names give the same file name: {sorted(names)}")
+    return stems

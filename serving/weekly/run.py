@@ -31,7 +31,7 @@ from models.tiers import LISTED_TIERS, NOT_LISTED, top_mask
 from serving.weekly.config import WeeklyConfig
 from serving.weekly.drift import drift_check
 from serving.weekly.flags import flag_columns
-from serving.weekly.outputs import readable, slug, write_csv, write_workbook
+from serving.weekly.outputs import readable, scope_stems, write_csv, write_workbook
 from serving.weekly.pathways import Rules, load_rules
 from serving.weekly.referrals import COLUMNS as REFERRAL_COLUMNS
 from serving.weekly.report import report_html
@@ -211,13 +211,15 @@ def _left_table(left: pd.DataFrame) -> pd.DataFrame:
 def _write_scope(
     staging: Path,
     name: str,
+    title: str,
     listed: pd.DataFrame,
     left: pd.DataFrame,
     manifest: dict,
     sheets_by: str | None,
     stamp: datetime,
 ) -> None:
-    """CSV, workbook (one sheet per ``sheets_by`` value, else one) and report for a scope."""
+    """CSV, workbook (one sheet per ``sheets_by`` value, else one) and report (``title``)
+    for a scope, as ``<name>.csv``, ``.xlsx`` and ``.html``."""
     table = readable(listed)
     write_csv(table, staging / f"{name}.csv")
     if sheets_by is None:
@@ -228,9 +230,7 @@ def _write_scope(
             for key, group in listed.groupby(sheets_by, sort=True, observed=True)
         } or {name: table}
     write_workbook(sheets, staging / f"{name}.xlsx", stamp)
-    (staging / f"{name}.html").write_text(
-        _report(name.replace("_", " "), listed, left, manifest, table)
-    )
+    (staging / f"{name}.html").write_text(_report(title, listed, left, manifest, table))
 
 
 def weekly_run(
@@ -334,20 +334,18 @@ def _write_week(
         (staging / BOROUGH_REPORT).write_text(
             _report("the borough", listed, left, manifest, readable(listed))
         )
-        for locality, group in listed.groupby("locality", sort=True):
-            gone = left[left["locality"] == locality]
-            _write_scope(
-                staging,
-                f"locality_{slug(locality)}",
-                group,
-                gone,
-                manifest,
-                "gp_cluster",
-                stamp,
-            )
-        for cluster, group in listed.groupby("gp_cluster", sort=True):
-            gone = left[left["gp_cluster"] == cluster]
-            _write_scope(staging, f"cluster_{slug(cluster)}", group, gone, manifest, None, stamp)
-        manifest = manifest | {"files": file_digests(staging)}
+        lists: dict[str, dict[str, str]] = {}
+        for scope, column, sheets_by in (
+            ("locality", "locality", "gp_cluster"),
+            ("cluster", "gp_cluster", None),
+        ):
+            stems = scope_stems(scope, listed[column].dropna().unique())
+            for name, group in listed.groupby(column, sort=True):
+                gone = left[left[column] == name]
+                stem = stems[name]
+                title = f"{scope} {name}"
+                _write_scope(staging, stem, title, group, gone, manifest, sheets_by, stamp)
+                lists[stem] = {"scope": scope, "name": str(name)}
+        manifest = manifest | {"lists": lists, "files": file_digests(staging)}
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return store.folder(as_of), manifest

@@ -25,6 +25,7 @@ of admission or the day before.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,7 @@ IGNORED_COLUMNS = [
     "reason",
 ]
 ER_LIKE = ("emergency", "urgentcare")
+NO_CODE = "no_code"
 
 
 @dataclass(slots=True)
@@ -255,26 +257,32 @@ def _empty_events() -> pd.DataFrame:
     )
 
 
+def _looked_up(
+    frame: pd.DataFrame, columns: list[str], find: Callable[..., tuple[str, ...]]
+) -> pd.Series:
+    """``find(*values)`` for each row's ``columns``, asked once per distinct combination.
+
+    Missing values are passed as None: NaN is not equal to itself, so as part of a dict key
+    it would not find its own entry.
+    """
+    values = frame[columns].astype(object)
+    keys = list(values.where(values.notna(), None).itertuples(index=False, name=None))
+    lookup = {key: find(*key) for key in set(keys)}
+    return pd.Series([lookup[key] for key in keys], index=frame.index, dtype=object)
+
+
 def condition_events(conditions: pd.DataFrame, table: str, ledger: Ledger) -> pd.DataFrame:
     """Long-term conditions (first record per person and condition) and social circumstances.
 
     ``conditions``: ``source_id``, ``start``, ``code_system``, ``code``, ``description``.
-    Unmapped codes and later records of a condition already recorded are ignored with reason.
+    Rows without a code (``no_code``), unmapped codes and later records of a condition
+    already recorded are ignored with their reason.
     """
-    keys = conditions[["code_system", "code"]].drop_duplicates()
-    lookup = {
-        (s, c): codes.condition_targets(s, c) for s, c in keys.itertuples(index=False, name=None)
-    }
-    targets = pd.Series(
-        [
-            lookup[(s, c)]
-            for s, c in zip(conditions["code_system"], conditions["code"], strict=True)
-        ],
-        index=conditions.index,
-        dtype=object,
-    )
+    targets = _looked_up(conditions, ["code_system", "code"], codes.condition_targets)
     mapped = targets.str.len() > 0
-    ledger.ignore(table, conditions[~mapped], "unmapped_code")
+    no_code = conditions["code"].isna()
+    ledger.ignore(table, conditions[~mapped & no_code], NO_CODE)
+    ledger.ignore(table, conditions[~mapped & ~no_code], "unmapped_code")
     pairs = targets[mapped].explode()
     rows = conditions.loc[pairs.index].assign(
         kind=[k for k, _ in pairs], target=[t for _, t in pairs]
@@ -307,20 +315,15 @@ def prescription_events(drugs: pd.DataFrame, table: str, ledger: Ledger) -> pd.D
     ``drugs``: ``source_id``, ``start``, ``end`` (the covered period's last day; for an
     ongoing course the adapter gives the person's death or the end of the data),
     ``code_system``, ``code``, ``description`` (the drug's name). A record without an end
-    covers 28 days. Drugs of no known class are ignored (``unmapped_code``).
+    covers 28 days. Drugs of no known class are ignored (``unmapped_code``), and so are rows
+    with neither a code nor a name (``no_code``: say, a concept missing from the extract's
+    vocabulary and an empty source value).
     """
-    keys = drugs[["code_system", "code", "description"]].drop_duplicates()
-    lookup = {key: codes.drug_classes(*key) for key in keys.itertuples(index=False, name=None)}
-    classes = pd.Series(
-        [
-            lookup[key]
-            for key in zip(drugs["code_system"], drugs["code"], drugs["description"], strict=True)
-        ],
-        index=drugs.index,
-        dtype=object,
-    )
+    classes = _looked_up(drugs, ["code_system", "code", "description"], codes.drug_classes)
     mapped = classes.str.len() > 0
-    ledger.ignore(table, drugs[~mapped], "unmapped_code")
+    no_code = drugs["code"].isna() & drugs["description"].isna()
+    ledger.ignore(table, drugs[~mapped & no_code], NO_CODE)
+    ledger.ignore(table, drugs[~mapped & ~no_code], "unmapped_code")
     rows = drugs[mapped].assign(drug_class=classes[mapped]).explode("drug_class")
     days = (rows["end"] - rows["start"]).dt.days
     issues = (days.fillna(0).clip(lower=0) // ISSUE_DAYS + 1).astype("int64").to_numpy()
@@ -401,9 +404,53 @@ class Mapped:
     about: dict[str, object]
 
 
+# A value the contract requires that a mapped row lacks, and the reason its source row is
+# then not mapped; checked in this order, the first missing one is the reason.
+REQUIRED = {
+    "source_id": "no_person_id",
+    "birth_month": "no_birth_date",
+    "sex": "no_sex",
+    "registration_start": "no_registration_start",
+    "start": "no_date",
+}
+
+
+def _first_missing(frame: pd.DataFrame) -> pd.Series:
+    reason = pd.Series(pd.NA, index=frame.index, dtype="str")
+    for column in reversed([c for c in REQUIRED if c in frame]):
+        reason = reason.mask(frame[column].isna(), REQUIRED[column])
+    return reason
+
+
+def complete_rows(
+    patients: pd.DataFrame, events: pd.DataFrame, patients_table: str, ledger: Ledger
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Patients (index = source row of ``patients_table``) and tagged events without the rows
+    that lack a value the contract requires (``REQUIRED``): those source rows are not mapped,
+    each with its reason, so a person without an id, a birth date, a sex or any date, or an
+    event without a person or a date, is counted, never passed on half-empty."""
+    lacking = _first_missing(patients)
+    for reason, rows in patients[lacking.notna()].groupby(lacking.dropna(), sort=True):
+        ledger.ignore(patients_table, rows, str(reason), "registration_start", None, None, None)
+    missing = _first_missing(events)
+    gaps = events[missing.notna()].assign(reason=missing.dropna())
+    for (table, reason), rows in gaps.groupby(["source_table", "reason"], sort=True):
+        ledger.ignore(
+            str(table), rows.drop_duplicates("source_row").set_index("source_row"), str(reason)
+        )
+    return patients[lacking.isna()], events[missing.isna()]
+
+
 def tag(events: pd.DataFrame, table: str) -> pd.DataFrame:
     """Mark events with the source table they came from; the index is the source row."""
     return events.assign(source_table=table, source_row=events.index.to_numpy(dtype="int64"))
+
+
+def lookup(keys: pd.Series, values: pd.Series) -> pd.Series:
+    """``values`` (unique index) at each of ``keys``, missing where absent, in ``values``'
+    dtype. Unlike ``keys.map(values)`` it holds when ``values`` is empty dates."""
+    found = values.reindex(keys.to_numpy())
+    return pd.Series(found.to_numpy(), index=keys.index, dtype=values.dtype)
 
 
 def first_of_month(year: pd.Series, month: pd.Series) -> pd.Series:

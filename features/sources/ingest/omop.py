@@ -10,7 +10,8 @@ Tables read: ``person`` and ``visit_occurrence`` (required); ``observation_perio
 - Registration: the person's observation periods, first start to last end; the end is
   left empty (still registered) when it reaches the end of the data or the death. People
   without an observation period are registered from their first to their last recorded
-  activity (counted in the report); with no activity either they are quarantined.
+  activity (counted in the report); with no activity either they are not mapped
+  (``no_registration_start``).
 - Practice: the person's care site (its source value, else its id), locality from the care
   site's location (county, else city); no care site: one ``UNASSIGNED`` practice.
 - Visits: see ``features.sources.ingest.mapping``; ``admitted_from_concept_id`` (v5.4) or
@@ -18,8 +19,11 @@ Tables read: ``person`` and ``visit_occurrence`` (required); ``observation_perio
   an outpatient visit (9202) with a general-practice provider is a GP contact.
 - Conditions: the standard concept's SNOMED code, else the source concept's code (ICD-10 or
   SNOMED), else the source value read as ICD-10 or SNOMED. Drugs: the concept's name and
-  code (RxNorm names by ingredient; ATC/BNF by prefix), else the source value. Procedures
-  are counted, not mapped.
+  code (RxNorm names by ingredient; ATC/BNF by prefix), else the source value; a course
+  without an end date lasts ``days_supply`` (ignored above 10 years), else 28 days.
+  Procedures are counted, not mapped.
+- A row without a person, a date or (for people) a birth year or sex is not mapped, with its
+  reason (``mapping.complete_rows``).
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ from features.sources.ingest.mapping import (
     UNASSIGNED,
     Ledger,
     Mapped,
+    complete_rows,
     condition_events,
     count_only,
     first_of_month,
+    lookup,
     practices_frame,
     prescription_events,
     tag,
@@ -100,6 +106,7 @@ CDM_SOURCE = Spec("cdm_source", False, (), ("cdm_version",))
 SEX = {"8507": "M", "8532": "F"}
 ER_ORIGINS = frozenset({"8870", "9203", "262"})
 GP_SPECIALTIES = frozenset({"38004446", "38004453"})  # General Practice, Family Practice
+MAX_DAYS_SUPPLY = 3660
 
 
 def _concepts(extract: Extract, *columns: pd.Series) -> pd.DataFrame:
@@ -215,11 +222,11 @@ def _registration(
     seen = activity.groupby("source_id")["start"].agg(["min", "max"])
     data_end = span["end"].max() if len(span) else seen["max"].max()
     ids = patients["source_id"]
-    start = ids.map(span["start"]) if len(span) else pd.Series(pd.NaT, index=ids.index)
-    end = ids.map(span["end"]) if len(span) else pd.Series(pd.NaT, index=ids.index)
+    start = lookup(ids, span["start"]) if len(span) else pd.Series(pd.NaT, index=ids.index)
+    end = lookup(ids, span["end"]) if len(span) else pd.Series(pd.NaT, index=ids.index)
     no_period = start.isna() & end.isna()
-    start = start.fillna(ids.map(seen["min"])).astype("datetime64[s]")
-    died = ids.map(death).astype("datetime64[s]")
+    start = start.fillna(lookup(ids, seen["min"])).astype("datetime64[s]")
+    died = lookup(ids, death).astype("datetime64[s]")
     open_end = end.isna() | (end >= data_end) | (died.notna() & (end >= died))
     ledger.facts["people"] = {
         "in": len(patients),
@@ -296,20 +303,19 @@ def _conditions(extract: Extract, ledger: Ledger) -> pd.DataFrame | None:
     source = rows["condition_source_value"]
     standard = rows["condition_concept_id"]
     from_source = rows["condition_source_concept_id"]
-    system, code = _pick_codes(
-        [
-            (standard.map(concept["vocabulary_id"]), standard.map(concept["concept_code"])),
-            (from_source.map(concept["vocabulary_id"]), from_source.map(concept["concept_code"])),
-            (source.map(codes.guess_system).astype("str"), source),
-        ]
-    )
+    by_concept = [
+        (lookup(ids, concept["vocabulary_id"]), lookup(ids, concept["concept_code"]))
+        for ids in (standard, from_source)
+    ]
+    guessed = (source.map(codes.guess_system).astype("str"), source)
+    system, code = _pick_codes([*by_concept, guessed])
     frame = pd.DataFrame(
         {
             "source_id": rows["person_id"],
             "start": extract.dates(CONDITIONS, rows, "condition_start_date"),
             "code_system": system,
             "code": code,
-            "description": standard.map(concept["concept_name"]).fillna(source),
+            "description": lookup(standard, concept["concept_name"]).fillna(source),
         },
         index=rows.index,
     )
@@ -322,10 +328,13 @@ def _drugs(extract: Extract, ledger: Ledger) -> pd.DataFrame | None:
         return None
     concept = _concepts(extract, rows["drug_concept_id"], rows["drug_source_concept_id"])
     drug, source_concept = rows["drug_concept_id"], rows["drug_source_concept_id"]
-    name = drug.map(concept["concept_name"]).fillna(source_concept.map(concept["concept_name"]))
+    names = concept["concept_name"]
+    name = lookup(drug, names).fillna(lookup(source_concept, names))
     source = rows["drug_source_value"]
     start = extract.dates(DRUGS, rows, "drug_exposure_start_date")
-    supply = pd.to_timedelta(parse_numbers(rows["days_supply"]).clip(lower=1) - 1, unit="D")
+    days = parse_numbers(rows["days_supply"])
+    days = days.where(days <= MAX_DAYS_SUPPLY)  # a longer supply is a typo: end unknown
+    supply = pd.to_timedelta(days.clip(lower=1) - 1, unit="D")
     end = extract.dates(DRUGS, rows, "drug_exposure_end_date").fillna(start + supply)
     looks_atc = source.str.fullmatch(r"[A-Z]\d{2}[A-Z]{0,2}\d{0,2}", na=False)
     frame = pd.DataFrame(
@@ -333,8 +342,8 @@ def _drugs(extract: Extract, ledger: Ledger) -> pd.DataFrame | None:
             "source_id": rows["person_id"],
             "start": start,
             "end": end.astype("datetime64[s]"),
-            "code_system": drug.map(concept["vocabulary_id"]).mask(looks_atc, codes.ATC),
-            "code": drug.map(concept["concept_code"]).mask(looks_atc, source),
+            "code_system": lookup(drug, concept["vocabulary_id"]).mask(looks_atc, codes.ATC),
+            "code": lookup(drug, concept["concept_code"]).mask(looks_atc, source),
             "description": name.fillna(source),
         },
         index=rows.index,
@@ -351,9 +360,9 @@ def _procedures(extract: Extract, ledger: Ledger) -> None:
         {
             "source_id": rows["person_id"],
             "start": extract.dates(PROCEDURES, rows, "procedure_date"),
-            "code_system": rows["procedure_concept_id"].map(concept["vocabulary_id"]),
+            "code_system": lookup(rows["procedure_concept_id"], concept["vocabulary_id"]),
             "code": rows["procedure_source_value"].fillna(rows["procedure_concept_id"]),
-            "description": rows["procedure_concept_id"].map(concept["concept_name"]),
+            "description": lookup(rows["procedure_concept_id"], concept["concept_name"]),
         },
         index=rows.index,
     )
@@ -378,6 +387,7 @@ def map_omop(extract: Extract, practices_file: pd.DataFrame | None) -> Mapped:
     _procedures(extract, ledger)
     events = pd.concat([p for p in parts if p is not None], ignore_index=True)
     patients = _registration(extract, patients, events, ledger)
+    patients, events = complete_rows(patients, events, PERSON.name, ledger)
     practices, assigned = practices_frame(practices, practices_file)
     used = set(extract.tables) & {
         s.name for s in (PERSON, OBSERVATION_PERIOD, VISITS, CONDITIONS, DRUGS, PROCEDURES, DEATH)

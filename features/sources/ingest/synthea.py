@@ -30,8 +30,10 @@ from features.sources.ingest.mapping import (
     UNASSIGNED,
     Ledger,
     Mapped,
+    complete_rows,
     condition_events,
     count_only,
+    lookup,
     practices_frame,
     prescription_events,
     tag,
@@ -115,7 +117,7 @@ def _medications(extract: Extract, ledger: Ledger, open_end: pd.Series) -> pd.Da
         {
             "source_id": rows["patient"],
             "start": extract.dates(MEDICATIONS, rows, "start"),
-            "end": end.fillna(rows["patient"].map(open_end)).astype("datetime64[s]"),
+            "end": end.fillna(lookup(rows["patient"], open_end)).astype("datetime64[s]"),
             "code_system": system,
             "code": rows["code"],
             "description": rows["description"],
@@ -181,7 +183,7 @@ def map_synthea(extract: Extract, practices_file: pd.DataFrame | None) -> Mapped
     events = pd.concat([p for p in parts if p is not None], ignore_index=True)
     birth = extract.dates(PATIENTS, people, "birthdate")
     first_seen = encounters.groupby("source_id")["start"].min()
-    start = people["id"].map(first_seen).fillna(birth).astype("datetime64[s]")
+    start = lookup(people["id"], first_seen).fillna(birth).astype("datetime64[s]")
     practice, practices = _practices(extract, encounters, people["id"])
     patients = pd.DataFrame(
         {
@@ -204,6 +206,7 @@ def map_synthea(extract: Extract, practices_file: pd.DataFrame | None) -> Mapped
         ),
         "deaths": int(death.notna().sum()),
     }
+    patients, events = complete_rows(patients, events, PATIENTS.name, ledger)
     practices, assigned = practices_frame(practices, practices_file)
     used = {s.name for s in (PATIENTS, ENCOUNTERS, CONDITIONS, MEDICATIONS, PROCEDURES)} | {
         CAREPLANS.name,
