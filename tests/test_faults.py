@@ -28,6 +28,7 @@ from features.sources.synthetic.config import SynthConfig
 from features.tables import ContractTables, fingerprint
 from features.validation import validate_dir
 from models.registry import RegisteredBundle
+from models.store import load_champion
 from riskstrat.cli import TRACKING_ENV
 from serving.weekly.run import weekly_run
 from serving.weekly.store import MANIFEST_FILE, WeekStore, file_digests
@@ -228,6 +229,7 @@ def test_killed_weekly_leaves_the_last_good_week(
         validate_dir(raw, data[name], EXTRACT)
     lists = tmp_path / "lists"
     (tmp_path / "work").mkdir()
+    model = load_champion(tracking_uri)  # what the command loads (other tests may promote)
     env = os.environ | {TRACKING_ENV: tracking_uri}
     runs = {
         name: (
@@ -248,7 +250,7 @@ def test_killed_weekly_leaves_the_last_good_week(
     }
     exercise = Exercise(
         runs,
-        lambda name: weekly_run(data[name], WEEK, champion, lists),
+        lambda name: weekly_run(data[name], WEEK, model, lists),
         lists,
         WeekStore(lists).folder(WEEK),
         lambda _: _read_week(lists),
