@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from features.engine import build_features, feature_sql
+from features.record import RECORD_FILE, write_record
 from features.tables import ContractTables
 
 
@@ -56,9 +57,10 @@ def measure_in_child(data_dir: Path, as_of_dates: list[date]) -> dict:
 def make_region(borough_dir: Path, out_dir: Path, copies: int) -> Path:
     """``copies`` boroughs side by side, identifiers prefixed with the copy number.
 
-    A region already in ``out_dir`` is reused (building one of 4 copies takes minutes).
+    A region already in ``out_dir`` (with its record, written last) is reused (building
+    one of 4 copies takes minutes).
     """
-    if all((out_dir / f"{t}.parquet").exists() for t in ("practices", "patients", "events")):
+    if (out_dir / RECORD_FILE).exists():
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
@@ -75,6 +77,7 @@ def make_region(borough_dir: Path, out_dir: Path, copies: int) -> Path:
         src = borough_dir / f"{name}.parquet"
         union = " UNION ALL ".join(template.format(k=k, src=src) for k in range(copies))
         con.execute(f"COPY ({union}) TO '{out_dir / (name + '.parquet')}' (FORMAT parquet)")
+    write_record(out_dir)
     return out_dir
 
 

@@ -72,6 +72,28 @@ class Column:
     nullable: bool
     meaning: str
 
+    def accepts(self, source: pa.DataType) -> bool:
+        """Whether values of type ``source`` can be cast to this column's type without
+        reinterpreting them (dates from dates or timestamps, numbers from numbers, text from
+        text; an all-null column fits anywhere)."""
+        target = self.type
+        return (
+            pa.types.is_null(source)
+            or (
+                pa.types.is_date(target)
+                and (pa.types.is_date(source) or pa.types.is_timestamp(source))
+            )
+            or (
+                pa.types.is_string(target)
+                and (pa.types.is_string(source) or pa.types.is_large_string(source))
+            )
+            or (pa.types.is_integer(target) and pa.types.is_integer(source))
+            or (
+                pa.types.is_floating(target)
+                and (pa.types.is_floating(source) or pa.types.is_integer(source))
+            )
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Table:

@@ -5,6 +5,11 @@ contract tables (``patients``, ``events``, ``practices``) plus ``as_of_dates``; 
 compiled to SQL once and run on any connection that has relations of those names. Here that
 is DuckDB over Parquet files or in-memory frames; elsewhere it can be a warehouse holding
 tables of the same names.
+
+A folder is read only after ``check_folder`` accepts it: the three tables present, in the
+contract's schema, and exactly the files its ``tables.json`` record names (rows and
+SHA-256), so that nothing half-written or mixed from two runs is ever used. In-memory frames
+(``from_frames``) are not checked.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 
 import duckdb
@@ -19,8 +25,10 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from features.contract import EVENTS, PATIENTS, PRACTICES, TABLES
+from features.contract import EVENTS, PATIENTS, PRACTICES, TABLES, Table
+from features.record import RECORD_FILE, FolderError, TableFile, read_record, sha256
 
 AS_OF_TABLE = "as_of_dates"
 
@@ -34,31 +42,107 @@ def unbound(name: str) -> ir.Table:
 
 
 def fingerprint(data_dir: Path) -> str:
-    """SHA-256 over the contract files, so a run names exactly the data it saw."""
-    digest = hashlib.sha256()
+    """SHA-256 over the checked tables' SHA-256s, so a run names exactly the data it saw."""
+    record = _checked(data_dir.resolve(), check_folder(data_dir))
+    lines = "".join(f"{t.name} {record[t.name].sha256}\n" for t in TABLES)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+Signature = tuple[tuple[int, int, int] | None, ...]
+
+
+def _signature(data_dir: Path) -> Signature:
+    """Inode, size and modification time of each table and of the record: a replaced or
+    rewritten file changes it."""
+    stamps: list[tuple[int, int, int] | None] = []
+    for name in (*(t.file_name for t in TABLES), RECORD_FILE):
+        try:
+            stat = (data_dir / name).stat()
+        except FileNotFoundError:
+            stamps.append(None)
+            continue
+        stamps.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(stamps)
+
+
+def check_folder(data_dir: Path) -> Signature:
+    """Check that ``data_dir`` holds the three contract tables in the contract's schema and
+    exactly as its record (``tables.json``) names them; return the files' signature.
+
+    A missing table raises FileNotFoundError; a table of the wrong schema, a missing record
+    or a table that does not match it raises FolderError naming the file (and column). The
+    check reads every table once per process and signature (it is cached), so opening the
+    same folder again costs a few ``stat`` calls.
+    """
     for table in TABLES:
-        with (data_dir / table.file_name).open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
+        path = data_dir / table.file_name
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: the {table.name} table is missing")
+    signature = _signature(data_dir)
+    _checked(data_dir.resolve(), signature)
+    return signature
+
+
+def _check_schema(path: Path, table: Table) -> None:
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise FolderError(f"{path}: cannot be read as Parquet ({exc})") from exc
+    for column in table.columns:
+        if column.name not in schema.names:
+            raise FolderError(f"{path}: missing column '{column.name}' ({column.meaning})")
+        found = schema.field(column.name).type
+        if pa.types.is_null(found) or not column.accepts(found):
+            raise FolderError(
+                f"{path}: column '{column.name}' has type {found}, expected {column.type}"
+            )
+
+
+@lru_cache(maxsize=8)
+def _checked(data_dir: Path, signature: Signature) -> dict[str, TableFile]:
+    """The record of a folder whose tables passed the checks (cached per signature)."""
+    for table in TABLES:
+        _check_schema(data_dir / table.file_name, table)
+    record = read_record(data_dir)
+    for table in TABLES:
+        path = data_dir / table.file_name
+        recorded = record[table.name]
+        rows = pq.ParquetFile(path).metadata.num_rows
+        if rows != recorded.rows:
+            differs = f"{rows:,} rows, {recorded.rows:,} recorded"
+        elif sha256(path) != recorded.sha256:
+            differs = "its SHA-256 differs"
+        else:
+            continue
+        raise FolderError(
+            f"{path}: does not match {RECORD_FILE} ({differs}): the folder was changed or "
+            "half-written; run validate again"
+        )
+    return record
 
 
 class ContractTables:
     """A DuckDB connection holding the three contract tables under their contract names."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        data_dir: Path | None = None,
+        signature: Signature = (),
+    ) -> None:
         self.connection = connection
+        self._data_dir = data_dir
+        self._signature = signature
 
     @classmethod
     def from_dir(cls, data_dir: Path) -> ContractTables:
-        """Views over the Parquet files in ``data_dir`` (nothing is loaded until a query)."""
+        """Views over the Parquet files in ``data_dir`` once ``check_folder`` accepts it
+        (nothing is loaded until a query)."""
+        signature = check_folder(data_dir)
         connection = duckdb.connect()
         for table in TABLES:
-            path = data_dir / table.file_name
-            if not path.exists():
-                raise FileNotFoundError(f"{path}: the {table.name} table is missing")
-            connection.read_parquet(str(path)).create_view(table.name)
-        return cls(connection)
+            connection.read_parquet(str(data_dir / table.file_name)).create_view(table.name)
+        return cls(connection, data_dir, signature)
 
     @classmethod
     def from_frames(
@@ -82,8 +166,19 @@ class ContractTables:
         dates = sorted(set(as_of_dates))
         if not dates:
             raise ValueError("at least one as-of date is needed")
+        self._unchanged()
         self.connection.register(AS_OF_TABLE, pa.table({"as_of": pa.array(dates, pa.date32())}))
         try:
-            return self.connection.sql(sql).arrow().read_all().to_pandas(date_as_object=False)
+            frame = self.connection.sql(sql).arrow().read_all().to_pandas(date_as_object=False)
         finally:
             self.connection.unregister(AS_OF_TABLE)
+        self._unchanged()
+        return frame
+
+    def _unchanged(self) -> None:
+        """Refuse to go on if the folder's files were replaced since they were checked (a
+        validate or ingest swapped in new tables mid-run), so no result mixes two folders."""
+        if self._data_dir is not None and _signature(self._data_dir) != self._signature:
+            raise FolderError(
+                f"{self._data_dir}: the tables were replaced while they were being read: run again"
+            )

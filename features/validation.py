@@ -3,7 +3,9 @@
 A whole-file problem (unreadable file, missing column, wrong type) raises ``ContractError``
 naming the file and column. A row-level problem moves the row, unchanged and with its row
 number and a reason code, to ``quarantine/<table>.parquet``; the report reconciles rows read
-with rows accepted plus rows quarantined, so nothing is dropped silently.
+with rows accepted plus rows quarantined, so nothing is dropped silently. The output folder
+is replaced in one step (``features.atomic``) and carries the tables' record
+(``features.record``) that every reader checks.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.atomic import check_replaceable, replacing
 from features.contract import (
     ETHNICITY_GROUPS,
     EVENTS,
     PATIENTS,
     PRACTICES,
     SEXES,
+    Column,
     EventKind,
     Table,
 )
+from features.record import write_record
 
 QUARANTINE_DIR = "quarantine"
 REPORT_FILE = "validation_report.json"
@@ -87,31 +92,21 @@ def read_table(path: Path, table: Table) -> pa.Table:
     for col in table.columns:
         if col.name not in raw.column_names:
             raise ContractError(f"{path}: missing column '{col.name}' ({col.meaning})")
-        columns.append(_cast_column(path, col.name, raw.column(col.name), col.type))
+        columns.append(_cast_column(path, col, raw.column(col.name)))
     return pa.Table.from_arrays(columns, schema=table.schema)
 
 
-def _cast_column(path: Path, name: str, values: pa.ChunkedArray, target: pa.DataType) -> pa.Array:
-    source = values.type
-    compatible = (
-        (pa.types.is_date(target) and (pa.types.is_date(source) or pa.types.is_timestamp(source)))
-        or (
-            pa.types.is_string(target)
-            and (pa.types.is_string(source) or pa.types.is_large_string(source))
+def _cast_column(path: Path, column: Column, values: pa.ChunkedArray) -> pa.Array:
+    if not column.accepts(values.type):
+        raise ContractError(
+            f"{path}: column '{column.name}' has type {values.type}, expected {column.type}"
         )
-        or (pa.types.is_integer(target) and pa.types.is_integer(source))
-        or (
-            pa.types.is_floating(target)
-            and (pa.types.is_floating(source) or pa.types.is_integer(source))
-        )
-        or pa.types.is_null(source)
-    )
-    if not compatible:
-        raise ContractError(f"{path}: column '{name}' has type {source}, expected {target}")
     try:
-        return values.cast(target).combine_chunks()
+        return values.cast(column.type).combine_chunks()
     except pa.ArrowInvalid as exc:
-        raise ContractError(f"{path}: column '{name}' cannot be cast to {target} ({exc})") from exc
+        raise ContractError(
+            f"{path}: column '{column.name}' cannot be cast to {column.type} ({exc})"
+        ) from exc
 
 
 RowCheck = Callable[[pd.DataFrame], np.ndarray]
@@ -208,13 +203,29 @@ def _split(
 
 
 def validate_dir(source: Path, output: Path, extract_date: date) -> ValidationReport:
-    """Validate the three contract tables in ``source``; write accepted rows, quarantine, report.
+    """Validate the contract tables in ``source`` into ``output``, replacing it in one step.
+
+    Everything is written to a staging folder beside ``output`` that replaces it only when
+    complete, so a failed or killed run leaves the last good ``output`` as it was.
+    ``output`` must be new, empty or an earlier output (it has a validation report), and
+    must not hold ``source``.
+    """
+    check_replaceable(output, REPORT_FILE, inputs=(source,))
+    with replacing(output) as staging:
+        return validate_into(source, staging, extract_date, output)
+
+
+def validate_into(
+    source: Path, folder: Path, extract_date: date, output: Path, origin: str | None = None
+) -> ValidationReport:
+    """Validate the three contract tables in ``source``; write accepted rows, quarantine,
+    the report and the tables' record into the empty ``folder`` (which becomes ``output``).
+    The report names ``origin`` (default: ``source``) as where the tables came from.
 
     Practices are validated first, then patients against them, then events against the
     accepted patients, so a row referring to a quarantined parent is quarantined too.
     """
-    output.mkdir(parents=True, exist_ok=True)
-    (output / QUARANTINE_DIR).mkdir(exist_ok=True)
+    (folder / QUARANTINE_DIR).mkdir()
     reports: list[TableReport] = []
     accepted_keys: dict[str, set[str]] = {}
     for table in (PRACTICES, PATIENTS, EVENTS):
@@ -226,13 +237,16 @@ def validate_dir(source: Path, output: Path, extract_date: date) -> ValidationRe
         else:
             checks = event_checks(accepted_keys["patients"], extract_date)
         good, bad, by_reason = _split(data, checks)
-        pq.write_table(good, output / table.file_name)
-        pq.write_table(bad, output / QUARANTINE_DIR / table.file_name)
+        pq.write_table(good, folder / table.file_name)
+        pq.write_table(bad, folder / QUARANTINE_DIR / table.file_name)
         if table.key:
             accepted_keys[table.name] = set(good.column(table.key).to_pylist())
         reports.append(
             TableReport(table.name, data.num_rows, good.num_rows, bad.num_rows, by_reason)
         )
-    report = ValidationReport(str(source), str(output), extract_date.isoformat(), tuple(reports))
-    (output / REPORT_FILE).write_text(report.to_json())
+    report = ValidationReport(
+        origin or str(source), str(output), extract_date.isoformat(), tuple(reports)
+    )
+    (folder / REPORT_FILE).write_text(report.to_json())
+    write_record(folder)
     return report

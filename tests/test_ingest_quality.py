@@ -10,6 +10,7 @@ import pytest
 from ingest_support import OMOP, OMOP_SKIP, TEST_KEY, copy_extract, key_file, run
 
 from features.engine import feature_specs
+from features.sources.ingest import quality
 from features.sources.ingest.quality import Thresholds, verdict
 from features.sources.ingest.tables import IngestError
 from riskstrat.cli import main
@@ -81,6 +82,46 @@ def test_contract_source_is_pseudonymised_validated_and_clustered(tmp_path: Path
     assert table.loc["B2", ["gp_cluster", "locality"]].tolist() == ["y", "South"]
     assert report["verdict"]["emergency_admissions"] == 1
     assert report["reconciles"]
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_rerun_replaces_the_whole_output_and_leaves_no_mapped_folder(tmp_path: Path) -> None:
+    data = _contract_tables(tmp_path / "data")
+    out = tmp_path / "out"
+    run("contract", data, out, key_file(tmp_path / "keys"))
+    (out / ".mapped-killed").mkdir()  # what a killed run of an older version left inside
+    (out / ".mapped-killed" / "events.parquet").write_text("half")
+
+    result = run("contract", data, out, key_file(tmp_path / "keys"))
+
+    assert result.report["reconciles"]
+    assert not list(out.rglob(".mapped-*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "keys", "out"]
+    assert json.loads((out / "validation_report.json").read_text())["source"] == str(data)
+
+
+def test_a_failed_rerun_leaves_the_last_good_output_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _contract_tables(tmp_path / "data")
+    out = tmp_path / "out"
+    run("contract", data, out, key_file(tmp_path / "keys"))
+    good = _contents(out)
+
+    def fails(*args: object) -> None:
+        raise OSError("disk full while writing the quality report")
+
+    monkeypatch.setattr(quality, "write", fails)
+    with pytest.raises(OSError, match="disk full"):
+        run(
+            "contract", data, out, key_file(tmp_path / "other-keys", "another-key-0123456789abcdef")
+        )
+
+    assert _contents(out) == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "keys", "other-keys", "out"]
 
 
 def test_practices_file_needs_its_columns(tmp_path: Path) -> None:

@@ -152,3 +152,36 @@ def test_unreadable_file_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(ContractError, match=r"patients\.parquet: cannot be read"):
         validate_dir(tmp_path / "in", tmp_path / "out", EXTRACT)
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_failed_run_leaves_the_last_good_output_as_it_was(tmp_path: Path) -> None:
+    _write(tmp_path / "in", _practices(), _patients(), _events())
+    validate_dir(tmp_path / "in", tmp_path / "out", EXTRACT)
+    good = _contents(tmp_path / "out")
+    # A newer extract whose events file arrived truncated: practices and patients read fine.
+    _write(tmp_path / "newer", _practices(), _patients().iloc[:2], _events())
+    data = (tmp_path / "newer" / "events.parquet").read_bytes()
+    (tmp_path / "newer" / "events.parquet").write_bytes(data[: len(data) // 2])
+
+    with pytest.raises(ContractError, match=r"events\.parquet: cannot be read"):
+        validate_dir(tmp_path / "newer", tmp_path / "out", EXTRACT)
+
+    assert _contents(tmp_path / "out") == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "newer", "out"]
+
+
+def test_refuses_to_write_over_its_input_or_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    _write(tmp_path / "in", _practices(), _patients(), _events())
+    raw = _contents(tmp_path / "in")
+    with pytest.raises(ValueError, match="would replace the input"):
+        validate_dir(tmp_path / "in", tmp_path / "in", EXTRACT)
+    assert _contents(tmp_path / "in") == raw
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "mlflow.db").write_text("the registry")
+    with pytest.raises(ValueError, match=r"not empty and has no validation_report\.json"):
+        validate_dir(tmp_path / "in", tmp_path / "work", EXTRACT)
+    assert (tmp_path / "work" / "mlflow.db").read_text() == "the registry"

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract import EVENTS, PATIENTS, PRACTICES
+from features.record import write_record
 
 WEEK = date(2026, 10, 26)
 PREVIOUS = WEEK - timedelta(days=7)
@@ -219,4 +220,5 @@ def write_contract(out: Path, people: pd.DataFrame, as_of: date = WEEK) -> Path:
             frame[list(table.schema.names)], schema=table.schema, preserve_index=False
         )
         pq.write_table(arrow, out / table.file_name)
+    write_record(out)
     return out

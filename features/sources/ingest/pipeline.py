@@ -3,12 +3,13 @@
 ``OUT`` then holds the validated contract tables (ready for ``riskstrat features`` and
 ``riskstrat weekly``), ``quarantine/`` and ``validation_report.json`` from validation,
 ``unmapped/<source table>.parquet`` (source rows not mapped, with their reason, under
-pseudonyms) and ``quality_report.json`` / ``.md``.
+pseudonyms) and ``quality_report.json`` / ``.md``. All of it is written to a staging folder
+beside ``OUT`` that replaces ``OUT`` in one step when complete, so a failed or killed run
+leaves the last good ``OUT`` as it was (and no ``.mapped-*`` folder inside it).
 """
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.atomic import check_replaceable, replacing
 from features.contract import EVENTS, PATIENTS, PRACTICES, Table
 from features.progress import QUIET, Progress
 from features.sources.ingest import quality
@@ -28,7 +30,7 @@ from features.sources.ingest.omop import map_omop
 from features.sources.ingest.pseudonym import Pseudonymiser, load_key
 from features.sources.ingest.synthea import map_synthea
 from features.sources.ingest.tables import Extract, IngestError
-from features.validation import validate_dir
+from features.validation import REPORT_FILE, validate_into
 
 SOURCES: dict[str, Callable[[Extract, pd.DataFrame | None], Mapped]] = {
     "omop": map_omop,
@@ -117,36 +119,36 @@ def ingest(
         raise IngestError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     text = str(location)
     key = load_key(key_file, protected=(_data_folder(text), out))
+    check_replaceable(out, REPORT_FILE, inputs=(_data_folder(text),))
     practices_file = read_practices_file(practices) if practices else None
     say.advance(INGEST, 0, STEPS, f"reading and mapping the {source} tables")
     mapped = SOURCES[source](Extract.open(text), practices_file)
     say.advance(INGEST, 1, STEPS, "pseudonymising")
     patients, events, ignored = _pseudonymise(mapped, key)
     on = extract_date or date.today()
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out, prefix=".mapped-") as staging:
-        tables = ((PRACTICES, mapped.practices), (PATIENTS, patients), (EVENTS, events))
-        for done, (table, frame) in enumerate(tables, start=2):
-            say.advance(INGEST, done, STEPS, f"writing {table.name}")
-            pq.write_table(_arrow(frame, table), Path(staging) / table.file_name)
-        say.advance(INGEST, 5, STEPS, "validating")
-        validation = validate_dir(Path(staging), out, on)
-    say.advance(INGEST, 6, STEPS, "writing unmapped rows")
-    shutil.rmtree(out / UNMAPPED_DIR, ignore_errors=True)
-    (out / UNMAPPED_DIR).mkdir()
-    for table, rows in ignored.groupby("source_table", sort=True):
-        rows.drop(columns="source_table").to_parquet(
-            out / UNMAPPED_DIR / f"{table}.parquet", index=False
+    with replacing(out) as staging:
+        with tempfile.TemporaryDirectory(dir=staging, prefix=".mapped-") as mapped_dir:
+            tables = ((PRACTICES, mapped.practices), (PATIENTS, patients), (EVENTS, events))
+            for done, (table, frame) in enumerate(tables, start=2):
+                say.advance(INGEST, done, STEPS, f"writing {table.name}")
+                pq.write_table(_arrow(frame, table), Path(mapped_dir) / table.file_name)
+            say.advance(INGEST, 5, STEPS, "validating")
+            validation = validate_into(Path(mapped_dir), staging, on, out, origin=text)
+        say.advance(INGEST, 6, STEPS, "writing unmapped rows")
+        (staging / UNMAPPED_DIR).mkdir()
+        for table, rows in ignored.groupby("source_table", sort=True):
+            rows.drop(columns="source_table").to_parquet(
+                staging / UNMAPPED_DIR / f"{table}.parquet", index=False
+            )
+        about = {
+            "path": text,
+            "extract_date": on.isoformat(),
+            "key_fingerprint": key.fingerprint,
+        }
+        say.advance(INGEST, 7, STEPS, "quality report")
+        report, verdict = quality.build(
+            mapped, validation, staging, about, thresholds or quality.Thresholds()
         )
-    about = {
-        "path": text,
-        "extract_date": on.isoformat(),
-        "key_fingerprint": key.fingerprint,
-    }
-    say.advance(INGEST, 7, STEPS, "quality report")
-    report, verdict = quality.build(
-        mapped, validation, out, about, thresholds or quality.Thresholds()
-    )
-    quality.write(report, out)
+        quality.write(report, staging)
     say.advance(INGEST, STEPS, STEPS, "done")
     return IngestResult(out, report, verdict)

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from features.contract import PATIENTS, PRACTICES, EventKind
 from features.progress import QUIET, Progress
+from features.record import write_record
 from features.sources.synthetic import emit
 from features.sources.synthetic.conditions import CONDITIONS, DRUG_CLASSES
 from features.sources.synthetic.config import SynthConfig
@@ -422,7 +423,8 @@ def _truth_summary(
 
 
 def write(borough: Borough, out: Path) -> None:
-    """Write the contract tables, the truth (keyed by pseudonym) and a manifest to ``out``."""
+    """Write the contract tables, the truth (keyed by pseudonym), a manifest and the tables'
+    record (``tables.json``, which readers check) to ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     pq.write_table(borough.practices, out / PRACTICES.file_name)
     pq.write_table(borough.patients, out / PATIENTS.file_name)
@@ -434,3 +436,4 @@ def write(borough: Borough, out: Path) -> None:
             out / TRUTH_DIR / "truth.parquet",
         )
     (out / MANIFEST).write_text(json.dumps(borough.summary, indent=2))
+    write_record(out)
