@@ -7,10 +7,12 @@ ignored. Who may see which locality is ``Principal.localities_for``, the rule th
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 import pandas as pd
 
+from features.record import FolderError
 from features.tables import ContractTables
 from features.timeline import patient_timeline
 from serving.access import OutsideScopeError, Principal
@@ -18,6 +20,8 @@ from serving.settings import ServiceSettings, SettingsError
 from serving.weekly.store import Week, WeekStore
 
 TIMELINE_MONTHS = 24
+
+logger = logging.getLogger(__name__)
 
 
 class NoWeeklyDataError(LookupError):
@@ -54,7 +58,9 @@ def may_open(principal: Principal, week: Week, person: pd.Series) -> bool:
 def timeline(patient_id: str, as_of: date) -> pd.DataFrame | None:
     """The person's events in the 24 months before ``as_of``, most recent first.
 
-    None when the contract tables are not configured or do not hold the person.
+    None when the contract tables are not configured, are not whole (a folder a run left
+    half-written is refused, and the page shows no timeline rather than a wrong one), or do
+    not hold the person.
     """
     folder = ServiceSettings.current().data_dir
     if folder is None:
@@ -62,6 +68,9 @@ def timeline(patient_id: str, as_of: date) -> pd.DataFrame | None:
     try:
         sources = ContractTables.from_dir(folder)
     except FileNotFoundError:
+        return None
+    except FolderError as exc:
+        logger.warning("no timelines: %s", exc)
         return None
     try:
         events = patient_timeline(sources, patient_id, as_of, months=TIMELINE_MONTHS)

@@ -1,10 +1,11 @@
 """The weekly runs' folder: the one place that knows a week's file layout.
 
-``<root>/<YYYY-MM-DD>/`` holds a finished week (it has a manifest); ``<root>/.<date>-*``
-are staging folders of a run in progress or killed; ``<root>/.<date>.lock`` is the lock a run
-of that week holds while it writes; ``<root>/runs.jsonl`` logs each run's stage timings. The
-weekly run writes through ``WeekStore.writing`` (lock, staging folder, then one rename), and
-the API, the pages and ``riskstrat referrals`` read through ``WeekStore.load``.
+``<root>/<YYYY-MM-DD>/`` holds a finished week (it has a manifest);
+``<root>/.<date>.partial-*`` are staging folders of a run in progress or killed
+(``features.atomic``); ``<root>/.<date>.lock`` is the lock a run of that week holds while it
+writes; ``<root>/runs.jsonl`` logs each run's stage timings. The weekly run writes through
+``WeekStore.writing`` (lock, staging folder, then one swap), and the API, the pages and
+``riskstrat referrals`` read through ``WeekStore.load``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import IO
 
 import pandas as pd
+
+from features.atomic import replacing
 
 PEOPLE_FILE = "people.parquet"
 REASONS_FILE = "reasons.parquet"
@@ -118,33 +119,16 @@ class WeekStore:
 
     @contextmanager
     def writing(self, as_of: date) -> Iterator[Path]:
-        """A staging folder to write the week into; on success it replaces the week's
-        folder in one rename, on failure it is removed and the last good week stays.
+        """A staging folder to write the week into; on success it replaces the week's folder
+        in one step (``features.atomic``: a kill at any moment leaves the old week or the new
+        one), on failure it is removed and the last good week stays.
 
         Only one run writes a week at a time: a second run of the same week fails at once
         with ``WeekLockedError`` naming the run that holds the lock (see ``_lock``).
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        with self._lock(as_of):
-            yield from self._staged(as_of)
-
-    def _staged(self, as_of: date) -> Iterator[Path]:
-        """The staging folder of ``writing``, renamed into place when the caller is done."""
-        name = as_of.isoformat()
-        for stale in self.root.glob(f".{name}-*"):
-            shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.root))
-        try:
+        with self._lock(as_of), replacing(self.folder(as_of)) as staging:
             yield staging
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        final = self.folder(as_of)
-        replaced = self.root / f".{name}-replaced"
-        if final.exists():
-            final.rename(replaced)
-        staging.rename(final)
-        shutil.rmtree(replaced, ignore_errors=True)
 
     @contextmanager
     def _lock(self, as_of: date) -> Iterator[None]:
