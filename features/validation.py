@@ -193,8 +193,10 @@ def _split(
     frame = table.to_pandas(date_as_object=False)
     reasons = _first_failure(frame, checks)
     bad = reasons != ""
+    kept_as_read = pa.schema([f.with_nullable(True) for f in table.schema])
     quarantined = (
         table.filter(pa.array(bad))
+        .cast(kept_as_read)  # the contract's required fields may be what is missing
         .append_column("source_row", pa.array(np.flatnonzero(bad), pa.int64()))
         .append_column("reason", pa.array(reasons[bad].astype(str), pa.string()))
     )

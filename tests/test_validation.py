@@ -185,3 +185,25 @@ def test_refuses_to_write_over_its_input_or_a_folder_it_did_not_write(tmp_path: 
     with pytest.raises(ValueError, match=r"not empty and has no validation_report\.json"):
         validate_dir(tmp_path / "in", tmp_path / "work", EXTRACT)
     assert (tmp_path / "work" / "mlflow.db").read_text() == "the registry"
+
+
+def test_rows_missing_a_required_value_are_quarantined_not_a_crash(tmp_path: Path) -> None:
+    """A Parquet file may hold nulls in the contract's required fields; those rows go to
+    quarantine (whose columns may then be empty) instead of the write failing."""
+    folder = tmp_path / "in"
+    _write(folder, _practices(), _patients().assign(sex=["F", "M", "F", "F", "F"]), _events())
+    events = pq.read_table(folder / EVENTS.file_name)
+    loose = pa.schema([f.with_nullable(True) for f in events.schema])
+    frame = events.to_pandas().astype({"start": "object"})
+    frame.loc[0, "start"] = None
+    frame.loc[5, "patient_id"] = None
+    pq.write_table(
+        pa.Table.from_pandas(frame, schema=loose, preserve_index=False), folder / EVENTS.file_name
+    )
+
+    report = validate_dir(folder, tmp_path / "out", EXTRACT)
+
+    assert report.reconciles
+    quarantined = pd.read_parquet(tmp_path / "out" / QUARANTINE_DIR / "events.parquet")
+    missing = quarantined[quarantined["reason"] == "missing_value"]
+    assert list(missing["source_row"]) == [0, 5]
