@@ -35,15 +35,20 @@ def _replaced(target: Path) -> Path:
     return target.parent / f".{target.name}.replaced"
 
 
+def containing(path: Path, folders: Iterable[Path]) -> Path | None:
+    """The first of ``folders`` that is ``path`` or holds it (after resolving links)."""
+    resolved = path.resolve()
+    return next((f for f in folders if resolved.is_relative_to(f.resolve())), None)
+
+
 def check_replaceable(target: Path, marker: str, inputs: Iterable[Path] = ()) -> None:
     """Refuse (ValueError) to replace ``target`` when that would lose something: a file in
     its place, a non-empty folder that is not an earlier output (no ``marker`` file in it),
     or a folder that holds one of the ``inputs``."""
     if target.exists() and not target.is_dir():
         raise ValueError(f"{target}: exists and is not a folder")
-    whole = target.resolve()
     for given in inputs:
-        if given.resolve().is_relative_to(whole):
+        if containing(given, [target]):
             raise ValueError(
                 f"{target}: the output would replace the input {given}: choose another folder"
             )

@@ -35,6 +35,7 @@ from typing import TextIO
 
 import pandas as pd
 
+from features.atomic import containing
 from features.sources.ingest.pseudonym import Pseudonymiser, load_key
 from models.tiers import NOT_LISTED
 from serving.settings import ServiceSettings
@@ -282,13 +283,12 @@ def _check_output(
     """Refuse an output where the service reads, over an input, or over a file (unless
     ``force``)."""
     target = out.resolve()
-    for folder in protected:
-        inside = folder.resolve()
-        if target == inside or target.is_relative_to(inside):
-            raise ReidentifyError(
-                f"{out}: inside {folder}, which the service reads; write NHS numbers "
-                "somewhere only direct care can open"
-            )
+    folder = containing(out, protected)
+    if folder is not None:
+        raise ReidentifyError(
+            f"{out}: inside {folder}, which the service reads; write NHS numbers "
+            "somewhere only direct care can open"
+        )
     for given in inputs:
         if given is not None and target == given.resolve():
             raise ReidentifyError(f"{out}: that is an input of this run; choose another file")

@@ -23,6 +23,8 @@ import pandas as pd
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from features.atomic import containing
+
 KEY_ENV = "RISKSTRAT_PSEUDONYM_KEY"
 KEY_FILE_ENV = "RISKSTRAT_PSEUDONYM_KEY_FILE"
 MIN_KEY_BYTES = 16
@@ -80,13 +82,12 @@ def load_key(key_file: Path | None, protected: Iterable[Path]) -> Pseudonymiser:
     path = key_file or settings.key_file
     if path is not None:
         resolved = path.resolve()
-        for folder in protected:
-            inside = folder.resolve()
-            if resolved == inside or resolved.is_relative_to(inside):
-                raise PseudonymKeyError(
-                    f"{path}: the pseudonymisation key file is inside {folder}; keep it "
-                    "outside the data and output folders"
-                )
+        folder = containing(path, protected)
+        if folder is not None:
+            raise PseudonymKeyError(
+                f"{path}: the pseudonymisation key file is inside {folder}; keep it "
+                "outside the data and output folders"
+            )
         if not resolved.is_file():
             raise PseudonymKeyError(f"{path}: pseudonymisation key file not found")
         return Pseudonymiser(resolved.read_bytes().strip())
