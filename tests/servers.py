@@ -38,8 +38,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def started_service(environment: Mapping[str, str], token: str | None = None) -> Iterator[Server]:
-    """``bentoml serve`` of the service with ``environment`` set, ready; yields the server.
+def started_service(
+    environment: Mapping[str, str], token: str | None = None, *, ready: bool = True
+) -> Iterator[Server]:
+    """``bentoml serve`` of the service with ``environment`` set, ready (or, with ``ready``
+    False, only alive); yields the server.
 
     The environment goes through the service settings as ``riskstrat serve`` passes it on:
     validated, with the worker count handed to BentoML in its own configuration.
@@ -53,15 +56,33 @@ def started_service(environment: Mapping[str, str], token: str | None = None) ->
         if os.environ.get(key) != value:
             patch.setenv(key, value)
     try:
-        with (
-            bentoml.serve(
-                "serving.service:RiskService", port=free_port(), host="127.0.0.1"
-            ) as server,
-            bentoml.SyncHTTPClient(server.url, token=token, server_ready_timeout=60),
-        ):
-            yield server
+        with bentoml.serve(
+            "serving.service:RiskService", port=free_port(), host="127.0.0.1"
+        ) as server:
+            if ready:
+                with bentoml.SyncHTTPClient(server.url, token=token, server_ready_timeout=60):
+                    yield server
+            else:
+                _wait_alive(server.url)
+                yield server
     finally:
         patch.undo()
+
+
+def _wait_alive(url: str, attempts: int = 240) -> None:
+    """Poll /livez until it answers 200 (a minute at most)."""
+    import time
+
+    import httpx
+
+    for _ in range(attempts):
+        try:
+            if httpx.get(f"{url}/livez", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{url}/livez never answered")
 
 
 @contextmanager
