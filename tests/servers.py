@@ -69,20 +69,21 @@ def started_service(
         patch.undo()
 
 
-def _wait_alive(url: str, attempts: int = 240) -> None:
-    """Poll /livez until it answers 200 (a minute at most)."""
+def _wait_alive(url: str, seconds: float = 60) -> None:
+    """Poll /livez until it answers 200, for ``seconds`` at most."""
     import time
 
     import httpx
 
-    for _ in range(attempts):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/livez", timeout=5).status_code == 200:
+            if httpx.get(f"{url}/livez", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.25)
-    raise TimeoutError(f"{url}/livez never answered")
+    raise TimeoutError(f"{url}/livez did not answer within {seconds:g} s")
 
 
 @contextmanager
