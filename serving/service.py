@@ -301,15 +301,17 @@ class RiskService:
         try:
             self.model = load_champion(self.tracking_uri)
         except NoChampionError as exc:
-            reason = str(exc)
+            reason = detail = str(exc)
         except Exception as exc:  # the registry or the store: not ready, try again later
-            reason = f"the champion could not be loaded ({type(exc).__name__}: {exc})"
+            # /readyz is open to anyone: the error's text (hosts, paths) goes to the log only.
+            reason = f"the champion could not be loaded ({type(exc).__name__}, see the log)"
+            detail = f"the champion could not be loaded: {type(exc).__name__}: {exc}"
         else:
             freeze_long_lived()
             logger.info("serving admission-risk version %s", self.model.version)
             return True
         if reason != self.no_model:
-            logger.warning("no model to serve yet: %s", reason)
+            logger.warning("no model to serve yet: %s", detail)
             self.no_model = reason
         return False
 

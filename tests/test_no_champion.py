@@ -98,3 +98,19 @@ def _eventually_ready(client: httpx.Client, seconds: float = 60) -> bool:
             return True
         time.sleep(0.25)
     return False
+
+
+def test_an_unreachable_registry_is_a_reason_not_a_crash_and_keeps_its_details_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from serving.service import NotReady, RiskService
+
+    (tmp_path / "blocker").write_text("a file where the registry's folder should be")
+    where = tmp_path / "blocker" / "mlflow.db"
+    monkeypatch.setenv("RISKSTRAT_TRACKING_URI", f"sqlite:///{where}")
+    monkeypatch.setenv("RISKSTRAT_RELOAD_SECONDS", "3600")
+    service = RiskService()
+    with pytest.raises(NotReady, match=r"the champion could not be loaded \(\w+, see the log\)"):
+        service.__is_ready__()
+    assert str(where.parent) not in service.no_model
+    assert str(where.parent) in caplog.text  # the operator's log says what went wrong
