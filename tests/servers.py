@@ -98,3 +98,12 @@ def worker_processes(server: Server) -> int:
     (watcher,) = [w for w in server.arbiter.watchers if w.name == "service"]
     assert watcher.numprocesses == len(watcher.processes)
     return len(watcher.processes)
+
+
+def enable_loggers(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Turn ``names`` back on for a test that reads them: BentoML's logging set-up, run by
+    any test that starts a server from this process, disables every logger made before it."""
+    import logging
+
+    for name in names:
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from mlflow import MlflowClient
-from servers import started_service, write_access
+from servers import enable_loggers, started_service, write_access
 
 from models.registry import CHAMPION, MODEL_NAME, RegisteredBundle
 
@@ -109,6 +109,7 @@ def test_an_unreachable_registry_is_a_reason_not_a_crash_and_keeps_its_details_p
     where = tmp_path / "blocker" / "mlflow.db"
     monkeypatch.setenv("RISKSTRAT_TRACKING_URI", f"sqlite:///{where}")
     monkeypatch.setenv("RISKSTRAT_RELOAD_SECONDS", "3600")
+    enable_loggers(monkeypatch, "serving.service")
     service = RiskService()
     with pytest.raises(NotReady, match=r"the champion could not be loaded \(\w+, see the log\)"):
         service.__is_ready__()

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import write_access
+from servers import enable_loggers, write_access
 from starlette.testclient import TestClient
 
 from models.registry import RegisteredBundle
@@ -174,8 +174,14 @@ def test_pydantic_and_endpoint_refusals_take_the_same_shape(client: TestClient) 
 
 
 def test_refusals_are_logged_in_one_line_without_patient_data(
-    client: TestClient, champion: RegisteredBundle, caplog: pytest.LogCaptureFixture
+    client: TestClient,
+    champion: RegisteredBundle,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from serving.errors import BENTOML_LOGGER
+
+    enable_loggers(monkeypatch, "serving.errors", BENTOML_LOGGER)
     with caplog.at_level(logging.INFO):
         client.post("/v1/score", json={"records": [_record(champion, age=1e308)]})
         client.post("/v1/score", json={"records": [_record(champion, age="eighty")]})
@@ -204,12 +210,13 @@ def test_the_openapi_description_documents_every_refusal(client: TestClient) -> 
 
 
 def test_the_log_filter_lets_server_errors_keep_their_traceback(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bentoml.exceptions import InvalidArgument
 
     from serving.errors import BENTOML_LOGGER, quiet_client_errors
 
+    enable_loggers(monkeypatch, BENTOML_LOGGER)
     quiet_client_errors()
     logger = logging.getLogger(BENTOML_LOGGER)
     with caplog.at_level(logging.ERROR, logger=BENTOML_LOGGER):
