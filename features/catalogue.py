@@ -275,6 +275,7 @@ CARE = Family(
             zero_template="no social care cost",
             concept="social care",
             column="cost",
+            maximum=100_000.0,
         ),
         _count(
             "social_care_assessments_365d",
@@ -322,6 +323,7 @@ CARE = Family(
             template="{value:.0f} hours of social care a week",
             zero_template="no social care hours",
             concept="social care",
+            maximum=1_000.0,
         ),
         Flag(
             name="lives_alone_coded",
@@ -474,6 +476,8 @@ DERIVED: tuple[Derived, ...] = (
         template="many medicines (polypharmacy)",
         zero_template="no polypharmacy",
         concept="medicines",
+        minimum=0.0,
+        maximum=1.0,
     ),
     Derived(
         name="frailty_index",
@@ -486,5 +490,7 @@ DERIVED: tuple[Derived, ...] = (
         template="frailty index {value:.2f}",
         zero_template="no frailty deficits recorded",
         concept="frailty",
+        minimum=0.0,
+        maximum=1.0,
     ),
 )

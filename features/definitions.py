@@ -3,6 +3,9 @@
 Each definition is a small frozen object that knows its column's metadata and builds one
 Ibis aggregate expression from a window made by ``features.window.cut``. The same expression
 compiles to DuckDB here, and to Spark or SQL Server SQL where the data lives.
+
+Each kind of definition also declares the range its values can take (``bounds``), saved in
+the feature spec so that the service refuses a value no person could have.
 """
 
 from __future__ import annotations
@@ -14,6 +17,11 @@ import ibis
 import ibis.expr.types as ir
 
 from features.spec import FeatureSpec
+
+# Generous caps for valid values: far above any person's record, low enough that a value
+# beyond them is a mistake (1e308 admissions, an age of 500).
+COUNT_CAP = 10_000.0  # events, days in hospital or distinct codes within one look-back
+LIFETIME_YEARS = 120.0  # ages and years since a first record
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,7 +35,12 @@ class Described:
     concept: str
     default: float = 0.0
 
+    def bounds(self) -> tuple[float, float]:
+        """The smallest and largest value the column can take."""
+        raise NotImplementedError
+
     def spec(self) -> FeatureSpec:
+        low, high = self.bounds()
         return FeatureSpec(
             name=self.name,
             description=self.description,
@@ -35,6 +48,8 @@ class Described:
             zero_template=self.zero_template,
             concept=self.concept,
             default=self.default,
+            minimum=low,
+            maximum=high,
         )
 
 
@@ -67,6 +82,9 @@ class Definition(Described):
 class Count(Definition):
     """How many matching events."""
 
+    def bounds(self) -> tuple[float, float]:
+        return 0.0, COUNT_CAP
+
     def aggregate(self, window: ir.Table) -> ir.Value:
         return window.patient_id.count(where=self.matches(window)).cast("float64")
 
@@ -74,6 +92,9 @@ class Count(Definition):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Flag(Definition):
     """1 if any matching event, else 0."""
+
+    def bounds(self) -> tuple[float, float]:
+        return 0.0, 1.0
 
     def aggregate(self, window: ir.Table) -> ir.Value:
         return ibis.ifelse(window.patient_id.count(where=self.matches(window)) > 0, 1, 0).cast(
@@ -85,6 +106,9 @@ class Flag(Definition):
 class DistinctCodes(Definition):
     """How many different codes among matching events (drug classes, conditions)."""
 
+    def bounds(self) -> tuple[float, float]:
+        return 0.0, COUNT_CAP
+
     def aggregate(self, window: ir.Table) -> ir.Value:
         return window.code.nunique(where=self.matches(window)).cast("float64")
 
@@ -93,6 +117,9 @@ class DistinctCodes(Definition):
 class DaysInStay(Definition):
     """Days spent in matching stays (admission to discharge), clipped at the as-of date."""
 
+    def bounds(self) -> tuple[float, float]:
+        return 0.0, COUNT_CAP
+
     def aggregate(self, window: ir.Table) -> ir.Value:
         return window.duration_to_as_of.sum(where=self.matches(window)).cast("float64")
 
@@ -100,6 +127,9 @@ class DaysInStay(Definition):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DaysSince(Definition):
     """Days since the latest matching event; ``default`` (the cap) when there is none."""
+
+    def bounds(self) -> tuple[float, float]:
+        return 0.0, self.default
 
     def aggregate(self, window: ir.Table) -> ir.Value:
         latest = window.days_before.min(where=self.matches(window)).cast("float64")
@@ -114,6 +144,9 @@ class DaysSinceEnd(Definition):
     discharge: it is skipped, so a person still in hospital never reads as just discharged.
     """
 
+    def bounds(self) -> tuple[float, float]:
+        return 0.0, self.default
+
     def aggregate(self, window: ir.Table) -> ir.Value:
         ended = window.days_before - window.duration_to_as_of
         finished = self.matches(window) & ~window.active_on_as_of
@@ -124,6 +157,9 @@ class DaysSinceEnd(Definition):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class YearsSinceFirst(Definition):
     """Years since the earliest matching event in the window; ``default`` when none."""
+
+    def bounds(self) -> tuple[float, float]:
+        return 0.0, LIFETIME_YEARS
 
     def aggregate(self, window: ir.Table) -> ir.Value:
         earliest = window.days_before.max(where=self.matches(window))
@@ -143,6 +179,14 @@ class Trend(Definition):
         if self.days is None or not 0 < self.recent_days < self.days:
             raise ValueError(f"{self.name}: need 0 < recent_days < days")
 
+    def bounds(self) -> tuple[float, float]:
+        """From every capped count earlier and none recently, to the reverse."""
+        assert self.days is not None
+        return (
+            -COUNT_CAP * 365.0 / (self.days - self.recent_days),
+            COUNT_CAP * 365.0 / self.recent_days,
+        )
+
     def aggregate(self, window: ir.Table) -> ir.Value:
         selected = self.selects(window)
         recent = window.patient_id.count(where=selected & (window.days_before <= self.recent_days))
@@ -158,9 +202,14 @@ class Trend(Definition):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActiveValue(Definition):
-    """Sum of ``column`` (value or cost) over matching episodes running on the as-of date."""
+    """Sum of ``column`` (value or cost) over matching episodes running on the as-of date,
+    at most ``maximum`` (a generous cap declared with the column)."""
 
     column: str = "value"
+    maximum: float
+
+    def bounds(self) -> tuple[float, float]:
+        return 0.0, self.maximum
 
     def aggregate(self, window: ir.Table) -> ir.Value:
         running = self.matches(window) & window.active_on_as_of
@@ -170,6 +219,9 @@ class ActiveValue(Definition):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActiveFlag(Definition):
     """1 if a matching episode is running on the as-of date."""
+
+    def bounds(self) -> tuple[float, float]:
+        return 0.0, 1.0
 
     def aggregate(self, window: ir.Table) -> ir.Value:
         running = window.patient_id.count(where=self.matches(window) & window.active_on_as_of)
@@ -186,6 +238,11 @@ class Derived(Described):
 
     inputs: tuple[str, ...]
     expression: Callable[[ir.Table], ir.Value]
+    minimum: float
+    maximum: float
+
+    def bounds(self) -> tuple[float, float]:
+        return self.minimum, self.maximum
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

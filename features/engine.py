@@ -21,7 +21,7 @@ import pandas as pd
 
 from features.catalogue import DERIVED, FAMILIES
 from features.contract import ETHNICITY_GROUPS, SEXES
-from features.definitions import Derived, Family
+from features.definitions import LIFETIME_YEARS, Derived, Family
 from features.progress import QUIET, Progress
 from features.spec import FeatureSpec
 from features.tables import AS_OF_TABLE, ContractTables, unbound
@@ -36,6 +36,8 @@ PERSON_SPECS: tuple[FeatureSpec, ...] = (
         template="aged {whole}",
         concept="age",
         default=None,
+        minimum=0.0,
+        maximum=LIFETIME_YEARS,
     ),
     FeatureSpec(
         name="sex",
@@ -51,6 +53,8 @@ PERSON_SPECS: tuple[FeatureSpec, ...] = (
         template="lives in deprivation decile {value:.0f} (1 = most deprived)",
         concept="deprivation",
         default=None,
+        minimum=1.0,
+        maximum=10.0,
     ),
     FeatureSpec(
         name="ethnicity_group",

@@ -1,6 +1,8 @@
-"""Feature metadata: what each column means, its default, and how to say it in plain words.
+"""Feature metadata: what each column means, its default, its valid range, and how to say it
+in plain words.
 
-The model bundle saves these specs, so serving can explain a score without the feature code.
+The model bundle saves these specs, so serving can explain a score, and refuse a value no
+person could have, without the feature code.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ class FeatureSpec:
     unrecorded deprivation decile). ``zero_template``, if given, is used instead when the
     value is 0 ("no emergency admissions in the last 12 months"). ``vocabulary`` lists the
     categories of a categorical column; the column holds their position (integer codes),
-    and -1 for a category not in the vocabulary.
+    and -1 for a category not in the vocabulary. ``minimum`` and ``maximum`` bound the
+    values the column can take (None: unbounded, as in bundles saved before ranges); a
+    categorical's range is always its codes.
     """
 
     name: str
@@ -30,10 +34,33 @@ class FeatureSpec:
     default: float | None
     vocabulary: tuple[str, ...] = ()
     zero_template: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def __post_init__(self) -> None:
+        low, high = self.bounds
+        if not low <= high:
+            raise ValueError(f"feature {self.name}: minimum {low} is above maximum {high}")
 
     @property
     def categorical(self) -> bool:
         return bool(self.vocabulary)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The smallest and largest valid value: -1 to the last code for a categorical."""
+        if self.categorical:
+            return -1.0, float(len(self.vocabulary) - 1)
+        low = -math.inf if self.minimum is None else self.minimum
+        return low, math.inf if self.maximum is None else self.maximum
+
+    def range_text(self) -> str:
+        """The valid values in words, for an error message."""
+        low, high = self.bounds
+        if self.categorical:
+            codes = ", ".join(self.vocabulary)
+            return f"a whole number from {low:g} to {high:g} (codes of {codes})"
+        return f"from {low:g} to {high:g}"
 
     def sentence(self, value: float) -> str:
         """The plain-English reason for this column at ``value``."""

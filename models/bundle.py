@@ -34,6 +34,14 @@ class FeatureMismatchError(ValueError):
     """Input columns do not match the bundle's feature list."""
 
 
+class FeatureRangeError(ValueError):
+    """A value outside its feature's valid range; ``row`` is its position in the input."""
+
+    def __init__(self, row: int, spec: FeatureSpec, value: float) -> None:
+        super().__init__(f"{spec.name} {value:g} is not valid: must be {spec.range_text()}")
+        self.row, self.spec, self.value = row, spec, value
+
+
 @dataclass(frozen=True, slots=True)
 class Reason:
     """One plain-English reason for a score and its signed share of the calibrated log-odds."""
@@ -129,6 +137,23 @@ class ModelBundle:
         if frame is None or {dtype.kind for dtype in frame.dtypes} - set("biuf"):
             return self.matrix(features).to_numpy()  # raises, naming the columns
         return frame.to_numpy(dtype="float64")
+
+    def check_ranges(self, values: np.ndarray) -> None:
+        """Raise ``FeatureRangeError`` for the first value (row by row) outside its feature's
+        range, or a categorical value that is not a whole code; missing values pass."""
+        low, high, categorical = self._ranges
+        with np.errstate(invalid="ignore"):
+            bad = (values < low) | (values > high)
+            bad[:, categorical] |= values[:, categorical] % 1 > 0
+        if bad.any():
+            row, column = np.argwhere(bad)[0]
+            raise FeatureRangeError(int(row), self.specs[column], float(values[row, column]))
+
+    @cached_property
+    def _ranges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        bounds = np.array([s.bounds for s in self.specs]).reshape(-1, 2)
+        categorical = np.array([s.categorical for s in self.specs], dtype=bool)
+        return bounds[:, 0], bounds[:, 1], categorical
 
     def raw_score(self, features: pd.DataFrame | np.ndarray, threads: int = 0) -> np.ndarray:
         return self.booster.predict(self.values(features), raw_score=True, num_threads=threads)

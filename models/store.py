@@ -19,11 +19,29 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 VERSION_LABEL = "mlflow_version"
+# What MLflow's registry answers for a model that is not registered, or an alias not set.
+_NOT_THERE = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+class NoChampionError(LookupError):
+    """The registry has no ``champion`` for the model (none promoted yet)."""
 
 
 def champion_version(tracking_uri: str, name: str = MODEL_NAME) -> str:
-    """The registry version the ``champion`` alias points to now."""
-    return str(_client(tracking_uri).get_model_version_by_alias(name, CHAMPION).version)
+    """The registry version the ``champion`` alias points to now; ``NoChampionError`` if it
+    points nowhere."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = _client(tracking_uri).get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as exc:
+        if exc.error_code not in _NOT_THERE:
+            raise
+        raise NoChampionError(
+            f"the registry has no {CHAMPION} for {name} ({exc.message.rstrip('.')}): "
+            "promote one with riskstrat promote"
+        ) from exc
+    return str(found.version)
 
 
 @cache

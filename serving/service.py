@@ -4,6 +4,10 @@ It loads the model the registry's ``champion`` alias points to (resolved to a pi
 version at start-up) from the MLflow tracking URI in ``RISKSTRAT_TRACKING_URI`` (all its
 settings: ``serving.settings.ServiceSettings``). Start it with ``riskstrat serve`` or
 ``bentoml serve serving.service:RiskService``.
+
+Without a champion (none promoted yet, the registry unreachable) it starts all the same:
+``/livez`` answers, ``/readyz`` and the model endpoints answer 503 saying why, and the model
+is loaded as soon as one is promoted.
 """
 
 from __future__ import annotations
@@ -24,12 +28,17 @@ import numpy as np
 import pandas as pd
 from bentoml.exceptions import BentoMLException, InvalidArgument, NotFound
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
+from models.bundle import FeatureRangeError, ModelBundle
 from models.registry import RegisteredBundle
-from models.store import champion_version, load_champion
+from models.store import NoChampionError, champion_version, load_champion
 from models.tiers import LISTED_TIERS
 from serving.access import AccessMiddleware, OutsideScopeError, audit_writable, caller, note
+from serving.errors import ErrorShape, error_json
 from serving.history import MAX_PEOPLE, PersonHistory, history_features
+from serving.limits import MAX_RECORDS, RequestLimits
 from serving.settings import ServiceSettings, SettingsError
 from serving.timeouts import cancel_request_timers
 from serving.web.app import app as web_pages
@@ -38,7 +47,6 @@ from serving.weekly.referrals import ReferralCriteria, select_referrals
 from serving.weekly.store import Week, WeekStore
 
 logger = logging.getLogger(__name__)
-MAX_RECORDS = 10_000
 # Below this many rows one thread answers fastest (OpenMP start-up costs more than it saves).
 SINGLE_THREAD_ROWS = 200
 # Up to this many rows /v1/score answers on the event loop: handing a request to a thread and
@@ -51,7 +59,10 @@ class FeatureRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=64, description="caller's pseudonymised id, echoed")
-    features: dict[str, float | None]
+    # Strict: a string or a boolean is refused, not read as a number.
+    features: dict[str, Annotated[float, Field(strict=True)] | None] = Field(
+        description="every feature of the model (see /v1/model), each within its valid range"
+    )
 
 
 class ReasonOut(BaseModel):
@@ -205,9 +216,15 @@ def _page(week: Week, chosen: pd.DataFrame, limit: int, offset: int) -> ListResp
     )
 
 
+def _audit_problem() -> str | None:
+    """Why no patient data may be served now: the audit log cannot be written."""
+    return None if audit_writable() else "the audit log cannot be written"
+
+
 def records_matrix(records: list[FeatureRecord], names: list[str]) -> np.ndarray:
     """The records' values as a float array in the model's column order (null -> NaN);
-    400 naming the record on unknown, missing or infinite values.
+    400 naming the record on unknown, missing or infinite values (``in_range`` checks the
+    model's ranges).
 
     Built straight from the parsed JSON: a DataFrame here cost more than the model call.
     """
@@ -225,6 +242,23 @@ def records_matrix(records: list[FeatureRecord], names: list[str]) -> np.ndarray
     if np.isinf(values).any():
         raise InvalidArgument("records: feature values must be finite numbers or null")
     return values
+
+
+def in_range(bundle: ModelBundle, values: np.ndarray, where: str) -> np.ndarray:
+    """``values`` if each lies in its feature's valid range, else 400 naming the row as
+    ``where`` formatted with its position (``records[{}].features``) and the feature."""
+    try:
+        bundle.check_ranges(values)
+    except FeatureRangeError as exc:
+        raise InvalidArgument(f"{where.format(exc.row)}: {exc}") from None
+    return values
+
+
+class NotReady(HTTPException):
+    """/readyz's 503, saying why."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(503, "not ready: " + "; ".join(reasons))
 
 
 @bentoml.asgi_app(web_pages, path="/ui")
@@ -245,23 +279,56 @@ class RiskService:
         settings = ServiceSettings.load()
         self.tracking_uri = settings.require("tracking_uri")
         cancel_request_timers()
-        self.model = load_champion(self.tracking_uri)
-        freeze_long_lived()
-        seconds = settings.reload_seconds
-        if seconds > 0:
-            threading.Thread(target=self._watch, args=(seconds,), daemon=True).start()
+        self.model: RegisteredBundle | None = None
+        self.no_model = "the champion is being loaded"  # why there is no model, while none
+        self._load_first()
+        threading.Thread(target=self._watch, args=(settings.reload_seconds,), daemon=True).start()
 
     def __is_ready__(self) -> bool:
-        """Ready when a model is loaded and the audit log can be written: without the log,
-        no patient data may be served."""
-        return self.model is not None and audit_writable()
+        """True when every part is ready; else /readyz answers 503 with the reasons."""
+        reasons = [r for r in (self._model_problem(), _audit_problem()) if r]
+        if reasons:
+            raise NotReady(reasons)
+        return True
+
+    def _model_problem(self) -> str | None:
+        return None if self.model is not None else f"no model: {self.no_model}"
+
+    def _no_model(self) -> Response:
+        """The model endpoints' answer while there is no model: 503 saying why."""
+        return Response(
+            error_json(f"no model: {self.no_model}"), 503, media_type="application/json"
+        )
+
+    def _load_first(self) -> bool:
+        """Load the champion if there is none yet; True if loaded. Without one, the reason
+        is kept (and logged when it changes) for /readyz and the model endpoints."""
+        try:
+            self.model = load_champion(self.tracking_uri)
+        except NoChampionError as exc:
+            reason = detail = str(exc)
+        except Exception as exc:  # the registry or the store: not ready, try again later
+            # /readyz is open to anyone: the error's text (hosts, paths) goes to the log only.
+            reason = f"the champion could not be loaded ({type(exc).__name__}, see the log)"
+            detail = f"the champion could not be loaded: {type(exc).__name__}: {exc}"
+        else:
+            freeze_long_lived()
+            logger.info("serving admission-risk version %s", self.model.version)
+            return True
+        if reason != self.no_model:
+            logger.warning("no model to serve yet: %s", detail)
+            self.no_model = reason
+        return False
 
     def refresh(self) -> bool:
-        """Switch to the current champion if the alias has moved; True if it switched.
+        """Switch to the current champion if the alias has moved (or load the first one);
+        True if it switched.
 
         The new bundle is loaded first and then swapped in with one assignment: requests
         already running finish with the model they started with, none is dropped.
         """
+        if self.model is None:
+            return self._load_first()
         version = champion_version(self.tracking_uri)
         if version == self.model.version:
             return False
@@ -271,8 +338,11 @@ class RiskService:
         return True
 
     def _watch(self, seconds: float) -> None:
-        while True:
-            time.sleep(seconds)
+        """Every ``seconds``, look for a new champion. With checks off (0) the service still
+        looks, at the default pace, for its first one, and stops once it has it."""
+        pace = seconds or ServiceSettings.model_fields["reload_seconds"].default
+        while seconds or self.model is None:
+            time.sleep(pace)
             try:
                 self.refresh()
             except Exception:  # keep serving the current model whatever the registry does
@@ -286,7 +356,10 @@ class RiskService:
     ) -> ScoreResponse:
         """Calibrated risk, tier, percentile and the top reasons for each record."""
         model = self.model  # one model for the whole request, even if a switch happens
+        if model is None:
+            return self._no_model()
         values = records_matrix(records, model.bundle.feature_names)
+        in_range(model.bundle, values, "records[{}].features")
         ids = [r.id for r in records]
         if len(values) <= INLINE_ROWS:
             return _respond(model, ids, values, top_k)
@@ -300,12 +373,15 @@ class RiskService:
         top_k: Annotated[int, Field(ge=0, le=10)] = 3,
     ) -> ScoreResponse:
         """The same answer as ``/v1/score``, from events: features computed as in training."""
+        model = self.model
+        if model is None:
+            return self._no_model()
         try:
             features = history_features(people, as_of)
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from exc
-        model = self.model
-        return _respond(model, list(features.index), model.bundle.values(features), top_k)
+        values = in_range(model.bundle, model.bundle.values(features), "people[{}]")
+        return _respond(model, list(features.index), values, top_k)
 
     @bentoml.api(route="/v1/weekly-list")
     def weekly_list(
@@ -349,6 +425,8 @@ class RiskService:
     def model_info(self) -> ModelInfo:
         """Which model answers, what it predicts, and how well it did out of time."""
         model = self.model
+        if model is None:
+            return self._no_model()
         about = model.bundle.described
         return ModelInfo(
             model=model.name,
@@ -406,4 +484,8 @@ def _respond(
     )
 
 
+# The first added is the outermost: refusals take one shape and one log line; a body too
+# large or not JSON is refused before the access middleware or an endpoint reads it.
+RiskService.add_asgi_middleware(ErrorShape)
+RiskService.add_asgi_middleware(RequestLimits)
 RiskService.add_asgi_middleware(AccessMiddleware, pages=PageGate)

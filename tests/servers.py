@@ -40,10 +40,10 @@ def free_port() -> int:
 
 @contextmanager
 def started_service(
-    environment: Mapping[str, str], token: str | None = None, ready: bool = True
+    environment: Mapping[str, str], token: str | None = None, *, ready: bool = True
 ) -> Iterator[Server]:
-    """``bentoml serve`` of the service with ``environment`` set, ready (or, ``ready``
-    False, only live: answering /livez); yields the server.
+    """``bentoml serve`` of the service with ``environment`` set, ready (or, with ``ready``
+    False, only alive); yields the server.
 
     The environment goes through the service settings as ``riskstrat serve`` passes it on:
     validated, with the worker count handed to BentoML in its own configuration.
@@ -60,28 +60,29 @@ def started_service(
         with bentoml.serve(
             "serving.service:RiskService", port=free_port(), host="127.0.0.1"
         ) as server:
-            if not ready:
-                _wait_until_live(server.url)
-                yield server
-                return
-            with bentoml.SyncHTTPClient(server.url, token=token, server_ready_timeout=60):
+            if ready:
+                with bentoml.SyncHTTPClient(server.url, token=token, server_ready_timeout=60):
+                    yield server
+            else:
+                _wait_alive(server.url)
                 yield server
     finally:
         patch.undo()
 
 
-def _wait_until_live(url: str, attempts: int = 300) -> None:
-    """Until /livez answers 200 (a worker is up), polling every 0.2 s."""
+def _wait_alive(url: str, seconds: float = 60) -> None:
+    """Poll /livez until it answers 200, for ``seconds`` at most."""
     import httpx
 
-    for _ in range(attempts):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/livez", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url}/livez did not answer")
+        time.sleep(0.25)
+    raise TimeoutError(f"{url}/livez did not answer within {seconds:g} s")
 
 
 @contextmanager
@@ -96,3 +97,12 @@ def worker_processes(server: Server) -> int:
     (watcher,) = [w for w in server.arbiter.watchers if w.name == "service"]
     assert watcher.numprocesses == len(watcher.processes)
     return len(watcher.processes)
+
+
+def enable_loggers(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Turn ``names`` back on for a test that reads them: BentoML's logging set-up, run by
+    any test that starts a server from this process, disables every logger made before it."""
+    import logging
+
+    for name in names:
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)

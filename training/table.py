@@ -5,6 +5,11 @@ every other column is a feature. Rows of one ``group`` (a person) never straddle
 With ``--time`` (a date column) the test set is the latest date and training uses only rows
 whose outcome horizon ends by then (an honest out-of-time test); without it, a share of the
 groups is held out instead and the report says the test is not out of time.
+
+Each numeric feature's valid range (which the service checks) is its training range widened
+by the range's width on both sides (at least 1), and never below 0 for a column that never
+was: the table says nothing of what its columns mean, so only a value far outside anything
+seen in training is refused.
 """
 
 from __future__ import annotations
@@ -33,11 +38,24 @@ class TableData:
     unlabelled: int  # rows left out because their label is empty (censored)
 
 
+def observed_range(values: pd.Series) -> tuple[float | None, float | None]:
+    """The valid range of a numeric column seen in training (see the module's docstring);
+    unbounded if it holds no finite value."""
+    seen = values.dropna().astype("float64")
+    seen = seen[seen.abs() < float("inf")]
+    if seen.empty:
+        return None, None
+    low, high = float(seen.min()), float(seen.max())
+    margin = max(high - low, 1.0)
+    return (max(low - margin, 0.0) if low >= 0 else low - margin), high + margin
+
+
 def _specs(frame: pd.DataFrame, columns: list[str]) -> tuple[FeatureSpec, ...]:
     specs = []
     for name in columns:
         values = frame[name]
         if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            low, high = observed_range(values)
             specs.append(
                 FeatureSpec(
                     name=name,
@@ -45,6 +63,8 @@ def _specs(frame: pd.DataFrame, columns: list[str]) -> tuple[FeatureSpec, ...]:
                     template=f"{name} {{value:g}}",
                     concept=name,
                     default=None,
+                    minimum=low,
+                    maximum=high,
                 )
             )
         else:
