@@ -88,10 +88,15 @@ def _lines(log: Path) -> list[dict]:
 
 
 def _ready() -> bool:
-    """What BentoML's /readyz asks the service (a model is loaded, as here)."""
-    from serving.service import RiskService
+    """What BentoML's /readyz asks the service (a model is loaded, as here): ready, or not
+    (it raises NotReady with the reasons)."""
+    from serving.service import NotReady, RiskService
 
-    return RiskService.inner.__is_ready__(SimpleNamespace(model=object()))
+    loaded = SimpleNamespace(model=object(), _model_problem=lambda: None)
+    try:
+        return RiskService.inner.__is_ready__(loaded)
+    except NotReady:
+        return False
 
 
 @pytest.mark.parametrize("fault", [_folder, _full_disk, _read_only])

@@ -37,12 +37,16 @@ def without_champion(champion: RegisteredBundle, tracking_uri: str, tmp_path: Pa
 
 
 def test_in_process_the_service_waits_for_a_champion(
-    without_champion: str, champion: RegisteredBundle, monkeypatch: pytest.MonkeyPatch
+    without_champion: str,
+    champion: RegisteredBundle,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     from serving.service import FeatureRecord, NotReady, RiskService
 
     monkeypatch.setenv("RISKSTRAT_TRACKING_URI", without_champion)
     monkeypatch.setenv("RISKSTRAT_RELOAD_SECONDS", "3600")  # this test refreshes by hand
+    monkeypatch.setenv("RISKSTRAT_AUDIT_LOG", str(tmp_path / "audit.jsonl"))  # ready needs one
     service = RiskService()
     assert service.model is None
     with pytest.raises(NotReady, match=r"no model: the registry has no champion for admission"):
