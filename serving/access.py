@@ -571,7 +571,7 @@ class AccessMiddleware:
                 refused = (403, str(exc))
                 await self._refuse(send, principal, path, refused, client, Asked.from_body(body))
                 return
-            receive = _replay(body, receive)
+            receive = replayed(body, receive)
         audited = path in PATIENT_ENDPOINTS
         await self.access.run(
             self.app, scope, receive, send, principal, path, audited, client=client
@@ -608,7 +608,7 @@ async def _read_body(receive, limit: int | None = None) -> tuple[bytes, bool]:
             return b"".join(chunks), True
 
 
-def _replay(body: bytes, receive):
+def replayed(body: bytes, receive):
     """A ``receive`` that hands the app the body already read, then defers to the client."""
     sent = False
 

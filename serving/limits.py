@@ -8,6 +8,7 @@ in pass it) before anything parses it, and with 415 a ``/v1/`` body that is not
 
 from __future__ import annotations
 
+from serving.access import replayed
 from serving.errors import API_PREFIX, error_json
 
 MAX_RECORDS = 10_000  # records to score, or list rows, in one request
@@ -71,27 +72,13 @@ class RequestLimits:
         problem = body_problem(headers, scope["path"])
         if problem is None and (b"content-length" in headers or b"transfer-encoding" in headers):
             try:
-                receive = _replay(await read_limited(receive), receive)
+                receive = replayed(await read_limited(receive), receive)
             except BodyTooLargeError:
                 problem = 413, too_large()
         if problem is not None:
             await _refuse(send, *problem)
             return
         await self.app(scope, receive, send)
-
-
-def _replay(body: bytes, receive):
-    """A ``receive`` that hands on the body already read, then defers to the client."""
-    sent = False
-
-    async def replay() -> dict:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _refuse(send, status: int, message: str) -> None:
