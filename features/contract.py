@@ -32,6 +32,9 @@ class EventKind(StrEnum):
     CARE_COORDINATION_CALL = "care_coordination_call"
     SOCIAL_PRESCRIBING_REFERRAL = "social_prescribing_referral"
     SOCIAL_CIRCUMSTANCE = "social_circumstance"
+    CASE_MANAGEMENT = "case_management"
+    REABLEMENT_PLAN = "reablement_plan"
+    RISK_LIST_SCORE = "risk_list_score"
 
 
 EVENT_KIND_MEANING: dict[EventKind, str] = {
@@ -43,7 +46,8 @@ EVENT_KIND_MEANING: dict[EventKind, str] = {
     "the extract: problem lists keep old diagnoses)",
     EventKind.AE_ATTENDANCE: "A&E attendance; code: attendance category",
     EventKind.EMERGENCY_ADMISSION: "emergency (non-elective) admission; start: admission date; "
-    "end: discharge date (length of stay = end - start)",
+    "end: discharge date (length of stay = end - start); code: primary diagnosis (ICD10 when "
+    "code_system is ICD10; see features.avoidable for the potentially avoidable ones)",
     EventKind.ELECTIVE_ADMISSION: "elective admission or day case; start..end as above",
     EventKind.OUTPATIENT: "outpatient appointment; code: attended or dna (did not attend)",
     EventKind.COMMUNITY_CONTACT: "community nursing or therapy contact; code: service",
@@ -54,9 +58,17 @@ EVENT_KIND_MEANING: dict[EventKind, str] = {
     "reablement); start..end (end empty while active); value: hours a week; cost: weekly cost",
     EventKind.CARE_HOME_ADMISSION: "permanent admission to a care home (may predate the extract)",
     EventKind.CARE_COORDINATION_CALL: "call to the 24/7 care coordination centre",
-    EventKind.SOCIAL_PRESCRIBING_REFERRAL: "referral to a social prescribing link worker",
+    EventKind.SOCIAL_PRESCRIBING_REFERRAL: "referral to a social prescribing link worker; "
+    "code: who referred (link_worker: usual route, risk_list: triggered by the risk list)",
     EventKind.SOCIAL_CIRCUMSTANCE: "coded social circumstance; code: lives_alone, has_carer, "
     "bereavement",
+    EventKind.CASE_MANAGEMENT: "integrated case management by a locality team; code: programme "
+    "(integrated_locality_model); start..end (end empty while active)",
+    EventKind.REABLEMENT_PLAN: "integrated reablement plan put in place; code: trigger "
+    "(risk_list); start..end: the plan's active period",
+    EventKind.RISK_LIST_SCORE: "a person's score on a risk-list run, kept for everyone the run "
+    "scored within its saved band; start: the run's date; value: risk (0-1); code: listed or "
+    "not_listed",
 }
 
 SEXES: tuple[str, ...] = ("F", "M")
