@@ -1,0 +1,145 @@
+"""What an evaluation found: the typed record behind results.json, the report and the API.
+
+One file layout for a finished evaluation, defined here and nowhere else::
+
+    <out>/results.json   this record
+    <out>/report.html    the report rendered from it
+    <out>/plots/*.png    its plots
+
+Every estimate says how sure it is (a 95% interval), what it was checked against (pre-trends,
+balance, density) and whether the data can answer the question at all (``verdict``): a
+design that cannot answer says why in words instead of giving a misleading number.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RESULTS_FILE = "results.json"
+REPORT_FILE = "report.html"
+PLOTS_DIR = "plots"
+FORMAT = 1
+ANSWERED = "answered"
+
+Design = Literal["did", "matched", "rd"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Interval(_Frozen):
+    """An estimate with its 95% confidence interval and two-sided p-value."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p_value: float | None = None
+
+    def excludes(self, value: float) -> bool:
+        return not self.ci_low <= value <= self.ci_high
+
+
+class Check(_Frozen):
+    """A design check (pre-trend, balance, density, first stage) and whether it passed."""
+
+    name: str
+    passed: bool
+    value: float | None = None
+    detail: str
+
+
+class OutcomeResult(_Frozen):
+    """One outcome under one design.
+
+    ``effect`` is in the design's own measure (``measure`` says which: a rate difference per
+    person-year, a rate ratio, or a difference at the cut-off); ``relative`` is the same
+    effect as a proportional change (-0.14: 14% lower), the form a board paper quotes.
+    """
+
+    outcome: str
+    label: str
+    measure: str
+    effect: Interval
+    relative: Interval | None = None
+    comparison_rate: float | None = None
+    treated_rate: float | None = None
+    minimum_detectable: float | None = None
+    n_people: int
+    n_units: int | None = None
+    verdict: str = ANSWERED
+    summary: str
+
+    @property
+    def answered(self) -> bool:
+        return self.verdict == ANSWERED
+
+
+class DesignResult(_Frozen):
+    """One design's findings: how it was done, its checks, its tables and its outcomes."""
+
+    design: Design
+    title: str
+    method: str
+    population: str
+    verdict: str
+    checks: list[Check] = Field(default_factory=list)
+    tables: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    outcomes: list[OutcomeResult]
+    seconds: float
+
+    @property
+    def answered(self) -> bool:
+        return self.verdict == ANSWERED
+
+
+class PlanRecord(_Frozen):
+    """The analysis plan as it was when the evaluation ran: its text and SHA-256."""
+
+    file: str
+    sha256: str
+    title: str
+    intervention: str
+    written: str
+    text: str
+
+
+class EvaluationResults(_Frozen):
+    """A finished evaluation."""
+
+    format: int = FORMAT
+    name: str
+    created: datetime
+    data: str
+    plan: PlanRecord
+    designs: list[DesignResult]
+    seconds: float
+
+    def design(self, design: Design) -> DesignResult:
+        return next(d for d in self.designs if d.design == design)
+
+    def save(self, folder: Path) -> Path:
+        """Write ``results.json`` into ``folder`` (the run's staging folder: the whole
+        evaluation folder is swapped in at once, see ``impact.run``)."""
+        path = folder / RESULTS_FILE
+        path.write_text(self.model_dump_json(indent=2))
+        return path
+
+    @classmethod
+    def load(cls, folder: Path) -> EvaluationResults:
+        """Read a finished evaluation; a clear error names the file when it is not one."""
+        path = folder / RESULTS_FILE
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no finished evaluation here") from None
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path}: not readable as JSON ({error})") from None
+        if raw.get("format") != FORMAT:
+            raise ValueError(f"{path}: results format {raw.get('format')!r}, expected {FORMAT}")
+        return cls.model_validate(raw)
