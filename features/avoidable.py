@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+import pandas as pd
+
 ICD10 = "ICD10"
 
 CHRONIC: dict[str, tuple[str, ...]] = {
@@ -58,6 +61,12 @@ def normalise(code: str) -> str:
 def is_potentially_avoidable(code: str | None) -> bool:
     """Whether an ICD-10 primary diagnosis is ambulatory-care-sensitive."""
     return bool(code) and _PATTERN.match(normalise(code)) is not None
+
+
+def potentially_avoidable(codes: pd.Series, systems: pd.Series) -> np.ndarray:
+    """The same test over columns of codes and their code systems (only ICD-10 counts)."""
+    bare = codes.fillna("").astype(str).str.strip().str.upper().str.replace(".", "")
+    return ((systems.fillna("") == ICD10) & bare.str.match(_PATTERN)).to_numpy(dtype=bool)
 
 
 def sql_condition(column: str = "code") -> str:

@@ -1,0 +1,201 @@
+"""Each outcome of the evaluation, counted per person and calendar month from the contract.
+
+The definitions (one place; the generator's truth follows the same ones):
+
+- ``emergency_admissions``: emergency admissions starting in the month;
+- ``avoidable_admissions``: those whose ICD-10 primary diagnosis is ambulatory-care-sensitive
+  (``features.avoidable``);
+- ``bed_days``: the length of stay of those admissions, counted in the month of admission (a
+  stay still open at the end of the data counts up to that day);
+- ``ae_attendances``: A&E attendances;
+- ``care_home_resident_admissions``: emergency admissions of people living in a care home
+  (a permanent care-home admission on or before the admission day);
+- ``care_home_admissions``: permanent care-home admissions;
+- ``package_cost``: social-care package cost in GBP (weekly cost x days active / 7);
+- ``deaths``: deaths (a safety outcome).
+
+``exposure`` is the share of the month the person was registered and alive: rates are
+outcome per person-month of exposure, so people who die or leave count for the time they were
+there and no longer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from features.avoidable import potentially_avoidable
+from features.contract import EVENTS, PATIENTS, EventKind
+from impact.plan import OUTCOMES
+
+_KINDS = (
+    EventKind.EMERGENCY_ADMISSION,
+    EventKind.AE_ATTENDANCE,
+    EventKind.CARE_HOME_ADMISSION,
+    EventKind.SOCIAL_CARE_PACKAGE,
+)
+_DAY = np.timedelta64(1, "D")
+
+
+@dataclass(frozen=True, slots=True)
+class Months:
+    """Calendar months ``first`` .. before ``end`` (each the first of its month)."""
+
+    first: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if self.first.day != 1 or self.end.day != 1 or self.end <= self.first:
+            raise ValueError(f"months {self.first}..{self.end} must be firsts of months, in order")
+
+    @property
+    def starts(self) -> np.ndarray:
+        return np.arange(np.datetime64(self.first, "M"), np.datetime64(self.end, "M") + 1).astype(
+            "datetime64[D]"
+        )
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def index(self, day: date) -> int:
+        """The period number of the month holding ``day``."""
+        return int(np.datetime64(day, "M") - np.datetime64(self.first, "M"))
+
+
+@dataclass(frozen=True, slots=True)
+class PersonMonths:
+    """Outcomes per person (rows, ``people`` order) and month (columns)."""
+
+    people: pd.Index
+    months: Months
+    exposure: np.ndarray
+    outcomes: dict[str, np.ndarray]
+
+    def total(self, outcome: str, first: date, end: date) -> np.ndarray:
+        """Each person's total of ``outcome`` over the months ``first``..before ``end``."""
+        return self.outcomes[outcome][:, self._slice(first, end)].sum(axis=1)
+
+    def exposure_years(self, first: date, end: date) -> np.ndarray:
+        return self.exposure[:, self._slice(first, end)].sum(axis=1) / 12.0
+
+    def _slice(self, first: date, end: date) -> slice:
+        return slice(
+            max(self.months.index(first), 0), min(self.months.index(end), len(self.months))
+        )
+
+    def long(self, outcome: str) -> pd.DataFrame:
+        """One row per person-month with exposure: person, period, y, exposure."""
+        person, period = np.nonzero(self.exposure > 0)
+        return pd.DataFrame(
+            {
+                "person": self.people.to_numpy()[person],
+                "period": period,
+                "y": self.outcomes[outcome][person, period],
+                "exposure": self.exposure[person, period],
+            }
+        )
+
+
+def count(data_dir: Path, people: pd.Index, months: Months, last_day: date) -> PersonMonths:
+    """Count every outcome for ``people`` (patient ids) over ``months``; ``last_day`` is the
+    last day the data covers (open stays and packages end there)."""
+    patients = _read(data_dir / PATIENTS.file_name, people, PATIENTS.schema.names)
+    patients = patients.set_index("patient_id").reindex(people)
+    if patients["birth_month"].isna().any():
+        missing = patients.index[patients["birth_month"].isna()][:3].tolist()
+        raise ValueError(f"{data_dir / PATIENTS.file_name}: people not in the table: {missing}")
+    events = _read(data_dir / EVENTS.file_name, people, EVENTS.schema.names, _KINDS)
+    row = pd.Series(np.arange(len(people)), index=people)
+    starts = months.starts
+    limit = np.datetime64(last_day) + _DAY
+    exposure = _exposure(patients, starts, limit)
+    counted = {name: np.zeros(exposure.shape) for name in OUTCOMES}
+
+    by_kind = {k: events[events["kind"] == k.value] for k in _KINDS}
+    admissions = by_kind[EventKind.EMERGENCY_ADMISSION]
+    stay_end = admissions["end"].fillna(pd.Timestamp(limit - _DAY))
+    stay = ((stay_end - admissions["start"]) / _DAY).clip(lower=0).to_numpy(dtype=float)
+    homes = by_kind[EventKind.CARE_HOME_ADMISSION].groupby("patient_id")["start"].min()
+    resident = admissions["start"] >= admissions["patient_id"].map(homes)
+    _add(counted["emergency_admissions"], admissions, row, starts)
+    avoidable = potentially_avoidable(admissions["code"], admissions["code_system"])
+    _add(counted["avoidable_admissions"], admissions[avoidable], row, starts)
+    _add(counted["bed_days"], admissions, row, starts, weights=stay)
+    _add(counted["care_home_resident_admissions"], admissions[resident.to_numpy()], row, starts)
+    _add(counted["ae_attendances"], by_kind[EventKind.AE_ATTENDANCE], row, starts)
+    _add(counted["care_home_admissions"], by_kind[EventKind.CARE_HOME_ADMISSION], row, starts)
+    counted["package_cost"] = _package_cost(
+        by_kind[EventKind.SOCIAL_CARE_PACKAGE], row, starts, limit
+    )
+    deaths = patients["death_date"].dropna()
+    _add(
+        counted["deaths"], pd.DataFrame({"patient_id": deaths.index, "start": deaths}), row, starts
+    )
+    for name in counted:
+        counted[name] = np.where(exposure > 0, counted[name], 0.0)
+    return PersonMonths(people, months, exposure, counted)
+
+
+def _read(
+    path: Path, people: pd.Index, columns: list[str], kinds: tuple[EventKind, ...] = ()
+) -> pd.DataFrame:
+    wanted = pc.field("patient_id").isin(list(people))
+    if kinds:
+        wanted &= pc.field("kind").isin([k.value for k in kinds])
+    table = ds.dataset(path).to_table(columns=columns, filter=wanted)
+    return table.to_pandas(date_as_object=False)
+
+
+def _exposure(patients: pd.DataFrame, starts: np.ndarray, limit: np.datetime64) -> np.ndarray:
+    """Share of each month each person was registered and alive (up to ``limit``)."""
+    begin = patients["registration_start"].to_numpy("datetime64[D]")
+    last = np.minimum(
+        patients["registration_end"].fillna(pd.Timestamp(limit - _DAY)).to_numpy("datetime64[D]"),
+        patients["death_date"].fillna(pd.Timestamp(limit - _DAY)).to_numpy("datetime64[D]"),
+    )
+    stop = np.minimum(last + _DAY, limit)  # exclusive
+    lo = np.maximum(begin[:, None], starts[None, :-1])
+    hi = np.minimum(stop[:, None], starts[None, 1:])
+    days = ((hi - lo) / _DAY).clip(min=0)
+    return days / ((starts[1:] - starts[:-1]) / _DAY)[None, :]
+
+
+def _add(
+    into: np.ndarray,
+    events: pd.DataFrame,
+    row: pd.Series,
+    starts: np.ndarray,
+    weights: np.ndarray | None = None,
+) -> None:
+    """Add each event (or its weight) to its person's row in the month it started."""
+    day = events["start"].to_numpy("datetime64[D]")
+    period = np.searchsorted(starts, day, side="right") - 1
+    inside = (period >= 0) & (period < into.shape[1])
+    person = row.reindex(events["patient_id"]).to_numpy()
+    value = np.ones(len(events)) if weights is None else np.asarray(weights, float)
+    np.add.at(into, (person[inside], period[inside]), value[inside])
+
+
+def _package_cost(
+    packages: pd.DataFrame, row: pd.Series, starts: np.ndarray, limit: np.datetime64
+) -> np.ndarray:
+    """Weekly cost x days active / 7, spread over the months each package was active."""
+    out = np.zeros((len(row), len(starts) - 1))
+    if packages.empty:
+        return out
+    begin = packages["start"].to_numpy("datetime64[D]")
+    stop = np.minimum(
+        packages["end"].fillna(pd.Timestamp(limit - _DAY)).to_numpy("datetime64[D]") + _DAY, limit
+    )
+    lo = np.maximum(begin[:, None], starts[None, :-1])
+    hi = np.minimum(stop[:, None], starts[None, 1:])
+    days = ((hi - lo) / _DAY).clip(min=0)
+    weekly = packages["cost"].fillna(0.0).to_numpy(dtype=float)
+    np.add.at(out, row.reindex(packages["patient_id"]).to_numpy(), days * weekly[:, None] / 7.0)
+    return out

@@ -1,0 +1,138 @@
+"""Each design's input frame, built from the cohort and the counted outcomes.
+
+The frames are plain pandas with the columns each estimator documents, so the estimators
+can be tested on small cases with known answers without any of this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from features.contract import EVENTS, EventKind
+from impact.cohort import Cohort, period_of
+from impact.outcomes import PersonMonths
+from impact.plan import MatchedDesign, RdDesign
+
+LIST_TRIGGER = "risk_list"
+_ACTIONS = (EventKind.REABLEMENT_PLAN, EventKind.SOCIAL_PRESCRIBING_REFERRAL)
+
+
+def add_months(day: date, months: int) -> date:
+    total = day.year * 12 + day.month - 1 + months
+    return date(total // 12, total % 12 + 1, 1)
+
+
+def did_panel(counts: PersonMonths, cohort: Cohort, outcome: str) -> pd.DataFrame:
+    """Person-months of the cohort: person, unit, period, first_treated (-1 never), y,
+    exposure. A unit going live after the panel ends counts as not treated in it."""
+    frame = counts.long(outcome)
+    first = period_of(cohort.go_live, counts.months.first)
+    first = np.where(first >= len(counts.months), -1, first)
+    by_person = pd.DataFrame(
+        {"unit": cohort.unit.to_numpy(), "first_treated": first}, cohort.people
+    )
+    frame = frame.join(by_person, on="person")
+    return frame[["person", "unit", "period", "first_treated", "y", "exposure"]]
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedGroups:
+    """Who the matched design compares, and over which months."""
+
+    treated_units: tuple[str, ...]
+    comparison_units: tuple[str, ...]
+    go_live: date
+    follow_up_end: date
+
+
+def matched_groups(cohort: Cohort, design: MatchedDesign, starts: dict[str, date]) -> MatchedGroups:
+    """Treated units (the plan's, else the earliest to go live) and the units not yet live
+    by the end of their follow-up (or never in the plan)."""
+    first = min(starts.values())
+    treated = design.treated_units or tuple(sorted(u for u, d in starts.items() if d == first))
+    go_live = min(starts[u] for u in treated)
+    end = add_months(go_live, design.follow_up_months)
+    comparison = tuple(
+        sorted(
+            u
+            for u in set(cohort.unit)
+            if u not in treated and (u not in starts or starts[u] >= end)
+        )
+    )
+    return MatchedGroups(tuple(treated), comparison, go_live, end)
+
+
+def matched_people(
+    counts: PersonMonths,
+    cohort: Cohort,
+    groups: MatchedGroups,
+    outcomes: tuple[str, ...],
+    features: list[str],
+) -> pd.DataFrame:
+    """One row per person of the treated and comparison units who was there during the
+    follow-up: person, unit, treated, features, ``<o>`` over the follow-up, ``pre_<o>`` over
+    the year before the baseline, and exposure (person-years in the follow-up)."""
+    pre_first = add_months(cohort.baseline, -12)
+    frame = cohort.features[features].copy()
+    frame.insert(0, "unit", cohort.unit)
+    frame.insert(1, "treated", cohort.unit.isin(groups.treated_units))
+    for name in outcomes:
+        frame[name] = counts.total(name, groups.go_live, groups.follow_up_end)
+        frame[f"pre_{name}"] = counts.total(name, pre_first, cohort.baseline)
+    frame["exposure"] = counts.exposure_years(groups.go_live, groups.follow_up_end)
+    keep = frame["unit"].isin(groups.treated_units + groups.comparison_units) & (
+        frame["exposure"] > 0
+    )
+    return frame[keep].rename_axis("person").reset_index()
+
+
+def list_run(data_dir: Path, design: RdDesign) -> pd.DataFrame:
+    """Everyone scored in the saved band of the list run on ``design.run``: person, score,
+    listed, took_up (a list-triggered action starting in the run's month)."""
+    events = ds.dataset(data_dir / EVENTS.file_name)
+    run = pd.Timestamp(design.run)
+    scored = events.to_table(
+        columns=["patient_id", "value", "code"],
+        filter=(pc.field("kind") == EventKind.RISK_LIST_SCORE.value)
+        & (pc.field("start") == pc.scalar(run.date())),
+    ).to_pandas()
+    if scored.empty:
+        raise ValueError(
+            f"{data_dir / EVENTS.file_name}: no {EventKind.RISK_LIST_SCORE.value} events on "
+            f"{design.run}: the plan's [rd] run is not a list run in the data"
+        )
+    month_end = pd.Timestamp(add_months(design.run, 1))
+    actions = events.to_table(
+        columns=["patient_id"],
+        filter=pc.field("kind").isin([k.value for k in _ACTIONS])
+        & (pc.field("code") == LIST_TRIGGER)
+        & (pc.field("start") >= pc.scalar(run.date()))
+        & (pc.field("start") < pc.scalar(month_end.date())),
+    ).to_pandas()
+    frame = scored.drop_duplicates("patient_id").rename(
+        columns={"patient_id": "person", "value": "score"}
+    )
+    frame["listed"] = frame["code"] == "listed"
+    frame["took_up"] = frame["person"].isin(set(actions["patient_id"]))
+    return frame[["person", "score", "listed", "took_up"]].sort_values("person", ignore_index=True)
+
+
+def rd_frame(scored: pd.DataFrame, counts: PersonMonths, design: RdDesign) -> pd.DataFrame:
+    """The list run's people with their outcome and exposure over the follow-up."""
+    end = add_months(design.run, design.follow_up_months)
+    by_person = pd.DataFrame(
+        {
+            "y": counts.total(design.outcome, design.run, end),
+            "exposure": counts.exposure_years(design.run, end),
+        },
+        index=counts.people,
+    )
+    frame = scored.join(by_person, on="person")
+    return frame[frame["exposure"] > 0].reset_index(drop=True)

@@ -1,0 +1,39 @@
+"""Plain-English sentences a board paper can quote, from an estimate and its interval."""
+
+from __future__ import annotations
+
+from impact.results import Interval
+
+
+def _percent(change: float) -> str:
+    size = abs(change) * 100
+    text = f"{size:.0f}%" if size >= 1 else f"{size:.1f}%"
+    return f"{text} {'lower' if change < 0 else 'higher'}"
+
+
+def change_sentence(label: str, who: str, relative: Interval, against: str) -> str:
+    """ "Emergency admissions among <who> were 14% lower (95% CI 8% to 20% lower) than
+    <against>.", with what an interval that spans no change means said in words."""
+    low, high = relative.ci_low, relative.ci_high
+    if low < 0 < high:
+        interval = f"95% CI {_percent(low)} to {_percent(high)}"
+        verdict = "; the data are consistent with no change"
+    else:
+        same = "lower" if high < 0 else "higher"
+        a, b = sorted((abs(low), abs(high)))
+        interval = f"95% CI {a * 100:.0f}% to {b * 100:.0f}% {same}"
+        verdict = ""
+    if abs(relative.estimate) < 0.005:
+        return (
+            f"{label.capitalize()} among {who} were about the same ({interval}) as "
+            f"{against}{verdict}."
+        )
+    return (
+        f"{label.capitalize()} among {who} were {_percent(relative.estimate)} ({interval}) "
+        f"than {against}{verdict}."
+    )
+
+
+def cannot_answer(label: str, who: str, reason: str) -> str:
+    """The sentence when the data cannot answer: the reason, never a number."""
+    return f"The data cannot say whether {label} changed among {who}: {reason}."
