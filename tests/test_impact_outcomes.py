@@ -1,0 +1,115 @@
+"""Outcome counts per person-month on a hand-built extract whose answers are known."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from features.contract import EVENTS, PATIENTS
+from impact.outcomes import Months, count
+
+D = date
+
+
+def _write(folder: Path) -> Path:
+    patients = pd.DataFrame(
+        {
+            "patient_id": ["a", "b", "c"],
+            "birth_month": [D(1940, 1, 1)] * 3,
+            "sex": ["F", "M", "F"],
+            "practice_id": ["P1"] * 3,
+            "deprivation_decile": [5, 5, 5],
+            "ethnicity_group": ["White"] * 3,
+            "registration_start": [D(2000, 1, 1), D(2000, 1, 1), D(2023, 1, 10)],
+            "registration_end": [None, None, None],
+            "death_date": [None, D(2023, 2, 14), None],
+        }
+    )
+    rows = [
+        # patient, kind, start, end, system, code, value, cost
+        ("a", "emergency_admission", D(2023, 2, 10), D(2023, 2, 15), "ICD10", "J44.1", None, None),
+        ("a", "ae_attendance", D(2023, 2, 10), None, "riskstrat", "admitted", None, None),
+        ("a", "emergency_admission", D(2023, 4, 29), None, "ICD10", "I50", None, None),
+        ("b", "emergency_admission", D(2023, 1, 3), D(2023, 1, 4), "ICD10", "R07", None, None),
+        ("c", "care_home_admission", D(2023, 1, 20), None, "riskstrat", "permanent", None, 950.0),
+        ("c", "emergency_admission", D(2023, 3, 5), D(2023, 3, 8), "ICD10", "S72", None, None),
+        ("c", "social_care_package", D(2023, 1, 16), D(2023, 2, 14), None, "home_care", 5, 70.0),
+        (
+            "c",
+            "emergency_admission",
+            D(2023, 1, 12),
+            D(2023, 1, 13),
+            "riskstrat",
+            "N390",
+            None,
+            None,
+        ),
+    ]
+    events = pd.DataFrame(rows, columns=EVENTS.schema.names)
+    pq.write_table(
+        pa.Table.from_pandas(patients, schema=PATIENTS.schema), folder / "patients.parquet"
+    )
+    pq.write_table(pa.Table.from_pandas(events, schema=EVENTS.schema), folder / "events.parquet")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def counted(tmp_path_factory: pytest.TempPathFactory):
+    folder = _write(tmp_path_factory.mktemp("extract"))
+    months = Months(D(2023, 1, 1), D(2023, 5, 1))
+    return count(folder, pd.Index(["a", "b", "c"]), months, last_day=D(2023, 4, 30))
+
+
+def test_exposure_is_the_share_of_each_month_registered_and_alive(counted) -> None:
+    np.testing.assert_allclose(counted.exposure[0], [1, 1, 1, 1])
+    np.testing.assert_allclose(counted.exposure[1], [1, 14 / 28, 0, 0])  # died 14 February
+    np.testing.assert_allclose(counted.exposure[2], [22 / 31, 1, 1, 1])  # joined 10 January
+
+
+def test_each_outcome_lands_in_its_month(counted) -> None:
+    o = counted.outcomes
+    np.testing.assert_array_equal(
+        o["emergency_admissions"], [[0, 1, 0, 1], [1, 0, 0, 0], [1, 0, 1, 0]]
+    )
+    # J44.1 (COPD) and I50 (heart failure) are avoidable; R07 and S72 are not; N390 is
+    # avoidable only when coded in ICD-10, which that row is not.
+    np.testing.assert_array_equal(o["avoidable_admissions"], [[0, 1, 0, 1], [0] * 4, [0] * 4])
+    # Stays: 5 days, and the open stay counts to the data's last day (29-30 April: 1 day).
+    np.testing.assert_array_equal(o["bed_days"], [[0, 5, 0, 1], [1, 0, 0, 0], [1, 0, 3, 0]])
+    np.testing.assert_array_equal(o["ae_attendances"], [[0, 1, 0, 0], [0] * 4, [0] * 4])
+    # c moved into a care home on 20 January: the March admission is a resident's, the one
+    # on 12 January is not.
+    np.testing.assert_array_equal(
+        o["care_home_resident_admissions"], [[0] * 4, [0] * 4, [0, 0, 1, 0]]
+    )
+    np.testing.assert_array_equal(o["care_home_admissions"], [[0] * 4, [0] * 4, [1, 0, 0, 0]])
+    np.testing.assert_array_equal(o["deaths"], [[0] * 4, [0, 1, 0, 0], [0] * 4])
+
+
+def test_package_cost_follows_the_days_active(counted) -> None:
+    # 16 to 31 January (16 days) and 1 to 14 February (14 days) at 70 GBP a week.
+    np.testing.assert_allclose(counted.outcomes["package_cost"][2], [160, 140, 0, 0])
+
+
+def test_totals_and_person_years_over_a_window(counted) -> None:
+    np.testing.assert_array_equal(
+        counted.total("emergency_admissions", D(2023, 2, 1), D(2023, 5, 1)), [2, 0, 1]
+    )
+    np.testing.assert_allclose(
+        counted.exposure_years(D(2023, 1, 1), D(2023, 5, 1)), [4 / 12, 1.5 / 12, (3 + 22 / 31) / 12]
+    )
+    long = counted.long("emergency_admissions")
+    assert len(long) == 4 + 2 + 4  # no rows for the months after b died
+    assert long["y"].sum() == 5
+
+
+def test_someone_not_in_the_extract_is_an_error_naming_them(tmp_path: Path) -> None:
+    folder = _write(tmp_path)
+    with pytest.raises(ValueError, match=r"patients\.parquet: people not in the table: \['zz'\]"):
+        count(folder, pd.Index(["a", "zz"]), Months(D(2023, 1, 1), D(2023, 2, 1)), D(2023, 4, 30))
