@@ -45,6 +45,9 @@ OUTCOMES: dict[str, str] = {
 """Every outcome an evaluation can count (``impact.outcomes`` counts them), and its label."""
 
 UNIT_LEVELS = ("gp_cluster", "practice", "locality")
+PLANS = Path(__file__).resolve().parent / "plans"
+BUILT_IN_PLANS = ("integrated_locality_model.toml", "risk_list_actions.toml")
+"""The built-in synthetic borough's plans: its two interventions."""
 _OPERATORS = {
     ">=": operator.ge,
     ">": operator.gt,
@@ -160,9 +163,7 @@ class DidDesign:
     pre_months: Integer = Field(24, ge=3, le=120)
     end: date | None = None
     control: Literal["not_yet_treated", "never_treated"] = "not_yet_treated"
-    inference: Literal["wild_cluster_bootstrap", "randomisation", "person"] = (
-        "wild_cluster_bootstrap"
-    )
+    inference: Literal["randomisation", "wild_cluster", "person_cluster"] = "randomisation"
     bootstrap: Integer = Field(999, ge=99, le=99_999)
 
 

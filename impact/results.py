@@ -14,7 +14,7 @@ design that cannot answer says why in words instead of giving a misleading numbe
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,6 +57,7 @@ class Check(_Frozen):
 class OutcomeResult(_Frozen):
     """One outcome under one design.
 
+    ``bandwidth`` is the regression discontinuity's, in units of the score.
     ``effect`` is in the design's own measure (``measure`` says which: a rate difference per
     person-year, a rate ratio, or a difference at the cut-off); ``relative`` is the same
     effect as a proportional change (-0.14: 14% lower), the form a board paper quotes.
@@ -70,6 +71,7 @@ class OutcomeResult(_Frozen):
     comparison_rate: float | None = None
     treated_rate: float | None = None
     minimum_detectable: float | None = None
+    bandwidth: float | None = None
     n_people: int
     n_units: int | None = None
     verdict: str = ANSWERED
@@ -81,12 +83,17 @@ class OutcomeResult(_Frozen):
 
 
 class DesignResult(_Frozen):
-    """One design's findings: how it was done, its checks, its tables and its outcomes."""
+    """One design's findings: how it was done, its checks, its tables and its outcomes.
+
+    ``first_month`` .. before ``end_month`` are the calendar months its outcomes cover (the
+    panel, or the follow-up)."""
 
     design: Design
     title: str
     method: str
     population: str
+    first_month: date
+    end_month: date
     verdict: str
     checks: list[Check] = Field(default_factory=list)
     tables: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)

@@ -935,6 +935,8 @@ def cmd_demo(
     from features.sources.synthetic.borough import TRUTH_DIR, generate, write
     from features.sources.synthetic.config import SynthConfig
     from features.validation import validate_dir
+    from impact.plan import BUILT_IN_PLANS, PLANS
+    from impact.run import evaluate
     from models.store import load_champion
     from serving.weekly.run import weekly_run
     from serving.weekly.store import latest_monday
@@ -946,19 +948,19 @@ def cmd_demo(
     work = workdir
     train = TrainConfig(seed=seed)
     synth = SynthConfig(patients=patients, seed=seed, truth_as_of=(train.test_as_of,))
-    say(f"1/4 generating a synthetic borough of {patients:,} people (seed {seed})")
+    say(f"1/5 generating a synthetic borough of {patients:,} people (seed {seed})")
     with reporting() as progress:
         borough = generate(synth, progress=progress)
         write(borough, work / "borough")
     say(f"    {borough.summary['events']:,} events in {borough.summary['seconds']} s")
-    say("2/4 validating the contract tables")
+    say("2/5 validating the contract tables")
     report = validate_dir(work / "borough", work / "validated", synth.end)
     say(
         f"    {sum(t.accepted for t in report.tables):,} rows accepted, "
         f"{sum(t.quarantined for t in report.tables):,} quarantined; counts reconcile: "
         f"{report.reconciles}"
     )
-    say("3/4 training, testing out of time, registering in MLflow, promotion gate")
+    say("3/5 training, testing out of time, registering in MLflow, promotion gate")
     with reporting() as progress:
         result = train_from_contract(
             work / "validated",
@@ -976,19 +978,92 @@ def cmd_demo(
     as_of = latest_monday(synth.end)
     model = load_champion(tracking_uri(work))
     for week in (as_of - timedelta(days=7), as_of):
-        say(f"4/4 weekly risk lists as of {week} (champion)")
+        say(f"4/5 weekly risk lists as of {week} (champion)")
         with reporting() as progress:
             weekly = weekly_run(work / "validated", week, model, work / "lists", progress=progress)
+    evaluations = []
+    for plan in BUILT_IN_PLANS:
+        say(f"5/5 did it work? evaluating {plan} by its analysis plan")
+        with reporting() as progress:
+            evaluations.append(
+                evaluate(
+                    work / "validated",
+                    PLANS / plan,
+                    work / "evaluation" / Path(plan).stem,
+                    progress=progress,
+                )
+            )
     say(f"done in {time.perf_counter() - began:.0f} s")
     _print_training(result)
     say(f"admission-risk {decision.explain()}")
     say(f"evaluation report and model card: {result.report_dir}")
     _say_week(weekly)
+    for evaluation in evaluations:
+        say(f"{evaluation.plan.title}: {work / 'evaluation' / evaluation.name / 'report.html'}")
+        for design in evaluation.designs:
+            say(f"  {design.title}: {design.outcomes[0].summary}")
     say(f"MLflow runs: .venv/bin/mlflow ui --backend-store-uri {tracking_uri(work)}")
     say(
         f"start the scoring service: .venv/bin/riskstrat token --name me --role system "
         f"--access {work / 'access.toml'} && .venv/bin/riskstrat serve --workdir {work}"
     )
+
+
+@app.command(
+    "evaluate",
+    short_help="did it work? evaluate an intervention by its analysis plan",
+    epilog=_examples(
+        "riskstrat evaluate --data work/validated "
+        "--plan impact/plans/integrated_locality_model.toml --out work/evaluation/ilm",
+    ),
+)
+def cmd_evaluate(
+    data: Annotated[Path, _option("DIR", "folder of contract tables (validated)")],
+    plan: Annotated[Path, _option("FILE", "the statistical analysis plan (TOML)")],
+    out: Annotated[
+        Path, _option("DIR", "folder for results.json, report.html and plots/ (replaced whole)")
+    ],
+) -> None:
+    """Evaluate the care an intervention brought, by a plan written before looking at
+    outcomes: staggered difference-in-differences, a matched comparison and a regression
+    discontinuity at the list's cut-off, as the plan names them."""
+    from impact.run import evaluate
+
+    with reporting() as progress:
+        results = evaluate(data, plan, out, progress=progress)
+    say(f"plan {results.plan.file} (SHA-256 {results.plan.sha256[:12]}), {results.seconds} s")
+    for design in results.designs:
+        say(f"{design.title}: {design.verdict}")
+        for outcome in design.outcomes:
+            say(f"  {outcome.summary}")
+    say(f"report: {out / 'report.html'}")
+
+
+@app.command(
+    "bench-evaluate",
+    short_help="bias, coverage and false positives of each design; JSON",
+    epilog=_examples("riskstrat bench-evaluate --out work/bench --patients 50000 --seeds 20"),
+)
+def cmd_bench_evaluate(
+    out: Annotated[Path, _option("DIR", "folder for bench_evaluate.json and the runs' CSV")],
+    patients: Patients = 50_000,
+    seeds: Annotated[int, typer.Option(metavar="N", help="boroughs, seeds 1..N")] = 20,
+) -> None:
+    """Evaluate the built-in plans on synthetic boroughs whose true effects are known, with
+    the effects on and with every effect set to none."""
+    import tempfile
+
+    from impact.benchmark import bench_evaluate
+
+    with (
+        tempfile.TemporaryDirectory(prefix="riskstrat-bench-evaluate-") as work,
+        reporting() as progress,
+    ):
+        summary = bench_evaluate(
+            out, tuple(range(1, seeds + 1)), patients, Path(work), progress=progress
+        )
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    say(f"figures: {out / 'bench_evaluate.json'}")
 
 
 @app.command(

@@ -33,6 +33,8 @@ COMMANDS = {
     "demo",
     "bench-synth",
     "bench-fit",
+    "evaluate",
+    "bench-evaluate",
 }
 CONTROL = ("\x1b", "\r")
 

@@ -15,9 +15,8 @@ from features.engine import feature_specs
 from features.settings import SettingsError
 from features.tables import ContractTables
 from impact.cohort import baseline_cohort
-from impact.plan import check_against, load_plan
+from impact.plan import PLANS, check_against, load_plan
 
-PLANS = Path(__file__).resolve().parent.parent / "impact" / "plans"
 LOCALITY_MODEL = PLANS / "integrated_locality_model.toml"
 FEATURES = {s.name for s in feature_specs()}
 

@@ -1,0 +1,344 @@
+"""Each design run on the plan's data, its estimates turned into results with their words.
+
+The estimators (``did``, ``matching``, ``rd``) take plain frames and know nothing of plans;
+this module builds their frames, calls them and writes what they found in the results'
+terms: the effect in the design's measure, the relative change, the checks, the tables the
+report plots, and a sentence a board paper can quote, or the reason the data cannot answer.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from impact.cohort import Cohort
+from impact.did import staggered_did
+from impact.matching import matched_comparison
+from impact.outcomes import Months, PersonMonths, count
+from impact.panels import add_months, did_panel, list_run, matched_groups, matched_people, rd_frame
+from impact.plan import OUTCOMES, Plan
+from impact.power import minimum_detectable_effect
+from impact.rd import rd_bins, regression_discontinuity
+from impact.results import ANSWERED, Check, DesignResult, Interval, OutcomeResult
+from impact.summary import cannot_answer, change_sentence
+
+MATCH_FEATURES = (
+    "age",
+    "sex",
+    "deprivation_decile",
+    "frailty_index",
+    "ltc_count",
+    "emergency_admissions_365d",
+    "emergency_bed_days_365d",
+    "ae_attendances_365d",
+    "gp_contacts_365d",
+    "care_home_resident",
+    "social_care_package_active",
+    "social_care_weekly_cost",
+    "has_frailty",
+    "has_dementia",
+    "has_heart_failure",
+    "has_copd",
+    "lives_alone_coded",
+)
+"""Prognostic baseline features matched on when the plan names none."""
+
+
+def _rows(frame: pd.DataFrame) -> list[dict]:
+    return [
+        {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def _first_verdict(outcomes: list[OutcomeResult], primary: str) -> str:
+    return next(o.verdict for o in outcomes if o.outcome == primary)
+
+
+def run_did(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResult:
+    """Staggered difference-in-differences over the cohort's person-months."""
+    design = plan.did
+    began = time.perf_counter()
+    who = "eligible people in clusters after go-live"
+    outcomes, tables, checks = [], {}, []
+    for name in plan.outcomes.all:
+        estimate = staggered_did(
+            did_panel(counts, cohort, name),
+            control=design.control,
+            inference=design.inference,
+            seed=plan.seed,
+            draws=design.bootstrap,
+        )
+        label = OUTCOMES[name]
+        pre = estimate.pre_trend
+        passed = pre.n_pre_periods > 0 and pre.p_value >= 0.05
+        checks.append(
+            Check(
+                name=f"pre-trend: {label}",
+                passed=passed,
+                value=pre.p_value,
+                detail=(
+                    f"joint test of {pre.n_pre_periods} pre-go-live months, p = {pre.p_value:.3f};"
+                    f" largest deviation {12 * pre.largest_deviation:+.3f} a person-year"
+                ),
+            )
+        )
+        tables[f"event_study:{name}"] = [
+            {
+                "relative_period": p.relative_period,
+                "estimate": 12 * p.estimate,
+                "ci_low": 12 * p.ci_low,
+                "ci_high": 12 * p.ci_high,
+            }
+            for p in estimate.event_study
+        ]
+        rate = estimate.counterfactual_rate
+        relative = Interval(
+            estimate=estimate.relative_effect,
+            ci_low=estimate.relative_ci_low,
+            ci_high=estimate.relative_ci_high,
+            p_value=estimate.p_value,
+        )
+        answered = estimate.verdict == ANSWERED
+        outcomes.append(
+            OutcomeResult(
+                outcome=name,
+                label=label,
+                measure="difference in the rate per person-year",
+                effect=Interval(
+                    estimate=12 * estimate.att,
+                    ci_low=12 * estimate.ci_low,
+                    ci_high=12 * estimate.ci_high,
+                    p_value=estimate.p_value,
+                ),
+                relative=relative,
+                comparison_rate=12 * rate,
+                treated_rate=12 * (rate + estimate.att),
+                minimum_detectable=(
+                    minimum_detectable_effect(estimate.se) / rate if rate > 0 else None
+                ),
+                n_people=estimate.n_people,
+                n_units=estimate.n_units,
+                verdict=estimate.verdict,
+                summary=(
+                    change_sentence(label, who, relative, "expected had they not gone live")
+                    if answered
+                    else cannot_answer(label, who, estimate.verdict)
+                ),
+            )
+        )
+    method = (
+        "Callaway and Sant'Anna group-time effects on monthly rates, "
+        f"{design.control.replace('_', '-')} comparison, "
+        f"{estimate.inference.replace('_', ' ')} inference"
+        f" ({estimate.draws:,} {'exact re-assignments' if estimate.exact else 'draws'}),"
+        f" {estimate.n_treated_units} of {estimate.n_units} units treated"
+    )
+    return DesignResult(
+        design="did",
+        title="Staggered difference-in-differences",
+        method=method,
+        population=f"{plan.population.describe()} on {plan.population.baseline}",
+        first_month=counts.months.first,
+        end_month=counts.months.end,
+        verdict=_first_verdict(outcomes, plan.outcomes.primary),
+        checks=checks,
+        tables=tables,
+        outcomes=outcomes,
+        seconds=round(time.perf_counter() - began, 1),
+    )
+
+
+def run_matched(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResult:
+    """The IAU-style matched comparison of the first units to go live."""
+    design = plan.matched
+    began = time.perf_counter()
+    groups = matched_groups(cohort, design, plan.start_dates)
+    features = list(design.features or MATCH_FEATURES)
+    people = matched_people(counts, cohort, groups, plan.outcomes.all, features)
+    estimate = matched_comparison(
+        people,
+        features=features,
+        outcomes=list(plan.outcomes.all),
+        primary=plan.outcomes.primary,
+        k=design.controls_per_treated,
+        caliper=design.caliper,
+        seed=plan.seed,
+    )
+    who = f"eligible people in {', '.join(groups.treated_units)}"
+    against = "matched people in clusters not yet live"
+    balance = estimate.balance
+    failing = balance[balance["smd_after"].abs() >= 0.1]
+    checks = [
+        Check(
+            name="balance",
+            passed=failing.empty,
+            value=float(balance["smd_after"].abs().max()),
+            detail=(
+                "every standardised mean difference below 0.1 after matching"
+                if failing.empty
+                else f"above 0.1 after matching: {', '.join(failing['feature'])}"
+            ),
+        )
+    ]
+    outcomes = []
+    for effect in estimate.outcomes:
+        label = OUTCOMES[effect.outcome]
+        relative = Interval(
+            estimate=effect.rate_ratio - 1,
+            ci_low=effect.ci_low - 1,
+            ci_high=effect.ci_high - 1,
+            p_value=effect.p_value,
+        )
+        answered = effect.verdict == ANSWERED
+        outcomes.append(
+            OutcomeResult(
+                outcome=effect.outcome,
+                label=label,
+                measure="rate ratio",
+                effect=Interval(
+                    estimate=effect.rate_ratio,
+                    ci_low=effect.ci_low,
+                    ci_high=effect.ci_high,
+                    p_value=effect.p_value,
+                ),
+                relative=relative,
+                comparison_rate=effect.counterfactual_rate,
+                treated_rate=effect.treated_rate,
+                minimum_detectable=1 - effect.mde_ratio
+                if effect.mde_ratio < 1
+                else effect.mde_ratio - 1,
+                n_people=effect.n_treated + effect.n_controls,
+                n_units=estimate.counts.treated_units + estimate.counts.control_units,
+                verdict=effect.verdict,
+                summary=(
+                    change_sentence(label, who, relative, against)
+                    if answered
+                    else cannot_answer(label, who, effect.verdict)
+                ),
+            )
+        )
+    c = estimate.counts
+    return DesignResult(
+        design="matched",
+        title="Matched comparison (Improvement Analytics Unit style)",
+        method=(
+            f"{c.matched:,} of {c.treated:,} treated people matched ({c.dropped_by_caliper:,} "
+            f"outside the caliper) to {c.controls_used:,} of {c.comparison:,} people in "
+            f"{c.control_units} clusters not yet live, {estimate.k} per person on propensity and "
+            f"prognostic scores; rate ratios from a Poisson model with the matching weights, "
+            f"the baseline year's rate and standard errors clustered on the matched sets; "
+            f"follow-up {groups.go_live} to {groups.follow_up_end}"
+        ),
+        population=f"{plan.population.describe()} on {plan.population.baseline}",
+        first_month=groups.go_live,
+        end_month=groups.follow_up_end,
+        verdict=estimate.verdict,
+        checks=checks,
+        tables={"balance": _rows(balance)},
+        outcomes=outcomes,
+        seconds=round(time.perf_counter() - began, 1),
+    )
+
+
+def run_rd(plan: Plan, data_dir: Path, last_day: date) -> DesignResult:
+    """Regression discontinuity at the list's cut-off, for the actions the list triggers."""
+    design = plan.rd
+    began = time.perf_counter()
+    end = add_months(design.run, design.follow_up_months)
+    scored = list_run(data_dir, design)
+    counts = count(data_dir, pd.Index(scored["person"]), Months(design.run, end), last_day)
+    frame = rd_frame(scored, counts, design)
+    estimate = regression_discontinuity(frame, cutoff=design.cutoff)
+    label = OUTCOMES[design.outcome]
+    who = f"people just at or above the list's cut-off ({design.cutoff:g}) on {design.run}"
+    checks = [
+        Check(
+            name="density at the cut-off",
+            passed=estimate.density_p is not None and estimate.density_p >= 0.05,
+            value=estimate.density_p,
+            detail="no sign of scores bunched just above the cut-off"
+            if estimate.density_p is not None and estimate.density_p >= 0.05
+            else "scores bunch at the cut-off: people may have been moved onto the list",
+        ),
+        Check(
+            name="first stage",
+            passed=estimate.first_stage_f is not None and estimate.first_stage_f >= 10,
+            value=estimate.first_stage_f,
+            detail=(
+                f"take-up jumps by {estimate.first_stage.estimate:.2f} at the cut-off"
+                if estimate.first_stage
+                else "no take-up of list-triggered actions"
+            ),
+        ),
+    ]
+    fuzzy = estimate.fuzzy
+    answered = estimate.verdict == ANSWERED and fuzzy is not None
+    if fuzzy is not None:
+        effect = Interval(
+            estimate=fuzzy.estimate,
+            ci_low=fuzzy.ci_low,
+            ci_high=fuzzy.ci_high,
+            p_value=fuzzy.p_value,
+        )
+        base = estimate.control_mean
+        relative = (
+            Interval(
+                estimate=fuzzy.estimate / base,
+                ci_low=fuzzy.ci_low / base,
+                ci_high=fuzzy.ci_high / base,
+                p_value=fuzzy.p_value,
+            )
+            if base and base > 0
+            else None
+        )
+    else:
+        effect, relative, base = (
+            Interval(estimate=np.nan, ci_low=np.nan, ci_high=np.nan),
+            None,
+            None,
+        )
+    months = design.follow_up_months
+    outcome = OutcomeResult(
+        outcome=design.outcome,
+        label=label,
+        measure=f"difference in {label} per person over {months} months, among those who "
+        "took up an action",
+        effect=effect,
+        relative=relative,
+        comparison_rate=base,
+        minimum_detectable=(
+            minimum_detectable_effect((effect.ci_high - effect.ci_low) / (2 * 1.96)) / base
+            if answered and base
+            else None
+        ),
+        bandwidth=estimate.fuzzy_bandwidth,
+        n_people=estimate.n_people,
+        verdict=estimate.verdict,
+        summary=(
+            change_sentence(label, who + " who took up an action", relative, "without one")
+            if answered and relative is not None
+            else cannot_answer(label, who, estimate.verdict)
+        ),
+    )
+    return DesignResult(
+        design="rd",
+        title="Regression discontinuity at the list's cut-off",
+        method=(
+            "local linear regression each side of the cut-off, triangular kernel, MSE-optimal "
+            "bandwidth, robust bias-corrected intervals (rdrobust); fuzzy: the cut-off raises "
+            "the chance of a list-triggered action; density test (rddensity)"
+        ),
+        population=f"everyone scored on the list run of {design.run}",
+        first_month=design.run,
+        end_month=end,
+        verdict=estimate.verdict,
+        checks=checks,
+        tables={f"rd_bins:{design.outcome}": _rows(rd_bins(frame, design.cutoff))},
+        outcomes=[outcome],
+        seconds=round(time.perf_counter() - began, 1),
+    )

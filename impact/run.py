@@ -1,0 +1,119 @@
+"""``riskstrat evaluate``: a plan and a data folder in, a finished evaluation folder out.
+
+The plan is read and checked against the data before any outcome is counted; the whole
+output folder (results.json, report.html, plots/) is built beside the target and swapped in
+at once, so a reader never sees half an evaluation.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from features.atomic import check_replaceable, replacing
+from features.contract import EVENTS, PRACTICES
+from features.engine import feature_specs
+from features.progress import QUIET, Progress
+from features.tables import ContractTables
+from impact import designs
+from impact.cohort import baseline_cohort
+from impact.outcomes import Months, count
+from impact.panels import add_months
+from impact.plan import LoadedPlan, Plan, check_against, load_plan
+from impact.report import write_report
+from impact.results import RESULTS_FILE, DesignResult, EvaluationResults, PlanRecord
+
+
+def data_span(data_dir: Path) -> tuple[date, date]:
+    """First and last event dates of the extract."""
+    starts = ds.dataset(data_dir / EVENTS.file_name).to_table(columns=["start"]).column("start")
+    span = pc.min_max(starts)
+    return span["min"].as_py(), span["max"].as_py()
+
+
+def _units(data_dir: Path, level: str) -> list[str]:
+    column = {"gp_cluster": "gp_cluster", "practice": "practice_id", "locality": "locality"}[level]
+    table = ds.dataset(data_dir / PRACTICES.file_name).to_table(columns=[column])
+    return sorted(set(table.column(column).to_pylist()))
+
+
+def evaluate(
+    data_dir: Path, plan_path: Path, out: Path, progress: Progress | None = None
+) -> EvaluationResults:
+    """Run every design the plan names; write the evaluation folder ``out``."""
+    import pandas as pd
+
+    say = progress or QUIET
+    began = time.perf_counter()
+    loaded = load_plan(plan_path)
+    check_replaceable(out, RESULTS_FILE, inputs=[data_dir])
+    tables = ContractTables.from_dir(data_dir)
+    first_day, last_day = data_span(data_dir)
+    check_against(
+        loaded,
+        pd.Series(_units(data_dir, loaded.plan.units.level)),
+        first_day,
+        last_day,
+        {s.name for s in feature_specs()},
+    )
+    plan = loaded.plan
+    say.advance("evaluation", 0, 3, f"population as of {plan.population.baseline}")
+    cohort = baseline_cohort(tables, plan)
+    panel_first = add_months(
+        plan.population.baseline, -max(plan.did.pre_months if plan.did else 12, 12)
+    )
+    panel_end = _panel_end(plan, last_day)
+    say.advance("evaluation", 1, 3, f"outcomes of {len(cohort.people):,} eligible people")
+    counts = count(
+        data_dir, cohort.people, Months(max(panel_first, _month(first_day)), panel_end), last_day
+    )
+    results: list[DesignResult] = []
+    if plan.did:
+        results.append(designs.run_did(plan, cohort, counts))
+    if plan.matched:
+        results.append(designs.run_matched(plan, cohort, counts))
+    if plan.rd:
+        results.append(designs.run_rd(plan, data_dir, last_day))
+    say.advance("evaluation", 2, 3, "report")
+    evaluation = EvaluationResults(
+        name=out.name,
+        created=datetime.now(UTC),
+        data=str(data_dir),
+        plan=_record(loaded),
+        designs=results,
+        seconds=round(time.perf_counter() - began, 1),
+    )
+    with replacing(out) as staging:
+        evaluation.save(staging)
+        write_report(evaluation, staging)
+    say.advance("evaluation", 3, 3, str(out))
+    return evaluation
+
+
+def _month(day: date) -> date:
+    return date(day.year, day.month, 1)
+
+
+def _panel_end(plan: Plan, last_day: date) -> date:
+    """The first month after the panel: the plan's [did] end, else after the last whole
+    month of data."""
+    whole = _month(last_day + timedelta(days=1))
+    if plan.did and plan.did.end:
+        return min(_month(plan.did.end), whole)
+    return whole
+
+
+def _record(loaded: LoadedPlan) -> PlanRecord:
+    header = loaded.plan.plan
+    return PlanRecord(
+        file=loaded.path.name,
+        sha256=loaded.sha256,
+        title=header.title,
+        intervention=header.intervention,
+        written=header.written.isoformat(),
+        text=loaded.text,
+    )
