@@ -23,6 +23,8 @@ from features.contract import PATIENTS, PRACTICES, EventKind
 from features.progress import QUIET, Progress
 from features.record import write_record
 from features.sources.synthetic import emit
+from features.sources.synthetic.causes import CODES as CAUSE_CODES
+from features.sources.synthetic.causes import draw_causes
 from features.sources.synthetic.conditions import CONDITIONS, DRUG_CLASSES
 from features.sources.synthetic.config import SynthConfig
 from features.sources.synthetic.dynamics import (
@@ -56,6 +58,22 @@ class Borough:
     events: pa.Table
     truth: pd.DataFrame  # one row per (person alive and registered, truth date)
     summary: dict
+
+
+@dataclass(frozen=True, slots=True)
+class Streams:
+    """Random streams besides the borough's own, each derived from the seed and a constant,
+    so that what they drive can be added, switched off or changed without moving a single
+    draw of the main stream (the borough stays the same)."""
+
+    diagnoses: np.random.Generator
+
+    @classmethod
+    def for_seed(cls, seed: int) -> Streams:
+        def stream(constant: int) -> np.random.Generator:
+            return np.random.default_rng(np.random.SeedSequence([seed, constant]))
+
+        return cls(diagnoses=stream(0xD1A6))
 
 
 def _day(d: date) -> int:
@@ -213,6 +231,8 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
     records = _history(state, people, constants, start_day, rng, log)
 
     register = _Register.at_start(people, start_day, rng)
+    streams = Streams.for_seed(config.seed)
+    cause_codes = np.array([log.code(code) for code in CAUSE_CODES], np.int16)
     admissions: list[tuple[np.ndarray, np.ndarray]] = []
     truth_frames: list[pd.DataFrame] = []
     truth_dates = set(config.truth_as_of)
@@ -229,8 +249,12 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
         death_time, who, u = _draw_admissions(state, people, register.alive, month_of_year, rng)
         month = emit.Month(m, first_day, days, present, death_time, rng, log)
         seen = register.registered[who]
-        emit.emergency_care(month, state, people, who[seen], u[seen])
-        admissions.append((who[seen], month.day(u[seen])))
+        admitted = who[seen]
+        causes = draw_causes(take(state, admitted), people.take(admitted), streams.diagnoses)
+        emit.emergency_care(
+            month, state, people, emit.Admissions(admitted, u[seen], cause_codes[causes])
+        )
+        admissions.append((admitted, month.day(u[seen])))
         for record in (
             emit.primary_care,
             emit.planned_care,
