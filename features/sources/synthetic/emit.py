@@ -325,8 +325,10 @@ def transitions(
     constants: Constants,
     changes: Transitions,
     records: Records,
+    package_ratio: np.ndarray | float = 1.0,
 ) -> None:
-    """Events that record a change of state: new diagnoses queued, bereavement, care."""
+    """Events that record a change of state: new diagnoses queued, bereavement, care;
+    ``package_ratio`` multiplies the hours of each person's new home-care package."""
     rng, log, idx = month.rng, month.log, month.present
     person, condition = np.nonzero(changes.new_condition[idx])
     person = idx[person]
@@ -344,12 +346,17 @@ def transitions(
     needs = care_needs(state, people)
     starts, u = month.once(idx[changes.package_started[idx]])
     day = month.day(u)
-    hours = np.clip(
-        np.rint(
-            6 + 8 * (needs[starts] - constants.package_threshold) + rng.normal(0, 2, len(starts))
-        ),
-        2,
-        40,
+    hours = (
+        np.clip(
+            np.rint(
+                6
+                + 8 * (needs[starts] - constants.package_threshold)
+                + rng.normal(0, 2, len(starts))
+            ),
+            2,
+            40,
+        )
+        * np.broadcast_to(package_ratio, (len(state.age),))[starts]
     )
     log.add(
         EventKind.SOCIAL_CARE_ASSESSMENT,

@@ -69,6 +69,32 @@ class EventLog:
             )
         )
 
+    def persons(
+        self, kind: EventKind, first_day: int, last_day: int, code: str | None = None
+    ) -> np.ndarray:
+        """The person of each event of ``kind`` (and ``code``) starting in
+        ``[first_day, last_day)``, one entry per event."""
+        k, c = _KIND_INDEX[kind], self._code_index.get(code, -2) if code else None
+        found = [
+            chunk[0][(chunk[2] >= first_day) & (chunk[2] < last_day) & (c is None or chunk[4] == c)]
+            for chunk in self._chunks
+            if chunk[1][0] == k
+        ]
+        return np.concatenate(found) if found else np.zeros(0, np.int32)
+
+    def episodes(self, kind: EventKind, code: str) -> tuple[np.ndarray, ...]:
+        """Person, start, end (``NO_DAY`` while open) and cost of every event of ``kind`` and
+        ``code``."""
+        c = self._code_index.get(code, -2)
+        chosen = [chunk for chunk in self._chunks if chunk[1][0] == _KIND_INDEX[kind]]
+        if not chosen:
+            return tuple(np.zeros(0) for _ in range(4))
+        person, day, end, code_, cost = (
+            np.concatenate([chunk[i] for chunk in chosen]) for i in (0, 2, 3, 4, 6)
+        )
+        keep = code_ == c
+        return person[keep], day[keep], end[keep], cost[keep]
+
     def __len__(self) -> int:
         return sum(len(chunk[0]) for chunk in self._chunks)
 
