@@ -10,7 +10,7 @@ import calendar
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -23,6 +23,8 @@ from features.contract import PATIENTS, PRACTICES, EventKind
 from features.progress import QUIET, Progress
 from features.record import write_record
 from features.sources.synthetic import emit
+from features.sources.synthetic.causes import CODES as CAUSE_CODES
+from features.sources.synthetic.causes import draw_causes
 from features.sources.synthetic.conditions import CONDITIONS, DRUG_CLASSES
 from features.sources.synthetic.config import SynthConfig
 from features.sources.synthetic.dynamics import (
@@ -36,17 +38,21 @@ from features.sources.synthetic.dynamics import (
     take,
 )
 from features.sources.synthetic.eventlog import NO_DAY, EventLog
+from features.sources.synthetic.interventions import Programme
 from features.sources.synthetic.population import (
     ETHNICITY_SHARES,
     People,
+    birth_days,
     make_people,
     make_practices,
 )
-from features.sources.synthetic.truth import exact_risk
+from features.sources.synthetic.truth import HazardRatios, exact_risk, month_fractions
 
 EPOCH = date(1970, 1, 1)
 TRUTH_DIR = "truth"
 MANIFEST = "synth_manifest.json"
+EFFECTS = "effects"  # truth/effects.parquet: the interventions' true effects, month by month
+LIST_ACTIONS = "list_actions"  # truth/list_actions.parquet: each run's band and its effects
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,24 @@ class Borough:
     events: pa.Table
     truth: pd.DataFrame  # one row per (person alive and registered, truth date)
     summary: dict
+    effects: pd.DataFrame = field(default_factory=pd.DataFrame)  # truth/effects.parquet
+    list_actions: pd.DataFrame = field(default_factory=pd.DataFrame)  # truth/list_actions
+
+
+@dataclass(frozen=True, slots=True)
+class Streams:
+    """Random streams besides the borough's own, each derived from the seed and a constant,
+    so that what they drive can be added, switched off or changed without moving a single
+    draw of the main stream (the borough stays the same)."""
+
+    diagnoses: np.random.Generator
+
+    @classmethod
+    def for_seed(cls, seed: int) -> Streams:
+        def stream(constant: int) -> np.random.Generator:
+            return np.random.default_rng(np.random.SeedSequence([seed, constant]))
+
+        return cls(diagnoses=stream(0xD1A6))
 
 
 def _day(d: date) -> int:
@@ -167,6 +191,23 @@ class _Register:
     def present(self) -> np.ndarray:
         return np.flatnonzero(self.registered & self.alive)
 
+    def on_day(self, day: int) -> np.ndarray:
+        """Registered and alive on ``day`` as the patients table will say (a death on the
+        day still counts, as in the feature cohort)."""
+        return (
+            self.ever
+            & (self.start <= day)
+            & ((self.end == NO_DAY) | (self.end >= day))
+            & ((self.death == NO_DAY) | (self.death >= day))
+        )
+
+    def exit_day(self) -> np.ndarray:
+        """Day of death or of leaving the list, whichever came first (``NO_DAY``: neither)."""
+        death = np.where(self.death == NO_DAY, np.iinfo(np.int32).max, self.death)
+        end = np.where(self.end == NO_DAY, np.iinfo(np.int32).max, self.end)
+        first = np.minimum(death, end)
+        return np.where(first == np.iinfo(np.int32).max, NO_DAY, first).astype(np.int32)
+
     def die(
         self, dies: np.ndarray, death_time: np.ndarray, first_day: int, days: int
     ) -> np.ndarray:
@@ -188,15 +229,16 @@ def _draw_admissions(
     alive: np.ndarray,
     calendar_month: int,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Death times (in months) and this month's emergency admissions (person, time) before death."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Death times (in months), this month's emergency admissions (person, time) before death
+    at the hazard without interventions, and that hazard (per month)."""
     death_time = np.where(alive, rng.exponential(1.0 / np.exp(death_log_hazard(state))), 0.0)
     rate = np.exp(admission_log_hazard(state, people, calendar_month))
     counts = np.where(alive, rng.poisson(rate), 0)
     who = np.repeat(np.arange(len(alive)), counts)
     u = rng.random(len(who))
     before_death = u < death_time[who]
-    return death_time, who[before_death], u[before_death]
+    return death_time, who[before_death], u[before_death], rate
 
 
 def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
@@ -213,6 +255,9 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
     records = _history(state, people, constants, start_day, rng, log)
 
     register = _Register.at_start(people, start_day, rng)
+    streams = Streams.for_seed(config.seed)
+    programme = Programme(config, people, practices["gp_cluster"].to_numpy())
+    cause_codes = np.array([log.code(code) for code in CAUSE_CODES], np.int16)
     admissions: list[tuple[np.ndarray, np.ndarray]] = []
     truth_frames: list[pd.DataFrame] = []
     truth_dates = set(config.truth_as_of)
@@ -222,15 +267,34 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
         first_day, days = _day(first), calendar.monthrange(year, month_of_year)[1]
         register.join(people, m, first_day, days, rng)
         present = register.present()
+        programme.start_month(m, first, present, register.on_day(first_day), state, log, records)
         if first in truth_dates:
             say(f"ground truth as of {first} for {len(present):,} people")
-            truth_frames.append(_truth_frame(config, state, people, constants, first, present))
+            steps = len(month_fractions(first, config.horizon_days))
+            ratios = programme.known_ratios(m, steps, present)
+            truth_frames.append(
+                _truth_frame(config, state, people, constants, first, present, ratios)
+            )
 
-        death_time, who, u = _draw_admissions(state, people, register.alive, month_of_year, rng)
+        death_time, who, u, rate = _draw_admissions(
+            state, people, register.alive, month_of_year, rng
+        )
+        kept = programme.keep_admissions(m, who)
+        who, u = who[kept], u[kept]
         month = emit.Month(m, first_day, days, present, death_time, rng, log)
         seen = register.registered[who]
-        emit.emergency_care(month, state, people, who[seen], u[seen])
-        admissions.append((who[seen], month.day(u[seen])))
+        admitted = who[seen]
+        causes = draw_causes(take(state, admitted), people.take(admitted), streams.diagnoses)
+        emit.emergency_care(
+            month,
+            state,
+            people,
+            emit.Admissions(
+                admitted, u[seen], cause_codes[causes], programme.stay_multiplier(m, admitted)
+            ),
+        )
+        programme.record_month(m, first, state, rate, death_time, present)
+        admissions.append((admitted, month.day(u[seen])))
         for record in (
             emit.primary_care,
             emit.planned_care,
@@ -245,17 +309,26 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
         emit.close_packages(log, records, with_package, register.death[with_package])
 
         per_person = np.bincount(who, minlength=n).astype(float)
-        state, changes = advance(state, people, constants, per_person, rng)
+        before = state
+        state, changes = advance(
+            state, people, constants, per_person, rng, programme.care_home_ratio(m)
+        )
         after = emit.Month(
             m, first_day, days, register.present(), np.where(register.alive, 1.0, 0.0), rng, log
         )
-        emit.transitions(after, state, people, constants, changes, records)
+        emit.transitions(
+            after, state, people, constants, changes, records, programme.package_ratio(m)
+        )
+        programme.record_care_homes(
+            m, first, before, state, constants, after.present, present, death_time
+        )
         register.leave(rng.random(n) < _leaving_rate(config, state.age), first_day + days - 1)
         say.advance("simulating months", m + 1, months, f"{first:%Y-%m}, {len(log):,} events")
         year, month_of_year = (year + 1, 1) if month_of_year == 12 else (year, month_of_year + 1)
 
     still_open = np.flatnonzero(records.package_start >= 0)
     emit.close_packages(log, records, still_open, None)
+    programme.finish(log, register.exit_day(), _day(config.end))
     ids = _pseudonyms(rng, n)
     patients = _patients_table(people, practices, ids, register, start_day)
     events = log.to_arrow(ids, keep=register.ever, last_day=_day(config.end))
@@ -272,6 +345,8 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
         events,
         truth,
         summary,
+        effects=programme.effects(),
+        list_actions=programme.list_actions(ids),
     )
 
 
@@ -282,11 +357,19 @@ def _truth_frame(
     constants: emit.Constants,
     as_of: date,
     present: np.ndarray,
+    ratios: HazardRatios | None,
 ) -> pd.DataFrame:
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, as_of.toordinal()]))
     subset = people.take(present)
     truth = exact_risk(
-        take(state, present), subset, constants, as_of, config.horizon_days, config.truth_paths, rng
+        take(state, present),
+        subset,
+        constants,
+        as_of,
+        config.horizon_days,
+        config.truth_paths,
+        rng,
+        ratios=ratios,
     )
     return pd.DataFrame(
         {
@@ -313,9 +396,7 @@ def _patients_table(
 ) -> pa.Table:
     """Everyone ever registered, with birth month, place and their registration dates."""
     idx = np.flatnonzero(register.ever)
-    birth = pd.to_datetime(start_day - np.rint(people.age0[idx] * 365.25), unit="D")
-    birth_month = ((birth.year - 1970) * 12 + birth.month - 1).to_numpy()
-    birth_day = (pd.to_datetime(birth_month, unit="M") - pd.Timestamp(EPOCH)).days.to_numpy()
+    birth_day = birth_days(people.take(idx), start_day)
 
     def dates(days: np.ndarray) -> pa.Array:
         return pa.array(days[idx], pa.int32(), mask=days[idx] == NO_DAY).cast(pa.date32())
@@ -365,9 +446,7 @@ def _summary(
     in_window = (starts >= window_start) & (starts <= window_end)
     counts = kinds[in_window].value_counts().sort_index()
     summary: dict = {
-        "config": {
-            k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(config).items()
-        },
+        "config": _plain(asdict(config)),
         "people_registered_at_start": int(config.patients),
         "people_ever_registered": patients.num_rows,
         "events": events.num_rows,
@@ -376,7 +455,6 @@ def _summary(
         "yearly_death_rate": round(int(pats["death_date"].notna().sum()) / person_years, 4),
         "truth": [],
     }
-    summary["config"]["truth_as_of"] = [d.isoformat() for d in config.truth_as_of]
     for as_of, frame in truth.groupby("as_of", sort=True) if not truth.empty else ():
         summary["truth"].append(
             _truth_summary(
@@ -384,6 +462,15 @@ def _summary(
             )
         )
     return summary
+
+
+def _plain(value: object) -> object:
+    """The configuration as JSON-ready values (dates as ISO text)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def _truth_summary(
@@ -430,10 +517,15 @@ def write(borough: Borough, out: Path) -> None:
     pq.write_table(borough.patients, out / PATIENTS.file_name)
     pq.write_table(borough.events, out / "events.parquet", row_group_size=1_000_000)
     (out / TRUTH_DIR).mkdir(exist_ok=True)
-    if not borough.truth.empty:
-        pq.write_table(
-            pa.Table.from_pandas(borough.truth, preserve_index=False),
-            out / TRUTH_DIR / "truth.parquet",
-        )
+    for frame, name in (
+        (borough.truth, "truth"),
+        (borough.effects, EFFECTS),
+        (borough.list_actions, LIST_ACTIONS),
+    ):
+        if not frame.empty:
+            pq.write_table(
+                pa.Table.from_pandas(frame, preserve_index=False),
+                out / TRUTH_DIR / f"{name}.parquet",
+            )
     (out / MANIFEST).write_text(json.dumps(borough.summary, indent=2))
     write_record(out)

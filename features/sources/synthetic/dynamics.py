@@ -40,6 +40,7 @@ _DEATH = np.array([c.death for c in CONDITIONS])
 ADMISSION_BASE = -6.65
 DEATH_BASE = -6.25
 MAX_ADMISSIONS_PER_MONTH = 0.25
+CARE_HOME_MONTHLY_CHANCE = 0.05  # of a permanent move for people whose needs pass the threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,8 +223,10 @@ def advance(
     constants: Constants,
     admissions: np.ndarray,
     rng: np.random.Generator,
+    care_home_ratio: np.ndarray | float = 1.0,
 ) -> tuple[State, Transitions]:
-    """The state one month later, given each person's emergency admissions this month."""
+    """The state one month later, given each person's emergency admissions this month;
+    ``care_home_ratio`` multiplies each person's chance of moving into a care home."""
     n = len(state.age)
     age = state.age + 1.0 / 12.0
     logit = condition_logit(state.condition_propensity, age)
@@ -256,7 +259,9 @@ def advance(
     )
     needs = care_needs(moved, people)
     enters_home = (
-        ~state.care_home & (needs > constants.care_home_threshold) & (rng.random(n) < 0.05)
+        ~state.care_home
+        & (needs > constants.care_home_threshold)
+        & (rng.random(n) < CARE_HOME_MONTHLY_CHANCE * care_home_ratio)
     )
     starts = (
         ~state.package

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from features.avoidable import ICD10
 from features.contract import EventKind
 from features.sources.synthetic.conditions import ACUTE_DRUGS, CONDITIONS, DRUG_CLASSES
 from features.sources.synthetic.dynamics import (
@@ -30,6 +31,9 @@ from features.sources.synthetic.population import People
 DRUG_INDEX = {d: i for i, d in enumerate(DRUG_CLASSES)}
 CONDITION_DRUGS = [[(DRUG_INDEX[d], p) for d, p in c.drugs] for c in CONDITIONS]
 HOME_CARE_HOURLY_COST = 24.0
+STAY_LOG_SD = 1.5
+MAX_STAY = 120
+ADMITTED_VIA_AE = 0.8
 REABLEMENT_HOURLY_COST = 30.0
 CARE_HOME_WEEKLY_COST = 950.0
 
@@ -43,6 +47,17 @@ class Records:
     frailty_coded: np.ndarray
     package_start: np.ndarray  # day the current package started, or -1
     package_hours: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class Admissions:
+    """This month's emergency admissions: who, when (fraction of the month), the primary
+    diagnosis (code index in the event log) and what multiplies the drawn length of stay."""
+
+    person: np.ndarray
+    u: np.ndarray
+    codes: np.ndarray
+    stay_multiplier: np.ndarray | float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,29 +121,15 @@ def primary_care(month: Month, state: State, people: People) -> None:
     month.log.add(EventKind.GP_CONTACT, person, month.day(u), code=codes)
 
 
-def emergency_care(
-    month: Month, state: State, people: People, admitted: np.ndarray, admitted_u: np.ndarray
-) -> None:
-    """Emergency admissions (drawn by the caller from the hazard), A&E, and what follows."""
-    rng, log = month.rng, month.log
-    length = np.minimum(
-        np.floor(rng.lognormal(0.4 + 0.3 * np.maximum(state.log_frailty[admitted], 0), 1.5)), 120
-    ).astype(np.int32)
-    start = month.day(admitted_u)
-    log.add(
-        EventKind.EMERGENCY_ADMISSION,
-        admitted,
-        start,
-        end=start + length,
-        value=length,
-        code="emergency",
-    )
-    via_ae = rng.random(len(admitted)) < 0.8
-    log.add(EventKind.AE_ATTENDANCE, admitted[via_ae], start[via_ae], code="admitted")
+def stay_log_mean(state: State, idx: np.ndarray) -> np.ndarray:
+    """Mean of the log of an emergency stay's length (days, before flooring and capping)."""
+    return 0.4 + 0.3 * np.maximum(state.log_frailty[idx], 0)
 
-    idx = month.present
+
+def ae_discharged_yearly_rate(state: State, people: People, idx: np.ndarray) -> np.ndarray:
+    """Yearly rate of A&E attendances that do not end in admission, for people ``idx``."""
     age = state.age[idx]
-    rate = 0.2 * np.exp(
+    return 0.2 * np.exp(
         0.45 * _frailty_load(state, idx)
         + 0.12 * state.has[idx].sum(axis=1)
         + 0.5 * _crisis(state, people, idx, 1.5)
@@ -136,7 +137,32 @@ def emergency_care(
         + 0.35 * (age < 5)
         + 0.2 * (5.5 - people.deprivation[idx]) / 4.5
     )
-    person, u = month.poisson(rate)
+
+
+def emergency_care(
+    month: Month,
+    state: State,
+    people: People,
+    admission: Admissions,
+) -> None:
+    """Emergency admissions (drawn by the caller from the hazard), A&E, and what follows."""
+    rng, log, admitted = month.rng, month.log, admission.person
+    drawn = rng.lognormal(stay_log_mean(state, admitted), STAY_LOG_SD)
+    length = np.minimum(np.floor(drawn * admission.stay_multiplier), MAX_STAY).astype(np.int32)
+    start = month.day(admission.u)
+    log.add(
+        EventKind.EMERGENCY_ADMISSION,
+        admitted,
+        start,
+        end=start + length,
+        value=length,
+        code=admission.codes,
+        code_system=ICD10,
+    )
+    via_ae = rng.random(len(admitted)) < ADMITTED_VIA_AE
+    log.add(EventKind.AE_ATTENDANCE, admitted[via_ae], start[via_ae], code="admitted")
+
+    person, u = month.poisson(ae_discharged_yearly_rate(state, people, month.present))
     log.add(EventKind.AE_ATTENDANCE, person, month.day(u), code="discharged")
 
     reable = (state.log_frailty[admitted] > -0.3) & (rng.random(len(admitted)) < 0.35)
@@ -299,8 +325,10 @@ def transitions(
     constants: Constants,
     changes: Transitions,
     records: Records,
+    package_ratio: np.ndarray | float = 1.0,
 ) -> None:
-    """Events that record a change of state: new diagnoses queued, bereavement, care."""
+    """Events that record a change of state: new diagnoses queued, bereavement, care;
+    ``package_ratio`` multiplies the hours of each person's new home-care package."""
     rng, log, idx = month.rng, month.log, month.present
     person, condition = np.nonzero(changes.new_condition[idx])
     person = idx[person]
@@ -318,12 +346,17 @@ def transitions(
     needs = care_needs(state, people)
     starts, u = month.once(idx[changes.package_started[idx]])
     day = month.day(u)
-    hours = np.clip(
-        np.rint(
-            6 + 8 * (needs[starts] - constants.package_threshold) + rng.normal(0, 2, len(starts))
-        ),
-        2,
-        40,
+    hours = (
+        np.clip(
+            np.rint(
+                6
+                + 8 * (needs[starts] - constants.package_threshold)
+                + rng.normal(0, 2, len(starts))
+            ),
+            2,
+            40,
+        )
+        * np.broadcast_to(package_ratio, (len(state.age),))[starts]
     )
     log.add(
         EventKind.SOCIAL_CARE_ASSESSMENT,

@@ -141,3 +141,11 @@ def make_people(
         care_noise=rng.normal(0, 0.35, n),
         joins=joins.astype(np.int32),
     )
+
+
+def birth_days(people: People, start_day: int) -> np.ndarray:
+    """Each person's birth month as the patients table records it: the first day of the
+    month, in days since 1970-01-01 (``start_day`` is the simulation's start, the same count)."""
+    birth = pd.to_datetime(start_day - np.rint(people.age0 * 365.25), unit="D")
+    months = ((birth.year - 1970) * 12 + birth.month - 1).to_numpy()
+    return (pd.to_datetime(months, unit="M") - pd.Timestamp("1970-01-01")).days.to_numpy()

@@ -33,6 +33,18 @@ class Truth:
     p_admission_se: np.ndarray
 
 
+@dataclass(frozen=True, slots=True)
+class HazardRatios:
+    """Per horizon month (rows) and person (columns): what multiplies the admission hazard
+    and the chance of moving into a care home."""
+
+    admission: np.ndarray
+    care_home: np.ndarray
+
+    def tile(self, times: int) -> HazardRatios:
+        return HazardRatios(np.tile(self.admission, times), np.tile(self.care_home, times))
+
+
 def month_fractions(as_of: date, horizon_days: int) -> list[tuple[int, float]]:
     """(calendar month, fraction of it inside the horizon) for each month the horizon touches."""
     out, year, month, left = [], as_of.year, as_of.month, horizon_days
@@ -50,6 +62,7 @@ def _path_probabilities(
     constants: Constants,
     months: list[tuple[int, float]],
     rng: np.random.Generator,
+    ratios: HazardRatios | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """P(admission) and P(admission or death) along one sampled drift path per row."""
     survival = np.ones(len(state.age))
@@ -57,11 +70,14 @@ def _path_probabilities(
     no_admissions = np.zeros(len(state.age))
     for step, (calendar_month, fraction) in enumerate(months):
         admission = np.exp(admission_log_hazard(state, people, calendar_month))
+        if ratios is not None:
+            admission = admission * ratios.admission[step]
         total = admission + np.exp(death_log_hazard(state))
         p_admission += survival * admission / total * -np.expm1(-total * fraction)
         survival *= np.exp(-total * fraction)
         if step + 1 < len(months):
-            state, _ = advance(state, people, constants, no_admissions, rng)
+            care_home = 1.0 if ratios is None else ratios.care_home[step]
+            state, _ = advance(state, people, constants, no_admissions, rng, care_home)
     return p_admission, 1.0 - survival
 
 
@@ -74,8 +90,10 @@ def exact_risk(
     paths: int,
     rng: np.random.Generator,
     paths_per_batch: int = 4,
+    ratios: HazardRatios | None = None,
 ) -> Truth:
-    """Average over ``paths`` drift paths of the closed-form admission probability."""
+    """Average over ``paths`` drift paths of the closed-form admission probability, with
+    the hazard ratios of the interventions known on the as-of date, if any."""
     n = len(state.age)
     months = month_fractions(as_of, horizon_days)
     draws = np.empty((paths, n))
@@ -84,7 +102,12 @@ def exact_risk(
         batch = min(paths_per_batch, paths - first)
         index = np.tile(np.arange(n), batch)
         p_adm, p_any = _path_probabilities(
-            take(state, index), people.take(index), constants, months, rng
+            take(state, index),
+            people.take(index),
+            constants,
+            months,
+            rng,
+            None if ratios is None else ratios.tile(batch),
         )
         draws[first : first + batch] = p_adm.reshape(batch, n)
         either += p_any.reshape(batch, n).sum(axis=0)

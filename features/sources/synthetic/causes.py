@@ -1,0 +1,117 @@
+"""The primary diagnosis (ICD-10) of each emergency admission, drawn from the person's state.
+
+Each cause has a weight that depends on the person's conditions, age, frailty and mental
+health; an admission's cause is drawn in proportion to the weights. Which causes are
+potentially avoidable (ambulatory-care-sensitive) is decided by ``features.avoidable``, the
+list the evaluation counts with, never here. The weights are set so that about a fifth of
+emergency admissions are potentially avoidable, more among older and multimorbid people, as
+in England.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from features.avoidable import is_potentially_avoidable
+from features.sources.synthetic.conditions import CONDITIONS
+from features.sources.synthetic.dynamics import State, mental_ill_health
+from features.sources.synthetic.population import People
+
+_IDX = {c.code: i for i, c in enumerate(CONDITIONS)}
+Weight = Callable[[State, People], np.ndarray]
+
+
+def _has(condition: str, weight: float) -> Weight:
+    return lambda s, p: weight * s.has[:, _IDX[condition]]
+
+
+def _frail(s: State) -> np.ndarray:
+    """0 for the fit, about 1 at the frailty coding threshold, rising for the very frail."""
+    return np.logaddexp(0.0, 1.5 * (s.log_frailty - 0.3)) / np.log(2.0)
+
+
+def _old(s: State) -> np.ndarray:
+    return np.clip((s.age - 40.0) / 40.0, 0.0, 1.5)
+
+
+def _crisis(s: State, p: People) -> np.ndarray:
+    return np.maximum(mental_ill_health(s, p) - 1.5, 0.0)
+
+
+def _child(s: State) -> np.ndarray:
+    return (s.age < 16).astype(float)
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    code: str  # ICD-10 without the dot
+    weight: Weight
+
+
+CAUSES: tuple[Cause, ...] = (
+    # Chronic ambulatory-care-sensitive conditions: an exacerbation of a known condition.
+    Cause("J441", _has("copd", 0.6)),
+    Cause("J440", _has("copd", 0.2)),
+    Cause("I500", _has("heart_failure", 0.7)),
+    Cause("E119", _has("diabetes", 0.12)),
+    Cause("E116", _has("diabetes", 0.08)),
+    Cause("J459", _has("asthma", 0.35)),
+    Cause("F03X", _has("dementia", 0.15)),
+    Cause("G409", _has("epilepsy", 0.6)),
+    Cause("I489", _has("atrial_fibrillation", 0.2)),
+    Cause("I209", _has("chd", 0.25)),
+    Cause("I10X", _has("hypertension", 0.02)),
+    # Acute ambulatory-care-sensitive conditions, commoner among the old and frail.
+    Cause("N390", lambda s, p: 0.015 + 0.02 * _old(s) + 0.025 * _frail(s)),
+    Cause("L031", lambda s, p: 0.02 + 0.01 * _old(s) + 0.01 * _frail(s)),
+    Cause("J181", lambda s, p: 0.005 + 0.01 * _old(s) + 0.015 * _frail(s)),
+    Cause("J188", lambda s, p: 0.005 + 0.01 * _old(s) + 0.01 * _frail(s)),
+    Cause("E86X", lambda s, p: 0.005 + 0.01 * _old(s) + 0.02 * _frail(s)),
+    Cause("J069", lambda s, p: 0.01 + 0.06 * _child(s)),
+    # Not avoidable by better primary and community care.
+    Cause("R074", lambda s, p: 0.16 + 0.06 * _old(s)),
+    Cause("R104", lambda s, p: 0.20),
+    Cause("K358", lambda s, p: 0.04 + 0.06 * ((s.age >= 5) & (s.age < 35))),
+    Cause("K802", lambda s, p: 0.06 * (s.age >= 18)),
+    Cause("S720", lambda s, p: 0.01 + 0.06 * _frail(s) + 0.25 * s.has[:, _IDX["falls"]]),
+    Cause("S069", lambda s, p: 0.05 + 0.03 * _frail(s)),
+    Cause("S525", lambda s, p: 0.04),
+    Cause("R55X", lambda s, p: 0.04 + 0.04 * _old(s)),
+    Cause("R296", lambda s, p: 0.01 + 0.05 * _frail(s)),
+    Cause("R410", lambda s, p: 0.01 + 0.03 * _frail(s)),
+    Cause("I214", lambda s, p: 0.02 * _old(s) + 0.25 * s.has[:, _IDX["chd"]]),
+    Cause("I639", lambda s, p: 0.015 * _old(s) + 0.25 * s.has[:, _IDX["stroke_tia"]]),
+    Cause("A419", lambda s, p: 0.02 + 0.05 * _frail(s)),
+    Cause("C809", _has("cancer", 0.6)),
+    Cause("K922", lambda s, p: 0.03 + 0.02 * _old(s)),
+    Cause("F209", lambda s, p: 0.6 * s.has[:, _IDX["serious_mental_illness"]] * _crisis(s, p)),
+    Cause("F329", lambda s, p: 0.15 * _crisis(s, p)),
+    Cause("T391", lambda s, p: 0.25 * _crisis(s, p) * (s.age < 35)),
+    Cause("J219", lambda s, p: 0.35 * (s.age < 2)),
+    Cause("R509", lambda s, p: 0.04 + 0.25 * (s.age < 5)),
+    Cause("O200", lambda s, p: 0.06 * p.female * (s.age >= 18) * (s.age < 42)),
+)
+CODES: tuple[str, ...] = tuple(c.code for c in CAUSES)
+AVOIDABLE = np.array([is_potentially_avoidable(code) for code in CODES])
+
+
+def cause_weights(state: State, people: People) -> np.ndarray:
+    """Unnormalised weights, one row per person of ``state`` and one column per cause."""
+    n = len(state.age)
+    return np.column_stack([np.broadcast_to(c.weight(state, people), (n,)) for c in CAUSES])
+
+
+def avoidable_share(state: State, people: People) -> np.ndarray:
+    """Each person's probability that an emergency admission now is potentially avoidable."""
+    weights = cause_weights(state, people)
+    return weights[:, AVOIDABLE].sum(axis=1) / weights.sum(axis=1)
+
+
+def draw_causes(state: State, people: People, rng: np.random.Generator) -> np.ndarray:
+    """Index into ``CODES`` of one cause per row of ``state`` (an admission each)."""
+    weights = np.cumsum(cause_weights(state, people), axis=1)
+    u = rng.random(len(weights)) * weights[:, -1]
+    return (weights < u[:, None]).sum(axis=1)

@@ -1,0 +1,524 @@
+"""Interventions with known effects: the integrated locality model and list-triggered actions.
+
+``Programme`` runs beside the month loop. It decides the caseload at the baseline from the
+event log exactly as the features see it (age from the birth month, frailty coded before the
+baseline, emergency admissions in the 365 days before), starts case management cluster by
+cluster, runs the risk list, and thins emergency admissions by each person's hazard ratio.
+Its randomness comes from its own streams, so switching it off leaves the borough as it was,
+and with every effect set to none the borough is the same with the intervention events added.
+
+The truth is computed along the simulated path: each month, from the realised state, the
+expected value of each outcome with and without the intervention (hazard x exposure, the
+closed-form expected length of stay, transition probabilities), never by re-estimating.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+from features.contract import EventKind
+from features.sources.synthetic import emit
+from features.sources.synthetic.causes import avoidable_share
+from features.sources.synthetic.config import SynthConfig
+from features.sources.synthetic.dynamics import (
+    CARE_HOME_MONTHLY_CHANCE,
+    Constants,
+    State,
+    admission_log_hazard,
+    care_needs,
+    death_log_hazard,
+    take,
+)
+from features.sources.synthetic.eventlog import NO_DAY, EventLog
+from features.sources.synthetic.population import People, birth_days
+from features.sources.synthetic.truth import HazardRatios
+
+EPOCH = date(1970, 1, 1)
+LOCALITY_MODEL = "integrated_locality_model"
+RISK_LIST = "risk_list"
+NEVER = np.iinfo(np.int32).max
+OUTCOMES: tuple[str, ...] = (
+    "emergency_admissions",
+    "avoidable_admissions",
+    "bed_days",
+    "ae_attendances",
+    "care_home_resident_admissions",
+    "care_home_admissions",
+    "package_cost",
+    "deaths",
+)
+ACTIONS: tuple[str, ...] = ("none", "reablement_plan", "social_prescribing")
+_STAY_DAYS = np.arange(1, emit.MAX_STAY + 1, dtype=float)
+
+
+def _day(d: date) -> int:
+    return (d - EPOCH).days
+
+
+def _date(day: int) -> date:
+    return date.fromordinal(EPOCH.toordinal() + int(day))
+
+
+def expected_stay(log_mean: np.ndarray, multiplier: float) -> np.ndarray:
+    """E[min(floor(multiplier * L), MAX_STAY)] for L lognormal(log_mean, STAY_LOG_SD):
+    the sum over k of P(multiplier * L >= k)."""
+    z = (np.log(_STAY_DAYS / multiplier)[None, :] - log_mean[:, None]) / emit.STAY_LOG_SD
+    return ndtr(-z).sum(axis=1)
+
+
+def _months_after(day: date, months: int) -> date:
+    total = day.year * 12 + day.month - 1 + months
+    return date(total // 12, total % 12 + 1, 1)
+
+
+@dataclass
+class _Run:
+    """One list run's saved band and its follow-up sums."""
+
+    month: int
+    day: int
+    person: np.ndarray
+    score: np.ndarray
+    listed: np.ndarray
+    action: np.ndarray  # index into ACTIONS
+    ratio: np.ndarray  # this run's action's hazard ratio (1 for none)
+    person_months: np.ndarray = field(init=False)
+    with_action: np.ndarray = field(init=False)
+    without_action: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.person_months = np.zeros(len(self.person))
+        self.with_action = np.zeros(len(self.person))
+        self.without_action = np.zeros(len(self.person))
+
+
+class Programme:
+    """The interventions' state through the simulation, their events and their truth."""
+
+    def __init__(self, config: SynthConfig, people: People, cluster_of_practice: np.ndarray):
+        self.config, self.people, n = config, people, people.size
+        self.model, self.lists = (
+            config.interventions.locality_model,
+            config.interventions.list_actions,
+        )
+        seed = config.seed
+        self.ilm_rng = np.random.default_rng(np.random.SeedSequence([seed, 0x11A]))
+        self.list_rng = np.random.default_rng(np.random.SeedSequence([seed, 0x1157]))
+        self.cluster = np.asarray(cluster_of_practice)[people.practice]
+        self.eligible = np.zeros(n, bool)
+        self.frail = np.zeros(n, bool)
+        self.managed_from = np.full(n, NEVER, np.int64)  # month index of the person's go-live
+        self.go_live_of = np.full(n, NEVER, np.int64)  # their cluster's go-live (month index)
+        if self.model.enabled:
+            for cluster, go_live in self.model.go_live.items():
+                month = config.month_index(go_live)
+                if month < config.months:
+                    self.go_live_of[self.cluster == cluster] = month
+        self.baseline_month = config.month_index(self.model.baseline)
+        self.action_until = np.zeros(n, np.int64)  # first month the list action no longer runs
+        self.action_ratio = np.ones(n)
+        self.person_noise = self.list_rng.normal(0.0, self.lists.person_noise_sd, n)
+        self.runs: list[_Run] = []
+        self.effect_rows: list[tuple] = []
+        self.case_start = np.full(n, NO_DAY, np.int32)
+        self.actions: list[tuple[EventKind, np.ndarray, int, int]] = []
+        self.start_day = _day(config.start)
+
+    # ---- what multiplies what, this month ----------------------------------------------
+
+    def managed(self, month: int) -> np.ndarray:
+        return self.managed_from <= month
+
+    def _ilm_ratio(self, month: int) -> np.ndarray:
+        ratio = np.where(
+            self.frail, self.model.admission_hr_frail, self.model.admission_hr_not_frail
+        )
+        return np.where(self.managed(month), ratio, 1.0)
+
+    def _list_ratio(self, month: int) -> np.ndarray:
+        return np.where(self.action_until > month, self.action_ratio, 1.0)
+
+    def keep_admissions(self, month: int, who: np.ndarray) -> np.ndarray:
+        """Which of the admissions drawn at the untreated hazard happen (Poisson thinning)."""
+        if not (self.model.enabled or self.lists.enabled) or len(who) == 0:
+            return np.ones(len(who), bool)
+        ratio = (self._ilm_ratio(month) * self._list_ratio(month))[who]
+        return self.ilm_rng.random(len(who)) < ratio
+
+    def stay_multiplier(self, month: int, who: np.ndarray) -> np.ndarray | float:
+        if not self.model.enabled:
+            return 1.0
+        return np.where(self.managed(month)[who], self.model.stay_multiplier, 1.0)
+
+    def care_home_ratio(self, month: int) -> np.ndarray | float:
+        if not self.model.enabled:
+            return 1.0
+        return np.where(self.managed(month), self.model.care_home_hr, 1.0)
+
+    def package_ratio(self, month: int) -> np.ndarray | float:
+        if not self.model.enabled:
+            return 1.0
+        return np.where(self.managed(month), self.model.package_cost_multiplier, 1.0)
+
+    # ---- the start of a month: caseload, go-live, list run ------------------------------
+
+    def start_month(
+        self,
+        month: int,
+        first: date,
+        present: np.ndarray,
+        register_ok: np.ndarray,
+        state: State,
+        log: EventLog,
+        records: emit.Records,
+    ) -> None:
+        """``register_ok``: registered on the first day as the patients table will say."""
+        if self.model.enabled and month == self.baseline_month:
+            self._decide_caseload(first, register_ok, log)
+        if self.model.enabled and month >= self.baseline_month:
+            self._go_live(month, first, present, log, records)
+        if self.lists.enabled and self._is_run(first):
+            self._run_list(month, first, present, state, log)
+
+    def _decide_caseload(self, baseline: date, register_ok: np.ndarray, log: EventLog) -> None:
+        day = _day(baseline)
+        age = (day - birth_days(self.people, self.start_day)) / 365.25
+        frail = np.zeros(self.people.size, bool)
+        frail[log.persons(EventKind.LTC_DIAGNOSIS, -(2**31) + 1, day, code="frailty")] = True
+        admissions = np.bincount(
+            log.persons(EventKind.EMERGENCY_ADMISSION, day - 365, day), minlength=self.people.size
+        )
+        criteria = np.zeros(self.people.size, bool)
+        if self.model.frailty_coded:
+            criteria |= frail
+        if self.model.prior_admissions is not None:
+            criteria |= admissions >= self.model.prior_admissions
+        self.eligible = register_ok & (age >= self.model.min_age) & criteria
+        self.frail = self.eligible & frail
+
+    def _go_live(
+        self, month: int, first: date, present: np.ndarray, log: EventLog, records: emit.Records
+    ) -> None:
+        starting = present[self.eligible[present] & (self.go_live_of[present] == month)]
+        if len(starting) == 0:
+            return
+        self.managed_from[starting] = month
+        self.case_start[starting] = _day(first)
+        multiplier = self.model.package_cost_multiplier
+        running = starting[records.package_start[starting] >= 0]
+        if multiplier != 1.0 and len(running):
+            # The team reviews each running package: it ends and a smaller one starts.
+            hours = records.package_hours[running] * multiplier
+            emit.close_packages(log, records, running, np.full(len(running), _day(first)))
+            records.package_start[running], records.package_hours[running] = _day(first), hours
+
+    def _is_run(self, first: date) -> bool:
+        gap = self.config.month_index(first) - self.config.month_index(self.lists.first_run)
+        return gap >= 0 and gap % self.lists.every_months == 0
+
+    @staticmethod
+    def twelve_month_probability(state: State, people: People, month_of_year: int) -> np.ndarray:
+        """Probability of an emergency admission in 12 months with the state held as it is
+        now (seasons and death as a competing event included), at the untreated hazard."""
+        survival, p = np.ones(len(state.age)), np.zeros(len(state.age))
+        death = np.exp(death_log_hazard(state))
+        for step in range(12):
+            calendar_month = (month_of_year - 1 + step) % 12 + 1
+            admission = np.exp(admission_log_hazard(state, people, calendar_month))
+            total = admission + death
+            p += survival * admission / total * -np.expm1(-total)
+            survival *= np.exp(-total)
+        return p
+
+    def _run_list(
+        self, month: int, first: date, present: np.ndarray, state: State, log: EventLog
+    ) -> None:
+        lists, rng = self.lists, self.list_rng
+        adults = present[state.age[present] >= 18]
+        p = np.clip(
+            self.twelve_month_probability(
+                take(state, adults), self.people.take(adults), first.month
+            ),
+            1e-9,
+            1 - 1e-9,
+        )
+        logit = np.log(p / (1 - p)) + self.person_noise[adults]
+        score = 1 / (1 + np.exp(-(logit + rng.normal(0.0, lists.run_noise_sd, len(adults)))))
+        band = score >= lists.cutoff * lists.band_fraction
+        person, score = adults[band], score[band]
+        listed = score >= lists.cutoff
+        free = listed & (self.action_until[person] <= month)
+        takes = free & (rng.random(len(person)) < lists.capacity_share)
+        reable = rng.random(len(person)) < lists.reablement_share
+        action = np.where(takes, np.where(reable, 1, 2), 0)
+        ratio = np.select(
+            [action == 1, action == 2], [lists.reablement_hr, lists.social_prescribing_hr], 1.0
+        )
+        day = _day(first)
+        log.add(
+            EventKind.RISK_LIST_SCORE,
+            person,
+            np.full(len(person), day),
+            value=score,
+            code=np.where(listed, log.code("listed"), log.code("not_listed")),
+        )
+        until = month + lists.action_months
+        self.action_until[person[takes]] = until
+        self.action_ratio[person[takes]] = ratio[takes]
+        end = _day(_months_after(first, lists.action_months)) - 1
+        self.actions.append((EventKind.REABLEMENT_PLAN, person[action == 1], day, end))
+        self.actions.append((EventKind.SOCIAL_PRESCRIBING_REFERRAL, person[action == 2], day, end))
+        self.runs.append(_Run(month, day, person, score, listed, action, ratio))
+
+    # ---- the truth, month by month -----------------------------------------------------
+
+    def record_month(
+        self,
+        month: int,
+        first: date,
+        state: State,
+        rate: np.ndarray,
+        death_time: np.ndarray,
+        present: np.ndarray,
+    ) -> None:
+        """Expected outcomes this month, with and without, from the state at its start.
+
+        ``rate`` is everyone's monthly admission hazard without any intervention."""
+        exposure = np.zeros(self.people.size)
+        exposure[present] = np.minimum(death_time[present], 1.0)
+        list_ratio = self._list_ratio(month)
+        ilm_ratio = self._ilm_ratio(month)
+        realised = rate * ilm_ratio * list_ratio
+        for run in self.runs:
+            if run.month <= month < run.month + self.lists.follow_up_months:
+                expected = realised[run.person] * exposure[run.person]
+                run.person_months += exposure[run.person]
+                run.with_action += expected
+                run.without_action += expected / run.ratio
+        if not self.model.enabled:
+            return
+        cohort = present[self.managed(month)[present]]
+        if len(cohort) == 0:
+            return
+        sub, people = take(state, cohort), self.people.take(cohort)
+        time = exposure[cohort]
+        untreated = rate[cohort] * list_ratio[cohort] * time
+        treated = untreated * ilm_ratio[cohort]
+        log_mean = emit.stay_log_mean(sub, np.arange(len(cohort)))
+        stay_untreated = expected_stay(log_mean, 1.0)
+        stay_treated = expected_stay(log_mean, self.model.stay_multiplier)
+        avoidable = avoidable_share(sub, people)
+        discharged = emit.ae_discharged_yearly_rate(sub, people, np.arange(len(cohort))) / 12
+        deaths = -np.expm1(-np.exp(death_log_hazard(sub)))
+        values = {
+            "emergency_admissions": (treated, untreated),
+            "avoidable_admissions": (treated * avoidable, untreated * avoidable),
+            "bed_days": (treated * stay_treated, untreated * stay_untreated),
+            "ae_attendances": (
+                discharged * time + emit.ADMITTED_VIA_AE * treated,
+                discharged * time + emit.ADMITTED_VIA_AE * untreated,
+            ),
+            "care_home_resident_admissions": (treated * sub.care_home, untreated * sub.care_home),
+            "deaths": (deaths, deaths),
+        }
+        self._add_rows(month, first, cohort, time, values)
+
+    def record_care_homes(
+        self,
+        month: int,
+        first: date,
+        before: State,
+        after: State,
+        constants: Constants,
+        present_after: np.ndarray,
+        present_before: np.ndarray,
+        death_time: np.ndarray,
+    ) -> None:
+        """Expected permanent care-home admissions this month, with and without."""
+        if not self.model.enabled:
+            return
+        cohort = present_before[self.managed(month)[present_before]]
+        if len(cohort) == 0:
+            return
+        still = np.zeros(self.people.size, bool)
+        still[present_after] = True
+        at_risk = (
+            still[cohort]
+            & ~before.care_home[cohort]
+            & (
+                care_needs(take(after, cohort), self.people.take(cohort))
+                > constants.care_home_threshold
+            )
+        )
+        untreated = CARE_HOME_MONTHLY_CHANCE * at_risk
+        values = {"care_home_admissions": (untreated * self.model.care_home_hr, untreated)}
+        self._add_rows(month, first, cohort, np.minimum(death_time[cohort], 1.0), values)
+
+    def _add_rows(
+        self,
+        month: int,
+        first: date,
+        cohort: np.ndarray,
+        time: np.ndarray,
+        values: dict[str, tuple[np.ndarray, np.ndarray]],
+    ) -> None:
+        go_live = self.managed_from[cohort]
+        for group in np.unique(go_live):
+            mine = go_live == group
+            cohort_date = _months_after(self.config.start, int(group))
+            for outcome, (treated, untreated) in values.items():
+                self.effect_rows.append(
+                    (
+                        LOCALITY_MODEL,
+                        cohort_date,
+                        outcome,
+                        first,
+                        float(time[mine].sum()),
+                        float(np.sum(treated[mine])),
+                        float(np.sum(untreated[mine])),
+                    )
+                )
+
+    # ---- the end: events and truth tables ----------------------------------------------
+
+    def finish(self, log: EventLog, exit_day: np.ndarray, last_day: int) -> None:
+        """Write the case-management and action events, ending at death or leaving."""
+        managed = np.flatnonzero(self.case_start != NO_DAY)
+        end = exit_day[managed]
+        log.add(
+            EventKind.CASE_MANAGEMENT,
+            managed,
+            self.case_start[managed],
+            end=np.where(end == NO_DAY, last_day + 1, end),
+            code=LOCALITY_MODEL,
+        )
+        for kind, person, day, planned_end in self.actions:
+            left = exit_day[person]
+            stop = np.where(left == NO_DAY, planned_end, np.minimum(planned_end, left))
+            if kind == EventKind.REABLEMENT_PLAN:
+                log.add(kind, person, np.full(len(person), day), end=stop, code=RISK_LIST)
+            else:
+                log.add(kind, person, np.full(len(person), day), code=RISK_LIST)
+        self._package_rows(log, last_day)
+
+    def _package_rows(self, log: EventLog, last_day: int) -> None:
+        """Home-care package cost in each active month of the managed, with and without."""
+        if not self.model.enabled:
+            return
+        person, start, end, cost = log.episodes(EventKind.SOCIAL_CARE_PACKAGE, "home_care")
+        end = np.where(end == NO_DAY, last_day + 1, end)
+        go_live = self.managed_from[person]
+        keep = go_live != NEVER
+        person, start, end, cost, go_live = (a[keep] for a in (person, start, end, cost, go_live))
+        live_day = self.case_start[person]
+        start = np.maximum(start, live_day)
+        sums: dict[tuple[int, date], float] = {}
+        month = self.config.start
+        while _day(month) <= last_day:
+            first = _day(month)
+            after = _day(_months_after(month, 1))
+            days = np.clip(np.minimum(end, after) - np.maximum(start, first), 0, None)
+            for group in np.unique(go_live[days > 0]):
+                mine = (go_live == group) & (days > 0)
+                key = (int(group), month)
+                sums[key] = sums.get(key, 0.0) + float((cost[mine] * days[mine] / 7).sum())
+            month = _months_after(month, 1)
+        multiplier = self.model.package_cost_multiplier
+        person_months = {(row[1], row[3]): row[4] for row in self.effect_rows if row[2] == "deaths"}
+        for (group, month), treated in sorted(sums.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+            cohort_date = _months_after(self.config.start, group)
+            self.effect_rows.append(
+                (
+                    LOCALITY_MODEL,
+                    cohort_date,
+                    "package_cost",
+                    month,
+                    person_months.get((cohort_date, month), 0.0),
+                    treated,
+                    treated / multiplier,
+                )
+            )
+
+    def effects(self) -> pd.DataFrame:
+        """``truth/effects.parquet``: one row per intervention, cohort, outcome and month."""
+        frame = pd.DataFrame(
+            self.effect_rows,
+            columns=[
+                "intervention",
+                "cohort",
+                "outcome",
+                "month",
+                "person_months",
+                "expected_treated",
+                "expected_untreated",
+            ],
+        )
+        frame = frame.groupby(["intervention", "cohort", "outcome", "month"], as_index=False).sum()
+        for column in ("cohort", "month"):
+            frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ms]")
+        return frame.sort_values(["intervention", "cohort", "outcome", "month"], ignore_index=True)
+
+    def list_actions(self, ids: np.ndarray) -> pd.DataFrame:
+        """``truth/list_actions.parquet``: one row per person in a run's saved band."""
+        frames = [
+            pd.DataFrame(
+                {
+                    "patient_id": ids[run.person],
+                    "run": pd.Timestamp(_date(run.day)),
+                    "score": run.score,
+                    "listed": run.listed,
+                    "action": np.asarray(ACTIONS)[run.action],
+                    "person_months": run.person_months,
+                    "expected_treated": run.with_action,
+                    "expected_untreated": run.without_action,
+                }
+            )
+            for run in self.runs
+        ]
+        if not frames:
+            return pd.DataFrame(
+                columns=[
+                    "patient_id",
+                    "run",
+                    "score",
+                    "listed",
+                    "action",
+                    "person_months",
+                    "expected_treated",
+                    "expected_untreated",
+                ]
+            )
+        frame = pd.concat(frames, ignore_index=True)
+        frame["run"] = frame["run"].astype("datetime64[ms]")
+        return frame
+
+    # ---- the oracle: hazard ratios known on an as-of date -------------------------------
+
+    def known_ratios(self, month: int, months: int, person: np.ndarray) -> HazardRatios | None:
+        """Hazard ratios over the next ``months`` months for ``person``, as known on the
+        first day of ``month``: the roll-out schedule for the caseload (decided at the
+        baseline) and list actions already running; actions of later runs are not known."""
+        if not (self.model.enabled or self.lists.enabled):
+            return None
+        steps = month + np.arange(months)[:, None]
+        admission = np.ones((months, len(person)))
+        care_home = np.ones((months, len(person)))
+        if self.model.enabled and month >= self.baseline_month:
+            # The caseload is fixed at the baseline and the schedule is public.
+            go_live = np.where(self.eligible[person], self.go_live_of[person], NEVER)
+            on = steps >= go_live[None, :]
+            frail = self.frail[person]
+            ratio = np.where(
+                frail, self.model.admission_hr_frail, self.model.admission_hr_not_frail
+            )
+            admission = np.where(on, ratio[None, :], 1.0)
+            care_home = np.where(on, self.model.care_home_hr, 1.0)
+        if self.lists.enabled:
+            running = steps < self.action_until[person][None, :]
+            admission = admission * np.where(running, self.action_ratio[person][None, :], 1.0)
+        return HazardRatios(admission, care_home)
