@@ -107,7 +107,7 @@ def count(value: int | None) -> str:
 @dataclass(frozen=True)
 class OutcomeView:
     """One outcome as the page shows it: numbers only when both its design and the outcome
-    itself are answered; otherwise the reason (the design's first)."""
+    itself are answered; otherwise the reason (the design's, if the design cannot answer)."""
 
     result: OutcomeResult
     reason: str | None
@@ -133,9 +133,7 @@ def views(results: EvaluationResults, plots: Sequence[Plot]) -> list[DesignView]
         outcomes = [
             OutcomeView(
                 result=o,
-                reason=None
-                if design.answered and o.answered
-                else (design.verdict if not design.answered else o.verdict),
+                reason=design.verdict if not design.answered else None if o.answered else o.verdict,
                 plots=[p for p in mine if p.outcome == o.outcome],
             )
             for o in design.outcomes
