@@ -848,10 +848,12 @@ def cmd_serve(
         access_file=access.resolve(),
         audit_log=(workdir / "audit.jsonl").resolve(),
     )
-    # The web pages and list endpoints read what `riskstrat demo` or `weekly` wrote there.
+    # The web pages and list endpoints read what `riskstrat demo` or `weekly` wrote there,
+    # and the evaluation ones the evaluations written under <workdir>/evaluations.
     settings = settings.or_else(
         weekly_dir=(workdir / "lists").resolve(),
         data_dir=(workdir / "validated").resolve(),
+        evaluations_dir=(workdir / "evaluations").resolve(),
     )
     env = settings.environment(os.environ) | {"BENTOML_DO_NOT_TRACK": "True"}
     command = [

@@ -1,5 +1,5 @@
 """Who may call what: bearer tokens mapped to roles, checked in front of every endpoint, and an
-append-only audit log of every request that touches patient data.
+append-only audit log of every request that touches patient data or reads an evaluation.
 
 Tokens live in a TOML file (``RISKSTRAT_ACCESS_FILE``) as SHA-256 hashes only:
 
@@ -61,8 +61,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "/v1/model": ROLES,
     "/v1/weekly-list": ("system", "data_scientist", "locality_team"),
     "/v1/referrals": ("system", "data_scientist", "social_prescriber"),
+    # Aggregate results only, no patient-level data: any authenticated principal.
+    "/v1/evaluation": ROLES,
+    "/v1/evaluations": ROLES,
 }
 PATIENT_ENDPOINTS = ("/v1/score", "/v1/score-history", "/v1/weekly-list", "/v1/referrals")
+# Audited when answered (their audit line written before the answer, as patient data's).
+AUDITED_ENDPOINTS = (*PATIENT_ENDPOINTS, "/v1/evaluation", "/v1/evaluations")
 # Where the request body may name localities: checked against a locality-scoped token.
 SCOPED_ENDPOINTS = ("/v1/weekly-list", "/v1/referrals")
 OUTCOMES = {200: "shown", 303: "redirected", 400: "bad request", 401: "no valid token"}
@@ -117,8 +122,8 @@ class Principal:
 
 
 def note(**fields: object) -> None:
-    """Add ``fields`` (ids shown, model version, week) to the current request's audit record;
-    nothing outside a request."""
+    """Add ``fields`` (ids shown, model version, week, evaluation) to the current request's
+    audit record; nothing outside a request."""
     record = audit_record.get()
     if record is not None:
         record.update(fields)
@@ -487,10 +492,9 @@ class Access:
             "model_version": record.get("model_version"),
             "seconds": round(seconds, 4),
         }
-        if "week" in record:
-            entry["week"] = record["week"]
-        if "reason" in record:
-            entry["reason"] = record["reason"]
+        for noted in ("week", "evaluation", "reason"):
+            if noted in record:
+                entry[noted] = record[noted]
         if asked and asked.fields():
             entry["asked"] = asked.fields()
         self.audit.write(entry)
@@ -572,7 +576,7 @@ class AccessMiddleware:
                 await self._refuse(send, principal, path, refused, client, Asked.from_body(body))
                 return
             receive = replayed(body, receive)
-        audited = path in PATIENT_ENDPOINTS
+        audited = path in AUDITED_ENDPOINTS
         await self.access.run(
             self.app, scope, receive, send, principal, path, audited, client=client
         )

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from http import HTTPStatus
 from typing import Annotated, Literal
 
@@ -31,12 +31,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from impact.results import EvaluationResults
 from models.bundle import FeatureRangeError, ModelBundle
 from models.registry import RegisteredBundle
 from models.store import NoChampionError, champion_version, load_champion
 from models.tiers import LISTED_TIERS
 from serving.access import AccessMiddleware, OutsideScopeError, audit_writable, caller, note
 from serving.errors import ErrorShape, error_json
+from serving.evaluations import (
+    NAME_PATTERN,
+    NAME_RULE,
+    BadNameError,
+    EvaluationStore,
+    NoEvaluationsError,
+    evaluation_store,
+)
 from serving.history import MAX_PEOPLE, PersonHistory, history_features
 from serving.limits import MAX_RECORDS, RequestLimits
 from serving.settings import ServiceSettings, SettingsError
@@ -106,6 +115,18 @@ class ModelInfo(BaseModel):
     tiers: TierCutoffs = Field(description="the cut-offs /v1/score and the weekly lists apply")
     features: list[str]
     metrics: dict[str, float]
+
+
+class EvaluationListed(BaseModel):
+    name: str = Field(description="the evaluation's folder name, for /v1/evaluation")
+    created: datetime
+    title: str = Field(description="the analysis plan's title")
+    intervention: str
+    plan_sha256: str = Field(description="the analysis plan's SHA-256 when it ran")
+
+
+class EvaluationList(BaseModel):
+    evaluations: list[EvaluationListed] = Field(description="by name; unreadable ones left out")
 
 
 class Forbidden(BentoMLException):
@@ -203,6 +224,29 @@ def _week(week: date | None) -> Week:
         return WeekStore(root).load(week)
     except FileNotFoundError as exc:
         raise NotFound(str(exc).replace(str(root), "weekly lists")) from exc
+
+
+def _evaluations() -> EvaluationStore:
+    try:
+        return evaluation_store()
+    except NoEvaluationsError as exc:
+        raise NotFound(str(exc)) from None
+
+
+def _evaluation(store: EvaluationStore, name: str) -> EvaluationResults | Response:
+    """Evaluation ``name``: 400 for a name that is not a plain folder name, 404 if there is
+    none, 500 saying so (the log says why, the client not the server's paths) if its
+    results cannot be read."""
+    try:
+        return store.load(name)
+    except BadNameError as exc:
+        raise InvalidArgument(str(exc)) from None
+    except FileNotFoundError:
+        raise NotFound(f"name: no evaluation named {name!r}") from None
+    except ValueError as exc:
+        logger.error("evaluation %r cannot be read: %s", name, exc)
+        message = f"evaluation {name!r} cannot be read (the service's log says why)"
+        return Response(error_json(message), 500, media_type="application/json")
 
 
 def _page(week: Week, chosen: pd.DataFrame, limit: int, offset: int) -> ListResponse:
@@ -420,6 +464,46 @@ class RiskService:
         chosen = replace(chosen, localities=_scope(list(chosen.localities)))
         found = _week(week)
         return _page(found, select_referrals(found.people, chosen), limit, offset)
+
+    @bentoml.api(route="/v1/evaluation")
+    def evaluation(
+        self,
+        name: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=100,
+                description=f"the evaluation's name: {NAME_RULE}",
+                json_schema_extra={"pattern": NAME_PATTERN},
+            ),
+        ],
+    ) -> EvaluationResults:
+        """A finished evaluation's results (aggregate only): estimates, checks, verdicts,
+        summaries, and the analysis plan with its SHA-256."""
+        note(evaluation=name)
+        return _evaluation(_evaluations(), name)
+
+    @bentoml.api(route="/v1/evaluations")
+    def evaluations(self) -> EvaluationList:
+        """The finished evaluations: name, when, and the plan's title and SHA-256."""
+        store = _evaluations()
+        found = []
+        for name in store.names():
+            try:
+                results = store.load(name)
+            except (FileNotFoundError, ValueError) as exc:
+                logger.warning("evaluation %r left out of the list: %s", name, exc)
+                continue
+            found.append(
+                EvaluationListed(
+                    name=name,
+                    created=results.created,
+                    title=results.plan.title,
+                    intervention=results.plan.intervention,
+                    plan_sha256=results.plan.sha256,
+                )
+            )
+        return EvaluationList(evaluations=found)
 
     @bentoml.api(route="/v1/model")
     def model_info(self) -> ModelInfo:

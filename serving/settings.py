@@ -37,7 +37,8 @@ class SettingsError(ValueError):
 
 
 class ServiceSettings(BaseSettings):
-    """Where the service finds its model, tokens, audit log, sessions and weekly runs."""
+    """Where the service finds its model, tokens, audit log, sessions, weekly runs and
+    evaluations."""
 
     model_config = SettingsConfigDict(
         # Each setting reads exactly PREFIX + its name in capitals (RISKSTRAT_WEEKLY_DIR).
@@ -60,6 +61,9 @@ class ServiceSettings(BaseSettings):
     weekly_dir: Path | None = Field(None, description="the weekly run's output folder")
     data_dir: Path | None = Field(
         None, description="the validated contract tables, for the pages' timelines"
+    )
+    evaluations_dir: Path | None = Field(
+        None, description="the folder of finished evaluations (one folder each)"
     )
     reload_seconds: float = Field(
         30.0, ge=0, allow_inf_nan=False, description="how often to look for a new champion"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from evaluation_fixture import HOSTILE_TITLE, write_evaluation
 from servers import started_service, worker_processes, write_access
 from weekly_fixture import WEEK, write_contract, write_weeks
 
@@ -27,6 +28,7 @@ ARTEFACTS = Path(__file__).resolve().parent.parent / "test-artefacts" / "browser
 TOKENS = {
     "north-team": ("locality_team", "browser-north", ["North"]),
     "link-worker": ("social_prescriber", "browser-prescriber", []),
+    "evaluator": ("data_scientist", "browser-evaluator", []),
 }
 VIEWPORT = {"width": 1366, "height": 768}
 
@@ -35,7 +37,8 @@ VIEWPORT = {"width": 1366, "height": 768}
 def server(
     champion: RegisteredBundle, tracking_uri: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Path]]:
-    """The service (API and pages) on a free loopback port, with a two-week fixture."""
+    """The service (API and pages) on a free loopback port, with a two-week fixture and a
+    finished evaluation."""
     folder = tmp_path_factory.mktemp("browser")
     weekly = write_weeks(folder / "weekly")
     people = pd.read_parquet(weekly / WEEK.isoformat() / "people.parquet")
@@ -45,6 +48,7 @@ def server(
         "RISKSTRAT_AUDIT_LOG": str(folder / "audit.jsonl"),
         "RISKSTRAT_WEEKLY_DIR": str(weekly),
         "RISKSTRAT_DATA_DIR": str(write_contract(folder / "data", people)),
+        "RISKSTRAT_EVALUATIONS_DIR": str(write_evaluation(folder / "evaluations" / "pilot").parent),
         # As deployed: sessions opened in one worker must be known to the other.
         "RISKSTRAT_WORKERS": "2",
     }
@@ -190,3 +194,18 @@ def test_social_prescriber_runs_the_filter_and_downloads(page, server) -> None:
     page.errors.remove(
         "Failed to load resource: the server responded with a status of 403 (Forbidden)"
     )
+
+
+def test_a_data_scientist_opens_an_evaluation_report_whole(page, server) -> None:
+    """The report's inline style passes its policy (no console error), and every plot loads."""
+    page.goto("/ui/evaluations")
+    _sign_in(page, "evaluator")
+    assert page.get_by_role("heading", name="Evaluations").is_visible()
+    page.get_by_role("link", name="pilot").click()
+    assert page.url.endswith("/ui/evaluations/pilot/report.html")
+    assert page.get_by_role("heading", name=f"Evaluation: {HOSTILE_TITLE}").is_visible()
+    images = page.evaluate("Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
+    assert images == [True] * 4
+    heading = page.locator("h2").first
+    assert heading.evaluate("e => getComputedStyle(e).color") == "rgb(0, 94, 184)"
+    _shot(page, "05-evaluation-report")

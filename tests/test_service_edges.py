@@ -17,7 +17,15 @@ from models.registry import RegisteredBundle
 from serving.limits import MAX_BODY_BYTES, MAX_RECORDS
 
 TOKEN = "edges-token"
-ENDPOINTS = ("/v1/score", "/v1/score-history", "/v1/weekly-list", "/v1/referrals", "/v1/model")
+ENDPOINTS = (
+    "/v1/score",
+    "/v1/score-history",
+    "/v1/weekly-list",
+    "/v1/referrals",
+    "/v1/model",
+    "/v1/evaluation",
+    "/v1/evaluations",
+)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from serving.access import caller
-from serving.web import pages
+from serving.web import evaluation_pages, pages
 
 STATIC = Path(__file__).parent / "static"
 
@@ -37,6 +37,9 @@ def build_app() -> Starlette:
             Route("/referrals", pages.referrals),
             Route("/referrals.csv", pages.referrals_csv),
             Route("/login", pages.login),
+            Route("/evaluations", evaluation_pages.evaluations),
+            Route("/evaluations/{name}/report.html", evaluation_pages.report),
+            Route("/evaluations/{name}/plots/{file}", evaluation_pages.plot),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         exception_handlers={404: _http_error, 405: _http_error},

@@ -3,9 +3,9 @@
 A person signs in at /ui/login with their token and gets a session cookie (see
 ``serving.web.session``), accepted for /ui paths only (a bearer header works there too).
 Without either, a page redirects to the login page; a role not allowed on a page gets a 403
-page. Pages showing patient data are audited like the scoring endpoints, and so are
-sign-ins and sign-outs, in the service's one audit log, with the client's address and what
-the request asked for (ids, localities, week). As on the API, no page with patient data
+page. Pages showing patient data or an evaluation are audited like the scoring endpoints,
+and so are sign-ins and sign-outs, in the service's one audit log, with the client's
+address and what the request asked for (ids, localities, week). As on the API, no such page
 leaves without its audit line: if it cannot be written the answer is a 503 page. Wrong
 tokens pause sign-in (``serving.web.throttle``).
 
@@ -31,7 +31,7 @@ from serving.access import (
 from serving.settings import ServiceSettings
 from serving.web import session
 from serving.web.render import NO_STORE, SECURITY_HEADERS, render
-from serving.web.roles import BASE, PATIENT_PAGES, home, page_refusal
+from serving.web.roles import BASE, home, is_audited, page_refusal
 from serving.web.session import SessionStore
 from serving.web.throttle import SignInThrottle
 
@@ -68,7 +68,7 @@ class PageGate:
         digest = self.sessions.digest(cookie)
         principal = by_digest(principals, digest) if digest else None
         principal = principal or identify(principals, headers.get("authorization"))
-        audited = path in PATIENT_PAGES
+        audited = is_audited(path)
         asked = asked_in_query(scope) if audited else None
         if principal is None:
             query = scope.get("query_string", b"").decode("latin-1")

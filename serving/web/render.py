@@ -9,7 +9,7 @@ from jinja2 import Environment
 
 from features.templates import html_environment
 from serving.access import Principal
-from serving.web.roles import BASE, LIST_ROLES, REFERRAL_ROLES
+from serving.web.roles import BASE, EVALUATION_ROLES, EVALUATIONS, LIST_ROLES, REFERRAL_ROLES
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Everything from this server; no script at all; not framed; forms post here only.
@@ -53,6 +53,8 @@ def nav(principal: Principal | None) -> list[tuple[str, str]]:
         links.append(("Weekly list", f"{BASE}/"))
     if principal.role in REFERRAL_ROLES:
         links.append(("Social prescribing", f"{BASE}/referrals"))
+    if principal.role in EVALUATION_ROLES:
+        links.append(("Evaluations", EVALUATIONS))
     return links
 
 

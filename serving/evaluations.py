@@ -1,0 +1,98 @@
+"""Finished evaluations as the service reads them: read-only, by plain folder name.
+
+``<RISKSTRAT_EVALUATIONS_DIR>/<name>/`` is one finished evaluation (``impact.results``'s
+layout: ``results.json``, ``report.html``, ``plots/*.png``). A name is a plain folder name
+(``NAME_PATTERN``: letters, digits, '-' and '_'; no dots, slashes or absolute paths), so a
+request can never name anything outside the folder; staging folders (dot-prefixed) are
+never listed. Anything that resolves outside the folder (a symbolic link pointing away) is
+treated as absent. The API (``/v1/evaluation``, ``/v1/evaluations``) and the pages
+(``/ui/evaluations``) both read through ``EvaluationStore``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from impact.results import PLOTS_DIR, REPORT_FILE, RESULTS_FILE, EvaluationResults
+from serving.settings import ServiceSettings, SettingsError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
+PLOT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,199}\.(png|csv)$"  # a plot or its data
+NAME_RULE = "a plain folder name: letters, digits, '-' and '_' only (no dots, slashes or paths)"
+
+
+class NoEvaluationsError(LookupError):
+    """No evaluations folder is configured (``RISKSTRAT_EVALUATIONS_DIR`` is not set)."""
+
+
+class BadNameError(ValueError):
+    """A name that is not a plain folder name; says which field."""
+
+
+def check_name(name: str, field: str = "name") -> str:
+    """``name`` if it is a plain folder name, else a ``BadNameError`` naming ``field``."""
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise BadNameError(f"{field}: {name[:100]!r} is not {NAME_RULE}")
+    return name
+
+
+def evaluation_store() -> EvaluationStore:
+    """The store for ``RISKSTRAT_EVALUATIONS_DIR`` (read on each call)."""
+    try:
+        return EvaluationStore(ServiceSettings.current().require("evaluations_dir"))
+    except SettingsError as exc:
+        raise NoEvaluationsError(f"no evaluations configured ({exc})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationStore:
+    """The finished evaluations under ``root``."""
+
+    root: Path
+
+    def names(self) -> list[str]:
+        """The finished evaluations' names, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            entry.name
+            for entry in self.root.iterdir()
+            if re.fullmatch(NAME_PATTERN, entry.name) and self._inside(entry / RESULTS_FILE)
+        )
+
+    def load(self, name: str) -> EvaluationResults:
+        """The evaluation ``name`` (``BadNameError``, or ``FileNotFoundError`` if there is
+        none; ``ValueError`` if its results cannot be read)."""
+        return EvaluationResults.load(self._folder(name))
+
+    def report(self, name: str) -> Path:
+        """The path of evaluation ``name``'s report.html (``FileNotFoundError`` if none)."""
+        return self._file(self._folder(name) / REPORT_FILE)
+
+    def plot(self, name: str, file: str) -> Path:
+        """The path of one of evaluation ``name``'s plots or their data (``FileNotFoundError``
+        if none)."""
+        if not re.fullmatch(PLOT_PATTERN, file):
+            raise FileNotFoundError(f"no plot {file[:100]!r}")
+        return self._file(self._folder(name) / PLOTS_DIR / file)
+
+    def _folder(self, name: str) -> Path:
+        folder = self.root / check_name(name)
+        if not self._inside(folder / RESULTS_FILE):
+            raise FileNotFoundError(f"no evaluation named {name!r}")
+        return folder
+
+    def _file(self, path: Path) -> Path:
+        if not self._inside(path):
+            raise FileNotFoundError(f"no file {path.relative_to(self.root)}")
+        return path
+
+    def _inside(self, path: Path) -> bool:
+        """Whether ``path`` is a file that resolves inside the root (no link leads out)."""
+        try:
+            resolved = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return False
+        return resolved.is_file() and resolved.is_relative_to(self.root.resolve())

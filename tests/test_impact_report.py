@@ -1,0 +1,198 @@
+"""The evaluation report: every design and outcome with its numbers, checks and summary; a
+verdict in words, never a number, when the data cannot answer; the plan's fingerprint; plots
+written beside their data; hostile text escaped; nothing fetched from elsewhere."""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+from pathlib import Path
+
+import pytest
+from evaluation_fixture import (
+    HOSTILE_TITLE,
+    PLAN_SHA,
+    UNANSWERED,
+    evaluation,
+    write_evaluation,
+)
+from markupsafe import escape
+
+from impact.plots import PlotTableError, write_plots
+from impact.report import change, number, p_value, views, write_report
+from impact.results import PLOTS_DIR, REPORT_FILE, Interval
+
+M = "\u2212"  # the minus sign the report writes
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    folder = write_evaluation(tmp_path_factory.mktemp("report") / "pilot-2024")
+    return folder, (folder / REPORT_FILE).read_text(encoding="utf-8")
+
+
+def _text(page: str) -> str:
+    """The page's visible text, one space between words."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def test_every_design_and_outcome_is_reported_with_its_numbers(written: tuple[Path, str]) -> None:
+    text = _text(written[1])
+    for expected in (
+        "Staggered difference-in-differences",
+        "Matched comparison",
+        "Regression discontinuity at the list's cut-off",
+        # the board-paper summaries, quoted as written
+        "Emergency admissions among eligible people in the pilot cluster were 14% lower "
+        "(95% CI 8% to 20%) than in comparison clusters.",
+        "Bed days were 19% lower (95% CI 6% to 30%).",
+        # estimate and interval, in the design's measure; the relative change
+        f"{M}0.0837 (95% CI {M}0.121 to {M}0.0464) difference in admissions per person-year",
+        "14.0% lower (95% CI 8.0% to 20.0% lower)",
+        "3.0% higher (95% CI 11.0% lower to 18.0% higher)",
+        "0.81 (95% CI 0.7 to 0.94) rate ratio",
+        "< 0.001",
+        # minimum detectable effect, people, units
+        "0.0512 4,321 7",
+        "0.12 1,988 6",
+    ):
+        assert expected in text, expected
+
+
+def test_checks_say_passed_or_failed(written: tuple[Path, str]) -> None:
+    text = _text(written[1])
+    assert "pre-trend Passed 0.42 joint test of leads" in text
+    assert "balance Failed 0.13 largest |SMD| after matching" in text
+    assert "density Passed 0.55 rddensity p-value" in text
+
+
+def test_an_unanswered_question_shows_its_reason_and_no_estimate(written: tuple[Path, str]) -> None:
+    text = _text(written[1])
+    assert text.count(UNANSWERED) >= 3  # the design, the findings and the outcome
+    assert "Cannot answer: " + UNANSWERED in text
+    # Neither the effect, its interval, p-value, relative change nor the rates behind it.
+    for number_shown in ("0.432", "0.988", "0.123", "0.136", "54.3%", "0.247", "0.753"):
+        assert number_shown not in text, number_shown
+    # What is still true is shown: how many people, and what the data could have detected.
+    assert "0.61 38" in text
+
+
+def test_a_design_that_cannot_answer_hides_the_numbers_of_all_its_outcomes() -> None:
+    results = evaluation()
+    did = results.design("did").model_copy(update={"verdict": "only 2 clusters of roll-out"})
+    shown = views(results.model_copy(update={"designs": [did]}), [])
+    assert [(o.answered, o.reason) for o in shown[0].outcomes] == [
+        (False, "only 2 clusters of roll-out"),
+        (False, "only 2 clusters of roll-out"),
+    ]
+
+
+def test_the_plan_is_identified_by_file_hash_and_date(written: tuple[Path, str]) -> None:
+    text = _text(written[1])
+    assert f"SHA-256 {PLAN_SHA}" in text
+    assert "File plans/ilm-pilot.toml" in text
+    assert "Written 2023-05-14" in text
+    assert 'title = "ILM pilot"' in text  # the plan's text itself, for the record
+
+
+def test_hostile_text_is_escaped(written: tuple[Path, str]) -> None:
+    page = written[1]
+    assert "<script" not in page and "<b>roll-out" not in page
+    assert str(escape(HOSTILE_TITLE)) in page
+    assert _text(page).startswith(f"Evaluation: {HOSTILE_TITLE}")
+
+
+def test_the_page_is_self_contained(written: tuple[Path, str]) -> None:
+    folder, page = written
+    links = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert links and all(not re.match(r"[a-z]+:|/", link) for link in links), links
+    for tag in ("<link", "<script", "<iframe", "@import", "url("):
+        assert tag not in page
+    # Styles only in the one <style> element, which the service allows by its hash.
+    assert " style=" not in page and page.count("<style>") == 1
+    for link in links:
+        assert (folder / link).is_file(), link
+
+
+def test_plots_are_pngs_with_their_data_beside_them(written: tuple[Path, str]) -> None:
+    folder, page = written
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert sorted(images) == [
+        f"{PLOTS_DIR}/did_event_study_deaths.png",
+        f"{PLOTS_DIR}/did_event_study_emergency_admissions.png",
+        f"{PLOTS_DIR}/matched_balance.png",
+        f"{PLOTS_DIR}/rd_cutoff_emergency_admissions.png",
+    ]
+    for image in images:
+        assert (folder / image).read_bytes()[:8] == PNG
+    with (folder / PLOTS_DIR / "matched_balance.csv").open() as handle:
+        balance = list(csv.DictReader(handle))
+    assert [(r["feature"], r["smd_after"]) for r in balance] == [
+        ("age", "0.03"),
+        ("risk_score", "0.13"),
+        ("has_frailty", "-0.05"),
+    ]
+    with (folder / PLOTS_DIR / "did_event_study_emergency_admissions.csv").open() as handle:
+        periods = [int(r["relative_period"]) for r in csv.DictReader(handle)]
+    assert periods == list(range(-6, 7))
+
+
+@pytest.mark.parametrize(
+    ("key", "rows", "message"),
+    [
+        (
+            "balance",
+            [{"feature": "age", "smd_before": 0.4, "smd_after": 0.0}, {"feature": "sex"}],
+            r"design matched: tables\['balance'\] row 1: smd_before: Field required",
+        ),
+        ("balance", [], r"design matched: tables\['balance'\] has no rows"),
+        (
+            "rd_bins:bed_days",
+            [{"side": "left", "score": 0.2, "mean": 1.0, "n": 3}],
+            r"tables\['rd_bins:bed_days'\] row 0: side: Input should be 'below' or 'above'",
+        ),
+    ],
+)
+def test_a_table_not_as_documented_is_refused_naming_it(
+    tmp_path: Path, key: str, rows: list[dict], message: str
+) -> None:
+    results = evaluation()
+    matched = results.design("matched")
+    broken = matched.model_copy(update={"tables": {**matched.tables, key: rows}})
+    with pytest.raises(PlotTableError, match=message):
+        write_plots(results.model_copy(update={"designs": [broken]}), tmp_path)
+
+
+def test_a_design_without_tables_is_reported_without_plots(tmp_path: Path) -> None:
+    results = evaluation()
+    bare = [d.model_copy(update={"tables": {}}) for d in results.designs]
+    page = write_report(results.model_copy(update={"designs": bare}), tmp_path).read_text()
+    assert "<img" not in page and "Bed days were 19% lower" in page
+
+
+@pytest.mark.parametrize(
+    ("relative", "said"),
+    [
+        ((-0.14, -0.2, -0.08), "14.0% lower (95% CI 8.0% to 20.0% lower)"),
+        ((0.25, 0.05, 0.5), "25.0% higher (95% CI 5.0% to 50.0% higher)"),
+        ((0.0, -0.1, 0.1), "no change (95% CI 10.0% lower to 10.0% higher)"),
+    ],
+)
+def test_relative_changes_read_as_a_board_paper_says_them(
+    relative: tuple[float, float, float], said: str
+) -> None:
+    estimate, low, high = relative
+    assert change(Interval(estimate=estimate, ci_low=low, ci_high=high)) == said
+
+
+def test_numbers_are_formatted_for_reading() -> None:
+    assert [number(v) for v in (-1234.5, 12.345, -0.012345, None, float("nan"))] == [
+        f"{M}1,234",
+        "12.35",
+        f"{M}0.0123",
+        "",
+        "",
+    ]
+    assert [p_value(v) for v in (0.0004, 0.0423, None)] == ["< 0.001", "0.042", ""]
