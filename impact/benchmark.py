@@ -47,10 +47,11 @@ def design_truth(
     first, end = pd.Timestamp(design.first_month), pd.Timestamp(design.end_month)
     if design.design == "rd":
         actions = pd.read_parquet(truth_dir / "list_actions.parquet")
-        run = actions[(actions["run"] == pd.Timestamp(plan.rd.run)) & actions["took_up"]]
+        run = actions[(actions["run"] == pd.Timestamp(plan.rd.run)) & (actions["action"] != "none")]
         near = run[(run["score"] - plan.rd.cutoff).abs() <= (outcome.bandwidth or np.inf)]
         taken = near if len(near) else run
-        return Truth(float((taken["expected_treated"] - taken["expected_untreated"]).mean()), 0.0)
+        difference = (taken["expected_treated"] - taken["expected_untreated"]).sum()
+        return Truth(float(12 * difference / taken["person_months"].sum()), 0.0)
     effects = pd.read_parquet(truth_dir / "effects.parquet")
     rows = effects[
         (effects["intervention"] == plan.plan.intervention)

@@ -171,8 +171,8 @@ def run_matched(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResul
     )
     who = f"eligible people in {', '.join(groups.treated_units)}"
     against = "matched people in clusters not yet live"
-    balance = estimate.balance
-    failing = balance[balance["smd_after"].abs() >= 0.1]
+    balance = estimate.balance.rename_axis("feature").reset_index()
+    failing = balance[~balance["balanced"]]
     checks = [
         Check(
             name="balance",
@@ -239,7 +239,13 @@ def run_matched(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResul
         end_month=groups.follow_up_end,
         verdict=estimate.verdict,
         checks=checks,
-        tables={"balance": _rows(balance)},
+        tables={
+            "balance": _rows(
+                balance[["feature", "smd_before", "smd_after", "variance_ratio_after"]].rename(
+                    columns={"variance_ratio_after": "variance_ratio"}
+                )
+            )
+        },
         outcomes=outcomes,
         seconds=round(time.perf_counter() - began, 1),
     )
@@ -286,11 +292,12 @@ def run_rd(plan: Plan, data_dir: Path, last_day: date) -> DesignResult:
             p_value=fuzzy.p_value,
         )
         base = estimate.control_mean
+        # A rate cannot fall by more than all of it: the interval stops at -100%.
         relative = (
             Interval(
-                estimate=fuzzy.estimate / base,
-                ci_low=fuzzy.ci_low / base,
-                ci_high=fuzzy.ci_high / base,
+                estimate=max(fuzzy.estimate / base, -1.0),
+                ci_low=max(fuzzy.ci_low / base, -1.0),
+                ci_high=max(fuzzy.ci_high / base, -1.0),
                 p_value=fuzzy.p_value,
             )
             if base and base > 0
@@ -306,8 +313,8 @@ def run_rd(plan: Plan, data_dir: Path, last_day: date) -> DesignResult:
     outcome = OutcomeResult(
         outcome=design.outcome,
         label=label,
-        measure=f"difference in {label} per person over {months} months, among those who "
-        "took up an action",
+        measure=f"difference in the rate per person-year over the {months} months after the "
+        "run, among those who took up an action",
         effect=effect,
         relative=relative,
         comparison_rate=base,
@@ -338,7 +345,20 @@ def run_rd(plan: Plan, data_dir: Path, last_day: date) -> DesignResult:
         end_month=end,
         verdict=estimate.verdict,
         checks=checks,
-        tables={f"rd_bins:{design.outcome}": _rows(rd_bins(frame, design.cutoff))},
+        tables={f"rd_bins:{design.outcome}": _rows(_bins(frame, design.cutoff))},
         outcomes=[outcome],
         seconds=round(time.perf_counter() - began, 1),
+    )
+
+
+def _bins(frame: pd.DataFrame, cutoff: float) -> pd.DataFrame:
+    """The binned rates each side of the cut-off, in the report's columns."""
+    bins = rd_bins(frame, cutoff)
+    return pd.DataFrame(
+        {
+            "side": bins["side"].map({"below": "below", "at_or_above": "above"}),
+            "score": bins["mid"],
+            "mean": bins["rate"],
+            "n": bins["n"],
+        }
     )

@@ -30,7 +30,9 @@ Design = Literal["did", "matched", "rd"]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # An interval can be unbounded (a randomisation test that no effect size rejects):
+    # infinities are written as the strings "Infinity" and "-Infinity", and read back.
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
 
 
 class Interval(_Frozen):

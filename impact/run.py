@@ -61,21 +61,18 @@ def evaluate(
         {s.name for s in feature_specs()},
     )
     plan = loaded.plan
-    say.advance("evaluation", 0, 3, f"population as of {plan.population.baseline}")
-    cohort = baseline_cohort(tables, plan)
-    panel_first = add_months(
-        plan.population.baseline, -max(plan.did.pre_months if plan.did else 12, 12)
-    )
-    panel_end = _panel_end(plan, last_day)
-    say.advance("evaluation", 1, 3, f"outcomes of {len(cohort.people):,} eligible people")
-    counts = count(
-        data_dir, cohort.people, Months(max(panel_first, _month(first_day)), panel_end), last_day
-    )
     results: list[DesignResult] = []
-    if plan.did:
-        results.append(designs.run_did(plan, cohort, counts))
-    if plan.matched:
-        results.append(designs.run_matched(plan, cohort, counts))
+    if plan.did or plan.matched:
+        say.advance("evaluation", 0, 3, f"population as of {plan.population.baseline}")
+        cohort = baseline_cohort(tables, plan)
+        pre_months = max(plan.did.pre_months if plan.did else 0, 12)
+        first = max(add_months(plan.population.baseline, -pre_months), _month(first_day))
+        say.advance("evaluation", 1, 3, f"outcomes of {len(cohort.people):,} eligible people")
+        counts = count(data_dir, cohort.people, Months(first, _panel_end(plan, last_day)), last_day)
+        if plan.did:
+            results.append(designs.run_did(plan, cohort, counts))
+        if plan.matched:
+            results.append(designs.run_matched(plan, cohort, counts))
     if plan.rd:
         results.append(designs.run_rd(plan, data_dir, last_day))
     say.advance("evaluation", 2, 3, "report")

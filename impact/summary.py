@@ -5,6 +5,11 @@ from __future__ import annotations
 from impact.results import Interval
 
 
+def _sentence_case(text: str) -> str:
+    """The first letter capitalised and nothing else changed ("A&E", "GBP" stay)."""
+    return text[:1].upper() + text[1:]
+
+
 def _percent(change: float) -> str:
     size = abs(change) * 100
     text = f"{size:.0f}%" if size >= 1 else f"{size:.1f}%"
@@ -25,11 +30,11 @@ def change_sentence(label: str, who: str, relative: Interval, against: str) -> s
         verdict = ""
     if abs(relative.estimate) < 0.005:
         return (
-            f"{label.capitalize()} among {who} were about the same ({interval}) as "
+            f"{_sentence_case(label)} among {who} were about the same ({interval}) as "
             f"{against}{verdict}."
         )
     return (
-        f"{label.capitalize()} among {who} were {_percent(relative.estimate)} ({interval}) "
+        f"{_sentence_case(label)} among {who} were {_percent(relative.estimate)} ({interval}) "
         f"than {against}{verdict}."
     )
 
