@@ -180,6 +180,7 @@ class SynthConfig:
     ``truth_as_of`` are the dates (each the first of a month) for which the generator writes
     every living person's exact probability of an emergency admission within
     ``horizon_days``; ``truth_paths`` is the number of sampled paths of the slow state drift.
+    ``interventions`` are the services with known effects (``Interventions.off()``: none).
     """
 
     patients: int = 265_000

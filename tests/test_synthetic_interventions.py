@@ -1,0 +1,222 @@
+"""The synthetic borough's interventions: who they reach, what they leave alone, their truth."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.avoidable import ICD10, is_potentially_avoidable
+from features.engine import build_features
+from features.sources.synthetic.borough import Borough, generate, write
+from features.sources.synthetic.config import Interventions, LocalityModel, SynthConfig
+from features.sources.synthetic.interventions import OUTCOMES, expected_stay
+from features.tables import ContractTables
+
+BASE = SynthConfig(patients=4_000, seed=21, truth_as_of=())
+INTERVENTION_KINDS = {"case_management", "reablement_plan", "risk_list_score"}
+
+
+@pytest.fixture(scope="module")
+def on() -> Borough:
+    return generate(BASE)
+
+
+@pytest.fixture(scope="module")
+def on_dir(on: Borough, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("interventions")
+    write(on, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def off() -> Borough:
+    return generate(replace(BASE, interventions=Interventions.off()))
+
+
+@pytest.fixture(scope="module")
+def null() -> Borough:
+    return generate(replace(BASE, interventions=Interventions().null_effects()))
+
+
+def _events(borough: Borough) -> pd.DataFrame:
+    return borough.events.to_pandas(date_as_object=False)
+
+
+def _intervention_rows(events: pd.DataFrame) -> pd.Series:
+    list_triggered = (events["kind"] == "social_prescribing_referral") & (
+        events["code"] == "risk_list"
+    )
+    return events["kind"].isin(INTERVENTION_KINDS) | list_triggered
+
+
+def _before(borough: Borough, day: pd.Timestamp) -> pd.DataFrame:
+    """Events before ``day`` of people registered before it, as an extract taken on ``day``
+    would show them (episodes running then have no end yet), without their pseudonyms."""
+    events = _events(borough)
+    patients = borough.patients.to_pandas(date_as_object=False)
+    early = patients.loc[patients["registration_start"] < day, "patient_id"]
+    rows = events[(events["start"] < day) & events["patient_id"].isin(early)].copy()
+    running = (rows["end"] >= day) & (rows["kind"] != "prescription")
+    rows.loc[running, "end"] = pd.NaT
+    rows = rows.drop(columns="patient_id").astype(str)
+    return rows.sort_values(list(rows.columns), ignore_index=True)
+
+
+def _clusters(borough: Borough) -> pd.DataFrame:
+    patients = borough.patients.to_pandas(date_as_object=False)
+    practices = borough.practices.to_pandas()
+    return patients.merge(practices, on="practice_id")[["patient_id", "gp_cluster"]]
+
+
+def test_caseload_is_exactly_who_the_features_call_eligible_at_baseline(
+    on: Borough, on_dir: Path
+) -> None:
+    model = BASE.interventions.locality_model
+    features = build_features(ContractTables.from_dir(on_dir), [model.baseline]).reset_index()
+    rule = (features["age"] >= 65) & (
+        (features["has_frailty"] == 1) | (features["emergency_admissions_365d"] >= 1)
+    )
+    eligible = features.loc[rule, ["patient_id"]].merge(_clusters(on), on="patient_id")
+    live = eligible["gp_cluster"].isin(model.go_live)
+    events = _events(on)
+    managed = set(events.loc[events["kind"] == "case_management", "patient_id"])
+    # Eligible people who died or left before their cluster went live are never managed.
+    patients = on.patients.to_pandas(date_as_object=False).set_index("patient_id")
+    go_live = eligible["gp_cluster"].map(model.go_live)
+    exit_day = patients[["death_date", "registration_end"]].min(axis=1)
+    gone = exit_day.reindex(eligible["patient_id"]).to_numpy() < pd.to_datetime(go_live).to_numpy()
+    expected = set(eligible.loc[live.to_numpy() & ~gone, "patient_id"])
+    assert len(expected) > 100
+    assert managed == expected
+    assert eligible["gp_cluster"].eq("South 2").any()  # the never-treated cluster has a caseload
+
+
+def test_case_management_runs_only_in_live_clusters_from_their_go_live(on: Borough) -> None:
+    model = BASE.interventions.locality_model
+    events = _events(on)
+    cases = events[events["kind"] == "case_management"].merge(_clusters(on), on="patient_id")
+    assert set(cases["code"]) == {"integrated_locality_model"}
+    assert set(cases["gp_cluster"]) == set(model.go_live)
+    go_live = pd.to_datetime(cases["gp_cluster"].map(model.go_live))
+    assert (cases["start"] == go_live).all()
+    assert cases["patient_id"].is_unique
+    ended = cases["end"].notna()
+    assert (cases.loc[ended, "end"] >= cases.loc[ended, "start"]).all()
+    assert (~ended).any()  # still managed at the end of the data
+
+
+def test_switched_off_the_borough_is_as_it_was_before_interventions(
+    on: Borough, off: Borough
+) -> None:
+    events = _events(off)
+    assert not _intervention_rows(events).any()
+    # Before the baseline nothing differs for anyone registered by then: the interventions
+    # draw from their own streams (pseudonyms, drawn last, do differ).
+    baseline = pd.Timestamp(BASE.interventions.locality_model.baseline)
+    assert _before(on, baseline).equals(_before(off, baseline))
+    assert on.effects.size > 0 and off.effects.empty and off.list_actions.empty
+
+
+def test_with_no_effects_the_borough_differs_only_by_the_intervention_events(
+    off: Borough, null: Borough
+) -> None:
+    events = _events(null)
+    extra = _intervention_rows(events)
+    assert extra.sum() > 100
+    assert events[~extra].reset_index(drop=True).equals(_events(off))
+    assert null.patients.equals(off.patients)
+
+
+def test_truth_has_effects_only_where_the_config_puts_them(on: Borough, null: Borough) -> None:
+    for borough, effective in ((on, True), (null, False)):
+        sums = borough.effects.groupby("outcome")[["expected_treated", "expected_untreated"]].sum()
+        assert set(sums.index) == set(OUTCOMES)
+        assert (sums["expected_untreated"].drop("care_home_resident_admissions") > 0).all()
+        for outcome, row in sums.iterrows():
+            if effective and outcome != "deaths" and row["expected_untreated"] > 0:
+                assert row["expected_treated"] < row["expected_untreated"], outcome
+            else:
+                assert row["expected_treated"] == pytest.approx(row["expected_untreated"]), outcome
+    actions = on.list_actions
+    took = actions["action"] != "none"
+    treated, untreated = actions["expected_treated"], actions["expected_untreated"]
+    assert (treated[took] < untreated[took]).all()
+    assert (treated[~took] == untreated[~took]).all()
+
+
+def test_admissions_of_the_managed_match_the_expected_treated(on: Borough) -> None:
+    """Observed admissions in managed person-months against the truth's expectation."""
+    events = _events(on)
+    cases = events[events["kind"] == "case_management"][["patient_id", "start"]]
+    admissions = events[events["kind"] == "emergency_admission"].merge(
+        cases.rename(columns={"start": "go_live"}), on="patient_id"
+    )
+    observed = admissions[admissions["start"] >= admissions["go_live"]]
+    effects = on.effects.set_index("outcome")
+    for outcome, rows in (
+        ("emergency_admissions", observed),
+        ("avoidable_admissions", observed[observed["code"].map(is_potentially_avoidable)]),
+    ):
+        expected = effects.loc[outcome, "expected_treated"].sum()
+        untreated = effects.loc[outcome, "expected_untreated"].sum()
+        assert abs(len(rows) - expected) < 3 * np.sqrt(expected), outcome
+        assert abs(len(rows) - untreated) > abs(len(rows) - expected), outcome
+    stays = observed["value"].sum()
+    expected_days = effects.loc["bed_days", "expected_treated"].sum()
+    assert abs(stays - expected_days) < 0.25 * expected_days
+
+
+def test_list_actions_follow_the_list(on: Borough) -> None:
+    lists = BASE.interventions.list_actions
+    actions, events = on.list_actions, _events(on)
+    scores = events[events["kind"] == "risk_list_score"]
+    assert len(scores) == len(actions)
+    assert ((scores["code"] == "listed") == (scores["value"] >= lists.cutoff)).all()
+    assert (actions["score"] >= lists.cutoff * lists.band_fraction).all()
+    assert (actions.loc[actions["action"] != "none", "listed"]).all()
+    first = actions[actions["run"] == pd.Timestamp(lists.first_run)]
+    adults = first["listed"].sum() / 0.03  # about 3% of adults listed at the first run
+    assert 0.5 * BASE.patients < adults < 1.3 * BASE.patients
+    plans = events[events["kind"] == "reablement_plan"]
+    assert set(plans["code"]) == {"risk_list"}
+    assert len(plans) == (actions["action"] == "reablement_plan").sum()
+
+
+def test_admissions_carry_an_icd10_cause_and_a_believable_avoidable_share(on: Borough) -> None:
+    events = _events(on)
+    admissions = events[events["kind"] == "emergency_admission"]
+    assert (admissions["code_system"] == ICD10).all()
+    avoidable = admissions["code"].map(is_potentially_avoidable)
+    assert 0.18 <= avoidable.mean() <= 0.30
+    patients = on.patients.to_pandas(date_as_object=False).set_index("patient_id")
+    age = admissions["start"] - patients.loc[admissions["patient_id"], "birth_month"].to_numpy()
+    old = (age.dt.days / 365.25 >= 75).to_numpy()
+    assert avoidable[old].mean() > avoidable[~old].mean() + 0.05
+
+
+def test_expected_stay_is_the_mean_of_the_capped_floored_lognormal() -> None:
+    rng = np.random.default_rng(0)
+    for log_mean, multiplier in ((0.4, 1.0), (1.0, 0.85), (2.5, 0.85)):
+        draws = np.minimum(np.floor(rng.lognormal(log_mean, 1.5, 400_000) * multiplier), 120)
+        closed = expected_stay(np.array([log_mean]), multiplier)[0]
+        assert closed == pytest.approx(draws.mean(), rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"go_live": {"Nowhere": date(2024, 1, 1)}}, "Nowhere"),
+        ({"go_live": {"North 1": date(2023, 1, 1)}}, "before the baseline"),
+        ({"baseline": date(2023, 7, 2)}, "baseline"),
+        ({"admission_hr_frail": 0.0}, "admission_hr_frail"),
+        ({"frailty_coded": False, "prior_admissions": None}, "frailty_coded"),
+    ],
+)
+def test_a_wrong_locality_model_is_refused_naming_the_field(change: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        LocalityModel(**change)
