@@ -47,15 +47,17 @@ Inference (``inference=``), recorded in the result:
   correlation within a person allowed), with normal intervals. Valid only if there are no
   area-level shocks: it treats the people of a unit as independent of one another.
 
+The pre-trend check is a sup-t test that every pre-period event-study estimate (e <= -2) is
+zero, against the same method's null draws (bootstrap, Gaussian or re-assigned schedules).
+
 The verdict is "answered" unless one of these holds: fewer than ``MIN_TREATED_UNITS``
 treated units (no unit-level comparison is possible); fewer than ``MIN_UNITS`` units in all
 (seven is the fewest for which two units going live together, the smallest roll-out this
 accepts, has C(7, 2) = 21 >= 20 distinct schedules, so that a randomisation test can reach
-the 5% level; fewer clusters also leave the bootstrap with too few distinct draws); no
-never-treated unit for the never-treated comparison; a cohort with no pre-period or with no
-comparison units after go-live; with ``wild_cluster``, a cohort or post-period comparison
-group of a single unit; too few distinct schedules for a randomisation test at the 5% level;
-or the pre-trend test rejects.
+the 5% level); no never-treated unit for the never-treated comparison; a cohort with no
+pre-period or with no comparison units after go-live; with ``wild_cluster``, a cohort or
+post-period comparison group of a single unit; too few distinct schedules for a
+randomisation test at the 5% level; or the pre-trend test rejects.
 """
 
 from __future__ import annotations
