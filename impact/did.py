@@ -41,19 +41,23 @@ Inference (``inference=``), recorded in the result:
   |estimate - truth| gives the margin); the pre-trend test is a sup-t test over the
   pre-period event-study estimates. A cohort of one unit contributes no influence of its
   own (its rate is its own mean), so with one or two units per cohort this understates the
-  variance when units have their own shocks.
+  variance when units have their own shocks; the verdict then says the data cannot answer
+  this way.
 - ``"person_cluster"``: the same influence functions summed within each person (serial
   correlation within a person allowed), with normal intervals. Valid only if there are no
   area-level shocks: it treats the people of a unit as independent of one another.
+
+The pre-trend check is a sup-t test that every pre-period event-study estimate (e <= -2) is
+zero, against the same method's null draws (bootstrap, Gaussian or re-assigned schedules).
 
 The verdict is "answered" unless one of these holds: fewer than ``MIN_TREATED_UNITS``
 treated units (no unit-level comparison is possible); fewer than ``MIN_UNITS`` units in all
 (seven is the fewest for which two units going live together, the smallest roll-out this
 accepts, has C(7, 2) = 21 >= 20 distinct schedules, so that a randomisation test can reach
-the 5% level; fewer clusters also leave the bootstrap with too few distinct draws); no
-never-treated unit for the never-treated comparison; a cohort with no pre-period or with no
-comparison units after go-live; too few distinct schedules for a randomisation test at the
-5% level; or the pre-trend test rejects.
+the 5% level); no never-treated unit for the never-treated comparison; a cohort with no
+pre-period or with no comparison units after go-live; with ``wild_cluster``, a cohort or
+post-period comparison group of a single unit; too few distinct schedules for a
+randomisation test at the 5% level; or the pre-trend test rejects.
 """
 
 from __future__ import annotations
@@ -121,7 +125,14 @@ class PreTrendCheck:
 
 @dataclass(frozen=True)
 class DidEstimate:
-    """The staggered DiD result: ATT on the rate per person-month, checks and verdict."""
+    """The staggered DiD result: ATT on the rate per person-month, checks and verdict.
+
+    ``se`` is the influence-function standard error (``wild_cluster``, ``person_cluster``)
+    or the spread of the randomisation distribution; intervals are 95% and pointwise;
+    ``relative_*`` is ATT / counterfactual rate; ``draws`` counts bootstrap draws or
+    re-assigned schedules, ``exact`` says whether every schedule was used. Estimates are NaN
+    when no cell can be estimated (the verdict says why).
+    """
 
     att: float
     se: float
@@ -159,6 +170,7 @@ class _Table:
     people: np.ndarray  # (U, T)
     n_people: int
     late: int
+    row_unit: np.ndarray  # (rows,) the unit code of every panel row
 
 
 @dataclass(frozen=True)
@@ -201,8 +213,13 @@ def staggered_did(
 ) -> DidEstimate:
     """Callaway-Sant'Anna ATT on the outcome rate from a person-month ``panel``.
 
-    ``panel`` has the columns of ``COLUMNS`` (see impact/IMPACT design: person, unit,
-    period, first_treated with -1 for never, y, exposure in (0, 1]); it is not modified.
+    ``panel`` has the columns ``COLUMNS``: person, unit (of roll-out), period (consecutive
+    integers), first_treated (the unit's go-live period, -1 for never), y (the outcome in the
+    person-month) and exposure (the share of the month present, in (0, 1]); months a person
+    was absent have no row. It is not modified. ``control`` picks the comparison units,
+    ``inference`` the method (module docstring), ``seed`` makes draws repeatable, ``draws``
+    is the number of bootstrap draws, or of random schedules when there are too many to
+    enumerate. Raises ValueError naming the column, person or unit of bad input.
     """
     if control not in CONTROLS:
         raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
@@ -227,13 +244,15 @@ def staggered_did(
         "seed": seed,
     }
     if not (fit.weight[0] * cells.post).any():
-        return _unanswerable(common, draws, _verdict(table, cells, fit, control, None, None))
+        return _unanswerable(
+            common, draws, _verdict(table, cells, fit, control, inference, None, None)
+        )
     if inference == "randomisation":
         result = _randomisation(table, cells, fit, control, rng, draws)
     else:
         result = _influence(frame, table, cells, fit, inference, rng, draws)
     n_schedules = result.pop("n_schedules")
-    verdict = _verdict(table, cells, fit, control, result["pre_trend"], n_schedules)
+    verdict = _verdict(table, cells, fit, control, inference, result["pre_trend"], n_schedules)
     return DidEstimate(**result, **common, verdict=verdict)
 
 
@@ -325,6 +344,7 @@ def _table(frame: pd.DataFrame) -> _Table:
         people=total(None),
         n_people=int(frame["person"].nunique()),
         late=late,
+        row_unit=unit_code,
     )
 
 
@@ -494,30 +514,39 @@ def _relative(shift: float) -> float:
 def _invert(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """95% interval for tau from the randomisation test of |a - tau b| (index 0 observed).
 
-    The p-value p(tau) = share of schedules with |a_p - tau b_p| >= |a_0 - tau b_0| is
-    piecewise constant between the points where the two sides are equal, so checking those
-    points and the midpoints between them finds the accepted set exactly.
+    p(tau) is the share of schedules with f_p(tau) = (a_p - tau b_p)^2 - (a_0 - tau b_0)^2
+    >= 0. f_p is the product of two linear factors, so it changes sign exactly at their
+    roots: a sweep over the sorted roots, starting from each schedule's state at -infinity,
+    gives p(tau) on every interval between roots. The interval is the hull of the accepted
+    set (p > ALPHA), infinite when the test accepts arbitrarily large effects.
     """
     a0, b0 = a[0], b[0]
+    tol = 1e-12 * (np.abs(a).max() + np.abs(b).max() + 1e-300)
+    same = (np.abs(a - a0) <= tol) & (np.abs(b - b0) <= tol)
+    mirrored = (np.abs(a + a0) <= tol) & (np.abs(b + b0) <= tol)
+    always = same | mirrored
+    quad, lin, const = b**2 - b0**2, a * b - a0 * b0, a**2 - a0**2
+    lead = np.where(np.abs(quad) > tol**2, np.sign(quad), 0.0)
+    lead = np.where(lead == 0, np.where(np.abs(lin) > tol**2, np.sign(lin), 0.0), lead)
+    lead = np.where(lead == 0, np.where(const >= -(tol**2), 1.0, -1.0), lead)
+    initial = always | (lead > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        roots = np.concatenate([(a - a0) / (b - b0), (a + a0) / (b + b0)])
-    roots = np.unique(roots[np.isfinite(roots)])
-    if roots.size == 0:
-        roots = np.array([a0 / b0])
-    width = max(roots[-1] - roots[0], abs(roots[0]), 1.0)
-    points = np.concatenate(
-        [[roots[0] - width], roots, (roots[1:] + roots[:-1]) / 2, [roots[-1] + width]]
-    )
-    accepted = np.zeros(points.size, dtype=bool)
-    for start in range(0, points.size, 1024):
-        tau = points[start : start + 1024, None]
-        stats = np.abs(a[None, :] - tau * b[None, :])
-        observed = np.abs(a0 - tau * b0) * (1 - 1e-9)
-        accepted[start : start + 1024] = np.mean(stats >= observed, axis=1) > ALPHA
+        roots = np.stack([(a - a0) / (b - b0), (a + a0) / (b + b0)], axis=1)
+    roots[always[:, None] | ~np.isfinite(roots)] = np.nan
+    roots.sort(axis=1)  # NaN last
+    first = np.where(initial, -1.0, 1.0)
+    deltas = np.stack([first, -first], axis=1)
+    finite = np.isfinite(roots)
+    points, index = np.unique(roots[finite], return_inverse=True)
+    change = np.zeros(points.size)
+    np.add.at(change, index, deltas[finite])
+    counts = initial.sum() + np.concatenate([[0.0], np.cumsum(change)])
+    accepted = counts / a.size > ALPHA
     if not accepted.any():
         return math.nan, math.nan
-    low = -math.inf if accepted[0] else float(points[accepted].min())
-    high = math.inf if accepted[-1] else float(points[accepted].max())
+    inside = np.flatnonzero(accepted)
+    low = -math.inf if inside[0] == 0 else float(points[inside[0] - 1])
+    high = math.inf if inside[-1] == points.size else float(points[inside[-1]])
     return low, high
 
 
@@ -653,7 +682,6 @@ def _person_covariance(
     cov = sum_u C_u Z_u C_u' with C_u = [alpha[:, u], -beta[:, u]] and Z_u = X_u' X_u.
     """
     person_code, _ = pd.factorize(frame["person"])
-    unit_code = pd.Categorical(frame["unit"], categories=list(table.units)).codes
     t = frame["period"].to_numpy() - table.start
     n_periods = table.y.shape[1]
     n_people = int(person_code.max()) + 1
@@ -661,7 +689,7 @@ def _person_covariance(
     wide[person_code, t] = frame["y"].to_numpy(dtype=float)
     wide[person_code, n_periods + t] = frame["exposure"].to_numpy(dtype=float)
     person_unit = np.zeros(n_people, dtype=int)
-    person_unit[person_code] = unit_code
+    person_unit[person_code] = table.row_unit
     covariance = np.zeros((alpha.shape[0], alpha.shape[0]))
     for u in range(len(table.units)):
         x = wide[person_unit == u]
@@ -741,6 +769,7 @@ def _verdict(
     cells: _Cells,
     fit: _Fit,
     control: Control,
+    inference: Inference,
     pre_trend: PreTrendCheck | None,
     n_schedules: int | None,
 ) -> str:
@@ -768,6 +797,13 @@ def _verdict(
         if not (estimable & cells.post & (cells.cohort == g)).any():
             kind = control.replace("_", "-")
             return f"no {kind} comparison units after the cohort going live in period {label}"
+    if inference == "wild_cluster":
+        smallest = _smallest_group(table, cells, estimable)
+        if smallest is not None:
+            return (
+                f"{smallest} has a single unit: the unit-level bootstrap cannot see that unit's "
+                "own variation, so its interval is too narrow (use randomisation inference)"
+            )
     if n_schedules is not None and n_schedules * ALPHA < 1:
         return (
             f"only {n_schedules} distinct roll-out schedules: a randomisation test cannot reach "
@@ -781,6 +817,17 @@ def _verdict(
             "did not move together before go-live"
         )
     return "answered"
+
+
+def _smallest_group(table: _Table, cells: _Cells, estimable: np.ndarray) -> str | None:
+    """A cohort or post-period comparison group of one unit, named, if there is one."""
+    treated, comparison = _masks(table.cohort[None, :], cells, table.late)
+    use = estimable & cells.post
+    for k in np.flatnonzero(use & (treated[0].sum(axis=1) < 2)):
+        return f"the cohort going live in period {int(cells.cohort[k]) + table.start}"
+    for k in np.flatnonzero(use & (comparison[0].sum(axis=1) < 2)):
+        return f"the comparison group in period {int(cells.t[k]) + table.start}"
+    return None
 
 
 def _unanswerable(common: dict, draws: int, verdict: str) -> DidEstimate:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from differences import ATTgt
 
-from impact.did import DidEstimate, staggered_did
+from impact.did import ALPHA, DidEstimate, _invert, staggered_did
 
 # Eight units: two go live at period 3, two at period 5, one at period 6, three never.
 SCHEDULE = (3, 3, 5, 5, 6, -1, -1, -1)
@@ -270,3 +270,39 @@ def test_bad_options_are_refused():
         staggered_did(panel, control="everyone")
     with pytest.raises(ValueError, match="inference"):
         staggered_did(panel, inference="bootstrap")
+
+
+def test_the_wild_cluster_bootstrap_refuses_a_cohort_of_one_unit():
+    result = staggered_did(_poisson(seed=11), inference="wild_cluster", draws=199)
+    assert result.verdict.startswith("the cohort going live in period 6 has a single unit")
+
+
+def test_a_cohort_live_from_the_first_period_has_no_pre_period():
+    panel = _poisson(seed=1, schedule=(0, 0, 5, 5, 6, -1, -1, -1))
+    result = staggered_did(panel, inference="person_cluster")
+    assert result.verdict == "the cohort going live in period 0 has no pre-period"
+    assert {c.cohort for c in result.group_time} == {5, 6}
+
+
+def test_unit_and_person_labels_need_not_be_strings():
+    panel = _poisson(seed=2, ratio=0.8, n_people=40)
+    codes = panel.assign(
+        unit=panel["unit"].str[4:].astype(int), person=pd.factorize(panel["person"])[0]
+    )
+    for inference in ("person_cluster", "randomisation"):
+        named = staggered_did(panel, inference=inference)
+        coded = staggered_did(codes, inference=inference)
+        assert (coded.att, coded.ci_low, coded.ci_high) == (named.att, named.ci_low, named.ci_high)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_randomisation_interval_is_the_accepted_set_of_a_fine_grid(seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=60), rng.normal(0.3, 0.3, 60)
+    b[0], b[5:8], a[6] = 1.0, 1.0, a[0]  # ties with the observed schedule, one identical
+    grid = np.linspace(-30, 30, 60_001)[:, None]
+    accepted = np.mean(np.abs(a - grid * b) >= np.abs(a[0] - grid * b[0]), axis=1) > ALPHA
+    low, high = _invert(a, b)
+    inside = grid[accepted, 0]
+    assert low == pytest.approx(inside.min(), abs=2e-3) if low > -30 else inside.min() == -30
+    assert high == pytest.approx(inside.max(), abs=2e-3) if high < 30 else inside.max() == 30
