@@ -121,11 +121,10 @@ class MatchedEstimate:
     ``smd_after``, ``variance_ratio_before``, ``variance_ratio_after``, ``balanced``.
     ``matches``: one row per (matched set, control): ``set``, ``treated_person``,
     ``control_person``, their row positions in the input (``treated_row``, ``control_row``)
-    and ``weight`` (1/number of controls in the set). ``dropped``: the
-    treated people with no comparison person within the caliper (``person``, ``unit``,
-    ``propensity_logit``). ``scores``: each person's two scores. ``outcomes`` is empty when
-    there are too few matched treated people or no comparison people: no number rather than a
-    misleading one.
+    and ``weight`` (1/number of controls in the set). ``dropped``: the treated people with no
+    comparison person within the caliper (``person``, ``unit``, ``propensity_logit``).
+    ``scores``: each person's two scores. ``outcomes`` is empty when there are too few
+    matched treated people or no comparison people: no number rather than a misleading one.
     """
 
     balance: pd.DataFrame
@@ -468,7 +467,7 @@ def _ratio(numerator: float, denominator: float) -> float:
     if math.isnan(numerator) or math.isnan(denominator):
         return math.nan
     if denominator > 0:
-        return numerator / denominator
+        return float(numerator / denominator)
     return 1.0 if numerator == 0 else math.inf
 
 

@@ -100,6 +100,7 @@ def test_matching_removes_the_confounding_that_biases_the_naive_ratio(confounded
     assert admissions.difference_ci_low < admissions.rate_difference
     assert admissions.rate_difference < admissions.difference_ci_high
     assert 0 < admissions.mde_ratio < 1
+    assert type(admissions.naive_rate_ratio) is float
 
 
 def test_matched_people_are_balanced_on_every_feature_and_score(confounded):
