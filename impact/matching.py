@@ -77,7 +77,7 @@ class OutcomeEffect:
     rate ratio below 1, that this design detects with 80% power at the 5% level.
     ``naive_rate_ratio`` compares all treated with all comparison people, unmatched and
     unadjusted, to show what matching changed. ``verdict`` is the design's verdict when the
-    design cannot answer, else this outcome's own.
+    balance failed, else this outcome's own.
     """
 
     outcome: str
@@ -121,9 +121,10 @@ class MatchedEstimate:
     ``smd_after``, ``variance_ratio_before``, ``variance_ratio_after``, ``balanced``.
     ``matches``: one row per (matched set, control): ``set``, ``treated_person``,
     ``control_person``, their row positions in the input (``treated_row``, ``control_row``)
-    and ``weight`` (1/number of controls in the set). ``dropped``: the
-    treated people with no comparison person within the caliper (``person``, ``unit``,
-    ``propensity_logit``). ``scores``: each person's two scores.
+    and ``weight`` (1/number of controls in the set). ``dropped``: the treated people with no
+    comparison person within the caliper (``person``, ``unit``, ``propensity_logit``).
+    ``scores``: each person's two scores. ``outcomes`` is empty when there are too few
+    matched treated people or no comparison people: no number rather than a misleading one.
     """
 
     balance: pd.DataFrame
@@ -177,8 +178,6 @@ def _compare(
 ) -> MatchedEstimate:
     treated = people["treated"].to_numpy(dtype=bool)
     x = people[features].to_numpy(dtype=float)
-    if not treated.any():
-        raise ValueError("people frame, column 'treated': no treated person")
     if treated.all():
         return _without_comparison(people, k, caliper)
 
@@ -218,9 +217,11 @@ def _compare(
         control_units=int(people.loc[weight > 0, "unit"].nunique()),
     )
     verdict = _verdict(counts, balance)
+    # Too few matched people give no number rather than a misleading one; a failed balance
+    # still gives the numbers, flagged by the verdict, for the evaluator to inspect.
     effects = (
-        tuple(_effect(people, o, matches, treated, matched, verdict) for o in outcomes)
-        if counts.matched
+        tuple(_effect(people, o, matches, treated, verdict) for o in outcomes)
+        if counts.matched >= MIN_TREATED
         else ()
     )
     dropped = pd.DataFrame(
@@ -272,10 +273,10 @@ def _check_people(people: pd.DataFrame, features: list[str], outcomes: list[str]
         if column not in people.columns:
             raise ValueError(f"people frame: missing column {column!r}")
     for column in ("person", "unit", "treated"):
-        if people[column].isna().any():
-            raise ValueError(
-                f"people frame, column {column!r}: missing value in row {_first(people[column].isna())}"
-            )
+        missing = people[column].isna()
+        if missing.any():
+            row = missing.index[missing.to_numpy()][0]
+            raise ValueError(f"people frame, column {column!r}: missing value in row {row}")
     if people["person"].duplicated().any():
         person = people.loc[people["person"].duplicated(), "person"].iloc[0]
         raise ValueError(f"people frame, column 'person': person {person!r} appears twice")
@@ -283,6 +284,8 @@ def _check_people(people: pd.DataFrame, features: list[str], outcomes: list[str]
         raise ValueError(
             f"people frame, column 'treated': must be boolean, got {people['treated'].dtype}"
         )
+    if not people["treated"].any():
+        raise ValueError("people frame, column 'treated': no treated person")
     for column in numeric:
         values = people[column]
         if not pd.api.types.is_numeric_dtype(values):
@@ -310,10 +313,6 @@ def _check_people(people: pd.DataFrame, features: list[str], outcomes: list[str]
             )
 
 
-def _first(mask: pd.Series) -> object:
-    return mask.index[mask.to_numpy()][0]
-
-
 def _standardise(x: np.ndarray) -> np.ndarray:
     sd = x.std(axis=0)
     return (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
@@ -329,22 +328,37 @@ def _propensity_logit(x: np.ndarray, treated: np.ndarray) -> np.ndarray:
 
 def _prognostic_score(x: np.ndarray, treated: np.ndarray, pre: np.ndarray) -> np.ndarray:
     """The log of the expected pre-period count of the primary outcome given the features,
-    from a Poisson regression fitted on the comparison people only."""
+    from a Poisson regression fitted on the comparison people only; zero for everyone when
+    no comparison person had any (nothing to predict, so it adds nothing to the distance)."""
+    if not pre[~treated].any():
+        return np.zeros(len(x))
     z = _standardise(x)
     model = PoissonRegressor(alpha=1e-6, solver="newton-cholesky", max_iter=1000)
     model.fit(z[~treated], pre[~treated])
     return z @ model.coef_ + model.intercept_
 
 
+def _variance(values: np.ndarray) -> float:
+    """The sample variance; zero for a single value."""
+    return float(values.var(ddof=1)) if values.size > 1 else 0.0
+
+
 def _pooled_sd(values: np.ndarray, treated: np.ndarray) -> float:
-    return float(np.sqrt((values[treated].var(ddof=1) + values[~treated].var(ddof=1)) / 2))
+    return math.sqrt((_variance(values[treated]) + _variance(values[~treated])) / 2)
+
+
+def _covariance(points: np.ndarray) -> np.ndarray:
+    """The sample covariance of the rows; zero for a single row."""
+    if len(points) < 2:
+        return np.zeros((points.shape[1], points.shape[1]))
+    return np.atleast_2d(np.cov(points, rowvar=False))
 
 
 def _whiten(points: np.ndarray, treated: np.ndarray) -> np.ndarray:
     """Coordinates in which Euclidean distance is the Mahalanobis distance under the pooled
     within-group covariance; directions without variance are left out."""
-    cov = (np.cov(points[treated], rowvar=False) + np.cov(points[~treated], rowvar=False)) / 2
-    values, vectors = np.linalg.eigh(np.atleast_2d(cov))
+    cov = (_covariance(points[treated]) + _covariance(points[~treated])) / 2
+    values, vectors = np.linalg.eigh(cov)
     keep = values > 1e-12 * max(float(values.max()), 1e-300)
     return (points - points.mean(axis=0)) @ vectors[:, keep] / np.sqrt(values[keep])
 
@@ -411,6 +425,9 @@ def _control_weights(n: int, matches: pd.DataFrame) -> np.ndarray:
 
 
 def _weighted_moments(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """Weighted mean and variance; NaN for nobody (no one matched)."""
+    if not values.size:
+        return math.nan, math.nan
     mean = float(np.average(values, weights=weights))
     return mean, float(np.average((values - mean) ** 2, weights=weights))
 
@@ -425,7 +442,7 @@ def _balance(
     for column in table.columns:
         values = table[column].to_numpy(dtype=float)
         t, c = values[treated], values[~treated]
-        var_t, var_c = t.var(ddof=1), c.var(ddof=1)
+        var_t, var_c = _variance(t), _variance(c)
         scale = math.sqrt((var_t + var_c) / 2)
         mean_mt, var_mt = _weighted_moments(values[matched], np.ones(int(matched.sum())))
         mean_mc, var_mc = _weighted_moments(values[weight > 0], weight[weight > 0])
@@ -447,8 +464,10 @@ def _smd(difference: float, scale: float) -> float:
 
 
 def _ratio(numerator: float, denominator: float) -> float:
+    if math.isnan(numerator) or math.isnan(denominator):
+        return math.nan
     if denominator > 0:
-        return numerator / denominator
+        return float(numerator / denominator)
     return 1.0 if numerator == 0 else math.inf
 
 
@@ -468,7 +487,6 @@ def _effect(
     outcome: str,
     matches: pd.DataFrame,
     treated: np.ndarray,
-    matched: np.ndarray,
     verdict: str,
 ) -> OutcomeEffect:
     """The rate ratio of one outcome: a weighted Poisson QMLE on the stacked matched sets (each
