@@ -1,0 +1,104 @@
+"""``riskstrat evaluate`` end to end on the small synthetic borough: what it writes, what it
+refuses before reading any outcome, and that a plan changed afterwards shows."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from features.settings import SettingsError
+from impact.plan import BUILT_IN_PLANS, OUTCOMES, PLANS
+from impact.results import REPORT_FILE, RESULTS_FILE, EvaluationResults
+from impact.run import evaluate
+from riskstrat.cli import main
+
+LOCALITY_MODEL = PLANS / BUILT_IN_PLANS[0]
+LIST_ACTIONS = PLANS / BUILT_IN_PLANS[1]
+
+
+@pytest.fixture(scope="module")
+def evaluated(small_borough_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("evaluation") / "ilm"
+    evaluate(small_borough_dir, LOCALITY_MODEL, out)
+    return out
+
+
+def test_every_design_and_outcome_of_the_plan_is_reported(evaluated: Path) -> None:
+    results = EvaluationResults.load(evaluated)
+    assert [d.design for d in results.designs] == ["did", "matched"]
+    for design in results.designs:
+        assert [o.outcome for o in design.outcomes] == list(OUTCOMES)
+        for outcome in design.outcomes:
+            assert outcome.summary
+            if outcome.answered:
+                assert outcome.effect.ci_low <= outcome.effect.estimate <= outcome.effect.ci_high
+    did = results.design("did")
+    assert did.tables["event_study:emergency_admissions"]
+    assert any(c.name.startswith("pre-trend") for c in did.checks)
+    matched = results.design("matched")
+    assert {row["feature"] for row in matched.tables["balance"]} >= {"age", "frailty_index"}
+    assert (evaluated / REPORT_FILE).stat().st_size > 0
+    assert list((evaluated / "plots").glob("*.png"))
+
+
+def test_the_plan_is_recorded_with_its_hash(evaluated: Path) -> None:
+    import hashlib
+
+    results = EvaluationResults.load(evaluated)
+    assert results.plan.sha256 == hashlib.sha256(LOCALITY_MODEL.read_bytes()).hexdigest()
+    assert results.plan.text == LOCALITY_MODEL.read_text()
+    assert results.plan.sha256 in (evaluated / REPORT_FILE).read_text()
+
+
+def test_a_design_that_cannot_answer_says_why_and_gives_no_number(evaluated: Path) -> None:
+    for design in EvaluationResults.load(evaluated).designs:
+        for outcome in design.outcomes:
+            if not outcome.answered:
+                assert outcome.summary.startswith("The data cannot say")
+                assert not re.search(r"\d+% (lower|higher)", outcome.summary)
+
+
+def test_units_not_in_the_data_are_refused_before_anything_is_written(
+    small_borough_dir: Path, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text(LOCALITY_MODEL.read_text().replace('"North 1" =', '"North 9" ='))
+    out = tmp_path / "out"
+    with pytest.raises(
+        SettingsError, match=r"plan\.toml: \[units\] start: units not in the data: North 9"
+    ):
+        evaluate(small_borough_dir, plan, out)
+    assert not out.exists()
+
+
+def test_an_output_folder_it_did_not_write_is_not_replaced(
+    small_borough_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "precious.txt").write_text("keep")
+    with pytest.raises(ValueError, match=f"has no {RESULTS_FILE}"):
+        evaluate(small_borough_dir, LOCALITY_MODEL, tmp_path)
+    assert (tmp_path / "precious.txt").read_text() == "keep"
+
+
+def test_the_list_plan_runs_and_the_command_prints_the_sentences(
+    small_borough_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "list"
+    main(
+        [
+            "evaluate",
+            "--data",
+            str(small_borough_dir),
+            "--plan",
+            str(LIST_ACTIONS),
+            "--out",
+            str(out),
+        ]
+    )
+    printed = capsys.readouterr().out
+    results = EvaluationResults.load(out)
+    (design,) = results.designs
+    assert design.design == "rd"
+    assert design.outcomes[0].summary in printed
