@@ -991,7 +991,7 @@ def cmd_demo(
                 evaluate(
                     work / "validated",
                     PLANS / plan,
-                    work / "evaluation" / Path(plan).stem,
+                    work / "evaluations" / Path(plan).stem,
                     progress=progress,
                 )
             )
@@ -1001,7 +1001,7 @@ def cmd_demo(
     say(f"evaluation report and model card: {result.report_dir}")
     _say_week(weekly)
     for evaluation in evaluations:
-        say(f"{evaluation.plan.title}: {work / 'evaluation' / evaluation.name / 'report.html'}")
+        say(f"{evaluation.plan.title}: {work / 'evaluations' / evaluation.name / 'report.html'}")
         for design in evaluation.designs:
             say(f"  {design.title}: {design.outcomes[0].summary}")
     say(f"MLflow runs: .venv/bin/mlflow ui --backend-store-uri {tracking_uri(work)}")
