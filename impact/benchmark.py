@@ -14,7 +14,10 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
+from datetime import date
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -123,54 +126,73 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _one_seed(seed: int, patients: int, work: Path) -> tuple[list[dict], list[dict]]:
+    """Both boroughs of one seed (effects on, every effect none), each plan evaluated on
+    each, compared with the truth; the boroughs are removed afterwards."""
+    plans = [load_plan(PLANS / name) for name in BUILT_IN_PLANS]
+    rows: list[dict] = []
+    timings: list[dict] = []
+    for effects in ("true", "null"):
+        config = SynthConfig(patients=patients, seed=seed, truth_as_of=())
+        if effects == "null":
+            config = replace(config, interventions=config.interventions.null_effects())
+        began = time.perf_counter()
+        borough_dir = work / f"seed-{seed}-{effects}"
+        write(generate(config), borough_dir)
+        generated = time.perf_counter() - began
+        for loaded in plans:
+            began = time.perf_counter()
+            out = work / f"eval-{seed}-{effects}-{loaded.path.stem}"
+            results = evaluate(borough_dir, loaded.path, out)
+            timings.append(
+                {
+                    "seed": seed,
+                    "effects": effects,
+                    "plan": loaded.path.stem,
+                    "generate_seconds": generated,
+                    "evaluate_seconds": time.perf_counter() - began,
+                }
+            )
+            rows += _rows(results, loaded, borough_dir / TRUTH_DIR, seed, effects)
+            shutil.rmtree(out)
+        shutil.rmtree(borough_dir)
+    return rows, timings
+
+
 def bench_evaluate(
     out: Path,
     seeds: tuple[int, ...],
     patients: int,
     work: Path,
+    jobs: int = 1,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """Generate, evaluate and compare with the truth for every seed; write the figures."""
+    """Generate, evaluate and compare with the truth for every seed (``jobs`` seeds at a
+    time, each in its own process); write the figures."""
     say = progress or QUIET
-    plans = [load_plan(PLANS / name) for name in BUILT_IN_PLANS]
     rows: list[dict] = []
     timings: list[dict] = []
-    for number, seed in enumerate(seeds):
-        for effects in ("true", "null"):
-            config = SynthConfig(patients=patients, seed=seed, truth_as_of=())
-            if effects == "null":
-                config = replace(config, interventions=config.interventions.null_effects())
-            began = time.perf_counter()
-            borough_dir = work / f"seed-{seed}-{effects}"
-            write(generate(config), borough_dir)
-            generated = time.perf_counter() - began
-            for loaded in plans:
-                began = time.perf_counter()
-                results = evaluate(
-                    borough_dir, loaded.path, work / f"eval-{seed}-{effects}-{loaded.path.stem}"
-                )
-                timings.append(
-                    {
-                        "seed": seed,
-                        "effects": effects,
-                        "plan": loaded.path.stem,
-                        "generate_seconds": generated,
-                        "evaluate_seconds": time.perf_counter() - began,
-                    }
-                )
-                rows += _rows(results, loaded, borough_dir / TRUTH_DIR, seed, effects)
-            shutil.rmtree(borough_dir)
-        say.advance("seeds", number + 1, len(seeds), f"seed {seed}")
-    frame = pd.DataFrame(rows)
+    began = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_one_seed, seed, patients, work) for seed in seeds]
+        for done, future in enumerate(as_completed(futures)):
+            seed_rows, seed_timings = future.result()
+            rows += seed_rows
+            timings += seed_timings
+            say.advance("seeds", done + 1, len(seeds))
+    frame = pd.DataFrame(rows).sort_values(["seed", "effects", "design", "outcome"])
     summary = summarise(frame)
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "bench_evaluate_runs.csv", index=False)
     figures = {
+        "date": date.today().isoformat(),
         "patients": patients,
         "seeds": list(seeds),
+        "jobs": jobs,
+        "wall_seconds": round(time.perf_counter() - began),
         "targets": TARGETS,
         "summary": summary.to_dict(orient="records"),
-        "seconds": pd.DataFrame(timings)
+        "median_seconds": pd.DataFrame(timings)
         .groupby("plan")[["generate_seconds", "evaluate_seconds"]]
         .median()
         .round(1)

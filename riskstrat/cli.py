@@ -1050,6 +1050,9 @@ def cmd_bench_evaluate(
     out: Annotated[Path, _option("DIR", "folder for bench_evaluate.json and the runs' CSV")],
     patients: Patients = 50_000,
     seeds: Annotated[int, typer.Option(metavar="N", help="boroughs, seeds 1..N")] = 20,
+    jobs: Annotated[
+        int, typer.Option(metavar="N", help="seeds run at once, each in its own process")
+    ] = 1,
 ) -> None:
     """Evaluate the built-in plans on synthetic boroughs whose true effects are known, with
     the effects on and with every effect set to none."""
@@ -1062,7 +1065,7 @@ def cmd_bench_evaluate(
         reporting() as progress,
     ):
         summary = bench_evaluate(
-            out, tuple(range(1, seeds + 1)), patients, Path(work), progress=progress
+            out, tuple(range(1, seeds + 1)), patients, Path(work), jobs=jobs, progress=progress
         )
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     say(f"figures: {out / 'bench_evaluate.json'}")
