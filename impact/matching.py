@@ -117,7 +117,7 @@ class MatchCounts:
 class MatchedEstimate:
     """The matched comparison's result.
 
-    ``balance``: one row per feature and score (index), columns ``smd_before``,
+    ``balance``: one row per feature and score, columns ``feature``, ``smd_before``,
     ``smd_after``, ``variance_ratio_before``, ``variance_ratio_after``, ``balanced``.
     ``matches``: one row per (matched set, control): ``set``, ``treated_person``,
     ``control_person``, their row positions in the input (``treated_row``, ``control_row``)
@@ -452,7 +452,7 @@ def _balance(
             "variance_ratio_before": _ratio(var_t, var_c),
             "variance_ratio_after": _ratio(var_mt, var_mc),
         }
-    balance = pd.DataFrame.from_dict(rows, orient="index")
+    balance = pd.DataFrame.from_dict(rows, orient="index").rename_axis("feature").reset_index()
     balance["balanced"] = balance["smd_after"].abs() < SMD_TARGET
     return balance
 
@@ -474,7 +474,7 @@ def _ratio(numerator: float, denominator: float) -> float:
 def _verdict(counts: MatchCounts, balance: pd.DataFrame) -> str:
     if counts.matched < MIN_TREATED:
         return f"too few treated people: {counts.matched} matched, at least {MIN_TREATED} needed"
-    failing = balance.index[~balance["balanced"]].tolist()
+    failing = balance.loc[~balance["balanced"], "feature"].tolist()
     if failing:
         return f"balance not achieved: |SMD| >= {SMD_TARGET} after matching for " + ", ".join(
             failing
@@ -580,6 +580,7 @@ def _without_comparison(people: pd.DataFrame, k: int, caliper: float) -> Matched
     return MatchedEstimate(
         balance=pd.DataFrame(
             columns=[
+                "feature",
                 "smd_before",
                 "smd_after",
                 "variance_ratio_before",

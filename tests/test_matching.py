@@ -105,8 +105,9 @@ def test_matching_removes_the_confounding_that_biases_the_naive_ratio(confounded
 
 def test_matched_people_are_balanced_on_every_feature_and_score(confounded):
     _, result = confounded
-    assert list(result.balance.index) == [*FEATURES, PROPENSITY, PROGNOSTIC]
-    assert (result.balance.loc[["age", "frailty", PROPENSITY], "smd_before"] > 0.3).all()
+    balance = result.balance.set_index("feature")
+    assert list(balance.index) == [*FEATURES, PROPENSITY, PROGNOSTIC]
+    assert (balance.loc[["age", "frailty", PROPENSITY], "smd_before"] > 0.3).all()
     assert (result.balance["smd_after"].abs() < SMD_TARGET).all()
     assert result.balance["balanced"].all()
     assert result.balance["variance_ratio_after"].between(0.8, 1.25).all()
@@ -219,7 +220,7 @@ def test_poor_overlap_accepted_by_a_wide_caliper_fails_balance_naming_the_featur
     wide = compare(people, features=[*FEATURES, "marker"], caliper=100.0)
     assert wide.verdict.startswith("balance not achieved")
     assert "marker" in wide.verdict
-    assert not wide.balance.loc["marker", "balanced"]
+    assert not wide.balance.set_index("feature").loc["marker", "balanced"]
     assert wide.outcome(PRIMARY).verdict == wide.verdict
     narrow = compare(people, features=[*FEATURES, "marker"])
     assert narrow.counts.dropped_by_caliper > wide.counts.dropped_by_caliper
