@@ -17,7 +17,7 @@ import pandas as pd
 
 from impact.cohort import Cohort
 from impact.did import staggered_did
-from impact.matching import matched_comparison
+from impact.matching import SMD_TARGET, matched_comparison
 from impact.outcomes import Months, PersonMonths, count
 from impact.panels import add_months, did_panel, list_run, matched_groups, matched_people, rd_frame
 from impact.plan import OUTCOMES, Plan
@@ -171,7 +171,7 @@ def run_matched(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResul
     )
     who = f"eligible people in {', '.join(groups.treated_units)}"
     against = "matched people in clusters not yet live"
-    balance = estimate.balance.rename_axis("feature").reset_index()
+    balance = estimate.balance
     failing = balance[~balance["balanced"]]
     checks = [
         Check(
@@ -179,9 +179,9 @@ def run_matched(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResul
             passed=failing.empty,
             value=float(balance["smd_after"].abs().max()),
             detail=(
-                "every standardised mean difference below 0.1 after matching"
+                f"every standardised mean difference below {SMD_TARGET} after matching"
                 if failing.empty
-                else f"above 0.1 after matching: {', '.join(failing['feature'])}"
+                else f"above {SMD_TARGET} after matching: {', '.join(failing['feature'])}"
             ),
         )
     ]
@@ -209,9 +209,7 @@ def run_matched(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResul
                 relative=relative,
                 comparison_rate=effect.counterfactual_rate,
                 treated_rate=effect.treated_rate,
-                minimum_detectable=1 - effect.mde_ratio
-                if effect.mde_ratio < 1
-                else effect.mde_ratio - 1,
+                minimum_detectable=1 - effect.mde_ratio,
                 n_people=effect.n_treated + effect.n_controls,
                 n_units=estimate.counts.treated_units + estimate.counts.control_units,
                 verdict=effect.verdict,
