@@ -1,15 +1,19 @@
 """Shared fixtures, one of each per test session: a small synthetic borough, its validated
-tables, an MLflow database, and a model trained and promoted on them."""
+tables, an MLflow database, a model trained and promoted on them, and the service in-process
+on that model."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from servers import IN_PROCESS_TOKENS, InProcessService, write_access
+from starlette.testclient import TestClient
 
 from features.sources.synthetic.borough import TRUTH_DIR, Borough, generate, write
 from features.sources.synthetic.config import SynthConfig
@@ -90,3 +94,28 @@ def champion(trained: TrainResult, validated: Path, tracking_uri: str) -> Regist
     decision = promote(validated, tracking_uri, resamples=20)
     assert decision.promoted and decision.champion_version is None
     return load_registered(tracking_uri)
+
+
+@pytest.fixture(scope="session")
+def in_process_service(
+    champion: RegisteredBundle, tracking_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcessService]:
+    """One in-process service for every test that needs one: BentoML sets up its Prometheus
+    metrics once per process, so a second app in the same process fails on its first request."""
+    from serving.service import RiskService
+
+    folder = tmp_path_factory.mktemp("in-process")
+    environment = {
+        "RISKSTRAT_TRACKING_URI": tracking_uri,
+        "RISKSTRAT_ACCESS_FILE": str(write_access(folder / "access.toml", IN_PROCESS_TOKENS)),
+        "RISKSTRAT_AUDIT_LOG": str(folder / "audit.jsonl"),
+    }
+    patch = pytest.MonkeyPatch()
+    for key, value in environment.items():
+        patch.setenv(key, value)
+    try:
+        with TestClient(RiskService.to_asgi()) as started:
+            patch.undo()  # read at start; the modules set what their requests read
+            yield InProcessService(started.app, folder / "audit.jsonl", environment)
+    finally:
+        patch.undo()

@@ -1,4 +1,5 @@
-"""For tests that run the service: an access file of tokens, and the real server on loopback."""
+"""For tests that run the service: an access file of tokens, the real server on loopback, and
+the one in-process service (``conftest.in_process_service``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import socket
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from starlette.testclient import TestClient
 
 from serving.access import token_digest
 from serving.settings import ServiceSettings
@@ -106,3 +109,28 @@ def enable_loggers(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
 
     for name in names:
         monkeypatch.setattr(logging.getLogger(name), "disabled", False)
+
+
+# The principals of the in-process service: name -> (role, token, localities).
+IN_PROCESS_TOKENS = {
+    "edges": ("system", "edges-token", []),
+    "ds": ("data_scientist", "token-ds", []),
+    "system": ("system", "token-system", []),
+    "north": ("locality_team", "token-north", ["North"]),
+    "prescriber": ("social_prescriber", "token-prescriber", []),
+}
+
+
+@dataclass(frozen=True)
+class InProcessService:
+    """The service's ASGI app (API, middleware and pages), started once, its audit log, and
+    the settings it started with, which a module sets again around its requests (the
+    settings a request reads, such as the folders, are the module's own)."""
+
+    app: Any
+    audit: Path
+    environment: dict[str, str]
+
+    def client(self, **kwargs: Any) -> TestClient:
+        """A client of the running app (its own cookies and headers)."""
+        return TestClient(self.app, **kwargs)

@@ -1,9 +1,8 @@
 """Finished evaluations through the service, in-process behind its real middleware:
 ``/v1/evaluation`` and ``/v1/evaluations`` for any signed principal (401 without, audited),
 names that are plain folder names only, and the pages' list and reports for data scientists
-and systems only, served read-only from the evaluations folder and nowhere else.
-
-The service here has no model: evaluations need none."""
+and systems only, served read-only from the evaluations folder and nowhere else. On the
+session's one in-process service, given this module's evaluations folder."""
 
 from __future__ import annotations
 
@@ -18,36 +17,38 @@ from pathlib import Path
 import pytest
 from evaluation_fixture import HOSTILE_TITLE, evaluation, write_evaluation
 from markupsafe import escape
-from servers import write_access
+from servers import IN_PROCESS_TOKENS, InProcessService
 from starlette.testclient import TestClient
 
 from impact.results import EvaluationResults
 
-TOKENS = {
-    "ds": ("data_scientist", []),
-    "system": ("system", []),
-    "north": ("locality_team", ["North"]),
-    "prescriber": ("social_prescriber", []),
-}
+WHO = ("ds", "system", "north", "prescriber")  # of IN_PROCESS_TOKENS: one of each role
 NAME = "pilot-2024"
 REPORT = f"/ui/evaluations/{NAME}/report.html"
 
 
 @dataclass
 class Served:
-    client: TestClient
+    service: InProcessService
     root: Path
-    audit: Path
     results: EvaluationResults
 
+    @property
+    def audit(self) -> Path:
+        return self.service.audit
+
     def api(self, path: str, body: dict, who: str | None = "ds"):
-        headers = {"Authorization": f"Bearer token-{who}"} if who else {}
-        return self.client.post(path, json=body, headers=headers)
+        headers = {"Authorization": f"Bearer {IN_PROCESS_TOKENS[who][1]}"} if who else {}
+        return self.service.client().post(path, json=body, headers=headers)
+
+    def browser(self) -> TestClient:
+        """A browser with its own cookie jar."""
+        return self.service.client(follow_redirects=False)
 
     def signed_in(self, who: str) -> TestClient:
-        """A separate browser: its own cookie jar, signed in as ``who``."""
-        browser = TestClient(self.client.app, follow_redirects=False)
-        answer = browser.post("/ui/login", data={"token": f"token-{who}"})
+        """A browser signed in as ``who``."""
+        browser = self.browser()
+        answer = browser.post("/ui/login", data={"token": IN_PROCESS_TOKENS[who][1]})
         assert answer.status_code == 303, answer.text
         return browser
 
@@ -56,9 +57,9 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tracking_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    from serving.service import RiskService
-
+def served(
+    in_process_service: InProcessService, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("evaluations")
     root = folder / "evaluations"
     results = evaluation(NAME)
@@ -69,15 +70,12 @@ def served(tracking_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     evaluation("secret").save(_made(folder / "elsewhere" / "secret"))
     (root / "linked").symlink_to(folder / "elsewhere" / "secret")  # leads outside
     (_made(root / "broken") / "results.json").write_text("{not json")
-    tokens = {who: (role, f"token-{who}", places) for who, (role, places) in TOKENS.items()}
     patch = pytest.MonkeyPatch()
-    patch.setenv("RISKSTRAT_TRACKING_URI", tracking_uri)
-    patch.setenv("RISKSTRAT_ACCESS_FILE", str(write_access(folder / "access.toml", tokens)))
-    patch.setenv("RISKSTRAT_AUDIT_LOG", str(folder / "audit.jsonl"))
+    for key, value in in_process_service.environment.items():
+        patch.setenv(key, value)
     patch.setenv("RISKSTRAT_EVALUATIONS_DIR", str(root))
     patch.delenv("RISKSTRAT_WEEKLY_DIR", raising=False)
-    with TestClient(RiskService.to_asgi(), follow_redirects=False) as client:
-        yield Served(client, root, folder / "audit.jsonl", results)
+    yield Served(in_process_service, root, results)
     patch.undo()
 
 
@@ -95,7 +93,7 @@ def test_without_a_token_the_api_answers_401(served: Served) -> None:
         assert answer.status_code == 401 and "bearer token" in answer.json()["error"]
 
 
-@pytest.mark.parametrize("who", sorted(TOKENS))
+@pytest.mark.parametrize("who", WHO)
 def test_any_principal_reads_the_typed_results_and_is_audited(served: Served, who: str) -> None:
     answer = served.api("/v1/evaluation", {"name": NAME}, who)
     assert answer.status_code == 200, answer.text
@@ -191,11 +189,11 @@ def test_the_report_is_served_as_written_with_its_plots(served: Served) -> None:
     digest = base64.b64encode(hashlib.sha256(style).digest()).decode()
     policy = answer.headers["content-security-policy"]
     assert f"style-src 'sha256-{digest}';" in policy
-    assert policy.startswith("default-src 'none'; img-src 'self';")
+    assert policy.startswith("default-src 'none'; img-src 'self' data:;")
     (entry,) = served.entries()[before:]
     assert (entry["endpoint"], entry["evaluation"], entry["status"]) == (REPORT, NAME, 200)
     # Every image and data file it links to, relative to it, is served (and not audited).
-    links = re.findall(r'(?:src|href)="([^"]+)"', answer.text)
+    links = re.findall(r'(?:src|href)="([^":]+)"', answer.text)  # all but the data: icon
     assert len(links) == 8
     for link in links:
         fetched = browser.get(f"/ui/evaluations/{NAME}/{link}")
@@ -237,5 +235,5 @@ def test_other_roles_neither_see_the_link_nor_open_a_report(served: Served, who:
 
 
 def test_without_signing_in_a_report_goes_to_the_sign_in_page(served: Served) -> None:
-    answer = TestClient(served.client.app, follow_redirects=False).get(REPORT)
+    answer = served.browser().get(REPORT)
     assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/login?")

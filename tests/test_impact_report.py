@@ -107,8 +107,11 @@ def test_hostile_text_is_escaped(written: tuple[Path, str]) -> None:
 def test_the_page_is_self_contained(written: tuple[Path, str]) -> None:
     folder, page = written
     links = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert links[0] == "data:,"  # the empty icon: no request for /favicon.ico
+    links = links[1:]
     assert links and all(not re.match(r"[a-z]+:|/", link) for link in links), links
-    for tag in ("<link", "<script", "<iframe", "@import", "url("):
+    assert page.count("<link") == 1  # the icon
+    for tag in ("<script", "<iframe", "@import", "url("):
         assert tag not in page
     # Styles only in the one <style> element, which the service allows by its hash.
     assert " style=" not in page and page.count("<style>") == 1

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import enable_loggers, write_access
+from servers import InProcessService, enable_loggers
 from starlette.testclient import TestClient
 
 from models.registry import RegisteredBundle
@@ -29,22 +29,11 @@ ENDPOINTS = (
 
 
 @pytest.fixture(scope="module")
-def client(
-    champion: RegisteredBundle, tracking_uri: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[TestClient]:
-    from serving.service import RiskService
-
-    folder = tmp_path_factory.mktemp("edges")
+def client(in_process_service: InProcessService) -> Iterator[TestClient]:
     patch = pytest.MonkeyPatch()
-    patch.setenv("RISKSTRAT_TRACKING_URI", tracking_uri)
-    patch.setenv(
-        "RISKSTRAT_ACCESS_FILE",
-        str(write_access(folder / "access.toml", {"edges": ("system", TOKEN, [])})),
-    )
-    patch.setenv("RISKSTRAT_AUDIT_LOG", str(folder / "audit.jsonl"))
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    with TestClient(RiskService.to_asgi(), headers=headers) as client:
-        yield client
+    for key, value in in_process_service.environment.items():
+        patch.setenv(key, value)
+    yield in_process_service.client(headers={"Authorization": f"Bearer {TOKEN}"})
     patch.undo()
 
 

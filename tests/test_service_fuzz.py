@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import schemathesis
+from evaluation_fixture import write_evaluation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -53,6 +54,7 @@ def server(
             write_access(folder / "access.toml", {"fuzzer": ("system", TOKEN, [])})
         ),
         "RISKSTRAT_AUDIT_LOG": str(folder / "audit.jsonl"),
+        "RISKSTRAT_EVALUATIONS_DIR": str(write_evaluation(folder / "evaluations" / "e1").parent),
     }
     with running_service(environment, token=TOKEN) as url:
         yield url
@@ -78,7 +80,7 @@ def test_the_api_keeps_to_its_description(server: str, mode: schemathesis.Genera
     loader does not run under pytest 9.)"""
     schema = schemathesis.openapi.from_url(f"{server}/docs.json")
     operations = [r.ok() for r in schema.include(path_regex="^/v1/").get_all_operations()]
-    assert len(operations) == 5
+    assert len(operations) == 7
     for operation in operations:
 
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))

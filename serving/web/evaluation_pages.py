@@ -4,8 +4,9 @@ its plots and their data, served read-only as the evaluation run wrote them.
 Files are found only through ``serving.evaluations.EvaluationStore`` (plain folder names,
 nothing outside the evaluations folder). The gate has already checked the session and the
 role (``serving.web.roles.EVALUATION_ROLES``). The report is a self-contained page with one
-inline ``<style>``: it is served with its own Content-Security-Policy that allows that style
-by its SHA-256, images from this server, and nothing else (no script, no form).
+inline ``<style>``: it is served with its own Content-Security-Policy (``report_csp``) that
+allows that style by its SHA-256, images from this server, and nothing else (no script, no
+form).
 """
 
 from __future__ import annotations
@@ -38,15 +39,16 @@ STYLE = re.compile(rb"<style>(.*?)</style>", re.DOTALL)
 
 
 def report_csp(html: bytes) -> str:
-    """The report's Content-Security-Policy: its own ``<style>`` blocks (by hash) and
-    images from this server; nothing else."""
+    """The report's Content-Security-Policy: its own ``<style>`` blocks (by hash), images
+    from this server and its empty ``data:`` icon (which keeps the browser from asking the
+    API for /favicon.ico); nothing else."""
     hashes = [
         f"'sha256-{base64.b64encode(hashlib.sha256(block).digest()).decode()}'"
         for block in STYLE.findall(html)
     ]
     styles = " ".join(hashes) or "'none'"
     return (
-        f"default-src 'none'; img-src 'self'; style-src {styles}; base-uri 'none'; "
+        f"default-src 'none'; img-src 'self' data:; style-src {styles}; base-uri 'none'; "
         "form-action 'none'; frame-ancestors 'none'"
     )
 
