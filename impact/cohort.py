@@ -17,8 +17,6 @@ from features.engine import build_features, cohort_context
 from features.tables import ContractTables
 from impact.plan import Plan
 
-_UNIT_COLUMN = {"gp_cluster": "gp_cluster", "practice": "practice_id", "locality": "locality"}
-
 
 @dataclass(frozen=True, slots=True)
 class Cohort:
@@ -40,7 +38,7 @@ def baseline_cohort(tables: ContractTables, plan: Plan) -> Cohort:
     baseline = plan.population.baseline
     features = build_features(tables, [baseline]).droplevel("as_of")
     context = cohort_context(tables, [baseline]).droplevel("as_of")
-    unit = context[_UNIT_COLUMN[plan.units.level]].astype(str).reindex(features.index)
+    unit = context[plan.units.column].astype(str).reindex(features.index)
     keep = plan.population.eligible(features)
     starts = {u: pd.Timestamp(d) for u, d in plan.units.start.items()}
     go_live = unit[keep].map(starts)

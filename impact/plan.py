@@ -44,7 +44,13 @@ OUTCOMES: dict[str, str] = {
 }
 """Every outcome an evaluation can count (``impact.outcomes`` counts them), and its label."""
 
-UNIT_LEVELS = ("gp_cluster", "practice", "locality")
+UnitLevel = Literal["gp_cluster", "practice", "locality"]
+UNIT_COLUMNS: dict[str, str] = {
+    "gp_cluster": "gp_cluster",
+    "practice": "practice_id",
+    "locality": "locality",
+}
+"""Each unit of roll-out a plan may name, and the practices table's column that holds it."""
 PLANS = Path(__file__).resolve().parent / "plans"
 BUILT_IN_PLANS = ("integrated_locality_model.toml", "risk_list_actions.toml")
 """The built-in synthetic borough's plans: its two interventions."""
@@ -106,7 +112,12 @@ class PlanHeader:
 
 @settings_model
 class Units:
-    level: Literal["gp_cluster", "practice", "locality"] = "gp_cluster"
+    level: UnitLevel = "gp_cluster"
+
+    @property
+    def column(self) -> str:
+        return UNIT_COLUMNS[self.level]
+
     start: dict[str, date] = Field(min_length=1)
 
 

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
@@ -35,8 +36,7 @@ def data_span(data_dir: Path) -> tuple[date, date]:
     return span["min"].as_py(), span["max"].as_py()
 
 
-def _units(data_dir: Path, level: str) -> list[str]:
-    column = {"gp_cluster": "gp_cluster", "practice": "practice_id", "locality": "locality"}[level]
+def _units(data_dir: Path, column: str) -> list[str]:
     table = ds.dataset(data_dir / PRACTICES.file_name).to_table(columns=[column])
     return sorted(set(table.column(column).to_pylist()))
 
@@ -45,8 +45,6 @@ def evaluate(
     data_dir: Path, plan_path: Path, out: Path, progress: Progress | None = None
 ) -> EvaluationResults:
     """Run every design the plan names; write the evaluation folder ``out``."""
-    import pandas as pd
-
     say = progress or QUIET
     began = time.perf_counter()
     loaded = load_plan(plan_path)
@@ -55,7 +53,7 @@ def evaluate(
     first_day, last_day = data_span(data_dir)
     check_against(
         loaded,
-        pd.Series(_units(data_dir, loaded.plan.units.level)),
+        pd.Series(_units(data_dir, loaded.plan.units.column)),
         first_day,
         last_day,
         {s.name for s in feature_specs()},
