@@ -175,6 +175,41 @@ def test_the_total_effect_counts_the_admissions_that_prevented_admissions_preven
     assert np.sqrt((admissions["difference_se"] ** 2).sum()) < 0.02 * difference
 
 
+def _pilot_admissions_in_first_year(borough: Borough, go_live: pd.Timestamp) -> int:
+    events = _events(borough)
+    cases = events[(events["kind"] == "case_management") & (events["start"] == go_live)]
+    admissions = events[
+        (events["kind"] == "emergency_admission")
+        & events["patient_id"].isin(cases["patient_id"])
+        & (events["start"] >= go_live)
+        & (events["start"] < go_live + pd.DateOffset(years=1))
+    ]
+    return len(admissions)
+
+
+def test_the_total_effect_is_what_the_null_effects_twin_shows() -> None:
+    """Same seed with and without effects: the pilot cohort (the same people in both, chosen
+    at the baseline) in its first year. The twin is another draw of the counterfactual, so
+    the observed ratio is compared with the truth's within its Poisson error."""
+    config = replace(BASE, patients=20_000, seed=5, end=date(2024, 6, 30))
+    go_live = pd.Timestamp(config.interventions.locality_model.go_live["Central Pilot"])
+    with_effects = generate(config)
+    twin = generate(replace(config, interventions=config.interventions.null_effects()))
+    observed = _pilot_admissions_in_first_year(with_effects, go_live)
+    counterfactual = _pilot_admissions_in_first_year(twin, go_live)
+    effects = with_effects.effects
+    rows = effects[
+        (effects["outcome"] == "emergency_admissions")
+        & (effects["cohort"] == go_live)
+        & (effects["month"] < go_live + pd.DateOffset(years=1))
+    ]
+    assert len(rows) == 12
+    truth = rows["expected_treated"].sum() / rows["expected_untreated"].sum()
+    ratio = observed / counterfactual
+    assert counterfactual > 80
+    assert abs(ratio - truth) < 3 * ratio * np.sqrt(1 / observed + 1 / counterfactual)
+
+
 def test_admissions_of_the_managed_match_the_expected_treated(on: Borough) -> None:
     """Observed admissions in managed person-months against the truth's expectation."""
     events = _events(on)

@@ -100,6 +100,13 @@ class Arm:
     care_home: float
     package: float
 
+    def same_as(self, other: Arm) -> bool:
+        return bool(np.array_equal(self.admission, other.admission)) and (
+            self.stay,
+            self.care_home,
+            self.package,
+        ) == (other.stay, other.care_home, other.package)
+
 
 class Months:
     """The calendar from a start date to the last day of the data, and per month the tables
@@ -211,6 +218,7 @@ def simulate(
     n, horizon = len(cohort.person), months.count - cohort.month
     totals = np.zeros((2, len(OUTCOMES), horizon, paths))
     per_batch = max(1, _ROWS_PER_BATCH // max(n, 1))
+    same = arms[0].same_as(arms[1])  # no effect: one arm is both
     for first in range(0, paths, per_batch):
         batch = min(per_batch, paths - first)
         index = np.tile(np.arange(n), batch)
@@ -231,6 +239,11 @@ def simulate(
             drift = int(rng.integers(2**63))
             u = rng.random((3, rows))
             for a, (arm, run) in enumerate(zip(arms, runs, strict=True)):
+                if a == 1 and same:
+                    totals[1, :, step, first : first + batch] = totals[
+                        0, :, step, first : first + batch
+                    ]
+                    continue
                 values = _month(
                     run,
                     arm,
