@@ -50,7 +50,6 @@ OUTCOMES: tuple[str, ...] = (
 )
 AHEAD = 8  # months a reablement package can reach after its admission's month
 _ROWS_PER_BATCH = 120_000
-_REABLEMENT_DAYS = 43  # discharge day to discharge + 42, both counted
 _LOG_MEAN_GRID = np.linspace(0.4, 2.0, 161)
 _STAYS = np.arange(emit.MAX_STAY + 1)
 
@@ -61,14 +60,15 @@ def _mean_clipped_round(mean: np.ndarray, sd: float, low: int, high: int) -> np.
     return low + ndtr((np.asarray(mean)[..., None] - steps) / sd).sum(axis=-1)
 
 
-REABLEMENT_WEEKLY_COST = float(_mean_clipped_round(np.array(10.0), 3.0, 4, 20)) * (
-    emit.REABLEMENT_HOURLY_COST
+REABLEMENT_WEEKLY_COST = (
+    float(_mean_clipped_round(np.array(emit.REABLEMENT_HOURS[0]), *emit.REABLEMENT_HOURS[1:]))
+    * emit.REABLEMENT_HOURLY_COST
 )
 
 
 def expected_package_hours(needs: np.ndarray, constants: Constants) -> np.ndarray:
     """Mean hours of a home-care package starting at care needs ``needs`` (as emit draws)."""
-    return _mean_clipped_round(6 + 8 * (needs - constants.package_threshold), 2.0, 2, 40)
+    return _mean_clipped_round(emit.package_hours_centre(needs, constants), *emit.PACKAGE_HOURS)
 
 
 def stay_distribution(log_mean: np.ndarray, multiplier: float) -> np.ndarray:
@@ -134,7 +134,7 @@ class Months:
             stay = _STAYS[:, None]
             bed = np.minimum(stay, self.last_day - start).mean(axis=1)
             begin = start + stay  # discharge: the package's first day
-            stop = np.minimum(begin + _REABLEMENT_DAYS, self.last_day + 1)
+            stop = np.minimum(begin + emit.REABLEMENT_LAST_DAY + 1, self.last_day + 1)
             reablement = np.stack(
                 [
                     (
@@ -291,7 +291,13 @@ def _month(
 
     log_mean = emit.stay_log_mean(state, np.arange(rows))
     bed_table, reablement_table = months.tables(month, arm.stay)
-    reabled = admissions * 0.35 * (state.log_frailty > -0.3) * REABLEMENT_WEEKLY_COST / 7
+    reabled = (
+        admissions
+        * emit.REABLEMENT_CHANCE
+        * (state.log_frailty > emit.REABLEMENT_MIN_LOG_FRAILTY)
+        * REABLEMENT_WEEKLY_COST
+        / 7
+    )
     run.pending += reabled[:, None] * _interpolate(log_mean, reablement_table)
 
     moved, changes = advance(state, people, constants, count, drift, arm.care_home)
