@@ -133,20 +133,81 @@ def test_with_no_effects_the_borough_differs_only_by_the_intervention_events(
 
 
 def test_truth_has_effects_only_where_the_config_puts_them(on: Borough, null: Borough) -> None:
+    columns = ["expected_treated", "expected_untreated", "path_treated", "path_untreated"]
     for borough, effective in ((on, True), (null, False)):
-        sums = borough.effects.groupby("outcome")[["expected_treated", "expected_untreated"]].sum()
+        sums = borough.effects.groupby("outcome")[columns].sum()
         assert set(sums.index) == set(OUTCOMES)
-        assert (sums["expected_untreated"].drop("care_home_resident_admissions") > 0).all()
+        assert (sums["expected_untreated"] > 0).all()
         for outcome, row in sums.iterrows():
-            if effective and outcome != "deaths" and row["expected_untreated"] > 0:
-                assert row["expected_treated"] < row["expected_untreated"], outcome
+            if not effective:
+                # The arms share every random number: with no effect they are the same path.
+                assert row["expected_treated"] == row["expected_untreated"], outcome
+                assert row["path_treated"] == pytest.approx(row["path_untreated"]), outcome
+            elif outcome == "deaths":
+                # No effect on the hazard of death; fewer admissions lower it a little.
+                assert row["path_treated"] == pytest.approx(row["path_untreated"])
+                assert row["expected_untreated"] * 0.9 < row["expected_treated"]
+                assert row["expected_treated"] < row["expected_untreated"]
             else:
-                assert row["expected_treated"] == pytest.approx(row["expected_untreated"]), outcome
+                assert row["expected_treated"] < row["expected_untreated"], outcome
+                assert row["path_treated"] < row["path_untreated"], outcome
     actions = on.list_actions
     took = actions["action"] != "none"
     treated, untreated = actions["expected_treated"], actions["expected_untreated"]
     assert (treated[took] < untreated[took]).all()
     assert (treated[~took] == untreated[~took]).all()
+
+
+def test_the_total_effect_counts_the_admissions_that_prevented_admissions_prevent(
+    on: Borough,
+) -> None:
+    admissions = on.effects[on.effects["outcome"] == "emergency_admissions"]
+    total = admissions["expected_treated"].sum() / admissions["expected_untreated"].sum()
+    direct = admissions["path_treated"].sum() / admissions["path_untreated"].sum()
+    frail, not_frail = (
+        BASE.interventions.locality_model.admission_hr_frail,
+        BASE.interventions.locality_model.admission_hr_not_frail,
+    )
+    assert frail < direct < not_frail
+    assert total < direct - 0.005
+    # The paths are coupled, so the difference is precise although each arm is noisy.
+    difference = (admissions["expected_untreated"] - admissions["expected_treated"]).sum()
+    assert np.sqrt((admissions["difference_se"] ** 2).sum()) < 0.02 * difference
+
+
+def _pilot_admissions_in_first_year(borough: Borough, go_live: pd.Timestamp) -> int:
+    events = _events(borough)
+    cases = events[(events["kind"] == "case_management") & (events["start"] == go_live)]
+    admissions = events[
+        (events["kind"] == "emergency_admission")
+        & events["patient_id"].isin(cases["patient_id"])
+        & (events["start"] >= go_live)
+        & (events["start"] < go_live + pd.DateOffset(years=1))
+    ]
+    return len(admissions)
+
+
+def test_the_total_effect_is_what_the_null_effects_twin_shows() -> None:
+    """Same seed with and without effects: the pilot cohort (the same people in both, chosen
+    at the baseline) in its first year. The twin is another draw of the counterfactual, so
+    the observed ratio is compared with the truth's within its Poisson error."""
+    config = replace(BASE, patients=20_000, seed=5, end=date(2024, 6, 30))
+    go_live = pd.Timestamp(config.interventions.locality_model.go_live["Central Pilot"])
+    with_effects = generate(config)
+    twin = generate(replace(config, interventions=config.interventions.null_effects()))
+    observed = _pilot_admissions_in_first_year(with_effects, go_live)
+    counterfactual = _pilot_admissions_in_first_year(twin, go_live)
+    effects = with_effects.effects
+    rows = effects[
+        (effects["outcome"] == "emergency_admissions")
+        & (effects["cohort"] == go_live)
+        & (effects["month"] < go_live + pd.DateOffset(years=1))
+    ]
+    assert len(rows) == 12
+    truth = rows["expected_treated"].sum() / rows["expected_untreated"].sum()
+    ratio = observed / counterfactual
+    assert counterfactual > 80
+    assert abs(ratio - truth) < 3 * ratio * np.sqrt(1 / observed + 1 / counterfactual)
 
 
 def test_admissions_of_the_managed_match_the_expected_treated(on: Borough) -> None:

@@ -35,6 +35,7 @@ from features.sources.synthetic.dynamics import (
     care_needs,
     death_log_hazard,
     initial_state,
+    monthly_leaving_rate,
     take,
 )
 from features.sources.synthetic.eventlog import NO_DAY, EventLog
@@ -150,10 +151,6 @@ def _history(
         np.rint(6 + 8 * (needs - constants.package_threshold)), 2, 40
     )
     return records
-
-
-def _leaving_rate(config: SynthConfig, age: np.ndarray) -> np.ndarray:
-    return config.yearly_leaving_rate * np.where((age >= 18) & (age < 40), 2.0, 0.6) / 12.0
 
 
 @dataclass
@@ -322,13 +319,16 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
         programme.record_care_homes(
             m, first, before, state, constants, after.present, present, death_time
         )
-        register.leave(rng.random(n) < _leaving_rate(config, state.age), first_day + days - 1)
+        register.leave(
+            rng.random(n) < monthly_leaving_rate(config.yearly_leaving_rate, state.age),
+            first_day + days - 1,
+        )
         say.advance("simulating months", m + 1, months, f"{first:%Y-%m}, {len(log):,} events")
         year, month_of_year = (year + 1, 1) if month_of_year == 12 else (year, month_of_year + 1)
 
     still_open = np.flatnonzero(records.package_start >= 0)
     emit.close_packages(log, records, still_open, None)
-    programme.finish(log, register.exit_day(), _day(config.end))
+    programme.finish(log, register.exit_day(), _day(config.end), constants)
     ids = _pseudonyms(rng, n)
     patients = _patients_table(people, practices, ids, register, start_day)
     events = log.to_arrow(ids, keep=register.ever, last_day=_day(config.end))

@@ -21,28 +21,36 @@ from features.sources.synthetic.dynamics import State, mental_ill_health
 from features.sources.synthetic.population import People
 
 _IDX = {c.code: i for i, c in enumerate(CONDITIONS)}
-Weight = Callable[[State, People], np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What the causes' weights are made of, worked out once per state."""
+
+    state: State
+    people: People
+    frail: np.ndarray  # 0 for the fit, about 1 at the frailty coding threshold, rising after
+    old: np.ndarray
+    crisis: np.ndarray
+    child: np.ndarray
+
+    @classmethod
+    def of(cls, s: State, p: People) -> Terms:
+        return cls(
+            state=s,
+            people=p,
+            frail=np.logaddexp(0.0, 1.5 * (s.log_frailty - 0.3)) / np.log(2.0),
+            old=np.clip((s.age - 40.0) / 40.0, 0.0, 1.5),
+            crisis=np.maximum(mental_ill_health(s, p) - 1.5, 0.0),
+            child=(s.age < 16).astype(float),
+        )
+
+
+Weight = Callable[[Terms], np.ndarray]
 
 
 def _has(condition: str, weight: float) -> Weight:
-    return lambda s, p: weight * s.has[:, _IDX[condition]]
-
-
-def _frail(s: State) -> np.ndarray:
-    """0 for the fit, about 1 at the frailty coding threshold, rising for the very frail."""
-    return np.logaddexp(0.0, 1.5 * (s.log_frailty - 0.3)) / np.log(2.0)
-
-
-def _old(s: State) -> np.ndarray:
-    return np.clip((s.age - 40.0) / 40.0, 0.0, 1.5)
-
-
-def _crisis(s: State, p: People) -> np.ndarray:
-    return np.maximum(mental_ill_health(s, p) - 1.5, 0.0)
-
-
-def _child(s: State) -> np.ndarray:
-    return (s.age < 16).astype(float)
+    return lambda t: weight * t.state.has[:, _IDX[condition]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,34 +73,34 @@ CAUSES: tuple[Cause, ...] = (
     Cause("I209", _has("chd", 0.25)),
     Cause("I10X", _has("hypertension", 0.02)),
     # Acute ambulatory-care-sensitive conditions, commoner among the old and frail.
-    Cause("N390", lambda s, p: 0.015 + 0.02 * _old(s) + 0.025 * _frail(s)),
-    Cause("L031", lambda s, p: 0.02 + 0.01 * _old(s) + 0.01 * _frail(s)),
-    Cause("J181", lambda s, p: 0.005 + 0.01 * _old(s) + 0.015 * _frail(s)),
-    Cause("J188", lambda s, p: 0.005 + 0.01 * _old(s) + 0.01 * _frail(s)),
-    Cause("E86X", lambda s, p: 0.005 + 0.01 * _old(s) + 0.02 * _frail(s)),
-    Cause("J069", lambda s, p: 0.01 + 0.06 * _child(s)),
+    Cause("N390", lambda t: 0.015 + 0.02 * t.old + 0.025 * t.frail),
+    Cause("L031", lambda t: 0.02 + 0.01 * t.old + 0.01 * t.frail),
+    Cause("J181", lambda t: 0.005 + 0.01 * t.old + 0.015 * t.frail),
+    Cause("J188", lambda t: 0.005 + 0.01 * t.old + 0.01 * t.frail),
+    Cause("E86X", lambda t: 0.005 + 0.01 * t.old + 0.02 * t.frail),
+    Cause("J069", lambda t: 0.01 + 0.06 * t.child),
     # Not avoidable by better primary and community care.
-    Cause("R074", lambda s, p: 0.16 + 0.06 * _old(s)),
-    Cause("R104", lambda s, p: 0.20),
-    Cause("K358", lambda s, p: 0.04 + 0.06 * ((s.age >= 5) & (s.age < 35))),
-    Cause("K802", lambda s, p: 0.06 * (s.age >= 18)),
-    Cause("S720", lambda s, p: 0.01 + 0.06 * _frail(s) + 0.25 * s.has[:, _IDX["falls"]]),
-    Cause("S069", lambda s, p: 0.05 + 0.03 * _frail(s)),
-    Cause("S525", lambda s, p: 0.04),
-    Cause("R55X", lambda s, p: 0.04 + 0.04 * _old(s)),
-    Cause("R296", lambda s, p: 0.01 + 0.05 * _frail(s)),
-    Cause("R410", lambda s, p: 0.01 + 0.03 * _frail(s)),
-    Cause("I214", lambda s, p: 0.02 * _old(s) + 0.25 * s.has[:, _IDX["chd"]]),
-    Cause("I639", lambda s, p: 0.015 * _old(s) + 0.25 * s.has[:, _IDX["stroke_tia"]]),
-    Cause("A419", lambda s, p: 0.02 + 0.05 * _frail(s)),
+    Cause("R074", lambda t: 0.16 + 0.06 * t.old),
+    Cause("R104", lambda t: 0.20),
+    Cause("K358", lambda t: 0.04 + 0.06 * ((t.state.age >= 5) & (t.state.age < 35))),
+    Cause("K802", lambda t: 0.06 * (t.state.age >= 18)),
+    Cause("S720", lambda t: 0.01 + 0.06 * t.frail + 0.25 * t.state.has[:, _IDX["falls"]]),
+    Cause("S069", lambda t: 0.05 + 0.03 * t.frail),
+    Cause("S525", lambda t: 0.04),
+    Cause("R55X", lambda t: 0.04 + 0.04 * t.old),
+    Cause("R296", lambda t: 0.01 + 0.05 * t.frail),
+    Cause("R410", lambda t: 0.01 + 0.03 * t.frail),
+    Cause("I214", lambda t: 0.02 * t.old + 0.25 * t.state.has[:, _IDX["chd"]]),
+    Cause("I639", lambda t: 0.015 * t.old + 0.25 * t.state.has[:, _IDX["stroke_tia"]]),
+    Cause("A419", lambda t: 0.02 + 0.05 * t.frail),
     Cause("C809", _has("cancer", 0.6)),
-    Cause("K922", lambda s, p: 0.03 + 0.02 * _old(s)),
-    Cause("F209", lambda s, p: 0.6 * s.has[:, _IDX["serious_mental_illness"]] * _crisis(s, p)),
-    Cause("F329", lambda s, p: 0.15 * _crisis(s, p)),
-    Cause("T391", lambda s, p: 0.25 * _crisis(s, p) * (s.age < 35)),
-    Cause("J219", lambda s, p: 0.35 * (s.age < 2)),
-    Cause("R509", lambda s, p: 0.04 + 0.25 * (s.age < 5)),
-    Cause("O200", lambda s, p: 0.06 * p.female * (s.age >= 18) * (s.age < 42)),
+    Cause("K922", lambda t: 0.03 + 0.02 * t.old),
+    Cause("F209", lambda t: 0.6 * t.state.has[:, _IDX["serious_mental_illness"]] * t.crisis),
+    Cause("F329", lambda t: 0.15 * t.crisis),
+    Cause("T391", lambda t: 0.25 * t.crisis * (t.state.age < 35)),
+    Cause("J219", lambda t: 0.35 * (t.state.age < 2)),
+    Cause("R509", lambda t: 0.04 + 0.25 * (t.state.age < 5)),
+    Cause("O200", lambda t: 0.06 * t.people.female * (t.state.age >= 18) * (t.state.age < 42)),
 )
 CODES: tuple[str, ...] = tuple(c.code for c in CAUSES)
 AVOIDABLE = np.array([is_potentially_avoidable(code) for code in CODES])
@@ -100,8 +108,8 @@ AVOIDABLE = np.array([is_potentially_avoidable(code) for code in CODES])
 
 def cause_weights(state: State, people: People) -> np.ndarray:
     """Unnormalised weights, one row per person of ``state`` and one column per cause."""
-    n = len(state.age)
-    return np.column_stack([np.broadcast_to(c.weight(state, people), (n,)) for c in CAUSES])
+    n, terms = len(state.age), Terms.of(state, people)
+    return np.column_stack([np.broadcast_to(c.weight(terms), (n,)) for c in CAUSES])
 
 
 def avoidable_share(state: State, people: People) -> np.ndarray:

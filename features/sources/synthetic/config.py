@@ -180,6 +180,8 @@ class SynthConfig:
     ``truth_as_of`` are the dates (each the first of a month) for which the generator writes
     every living person's exact probability of an emergency admission within
     ``horizon_days``; ``truth_paths`` is the number of sampled paths of the slow state drift.
+    ``effect_paths`` is the number of coupled paths per arm behind the locality model's total
+    effect (``truth/effects.parquet``).
     ``interventions`` are the services with known effects (``Interventions.off()``: none).
     """
 
@@ -190,6 +192,7 @@ class SynthConfig:
     truth_as_of: tuple[date, ...] = field(default=(date(2024, 1, 1), date(2025, 1, 1)))
     horizon_days: int = 365
     truth_paths: int = 12
+    effect_paths: int = 12
     yearly_leaving_rate: float = 0.045
     interventions: Interventions = field(default_factory=Interventions)
 
@@ -210,6 +213,8 @@ class SynthConfig:
             raise ValueError(f"horizon_days must be 1..1095, got {self.horizon_days}")
         if self.truth_paths < 4:
             raise ValueError(f"truth_paths must be at least 4, got {self.truth_paths}")
+        if self.effect_paths < 4:
+            raise ValueError(f"effect_paths must be at least 4, got {self.effect_paths}")
         if not 0 <= self.yearly_leaving_rate < 0.5:
             raise ValueError(
                 f"yearly_leaving_rate must be in [0, 0.5), got {self.yearly_leaving_rate}"

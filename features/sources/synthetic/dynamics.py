@@ -280,6 +280,11 @@ def advance(
     return moved, Transitions(new_condition, bereaved, started_alone, starts, ends, enters_home)
 
 
+def monthly_leaving_rate(yearly_rate: float, age: np.ndarray) -> np.ndarray:
+    """Each person's chance of leaving the practice lists this month (young adults move most)."""
+    return yearly_rate * np.where((age >= 18) & (age < 40), 2.0, 0.6) / 12.0
+
+
 def take(state: State, index: np.ndarray) -> State:
     """The state of a subset (or a repeat) of people."""
     return State(*(getattr(state, f)[index] for f in State.__slots__))

@@ -35,6 +35,11 @@ STAY_LOG_SD = 1.5
 MAX_STAY = 120
 ADMITTED_VIA_AE = 0.8
 REABLEMENT_HOURLY_COST = 30.0
+REABLEMENT_CHANCE = 0.35  # of a reablement package after an admission of the frail
+REABLEMENT_MIN_LOG_FRAILTY = -0.3
+REABLEMENT_HOURS = (10.0, 3.0, 4, 20)  # weekly hours: normal mean, sd, rounded and clipped
+REABLEMENT_LAST_DAY = 42  # days after discharge
+PACKAGE_HOURS = (2.0, 2, 40)  # home-care weekly hours: noise sd, rounded and clipped
 CARE_HOME_WEEKLY_COST = 950.0
 
 
@@ -165,15 +170,18 @@ def emergency_care(
     person, u = month.poisson(ae_discharged_yearly_rate(state, people, month.present))
     log.add(EventKind.AE_ATTENDANCE, person, month.day(u), code="discharged")
 
-    reable = (state.log_frailty[admitted] > -0.3) & (rng.random(len(admitted)) < 0.35)
+    reable = (state.log_frailty[admitted] > REABLEMENT_MIN_LOG_FRAILTY) & (
+        rng.random(len(admitted)) < REABLEMENT_CHANCE
+    )
     frail, discharge = admitted[reable], (start + length)[reable]
-    hours = np.clip(np.rint(rng.normal(10, 3, len(frail))), 4, 20)
+    mean, sd, low, high = REABLEMENT_HOURS
+    hours = np.clip(np.rint(rng.normal(mean, sd, len(frail))), low, high)
     log.add(EventKind.SOCIAL_CARE_ASSESSMENT, frail, discharge, code="reablement_referral")
     log.add(
         EventKind.SOCIAL_CARE_PACKAGE,
         frail,
         discharge,
-        end=discharge + 42,
+        end=discharge + REABLEMENT_LAST_DAY,
         code="reablement",
         value=hours,
         cost=hours * REABLEMENT_HOURLY_COST,
@@ -346,15 +354,14 @@ def transitions(
     needs = care_needs(state, people)
     starts, u = month.once(idx[changes.package_started[idx]])
     day = month.day(u)
+    sd, low, high = PACKAGE_HOURS
     hours = (
         np.clip(
             np.rint(
-                6
-                + 8 * (needs[starts] - constants.package_threshold)
-                + rng.normal(0, 2, len(starts))
+                package_hours_centre(needs[starts], constants) + rng.normal(0, sd, len(starts))
             ),
-            2,
-            40,
+            low,
+            high,
         )
         * np.broadcast_to(package_ratio, (len(state.age),))[starts]
     )
@@ -387,6 +394,11 @@ def transitions(
         code="permanent",
         cost=CARE_HOME_WEEKLY_COST,
     )
+
+
+def package_hours_centre(needs: np.ndarray, constants: Constants) -> np.ndarray:
+    """Weekly home-care hours of a package starting at care needs ``needs``, before noise."""
+    return 6 + 8 * (needs - constants.package_threshold)
 
 
 def close_packages(

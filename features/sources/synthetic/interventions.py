@@ -7,9 +7,11 @@ cluster, runs the risk list, and thins emergency admissions by each person's haz
 Its randomness comes from its own streams, so switching it off leaves the borough as it was,
 and with every effect set to none the borough is the same with the intervention events added.
 
-The truth is computed along the simulated path: each month, from the realised state, the
-expected value of each outcome with and without the intervention (hazard x exposure, the
-closed-form expected length of stay, transition probabilities), never by re-estimating.
+The locality model's truth is its total effect on each cohort (``effects``: both arms
+simulated from the go-live). Along the path that happened the generator also records, each
+month from the realised state, the expected value of each outcome with and without the
+intervention (hazard x exposure, the closed-form expected length of stay, transition
+probabilities): the direct effect only, kept for comparison. Never re-estimated.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pandas as pd
 from scipy.special import ndtr
 
 from features.contract import EventKind
-from features.sources.synthetic import emit
+from features.sources.synthetic import effects, emit
 from features.sources.synthetic.causes import avoidable_share
 from features.sources.synthetic.config import SynthConfig
 from features.sources.synthetic.dynamics import (
@@ -42,16 +44,7 @@ EPOCH = date(1970, 1, 1)
 LOCALITY_MODEL = "integrated_locality_model"
 RISK_LIST = "risk_list"
 NEVER = np.iinfo(np.int32).max
-OUTCOMES: tuple[str, ...] = (
-    "emergency_admissions",
-    "avoidable_admissions",
-    "bed_days",
-    "ae_attendances",
-    "care_home_resident_admissions",
-    "care_home_admissions",
-    "package_cost",
-    "deaths",
-)
+OUTCOMES = effects.OUTCOMES
 ACTIONS: tuple[str, ...] = ("none", "reablement_plan", "social_prescribing")
 _STAY_DAYS = np.arange(1, emit.MAX_STAY + 1, dtype=float)
 
@@ -109,6 +102,9 @@ class Programme:
         seed = config.seed
         self.ilm_rng = np.random.default_rng(np.random.SeedSequence([seed, 0x11A]))
         self.list_rng = np.random.default_rng(np.random.SeedSequence([seed, 0x1157]))
+        self.effect_rng = np.random.default_rng(np.random.SeedSequence([seed, 0xEFFEC7]))
+        self.cohorts: list[effects.Cohort] = []
+        self.total_rows: list[tuple] = []
         self.cluster = np.asarray(cluster_of_practice)[people.practice]
         self.eligible = np.zeros(n, bool)
         self.frail = np.zeros(n, bool)
@@ -181,7 +177,7 @@ class Programme:
         if self.model.enabled and month == self.baseline_month:
             self._decide_caseload(first, register_ok, log)
         if self.model.enabled and month >= self.baseline_month:
-            self._go_live(month, first, present, log, records)
+            self._go_live(month, first, present, state, log, records)
         if self.lists.enabled and self._is_run(first):
             self._run_list(month, first, present, state, log)
 
@@ -202,13 +198,31 @@ class Programme:
         self.frail = self.eligible & frail
 
     def _go_live(
-        self, month: int, first: date, present: np.ndarray, log: EventLog, records: emit.Records
+        self,
+        month: int,
+        first: date,
+        present: np.ndarray,
+        state: State,
+        log: EventLog,
+        records: emit.Records,
     ) -> None:
         starting = present[self.eligible[present] & (self.go_live_of[present] == month)]
         if len(starting) == 0:
             return
         self.managed_from[starting] = month
         self.case_start[starting] = _day(first)
+        self.cohorts.append(
+            effects.Cohort(
+                month=month,
+                person=starting,
+                state=take(state, starting),
+                people=self.people.take(starting),
+                admission_hr=self._ilm_ratio(month)[starting],
+                hours=np.where(
+                    records.package_start[starting] >= 0, records.package_hours[starting], 0.0
+                ),
+            )
+        )
         multiplier = self.model.package_cost_multiplier
         running = starting[records.package_start[starting] >= 0]
         if multiplier != 1.0 and len(running):
@@ -386,8 +400,11 @@ class Programme:
 
     # ---- the end: events and truth tables ----------------------------------------------
 
-    def finish(self, log: EventLog, exit_day: np.ndarray, last_day: int) -> None:
-        """Write the case-management and action events, ending at death or leaving."""
+    def finish(
+        self, log: EventLog, exit_day: np.ndarray, last_day: int, constants: Constants
+    ) -> None:
+        """Write the case-management and action events, ending at death or leaving; work
+        out the truth that needs the whole run (package cost, the total effects)."""
         managed = np.flatnonzero(self.case_start != NO_DAY)
         end = exit_day[managed]
         log.add(
@@ -404,64 +421,145 @@ class Programme:
                 log.add(kind, person, np.full(len(person), day), end=stop, code=RISK_LIST)
             else:
                 log.add(kind, person, np.full(len(person), day), code=RISK_LIST)
-        self._package_rows(log, last_day)
+        if self.model.enabled:
+            self._package_rows(log, exit_day, last_day)
+            self.total_rows = self._total_rows(constants, last_day)
 
-    def _package_rows(self, log: EventLog, last_day: int) -> None:
-        """Home-care package cost in each active month of the managed, with and without."""
-        if not self.model.enabled:
-            return
-        person, start, end, cost = log.episodes(EventKind.SOCIAL_CARE_PACKAGE, "home_care")
-        end = np.where(end == NO_DAY, last_day + 1, end)
-        go_live = self.managed_from[person]
-        keep = go_live != NEVER
-        person, start, end, cost, go_live = (a[keep] for a in (person, start, end, cost, go_live))
-        live_day = self.case_start[person]
-        start = np.maximum(start, live_day)
-        sums: dict[tuple[int, date], float] = {}
-        month = self.config.start
-        while _day(month) <= last_day:
-            first = _day(month)
-            after = _day(_months_after(month, 1))
-            days = np.clip(np.minimum(end, after) - np.maximum(start, first), 0, None)
-            for group in np.unique(go_live[days > 0]):
-                mine = (go_live == group) & (days > 0)
-                key = (int(group), month)
-                sums[key] = sums.get(key, 0.0) + float((cost[mine] * days[mine] / 7).sum())
-            month = _months_after(month, 1)
+    def _package_rows(self, log: EventLog, exit_day: np.ndarray, last_day: int) -> None:
+        """Social-care package cost of the managed along the path, every package counted as
+        the evaluation counts it (weekly cost x days active / 7, the end day included, open
+        ones to the last day of data, in the months the person is present); without the
+        programme, home-care packages started under it cost their hours / the multiplier."""
         multiplier = self.model.package_cost_multiplier
+        person, start, end, cost, home_care = [], [], [], [], []
+        for code in ("home_care", "reablement"):
+            p, s, e, c = log.episodes(EventKind.SOCIAL_CARE_PACKAGE, code)
+            person.append(p.astype(np.int64))
+            start.append(s.astype(np.int64))
+            end.append(e.astype(np.int64))
+            cost.append(c.astype(float))
+            home_care.append(np.full(len(p), code == "home_care"))
+        person, start, end, cost, home_care = (
+            np.concatenate(a) for a in (person, start, end, cost, home_care)
+        )
+        keep = self.managed_from[person] != NEVER
+        person, start, end, cost, home_care = (
+            a[keep] for a in (person, start, end, cost, home_care)
+        )
+        stop = np.where(end == NO_DAY, last_day, np.minimum(end, last_day)) + 1
+        under = home_care & (start >= self.case_start[person])
+        untreated_cost = np.where(under, cost / multiplier, cost)
+        go_live = self.managed_from[person]
+        gone = exit_day[person].astype(np.int64)
+        gone = np.where(gone == NO_DAY, np.iinfo(np.int64).max, gone)
         person_months = {(row[1], row[3]): row[4] for row in self.effect_rows if row[2] == "deaths"}
-        for (group, month), treated in sorted(sums.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-            cohort_date = _months_after(self.config.start, group)
-            self.effect_rows.append(
-                (
-                    LOCALITY_MODEL,
-                    cohort_date,
-                    "package_cost",
-                    month,
-                    person_months.get((cohort_date, month), 0.0),
-                    treated,
-                    treated / multiplier,
+        month, index = self.config.start, 0
+        while _day(month) <= last_day:
+            first, after = _day(month), _day(_months_after(month, 1))
+            days = np.clip(np.minimum(stop, after) - np.maximum(start, first), 0, None)
+            counted = (days > 0) & (go_live <= index) & (gone >= first)
+            for group in np.unique(go_live[counted]):
+                mine = counted & (go_live == group)
+                cohort_date = _months_after(self.config.start, int(group))
+                self.effect_rows.append(
+                    (
+                        LOCALITY_MODEL,
+                        cohort_date,
+                        "package_cost",
+                        month,
+                        person_months.get((cohort_date, month), 0.0),
+                        float((cost[mine] * days[mine] / 7).sum()),
+                        float((untreated_cost[mine] * days[mine] / 7).sum()),
+                    )
                 )
+            month, index = _months_after(month, 1), index + 1
+
+    def _list_ratios(self, person: np.ndarray, from_month: int) -> np.ndarray:
+        """(month from ``from_month``, person) hazard ratio of the list actions that ran."""
+        ratio = np.ones((self.config.months - from_month, len(person)))
+        column = np.full(self.people.size, -1)
+        column[person] = np.arange(len(person))
+        for run in self.runs:
+            took = run.action != 0
+            who = column[run.person[took]]
+            inside = who >= 0
+            for month in range(run.month, run.month + self.lists.action_months):
+                if from_month <= month < self.config.months:
+                    ratio[month - from_month, who[inside]] = run.ratio[took][inside]
+        return ratio
+
+    def _total_rows(self, constants: Constants, last_day: int) -> list[tuple]:
+        """Each cohort's expected outcomes per month with and without the programme, from
+        ``effect_paths`` coupled paths simulated from its go-live (see ``effects``)."""
+        model, config = self.model, self.config
+        months = effects.Months(config.start, config.months, last_day, EPOCH)
+        paths = config.effect_paths
+        rows = []
+        for cohort in self.cohorts:
+            arms = (
+                effects.Arm(
+                    cohort.admission_hr,
+                    model.stay_multiplier,
+                    model.care_home_hr,
+                    model.package_cost_multiplier,
+                ),
+                effects.Arm(np.ones(len(cohort.person)), 1.0, 1.0, 1.0),
             )
+            totals = effects.simulate(
+                cohort,
+                arms,
+                self._list_ratios(cohort.person, cohort.month),
+                months,
+                constants,
+                config.yearly_leaving_rate,
+                paths,
+                self.effect_rng,
+            )
+            cohort_date = _months_after(config.start, cohort.month)
+            difference = totals[0] - totals[1]
+            se = difference.std(axis=-1, ddof=1) / np.sqrt(paths)
+            treated, untreated = totals[0].mean(axis=-1), totals[1].mean(axis=-1)
+            for i, outcome in enumerate(OUTCOMES):
+                for step in range(totals.shape[2]):
+                    rows.append(
+                        (
+                            LOCALITY_MODEL,
+                            cohort_date,
+                            outcome,
+                            _months_after(cohort_date, step),
+                            float(treated[i, step]),
+                            float(untreated[i, step]),
+                            float(se[i, step]),
+                        )
+                    )
+        return rows
 
     def effects(self) -> pd.DataFrame:
         """``truth/effects.parquet``: one row per intervention, cohort, outcome and month."""
-        frame = pd.DataFrame(
-            self.effect_rows,
-            columns=[
-                "intervention",
-                "cohort",
-                "outcome",
-                "month",
-                "person_months",
-                "expected_treated",
-                "expected_untreated",
-            ],
+        keys = ["intervention", "cohort", "outcome", "month"]
+        path = pd.DataFrame(
+            self.effect_rows, columns=[*keys, "person_months", "path_treated", "path_untreated"]
         )
-        frame = frame.groupby(["intervention", "cohort", "outcome", "month"], as_index=False).sum()
+        path = path.groupby(keys, as_index=False).sum()
+        total = pd.DataFrame(
+            self.total_rows,
+            columns=[*keys, "expected_treated", "expected_untreated", "difference_se"],
+        )
+        frame = total.merge(path, on=keys, how="outer").fillna(
+            {"person_months": 0.0, "path_treated": 0.0, "path_untreated": 0.0}
+        )
         for column in ("cohort", "month"):
             frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ms]")
-        return frame.sort_values(["intervention", "cohort", "outcome", "month"], ignore_index=True)
+        columns = [
+            *keys,
+            "person_months",
+            "expected_treated",
+            "expected_untreated",
+            "difference_se",
+            "path_treated",
+            "path_untreated",
+        ]
+        return frame[columns].sort_values(keys, ignore_index=True)
 
     def list_actions(self, ids: np.ndarray) -> pd.DataFrame:
         """``truth/list_actions.parquet``: one row per person in a run's saved band."""
