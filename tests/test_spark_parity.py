@@ -18,13 +18,15 @@ from ingest_support import OMOP, SYNTHEA, key_file, run
 from features.catalogue import FAMILIES, LIST_CONTEXT
 from features.contract import EventKind as K
 from features.engine import build_features, cohort_context
-from features.engines import Engine
+from features.engines import DuckDBEngine, Engine, EngineSettings, make_engine
 from features.labels import Outcome, build_labels
+from features.settings import SettingsError
 from features.sources.synthetic.borough import generate, write
 from features.sources.synthetic.config import SynthConfig
 from features.tables import ContractTables
 from features.timeline import patient_timeline
 from features.validation import validate_dir
+from riskstrat.cli import main
 
 AS_OF = (date(2024, 3, 1), date(2025, 1, 1))
 OUTCOMES = (Outcome(), Outcome(horizon_days=90, include_death=True))
@@ -75,7 +77,7 @@ def test_a_small_borough_gives_equal_features_labels_and_context(
     assert (features["gp_contacts_730d"] == 0).any() and (features["ltc_count"] == 0).any()
     assert (features["social_care_package_active"] == 1).any()
     assert events["end"].isna().any() and starts.isin(AS_OF).sum() > 10
-    for person in features.index.get_level_values("patient_id")[:3]:
+    for person in features.index.get_level_values("patient_id")[:2]:
         _both(duckdb, spark, lambda s, p=person: patient_timeline(s, p, AS_OF[1], months=24))
     assert duckdb.last_event_date() == spark.last_event_date()
 
@@ -143,11 +145,13 @@ def test_edge_cases_and_an_empty_event_table_agree(spark_engine: Engine) -> None
     labels = build_labels(spark, AS_OF, Outcome())
     assert labels.loc[("on_the_day", AS_OF[1]), "label"] == 1
     assert labels.loc[("left", AS_OF[1]), "status"] == "left_area"
-    assert_same_everything(
+    no_events = (
         ContractTables.from_frames(patients, events.iloc[:0], practices),
         ContractTables.from_frames(patients, events.iloc[:0], practices, spark_engine),
-        AS_OF,
     )
+    empty = _both(*no_events, lambda s: build_features(s, AS_OF))
+    assert len(empty) == 2 * len(patients) and (empty["emergency_admissions_730d"] == 0).all()
+    _both(*no_events, lambda s: build_labels(s, AS_OF, Outcome()))
 
 
 @pytest.mark.slow
@@ -166,3 +170,30 @@ def test_the_public_samples_after_ingest_agree(
     features = assert_same_everything(duckdb, spark, as_of)
     assert len(features) >= 5
     assert features.index.get_level_values("as_of").nunique() == 2
+
+
+def test_the_features_command_on_spark_writes_what_duckdb_computes(
+    borough_2000: Path, spark_engine: Engine, tmp_path: Path
+) -> None:
+    out = tmp_path / "features.parquet"
+    argv = ["features", "--data", str(borough_2000), "--as-of", AS_OF[1].isoformat()]
+    main([*argv, "--out", str(out), "--engine", "spark"])
+    written = pd.read_parquet(out)
+    written["as_of"] = pd.to_datetime(written["as_of"]).dt.date
+    expected = build_features(ContractTables.from_dir(borough_2000), [AS_OF[1]]).reset_index()
+    pd.testing.assert_frame_equal(expected, written, check_exact=False, rtol=0, atol=1e-9)
+
+
+def test_engine_settings_read_from_toml_and_refuse_an_unknown_engine(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('[engine]\nname = "spark"\n[engine.spark]\nshuffle_partitions = 4\n')
+    settings = EngineSettings.from_toml(good)
+    assert (settings.name, settings.spark.options()["spark.sql.shuffle.partitions"]) == (
+        "spark",
+        "4",
+    )
+    assert isinstance(make_engine(EngineSettings()), DuckDBEngine)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[engine]\nname = "postgres"\n')
+    with pytest.raises(SettingsError, match=r"bad.toml: \[engine\] name: "):
+        EngineSettings.from_toml(bad)
