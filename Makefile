@@ -6,7 +6,7 @@ WORK   ?= work
 PATIENTS ?= 50000
 SEED   ?= 42
 
-.PHONY: setup run test lint bench-synth lock clean browser
+.PHONY: setup run test lint bench-synth lock clean browser java
 
 setup: $(VENV)/.installed
 
@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 run: setup
 	BENTOML_DO_NOT_TRACK=True $(BIN)/riskstrat demo --workdir $(WORK) --patients $(PATIENTS) --seed $(SEED)
 
-test: setup browser
+test: setup browser java
 	$(BIN)/ruff check .
 	BENTOML_DO_NOT_TRACK=True $(BIN)/python -m pytest
 
@@ -30,6 +30,13 @@ CHROMIUM ?= /usr/bin/chromium
 browser:
 	@test -x $(CHROMIUM) || { apt-get update && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y --quiet chromium fonts-liberation; }
+
+# The Spark engine and its parity tests need Java 17: Debian's openjdk-17-jre-headless,
+# installed unattended when missing, the same way (needs root).
+JAVA ?= /usr/bin/java
+java:
+	@test -x $(JAVA) || { apt-get update && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --quiet openjdk-17-jre-headless; }
 
 lint: setup
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings
 from servers import IN_PROCESS_TOKENS, InProcessService, write_access
 from starlette.testclient import TestClient
 
+from features.engines import SparkEngine, SparkSettings
 from features.sources.synthetic.borough import TRUTH_DIR, Borough, generate, write
 from features.sources.synthetic.config import SynthConfig
 from features.validation import validate_dir
@@ -119,3 +120,13 @@ def in_process_service(
             yield InProcessService(started.app, folder / "audit.jsonl", environment)
     finally:
         patch.undo()
+
+
+# One local Spark session for the whole run (it takes seconds to start): two cores, no web
+# UI, few shuffle partitions for small test data.
+SPARK_TESTS = SparkSettings(master="local[2]", driver_memory="1g", shuffle_partitions=2)
+
+
+@pytest.fixture(scope="session")
+def spark_engine() -> SparkEngine:
+    return SparkEngine(SPARK_TESTS)

@@ -23,6 +23,7 @@ import pandas as pd
 from features.bands import age_band
 from features.catalogue import FAMILIES, LIST_CONTEXT
 from features.engine import build_features, cohort_context
+from features.engines import Engine
 from features.progress import QUIET, Progress
 from features.tables import ContractTables, fingerprint
 from models.bundle import ModelBundle
@@ -241,14 +242,16 @@ def weekly_run(
     config: WeeklyConfig | None = None,
     rules: Rules | None = None,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> WeeklyResult:
-    """Score, compare, explain and write the week; see the module docstring."""
+    """Score, compare, explain and write the week; see the module docstring. Features are
+    built on ``engine`` (DuckDB by default)."""
     config = config or WeeklyConfig()
     rules = rules or load_rules()
     say = progress or QUIET
     watch = Stopwatch()
     say.advance(WEEKLY_RUN, 0, STEPS, "features")
-    sources = ContractTables.from_dir(data_dir)
+    sources = ContractTables.from_dir(data_dir, engine)
     features = build_features(sources, [as_of], families=(*FAMILIES, LIST_CONTEXT), progress=say)
     if features.empty:
         raise ValueError(f"{data_dir}: nobody is registered and alive on {as_of}")
