@@ -17,17 +17,18 @@ from pathlib import Path
 
 import duckdb
 
-from features.engine import build_features, feature_sql
+from features.engine import build_features, feature_expression
 from features.record import RECORD_FILE, write_record
-from features.tables import ContractTables
+from features.tables import ContractTables, unbound
 
 
 def measure(data_dir: Path, as_of_dates: list[date]) -> dict:
     """Build features once in this process; return the figures."""
     sources = ContractTables.from_dir(data_dir)
-    events = sources.connection.execute("SELECT count(*) FROM events").fetchall()[0][0]
+    counted = unbound("events")
+    events = sources.run(counted.aggregate(n=counted.count()))["n"].iloc[0]
     began = time.perf_counter()
-    feature_sql()
+    sources.engine.compile(sources.backend, feature_expression())
     compiled = time.perf_counter()
     frame = build_features(sources, as_of_dates)
     seconds = time.perf_counter() - began

@@ -163,7 +163,7 @@ class YearsSinceFirst(Definition):
 
     def aggregate(self, window: ir.Table) -> ir.Value:
         earliest = window.days_before.max(where=self.matches(window))
-        return (earliest / 365.25).cast("float64")
+        return earliest.cast("float64") / 365.25
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

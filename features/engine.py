@@ -4,9 +4,11 @@ The cohort at an as-of date is everyone registered and alive on that day. Every 
 events with ``features.window.cut`` once, aggregates all its definitions in one pass, and is
 left-joined to the cohort; people without events get each column's declared default.
 
-The definitions are one Ibis expression over unbound tables, compiled to SQL once per feature
-set and run by ``ContractTables`` (an embedded DuckDB by default). ``feature_sql(dialect=...)``
-prints the same computation for another engine.
+The definitions are one Ibis expression over unbound tables, compiled once per feature set
+and engine and run by ``ContractTables`` on its engine (an embedded DuckDB by default, or
+Spark). ``feature_sql(dialect=...)`` prints the same computation for another engine. The
+pandas steps after the query (integer codes, float64, the sort) see the same Arrow types
+from either engine, so both give the same frame.
 """
 
 from __future__ import annotations
@@ -87,16 +89,18 @@ def cohort() -> ir.Table:
     return members.left_join(unbound("practices"), "practice_id").drop("practice_id_right")
 
 
+@cache
 def feature_expression(
-    families: Sequence[Family] = FAMILIES, derived: Sequence[Derived] = DERIVED
+    families: tuple[Family, ...] = FAMILIES, derived: tuple[Derived, ...] = DERIVED
 ) -> ir.Table:
-    """The whole feature computation as one Ibis expression over unbound tables."""
+    """The whole feature computation as one Ibis expression over unbound tables (built once
+    per feature set: expressions are immutable)."""
     as_of = unbound(AS_OF_TABLE)
     members = cohort()
     result = members.select(
         "patient_id",
         "as_of",
-        age=members.as_of.delta(members.birth_month, unit="day") / 365.25,
+        age=members.as_of.delta(members.birth_month, unit="day").cast("float64") / 365.25,
         sex=members.sex,
         deprivation_decile=members.deprivation_decile.cast("float64"),
         ethnicity_group=members.ethnicity_group,
@@ -148,7 +152,7 @@ def build_features(
     dates = sorted(set(as_of_dates))
     say.advance("features", 0, 1, f"{len(dates)} as-of date(s)")
     specs = feature_specs(families, derived)
-    frame = sources.run(feature_sql(tuple(families), tuple(derived)), dates)
+    frame = sources.run(feature_expression(tuple(families), tuple(derived)), dates)
     frame["as_of"] = frame["as_of"].dt.date
     for spec in specs:
         if spec.categorical:
@@ -162,18 +166,14 @@ def build_features(
 
 
 @cache
-def _context_sql() -> str:
-    members = cohort()
-    return ibis.to_sql(
-        members.select(
-            *KEY, "practice_id", "practice_name", "gp_cluster", "locality", "birth_month", "sex"
-        ),
-        dialect="duckdb",
+def _context_expression() -> ir.Table:
+    return cohort().select(
+        *KEY, "practice_id", "practice_name", "gp_cluster", "locality", "birth_month", "sex"
     )
 
 
 def cohort_context(sources: ContractTables, as_of_dates: Iterable[date]) -> pd.DataFrame:
     """Practice, GP cluster and locality of everyone in the cohort (not model inputs)."""
-    frame = sources.run(_context_sql(), as_of_dates)
+    frame = sources.run(_context_expression(), as_of_dates)
     frame["as_of"] = frame["as_of"].dt.date
     return frame.sort_values(["as_of", "patient_id"]).set_index(KEY)

@@ -17,6 +17,7 @@ from datetime import date
 from functools import cache
 
 import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 from pydantic import Field
@@ -43,7 +44,7 @@ class Outcome:
 
 
 @cache
-def _first_admission_sql(horizon_days: int) -> str:
+def _first_admission(horizon_days: int) -> ir.Table:
     """Cohort with registration end, death and the first admission in the horizon."""
     as_of = unbound(AS_OF_TABLE)
     members = cohort().select(*KEY, "registration_end", "death_date")
@@ -57,14 +58,14 @@ def _first_admission_sql(horizon_days: int) -> str:
         .drop("patient_id_right", "as_of_right")
         .mutate(horizon_end=lambda t: t.as_of + ibis.interval(days=horizon_days - 1))
     )
-    return ibis.to_sql(frame, dialect="duckdb")
+    return frame
 
 
 def build_labels(
     sources: ContractTables, as_of_dates: Iterable[date], outcome: Outcome
 ) -> pd.DataFrame:
     """``label`` (1.0, 0.0, or NaN when censored) and ``status`` per (patient, as-of date)."""
-    frame = sources.run(_first_admission_sql(outcome.horizon_days), as_of_dates)
+    frame = sources.run(_first_admission(outcome.horizon_days), as_of_dates)
     for column in ("as_of", "registration_end", "death_date", "first_event", "horizon_end"):
         frame[column] = pd.to_datetime(frame[column])
     event = frame["first_event"].notna()

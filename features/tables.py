@@ -1,10 +1,10 @@
-"""Where the contract tables live for one computation: an embedded DuckDB connection.
+"""Where the contract tables live for one computation: a backend of one engine (DuckDB or
+Spark, ``features.engines``).
 
-Feature and label expressions are written against *unbound* Ibis tables named like the
-contract tables (``patients``, ``events``, ``practices``) plus ``as_of_dates``; they are
-compiled to SQL once and run on any connection that has relations of those names. Here that
-is DuckDB over Parquet files or in-memory frames; elsewhere it can be a warehouse holding
-tables of the same names.
+Feature, label, cohort and timeline expressions are written against *unbound* Ibis tables
+named like the contract tables (``patients``, ``events``, ``practices``) plus
+``as_of_dates``; the engine compiles each to its SQL once and runs it on a backend holding
+tables of those names, over Parquet files or in-memory frames.
 
 A folder is read only after ``check_folder`` accepts it: the three tables present, in the
 contract's schema, and exactly the files its ``tables.json`` record names (rows and
@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
@@ -28,7 +28,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract import EVENTS, PATIENTS, PRACTICES, TABLES, Table
+from features.engines import DuckDBEngine, Engine
 from features.record import RECORD_FILE, FolderError, TableFile, read_record, sha256
+
+if TYPE_CHECKING:
+    from ibis.backends import BaseBackend
 
 AS_OF_TABLE = "as_of_dates"
 
@@ -122,34 +126,46 @@ def _checked(data_dir: Path, signature: Signature) -> dict[str, TableFile]:
 
 
 class ContractTables:
-    """A DuckDB connection holding the three contract tables under their contract names."""
+    """The three contract tables under their contract names, on one engine's backend.
+
+    ``run`` executes an Ibis expression written over ``unbound`` tables; the engine compiles
+    it once per process. Close it (or use it in a ``with`` block) when done.
+    """
 
     def __init__(
         self,
-        connection: duckdb.DuckDBPyConnection,
+        engine: Engine,
+        backend: BaseBackend,
         data_dir: Path | None = None,
         signature: Signature = (),
     ) -> None:
-        self.connection = connection
+        self.engine = engine
+        self.backend = backend
         self._data_dir = data_dir
         self._signature = signature
 
     @classmethod
-    def from_dir(cls, data_dir: Path) -> ContractTables:
-        """Views over the Parquet files in ``data_dir`` once ``check_folder`` accepts it
-        (nothing is loaded until a query)."""
+    def from_dir(cls, data_dir: Path, engine: Engine | None = None) -> ContractTables:
+        """The Parquet files in ``data_dir`` once ``check_folder`` accepts it, on ``engine``
+        (DuckDB by default); nothing is loaded until a query."""
         signature = check_folder(data_dir)
-        connection = duckdb.connect()
+        engine = engine or DuckDBEngine()
+        backend = engine.connect()
         for table in TABLES:
-            connection.read_parquet(str(data_dir / table.file_name)).create_view(table.name)
-        return cls(connection, data_dir, signature)
+            engine.attach_parquet(backend, table.name, str(data_dir.resolve() / table.file_name))
+        return cls(engine, backend, data_dir, signature)
 
     @classmethod
     def from_frames(
-        cls, patients: pd.DataFrame, events: pd.DataFrame, practices: pd.DataFrame
+        cls,
+        patients: pd.DataFrame,
+        events: pd.DataFrame,
+        practices: pd.DataFrame,
+        engine: Engine | None = None,
     ) -> ContractTables:
         """In-memory frames (a request's history, a test's five rows) cast to the contract."""
-        connection = duckdb.connect()
+        engine = engine or DuckDBEngine()
+        backend = engine.connect()
         for table, frame in ((PATIENTS, patients), (EVENTS, events), (PRACTICES, practices)):
             arrow = (
                 pa.Table.from_pandas(
@@ -158,22 +174,54 @@ class ContractTables:
                 if len(frame)
                 else table.schema.empty_table()
             )
-            connection.register(table.name, arrow)
-        return cls(connection)
+            engine.attach_arrow(backend, table.name, arrow)
+        return cls(engine, backend)
 
-    def run(self, sql: str, as_of_dates: Iterable[date]) -> pd.DataFrame:
-        """Run compiled SQL with ``as_of_dates`` bound to the as-of table."""
-        dates = sorted(set(as_of_dates))
-        if not dates:
-            raise ValueError("at least one as-of date is needed")
+    def run(
+        self,
+        expression: ir.Table,
+        as_of_dates: Iterable[date] | None = None,
+        *,
+        keep: bool = True,
+    ) -> pd.DataFrame:
+        """Run an expression over the contract tables (and, when it reads them, the as-of
+        table bound to ``as_of_dates``); dates come back as ``datetime64``. ``keep=False``
+        for one-off expressions whose compiled SQL is not worth keeping."""
+        sql = self.engine.compile(self.backend, expression, keep=keep)
         self._unchanged()
-        self.connection.register(AS_OF_TABLE, pa.table({"as_of": pa.array(dates, pa.date32())}))
-        try:
-            frame = self.connection.sql(sql).arrow().read_all().to_pandas(date_as_object=False)
-        finally:
-            self.connection.unregister(AS_OF_TABLE)
+        if as_of_dates is None:
+            frame = self._frame(sql)
+        else:
+            dates = sorted(set(as_of_dates))
+            if not dates:
+                raise ValueError("at least one as-of date is needed")
+            as_of = pa.table({"as_of": pa.array(dates, pa.date32())})
+            self.engine.attach_arrow(self.backend, AS_OF_TABLE, as_of)
+            try:
+                frame = self._frame(sql)
+            finally:
+                self.engine.detach(self.backend, AS_OF_TABLE)
         self._unchanged()
         return frame
+
+    def last_event_date(self) -> date | None:
+        """The latest event start in the tables (None when there are no events)."""
+        events = unbound("events")
+        last = self.run(events.aggregate(last=events.start.max()))["last"].iloc[0]
+        return None if pd.isna(last) else pd.Timestamp(last).date()
+
+    def _frame(self, sql: str) -> pd.DataFrame:
+        return self.engine.to_arrow(self.backend, sql).to_pandas(date_as_object=False)
+
+    def close(self) -> None:
+        """Release the backend (the shared Spark session stays up for the next tables)."""
+        self.engine.close(self.backend)
+
+    def __enter__(self) -> ContractTables:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def _unchanged(self) -> None:
         """Refuse to go on if the folder's files were replaced since they were checked (a

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import ibis.expr.types as ir
 import pandas as pd
 
 from features.contract import EventKind
-from features.tables import ContractTables
+from features.tables import ContractTables, unbound
 
 KIND_LABELS: dict[str, str] = {
     EventKind.GP_CONTACT: "GP contact",
@@ -47,6 +48,18 @@ def _detail(row: pd.Series, as_of: date) -> str:
     return code
 
 
+def _history(patient_id: str, as_of: date, since: date) -> ir.Table:
+    """The person's events from ``since`` to the day before ``as_of``, oldest first (ties
+    in a fixed order, so every engine lists them alike)."""
+    events = unbound("events")
+    chosen = events.filter(
+        (events.patient_id == patient_id) & (events.start < as_of) & (events.start >= since)
+    )
+    return chosen.select("kind", "start", "end", "code", "value").order_by(
+        ["start", "kind", "end", "code", "value"]
+    )
+
+
 def patient_timeline(
     sources: ContractTables, patient_id: str, as_of: date, months: int = 12
 ) -> pd.DataFrame:
@@ -55,17 +68,13 @@ def patient_timeline(
     Columns: ``date``, ``kind``, ``event`` (readable kind) and ``detail`` (code, stay,
     hours). Raises ``KeyError`` naming the patient when they are not in the data.
     """
-    (known,) = sources.connection.execute(
-        "SELECT count(*) FROM patients WHERE patient_id = ?", [patient_id]
-    ).fetchall()
-    if known[0] == 0:
+    patients = unbound("patients")
+    person = patients.filter(patients.patient_id == patient_id).select("patient_id")
+    known = sources.run(person, keep=False)
+    if known.empty:
         raise KeyError(f"patient {patient_id!r} is not in the patients table")
     since = as_of - timedelta(days=round(months * 365.25 / 12))
-    events = sources.connection.execute(
-        'SELECT kind, start, "end", code, value FROM events '
-        "WHERE patient_id = ? AND start < ? AND start >= ? ORDER BY start, kind",
-        [patient_id, as_of, since],
-    ).df()
+    events = sources.run(_history(patient_id, as_of, since), keep=False)
     for column in ("start", "end"):
         events[column] = pd.to_datetime(events[column])
     return pd.DataFrame(

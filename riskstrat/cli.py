@@ -24,6 +24,7 @@ BENTOML_HOME_ENV = "BENTOML_HOME"
 DATE = "YYYY-MM-DD"
 
 if TYPE_CHECKING:
+    from features.engines import Engine
     from serving.weekly.run import WeeklyResult
     from training.pipeline import TrainResult
 
@@ -90,6 +91,28 @@ ContractData = Annotated[
     Path,
     _option("DIR", "folder of validated contract tables (Parquet)"),
 ]
+
+
+EngineChoice = Annotated[
+    Literal["duckdb", "spark"] | None,
+    typer.Option(
+        "--engine",
+        envvar="RISKSTRAT_ENGINE",
+        help="engine that builds features and labels (default: the [engine] table's name in "
+        "--config, else duckdb; Spark settings in [engine.spark])",
+        show_default=False,
+    ),
+]
+
+
+def _engine(name: str | None, config: Path | None) -> Engine:
+    """The engine ``--engine`` names, with the ``[engine]`` settings of ``config``."""
+    from dataclasses import replace
+
+    from features.engines import EngineSettings, make_engine
+
+    settings = EngineSettings.from_toml(config) if config else EngineSettings()
+    return make_engine(replace(settings, name=name) if name else settings)
 
 
 def _as_of(help_text: str, *, show_default: bool = True) -> typer.models.OptionInfo:
@@ -278,6 +301,11 @@ def cmd_features(
             "FILE", "Parquet file to write (the feature metadata goes beside it as .features.json)"
         ),
     ],
+    engine: EngineChoice = None,
+    config: Annotated[
+        Path | None,
+        _option("FILE", "TOML file with an [engine] table"),
+    ] = None,
 ) -> None:
     """Compute every feature for everyone registered and alive on each as-of date."""
     import json
@@ -287,7 +315,8 @@ def cmd_features(
 
     began = time.perf_counter()
     with reporting() as progress:
-        frame = build_features(ContractTables.from_dir(data), as_of, progress=progress)
+        sources = ContractTables.from_dir(data, _engine(engine, config))
+        frame = build_features(sources, as_of, progress=progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.reset_index().to_parquet(out, index=False)
     specs = out.with_suffix(".features.json")
@@ -388,12 +417,13 @@ def cmd_train(
     workdir: Workdir = Path("work"),
     config: Annotated[
         Path | None,
-        _option("FILE", "TOML file with a [train] table"),
+        _option("FILE", "TOML file with a [train] table (and an optional [engine] table)"),
     ] = None,
     truth: Annotated[
         Path | None,
         _option("FILE", "synthetic ground truth, to report the oracle"),
     ] = None,
+    engine: EngineChoice = None,
 ) -> None:
     """Train on contract tables or your own feature table, test out of time, write the report
     and register the model as challenger."""
@@ -417,7 +447,9 @@ def cmd_train(
                 features, label, settings, group=group, time=time_column, **common
             )
         else:
-            result = train_from_contract(data, settings, truth_path=truth, **common)
+            result = train_from_contract(
+                data, settings, truth_path=truth, engine=_engine(engine, config), **common
+            )
     _print_training(result)
     say(f"registered admission-risk version {result.run.model_version} as challenger")
     say(f"report and model card: {result.report_dir}")
@@ -510,7 +542,9 @@ def cmd_weekly(
     workdir: Workdir = Path("work"),
     config: Annotated[
         Path | None,
-        _option("FILE", "TOML file with a [weekly] table of settings"),
+        _option(
+            "FILE", "TOML file with a [weekly] table of settings (and an optional [engine] table)"
+        ),
     ] = None,
     rules: Annotated[
         Path | None,
@@ -519,6 +553,7 @@ def cmd_weekly(
     check_rules: Annotated[
         bool, typer.Option("--check-rules", help="only check the rules file, then stop")
     ] = False,
+    engine: EngineChoice = None,
 ) -> None:
     """The main job for locality teams: score everyone with the champion, compare with last
     week, explain, suggest pathways and write each locality's and cluster's lists.
@@ -539,7 +574,9 @@ def cmd_weekly(
     settings = WeeklyConfig.from_toml(config) if config else WeeklyConfig()
     model = load_champion(tracking_uri(workdir))
     with reporting() as progress:
-        result = weekly_run(data, as_of, model, out, settings, loaded, progress)
+        result = weekly_run(
+            data, as_of, model, out, settings, loaded, progress, _engine(engine, config)
+        )
     _say_week(result)
 
 

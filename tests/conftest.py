@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from features.engines import SparkEngine, SparkSettings
 from features.sources.synthetic.borough import TRUTH_DIR, Borough, generate, write
 from features.sources.synthetic.config import SynthConfig
 from features.validation import validate_dir
@@ -90,3 +91,13 @@ def champion(trained: TrainResult, validated: Path, tracking_uri: str) -> Regist
     decision = promote(validated, tracking_uri, resamples=20)
     assert decision.promoted and decision.champion_version is None
     return load_registered(tracking_uri)
+
+
+# One local Spark session for the whole run (it takes seconds to start): two cores, no web
+# UI, few shuffle partitions for small test data.
+SPARK_TESTS = SparkSettings(master="local[2]", driver_memory="1g", shuffle_partitions=2)
+
+
+@pytest.fixture(scope="session")
+def spark_engine() -> SparkEngine:
+    return SparkEngine(SPARK_TESTS)

@@ -139,7 +139,7 @@ class Exercise:
 
 
 def _read_tables(folder: Path) -> None:
-    ContractTables.from_dir(folder).connection.close()
+    ContractTables.from_dir(folder).close()
     assert len(fingerprint(folder)) == 64
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -12,6 +9,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
+from features.engines import Engine, SparkEngine, spark_session
 from features.progress import QUIET, Progress
 from models.bundle import ModelBundle
 from models.registry import RegisteredBundle
@@ -24,18 +22,8 @@ LAST_WEEK, WEEK = date(2026, 10, 19), date(2026, 10, 26)
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
-    os.environ["PYSPARK_PYTHON"] = sys.executable  # the workers need this environment's packages
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("riskstrat-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
+def spark(spark_engine: SparkEngine) -> SparkSession:
+    return spark_session(spark_engine.settings)
 
 
 def _on_spark(spark: SparkSession) -> WeekInputs:
@@ -92,3 +80,11 @@ def test_features_without_a_model_column_are_refused(
     frame = spark.createDataFrame(pd.DataFrame({"patient_id": ["a"], "age": [70.0]}))
     with pytest.raises(ValueError, match=r"Spark features lack column.*sex"):
         SparkScorer(frame, bundle, WeeklyConfig())
+
+
+def test_the_spark_engine_writes_the_same_week_as_duckdb(
+    validated: Path, champion: RegisteredBundle, spark_engine: Engine, tmp_path: Path
+) -> None:
+    duckdb = weekly_run(validated, WEEK, champion, tmp_path / "duckdb")
+    on_spark = weekly_run(validated, WEEK, champion, tmp_path / "spark", engine=spark_engine)
+    assert _files(duckdb.folder) == _files(on_spark.folder)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from features.engine import build_features, cohort_context, feature_specs
+from features.engines import Engine
 from features.labels import build_labels
 from features.progress import QUIET, Progress
 from features.tables import ContractTables, fingerprint
@@ -48,12 +49,12 @@ def _rows(features: pd.DataFrame, labels: pd.DataFrame, as_of: tuple[date, ...])
 
 def later_as_of(sources: ContractTables, test_as_of: date, horizon_days: int) -> tuple[date, ...]:
     """Quarterly as-of dates after the test date whose whole horizon the data covers."""
-    (last,) = sources.connection.execute("SELECT max(start) FROM events").fetchall()[0]
+    last = sources.last_event_date()
     dates = []
     for months in (3, 6, 9, 12, 15, 18):
         index = test_as_of.year * 12 + test_as_of.month - 1 + months
         as_of = date(index // 12, index % 12 + 1, test_as_of.day)
-        if as_of + timedelta(days=horizon_days) <= last:
+        if last is not None and as_of + timedelta(days=horizon_days) <= last:
             dates.append(as_of)
     return tuple(dates)
 
@@ -67,10 +68,12 @@ def train_from_contract(
     report_dir: Path,
     truth_path: Path | None = None,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> TrainResult:
-    """The whole training run on validated contract tables in ``data_dir``."""
+    """The whole training run on validated contract tables in ``data_dir``; features and
+    labels are built on ``engine`` (DuckDB by default)."""
     say = progress or QUIET
-    sources = ContractTables.from_dir(data_dir)
+    sources = ContractTables.from_dir(data_dir, engine)
     later = later_as_of(sources, config.test_as_of, config.outcome.horizon_days)
     dates = (*config.train_as_of, config.test_as_of, *later)
     say(f"building features and labels for {len(dates)} as-of dates")

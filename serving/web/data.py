@@ -77,5 +77,5 @@ def timeline(patient_id: str, as_of: date) -> pd.DataFrame | None:
     except KeyError:
         return None
     finally:
-        sources.connection.close()
+        sources.close()
     return events.iloc[::-1].reset_index(drop=True)

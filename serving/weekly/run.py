@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import pandas as pd
 from features.bands import age_band
 from features.catalogue import FAMILIES, LIST_CONTEXT
 from features.engine import build_features, cohort_context
+from features.engines import Engine
 from features.progress import QUIET, Progress
 from features.tables import ContractTables, fingerprint
 from models.bundle import ModelBundle
@@ -213,13 +215,27 @@ WeekInputs = Callable[
 
 
 def local_inputs(
-    data_dir: Path, as_of: date, bundle: ModelBundle, config: WeeklyConfig, say: Progress
+    data_dir: Path,
+    as_of: date,
+    bundle: ModelBundle,
+    config: WeeklyConfig,
+    say: Progress,
+    engine: Engine | None = None,
 ) -> tuple[pd.DataFrame, Scorer]:
-    """Features built in this process (DuckDB) and scored in pandas: the default."""
-    sources = ContractTables.from_dir(data_dir)
+    """Features built on ``engine`` (DuckDB by default), collected and scored in pandas."""
+    sources = ContractTables.from_dir(data_dir, engine)
     features = build_features(sources, [as_of], families=(*FAMILIES, LIST_CONTEXT), progress=say)
     context = cohort_context(sources, [as_of]).droplevel("as_of")
     return context, LocalScorer(features.droplevel("as_of"), bundle, config)
+
+
+def inputs_for(engine: Engine | None) -> WeekInputs:
+    """Spark's features are scored on its executors; any other engine's in this process."""
+    if engine is not None and engine.name == "spark":
+        from serving.weekly.spark_scoring import spark_inputs
+
+        return partial(spark_inputs, engine=engine)
+    return partial(local_inputs, engine=engine)
 
 
 def weekly_run(
@@ -230,16 +246,18 @@ def weekly_run(
     config: WeeklyConfig | None = None,
     rules: Rules | None = None,
     progress: Progress | None = None,
-    inputs: WeekInputs = local_inputs,
+    engine: Engine | None = None,
+    inputs: WeekInputs | None = None,
 ) -> WeeklyResult:
-    """Score, compare, explain and write the week; see the module docstring. ``inputs`` says
-    where features are built and scored (``spark_scoring.spark_inputs`` for Spark)."""
+    """Score, compare, explain and write the week; see the module docstring. Features are
+    built on ``engine`` (DuckDB by default) and scored where they are (``inputs_for``)."""
     config = config or WeeklyConfig()
     rules = rules or load_rules()
     say = progress or QUIET
     watch = Stopwatch()
     say.advance(WEEKLY_RUN, 0, STEPS, "features")
-    context, scorer = inputs(data_dir, as_of, model.bundle, config, say)
+    week_inputs = inputs or inputs_for(engine)
+    context, scorer = week_inputs(data_dir, as_of, model.bundle, config, say)
     if context.empty:
         raise ValueError(f"{data_dir}: nobody is registered and alive on {as_of}")
     watch.lap("features")

@@ -17,11 +17,22 @@ computed once.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import pyarrow as pa
 
+from features.catalogue import DERIVED, FAMILIES, LIST_CONTEXT
+from features.engine import cohort_context, feature_expression, feature_specs
+from features.engines import Engine
+from features.progress import Progress
+from features.spec import FeatureSpec
+from features.tables import AS_OF_TABLE, ContractTables
 from models.bundle import ModelBundle
 from serving.weekly.config import WeeklyConfig
 from serving.weekly.flags import COLUMNS as FLAG_COLUMNS
@@ -36,6 +47,7 @@ from serving.weekly.scoring import (
 )
 
 if TYPE_CHECKING:
+    from pyspark.sql import Column
     from pyspark.sql import DataFrame as SparkFrame
     from pyspark.sql.types import StructType
 
@@ -67,6 +79,9 @@ class SparkScorer:
         missing = [c for c in (KEY, *bundle.feature_names) if c not in features.columns]
         if missing:
             raise ValueError(f"Spark features lack column(s): {', '.join(missing)}")
+        context = features.sparkSession.sparkContext
+        if "PYSPARK_PYTHON" not in os.environ and context.master.startswith("local"):
+            context.pythonExec = sys.executable  # local workers score with this environment
         self.features = features.persist(StorageLevel.MEMORY_AND_DISK)
         self.bundle, self.config = bundle, config
 
@@ -120,3 +135,37 @@ class SparkScorer:
         found = _collect(chosen.mapInPandas(explain, _schema(fields)), fields)
         self.features.unpersist()
         return in_order(found, explained)
+
+
+def _model_ready(spec: FeatureSpec) -> Column:
+    """A feature column as ``features.engine.build_features`` gives it: a categorical as its
+    code in the spec's vocabulary (-1 outside it), anything else as a double."""
+    from pyspark.sql import functions as fn
+
+    if not spec.categorical:
+        return fn.col(spec.name).cast("double").alias(spec.name)
+    codes = fn.create_map(*(fn.lit(x) for i, v in enumerate(spec.vocabulary) for x in (v, i)))
+    return fn.coalesce(codes[fn.col(spec.name)], fn.lit(-1)).cast("bigint").alias(spec.name)
+
+
+def spark_inputs(
+    data_dir: Path,
+    as_of: date,
+    bundle: ModelBundle,
+    config: WeeklyConfig,
+    say: Progress,
+    engine: Engine,
+) -> tuple[pd.DataFrame, SparkScorer]:
+    """The week on Spark: the cohort context collected (a handful of columns a person), the
+    features left on the executors for ``SparkScorer``."""
+    sources = ContractTables.from_dir(data_dir, engine)
+    families = (*FAMILIES, LIST_CONTEXT)
+    context = cohort_context(sources, [as_of]).droplevel("as_of")
+    sql = engine.compile(sources.backend, feature_expression(families, DERIVED))
+    dates = pa.table({"as_of": pa.array([as_of], pa.date32())})
+    engine.attach_arrow(sources.backend, AS_OF_TABLE, dates)
+    session = sources.backend._session  # Ibis's PySpark backend: the tables' session
+    specs = feature_specs(families, DERIVED)
+    features = session.sql(sql).select(KEY, *(_model_ready(s) for s in specs))
+    say(f"features of {len(context):,} people stay on Spark for scoring")
+    return context, SparkScorer(features, bundle, config)
