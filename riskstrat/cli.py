@@ -360,7 +360,8 @@ def cmd_bench_features(
         typer.Option(help="with --scale: engines to measure (repeat; default duckdb and spark)"),
     ] = None,
     memory_limit: Annotated[
-        str, typer.Option(metavar="SIZE", help="with --scale: each engine's memory, e.g. 8GB or 512MB")
+        str,
+        typer.Option(metavar="SIZE", help="with --scale: each engine's memory, e.g. 8GB or 512MB"),
     ] = "6GB",
 ) -> None:
     """Time the feature engine on a borough and on a region of copies; figures to JSON.
