@@ -347,11 +347,37 @@ def cmd_bench_features(
     region_copies: Annotated[
         int, typer.Option(metavar="N", help="copies of the borough that make up the region")
     ] = 4,
+    scale: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N,N,...",
+            help="instead: the scale benchmark at these sizes in borough copies "
+            "(1,4,19: 265,000, 1.06 and 5.03 million people); figures to OUT/scale.json",
+        ),
+    ] = None,
+    engine: Annotated[
+        list[str] | None,
+        typer.Option(help="with --scale: engines to measure (repeat; default duckdb and spark)"),
+    ] = None,
+    memory_limit: Annotated[
+        str,
+        typer.Option(metavar="SIZE", help="with --scale: each engine's memory, e.g. 8GB or 512MB"),
+    ] = "6GB",
 ) -> None:
-    """Time the feature engine on a borough and on a region of copies; figures to JSON."""
+    """Time the feature engine on a borough and on a region of copies; figures to JSON.
+    With --scale, each engine at each size with bounded memory (spilling under OUT)."""
     import json
 
     from features.benchmark import make_region, measure_in_child
+
+    if scale is not None:
+        from features.scale import Limits, run_scale
+
+        sizes = tuple(int(n) for n in scale.split(","))
+        engines = tuple(engine or ("duckdb", "spark"))
+        run_scale(data, out, sizes, engines, as_of, Limits(memory_limit, out / "spill"), say)  # type: ignore[arg-type]
+        say(f"figures in {out / 'scale.json'}")
+        return
 
     four = [_months_before(as_of, 3 * q) for q in range(4)]
     out.mkdir(parents=True, exist_ok=True)

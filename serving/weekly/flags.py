@@ -67,6 +67,9 @@ FLAGS: dict[str, FlagRule] = {
 }
 
 
+COLUMNS = (*(f"flag_{name}" for name in FLAGS), "flags")  # what ``flag_columns`` makes
+
+
 def flag_columns(features: pd.DataFrame, config: WeeklyConfig) -> pd.DataFrame:
     """One boolean ``flag_<name>`` column per flag, and ``flags``: their labels joined."""
     frame = pd.DataFrame(

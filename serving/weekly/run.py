@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +33,12 @@ from models.registry import RegisteredBundle
 from models.tiers import LISTED_TIERS, NOT_LISTED, top_mask
 from serving.weekly.config import WeeklyConfig
 from serving.weekly.drift import drift_check
-from serving.weekly.flags import flag_columns
+from serving.weekly.flags import COLUMNS as FLAG_COLUMNS
 from serving.weekly.outputs import readable, scope_stems, write_csv, write_workbook
 from serving.weekly.pathways import Rules, load_rules
 from serving.weekly.referrals import COLUMNS as REFERRAL_COLUMNS
 from serving.weekly.report import report_html
+from serving.weekly.scoring import RISK, LocalScorer, Scorer, reason_columns
 from serving.weekly.store import (
     BOROUGH_REPORT,
     LEFT_FILE,
@@ -80,79 +83,50 @@ class WeeklyResult:
         return self.manifest["counts"]["scored"]
 
 
-def _explain(
-    bundle: ModelBundle, features: pd.DataFrame, chosen: np.ndarray, kept: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Reasons for the ``chosen`` rows: the top three that raise risk as columns, and up to
-    ``kept`` per person either way as a long table (one TreeSHAP pass for both)."""
-    subset = features[chosen]
-    reasons = bundle.explain(subset, kept, signed=True)
-    columns = {f"reason_{k}": [""] * len(subset) for k in (1, 2, 3)}
-    concepts: list[list[str]] = []
-    long = []
-    for row, (person, why) in enumerate(zip(subset.index, reasons, strict=True)):
-        raising = [r for r in why if r.contribution > 0][:3]
-        for k, reason in enumerate(raising, start=1):
-            columns[f"reason_{k}"][row] = reason.sentence
-        concepts.append([r.concept for r in raising])
-        long.extend(
-            (person, position, r.concept, r.feature, r.value, r.contribution, r.sentence)
-            for position, r in enumerate(why, start=1)
-        )
-    wide = pd.DataFrame(columns, index=subset.index, dtype="str").assign(
-        reason_concepts=pd.Series(concepts, index=subset.index, dtype=object)
-    )
-    table = pd.DataFrame(
-        long,
-        columns=[
-            "patient_id",
-            "position",
-            "concept",
-            "feature",
-            "value",
-            "contribution",
-            "sentence",
-        ],
-    ).astype({"position": "int64", "value": "float64", "contribution": "float64"})
-    return wide, table
-
-
 def build_people(
-    features: pd.DataFrame,
+    scorer: Scorer,
     context: pd.DataFrame,
     bundle: ModelBundle,
     previous: pd.DataFrame,
-    as_of: date,
     config: WeeklyConfig,
     rules: Rules,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Everyone scored, one row each, ranked; and the long table of reasons."""
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Everyone scored, one row each, ranked; the long table of reasons; and each person's
+    ``person_rows`` (in ``context`` order), which the drift check reads."""
     about = bundle.described
-    risk = bundle.predict(features)
-    previous_risk = previous["risk"].reindex(features.index).to_numpy(dtype="float64")
+    rows = scorer.rows()
+    if len(rows) != len(context) or not rows.index.isin(context.index).all():
+        raise ValueError(
+            f"scoring returned {len(rows):,} people for a cohort of {len(context):,}: "
+            "the features and the cohort disagree"
+        )
+    rows = rows.reindex(context.index)
+    risk = rows[RISK].to_numpy(dtype="float64")
+    previous_risk = previous["risk"].reindex(rows.index).to_numpy(dtype="float64")
     change = risk - previous_risk
     people = context.drop(columns="birth_month").assign(
-        age=np.floor(features["age"]).astype("int64"),
-        age_band=age_band(features["age"]),
+        age=np.floor(rows["age"]).astype("int64"),
+        age_band=age_band(rows["age"]),
         risk=risk,
         percentile=about.percentile(risk),
         previous_risk=previous_risk,
         change=change,
-        tier=pd.Series(about.tiers.assign(risk, change), index=features.index, dtype="str"),
+        tier=pd.Series(about.tiers.assign(risk, change), index=rows.index, dtype="str"),
     )
     people["week_status"] = week_status(people["tier"], previous)
     listed = (people["tier"] != NOT_LISTED).to_numpy()
     top = top_mask(risk, round(config.explain_share * len(people)))
-    wide, reasons = _explain(bundle, features, listed | top, config.reasons_kept)
-    people = people.join(wide)
+    explained = rows.index[listed | top]
+    reasons = scorer.reasons(explained)
+    people = people.join(reason_columns(reasons, explained))
     for k in (1, 2, 3):
         people[f"reason_{k}"] = people[f"reason_{k}"].fillna("").astype("str")
     context_columns = [c for c in REFERRAL_COLUMNS if c not in people.columns]
-    people = people.join(features[context_columns]).join(flag_columns(features, config))
+    people = people.join(rows[[*context_columns, *FLAG_COLUMNS]])
     people = people.join(rules.apply(people))
     people = people.sort_values("risk", ascending=False, kind="stable")
     people.insert(0, "rank", np.arange(1, len(people) + 1, dtype="int64"))
-    return people, reasons
+    return people, reasons, rows
 
 
 def _top_reasons(listed: pd.DataFrame, count: int = 10) -> list[tuple[str, float]]:
@@ -234,6 +208,36 @@ def _write_scope(
     (staging / f"{name}.html").write_text(_report(title, listed, left, manifest, table))
 
 
+WeekInputs = Callable[
+    [Path, date, ModelBundle, WeeklyConfig, Progress], tuple[pd.DataFrame, Scorer]
+]
+"""Builds a week's cohort context (pandas, indexed by patient) and the scorer of its people."""
+
+
+def local_inputs(
+    data_dir: Path,
+    as_of: date,
+    bundle: ModelBundle,
+    config: WeeklyConfig,
+    say: Progress,
+    engine: Engine | None = None,
+) -> tuple[pd.DataFrame, Scorer]:
+    """Features built on ``engine`` (DuckDB by default), collected and scored in pandas."""
+    sources = ContractTables.from_dir(data_dir, engine)
+    features = build_features(sources, [as_of], families=(*FAMILIES, LIST_CONTEXT), progress=say)
+    context = cohort_context(sources, [as_of]).droplevel("as_of")
+    return context, LocalScorer(features.droplevel("as_of"), bundle, config)
+
+
+def inputs_for(engine: Engine | None) -> WeekInputs:
+    """Spark's features are scored on its executors; any other engine's in this process."""
+    if engine is not None and engine.name == "spark":
+        from serving.weekly.spark_scoring import spark_inputs
+
+        return partial(spark_inputs, engine=engine)
+    return partial(local_inputs, engine=engine)
+
+
 def weekly_run(
     data_dir: Path,
     as_of: date,
@@ -243,29 +247,28 @@ def weekly_run(
     rules: Rules | None = None,
     progress: Progress | None = None,
     engine: Engine | None = None,
+    inputs: WeekInputs | None = None,
 ) -> WeeklyResult:
     """Score, compare, explain and write the week; see the module docstring. Features are
-    built on ``engine`` (DuckDB by default)."""
+    built on ``engine`` (DuckDB by default) and scored where they are (``inputs_for``)."""
     config = config or WeeklyConfig()
     rules = rules or load_rules()
     say = progress or QUIET
     watch = Stopwatch()
     say.advance(WEEKLY_RUN, 0, STEPS, "features")
-    sources = ContractTables.from_dir(data_dir, engine)
-    features = build_features(sources, [as_of], families=(*FAMILIES, LIST_CONTEXT), progress=say)
-    if features.empty:
+    week_inputs = inputs or inputs_for(engine)
+    context, scorer = week_inputs(data_dir, as_of, model.bundle, config, say)
+    if context.empty:
         raise ValueError(f"{data_dir}: nobody is registered and alive on {as_of}")
-    features = features.droplevel("as_of")
-    context = cohort_context(sources, [as_of]).droplevel("as_of")
     watch.lap("features")
-    say(f"features for {len(features):,} people")
+    say(f"features for {len(context):,} people")
     say.advance(WEEKLY_RUN, 1, STEPS, "scoring and explanations")
     store = WeekStore(out_dir)
     previous_week, previous = store.previous(as_of, PREVIOUS_COLUMNS)
-    people, reasons = build_people(features, context, model.bundle, previous, as_of, config, rules)
+    people, reasons, rows = build_people(scorer, context, model.bundle, previous, config, rules)
     left = left_the_list(people, previous)
     about = model.bundle.described
-    drift = drift_check(about.drift_reference, features, people["risk"].reindex(features.index))
+    drift = drift_check(about.drift_reference, rows, people["risk"].reindex(rows.index))
     watch.lap("scoring and explanations")
     listed = people[people["tier"] != NOT_LISTED]
     say(f"{len(listed):,} people listed, {len(reasons):,} reasons kept, drift: {drift['verdict']}")
