@@ -67,9 +67,3 @@ def potentially_avoidable(codes: pd.Series, systems: pd.Series) -> np.ndarray:
     """The same test over columns of codes and their code systems (only ICD-10 counts)."""
     bare = codes.fillna("").astype(str).str.strip().str.upper().str.replace(".", "")
     return ((systems.fillna("") == ICD10) & bare.str.match(_PATTERN)).to_numpy(dtype=bool)
-
-
-def sql_condition(column: str = "code") -> str:
-    """The same test as a SQL predicate over a column of ICD-10 codes (DuckDB/Spark SQL)."""
-    bare = f"upper(replace(trim({column}), '.', ''))"
-    return "(" + " OR ".join(f"starts_with({bare}, '{p}')" for p in PREFIXES) + ")"

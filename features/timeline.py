@@ -30,6 +30,9 @@ KIND_LABELS: dict[str, str] = {
     EventKind.CARE_COORDINATION_CALL: "Call to the care coordination centre",
     EventKind.SOCIAL_PRESCRIBING_REFERRAL: "Social prescribing referral",
     EventKind.SOCIAL_CIRCUMSTANCE: "Social circumstance recorded",
+    EventKind.CASE_MANAGEMENT: "Integrated case management",
+    EventKind.REABLEMENT_PLAN: "Reablement plan",
+    EventKind.RISK_LIST_SCORE: "Scored on a risk list",
 }
 STAYS = {EventKind.EMERGENCY_ADMISSION, EventKind.ELECTIVE_ADMISSION}
 

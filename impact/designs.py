@@ -18,7 +18,7 @@ import pandas as pd
 from impact.cohort import Cohort
 from impact.did import staggered_did
 from impact.matching import SMD_TARGET, matched_comparison
-from impact.outcomes import Months, PersonMonths, count
+from impact.outcomes import Months, PersonMonths, count, months_end
 from impact.panels import add_months, did_panel, list_run, matched_groups, matched_people, rd_frame
 from impact.plan import OUTCOMES, Plan
 from impact.power import minimum_detectable_effect
@@ -46,6 +46,33 @@ MATCH_FEATURES = (
     "lives_alone_coded",
 )
 """Prognostic baseline features matched on when the plan names none."""
+
+
+MATCHED_TITLE = "Matched comparison (Improvement Analytics Unit style)"
+RD_TITLE = "Regression discontinuity at the list's cut-off"
+
+
+def _too_short(needed: date, data_end: date) -> str:
+    return (
+        f"follow-up too short: the plan follows people to {needed}, the data stop before {data_end}"
+    )
+
+
+def _unanswerable(
+    design: str, title: str, plan: Plan, first: date, end: date, reason: str
+) -> DesignResult:
+    """A design the data cannot answer: the reason, and no estimate at all."""
+    return DesignResult(
+        design=design,
+        title=title,
+        method="not run",
+        population=f"{plan.population.describe()} on {plan.population.baseline}",
+        first_month=first,
+        end_month=end,
+        verdict=reason,
+        outcomes=[],
+        seconds=0.0,
+    )
 
 
 def _rows(frame: pd.DataFrame) -> list[dict]:
@@ -158,6 +185,15 @@ def run_matched(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResul
     design = plan.matched
     began = time.perf_counter()
     groups = matched_groups(cohort, design, plan.start_dates)
+    if groups.follow_up_end > counts.months.end:
+        return _unanswerable(
+            "matched",
+            MATCHED_TITLE,
+            plan,
+            groups.go_live,
+            groups.follow_up_end,
+            _too_short(groups.follow_up_end, counts.months.end),
+        )
     features = list(design.features or MATCH_FEATURES)
     people = matched_people(counts, cohort, groups, plan.outcomes.all, features)
     estimate = matched_comparison(
@@ -223,7 +259,7 @@ def run_matched(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResul
     c = estimate.counts
     return DesignResult(
         design="matched",
-        title="Matched comparison (Improvement Analytics Unit style)",
+        title=MATCHED_TITLE,
         method=(
             f"{c.matched:,} of {c.treated:,} treated people matched ({c.dropped_by_caliper:,} "
             f"outside the caliper) to {c.controls_used:,} of {c.comparison:,} people in "
@@ -254,6 +290,9 @@ def run_rd(plan: Plan, data_dir: Path, last_day: date) -> DesignResult:
     design = plan.rd
     began = time.perf_counter()
     end = add_months(design.run, design.follow_up_months)
+    data_end = months_end(last_day)
+    if end > data_end:
+        return _unanswerable("rd", RD_TITLE, plan, design.run, end, _too_short(end, data_end))
     scored = list_run(data_dir, design)
     counts = count(data_dir, pd.Index(scored["person"]), Months(design.run, end), last_day)
     frame = rd_frame(scored, counts, design)
@@ -332,7 +371,7 @@ def run_rd(plan: Plan, data_dir: Path, last_day: date) -> DesignResult:
     )
     return DesignResult(
         design="rd",
-        title="Regression discontinuity at the list's cut-off",
+        title=RD_TITLE,
         method=(
             "local linear regression each side of the cut-off, triangular kernel, MSE-optimal "
             "bandwidth, robust bias-corrected intervals (rdrobust); fuzzy: the cut-off raises "

@@ -22,7 +22,7 @@ there and no longer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,12 @@ _KINDS = (
     EventKind.SOCIAL_CARE_PACKAGE,
 )
 _DAY = np.timedelta64(1, "D")
+
+
+def months_end(last_day: date) -> date:
+    """The first day after the last whole calendar month of data ending on ``last_day``."""
+    after = last_day + timedelta(days=1)
+    return date(after.year, after.month, 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ at once, so a reader never sees half an evaluation.
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +22,7 @@ from features.progress import QUIET, Progress
 from features.tables import ContractTables
 from impact import designs
 from impact.cohort import baseline_cohort
-from impact.outcomes import Months, count
+from impact.outcomes import Months, count, months_end
 from impact.panels import add_months
 from impact.plan import LoadedPlan, Plan, check_against, load_plan
 from impact.report import write_report
@@ -96,7 +96,7 @@ def _month(day: date) -> date:
 def _panel_end(plan: Plan, last_day: date) -> date:
     """The first month after the panel: the plan's [did] end, else after the last whole
     month of data."""
-    whole = _month(last_day + timedelta(days=1))
+    whole = months_end(last_day)
     if plan.did and plan.did.end:
         return min(_month(plan.did.end), whole)
     return whole

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from features.catalogue import DAYS_SINCE_CAP, LIST_CONTEXT
 from features.engine import build_features, feature_specs, feature_sql
 from features.tables import ContractTables
-from features.timeline import patient_timeline
+from features.contract import EventKind
+from features.timeline import KIND_LABELS, patient_timeline
 
 AS_OF = date(2024, 1, 1)
 
@@ -318,3 +319,7 @@ def test_community_mental_health_and_coordination_contacts() -> None:
     assert (a["mental_health_contacts_365d"], a["mental_health_crisis_contacts_365d"]) == (2, 1)
     assert (a["care_coordination_calls_365d"], a["community_contacts_90d"]) == (0, 1)
     assert b["social_prescribing_referrals_365d"] == 1
+
+
+def test_every_event_kind_has_a_readable_name_in_the_timeline() -> None:
+    assert set(KIND_LABELS) == set(EventKind)

@@ -102,3 +102,17 @@ def test_the_list_plan_runs_and_the_command_prints_the_sentences(
     (design,) = results.designs
     assert design.design == "rd"
     assert design.outcomes[0].summary in printed
+
+
+def test_a_follow_up_longer_than_the_data_is_a_verdict_not_a_number(
+    small_borough_dir: Path, tmp_path: Path
+) -> None:
+    text = LOCALITY_MODEL.read_text()
+    text = text[: text.index("[did]")] + text[text.index("[matched]") :]
+    text = text.replace('"South 1" = 2025-01-01', '"South 1" = 2026-07-01')
+    text = text.replace('treated_units = ["Central Pilot"]', 'treated_units = ["South 1"]')
+    plan = tmp_path / "plan.toml"
+    plan.write_text(text)
+    (design,) = evaluate(small_borough_dir, plan, tmp_path / "out").designs
+    assert design.verdict.startswith("follow-up too short: the plan follows people to 2027-07-01")
+    assert design.outcomes == []
