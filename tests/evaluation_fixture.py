@@ -4,7 +4,7 @@ with its balance table, and a regression discontinuity whose data cannot answer.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from impact.report import write_report
@@ -69,6 +69,8 @@ def _did() -> DesignResult:
         title="Staggered difference-in-differences",
         method="Callaway and Sant'Anna group-time effects; wild cluster bootstrap by cluster.",
         population="Eligible people at baseline in the seven GP clusters.",
+        first_month=date(2021, 7, 1),
+        end_month=date(2026, 11, 1),
         verdict="answered",
         checks=[
             Check(name="pre-trend", passed=True, value=0.42, detail="joint test of leads"),
@@ -90,6 +92,8 @@ def _matched() -> DesignResult:
         title="Matched comparison",
         method="Nearest-neighbour matching on prognostic features; Poisson rate ratios.",
         population="Case-managed people matched to people in not-yet-treated clusters.",
+        first_month=date(2023, 7, 1),
+        end_month=date(2024, 7, 1),
         verdict="answered",
         checks=[
             Check(name="balance", passed=False, value=0.13, detail="largest |SMD| after matching"),
@@ -124,6 +128,8 @@ def _rd() -> DesignResult:
         title="Regression discontinuity at the list's cut-off",
         method="Local linear regression with a data-driven bandwidth (rdrobust).",
         population="People scored at a list run near the cut-off.",
+        first_month=date(2024, 1, 1),
+        end_month=date(2024, 4, 1),
         verdict=UNANSWERED,
         checks=[Check(name="density", passed=True, value=0.55, detail="rddensity p-value")],
         tables={
