@@ -105,7 +105,8 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     for (design, outcome), group in rows.groupby(["design", "outcome"], sort=False):
         true, null = group[group["effects"] == "true"], group[group["effects"] == "null"]
         mean_truth = true["truth"].mean()
-        bias = (true["estimate"] - true["truth"]).mean()
+        error = true["estimate"] - true["truth"]
+        bias = error.mean()
         reference = mean_truth - (1.0 if design == "matched" else 0.0)
         out.append(
             {
@@ -115,6 +116,7 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
                 "mean_truth": mean_truth,
                 "mean_estimate": true["estimate"].mean(),
                 "bias": bias,
+                "bias_se": error.std(ddof=1) / np.sqrt(len(error)) if len(error) > 1 else np.nan,
                 "relative_bias": abs(bias / reference) if reference else np.nan,
                 "answered_share": (true["verdict"] == ANSWERED).mean(),
                 "coverage": true["covered"].mean(),
