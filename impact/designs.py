@@ -9,6 +9,7 @@ report plots, and a sentence a board paper can quote, or the reason the data can
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from impact.power import minimum_detectable_effect
 from impact.rd import rd_bins, regression_discontinuity
 from impact.results import ANSWERED, Check, DesignResult, Interval, OutcomeResult
 from impact.summary import cannot_answer, change_sentence
+from models.bundle import ModelBundle
 
 MATCH_FEATURES = (
     "age",
@@ -180,8 +182,14 @@ def run_did(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResult:
     )
 
 
-def run_matched(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResult:
-    """The IAU-style matched comparison of the first units to go live."""
+RISK_SCORE = "risk_score"
+
+
+def run_matched(
+    plan: Plan, cohort: Cohort, counts: PersonMonths, model: ModelBundle | None = None
+) -> DesignResult:
+    """The IAU-style matched comparison of the first units to go live; with a ``model``, its
+    risk score at the baseline is one of the prognostic features matched on."""
     design = plan.matched
     began = time.perf_counter()
     groups = matched_groups(cohort, design, plan.start_dates)
@@ -195,6 +203,11 @@ def run_matched(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResul
             _too_short(groups.follow_up_end, counts.months.end),
         )
     features = list(design.features or MATCH_FEATURES)
+    if model is not None:
+        cohort = replace(
+            cohort, features=cohort.features.assign(**{RISK_SCORE: model.predict(cohort.features)})
+        )
+        features.append(RISK_SCORE)
     people = matched_people(counts, cohort, groups, plan.outcomes.all, features)
     estimate = matched_comparison(
         people,
@@ -264,7 +277,9 @@ def run_matched(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResul
             f"{c.matched:,} of {c.treated:,} treated people matched ({c.dropped_by_caliper:,} "
             f"outside the caliper) to {c.controls_used:,} of {c.comparison:,} people in "
             f"{c.control_units} clusters not yet live, {estimate.k} per person on propensity and "
-            f"prognostic scores; rate ratios from a Poisson model with the matching weights, "
+            f"prognostic scores"
+            f"{' (the model risk score among the features)' if model else ''}; rate ratios "
+            "from a Poisson model with the matching weights, "
             f"the baseline year's rate and standard errors clustered on the matched sets; "
             f"follow-up {groups.go_live} to {groups.follow_up_end}"
         ),

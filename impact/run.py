@@ -27,6 +27,7 @@ from impact.panels import add_months
 from impact.plan import LoadedPlan, Plan, check_against, load_plan
 from impact.report import write_report
 from impact.results import RESULTS_FILE, DesignResult, EvaluationResults, PlanRecord
+from models.bundle import ModelBundle
 
 
 def data_span(data_dir: Path) -> tuple[date, date]:
@@ -42,9 +43,14 @@ def _units(data_dir: Path, column: str) -> list[str]:
 
 
 def evaluate(
-    data_dir: Path, plan_path: Path, out: Path, progress: Progress | None = None
+    data_dir: Path,
+    plan_path: Path,
+    out: Path,
+    progress: Progress | None = None,
+    model: ModelBundle | None = None,
 ) -> EvaluationResults:
-    """Run every design the plan names; write the evaluation folder ``out``."""
+    """Run every design the plan names; write the evaluation folder ``out``. With a
+    ``model`` (the deployed one), the matched comparison also matches on its risk score."""
     say = progress or QUIET
     began = time.perf_counter()
     loaded = load_plan(plan_path)
@@ -70,7 +76,7 @@ def evaluate(
         if plan.did:
             results.append(designs.run_did(plan, cohort, counts))
         if plan.matched:
-            results.append(designs.run_matched(plan, cohort, counts))
+            results.append(designs.run_matched(plan, cohort, counts, model))
     if plan.rd:
         results.append(designs.run_rd(plan, data_dir, last_day))
     say.advance("evaluation", 2, 3, "report")

@@ -1056,6 +1056,7 @@ def cmd_demo(
                     PLANS / plan,
                     work / "evaluations" / Path(plan).stem,
                     progress=progress,
+                    model=model.bundle,
                 )
             )
     say(f"done in {time.perf_counter() - began:.0f} s")
@@ -1088,14 +1089,24 @@ def cmd_evaluate(
     out: Annotated[
         Path, _option("DIR", "folder for results.json, report.html and plots/ (replaced whole)")
     ],
+    champion: Annotated[
+        bool,
+        typer.Option(
+            "--champion",
+            help="also match on the champion model's risk score (from the MLflow registry)",
+        ),
+    ] = False,
+    workdir: Workdir = Path("work"),
 ) -> None:
     """Evaluate the care an intervention brought, by a plan written before looking at
     outcomes: staggered difference-in-differences, a matched comparison and a regression
     discontinuity at the list's cut-off, as the plan names them."""
     from impact.run import evaluate
+    from models.store import load_champion
 
+    model = load_champion(tracking_uri(workdir)).bundle if champion else None
     with reporting() as progress:
-        results = evaluate(data, plan, out, progress=progress)
+        results = evaluate(data, plan, out, progress=progress, model=model)
     say(f"plan {results.plan.file} (SHA-256 {results.plan.sha256[:12]}), {results.seconds} s")
     for design in results.designs:
         say(f"{design.title}: {design.verdict}")

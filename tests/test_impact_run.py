@@ -116,3 +116,18 @@ def test_a_follow_up_longer_than_the_data_is_a_verdict_not_a_number(
     (design,) = evaluate(small_borough_dir, plan, tmp_path / "out").designs
     assert design.verdict.startswith("follow-up too short: the plan follows people to 2027-07-01")
     assert design.outcomes == []
+
+
+def test_with_the_deployed_model_its_risk_score_is_matched_on(
+    small_borough_dir: Path, trained, tmp_path: Path
+) -> None:
+    text = LOCALITY_MODEL.read_text()
+    plan = tmp_path / "plan.toml"
+    plan.write_text(text[: text.index("[did]")] + text[text.index("[matched]") :])
+    (design,) = evaluate(small_borough_dir, plan, tmp_path / "out", model=trained.bundle).designs
+    balance = {row["feature"]: row for row in design.tables["balance"]}
+    assert "risk_score" in balance
+    assert abs(balance["risk_score"]["smd_after"]) < abs(balance["risk_score"]["smd_before"]) or (
+        abs(balance["risk_score"]["smd_after"]) < 0.1
+    )
+    assert "risk score" in design.method
