@@ -65,5 +65,7 @@ def is_potentially_avoidable(code: str | None) -> bool:
 
 def potentially_avoidable(codes: pd.Series, systems: pd.Series) -> np.ndarray:
     """The same test over columns of codes and their code systems (only ICD-10 counts)."""
-    bare = codes.fillna("").astype(str).str.strip().str.upper().str.replace(".", "")
-    return ((systems.fillna("") == ICD10) & bare.str.match(_PATTERN)).to_numpy(dtype=bool)
+    icd10 = (systems.fillna("") == ICD10).to_numpy(dtype=bool)
+    return icd10 & codes.map(is_potentially_avoidable, na_action="ignore").fillna(False).to_numpy(
+        dtype=bool
+    )

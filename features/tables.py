@@ -206,9 +206,15 @@ class ContractTables:
 
     def last_event_date(self) -> date | None:
         """The latest event start in the tables (None when there are no events)."""
+        return self.event_span()[1]
+
+    def event_span(self) -> tuple[date | None, date | None]:
+        """The earliest and latest event starts (None when there are no events)."""
         events = unbound("events")
-        last = self.run(events.aggregate(last=events.start.max()))["last"].iloc[0]
-        return None if pd.isna(last) else pd.Timestamp(last).date()
+        span = self.run(events.aggregate(first=events.start.min(), last=events.start.max()))
+        return tuple(  # type: ignore[return-value]
+            None if pd.isna(day) else pd.Timestamp(day).date() for day in span.iloc[0]
+        )
 
     def _frame(self, sql: str) -> pd.DataFrame:
         return self.engine.to_arrow(self.backend, sql).to_pandas(date_as_object=False)

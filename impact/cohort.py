@@ -26,7 +26,6 @@ class Cohort:
     features: pd.DataFrame
     unit: pd.Series
     go_live: pd.Series  # the unit's go-live date, NaT if never in the plan
-    registered: int  # everyone registered on the baseline date
 
     @property
     def people(self) -> pd.Index:
@@ -47,7 +46,6 @@ def baseline_cohort(tables: ContractTables, plan: Plan) -> Cohort:
         features=features[keep],
         unit=unit[keep],
         go_live=go_live,
-        registered=len(features),
     )
 
 

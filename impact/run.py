@@ -12,11 +12,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from features.atomic import check_replaceable, replacing
-from features.contract import EVENTS, PRACTICES
+from features.contract import PRACTICES
 from features.engine import feature_specs
 from features.progress import QUIET, Progress
 from features.tables import ContractTables
@@ -28,13 +27,6 @@ from impact.plan import LoadedPlan, Plan, check_against, load_plan
 from impact.report import write_report
 from impact.results import RESULTS_FILE, DesignResult, EvaluationResults, PlanRecord
 from models.bundle import ModelBundle
-
-
-def data_span(data_dir: Path) -> tuple[date, date]:
-    """First and last event dates of the extract."""
-    starts = ds.dataset(data_dir / EVENTS.file_name).to_table(columns=["start"]).column("start")
-    span = pc.min_max(starts)
-    return span["min"].as_py(), span["max"].as_py()
 
 
 def _units(data_dir: Path, column: str) -> list[str]:
@@ -56,7 +48,9 @@ def evaluate(
     loaded = load_plan(plan_path)
     check_replaceable(out, RESULTS_FILE, inputs=[data_dir])
     tables = ContractTables.from_dir(data_dir)
-    first_day, last_day = data_span(data_dir)
+    first_day, last_day = tables.event_span()
+    if last_day is None:
+        raise ValueError(f"{data_dir}: the events table is empty: there is nothing to evaluate")
     check_against(
         loaded,
         pd.Series(_units(data_dir, loaded.plan.units.column)),
