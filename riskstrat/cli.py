@@ -1172,7 +1172,7 @@ def cmd_bench_retrain(
     after year, on a synthetic borough whose untreated risk is known."""
     import tempfile
 
-    from training.intervention import STRATEGIES
+    from training.config import STRATEGIES
     from training.retrain_benchmark import RESULTS_FILE, RetrainBench, bench_retrain
 
     bench = RetrainBench(

@@ -46,16 +46,16 @@ from features.sources.synthetic.borough import TRUTH_DIR, generate, write
 from features.sources.synthetic.config import (
     Interventions,
     ListActions,
-    ListDecision,
     LocalityModel,
     SynthConfig,
 )
+from features.sources.synthetic.interventions import ListDecision
 from features.tables import ContractTables
 from models.bundle import ModelBundle
-from training.config import TrainConfig
 from training.evaluate import calibration_slope, truth_auroc, truth_calibration_slope
 from training.fit import fit_bundle
-from training.intervention import STRATEGIES, InterventionSettings, training_snapshots, unaffected
+from training.config import STRATEGIES, InterventionSettings, TrainConfig
+from training.intervention import training_snapshots, unaffected
 from training.promote import gate
 
 FROZEN = "frozen"
@@ -183,10 +183,17 @@ def _fit(
     horizon = config.outcome.horizon_days
     labelled = (*config.train_as_of, config.test_as_of)
     features = build_features(sources, (*labelled, now))
-    labels = build_labels(sources, labelled, config.outcome, first_event=True)
+    labels = build_labels(sources, labelled, config.outcome, with_date=True)
     exposed = exposure(sources, labelled, horizon, rule)
     snapshots, _ = training_snapshots(
-        config.intervention, features, labels, exposed, config.train_as_of, horizon, rule
+        config.intervention,
+        features,
+        labels,
+        exposed,
+        as_of_dates=config.train_as_of,
+        horizon_days=horizon,
+        rule=rule,
+        specs=feature_specs(),
     )
     bundle, _ = fit_bundle(snapshots, feature_specs(), config)
     test_rows = features.index.get_level_values("as_of") == config.test_as_of
