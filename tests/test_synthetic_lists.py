@@ -127,6 +127,7 @@ def test_no_decisions_means_no_list_runs(blank: Borough) -> None:
     assert not (events["kind"] == "risk_list_score").any()
     assert not (events["code"] == "risk_list").any()
     assert blank.list_actions.empty
+    assert blank.summary["list_decisions"] == []
 
 
 def test_the_decision_drives_listing_exactly(
@@ -147,6 +148,7 @@ def test_the_decision_drives_listing_exactly(
     expected = decided.sort_values("patient_id", ignore_index=True)
     assert expected.equals(got[columns].sort_values("patient_id", ignore_index=True))
 
+    assert one.summary["list_decisions"] == [D1.isoformat()]
     write(one, tmp_path)
     saved = pd.read_parquet(tmp_path / TRUTH_DIR / f"{LIST_ACTIONS}.parquet")
     assert (saved["run"] == pd.Timestamp(D1)).all()

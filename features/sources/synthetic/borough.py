@@ -358,6 +358,9 @@ def generate(
     adm_person = np.concatenate([a[0] for a in admissions])
     adm_day = np.concatenate([a[1] for a in admissions])
     summary = _summary(config, patients, events, truth, adm_person, adm_day, register.end)
+    summary["list_decisions"] = (
+        None if decisions is None else sorted(day.isoformat() for day in decisions)
+    )
     summary["seconds"] = round(time.perf_counter() - began, 1)
     if not truth.empty:
         truth.insert(0, "patient_id", ids[truth.pop("person").to_numpy()])

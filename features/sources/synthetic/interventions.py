@@ -727,8 +727,8 @@ class Programme:
         """Hazard ratios over the next ``months`` months for ``person``, as known on the
         first day of ``month``: the roll-out schedule for the caseload (decided at the
         baseline) and list actions already running; actions of later runs are not known.
-        With the list on, ``untreated_admission`` leaves out the list's actions (the locality
-        model's stay: the list does not trigger it)."""
+        With the list on, ``untreated_admission`` is the same without the list's actions (the
+        locality model's ratios kept: the list does not trigger it)."""
         if not (self.model.enabled or self.lists.enabled):
             return None
         steps = month + np.arange(months)[:, None]

@@ -68,14 +68,17 @@ def _path_probabilities(
     rng: np.random.Generator,
     ratios: HazardRatios | None,
     batch: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """P(admission), P(admission or death) and P(admission) without the list's actions (None
-    unless ``ratios`` says what that is) along one sampled drift path per row; the rows are
-    ``batch`` copies of the people ``ratios`` has columns for."""
+    untreated: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P(admission) and P(admission or death) along one sampled drift path per row, and
+    P(admission) without the list's actions for the people ``untreated`` indexes (those
+    whose ratios differ without them); the rows are ``batch`` copies of the people
+    ``ratios`` has columns for."""
     n = len(state.age)
     survival, p_admission = np.ones(n), np.zeros(n)
-    untreated = ratios is not None and ratios.untreated_admission is not None
-    survival_untreated, p_untreated = (np.ones(n), np.zeros(n)) if untreated else (None, None)
+    people_n = n // batch
+    rows = (np.arange(batch)[:, None] * people_n + untreated[None, :]).ravel()
+    survival_untreated, p_untreated = np.ones(len(rows)), np.zeros(len(rows))
     no_admissions = np.zeros(n)
     for step, (calendar_month, fraction) in enumerate(months):
         base = np.exp(admission_log_hazard(state, people, calendar_month))
@@ -84,9 +87,9 @@ def _path_probabilities(
         total = admission + death
         p_admission += survival * admission / total * -np.expm1(-total * fraction)
         survival *= np.exp(-total * fraction)
-        if untreated:
-            admission = base * np.tile(ratios.untreated_admission[step], batch)
-            total = admission + death
+        if len(rows):
+            admission = base[rows] * np.tile(ratios.untreated_admission[step, untreated], batch)
+            total = admission + death[rows]
             p_untreated += survival_untreated * admission / total * -np.expm1(-total * fraction)
             survival_untreated *= np.exp(-total * fraction)
         if step + 1 < len(months):
@@ -107,28 +110,35 @@ def exact_risk(
     ratios: HazardRatios | None = None,
 ) -> Truth:
     """Average over ``paths`` drift paths of the closed-form admission probability, with
-    the hazard ratios of the interventions known on the as-of date, if any. Without
-    ``ratios.untreated_admission`` the untreated probability is ``p_admission`` (no list)."""
+    the hazard ratios of the interventions known on the as-of date, if any. The untreated
+    probability is summed only for people whose ratios differ without the list's actions
+    (the same arithmetic gives the same number for the others); without
+    ``ratios.untreated_admission`` it is ``p_admission`` (no list)."""
     n = len(state.age)
     months = month_fractions(as_of, horizon_days)
-    untreated = ratios is not None and ratios.untreated_admission is not None
+    untreated = (
+        np.flatnonzero((ratios.untreated_admission != ratios.admission).any(axis=0))
+        if ratios is not None and ratios.untreated_admission is not None
+        else np.zeros(0, np.int64)
+    )
     draws = np.empty((paths, n))
-    untreated_draws = np.empty((paths, n)) if untreated else draws
+    untreated_draws = np.empty((paths, len(untreated)))
     either = np.zeros(n)
     for first in range(0, paths, paths_per_batch):
         batch = min(paths_per_batch, paths - first)
         index = np.tile(np.arange(n), batch)
         p_adm, p_any, p_untreated = _path_probabilities(
-            take(state, index), people.take(index), constants, months, rng, ratios, batch
+            take(state, index), people.take(index), constants, months, rng, ratios, batch, untreated
         )
         draws[first : first + batch] = p_adm.reshape(batch, n)
         either += p_any.reshape(batch, n).sum(axis=0)
-        if untreated:
-            untreated_draws[first : first + batch] = p_untreated.reshape(batch, n)
+        untreated_draws[first : first + batch] = p_untreated.reshape(batch, len(untreated))
     p_admission = draws.mean(axis=0)
+    p_admission_untreated = p_admission.copy()
+    p_admission_untreated[untreated] = untreated_draws.mean(axis=0)
     return Truth(
         p_admission=p_admission,
         p_admission_or_death=either / paths,
         p_admission_se=draws.std(axis=0, ddof=1) / np.sqrt(paths),
-        p_admission_untreated=untreated_draws.mean(axis=0) if untreated else p_admission.copy(),
+        p_admission_untreated=p_admission_untreated,
     )
