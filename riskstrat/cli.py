@@ -129,6 +129,7 @@ def _as_of(help_text: str, *, show_default: bool = True) -> typer.models.OptionI
     epilog=_examples(
         "riskstrat synth --patients 5000 --seed 1 --out work/borough",
         "riskstrat synth --out work/borough --truth-as-of 2024-01-01 --truth-as-of 2025-01-01",
+        "riskstrat synth --patients 5000 --out work/borough-untreated --interventions off",
     ),
 )
 def cmd_synth(
@@ -144,16 +145,32 @@ def cmd_synth(
         list[date],
         _as_of("a date (first of a month) to write everyone's exact risk for; repeat for more"),
     ] = [date(2024, 1, 1), date(2025, 1, 1)],  # noqa: B006 (typer copies defaults)
+    interventions: Annotated[
+        Literal["on", "off", "null"],
+        typer.Option(
+            help="the services with known effects: on, off (none), or null (every event, no effect)"
+        ),
+    ] = "on",
     verbose: Annotated[
         bool, typer.Option("--verbose", help="also print progress month by month")
     ] = False,
 ) -> None:
     """Generate a synthetic borough: contract tables, plus the ground truth no model sees."""
     from features.sources.synthetic.borough import generate, write
-    from features.sources.synthetic.config import SynthConfig
+    from features.sources.synthetic.config import Interventions, SynthConfig
 
+    services = {
+        "on": Interventions(),
+        "off": Interventions.off(),
+        "null": Interventions().null_effects(),
+    }[interventions]
     config = SynthConfig(
-        patients=patients, seed=seed, start=start, end=end, truth_as_of=tuple(truth_as_of)
+        patients=patients,
+        seed=seed,
+        start=start,
+        end=end,
+        truth_as_of=tuple(truth_as_of),
+        interventions=services,
     )
     with reporting(steps=verbose) as progress:
         borough = generate(config, progress=progress)

@@ -56,14 +56,14 @@ def _intervention_rows(events: pd.DataFrame) -> pd.Series:
 
 def _before(borough: Borough, day: pd.Timestamp) -> pd.DataFrame:
     """Events before ``day`` of people registered before it, as an extract taken on ``day``
-    would show them (episodes running then have no end yet), without their pseudonyms."""
+    would show them (episodes running then have no end yet), pseudonyms included."""
     events = _events(borough)
     patients = borough.patients.to_pandas(date_as_object=False)
     early = patients.loc[patients["registration_start"] < day, "patient_id"]
     rows = events[(events["start"] < day) & events["patient_id"].isin(early)].copy()
     running = (rows["end"] >= day) & (rows["kind"] != "prescription")
     rows.loc[running, "end"] = pd.NaT
-    rows = rows.drop(columns="patient_id").astype(str)
+    rows = rows.astype(str)
     return rows.sort_values(list(rows.columns), ignore_index=True)
 
 
@@ -115,8 +115,8 @@ def test_switched_off_the_borough_is_as_it_was_before_interventions(
 ) -> None:
     events = _events(off)
     assert not _intervention_rows(events).any()
-    # Before the baseline nothing differs for anyone registered by then: the interventions
-    # draw from their own streams (pseudonyms, drawn last, do differ).
+    # Before the baseline nothing differs for anyone registered by then, pseudonyms
+    # included: the interventions and the pseudonyms draw from their own streams.
     baseline = pd.Timestamp(BASE.interventions.locality_model.baseline)
     assert _before(on, baseline).equals(_before(off, baseline))
     assert on.effects.size > 0 and off.effects.empty and off.list_actions.empty

@@ -1,7 +1,20 @@
 """Generate a synthetic borough: contract tables, plus the ground truth that no model sees.
 
 One random stream drives the borough; each ground-truth date has its own stream derived from
-the seed and the date, so asking for more truth dates never changes the data.
+the seed and the date, so asking for more truth dates never changes the data. The pseudonyms
+have their own stream too: they depend only on the seed and the number of people, never on
+what happens in the simulation.
+
+The risk list is the generator's noisy oracle unless the caller passes ``decisions`` (a
+``ListDecision`` per run date): the month loop then runs exactly those lists, and as nothing
+before a month looks ahead, the borough up to a run date does not depend on the decisions of
+that date or later (a deterministic prefix: decide a list, generate, decide the next).
+
+``truth/truth.parquet`` has, per person alive and registered and truth date: ``p_admission``
+(the probability of an emergency admission within the horizon, with the hazard ratios known
+on that date, the list's actions of that date's run included), ``p_admission_or_death``,
+``p_admission_se`` and ``p_admission_untreated`` (the same on the same drift paths, without
+any list-triggered action; the locality model kept).
 """
 
 from __future__ import annotations
@@ -9,7 +22,7 @@ from __future__ import annotations
 import calendar
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -39,7 +52,7 @@ from features.sources.synthetic.dynamics import (
     take,
 )
 from features.sources.synthetic.eventlog import NO_DAY, EventLog
-from features.sources.synthetic.interventions import Programme
+from features.sources.synthetic.interventions import ListDecision, Programme
 from features.sources.synthetic.population import (
     ETHNICITY_SHARES,
     People,
@@ -74,13 +87,14 @@ class Streams:
     draw of the main stream (the borough stays the same)."""
 
     diagnoses: np.random.Generator
+    pseudonyms: np.random.Generator
 
     @classmethod
     def for_seed(cls, seed: int) -> Streams:
         def stream(constant: int) -> np.random.Generator:
             return np.random.default_rng(np.random.SeedSequence([seed, constant]))
 
-        return cls(diagnoses=stream(0xD1A6))
+        return cls(diagnoses=stream(0xD1A6), pseudonyms=stream(0x1D5))
 
 
 def _day(d: date) -> int:
@@ -238,8 +252,16 @@ def _draw_admissions(
     return death_time, who[before_death], u[before_death], rate
 
 
-def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
-    """Simulate the borough month by month; see the module docstring for the streams."""
+def generate(
+    config: SynthConfig,
+    progress: Progress | None = None,
+    decisions: Mapping[date, ListDecision] | None = None,
+) -> Borough:
+    """Simulate the borough month by month; see the module docstring for the streams.
+
+    ``decisions`` (even empty) replaces the oracle's risk lists: lists run on exactly its
+    dates (each the first of a simulated month), each scoring the decided people, who must
+    be registered and alive then; it needs the list actions enabled."""
     say = progress or QUIET
     began = time.perf_counter()
     rng = np.random.default_rng(np.random.SeedSequence(config.seed))
@@ -253,7 +275,8 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
 
     register = _Register.at_start(people, start_day, rng)
     streams = Streams.for_seed(config.seed)
-    programme = Programme(config, people, practices["gp_cluster"].to_numpy())
+    ids = _pseudonyms(streams.pseudonyms, n)
+    programme = Programme(config, people, practices["gp_cluster"].to_numpy(), ids, decisions)
     cause_codes = np.array([log.code(code) for code in CAUSE_CODES], np.int16)
     admissions: list[tuple[np.ndarray, np.ndarray]] = []
     truth_frames: list[pd.DataFrame] = []
@@ -329,13 +352,15 @@ def generate(config: SynthConfig, progress: Progress | None = None) -> Borough:
     still_open = np.flatnonzero(records.package_start >= 0)
     emit.close_packages(log, records, still_open, None)
     programme.finish(log, register.exit_day(), _day(config.end), constants)
-    ids = _pseudonyms(rng, n)
     patients = _patients_table(people, practices, ids, register, start_day)
     events = log.to_arrow(ids, keep=register.ever, last_day=_day(config.end))
     truth = pd.concat(truth_frames, ignore_index=True) if truth_frames else pd.DataFrame()
     adm_person = np.concatenate([a[0] for a in admissions])
     adm_day = np.concatenate([a[1] for a in admissions])
     summary = _summary(config, patients, events, truth, adm_person, adm_day, register.end)
+    summary["list_decisions"] = (
+        None if decisions is None else sorted(day.isoformat() for day in decisions)
+    )
     summary["seconds"] = round(time.perf_counter() - began, 1)
     if not truth.empty:
         truth.insert(0, "patient_id", ids[truth.pop("person").to_numpy()])
@@ -379,6 +404,7 @@ def _truth_frame(
             "p_admission": truth.p_admission,
             "p_admission_or_death": truth.p_admission_or_death,
             "p_admission_se": truth.p_admission_se,
+            "p_admission_untreated": truth.p_admission_untreated,
         }
     )
 

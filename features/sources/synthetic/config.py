@@ -99,7 +99,8 @@ class ListActions:
     ``capacity_share``: a reablement plan (share ``reablement_share``) or else a social
     prescribing referral, which multiply the admission hazard by ``reablement_hr`` or
     ``social_prescribing_hr`` for ``action_months``. The truth counts expected admissions
-    over ``follow_up_months`` after each run.
+    over ``follow_up_months`` after each run. When the caller decides the lists (``generate``'s
+    ``decisions``), they replace the schedule, the scores and the cut-off; the rest applies.
     """
 
     enabled: bool = True

@@ -12,12 +12,19 @@ simulated from the go-live). Along the path that happened the generator also rec
 month from the realised state, the expected value of each outcome with and without the
 intervention (hazard x exposure, the closed-form expected length of stay, transition
 probabilities): the direct effect only, kept for comparison. Never re-estimated.
+
+The risk list is the generator's own noisy oracle, run on a schedule, unless the caller
+decides the lists (``ListDecision`` per run date): then the lists run on exactly those dates,
+the decided people are the band, and the same capacity draws pick who gets an action. The
+oracle's truth on an as-of date (``known_ratios``) also says what the hazard ratios would be
+without the list's actions, for ``p_admission_untreated``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -69,6 +76,91 @@ def _months_after(day: date, months: int) -> date:
     return date(total // 12, total % 12 + 1, 1)
 
 
+@dataclass(frozen=True, slots=True)
+class ListDecision:
+    """A risk list decided outside the generator for one run date: everyone it scored (the
+    saved band, keyed by ``patient_id`` as in ``patients.parquet``), their ``score`` (a
+    probability) and whether they are ``listed``. The arrays are copied and made read-only."""
+
+    patient_id: np.ndarray
+    score: np.ndarray
+    listed: np.ndarray
+
+    def __post_init__(self) -> None:
+        ids, score, listed = (
+            np.array(self.patient_id, dtype=object),
+            np.array(self.score),
+            np.array(self.listed),
+        )
+        for name, values in (("patient_id", ids), ("score", score), ("listed", listed)):
+            if values.ndim != 1:
+                raise ValueError(f"ListDecision.{name} must be one-dimensional")
+        if not len(ids) == len(score) == len(listed):
+            raise ValueError(
+                f"ListDecision: patient_id, score and listed must have equal lengths, got "
+                f"{len(ids)}, {len(score)} and {len(listed)}"
+            )
+        if listed.dtype != bool:
+            raise ValueError(f"ListDecision.listed must be boolean, got {listed.dtype}")
+        if not np.issubdtype(score.dtype, np.number) or np.issubdtype(
+            score.dtype, np.complexfloating
+        ):
+            raise ValueError(f"ListDecision.score must be numbers, got {score.dtype}")
+        score = score.astype(float)
+        bad = ~(np.isfinite(score) & (score >= 0.0) & (score <= 1.0))
+        if bad.any():
+            raise ValueError(
+                f"ListDecision.score must be finite and in [0, 1]: {bad.sum()} are not, e.g. "
+                f"{score[bad][0]} for {str(ids[bad][0])!r}"
+            )
+        unique, counts = np.unique(ids.astype(str), return_counts=True)
+        if len(unique) < len(ids):
+            raise ValueError(
+                f"ListDecision.patient_id must be unique: {np.sum(counts > 1)} ids repeat, "
+                f"e.g. {str(unique[counts > 1][0])!r}"
+            )
+        for name, values in (("patient_id", ids), ("score", score), ("listed", listed)):
+            values.flags.writeable = False
+            object.__setattr__(self, name, values)
+
+
+@dataclass(frozen=True, slots=True)
+class _Band:
+    """The people a list run scores and keeps (indices, in order), their scores and who is
+    listed."""
+
+    person: np.ndarray
+    score: np.ndarray
+    listed: np.ndarray
+
+
+def _decided_bands(
+    decisions: Mapping[date, ListDecision], ids: np.ndarray, config: SynthConfig
+) -> dict[date, _Band]:
+    """Each decision's band by person index; a date that is not a simulated first of a month
+    or an id the borough does not have is refused, naming the date."""
+    index = pd.Index(ids)
+    bands = {}
+    for day, decision in decisions.items():
+        if isinstance(day, datetime) or not isinstance(day, date):
+            raise ValueError(f"list decision dates must be datetime.date values, got {day!r}")
+        if day.day != 1 or not config.start <= day <= config.end:
+            raise ValueError(
+                f"list decision for {day}: the date must be the first of a month from "
+                f"{config.start} to {config.end}"
+            )
+        person = index.get_indexer(decision.patient_id)
+        unknown = person < 0
+        if unknown.any():
+            raise ValueError(
+                f"list decision for {day}: {unknown.sum()} unknown patient id(s), e.g. "
+                f"{str(decision.patient_id[unknown][0])!r}"
+            )
+        order = np.argsort(person, kind="stable")
+        bands[day] = _Band(person[order], decision.score[order], decision.listed[order])
+    return bands
+
+
 @dataclass
 class _Run:
     """One list run's saved band and its follow-up sums."""
@@ -93,8 +185,17 @@ class _Run:
 class Programme:
     """The interventions' state through the simulation, their events and their truth."""
 
-    def __init__(self, config: SynthConfig, people: People, cluster_of_practice: np.ndarray):
-        self.config, self.people, n = config, people, people.size
+    def __init__(
+        self,
+        config: SynthConfig,
+        people: People,
+        cluster_of_practice: np.ndarray,
+        ids: np.ndarray,
+        decisions: Mapping[date, ListDecision] | None = None,
+    ):
+        """``ids``: everyone's pseudonym; ``decisions``: lists decided by the caller, which
+        replace the oracle's scheduled runs (None: the oracle's)."""
+        self.config, self.people, self.ids, n = config, people, ids, people.size
         self.model, self.lists = (
             config.interventions.locality_model,
             config.interventions.list_actions,
@@ -124,6 +225,9 @@ class Programme:
         self.case_start = np.full(n, NO_DAY, np.int32)
         self.actions: list[tuple[EventKind, np.ndarray, int, int]] = []
         self.start_day = _day(config.start)
+        if decisions is not None and not self.lists.enabled:
+            raise ValueError("list decisions were given but list_actions is not enabled")
+        self.decided = None if decisions is None else _decided_bands(decisions, ids, config)
 
     # ---- what multiplies what, this month ----------------------------------------------
 
@@ -178,8 +282,10 @@ class Programme:
             self._decide_caseload(first, register_ok, log)
         if self.model.enabled and month >= self.baseline_month:
             self._go_live(month, first, present, state, log, records)
-        if self.lists.enabled and self._is_run(first):
-            self._run_list(month, first, present, state, log)
+        if self.lists.enabled:
+            band = self._band(first, present, register_ok, state)
+            if band is not None:
+                self._run_list(month, first, band, log)
 
     def _decide_caseload(self, baseline: date, register_ok: np.ndarray, log: EventLog) -> None:
         day = _day(baseline)
@@ -249,10 +355,25 @@ class Programme:
             survival *= np.exp(-total)
         return p
 
-    def _run_list(
-        self, month: int, first: date, present: np.ndarray, state: State, log: EventLog
-    ) -> None:
-        lists, rng = self.lists, self.list_rng
+    def _band(
+        self, first: date, present: np.ndarray, register_ok: np.ndarray, state: State
+    ) -> _Band | None:
+        """This month's band: the caller's decision, else the oracle's on its schedule."""
+        if self.decided is None:
+            return self._oracle_band(first, present, state) if self._is_run(first) else None
+        band = self.decided.get(first)
+        if band is not None:
+            absent = ~register_ok[band.person]
+            if absent.any():
+                raise ValueError(
+                    f"list decision for {first}: {absent.sum()} patient id(s) not registered "
+                    f"and alive on that date, e.g. {str(self.ids[band.person[absent][0]])!r}"
+                )
+        return band
+
+    def _oracle_band(self, first: date, present: np.ndarray, state: State) -> _Band:
+        """Every registered adult's noisy 12-month probability; the band keeps the high ones."""
+        lists = self.lists
         adults = present[state.age[present] >= 18]
         p = np.clip(
             self.twelve_month_probability(
@@ -262,10 +383,15 @@ class Programme:
             1 - 1e-9,
         )
         logit = np.log(p / (1 - p)) + self.person_noise[adults]
-        score = 1 / (1 + np.exp(-(logit + rng.normal(0.0, lists.run_noise_sd, len(adults)))))
+        noise = self.list_rng.normal(0.0, lists.run_noise_sd, len(adults))
+        score = 1 / (1 + np.exp(-(logit + noise)))
         band = score >= lists.cutoff * lists.band_fraction
-        person, score = adults[band], score[band]
-        listed = score >= lists.cutoff
+        return _Band(adults[band], score[band], score[band] >= lists.cutoff)
+
+    def _run_list(self, month: int, first: date, band: _Band, log: EventLog) -> None:
+        """Score events for the band; listed people without an action running may get one."""
+        lists, rng = self.lists, self.list_rng
+        person, score, listed = band.person, band.score, band.listed
         free = listed & (self.action_until[person] <= month)
         takes = free & (rng.random(len(person)) < lists.capacity_share)
         reable = rng.random(len(person)) < lists.reablement_share
@@ -600,7 +726,9 @@ class Programme:
     def known_ratios(self, month: int, months: int, person: np.ndarray) -> HazardRatios | None:
         """Hazard ratios over the next ``months`` months for ``person``, as known on the
         first day of ``month``: the roll-out schedule for the caseload (decided at the
-        baseline) and list actions already running; actions of later runs are not known."""
+        baseline) and list actions already running; actions of later runs are not known.
+        With the list on, ``untreated_admission`` is the same without the list's actions (the
+        locality model's ratios kept: the list does not trigger it)."""
         if not (self.model.enabled or self.lists.enabled):
             return None
         steps = month + np.arange(months)[:, None]
@@ -616,7 +744,8 @@ class Programme:
             )
             admission = np.where(on, ratio[None, :], 1.0)
             care_home = np.where(on, self.model.care_home_hr, 1.0)
-        if self.lists.enabled:
-            running = steps < self.action_until[person][None, :]
-            admission = admission * np.where(running, self.action_ratio[person][None, :], 1.0)
-        return HazardRatios(admission, care_home)
+        if not self.lists.enabled:
+            return HazardRatios(admission, care_home)
+        running = steps < self.action_until[person][None, :]
+        with_list = admission * np.where(running, self.action_ratio[person][None, :], 1.0)
+        return HazardRatios(with_list, care_home, untreated_admission=admission)
