@@ -21,7 +21,8 @@ from sklearn.linear_model import LogisticRegression
 from models.bundle import Calibration
 
 DECILES = 10
-ROUNDS = 2  # GLM updates of beta; each followed by a booster with the new offset
+ROUNDS = 3  # GLM updates of beta, each followed by a booster with the new offset: the error
+# in beta shrinks by the exposed share of the risk where help goes, each round
 # fit_bundle's facts: the odds ratio per kind of help, the exposed share per score decile
 ODDS_RATIO, OVERLAP = "help_odds_ratio_", "overlap_exposed_share_d"
 
