@@ -62,19 +62,30 @@ def _first_admission(horizon_days: int) -> ir.Table:
 
 
 def build_labels(
-    sources: ContractTables, as_of_dates: Iterable[date], outcome: Outcome
+    sources: ContractTables,
+    as_of_dates: Iterable[date],
+    outcome: Outcome,
+    *,
+    with_date: bool = False,
 ) -> pd.DataFrame:
-    """``label`` (1.0, 0.0, or NaN when censored) and ``status`` per (patient, as-of date)."""
+    """``label`` (1.0, 0.0, or NaN when censored) and ``status`` per (patient, as-of date);
+    ``with_date`` adds ``first_event``, the day of the outcome (NaT without one), which
+    censoring at the start of other care needs."""
     frame = sources.run(_first_admission(outcome.horizon_days), as_of_dates)
     for column in ("as_of", "registration_end", "death_date", "first_event", "horizon_end"):
         frame[column] = pd.to_datetime(frame[column])
     event = frame["first_event"].notna()
     if outcome.include_death:
-        event |= frame["death_date"].notna() & (frame["death_date"] <= frame["horizon_end"])
+        died = frame["death_date"].notna() & (frame["death_date"] <= frame["horizon_end"])
+        event |= died
+        frame["first_event"] = frame["first_event"].where(
+            ~died, frame[["first_event", "death_date"]].min(axis=1)
+        )
     left = frame["registration_end"].notna() & (frame["registration_end"] < frame["horizon_end"])
     died_first = frame["death_date"].notna() & (frame["death_date"] <= frame["registration_end"])
     censored = left & ~died_first
     frame["status"] = np.select([censored, event], [LEFT_AREA, EVENT], NO_EVENT)
     frame["label"] = np.where(censored, np.nan, event.astype(float))
     frame["as_of"] = frame["as_of"].dt.date
-    return frame.sort_values(["as_of", "patient_id"]).set_index(KEY)[["label", "status"]]
+    columns = ["label", "status", *(["first_event"] if with_date else [])]
+    return frame.sort_values(["as_of", "patient_id"]).set_index(KEY)[columns]

@@ -3,8 +3,9 @@ weekly run and the model card, so that none of them rebuilds it from strings.
 
 It says what the model predicts (the outcome), what it learnt from (the training as-of dates
 and the data's fingerprint), how it was tested (out of time, or on held-out groups), how well
-(the metrics), the tier cut-offs that the API and the lists both apply, where a risk falls in
-the test population, and the drift reference the weekly run compares against.
+(the metrics), how it treated help the risk list itself triggered, the tier cut-offs that the
+API and the lists both apply, where a risk falls in the test population, and the drift
+reference the weekly run compares against.
 """
 
 from __future__ import annotations
@@ -108,6 +109,60 @@ class FitDescription(BaseModel):
         )
 
 
+STRATEGY_WORDS = {
+    "naive": "learnt from every snapshot as observed, help the list triggered included, so "
+    "it learns the risk that remained after that help",
+    "as_feature": "learnt with the help the list triggered as a known adjustment beside the "
+    "features (a partially linear logistic model) and predicts the risk with no such help",
+    "unexposed": "learnt only from snapshots whose following horizon no list-triggered help "
+    "touched, so it predicts the risk without such help",
+    "censor": "learnt with follow-up stopped where list-triggered help began (snapshots "
+    "censored there, the rest weighted by the inverse chance of not being censored), so it "
+    "predicts the risk without such help",
+}
+
+
+class RecordedExposureRule(BaseModel):
+    """The ``[exposure]`` rule a model was trained with (``features.exposure.ExposureRule``'s
+    values, kept here so that loading a model never needs the query engine)."""
+
+    model_config = _FROZEN
+
+    kinds: tuple[str, ...] = Field(min_length=1)
+    codes: tuple[str, ...] = ()
+    open_days: int = Field(ge=1)
+    text: str  # the rule in words, as ExposureRule.describe() gave it
+
+
+class InterventionDescription(BaseModel):
+    """How training treated help that the risk list itself triggered (``[train.intervention]``).
+
+    Bundles saved before this was recorded load as ``naive`` with no rule (``exposure`` None):
+    they learnt from every snapshot as observed.
+    """
+
+    model_config = _FROZEN
+
+    strategy: Literal["naive", "as_feature", "unexposed", "censor"] = "naive"
+    exposure: RecordedExposureRule | None = None  # None: a feature table, or not recorded
+    rows_exposed: int = Field(0, ge=0)  # training rows that help touched in their horizon
+    rows_removed: int = Field(0, ge=0)  # left out because help touched them (unexposed, censor)
+    rows_censored: int = Field(0, ge=0)  # censor: of those, censored where help began
+    odds_ratios: dict[str, float] = Field(default_factory=dict)  # as_feature: exp(beta) per kind
+    overlap_exposed_share: tuple[float, ...] = ()  # as_feature: exposed share per score decile
+
+    def sentence(self) -> str:
+        """The strategy in plain words, for the model card."""
+        what = STRATEGY_WORDS[self.strategy]
+        if self.exposure is None:
+            return f"The model {what}; which rows help touched was not known."
+        return (
+            f"The model {what}. Help counted as list-triggered: {self.exposure.text}; it "
+            f"touched {self.rows_exposed:,} training rows, of which {self.rows_removed:,} were "
+            "left out."
+        )
+
+
 class ModelDescription(BaseModel):
     """Everything about a trained model that is not its trees, calibration or feature specs."""
 
@@ -120,6 +175,7 @@ class ModelDescription(BaseModel):
     table: TableColumns | None = None  # set when trained on a feature table
     metrics: dict[str, float]
     fit: FitDescription = FitDescription()
+    intervention: InterventionDescription = InterventionDescription()
     tiers: Tiers
     test_risk_quantiles: tuple[float, ...] = Field(min_length=2)  # percentiles 0..100
     drift_reference: DriftReference | None = None

@@ -460,7 +460,10 @@ def cmd_train(
     workdir: Workdir = Path("work"),
     config: Annotated[
         Path | None,
-        _option("FILE", "TOML file with a [train] table (and an optional [engine] table)"),
+        _option(
+            "FILE",
+            "TOML file with a [train] table (optional: [exposure], [engine])",
+        ),
     ] = None,
     truth: Annotated[
         Path | None,
@@ -470,6 +473,7 @@ def cmd_train(
 ) -> None:
     """Train on contract tables or your own feature table, test out of time, write the report
     and register the model as challenger."""
+    from features.exposure import ExposureRule
     from training.config import TrainConfig
     from training.pipeline import train_from_contract, train_from_table
 
@@ -491,7 +495,12 @@ def cmd_train(
             )
         else:
             result = train_from_contract(
-                data, settings, truth_path=truth, engine=_engine(engine, config), **common
+                data,
+                settings,
+                truth_path=truth,
+                engine=_engine(engine, config),
+                exposure_rule=ExposureRule.from_toml(config) if config else ExposureRule(),
+                **common,
             )
     _print_training(result)
     say(f"registered admission-risk version {result.run.model_version} as challenger")
@@ -547,8 +556,8 @@ def cmd_promote(
     ] = 42,
 ) -> None:
     """Compare the challenger with the champion on the challenger's own test set (out of time,
-    or its table's held-out groups); promote it if it passes the gate. Exits 1 when the
-    challenger is refused."""
+    less the rows list-triggered help touched; or its table's held-out groups); promote it if
+    it passes the gate. Exits 1 when the challenger is refused."""
     from training.promote import promote
 
     if (data is None) == (features is None):

@@ -25,6 +25,8 @@ from training.evaluate import (
     discrimination,
     evaluate,
     top_share_table,
+    truth_auroc,
+    truth_calibration_slope,
 )
 from training.fit import Snapshots
 from training.model_card import model_card
@@ -41,13 +43,44 @@ class Assessment:
     test_risk: np.ndarray
 
 
-def _oracle(truth: pd.DataFrame | None, rows: Snapshots, as_of: date | None) -> np.ndarray | None:
-    """The generator's exact risk for the rows, if the truth covers nearly all of them."""
-    if truth is None or as_of is None:
+ORACLE, UNTREATED = "p_admission", "p_admission_untreated"  # the truth file's risk columns
+
+
+def _oracle(
+    truth: pd.DataFrame | None, rows: Snapshots, as_of: date | None, column: str = ORACLE
+) -> np.ndarray | None:
+    """The generator's exact risk (``column``) for the rows, if the truth covers nearly all
+    of them."""
+    if truth is None or as_of is None or column not in truth.columns:
         return None
     at = truth[pd.to_datetime(truth["as_of"]).dt.date == as_of].set_index("patient_id")
-    risk = at["p_admission"].reindex(rows.features.index.get_level_values("patient_id"))
+    risk = at[column].reindex(rows.features.index.get_level_values("patient_id"))
     return risk.to_numpy() if risk.notna().mean() > 0.99 else None
+
+
+def intervention_metrics(
+    y: np.ndarray,
+    risk: np.ndarray,
+    untouched: np.ndarray | None,
+    untreated: np.ndarray | None,
+) -> dict[str, float]:
+    """The test figures that list-triggered help cannot bend: AUROC and calibration slope on
+    the rows no help touched (when help touched some), and against the generator's risk
+    without list-triggered help (when known)."""
+    metrics: dict[str, float] = {}
+    if untouched is not None and not untouched.all():
+        kept_y, kept_risk = y[untouched], risk[untouched]
+        metrics["unaffected_rows"] = float(untouched.sum())
+        if kept_y.min() != kept_y.max():
+            metrics["unaffected_auroc"] = float(roc_auc_score(kept_y, kept_risk))
+            metrics["unaffected_calibration_slope"] = calibration_slope(kept_y, kept_risk)
+    if untreated is not None:
+        known = ~np.isnan(untreated)
+        metrics["untreated_truth_auroc"] = truth_auroc(untreated[known], risk[known])
+        metrics["untreated_truth_calibration_slope"] = truth_calibration_slope(
+            untreated[known], risk[known]
+        )
+    return metrics
 
 
 def _oracle_discrimination(y: np.ndarray, oracle: np.ndarray) -> dict:
@@ -118,9 +151,11 @@ def assess(
     policy: TierPolicy,
     bootstrap: int,
     seed: int,
+    test_unaffected: np.ndarray | None = None,
 ) -> Assessment:
     """Every figure and table of the report, for the test and later dates; the ``policy``'s
-    tier cut-offs are fixed on the test population's risks."""
+    tier cut-offs are fixed on the test population's risks. ``test_unaffected`` marks the
+    test rows no list-triggered help touched (None: not known)."""
     y, risk = test.labels.to_numpy(), bundle.predict(test.features)
     tiers = policy.cut(risk)
     metrics = evaluate(y, risk, bootstrap, seed)
@@ -134,6 +169,8 @@ def assess(
         if key:
             metrics |= {f"{key}_auroc": row.auroc, f"{key}_ppv_top_1pct": row.ppv_top_1pct}
     metrics |= {"test_rows": float(len(y)), "test_events": float(y.sum())}
+    untreated = _oracle(truth, test, test_as_of, UNTREATED)
+    metrics |= intervention_metrics(y, risk, test_unaffected, untreated)
     vocabularies = {s.name: s.vocabulary for s in bundle.specs if s.categorical}
     groups = report.subgroup_groups(test.features, context, vocabularies)
     tables = {

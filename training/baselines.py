@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from features.spec import FeatureSpec
@@ -30,9 +30,16 @@ def logistic_regression(
     if len(train) > max_rows:
         keep = np.random.default_rng(seed).choice(len(train), max_rows, replace=False)
         train, labels = train.iloc[keep], labels.iloc[keep]
+    model = logistic_model(specs).fit(train, labels.to_numpy())
+    return model.predict_proba(test)[:, 1]
+
+
+def logistic_model(specs: tuple[FeatureSpec, ...]) -> Pipeline:
+    """An unfitted logistic regression on ``specs``' columns: numbers median-imputed and
+    scaled, categorical codes one-hot."""
     categorical = [s.name for s in specs if s.categorical]
     numeric = [s.name for s in specs if not s.categorical]
-    model = make_pipeline(
+    return make_pipeline(
         ColumnTransformer(
             [
                 (
@@ -45,8 +52,6 @@ def logistic_regression(
         ),
         LogisticRegression(max_iter=2000),
     )
-    model.fit(train[numeric + categorical], labels.to_numpy())
-    return model.predict_proba(test[numeric + categorical])[:, 1]
 
 
 def prior_admissions(test: pd.DataFrame) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Training settings: a frozen object validated when built, loadable from a TOML file.
 
 Each sub-table of ``[train]`` is a settings model of its own held in a field of
-:class:`TrainConfig` (``[train.outcome]``, ``[train.lightgbm]``); a new sub-table is a new
-model and one more field, and the shared loader names it in errors.
+:class:`TrainConfig` (``[train.outcome]``, ``[train.lightgbm]``, ``[train.intervention]``); a
+new sub-table is a new model and one more field, and the shared loader names it in errors.
 """
 
 from __future__ import annotations
@@ -57,11 +57,46 @@ class LightGBMParams:
         }
 
 
+Strategy = Literal["naive", "as_feature", "unexposed", "censor"]
+
+
+@settings_model
+class InterventionSettings:
+    """How training treats help that the risk list itself triggered (``[train.intervention]``).
+
+    A list that works changes the outcomes the next model learns from: listed people get help,
+    are admitted less, and a model that learns from that period learns that their features
+    mean lower risk. Which rows help touched comes from ``[exposure]``
+    (``features.exposure``); the strategies (``training.intervention``):
+
+    - ``naive``: learn from every row as observed. The model predicts the risk that remains
+      under today's list, which understates the risk of the people the list finds.
+    - ``as_feature``: a partially linear logistic model, logit P(y) = f(X) + beta . a, with
+      ``a`` the share of the horizon under each kind of help; the saved model is f(X)
+      (help set to none). Assumes help acts as a constant odds ratio per kind, and needs
+      unexposed rows at every level of risk where exposed ones are: training refuses when a
+      decile of a first-pass score has fewer than ``min_overlap`` unexposed rows.
+    - ``unexposed``: learn only from rows that no help touched in their horizon. Valid when
+      who gets help among the listed depends on nothing that predicts the outcome beyond
+      the features.
+    - ``censor``: stop follow-up where help began: an outcome before help keeps its label;
+      a row without one is censored and left out, the others weighted by the inverse
+      probability of not being censored given the features (weights at most
+      ``max_weight``); rows with help already running on the as-of date are left out.
+      Assumes censoring depends on nothing beyond the features that predicts the outcome.
+    """
+
+    strategy: Strategy = "naive"
+    min_overlap: float = Field(0.05, ge=0, lt=1)
+    max_weight: float = Field(20.0, ge=1)
+
+
 @settings_model
 class TrainConfig:
     """Which snapshots to learn from and test on, how to split patients (``[train]``), and
     the tier policy (``[train.tiers]``) whose cut-offs are fixed on the test population and
-    saved with the model.
+    saved with the model. ``[train.intervention]`` says how to treat help the risk list itself
+    triggered (:class:`InterventionSettings`).
 
     Every training as-of date plus the horizon must end on or before the test as-of date,
     so the test period is never seen in training (an honest out-of-time test).
@@ -89,6 +124,7 @@ class TrainConfig:
     crossfit_folds: Integer = Field(5, ge=2, le=20)
     refit_scale_rounds: StrictBool = False
     calibration_snapshots: Literal["latest", "all"] = "all"
+    intervention: InterventionSettings = Field(default_factory=InterventionSettings)
 
     @model_validator(mode="after")
     def _test_period_unseen(self) -> Self:

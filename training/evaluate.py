@@ -46,6 +46,30 @@ def calibration_in_the_large(labels: np.ndarray, risk: np.ndarray) -> float:
     return float(brentq(lambda a: np.mean(1 / (1 + np.exp(-(logit + a)))) - target, -10, 10))
 
 
+def _as_outcomes(p_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each person twice: a positive weighted ``p_true`` and a negative weighted 1 - p."""
+    p = np.asarray(p_true, dtype=float)
+    return (
+        np.concatenate([np.ones(len(p)), np.zeros(len(p))]),
+        np.concatenate([score, score]),
+        np.concatenate([p, 1.0 - p]),
+    )
+
+
+def truth_auroc(p_true: np.ndarray, score: np.ndarray) -> float:
+    """AUROC against known risks rather than outcomes: each person counts as a positive with
+    weight ``p_true`` and as a negative with weight 1 - ``p_true`` (the AUROC expected over
+    outcomes drawn from those risks, without their noise)."""
+    labels, scores, weights = _as_outcomes(p_true, np.asarray(score, dtype=float))
+    return float(roc_auc_score(labels, scores, sample_weight=weights))
+
+
+def truth_calibration_slope(p_true: np.ndarray, risk: np.ndarray) -> float:
+    """The calibration slope against known risks, weighted as ``truth_auroc``; 1 is ideal."""
+    labels, risks, weights = _as_outcomes(p_true, np.asarray(risk, dtype=float))
+    return platt(_logit(risks), labels, weights).slope
+
+
 TOP_SHARES = (0.005, 0.01, 0.02, 0.05, 0.1)
 
 

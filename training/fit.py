@@ -14,11 +14,18 @@ early on the validation part, which fixes the number of rounds. Then, by ``Train
 
 ``calibration_snapshots = "latest"`` fits Platt scaling on the latest training as-of date only
 (``"all"``: on every one).
+
+Rows may carry weights (the ``censor`` strategy's inverse probability of censoring), which
+every booster and Platt scaling honour, and the shares of their horizon under list-triggered
+help (the ``as_feature`` strategy, ``training.help_effect``): then each booster learns with
+beta . shares as its initial score, beta alternating with the booster from 0, and Platt
+scaling keeps the score's slope and intercept only, so the bundle predicts the risk with help
+set to none.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import lightgbm as lgb
 import numpy as np
@@ -28,28 +35,55 @@ from sklearn.linear_model import LogisticRegression
 from features.spec import FeatureSpec
 from models.bundle import Calibration, ModelBundle
 from training.config import TrainConfig
+from training.help_effect import (
+    ODDS_RATIO,
+    OVERLAP,
+    ROUNDS,
+    check_overlap,
+    help_coefficients,
+    overlap_table,
+    platt_with_help,
+)
 from training.split import CALIBRATION, TRAIN, VALIDATION, patient_folds, patient_parts
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshots:
-    """Features and labels for training: rows are (patient, as-of date), censored removed."""
+    """Features and labels for training: rows are (patient, as-of date), censored removed;
+    optionally a weight per row and, per kind of list-triggered help, the share of the row's
+    horizon under it (``training.intervention``)."""
 
     features: pd.DataFrame
     labels: pd.Series
+    weights: pd.Series | None = None
+    help_shares: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
-        if not self.features.index.equals(self.labels.index):
-            raise ValueError("features and labels must share one index")
+        for name, other in (("labels", self.labels), ("weights", self.weights)):
+            if other is not None and not self.features.index.equals(other.index):
+                raise ValueError(f"features and {name} must share one index")
+        if self.help_shares is not None and not self.features.index.equals(self.help_shares.index):
+            raise ValueError("features and help shares must share one index")
         if self.labels.isna().any():
             raise ValueError("labels must not be missing: drop censored rows first")
+        if self.weights is not None and not (self.weights > 0).all():
+            raise ValueError("weights must be positive")
+
+    @property
+    def weight_array(self) -> np.ndarray | None:
+        return None if self.weights is None else self.weights.to_numpy(dtype=float)
 
     @property
     def patient_ids(self) -> pd.Index:
         return self.features.index.get_level_values("patient_id")
 
     def rows(self, mask: np.ndarray) -> Snapshots:
-        return Snapshots(self.features[mask], self.labels[mask])
+        return Snapshots(
+            self.features[mask],
+            self.labels[mask],
+            None if self.weights is None else self.weights[mask],
+            None if self.help_shares is None else self.help_shares[mask],
+        )
 
     def part(self, parts: pd.Series, *names: str) -> Snapshots:
         """The rows of the patients in any of the named parts, in their original order."""
@@ -63,24 +97,33 @@ class Snapshots:
         return np.asarray(as_of == as_of.max())
 
 
-def platt(raw: np.ndarray, labels: np.ndarray) -> Calibration:
+def platt(raw: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> Calibration:
     """Logistic regression of the label on the raw log-odds (no regularisation to speak of)."""
-    model = LogisticRegression(C=1e6, max_iter=1000).fit(raw.reshape(-1, 1), labels)
+    model = LogisticRegression(C=1e6, max_iter=1000).fit(
+        raw.reshape(-1, 1), labels, sample_weight=weights
+    )
     return Calibration(slope=float(model.coef_[0, 0]), intercept=float(model.intercept_[0]))
 
 
 @dataclass(frozen=True, slots=True)
 class _Learner:
-    """One LightGBM set-up: the features to use and the booster parameters."""
+    """One LightGBM set-up: the features to use, the booster parameters, and the help
+    coefficients whose offset each booster starts from (as_feature)."""
 
     specs: tuple[FeatureSpec, ...]
     params: dict
+    beta: np.ndarray | None = None
 
     def _dataset(self, data: Snapshots, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+        offset = None
+        if self.beta is not None and data.help_shares is not None:
+            offset = data.help_shares.to_numpy(dtype=float) @ self.beta
         return lgb.Dataset(
             data.features[[s.name for s in self.specs]],
             data.labels,
             reference=reference,
+            weight=data.weight_array,
+            init_score=offset,
             categorical_feature=[s.name for s in self.specs if s.categorical],
             free_raw_data=False,
         )
@@ -149,6 +192,9 @@ def fit_bundle(
         _both_classes(part, f"the {name} patients")
     learner = _Learner(specs, config.lightgbm.booster_params(config.seed))
     stopped = learner.early_stopped(train, valid, config)
+    help_facts: dict[str, float] = {}
+    if data.help_shares is not None:
+        learner, stopped, help_facts = _alternate(data, train, valid, learner, stopped, config)
     chosen, stopped_on = stopped.best_iteration, len(train.labels)
     if config.refit == "none":
         final, learnt = stopped, train
@@ -169,7 +215,19 @@ def fit_bundle(
         latest = scored.latest()
         scored, raw = scored.rows(latest), raw[latest]
         _both_classes(scored, "the calibration rows of the latest as-of date")
-    calibration = platt(raw, scored.labels.to_numpy())
+    if scored.help_shares is None:
+        calibration = platt(raw, scored.labels.to_numpy(), scored.weight_array)
+    else:
+        calibration, beta = platt_with_help(
+            raw,
+            scored.help_shares.to_numpy(dtype=float),
+            scored.labels.to_numpy(),
+            scored.weight_array,
+        )
+        kinds = scored.help_shares.columns
+        help_facts |= {
+            f"{ODDS_RATIO}{k}": float(np.exp(b)) for k, b in zip(kinds, beta, strict=True)
+        }
     facts = {
         "best_iteration": chosen,
         "rounds_final": final.current_iteration() if config.refit != "none" else chosen,
@@ -182,5 +240,37 @@ def fit_bundle(
         "patients_validation": int((parts == VALIDATION).sum()),
         "patients_calibration": int((parts == CALIBRATION).sum()),
         "prevalence_train": float(train.labels.mean()),
+        **help_facts,
     }
     return ModelBundle(final, calibration, specs), facts
+
+
+def _alternate(
+    data: Snapshots,
+    train: Snapshots,
+    valid: Snapshots,
+    learner: _Learner,
+    first_pass: lgb.Booster,
+    config: TrainConfig,
+) -> tuple[_Learner, lgb.Booster, dict[str, float]]:
+    """as_feature: check overlap on the first-pass score, then alternate beta (GLM with the
+    booster's score as offset) and the early-stopped booster (beta . shares as initial score).
+    Returns the learner with the last beta, its early-stopped booster, and the overlap."""
+    shares = data.help_shares
+    exposed = (shares.to_numpy(dtype=float) > 0).any(axis=1)
+    overlap = overlap_table(learner.raw(first_pass, data), exposed)
+    check_overlap(overlap, config.intervention.min_overlap)
+    stopped = first_pass
+    for _ in range(ROUNDS):
+        beta = help_coefficients(
+            train.labels.to_numpy(),
+            train.help_shares.to_numpy(dtype=float),
+            learner.raw(stopped, train),
+            train.weight_array,
+        )
+        learner = replace(learner, beta=beta)
+        stopped = learner.early_stopped(train, valid, config)
+    facts = {
+        f"{OVERLAP}{int(row.decile):02d}": float(row.exposed_share) for row in overlap.itertuples()
+    }
+    return learner, stopped, facts

@@ -12,6 +12,7 @@ import pandas as pd
 
 from features.engine import build_features, cohort_context, feature_specs
 from features.engines import Engine
+from features.exposure import ExposureRule, exposure
 from features.labels import build_labels
 from features.progress import QUIET, Progress
 from features.tables import ContractTables, fingerprint
@@ -27,10 +28,12 @@ from models.drift import DriftReference, Profile
 from training.assess import Assessment, assess, write_report
 from training.config import TrainConfig
 from training.fit import Snapshots, fit_bundle
+from training.intervention import InterventionFacts, table_facts, training_snapshots, unaffected
 from training.table import load_table
 from training.tracking import LoggedRun, log_training
 
 TRAINING = "training"
+DEFAULT_RULE = ExposureRule()
 STEPS = 4
 
 
@@ -69,9 +72,11 @@ def train_from_contract(
     truth_path: Path | None = None,
     progress: Progress | None = None,
     engine: Engine | None = None,
+    exposure_rule: ExposureRule = DEFAULT_RULE,
 ) -> TrainResult:
     """The whole training run on validated contract tables in ``data_dir``; features and
-    labels are built on ``engine`` (DuckDB by default)."""
+    labels are built on ``engine`` (DuckDB by default). ``exposure_rule`` (``[exposure]``)
+    says which help the list triggered, for ``config.intervention`` and the report."""
     say = progress or QUIET
     sources = ContractTables.from_dir(data_dir, engine)
     later = later_as_of(sources, config.test_as_of, config.outcome.horizon_days)
@@ -79,10 +84,25 @@ def train_from_contract(
     say(f"building features and labels for {len(dates)} as-of dates")
     say.advance(TRAINING, 0, STEPS, "features and labels")
     features = build_features(sources, dates, progress=say)
-    labels = build_labels(sources, dates, config.outcome)
-    train = _rows(features, labels, config.train_as_of)
+    labels = build_labels(sources, dates, config.outcome, with_date=True)
+    horizon = config.outcome.horizon_days
+    helped = exposure(sources, dates, horizon, exposure_rule)
+    train, intervention = training_snapshots(
+        config.intervention,
+        features,
+        labels,
+        helped,
+        as_of_dates=config.train_as_of,
+        horizon_days=horizon,
+        rule=exposure_rule,
+        specs=feature_specs(),
+    )
     test = _rows(features, labels, (config.test_as_of,))
-    say(f"training on {len(train.labels):,} snapshots, testing on {len(test.labels):,} people")
+    say(
+        f"training on {len(train.labels):,} snapshots ({config.intervention.strategy}: "
+        f"{intervention.rows_exposed:,} touched by list-triggered help, "
+        f"{intervention.rows_removed:,} left out), testing on {len(test.labels):,} people"
+    )
     say.advance(TRAINING, 1, STEPS, "fitting")
     bundle, facts = fit_bundle(train, feature_specs(), config)
     say(f"assessing out of time on {config.test_as_of} and {len(later)} later date(s)")
@@ -99,11 +119,13 @@ def train_from_contract(
         policy=config.tiers,
         bootstrap=config.bootstrap,
         seed=config.seed,
+        test_unaffected=unaffected(test.features.index, helped),
     )
     outcome = config.outcome
     return _finish(
         bundle,
         facts,
+        intervention,
         assessment,
         train,
         test,
@@ -148,6 +170,7 @@ def train_from_table(
         horizon_days=config.outcome.horizon_days,
         seed=config.seed + 1,  # not the seed of the patient parts: another draw
     )
+    intervention = table_facts(config.intervention)
     say.advance(TRAINING, 1, STEPS, "fitting")
     say(
         f"training on {len(data.train.labels):,} rows, testing on {len(data.test.labels):,} "
@@ -166,10 +189,12 @@ def train_from_table(
         policy=config.tiers,
         bootstrap=config.bootstrap,
         seed=config.seed,
+        test_unaffected=None,
     )
     return _finish(
         bundle,
         facts,
+        intervention,
         assessment,
         data.train,
         data.test,
@@ -208,6 +233,7 @@ def drift_reference(
 def _finish(
     bundle: ModelBundle,
     facts: dict,
+    intervention: InterventionFacts,
     assessment: Assessment,
     train: Snapshots,
     test: Snapshots,
@@ -226,7 +252,7 @@ def _finish(
 ) -> TrainResult:
     """The description into the bundle, the report folder, and the MLflow run with the
     challenger."""
-    metrics = assessment.metrics | {k: float(v) for k, v in facts.items()}
+    metrics = assessment.metrics | {k: float(v) for k, v in facts.items()} | intervention.metrics()
     bundle = bundle.describe(
         ModelDescription(
             outcome=outcome,
@@ -240,6 +266,7 @@ def _finish(
                 crossfit_folds=config.crossfit_folds if config.refit == "crossfit" else None,
                 calibration_snapshots=config.calibration_snapshots,
             ),
+            intervention=intervention.description(facts),
             tiers=assessment.tiers,
             test_risk_quantiles=tuple(np.quantile(assessment.test_risk, np.linspace(0, 1, 101))),
             drift_reference=drift_reference(bundle, train.features),
@@ -257,6 +284,8 @@ def _finish(
         **{f"tiers_{k}": v for k, v in asdict(config.tiers).items()},
         "refit": config.refit,
         "calibration_snapshots": config.calibration_snapshots,
+        "intervention_strategy": intervention.strategy,
+        "exposure_rule": intervention.rule.describe() if intervention.rule else "unknown",
         **{f"lgb_{k}": v for k, v in config.lightgbm.booster_params(config.seed).items()},
     }
     run = log_training(

@@ -2,6 +2,11 @@
 
 Both models score the same test set: the challenger's own, rebuilt from its description (its
 out-of-time test as-of date on the contract tables given, or its feature table's test rows).
+A risk list changes the outcomes of the people it finds, so on contract tables the rows that
+list-triggered help touched in their horizon (the ``[exposure]`` rule recorded with the
+challenger; the default rule when none was) are left out: the models are compared on data the
+list did not affect, and the gate refuses when too little is left to compare. A feature table
+cannot tell help apart: the comparison then uses all rows and the decision says so.
 The challenger passes when:
 - discrimination: its AUROC is not significantly worse than the champion's (the upper end
   of the paired-bootstrap 95% interval of the difference is above zero); and
@@ -22,12 +27,14 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from features.engine import build_features
+from features.exposure import exposure
 from features.labels import Outcome, build_labels
 from features.tables import ContractTables
 from models.bundle import ModelBundle
 from models.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegisteredBundle, load_registered
 from models.store import store
 from training.evaluate import calibration_slope
+from training.intervention import rule_of, unaffected
 from training.table import load_table
 from training.tracking import EXPERIMENT
 
@@ -45,11 +52,32 @@ class Decision:
     promoted: bool
     failed_gates: tuple[str, ...]
     figures: dict[str, float] = field(default_factory=dict)
+    test_rows: str = ""  # which test rows the models were compared on, in words
 
     def explain(self) -> str:
+        rows = f" ({self.test_rows})" if self.test_rows else ""
         if self.promoted:
-            return f"version {self.challenger_version} promoted to champion"
-        return f"version {self.challenger_version} refused: " + "; ".join(self.failed_gates)
+            return f"version {self.challenger_version} promoted to champion{rows}"
+        return f"version {self.challenger_version} refused{rows}: " + "; ".join(self.failed_gates)
+
+
+@dataclass(frozen=True, slots=True)
+class TestSet:
+    """The rows both models are compared on, and how many the list's help took out."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    features: pd.DataFrame
+    labels: np.ndarray
+    left_out: int  # rows left out because list-triggered help touched them
+    phrase: str  # which rows, in words, for the decision
+
+    def problem(self) -> str | None:
+        """Why the models cannot be compared on these rows, or None."""
+        if len(self.labels) == 0 or self.labels.min() == self.labels.max():
+            what = "no row is left" if len(self.labels) == 0 else "the rows left have one outcome"
+            return f"cannot compare on data the list did not affect: {what} ({self.phrase})"
+        return None
 
 
 def paired_auroc_difference(
@@ -106,11 +134,10 @@ def gate(
     return tuple(failed), figures
 
 
-def _test_set(
-    bundle: ModelBundle, data_dir: Path | None, table: Path | None
-) -> tuple[pd.DataFrame, np.ndarray]:
+def _test_set(bundle: ModelBundle, data_dir: Path | None, table: Path | None) -> TestSet:
     """The challenger's test set, rebuilt from its description: the contract tables at its
-    test as-of date, or its own feature table's test rows."""
+    test as-of date less the rows list-triggered help touched, or its own feature table's
+    test rows (all of them: a table cannot tell help apart)."""
     described = bundle.described
     if described.table is not None:
         if table is None:
@@ -132,7 +159,12 @@ def _test_set(
             horizon_days=described.outcome.horizon_days,
             seed=described.test.seed or 0,  # unused when the table has a time column
         )
-        return data.test.features, data.test.labels.to_numpy()
+        return TestSet(
+            data.test.features,
+            data.test.labels.to_numpy(),
+            0,
+            "all test rows: a feature table cannot tell which rows list-triggered help touched",
+        )
     if data_dir is None or described.test.as_of is None:
         raise ValueError(
             "the challenger was trained on contract tables: give them (--data) to rebuild "
@@ -144,9 +176,19 @@ def _test_set(
     )
     sources = ContractTables.from_dir(data_dir)
     features = build_features(sources, [as_of])
-    labels = build_labels(sources, [as_of], outcome)["label"]
+    labels = build_labels(sources, [as_of], outcome)["label"].reindex(features.index)
     observed = labels.notna().to_numpy()
-    return features[observed], labels[observed].to_numpy()
+    rule = rule_of(described.intervention)
+    untouched = unaffected(features.index, exposure(sources, [as_of], outcome.horizon_days, rule))
+    keep = observed & untouched
+    left_out = int((observed & ~untouched).sum())
+    return TestSet(
+        features[keep],
+        labels[keep].to_numpy(),
+        left_out,
+        f"{int(keep.sum()):,} test rows; {left_out:,} that list-triggered help touched left "
+        f"out ({rule.describe()})",
+    )
 
 
 def _current(tracking_uri: str, alias: str) -> RegisteredBundle | None:
@@ -189,12 +231,27 @@ def promote(
     if champion is not None and champion.version == challenger.version:
         store(challenger)
         return Decision(challenger.version, champion.version, True, (), {})
-    features, labels = _test_set(challenger.bundle, data_dir, table)
-    failed, figures = gate(
-        challenger.bundle, champion.bundle if champion else None, features, labels, resamples, seed
-    )
+    test = _test_set(challenger.bundle, data_dir, table)
+    problem = test.problem()
+    if problem is None:
+        failed, figures = gate(
+            challenger.bundle,
+            champion.bundle if champion else None,
+            test.features,
+            test.labels,
+            resamples,
+            seed,
+        )
+    else:
+        failed, figures = (problem,), {"test_rows": float(len(test.labels))}
+    figures = figures | {"test_rows_left_out_exposed": float(test.left_out)}
     decision = Decision(
-        challenger.version, champion.version if champion else None, not failed, failed, figures
+        challenger.version,
+        champion.version if champion else None,
+        not failed,
+        failed,
+        figures,
+        test.phrase,
     )
     from mlflow import MlflowClient
 
@@ -216,6 +273,7 @@ def promote(
                 "champion_version": decision.champion_version or "none",
                 "promoted": decision.promoted,
                 "data": str(table or data_dir),
+                "test_rows": decision.test_rows[:500],
             }
         )
         mlflow.log_metrics(figures)
