@@ -1198,8 +1198,7 @@ def cmd_bench_retrain(
     after year, on a synthetic borough whose untreated risk is known."""
     import tempfile
 
-    from training.config import STRATEGIES
-    from training.retrain_benchmark import RESULTS_FILE, RetrainBench, bench_retrain
+    from training.retrain_benchmark import RESULTS_FILE, STRATEGIES, RetrainBench, bench_retrain
 
     bench = RetrainBench(
         patients=patients, seed=seed, rounds=rounds, strategies=tuple(strategy or STRATEGIES)

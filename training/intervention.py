@@ -137,7 +137,8 @@ def training_snapshots(
     elif strategy == "as_feature":
         shares = exposure_shares(exposure, x.index, rule, horizon_days)
         shares.columns = [c.removeprefix("days_") for c in shares.columns]
-        help_shares = shares.loc[:, (shares > 0).any(axis=0)]
+        seen = shares.loc[:, (shares > 0).any(axis=0)]
+        help_shares = seen if seen.shape[1] else None  # no help yet: as naive
     elif strategy == "censor":
         at = exposure.reindex(x.index)
         running = at["running"].fillna(False).astype(bool).to_numpy()

@@ -19,8 +19,11 @@ date, for the champion that makes the list and for the strategy's challenger:
   who are on the list;
 - admissions prevented by that list's help (the generator's truth over the follow-up).
 
-``frozen`` (the round-0 model kept for ever) is reported beside the strategies as the
-reference for how a stale model ages.
+Two references run beside the strategies: ``frozen`` (the round-0 model kept for ever: how
+a stale model ages) and ``no_effect`` (naive refits in a borough where the list's help
+changes nothing: how a refit does when there is no effect to learn). A strategy's AUROC
+minus ``no_effect``'s on the same list date is the list's own damage, free of the changes in
+the population from one date to the next.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ import json
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from multiprocessing import get_context
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pandas as pd
@@ -52,13 +56,15 @@ from features.sources.synthetic.config import (
 from features.sources.synthetic.interventions import ListDecision
 from features.tables import ContractTables
 from models.bundle import ModelBundle
+from training.config import InterventionSettings, LightGBMParams, Strategy, TrainConfig
 from training.evaluate import calibration_slope, truth_auroc, truth_calibration_slope
 from training.fit import fit_bundle
-from training.config import STRATEGIES, InterventionSettings, TrainConfig
 from training.intervention import training_snapshots, unaffected
 from training.promote import gate
 
-FROZEN = "frozen"
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
+FROZEN = "frozen"  # the round-0 model kept for ever
+NO_EFFECT = "no_effect"  # naive refits in a borough where the list's help changes nothing
 RESULTS_FILE = "bench_retrain.json"
 ROUNDS_FILE = "bench_retrain_rounds.csv"
 TARGET_AUROC_DRIFT = 0.005
@@ -133,6 +139,7 @@ class RetrainBench:
             test_as_of=test,
             seed=self.seed,
             bootstrap=0,
+            lightgbm=LightGBMParams(threads=1),
             intervention=InterventionSettings(strategy=strategy),
         )
 
@@ -146,11 +153,17 @@ def _years_after(day: date, years: int) -> date:
     return _months_after(day, 12 * years)
 
 
-def _simulate(bench: RetrainBench, decisions: dict[date, ListDecision], folder: Path) -> Path:
-    """The borough with the lists decided so far, written to ``folder``."""
+def _simulate(
+    bench: RetrainBench, decisions: dict[date, ListDecision], folder: Path, effects: bool = True
+) -> Path:
+    """The borough with the lists decided so far (their help without any effect when not
+    ``effects``), written to ``folder``."""
+    config = bench.synth_config()
+    if not effects:
+        config = replace(config, interventions=config.interventions.null_effects())
     if folder.exists():
         shutil.rmtree(folder)
-    write(generate(bench.synth_config(), decisions=decisions), folder)
+    write(generate(config, decisions=decisions), folder)
     return folder
 
 
@@ -245,77 +258,91 @@ def _list_figures(
     }
 
 
-def _world(bench: RetrainBench, strategy: str, base: Path, work: Path) -> list[dict]:
-    """One strategy's rounds (``frozen``: the round-0 model for ever), in its own borough."""
-    rule = ExposureRule()
-    outcome = Outcome()
-    decisions: dict[date, ListDecision] = {}
-    folder = base
-    champion: ModelBundle | None = None
-    rows: list[dict] = []
-    for round_ in range(bench.rounds + 1):
-        now = bench.list_date(round_)
-        began = time.perf_counter()
-        sources = ContractTables.from_dir(folder)
-        if strategy == FROZEN and champion is not None:
-            challenger, features = champion, build_features(sources, [now])
-            failed: tuple[str, ...] = ()
-            figures: dict[str, float] = {}
-        else:
-            fitted = "naive" if strategy == FROZEN else strategy
-            challenger, test_x, test_y, features = _fit(bench, sources, now, fitted, rule)
-            failed, figures = gate(
-                challenger,
-                champion,
-                test_x,
-                test_y.to_numpy(),
-                resamples=bench.bootstrap,
-                seed=bench.seed,
-            )
-        promoted = champion is None or not failed
-        if promoted:
-            champion = challenger
-        truth = pd.read_parquet(folder / TRUTH_DIR / "truth.parquet")
-        decision = _decide(bench, _scores(champion, features, now))
-        decisions[now] = decision
-        sources.close()
-        folder = _simulate(bench, decisions, work / f"{strategy}-{round_ + 1}")
-        after = ContractTables.from_dir(folder)
-        observed = build_labels(after, [now], outcome)["label"].xs(now, level="as_of")
-        after.close()
-        row = {
-            "strategy": strategy,
-            "round": round_,
-            "list_date": now.isoformat(),
-            "promoted": bool(promoted),
-            "gate": "; ".join(failed) or "passed",
-            **{
-                f"champion_{k}": v
-                for k, v in _measure(champion, features, now, truth, observed).items()
-            },
-            **{
-                f"challenger_{k}": v
-                for k, v in _measure(challenger, features, now, truth, observed).items()
-            },
-            **_list_figures(
-                bench, decision, truth, now, folder / TRUTH_DIR / "list_actions.parquet"
-            ),
-            **{f"gate_{k}": v for k, v in figures.items()},
-            "seconds": round(time.perf_counter() - began, 1),
-        }
+@dataclass(frozen=True, slots=True)
+class _State:
+    """A world between rounds: its lists so far, its borough with them, and its champion
+    (none before round 0)."""
+
+    decisions: dict[date, ListDecision]
+    folder: Path
+    champion: ModelBundle | None
+
+
+def _round(
+    bench: RetrainBench, strategy: str, round_: int, state: _State, work: Path
+) -> tuple[dict, _State]:
+    """One round: retrain with ``strategy`` (none for ``frozen`` after round 0), gate,
+    list with the champion, let the list act (re-simulate), and measure."""
+    rule, now, began = ExposureRule(), bench.list_date(round_), time.perf_counter()
+    sources = ContractTables.from_dir(state.folder)
+    champion = state.champion
+    if strategy == FROZEN and champion is not None:
+        challenger, features = champion, build_features(sources, [now])
+        failed: tuple[str, ...] = ()
+        figures: dict[str, float] = {}
+    else:
+        learn = "naive" if strategy == NO_EFFECT else strategy
+        challenger, test_x, test_y, features = _fit(bench, sources, now, learn, rule)
+        failed, figures = gate(
+            challenger, champion, test_x, test_y.to_numpy(), bench.bootstrap, bench.seed
+        )
+    sources.close()
+    promoted = champion is None or not failed
+    if promoted:
+        champion = challenger
+    truth = pd.read_parquet(state.folder / TRUTH_DIR / "truth.parquet")
+    decision = _decide(bench, _scores(champion, features, now))
+    decisions = state.decisions | {now: decision}
+    folder = _simulate(
+        bench, decisions, work / f"{strategy}-{round_ + 1}", effects=strategy != NO_EFFECT
+    )
+    after = ContractTables.from_dir(folder)
+    observed = build_labels(after, [now], Outcome())["label"].xs(now, level="as_of")
+    after.close()
+    row = {
+        "strategy": strategy,
+        "round": round_,
+        "list_date": now.isoformat(),
+        "promoted": bool(promoted),
+        "gate": "; ".join(failed) or "passed",
+        **{
+            f"champion_{k}": v
+            for k, v in _measure(champion, features, now, truth, observed).items()
+        },
+        **{
+            f"challenger_{k}": v
+            for k, v in _measure(challenger, features, now, truth, observed).items()
+        },
+        **_list_figures(bench, decision, truth, now, folder / TRUTH_DIR / "list_actions.parquet"),
+        **{f"gate_{k}": v for k, v in figures.items()},
+        "seconds": round(time.perf_counter() - began, 1),
+    }
+    return row, _State(decisions, folder, champion)
+
+
+def _world(bench: RetrainBench, strategy: str, start: _State, work: Path) -> list[dict]:
+    """One strategy's rounds after round 0, in its own borough."""
+    rows, state = [], start
+    for round_ in range(1, bench.rounds + 1):
+        row, state = _round(bench, strategy, round_, state, work)
         rows.append(row)
     return rows
 
 
 def summarise(rounds: pd.DataFrame) -> pd.DataFrame:
     """Per strategy: the champion's largest AUROC change against the untreated truth from
-    round 0's, whether it stays within the target, and the admissions prevented."""
+    round 0's, whether it stays within the target, the largest shortfall against
+    ``no_effect`` on the same date, and the admissions prevented."""
+    reference = rounds[rounds["strategy"] == NO_EFFECT].set_index("round")
     out = []
     for strategy, group in rounds.groupby("strategy", sort=False):
         group = group.sort_values("round")
         first = group["champion_auroc_untreated"].iloc[0]
         later = group[group["round"] > 0]
         drift = later["champion_auroc_untreated"] - first
+        gap = later.set_index("round")["champion_auroc_untreated"] - reference[
+            "champion_auroc_untreated"
+        ].reindex(later["round"])
         out.append(
             {
                 "strategy": strategy,
@@ -323,6 +350,7 @@ def summarise(rounds: pd.DataFrame) -> pd.DataFrame:
                 "auroc_untreated_last": group["champion_auroc_untreated"].iloc[-1],
                 "largest_drop": float(-drift.min()) if len(drift) else 0.0,
                 "within_target": bool((drift.abs() <= TARGET_AUROC_DRIFT).all()),
+                "largest_shortfall_vs_no_effect": float(-gap.min()) if len(gap) else 0.0,
                 "slope_untreated_last": group["champion_slope_untreated"].iloc[-1],
                 "top_risk_listed_share_mean": later["top_risk_listed_share"].mean(),
                 "admissions_prevented": group["admissions_prevented"].sum(),
@@ -340,16 +368,18 @@ def bench_retrain(
     say = progress or QUIET
     began = time.perf_counter()
     say(f"simulating the borough before any list ({bench.patients:,} people)")
-    base = _simulate(bench, {}, work / "before-lists")
-    worlds = (*bench.strategies, FROZEN)
-    rows: list[dict] = []
+    before = _State({}, _simulate(bench, {}, work / "before-lists"), None)
+    say("round 0: training before any list, and its list")
+    first, start = _round(bench, "naive", 0, before, work)
+    worlds = (*bench.strategies, FROZEN, NO_EFFECT)
+    rows: list[dict] = [first | {"strategy": s} for s in worlds]
     if jobs <= 1:
         for done, strategy in enumerate(worlds, 1):
-            rows += _world(bench, strategy, base, work)
+            rows += _world(bench, strategy, start, work)
             say.advance("strategies", done, len(worlds), strategy)
     else:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_world, bench, s, base, work): s for s in worlds}
+            futures = {pool.submit(_world, bench, s, start, work): s for s in worlds}
             for done, future in enumerate(as_completed(futures), 1):
                 rows += future.result()
                 say.advance("strategies", done, len(worlds), futures[future])
