@@ -134,9 +134,10 @@ def test_a_feature_table_model_says_how_it_was_tested_and_promotion_rebuilds_its
     assert "out of time (as of" not in card
     assert "the feature table&#39;s label column &#39;y&#39;" in card
     assert "emergency admission" not in card
-    features, labels = _test_set(result.bundle, None, path)
-    assert len(labels) == result.metrics["test_rows"]
-    _, figures = gate(result.bundle, None, features, labels, resamples=10)
+    test = _test_set(result.bundle, None, path)
+    assert len(test.labels) == result.metrics["test_rows"] and test.left_out == 0
+    assert "a feature table cannot tell which rows list-triggered help touched" in test.phrase
+    _, figures = gate(result.bundle, None, test.features, test.labels, resamples=10)
     assert figures["challenger_auroc"] == pytest.approx(result.metrics["auroc"])
     with pytest.raises(ValueError, match="trained on a feature table"):
         _test_set(result.bundle, tmp_path, None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal, Self, get_args
 
 from pydantic import Field, StrictBool, model_validator
 
@@ -58,6 +58,7 @@ class LightGBMParams:
 
 
 Strategy = Literal["naive", "as_feature", "unexposed", "censor"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 
 @settings_model
