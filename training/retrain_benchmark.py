@@ -36,7 +36,6 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date
 from multiprocessing import get_context
 from pathlib import Path
-from typing import get_args
 
 import numpy as np
 import pandas as pd
@@ -56,13 +55,12 @@ from features.sources.synthetic.config import (
 from features.sources.synthetic.interventions import ListDecision
 from features.tables import ContractTables
 from models.bundle import ModelBundle
-from training.config import InterventionSettings, LightGBMParams, Strategy, TrainConfig
+from training.config import STRATEGIES, InterventionSettings, LightGBMParams, TrainConfig
 from training.evaluate import calibration_slope, truth_auroc, truth_calibration_slope
 from training.fit import fit_bundle
 from training.intervention import training_snapshots, unaffected
 from training.promote import gate
 
-STRATEGIES: tuple[str, ...] = get_args(Strategy)
 FROZEN = "frozen"  # the round-0 model kept for ever
 NO_EFFECT = "no_effect"  # naive refits in a borough where the list's help changes nothing
 RESULTS_FILE = "bench_retrain.json"
