@@ -327,6 +327,13 @@ def _world(bench: RetrainBench, strategy: str, start: _State, work: Path) -> lis
     return rows
 
 
+def _no_effect_world(bench: RetrainBench, before: _State, work: Path) -> list[dict]:
+    """Every round (round 0 too: its borough differs from the first list on) in the borough
+    where help changes nothing."""
+    row, state = _round(bench, NO_EFFECT, 0, before, work)
+    return [row, *_world(bench, NO_EFFECT, state, work)]
+
+
 def summarise(rounds: pd.DataFrame) -> pd.DataFrame:
     """Per strategy: the champion's largest AUROC change against the untreated truth from
     round 0's, whether it stays within the target, the largest shortfall against
@@ -361,7 +368,7 @@ def summarise(rounds: pd.DataFrame) -> pd.DataFrame:
 def bench_retrain(
     out: Path, bench: RetrainBench, work: Path, jobs: int = 1, progress: Progress | None = None
 ) -> pd.DataFrame:
-    """Run every strategy's world (and ``frozen``), write the rounds (CSV) and the summary
+    """Run every strategy's world and the two references, write the rounds (CSV) and the summary
     (JSON) to ``out``, and return the summary."""
     say = progress or QUIET
     began = time.perf_counter()
@@ -369,18 +376,20 @@ def bench_retrain(
     before = _State({}, _simulate(bench, {}, work / "before-lists"), None)
     say("round 0: training before any list, and its list")
     first, start = _round(bench, "naive", 0, before, work)
-    worlds = (*bench.strategies, FROZEN, NO_EFFECT)
+    worlds = (*bench.strategies, FROZEN)
     rows: list[dict] = [first | {"strategy": s} for s in worlds]
+    tasks = {s: (_world, bench, s, start, work) for s in worlds}
+    tasks[NO_EFFECT] = (_no_effect_world, bench, before, work)
     if jobs <= 1:
-        for done, strategy in enumerate(worlds, 1):
-            rows += _world(bench, strategy, start, work)
-            say.advance("strategies", done, len(worlds), strategy)
+        for done, (name, (task, *args)) in enumerate(tasks.items(), 1):
+            rows += task(*args)
+            say.advance("strategies", done, len(tasks), name)
     else:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_world, bench, s, start, work): s for s in worlds}
+            futures = {pool.submit(task, *args): name for name, (task, *args) in tasks.items()}
             for done, future in enumerate(as_completed(futures), 1):
                 rows += future.result()
-                say.advance("strategies", done, len(worlds), futures[future])
+                say.advance("strategies", done, len(tasks), futures[future])
     rounds = pd.DataFrame(rows).sort_values(["strategy", "round"], kind="stable")
     summary = summarise(rounds)
     out.mkdir(parents=True, exist_ok=True)
