@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.engines import Engine, SparkEngine
 from features.exposure import ExposureRule
 from features.tables import ContractTables
 from models.description import OutcomeDescription
@@ -31,12 +32,17 @@ from serving.weekly.store import WeekStore
 AS_OF = date(2025, 1, 6)
 HORIZON = 365
 OUTCOME = OutcomeDescription(name="emergency_admission_365d", horizon_days=HORIZON)
+HAZARDS = (1.0, 0.5)  # the hand-made case's listed and unlisted cumulative hazards
 WITH_DEATH = OutcomeDescription(
     name="emergency_admission_or_death_365d", horizon_days=HORIZON, include_death=True
 )
 
 
-def _sources(patients: list[dict], events: list[tuple[str, str, date, date | None, str]]):
+def _sources(
+    patients: list[dict],
+    events: list[tuple[str, str, date, date | None, str]],
+    engine: Engine | None = None,
+) -> ContractTables:
     frame = pd.DataFrame(
         {
             "patient_id": [p["id"] for p in patients],
@@ -57,7 +63,7 @@ def _sources(patients: list[dict], events: list[tuple[str, str, date, date | Non
     practices = pd.DataFrame(
         {"practice_id": ["Z1"], "practice_name": ["One"], "gp_cluster": ["C"], "locality": ["N"]}
     )
-    return ContractTables.from_frames(frame, rows, practices)
+    return ContractTables.from_frames(frame, rows, practices, engine)
 
 
 def _store_week(root: Path, week: date, people: pd.DataFrame, outcome: str) -> None:
@@ -72,9 +78,12 @@ def _admission(pid: str, start: date) -> tuple[str, str, date, date | None, str]
     return (pid, "emergency_admission", start, start + timedelta(days=3), "")
 
 
-def test_observed_against_expected_on_a_hand_made_case(tmp_path: Path) -> None:
-    week = AS_OF - timedelta(days=73)  # a fifth of the horizon
-    h1, h2 = 1.0, 0.5  # cumulative hazards over the horizon
+def _hand_made(tmp_path: Path, engine: Engine | None = None) -> tuple[date, Monitoring]:
+    """Four listed and three unlisted people followed from a week 73 days (a fifth of the
+    horizon) before the as-of date, one more no longer in the tables; L1 and L2 are listed
+    this week too, L1 with help running."""
+    week = AS_OF - timedelta(days=73)
+    h1, h2 = HAZARDS
     people = pd.DataFrame(
         {
             "patient_id": ["L1", "L2", "L3", "L4", "U1", "U2", "U3", "U4"],
@@ -98,16 +107,18 @@ def test_observed_against_expected_on_a_hand_made_case(tmp_path: Path) -> None:
         _admission("L4", AS_OF),  # on this as-of date: not yet seen
         _admission("U2", week),  # on the week's date: observed, followed 0 days
         _admission("U3", week + timedelta(days=80)),  # after the week's follow-up ends
+        ("L1", "reablement_plan", week, AS_OF + timedelta(days=30), "risk_list"),  # running
     ]
     _store_week(tmp_path, week, people, OUTCOME.name)
-    result = monitor(
-        _sources(patients, events),
-        WeekStore(tmp_path),
-        AS_OF,
-        pd.Index([]),
-        OUTCOME,
-        ExposureRule(),
-    )
+    listed = pd.Index(["L1", "L2"], name="patient_id")
+    sources = _sources(patients, events, engine)
+    return week, monitor(sources, WeekStore(tmp_path), AS_OF, listed, OUTCOME, ExposureRule())
+
+
+def test_observed_against_expected_on_a_hand_made_case(tmp_path: Path) -> None:
+    week, result = _hand_made(tmp_path)
+    h1, h2 = HAZARDS
+    assert (result.active_help.listed, result.active_help.with_help) == (2, 1)
     follow = result.follow_up
     assert follow is not None
     assert (follow.week, follow.days, follow.not_found) == (week, 73, 1)
@@ -282,3 +293,10 @@ def test_the_weekly_run_writes_the_block_and_the_report_shows_it(
     assert "<h2>Is the model learning the list's own effect?</h2>" in html
     assert f"People scored in the week of {FIRST}, followed for 35 days" in html
     assert block["message"].split(":")[0] in html
+
+
+def test_spark_gives_the_same_block_as_duckdb(tmp_path: Path, spark_engine: SparkEngine) -> None:
+    _, on_duckdb = _hand_made(tmp_path / "duckdb")
+    _, on_spark = _hand_made(tmp_path / "spark", spark_engine)
+    assert on_spark == on_duckdb
+    assert on_spark.to_manifest() == on_duckdb.to_manifest()

@@ -1,5 +1,7 @@
 """The weekly run: everyone registered is scored, tiered, compared with last week, explained,
-flagged and given a suggested pathway; each locality and GP cluster gets its files.
+flagged and given a suggested pathway; each locality and GP cluster gets its files. The
+monitoring (``serving.weekly.monitoring``) checks whether the list's help shows in the
+admissions that followed an earlier week.
 
 Outputs go to ``<out>/<as-of>/`` (see the README): ``people.parquet`` (everyone scored),
 ``reasons.parquet`` (explained people), per locality and per cluster a CSV, an Excel workbook
