@@ -17,6 +17,7 @@ from features.exposure import ExposureRule
 from features.tables import ContractTables
 from models.description import OutcomeDescription
 from models.registry import RegisteredBundle
+from riskstrat.cli import main
 from serving.weekly.monitoring import (
     MIN_FOLLOW_UP_DAYS,
     RATIO_MARGIN,
@@ -300,3 +301,17 @@ def test_spark_gives_the_same_block_as_duckdb(tmp_path: Path, spark_engine: Spar
     _, on_spark = _hand_made(tmp_path / "spark", spark_engine)
     assert on_spark == on_duckdb
     assert on_spark.to_manifest() == on_duckdb.to_manifest()
+
+
+def test_the_weekly_command_refuses_a_bad_exposure_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[weekly]\nexplain_share = 0.1\n\n[exposure]\nkinds = ["home_visit"]\n')
+    argv = ["weekly", "--data", str(tmp_path), "--as-of", "2026-10-26", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, "--config", str(settings), "--workdir", str(tmp_path / "work")])
+    printed = capsys.readouterr().out
+    assert stopped.value.code == 2 and len(printed.splitlines()) == 1
+    assert printed.startswith(f"[riskstrat] error: {settings}: [exposure] kinds")
+    assert "home_visit" in printed
