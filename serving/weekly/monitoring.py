@@ -174,8 +174,9 @@ def follow_up_week(store: WeekStore, as_of: date, outcome: OutcomeDescription) -
 
 @cache
 def _first_outcome(horizon_days: int) -> ir.Table:
-    """Everyone registered and alive now or since the as-of date (the follow-up week), with
-    registration end, death and the first emergency admission in the horizon after it."""
+    """Every patient's registration end, death and first emergency admission in the horizon
+    from the as-of date (here the follow-up week): the labels' window (``features.labels``),
+    as-of date included."""
     as_of = unbound(AS_OF_TABLE)
     patients = unbound("patients").select("patient_id", "registration_end", "death_date")
     events = unbound("events")
