@@ -595,7 +595,9 @@ def cmd_weekly(
     config: Annotated[
         Path | None,
         _option(
-            "FILE", "TOML file with a [weekly] table of settings (and an optional [engine] table)"
+            "FILE",
+            "TOML file with a [weekly] table of settings (and optional [engine] and [exposure] "
+            "tables)",
         ),
     ] = None,
     rules: Annotated[
@@ -620,14 +622,24 @@ def cmd_weekly(
         return
     if data is None or as_of is None or out is None:
         raise ValueError("weekly needs --data, --as-of and --out (or --check-rules)")
+    from features.exposure import ExposureRule
     from models.store import load_champion
     from serving.weekly.run import weekly_run
 
     settings = WeeklyConfig.from_toml(config) if config else WeeklyConfig()
+    exposure_rule = ExposureRule.from_toml(config) if config else ExposureRule()
     model = load_champion(tracking_uri(workdir))
     with reporting() as progress:
         result = weekly_run(
-            data, as_of, model, out, settings, loaded, progress, _engine(engine, config)
+            data,
+            as_of,
+            model,
+            out,
+            settings,
+            loaded,
+            progress,
+            _engine(engine, config),
+            exposure_rule=exposure_rule,
         )
     _say_week(result)
 
@@ -641,6 +653,7 @@ def _say_week(result: WeeklyResult) -> None:
         f"in {sum(result.seconds.values()):.1f} s"
     )
     say(f"model check: {result.manifest['drift']['verdict']}")
+    say(f"monitoring: {result.monitoring.message}")
     say(f"lists in {result.folder}")
 
 

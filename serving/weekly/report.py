@@ -15,6 +15,7 @@ import pandas as pd
 from jinja2 import Environment
 
 from features.templates import html_environment
+from serving.weekly.monitoring import Monitoring
 
 TEMPLATES = Path(__file__).parent / "templates"
 CHART = {"bar": 22, "label": 280, "width": 640, "span": 640 - 280 - 60}
@@ -38,10 +39,12 @@ def report_html(
     summary: Sequence[tuple[str, str]],
     charts: Sequence[tuple[str, Sequence[tuple[str, float]]]],
     drift: dict | None,
+    monitoring: Monitoring | None,
     table: pd.DataFrame,
     outcome: str,
 ) -> str:
-    """The whole page: summary, drift verdict, charts, and the list itself."""
+    """The whole page: summary, drift verdict, monitoring (the borough's), charts, and the
+    list itself."""
     return (
         _environment()
         .get_template("report.html")
@@ -50,6 +53,7 @@ def report_html(
             summary=summary,
             charts=charts,
             drift=drift,
+            monitoring=monitoring,
             columns=[str(c) for c in table.columns],
             rows=list(table.itertuples(index=False)),
             outcome=outcome,

@@ -1,5 +1,7 @@
 """The weekly run: everyone registered is scored, tiered, compared with last week, explained,
-flagged and given a suggested pathway; each locality and GP cluster gets its files.
+flagged and given a suggested pathway; each locality and GP cluster gets its files. The
+monitoring (``serving.weekly.monitoring``) checks whether the list's help shows in the
+admissions that followed an earlier week.
 
 Outputs go to ``<out>/<as-of>/`` (see the README): ``people.parquet`` (everyone scored),
 ``reasons.parquet`` (explained people), per locality and per cluster a CSV, an Excel workbook
@@ -26,14 +28,16 @@ from features.bands import age_band
 from features.catalogue import FAMILIES, LIST_CONTEXT
 from features.engine import build_features, cohort_context
 from features.engines import Engine
+from features.exposure import ExposureRule
 from features.progress import QUIET, Progress
 from features.tables import ContractTables, fingerprint
 from models.bundle import ModelBundle
 from models.registry import RegisteredBundle
-from models.tiers import LISTED_TIERS, NOT_LISTED, top_mask
+from models.tiers import LISTED_TIERS, top_mask
 from serving.weekly.config import WeeklyConfig
 from serving.weekly.drift import drift_check
 from serving.weekly.flags import COLUMNS as FLAG_COLUMNS
+from serving.weekly.monitoring import Monitoring, monitor
 from serving.weekly.outputs import readable, scope_stems, write_csv, write_workbook
 from serving.weekly.pathways import Rules, load_rules
 from serving.weekly.referrals import COLUMNS as REFERRAL_COLUMNS
@@ -48,10 +52,10 @@ from serving.weekly.store import (
     WeekStore,
     file_digests,
 )
-from serving.weekly.tiers import left_the_list, week_status
+from serving.weekly.tiers import left_the_list, listed_mask, week_status
 
 WEEKLY_RUN = "weekly run"
-STEPS = 3
+STEPS = 4
 PREVIOUS_COLUMNS = ["risk", "tier", "practice_id", "gp_cluster", "locality"]
 
 
@@ -73,6 +77,7 @@ class WeeklyResult:
     folder: Path
     manifest: dict
     seconds: dict[str, float]
+    monitoring: Monitoring
 
     @property
     def listed(self) -> int:
@@ -114,7 +119,7 @@ def build_people(
         tier=pd.Series(about.tiers.assign(risk, change), index=rows.index, dtype="str"),
     )
     people["week_status"] = week_status(people["tier"], previous)
-    listed = (people["tier"] != NOT_LISTED).to_numpy()
+    listed = listed_mask(people["tier"]).to_numpy()
     top = top_mask(risk, round(config.explain_share * len(people)))
     explained = rows.index[listed | top]
     reasons = scorer.reasons(explained)
@@ -136,7 +141,12 @@ def _top_reasons(listed: pd.DataFrame, count: int = 10) -> list[tuple[str, float
 
 
 def _report(
-    scope: str, listed: pd.DataFrame, left: pd.DataFrame, manifest: dict, table: pd.DataFrame
+    scope: str,
+    listed: pd.DataFrame,
+    left: pd.DataFrame,
+    manifest: dict,
+    table: pd.DataFrame,
+    monitoring: Monitoring,
 ) -> str:
     """The HTML report of a scope; ``table`` is ``readable(listed)``, already made."""
     by_tier = listed["tier"].value_counts()
@@ -163,6 +173,7 @@ def _report(
             ("Suggested pathways", [(p, float(n)) for p, n in by_pathway.items()]),
         ],
         drift=manifest["drift"],
+        monitoring=monitoring,
         table=table,
         outcome=manifest["model"]["outcome_description"],
     )
@@ -192,6 +203,7 @@ def _write_scope(
     manifest: dict,
     sheets_by: str | None,
     stamp: datetime,
+    monitoring: Monitoring,
 ) -> None:
     """CSV, workbook (one sheet per ``sheets_by`` value, else one) and report (``title``)
     for a scope, as ``<name>.csv``, ``.xlsx`` and ``.html``."""
@@ -205,7 +217,7 @@ def _write_scope(
             for key, group in listed.groupby(sheets_by, sort=True, observed=True)
         } or {name: table}
     write_workbook(sheets, staging / f"{name}.xlsx", stamp)
-    (staging / f"{name}.html").write_text(_report(title, listed, left, manifest, table))
+    (staging / f"{name}.html").write_text(_report(title, listed, left, manifest, table, monitoring))
 
 
 WeekInputs = Callable[
@@ -248,9 +260,12 @@ def weekly_run(
     progress: Progress | None = None,
     engine: Engine | None = None,
     inputs: WeekInputs | None = None,
+    exposure_rule: ExposureRule | None = None,
 ) -> WeeklyResult:
-    """Score, compare, explain and write the week; see the module docstring. Features are
-    built on ``engine`` (DuckDB by default) and scored where they are (``inputs_for``)."""
+    """Score, compare, explain, monitor and write the week; see the module docstring.
+    Features are built on ``engine`` (DuckDB by default) and scored where they are
+    (``inputs_for``); the monitoring (``serving.weekly.monitoring``) asks the same engine,
+    with ``exposure_rule`` (``[exposure]``) saying what list-triggered help is."""
     config = config or WeeklyConfig()
     rules = rules or load_rules()
     say = progress or QUIET
@@ -270,8 +285,20 @@ def weekly_run(
     about = model.bundle.described
     drift = drift_check(about.drift_reference, rows, people["risk"].reindex(rows.index))
     watch.lap("scoring and explanations")
-    listed = people[people["tier"] != NOT_LISTED]
+    listed = people[listed_mask(people["tier"])]
     say(f"{len(listed):,} people listed, {len(reasons):,} reasons kept, drift: {drift['verdict']}")
+    say.advance(WEEKLY_RUN, 2, STEPS, "monitoring")
+    with ContractTables.from_dir(data_dir, engine) as sources:
+        monitoring = monitor(
+            sources,
+            store,
+            as_of,
+            listed.index,
+            about.outcome,
+            exposure_rule or ExposureRule(),
+        )
+    watch.lap("monitoring")
+    say(f"monitoring: {monitoring.message}")
     manifest = {
         "as_of": as_of.isoformat(),
         "model": {
@@ -289,13 +316,16 @@ def weekly_run(
         "counts": _counts(people, listed, reasons, left),
         "mean_risk": round(float(people["risk"].mean()), 6),
         "drift": drift,
+        "monitoring": monitoring.to_manifest(),
     }
-    say.advance(WEEKLY_RUN, 2, STEPS, "writing the files")
-    folder, manifest = _write_week(store, as_of, people, reasons, listed, left, manifest)
+    say.advance(WEEKLY_RUN, 3, STEPS, "writing the files")
+    folder, manifest = _write_week(
+        store, as_of, people, reasons, listed, left, manifest, monitoring
+    )
     watch.lap("outputs")
     say.advance(WEEKLY_RUN, STEPS, STEPS, "written")
     store.log_run(as_of, watch.seconds)
-    return WeeklyResult(folder, manifest, watch.seconds)
+    return WeeklyResult(folder, manifest, watch.seconds, monitoring)
 
 
 def _counts(
@@ -326,6 +356,7 @@ def _write_week(
     listed: pd.DataFrame,
     left: pd.DataFrame,
     manifest: dict,
+    monitoring: Monitoring,
 ) -> tuple[Path, dict]:
     """Write every file of the week through the store (staging, then one rename).
 
@@ -338,7 +369,7 @@ def _write_week(
         reasons.to_parquet(staging / REASONS_FILE, index=False)
         write_csv(_left_table(left), staging / LEFT_FILE)
         (staging / BOROUGH_REPORT).write_text(
-            _report("the borough", listed, left, manifest, readable(listed))
+            _report("the borough", listed, left, manifest, readable(listed), monitoring)
         )
         lists: dict[str, dict[str, str]] = {}
         for scope, column, sheets_by in (
@@ -350,7 +381,9 @@ def _write_week(
                 gone = left[left[column] == name]
                 stem = stems[name]
                 title = f"{scope} {name}"
-                _write_scope(staging, stem, title, group, gone, manifest, sheets_by, stamp)
+                _write_scope(
+                    staging, stem, title, group, gone, manifest, sheets_by, stamp, monitoring
+                )
                 lists[stem] = {"scope": scope, "name": str(name)}
         manifest = manifest | {"lists": lists, "files": file_digests(staging)}
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -102,9 +102,17 @@ class WeekStore:
         folder = self.folder(self.choose(week))
         return _read(folder, (folder / MANIFEST_FILE).stat().st_mtime_ns)
 
-    def people(self, week: date | None = None) -> pd.DataFrame:
-        """Everyone scored in the given week (or the latest), without the reasons table."""
-        return pd.read_parquet(self.folder(self.choose(week)) / PEOPLE_FILE)
+    def people(self, week: date | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+        """Everyone scored in the given week (or the latest), without the reasons table;
+        only ``columns`` when given."""
+        return pd.read_parquet(self.folder(self.choose(week)) / PEOPLE_FILE, columns=columns)
+
+    def outcome(self, week: date) -> str | None:
+        """The outcome (name) the week's model predicted, from its manifest."""
+        manifest = json.loads((self.folder(week) / MANIFEST_FILE).read_text())
+        model = manifest.get("model")
+        outcome = model.get("outcome") if isinstance(model, dict) else None
+        return str(outcome) if outcome else None
 
     def previous(self, as_of: date, columns: list[str]) -> tuple[date | None, pd.DataFrame]:
         """The latest week before ``as_of`` and its people's ``columns``, indexed by patient
