@@ -109,7 +109,8 @@ class FitDescription(BaseModel):
         )
 
 
-STRATEGY_WORDS = {
+Strategy = Literal["naive", "as_feature", "unexposed", "censor"]  # [train.intervention]
+STRATEGY_WORDS: dict[str, str] = {
     "naive": "learnt from every snapshot as observed, help the list triggered included, so "
     "it learns the risk that remained after that help",
     "as_feature": "learnt with the help the list triggered as a known adjustment beside the "
@@ -143,7 +144,7 @@ class InterventionDescription(BaseModel):
 
     model_config = _FROZEN
 
-    strategy: Literal["naive", "as_feature", "unexposed", "censor"] = "naive"
+    strategy: Strategy = "naive"
     exposure: RecordedExposureRule | None = None  # None: a feature table, or not recorded
     rows_exposed: int = Field(0, ge=0)  # training rows that help touched in their horizon
     rows_removed: int = Field(0, ge=0)  # left out because help touched them (unexposed, censor)
@@ -156,6 +157,11 @@ class InterventionDescription(BaseModel):
         what = STRATEGY_WORDS[self.strategy]
         if self.exposure is None:
             return f"The model {what}; which rows help touched was not known."
+        if self.rows_exposed == 0 and self.strategy != "naive":
+            return (
+                f"The model {what}. Help counted as list-triggered: {self.exposure.text}; it "
+                "touched no training row, so the model learnt exactly as a naive refit would."
+            )
         return (
             f"The model {what}. Help counted as list-triggered: {self.exposure.text}; it "
             f"touched {self.rows_exposed:,} training rows, of which {self.rows_removed:,} were "

@@ -144,8 +144,10 @@ def test_as_feature_refuses_a_decile_with_too_few_unexposed_rows(world: World) -
     assert 'use strategy = "unexposed"' in str(caught.value)
 
 
-def test_as_feature_without_any_exposed_row_says_it_equals_naive(world: World) -> None:
-    data, _ = training_snapshots(
+def test_as_feature_without_any_exposed_row_learns_as_naive(world: World) -> None:
+    """Before the list has touched any training row (the first retraining after go-live)
+    there is no effect of help to learn: the fit is naive's, and the record says so."""
+    data, facts = training_snapshots(
         InterventionSettings(strategy="as_feature"),
         world.features,
         world.labels,
@@ -155,8 +157,21 @@ def test_as_feature_without_any_exposed_row_says_it_equals_naive(world: World) -
         rule=RULE,
         specs=SPECS,
     )
-    with pytest.raises(ValueError, match=r"no training row was touched .* strategy equals naive"):
-        fit_bundle(data, SPECS, TrainConfig(lightgbm=SMALL_TREES, refit="none"))
+    assert data.help_shares is None and facts.rows_exposed == 0
+    naive, _ = training_snapshots(
+        InterventionSettings(strategy="naive"),
+        world.features,
+        world.labels,
+        world.exposure.iloc[:0],
+        as_of_dates=(AS_OF,),
+        horizon_days=HORIZON,
+        rule=RULE,
+        specs=SPECS,
+    )
+    config = TrainConfig(lightgbm=SMALL_TREES, refit="none")
+    as_feature_bundle, _ = fit_bundle(data, SPECS, config)
+    naive_bundle, _ = fit_bundle(naive, SPECS, config)
+    assert as_feature_bundle.booster.model_to_string() == naive_bundle.booster.model_to_string()
 
 
 def test_censoring_weights_are_the_inverse_chance_of_staying_uncensored() -> None:

@@ -15,6 +15,7 @@ from pydantic import Field, StrictBool, model_validator
 
 from features.labels import Outcome
 from features.settings import Integer, load_table, settings_model
+from models.description import Strategy
 from models.tiers import TierPolicy
 
 TABLE = "train"
@@ -57,7 +58,6 @@ class LightGBMParams:
         }
 
 
-Strategy = Literal["naive", "as_feature", "unexposed", "censor"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 

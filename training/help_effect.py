@@ -39,12 +39,7 @@ def overlap_table(raw: np.ndarray, exposed: np.ndarray) -> pd.DataFrame:
 
 def check_overlap(table: pd.DataFrame, min_overlap: float) -> None:
     """ValueError (one line) unless every decile holding exposed rows has at least
-    ``min_overlap`` of its rows unexposed, or when no row is exposed at all."""
-    if table["exposed"].sum() == 0:
-        raise ValueError(
-            "as_feature: no training row was touched by list-triggered help, so the strategy "
-            'equals naive: use strategy = "naive" (or check [exposure])'
-        )
+    ``min_overlap`` of its rows unexposed."""
     holding = table[table["exposed"] > 0]
     short = holding[1 - holding["exposed_share"] < min_overlap]
     if not short.empty:
