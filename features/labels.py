@@ -44,17 +44,23 @@ class Outcome:
 
 
 @cache
-def _first_admission(horizon_days: int) -> ir.Table:
-    """Cohort with registration end, death and the first admission in the horizon."""
+def first_admissions(horizon_days: int) -> ir.Table:
+    """Per patient and as-of date that has one: the first emergency admission in the
+    outcome window (``first_event``; ``as_of <= start < as_of + horizon_days``)."""
     as_of = unbound(AS_OF_TABLE)
-    members = cohort().select(*KEY, "registration_end", "death_date")
     events = unbound("events")
     admissions = events.filter(events.kind == EventKind.EMERGENCY_ADMISSION.value)
     joined = admissions.inner_join(as_of, admissions.start >= as_of.as_of)
     in_horizon = joined.filter(joined.start.delta(joined.as_of, unit="day") < horizon_days)
-    first = in_horizon.group_by(KEY).aggregate(first_event=in_horizon.start.min())
+    return in_horizon.group_by(KEY).aggregate(first_event=in_horizon.start.min())
+
+
+@cache
+def _first_admission(horizon_days: int) -> ir.Table:
+    """Cohort with registration end, death and the first admission in the horizon."""
+    members = cohort().select(*KEY, "registration_end", "death_date")
     frame = (
-        members.left_join(first, KEY)
+        members.left_join(first_admissions(horizon_days), KEY)
         .drop("patient_id_right", "as_of_right")
         .mutate(horizon_end=lambda t: t.as_of + ibis.interval(days=horizon_days - 1))
     )

@@ -32,15 +32,14 @@ from datetime import date, timedelta
 from enum import StrEnum
 from functools import cache
 
-import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 from scipy.stats import beta, chi2
 
-from features.contract import EventKind
 from features.exposure import ExposureRule, exposure
-from features.tables import AS_OF_TABLE, ContractTables, unbound
+from features.labels import first_admissions
+from features.tables import ContractTables, unbound
 from models.description import OutcomeDescription
 from serving.weekly.store import WeekStore
 from serving.weekly.tiers import listed_mask
@@ -175,18 +174,10 @@ def follow_up_week(store: WeekStore, as_of: date, outcome: OutcomeDescription) -
 @cache
 def _first_outcome(horizon_days: int) -> ir.Table:
     """Every patient's registration end, death and first emergency admission in the horizon
-    from the as-of date (here the follow-up week): the labels' window (``features.labels``),
-    as-of date included."""
-    as_of = unbound(AS_OF_TABLE)
+    from the as-of date (here the follow-up week): the labels' window."""
     patients = unbound("patients").select("patient_id", "registration_end", "death_date")
-    events = unbound("events")
-    admissions = events.filter(events.kind == EventKind.EMERGENCY_ADMISSION.value)
-    joined = admissions.inner_join(
-        as_of,
-        (admissions.start >= as_of.as_of)
-        & (admissions.start < as_of.as_of + ibis.interval(days=horizon_days)),
-    )
-    first = joined.group_by("patient_id").aggregate(first_admission=joined.start.min())
+    first = first_admissions(horizon_days)
+    first = first.select("patient_id", first_admission=first.first_event)
     return patients.left_join(first, "patient_id").drop("patient_id_right")
 
 
