@@ -1203,6 +1203,21 @@ def cmd_bench_retrain(
         list[str] | None,
         typer.Option(metavar="NAME", help="a strategy to run; repeat for more (default: all)"),
     ] = None,
+    list_share: Annotated[
+        float | None,
+        typer.Option(metavar="SHARE", help="share of everyone scored that is listed [0.05]"),
+    ] = None,
+    capacity_share: Annotated[
+        float | None, typer.Option(metavar="SHARE", help="share of the listed who get help [0.8]")
+    ] = None,
+    reablement_hr: Annotated[
+        float | None,
+        typer.Option(metavar="HR", help="admission hazard ratio under a reablement plan [0.5]"),
+    ] = None,
+    social_prescribing_hr: Annotated[
+        float | None,
+        typer.Option(metavar="HR", help="admission hazard ratio under social prescribing [0.7]"),
+    ] = None,
     jobs: Annotated[
         int, typer.Option(metavar="N", help="strategies run at once, each in its own process")
     ] = 1,
@@ -1214,7 +1229,20 @@ def cmd_bench_retrain(
     from training.retrain_benchmark import RESULTS_FILE, STRATEGIES, RetrainBench, bench_retrain
 
     bench = RetrainBench(
-        patients=patients, seed=seed, rounds=rounds, strategies=tuple(strategy or STRATEGIES)
+        patients=patients,
+        seed=seed,
+        rounds=rounds,
+        strategies=tuple(strategy or STRATEGIES),
+        **{
+            name: value
+            for name, value in (
+                ("list_share", list_share),
+                ("capacity_share", capacity_share),
+                ("reablement_hr", reablement_hr),
+                ("social_prescribing_hr", social_prescribing_hr),
+            )
+            if value is not None
+        },
     )
     with (
         tempfile.TemporaryDirectory(prefix="riskstrat-bench-retrain-") as work,

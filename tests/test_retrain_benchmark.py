@@ -41,7 +41,12 @@ def test_each_round_trains_out_of_time_on_the_years_before_its_list() -> None:
 
 @pytest.mark.parametrize(
     ("settings", "message"),
-    [({"rounds": 0}, "rounds"), ({"strategies": ("naive", "magic")}, "magic")],
+    [
+        ({"rounds": 0}, "rounds"),
+        ({"strategies": ("naive", "magic")}, "magic"),
+        ({"capacity_share": 1.5}, "capacity_share"),
+        ({"reablement_hr": 0.0}, "reablement_hr"),
+    ],
 )
 def test_bad_settings_are_refused_by_name(settings: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -67,6 +72,7 @@ def test_summary_measures_drift_from_round_0_and_the_shortfall_against_no_effect
     rounds = pd.DataFrame(
         _rounds("naive", [0.830, 0.826, 0.821])
         + _rounds("censor", [0.830, 0.833, 0.829])
+        + _rounds("unexposed", [0.830, 0.838, 0.836])
         + _rounds(NO_EFFECT, [0.830, 0.832, 0.831])
     )
     summary = summarise(rounds).set_index("strategy")
@@ -76,6 +82,8 @@ def test_summary_measures_drift_from_round_0_and_the_shortfall_against_no_effect
     assert summary.loc["censor", "within_target"]
     assert summary.loc["censor", "largest_shortfall_vs_no_effect"] == pytest.approx(0.002)
     assert summary.loc["censor", "admissions_prevented"] == pytest.approx(30.0)
+    assert summary.loc["unexposed", "largest_drop"] == 0.0  # rising is not drift to refuse
+    assert summary.loc["unexposed", "within_target"]
 
 
 def test_a_small_run_lists_with_each_champion_and_the_reference_prevents_nothing(
