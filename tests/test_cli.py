@@ -35,6 +35,7 @@ COMMANDS = {
     "bench-fit",
     "evaluate",
     "bench-evaluate",
+    "bench-retrain",
 }
 CONTROL = ("\x1b", "\r")
 

@@ -365,7 +365,7 @@ def summarise(rounds: pd.DataFrame) -> pd.DataFrame:
                 "auroc_untreated_last": group["champion_auroc_untreated"].iloc[-1],
                 "largest_drop": max(0.0, float(-drift.min())) if len(drift) else 0.0,
                 "within_target": bool((drift >= -TARGET_AUROC_DRIFT).all()),
-                "largest_shortfall_vs_no_effect": float(-gap.min()) if len(gap) else 0.0,
+                "largest_shortfall_vs_no_effect": max(0.0, float(-gap.min())) if len(gap) else 0.0,
                 "slope_untreated_last": group["champion_slope_untreated"].iloc[-1],
                 "top_risk_listed_share_mean": later["top_risk_listed_share"].mean(),
                 "admissions_prevented": group["admissions_prevented"].sum(),
