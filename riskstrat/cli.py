@@ -1186,7 +1186,7 @@ def cmd_bench_evaluate(
 
 @app.command(
     "bench-retrain",
-    short_help="repeated deployment: each retraining strategy against the untreated truth",
+    short_help="retraining strategies under repeated deployment; JSON",
     epilog=_examples(
         "riskstrat bench-retrain --out work/bench-retrain --patients 30000 --jobs 2",
         "riskstrat bench-retrain --out work/bench-retrain --strategy naive --strategy unexposed",

@@ -19,7 +19,7 @@ from models.description import ModelDescription
 from training.config import InterventionSettings, LightGBMParams, TrainConfig
 from training.evaluate import truth_auroc, truth_calibration_slope
 from training.fit import Snapshots, fit_bundle
-from training.intervention import censoring_weights, training_snapshots, unaffected
+from training.intervention import censoring_weights, table_facts, training_snapshots, unaffected
 from training.pipeline import TrainResult, train_from_contract
 from training.promote import TestSet
 
@@ -311,3 +311,10 @@ def test_training_on_the_borough_records_the_strategy_in_the_model_and_card(
     card = (tmp_path / "report" / "model_card.html").read_text()
     assert f"Strategy <code>{strategy}</code>" in card
     assert "test rows no list-triggered help touched" in card
+
+
+def test_a_feature_table_learns_as_naive_whatever_the_strategy_and_says_so() -> None:
+    facts, caveat = table_facts(InterventionSettings(strategy="unexposed"))
+    assert facts.strategy == "naive" and facts.rule is None
+    assert caveat is not None and "'unexposed'" in caveat and "feature table cannot tell" in caveat
+    assert table_facts(InterventionSettings(strategy="naive")) == (facts, None)

@@ -167,12 +167,14 @@ def training_snapshots(
     return data, facts
 
 
-def table_facts(settings: InterventionSettings) -> InterventionFacts:
-    """A feature table says nothing of help: only ``naive`` can learn from it."""
-    if settings.strategy != "naive":
-        raise ValueError(
-            f"[train.intervention] strategy {settings.strategy!r} needs to know which rows "
-            "list-triggered help touched, which a feature table cannot tell: train it with "
-            'strategy = "naive" or on contract tables (--data)'
-        )
-    return InterventionFacts("naive", None, 0, 0, 0, 1.0)
+def table_facts(settings: InterventionSettings) -> tuple[InterventionFacts, str | None]:
+    """A feature table says nothing of help: the model learns as ``naive`` whatever the
+    setting, and the second value says so when another strategy was set."""
+    facts = InterventionFacts("naive", None, 0, 0, 0, 1.0)
+    if settings.strategy == "naive":
+        return facts, None
+    return facts, (
+        f"[train.intervention] strategy {settings.strategy!r} needs to know which rows "
+        "list-triggered help touched, which a feature table cannot tell: the model learns "
+        "from every row as observed (naive), and its card says so"
+    )

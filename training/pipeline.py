@@ -170,7 +170,9 @@ def train_from_table(
         horizon_days=config.outcome.horizon_days,
         seed=config.seed + 1,  # not the seed of the patient parts: another draw
     )
-    intervention = table_facts(config.intervention)
+    intervention, caveat = table_facts(config.intervention)
+    if caveat:
+        say(caveat)
     say.advance(TRAINING, 1, STEPS, "fitting")
     say(
         f"training on {len(data.train.labels):,} rows, testing on {len(data.test.labels):,} "
