@@ -62,6 +62,45 @@ def later_as_of(sources: ContractTables, test_as_of: date, horizon_days: int) ->
     return tuple(dates)
 
 
+@dataclass(frozen=True, slots=True)
+class TrainingData:
+    """Features, labels (with the outcome's date) and help for the dates asked, and the
+    training rows as the configured strategy learns them."""
+
+    features: pd.DataFrame
+    labels: pd.DataFrame
+    helped: pd.DataFrame
+    train: Snapshots
+    facts: InterventionFacts
+
+
+def training_data(
+    sources: ContractTables,
+    config: TrainConfig,
+    rule: ExposureRule,
+    dates: tuple[date, ...],
+    progress: Progress | None = None,
+) -> TrainingData:
+    """Everything a training run learns from, on ``dates`` (the training and test dates and
+    any others to score), with help as ``rule`` says; one path for ``train_from_contract``
+    and the retraining benchmark."""
+    horizon = config.outcome.horizon_days
+    features = build_features(sources, dates, progress=progress)
+    labels = build_labels(sources, dates, config.outcome, with_date=True)
+    helped = exposure(sources, dates, horizon, rule)
+    train, facts = training_snapshots(
+        config.intervention,
+        features,
+        labels,
+        helped,
+        as_of_dates=config.train_as_of,
+        horizon_days=horizon,
+        rule=rule,
+        specs=feature_specs(),
+    )
+    return TrainingData(features, labels, helped, train, facts)
+
+
 def train_from_contract(
     data_dir: Path,
     config: TrainConfig,
@@ -83,20 +122,8 @@ def train_from_contract(
     dates = (*config.train_as_of, config.test_as_of, *later)
     say(f"building features and labels for {len(dates)} as-of dates")
     say.advance(TRAINING, 0, STEPS, "features and labels")
-    features = build_features(sources, dates, progress=say)
-    labels = build_labels(sources, dates, config.outcome, with_date=True)
-    horizon = config.outcome.horizon_days
-    helped = exposure(sources, dates, horizon, exposure_rule)
-    train, intervention = training_snapshots(
-        config.intervention,
-        features,
-        labels,
-        helped,
-        as_of_dates=config.train_as_of,
-        horizon_days=horizon,
-        rule=exposure_rule,
-        specs=feature_specs(),
-    )
+    data = training_data(sources, config, exposure_rule, dates, progress=say)
+    features, labels, train, intervention = data.features, data.labels, data.train, data.facts
     test = _rows(features, labels, (config.test_as_of,))
     say(
         f"training on {len(train.labels):,} snapshots ({config.intervention.strategy}: "
@@ -119,7 +146,7 @@ def train_from_contract(
         policy=config.tiers,
         bootstrap=config.bootstrap,
         seed=config.seed,
-        test_unaffected=unaffected(test.features.index, helped),
+        test_unaffected=unaffected(test.features.index, data.helped),
     )
     outcome = config.outcome
     return _finish(

@@ -42,7 +42,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from features.engine import build_features, feature_specs
-from features.exposure import ExposureRule, exposure
+from features.exposure import ExposureRule
 from features.labels import Outcome, build_labels
 from features.progress import QUIET, Progress
 from features.sources.synthetic.borough import TRUTH_DIR, generate, write
@@ -58,7 +58,8 @@ from models.bundle import ModelBundle
 from training.config import STRATEGIES, InterventionSettings, LightGBMParams, TrainConfig
 from training.evaluate import calibration_slope, truth_auroc, truth_calibration_slope
 from training.fit import fit_bundle
-from training.intervention import training_snapshots, unaffected
+from training.intervention import unaffected
+from training.pipeline import training_data
 from training.promote import gate
 
 FROZEN = "frozen"  # the round-0 model kept for ever
@@ -192,28 +193,15 @@ def _fit(
     """The strategy's challenger trained on ``now``, with the test rows no help touched
     (features and labels) for the gate, and everyone's features on ``now``."""
     config = bench.train_config(now, strategy)
-    horizon = config.outcome.horizon_days
-    labelled = (*config.train_as_of, config.test_as_of)
-    features = build_features(sources, (*labelled, now))
-    labels = build_labels(sources, labelled, config.outcome, with_date=True)
-    exposed = exposure(sources, labelled, horizon, rule)
-    snapshots, _ = training_snapshots(
-        config.intervention,
-        features,
-        labels,
-        exposed,
-        as_of_dates=config.train_as_of,
-        horizon_days=horizon,
-        rule=rule,
-        specs=feature_specs(),
-    )
-    bundle, _ = fit_bundle(snapshots, feature_specs(), config)
+    data = training_data(sources, config, rule, (*config.train_as_of, config.test_as_of, now))
+    bundle, _ = fit_bundle(data.train, feature_specs(), config)
+    features, labels = data.features, data.labels
     test_rows = features.index.get_level_values("as_of") == config.test_as_of
     test_features, test_labels = (
         features[test_rows],
         labels["label"].reindex(features.index[test_rows]),
     )
-    keep = test_labels.notna().to_numpy() & unaffected(test_features.index, exposed)
+    keep = test_labels.notna().to_numpy() & unaffected(test_features.index, data.helped)
     return bundle, test_features[keep], test_labels[keep], features
 
 
