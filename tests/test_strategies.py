@@ -147,27 +147,22 @@ def test_as_feature_refuses_a_decile_with_too_few_unexposed_rows(world: World) -
 def test_as_feature_without_any_exposed_row_learns_as_naive(world: World) -> None:
     """Before the list has touched any training row (the first retraining after go-live)
     there is no effect of help to learn: the fit is naive's, and the record says so."""
-    data, facts = training_snapshots(
-        InterventionSettings(strategy="as_feature"),
-        world.features,
-        world.labels,
-        world.exposure.iloc[:0],
-        as_of_dates=(AS_OF,),
-        horizon_days=HORIZON,
-        rule=RULE,
-        specs=SPECS,
-    )
+
+    def without_help(strategy: str) -> tuple[Snapshots, object]:
+        return training_snapshots(
+            InterventionSettings(strategy=strategy),
+            world.features,
+            world.labels,
+            world.exposure.iloc[:0],
+            as_of_dates=(AS_OF,),
+            horizon_days=HORIZON,
+            rule=RULE,
+            specs=SPECS,
+        )
+
+    data, facts = without_help("as_feature")
     assert data.help_shares is None and facts.rows_exposed == 0
-    naive, _ = training_snapshots(
-        InterventionSettings(strategy="naive"),
-        world.features,
-        world.labels,
-        world.exposure.iloc[:0],
-        as_of_dates=(AS_OF,),
-        horizon_days=HORIZON,
-        rule=RULE,
-        specs=SPECS,
-    )
+    naive, _ = without_help("naive")
     config = TrainConfig(lightgbm=SMALL_TREES, refit="none")
     as_feature_bundle, _ = fit_bundle(data, SPECS, config)
     naive_bundle, _ = fit_bundle(naive, SPECS, config)
