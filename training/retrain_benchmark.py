@@ -33,7 +33,7 @@ import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -114,7 +114,7 @@ class RetrainBench:
             patients=self.patients,
             seed=self.seed,
             start=self.start,
-            end=date(last.year, 12, 31),
+            end=_years_after(last, 1) - timedelta(days=1),  # a year after the last list
             truth_as_of=self.list_dates,
             interventions=Interventions(
                 locality_model=LocalityModel(enabled=False),
@@ -139,7 +139,7 @@ class RetrainBench:
             test_as_of=test,
             seed=self.seed,
             bootstrap=0,
-            lightgbm=LightGBMParams(threads=1),
+            lightgbm=LightGBMParams(threads=1),  # worlds run in parallel: no contention
             intervention=InterventionSettings(strategy=strategy),
         )
 
