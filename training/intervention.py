@@ -20,9 +20,9 @@ import pandas as pd
 
 from features.exposure import ExposureRule, exposure_shares
 from features.spec import FeatureSpec
-from models.description import InterventionDescription, RecordedExposureRule
+from models.description import InterventionDescription, RecordedExposureRule, Strategy
 from training.baselines import logistic_model
-from training.config import InterventionSettings, Strategy
+from training.config import InterventionSettings
 from training.fit import Snapshots
 from training.help_effect import ODDS_RATIO, OVERLAP
 
