@@ -201,7 +201,8 @@ def test_a_data_scientist_opens_an_evaluation_report_whole(page, server) -> None
     page.goto("/ui/evaluations")
     _sign_in(page, "evaluator")
     assert page.get_by_role("heading", name="Evaluations").is_visible()
-    page.get_by_role("link", name="pilot").click()
+    with page.expect_navigation():  # the report and its images loaded before anything is read
+        page.get_by_role("link", name="pilot").click()
     assert page.url.endswith("/ui/evaluations/pilot/report.html")
     assert page.get_by_role("heading", name=f"Evaluation: {HOSTILE_TITLE}").is_visible()
     images = page.evaluate("Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
