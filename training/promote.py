@@ -27,7 +27,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from features.engine import build_features
-from features.exposure import exposure
+from features.exposure import ExposureRule, exposure
 from features.labels import Outcome, build_labels
 from features.tables import ContractTables
 from models.bundle import ModelBundle
@@ -176,10 +176,20 @@ def _test_set(bundle: ModelBundle, data_dir: Path | None, table: Path | None) ->
     )
     sources = ContractTables.from_dir(data_dir)
     features = build_features(sources, [as_of])
-    labels = build_labels(sources, [as_of], outcome)["label"].reindex(features.index)
-    observed = labels.notna().to_numpy()
+    labels = build_labels(sources, [as_of], outcome)["label"]
     rule = rule_of(described.intervention)
-    untouched = unaffected(features.index, exposure(sources, [as_of], outcome.horizon_days, rule))
+    helped = exposure(sources, [as_of], outcome.horizon_days, rule)
+    return unaffected_rows(features, labels, helped, rule)
+
+
+def unaffected_rows(
+    features: pd.DataFrame, labels: pd.Series, helped: pd.DataFrame, rule: ExposureRule
+) -> TestSet:
+    """The rows of ``features`` with an observed label that no list-triggered help (``helped``,
+    found with ``rule``) touched in their horizon."""
+    labels = labels.reindex(features.index)
+    observed = labels.notna().to_numpy()
+    untouched = unaffected(features.index, helped)
     keep = observed & untouched
     left_out = int((observed & ~untouched).sum())
     return TestSet(
@@ -189,6 +199,22 @@ def _test_set(bundle: ModelBundle, data_dir: Path | None, table: Path | None) ->
         f"{int(keep.sum()):,} test rows; {left_out:,} that list-triggered help touched left "
         f"out ({rule.describe()})",
     )
+
+
+def judge(
+    challenger: ModelBundle,
+    champion: ModelBundle | None,
+    test: TestSet,
+    resamples: int = 200,
+    seed: int = 0,
+) -> tuple[tuple[str, ...], dict[str, float]]:
+    """The gate on ``test``, or its one failure when the rows cannot compare the models."""
+    problem = test.problem()
+    if problem is None:
+        failed, figures = gate(challenger, champion, test.features, test.labels, resamples, seed)
+    else:
+        failed, figures = (problem,), {"test_rows": float(len(test.labels))}
+    return failed, figures | {"test_rows_left_out_exposed": float(test.left_out)}
 
 
 def _current(tracking_uri: str, alias: str) -> RegisteredBundle | None:
@@ -232,19 +258,9 @@ def promote(
         store(challenger)
         return Decision(challenger.version, champion.version, True, (), {})
     test = _test_set(challenger.bundle, data_dir, table)
-    problem = test.problem()
-    if problem is None:
-        failed, figures = gate(
-            challenger.bundle,
-            champion.bundle if champion else None,
-            test.features,
-            test.labels,
-            resamples,
-            seed,
-        )
-    else:
-        failed, figures = (problem,), {"test_rows": float(len(test.labels))}
-    figures = figures | {"test_rows_left_out_exposed": float(test.left_out)}
+    failed, figures = judge(
+        challenger.bundle, champion.bundle if champion else None, test, resamples, seed
+    )
     decision = Decision(
         challenger.version,
         champion.version if champion else None,

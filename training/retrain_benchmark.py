@@ -58,9 +58,8 @@ from models.bundle import ModelBundle
 from training.config import STRATEGIES, InterventionSettings, LightGBMParams, TrainConfig
 from training.evaluate import calibration_slope, truth_auroc, truth_calibration_slope
 from training.fit import fit_bundle
-from training.intervention import unaffected
 from training.pipeline import training_data
-from training.promote import gate
+from training.promote import TestSet, judge, unaffected_rows
 
 FROZEN = "frozen"  # the round-0 model kept for ever
 NO_EFFECT = "no_effect"  # naive refits in a borough where the list's help changes nothing
@@ -189,20 +188,15 @@ def _scores(bundle: ModelBundle, features: pd.DataFrame, on: date) -> pd.Series:
 
 def _fit(
     bench: RetrainBench, sources: ContractTables, now: date, strategy: str, rule: ExposureRule
-) -> tuple[ModelBundle, pd.DataFrame, pd.Series, pd.DataFrame]:
-    """The strategy's challenger trained on ``now``, with the test rows no help touched
-    (features and labels) for the gate, and everyone's features on ``now``."""
+) -> tuple[ModelBundle, TestSet, pd.DataFrame]:
+    """The strategy's challenger trained on ``now``, the test rows no help touched for the
+    gate, and the features (everyone's on ``now`` among them)."""
     config = bench.train_config(now, strategy)
     data = training_data(sources, config, rule, (*config.train_as_of, config.test_as_of, now))
     bundle, _ = fit_bundle(data.train, feature_specs(), config)
-    features, labels = data.features, data.labels
-    test_rows = features.index.get_level_values("as_of") == config.test_as_of
-    test_features, test_labels = (
-        features[test_rows],
-        labels["label"].reindex(features.index[test_rows]),
-    )
-    keep = test_labels.notna().to_numpy() & unaffected(test_features.index, data.helped)
-    return bundle, test_features[keep], test_labels[keep], features
+    at_test = data.features.index.get_level_values("as_of") == config.test_as_of
+    test = unaffected_rows(data.features[at_test], data.labels["label"], data.helped, rule)
+    return bundle, test, data.features
 
 
 def _measure(
@@ -270,16 +264,14 @@ def _round(
     else:
         learn = "naive" if strategy == NO_EFFECT else strategy
         try:
-            challenger, test_x, test_y, features = _fit(bench, sources, now, learn, rule)
+            challenger, test, features = _fit(bench, sources, now, learn, rule)
         except ValueError as refusal:  # a strategy that cannot learn from this data says so
             if champion is None:
                 raise
             challenger, features = None, build_features(sources, [now])
             failed = (f"training refused: {refusal}",)
         else:
-            failed, figures = gate(
-                challenger, champion, test_x, test_y.to_numpy(), bench.bootstrap, bench.seed
-            )
+            failed, figures = judge(challenger, champion, test, bench.bootstrap, bench.seed)
     sources.close()
     promoted = champion is None or not failed
     if promoted:
