@@ -362,6 +362,7 @@ def bench_retrain(
     (JSON) to ``out``, and return the summary."""
     say = progress or QUIET
     began = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails now, not after hours
     say(f"simulating the borough before any list ({bench.patients:,} people)")
     before = _State({}, _simulate(bench, {}, work / "before-lists"), None)
     say("round 0: training before any list, and its list")
@@ -382,7 +383,6 @@ def bench_retrain(
                 say.advance("strategies", done, len(tasks), futures[future])
     rounds = pd.DataFrame(rows).sort_values(["strategy", "round"], kind="stable")
     summary = summarise(rounds)
-    out.mkdir(parents=True, exist_ok=True)
     rounds.to_csv(out / ROUNDS_FILE, index=False)
     (out / RESULTS_FILE).write_text(
         json.dumps(
