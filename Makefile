@@ -6,7 +6,7 @@ WORK   ?= work
 PATIENTS ?= 50000
 SEED   ?= 42
 
-.PHONY: setup run test lint bench-synth lock clean browser java
+.PHONY: setup run test lint bench-synth lock clean browser java wheel bento
 
 setup: $(VENV)/.installed
 
@@ -20,9 +20,18 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 run: setup
 	BENTOML_DO_NOT_TRACK=True $(BIN)/riskstrat demo --workdir $(WORK) --patients $(PATIENTS) --seed $(SEED)
 
-test: setup browser java
+test: setup browser java wheel
 	$(BIN)/ruff check .
-	BENTOML_DO_NOT_TRACK=True $(BIN)/python -m pytest
+	BENTOML_DO_NOT_TRACK=True $(BIN)/pytest
+
+# The installable wheel (one namespace, `riskstrat`), rebuilt from the checkout every time:
+# the packaging tests read it and `make bento` packs it.
+wheel:
+	rm -rf dist
+	$(PYTHON) -m uv build --wheel --quiet --out-dir dist .
+
+bento: setup wheel
+	BENTOML_DO_NOT_TRACK=True $(BIN)/bentoml build
 
 # The browser tests drive Debian's chromium (Playwright's own browser download is not used).
 # Installed unattended when missing; needs root, as on the CI machines.

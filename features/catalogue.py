@@ -5,8 +5,8 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from features.contract import EventKind as K
-from features.definitions import (
+from riskstrat.contract.schema import EventKind as K
+from riskstrat.features.definitions import (
     ActiveFlag,
     ActiveValue,
     Count,

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.types as ir
 
-from features.spec import FeatureSpec
+from riskstrat.common.months import DAYS_PER_YEAR
+from riskstrat.features.spec import FeatureSpec
 
 # Generous caps for valid values: far above any person's record, low enough that a value
 # beyond them is a mistake (1e308 admissions, an age of 500).
@@ -163,7 +164,7 @@ class YearsSinceFirst(Definition):
 
     def aggregate(self, window: ir.Table) -> ir.Value:
         earliest = window.days_before.max(where=self.matches(window))
-        return earliest.cast("float64") / 365.25
+        return earliest.cast("float64") / DAYS_PER_YEAR
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,13 +21,14 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from features.catalogue import DERIVED, FAMILIES
-from features.contract import ETHNICITY_GROUPS, SEXES
-from features.definitions import LIFETIME_YEARS, Derived, Family
-from features.progress import QUIET, Progress
-from features.spec import FeatureSpec
-from features.tables import AS_OF_TABLE, ContractTables, unbound
-from features.window import cut
+from riskstrat.common.months import DAYS_PER_YEAR
+from riskstrat.common.progress import QUIET, Progress
+from riskstrat.contract.schema import ETHNICITY_GROUPS, SEXES
+from riskstrat.contract.tables import AS_OF_TABLE, ContractTables, unbound
+from riskstrat.features.catalogue import DERIVED, FAMILIES
+from riskstrat.features.definitions import LIFETIME_YEARS, Derived, Family
+from riskstrat.features.spec import FeatureSpec
+from riskstrat.features.window import cut
 
 KEY = ["patient_id", "as_of"]
 
@@ -100,7 +101,7 @@ def feature_expression(
     result = members.select(
         "patient_id",
         "as_of",
-        age=members.as_of.delta(members.birth_month, unit="day").cast("float64") / 365.25,
+        age=members.as_of.delta(members.birth_month, unit="day").cast("float64") / DAYS_PER_YEAR,
         sex=members.sex,
         deprivation_decile=members.deprivation_decile.cast("float64"),
         ethnicity_group=members.ethnicity_group,

@@ -24,10 +24,10 @@ import ibis.expr.types as ir
 import pandas as pd
 from pydantic import Field, field_validator
 
-from features.contract import EventKind
-from features.engine import KEY
-from features.settings import Integer, load_table, settings_model
-from features.tables import AS_OF_TABLE, ContractTables, unbound
+from riskstrat.common.settings import Integer, load_table, settings_model
+from riskstrat.contract.schema import EventKind
+from riskstrat.contract.tables import AS_OF_TABLE, ContractTables, unbound
+from riskstrat.features.engine import KEY
 
 TABLE = "exposure"
 

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from features.contract import EventKind
-from features.engine import KEY, cohort
-from features.settings import Integer, settings_model
-from features.tables import AS_OF_TABLE, ContractTables, unbound
+from riskstrat.common.settings import Integer, settings_model
+from riskstrat.contract.schema import EventKind
+from riskstrat.contract.tables import AS_OF_TABLE, ContractTables, unbound
+from riskstrat.features.engine import KEY, cohort
 
 EVENT, NO_EVENT, LEFT_AREA = "event", "no_event", "left_area"
 

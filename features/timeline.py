@@ -11,8 +11,9 @@ from datetime import date, timedelta
 import ibis.expr.types as ir
 import pandas as pd
 
-from features.contract import EventKind
-from features.tables import ContractTables, unbound
+from riskstrat.common.months import DAYS_PER_MONTH
+from riskstrat.contract.schema import EventKind
+from riskstrat.contract.tables import ContractTables, unbound
 
 KIND_LABELS: dict[str, str] = {
     EventKind.GP_CONTACT: "GP contact",
@@ -76,7 +77,7 @@ def patient_timeline(
     known = sources.run(person, keep=False)
     if known.empty:
         raise KeyError(f"patient {patient_id!r} is not in the patients table")
-    since = as_of - timedelta(days=round(months * 365.25 / 12))
+    since = as_of - timedelta(days=round(months * DAYS_PER_MONTH))
     events = sources.run(_history(patient_id, as_of, since), keep=False)
     for column in ("start", "end"):
         events[column] = pd.to_datetime(events[column])

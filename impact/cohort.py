@@ -13,9 +13,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from features.engine import build_features, cohort_context
-from features.tables import ContractTables
-from impact.plan import Plan
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.engine import build_features, cohort_context
+from riskstrat.impact.plan import Plan
 
 
 @dataclass(frozen=True, slots=True)

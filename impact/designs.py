@@ -16,17 +16,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from impact.cohort import Cohort
-from impact.did import staggered_did
-from impact.matching import SMD_TARGET, matched_comparison
-from impact.outcomes import Months, PersonMonths, count, months_end
-from impact.panels import add_months, did_panel, list_run, matched_groups, matched_people, rd_frame
-from impact.plan import OUTCOMES, Plan
-from impact.power import minimum_detectable_effect
-from impact.rd import rd_bins, regression_discontinuity
-from impact.results import ANSWERED, Check, DesignResult, Interval, OutcomeResult
-from impact.summary import cannot_answer, change_sentence
-from models.bundle import ModelBundle
+from riskstrat.common.months import month_start
+from riskstrat.impact.cohort import Cohort
+from riskstrat.impact.did import staggered_did
+from riskstrat.impact.matching import SMD_TARGET, matched_comparison
+from riskstrat.impact.outcomes import Months, PersonMonths, count, months_end
+from riskstrat.impact.panels import (
+    did_panel,
+    list_run,
+    matched_groups,
+    matched_people,
+    rd_frame,
+)
+from riskstrat.impact.plan import OUTCOMES, Plan
+from riskstrat.impact.power import minimum_detectable_effect
+from riskstrat.impact.rd import rd_bins, regression_discontinuity
+from riskstrat.impact.results import ANSWERED, Check, DesignResult, Interval, OutcomeResult
+from riskstrat.impact.summary import cannot_answer, change_sentence
+from riskstrat.models.bundle import ModelBundle
 
 MATCH_FEATURES = (
     "age",
@@ -304,7 +311,7 @@ def run_rd(plan: Plan, data_dir: Path, last_day: date) -> DesignResult:
     """Regression discontinuity at the list's cut-off, for the actions the list triggers."""
     design = plan.rd
     began = time.perf_counter()
-    end = add_months(design.run, design.follow_up_months)
+    end = month_start(design.run, design.follow_up_months)
     data_end = months_end(last_day)
     if end > data_end:
         return _unanswerable("rd", RD_TITLE, plan, design.run, end, _too_short(end, data_end))

@@ -72,7 +72,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from impact.power import ALPHA
+from riskstrat.impact.power import ALPHA
 
 Control = Literal["not_yet_treated", "never_treated"]
 Inference = Literal["randomisation", "wild_cluster", "person_cluster"]

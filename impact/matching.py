@@ -52,7 +52,7 @@ from sklearn.linear_model import LogisticRegression, PoissonRegressor
 from statsmodels.tools.sm_exceptions import SpecificationWarning
 from threadpoolctl import threadpool_limits
 
-from impact.power import minimum_detectable_effect
+from riskstrat.impact.power import minimum_detectable_effect
 
 CALIPER = 0.2
 """Default caliper, in pooled standard deviations of the propensity logit."""

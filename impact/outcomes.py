@@ -30,9 +30,9 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from features.avoidable import potentially_avoidable
-from features.contract import EVENTS, PATIENTS, EventKind
-from impact.plan import OUTCOMES
+from riskstrat.contract.schema import EVENTS, PATIENTS, EventKind
+from riskstrat.features.avoidable import potentially_avoidable
+from riskstrat.impact.plan import OUTCOMES
 
 _KINDS = (
     EventKind.EMERGENCY_ADMISSION,

@@ -15,18 +15,14 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from features.contract import EVENTS, EventKind
-from impact.cohort import Cohort, period_of
-from impact.outcomes import PersonMonths
-from impact.plan import MatchedDesign, RdDesign
+from riskstrat.common.months import month_start
+from riskstrat.contract.schema import EVENTS, EventKind
+from riskstrat.impact.cohort import Cohort, period_of
+from riskstrat.impact.outcomes import PersonMonths
+from riskstrat.impact.plan import MatchedDesign, RdDesign
 
 LIST_TRIGGER = "risk_list"
 _ACTIONS = (EventKind.REABLEMENT_PLAN, EventKind.SOCIAL_PRESCRIBING_REFERRAL)
-
-
-def add_months(day: date, months: int) -> date:
-    total = day.year * 12 + day.month - 1 + months
-    return date(total // 12, total % 12 + 1, 1)
 
 
 def did_panel(counts: PersonMonths, cohort: Cohort, outcome: str) -> pd.DataFrame:
@@ -58,7 +54,7 @@ def matched_groups(cohort: Cohort, design: MatchedDesign, starts: dict[str, date
     first = min(starts.values())
     treated = design.treated_units or tuple(sorted(u for u, d in starts.items() if d == first))
     go_live = min(starts[u] for u in treated)
-    end = add_months(go_live, design.follow_up_months)
+    end = month_start(go_live, design.follow_up_months)
     comparison = tuple(
         sorted(
             u
@@ -79,7 +75,7 @@ def matched_people(
     """One row per person of the treated and comparison units who was there during the
     follow-up: person, unit, treated, features, ``<o>`` over the follow-up, ``pre_<o>`` over
     the year before the baseline, and exposure (person-years in the follow-up)."""
-    pre_first = add_months(cohort.baseline, -12)
+    pre_first = month_start(cohort.baseline, -12)
     frame = cohort.features[features].copy()
     frame.insert(0, "unit", cohort.unit)
     frame.insert(1, "treated", cohort.unit.isin(groups.treated_units))
@@ -108,7 +104,7 @@ def list_run(data_dir: Path, design: RdDesign) -> pd.DataFrame:
             f"{data_dir / EVENTS.file_name}: no {EventKind.RISK_LIST_SCORE.value} events on "
             f"{design.run}: the plan's [rd] run is not a list run in the data"
         )
-    month_end = pd.Timestamp(add_months(design.run, 1))
+    month_end = pd.Timestamp(month_start(design.run, 1))
     actions = events.to_table(
         columns=["patient_id"],
         filter=pc.field("kind").isin([k.value for k in _ACTIONS])
@@ -126,7 +122,7 @@ def list_run(data_dir: Path, design: RdDesign) -> pd.DataFrame:
 
 def rd_frame(scored: pd.DataFrame, counts: PersonMonths, design: RdDesign) -> pd.DataFrame:
     """The list run's people with their outcome and exposure over the follow-up."""
-    end = add_months(design.run, design.follow_up_months)
+    end = month_start(design.run, design.follow_up_months)
     by_person = pd.DataFrame(
         {
             "y": counts.total(design.outcome, design.run, end),

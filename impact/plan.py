@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
-from features.settings import Integer, SettingsError, parse_toml, settings_model, validate
+from riskstrat.common.settings import Integer, SettingsError, parse_toml, settings_model, validate
 
 OUTCOMES: dict[str, str] = {
     "emergency_admissions": "emergency admissions",

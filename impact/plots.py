@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from impact.results import PLOTS_DIR, DesignResult, EvaluationResults
+from riskstrat.impact.results import PLOTS_DIR, DesignResult, EvaluationResults
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -42,9 +42,15 @@ from pathlib import Path
 
 from jinja2 import Environment
 
-from features.templates import html_environment
-from impact.plots import SMD_TARGET, Plot, write_plots
-from impact.results import REPORT_FILE, DesignResult, EvaluationResults, Interval, OutcomeResult
+from riskstrat.common.templates import html_environment
+from riskstrat.impact.plots import SMD_TARGET, Plot, write_plots
+from riskstrat.impact.results import (
+    REPORT_FILE,
+    DesignResult,
+    EvaluationResults,
+    Interval,
+    OutcomeResult,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 MINUS = "\u2212"

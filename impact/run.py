@@ -14,19 +14,19 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.dataset as ds
 
-from features.atomic import check_replaceable, replacing
-from features.contract import PRACTICES
-from features.engine import feature_specs
-from features.progress import QUIET, Progress
-from features.tables import ContractTables
-from impact import designs
-from impact.cohort import baseline_cohort
-from impact.outcomes import Months, count, months_end
-from impact.panels import add_months
-from impact.plan import LoadedPlan, Plan, check_against, load_plan
-from impact.report import write_report
-from impact.results import RESULTS_FILE, DesignResult, EvaluationResults, PlanRecord
-from models.bundle import ModelBundle
+from riskstrat.common.atomic import check_replaceable, replacing
+from riskstrat.common.months import month_start
+from riskstrat.common.progress import QUIET, Progress
+from riskstrat.contract.schema import PRACTICES
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.engine import feature_specs
+from riskstrat.impact import designs
+from riskstrat.impact.cohort import baseline_cohort
+from riskstrat.impact.outcomes import Months, count, months_end
+from riskstrat.impact.plan import LoadedPlan, Plan, check_against, load_plan
+from riskstrat.impact.report import write_report
+from riskstrat.impact.results import RESULTS_FILE, DesignResult, EvaluationResults, PlanRecord
+from riskstrat.models.bundle import ModelBundle
 
 
 def _units(data_dir: Path, column: str) -> list[str]:
@@ -64,7 +64,7 @@ def evaluate(
         say.advance("evaluation", 0, 3, f"population as of {plan.population.baseline}")
         cohort = baseline_cohort(tables, plan)
         pre_months = max(plan.did.pre_months if plan.did else 0, 12)
-        first = max(add_months(plan.population.baseline, -pre_months), _month(first_day))
+        first = max(month_start(plan.population.baseline, -pre_months), _month(first_day))
         say.advance("evaluation", 1, 3, f"outcomes of {len(cohort.people):,} eligible people")
         counts = count(data_dir, cohort.people, Months(first, _panel_end(plan, last_day)), last_day)
         if plan.did:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from impact.results import Interval
+from riskstrat.impact.results import Interval
 
 
 def _sentence_case(text: str) -> str:

@@ -21,9 +21,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.spec import FeatureSpec
-from models.description import ModelDescription
-from models.legacy import description_from_metadata
+from riskstrat.features.spec import FeatureSpec
+from riskstrat.models.description import ModelDescription
+from riskstrat.models.legacy import description_from_metadata
 
 MODEL_FILE = "model.txt"
 BUNDLE_FILE = "bundle.json"

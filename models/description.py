@@ -16,8 +16,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.drift import DriftReference
-from models.tiers import Tiers
+from riskstrat.models.drift import DriftReference
+from riskstrat.models.tiers import Tiers
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 

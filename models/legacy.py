@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from models.description import ModelDescription, OutcomeDescription, TestDesign
-from models.drift import DriftReference, Profile
-from models.tiers import TierPolicy, Tiers
+from riskstrat.models.description import ModelDescription, OutcomeDescription, TestDesign
+from riskstrat.models.drift import DriftReference, Profile
+from riskstrat.models.tiers import TierPolicy, Tiers
 
 _TABLE_PREFIX = "table:"
 

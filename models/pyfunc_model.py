@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from models.bundle import ModelBundle
+from riskstrat.models.bundle import ModelBundle
 
 
 class BundleModel(mlflow.pyfunc.PythonModel):

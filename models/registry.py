@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.bundle import ModelBundle
+from riskstrat.models.bundle import ModelBundle
 
 MODEL_NAME = "admission-risk"
 CHAMPION = "champion"

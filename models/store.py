@@ -11,8 +11,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from models.bundle import ModelBundle
-from models.registry import CHAMPION, MODEL_NAME, RegisteredBundle, load_registered
+from riskstrat.models.bundle import ModelBundle
+from riskstrat.models.registry import CHAMPION, MODEL_NAME, RegisteredBundle, load_registered
 
 if TYPE_CHECKING:
     from bentoml import Model

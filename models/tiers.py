@@ -15,7 +15,7 @@ from typing import Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.settings import settings_model
+from riskstrat.common.settings import settings_model
 
 VERY_HIGH, HIGH, RISING, NOT_LISTED = "very high", "high", "rising", ""
 LISTED_TIERS = (VERY_HIGH, HIGH, RISING)  # most to least urgent

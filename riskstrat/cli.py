@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from riskstrat.common.months import add_months
 from riskstrat.reporter import reporting, say
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
@@ -24,9 +25,9 @@ BENTOML_HOME_ENV = "BENTOML_HOME"
 DATE = "YYYY-MM-DD"
 
 if TYPE_CHECKING:
-    from features.engines import Engine
-    from serving.weekly.run import WeeklyResult
-    from training.pipeline import TrainResult
+    from riskstrat.contract.engines import Engine
+    from riskstrat.serving.weekly.run import WeeklyResult
+    from riskstrat.training.pipeline import TrainResult
 
 
 def tracking_uri(workdir: Path) -> str:
@@ -109,7 +110,7 @@ def _engine(name: str | None, config: Path | None) -> Engine:
     """The engine ``--engine`` names, with the ``[engine]`` settings of ``config``."""
     from dataclasses import replace
 
-    from features.engines import EngineSettings, make_engine
+    from riskstrat.contract.engines import EngineSettings, make_engine
 
     settings = EngineSettings.from_toml(config) if config else EngineSettings()
     return make_engine(replace(settings, name=name) if name else settings)
@@ -156,8 +157,8 @@ def cmd_synth(
     ] = False,
 ) -> None:
     """Generate a synthetic borough: contract tables, plus the ground truth no model sees."""
-    from features.sources.synthetic.borough import generate, write
-    from features.sources.synthetic.config import Interventions, SynthConfig
+    from riskstrat.sources.synthetic.borough import generate, write
+    from riskstrat.sources.synthetic.config import Interventions, SynthConfig
 
     services = {
         "on": Interventions(),
@@ -210,7 +211,7 @@ def cmd_validate(
     ] = None,
 ) -> None:
     """Validate contract tables: accept good rows, quarantine bad ones with their reason."""
-    from features.validation import validate_dir
+    from riskstrat.contract.validation import validate_dir
 
     report = validate_dir(data, out, extract_date or date.today())
     for t in report.tables:
@@ -264,7 +265,7 @@ def cmd_ingest(
     Writes quality_report.md with a verdict: whether the extract can train a model or only
     be scored.
     """
-    from features.sources.ingest.pipeline import ingest
+    from riskstrat.sources.ingest.pipeline import ingest
 
     with reporting() as progress:
         result = ingest(
@@ -327,8 +328,8 @@ def cmd_features(
     """Compute every feature for everyone registered and alive on each as-of date."""
     import json
 
-    from features.engine import build_features, feature_specs
-    from features.tables import ContractTables
+    from riskstrat.contract.tables import ContractTables
+    from riskstrat.features.engine import build_features, feature_specs
 
     began = time.perf_counter()
     with reporting() as progress:
@@ -385,10 +386,10 @@ def cmd_bench_features(
     With --scale, each engine at each size with bounded memory (spilling under OUT)."""
     import json
 
-    from features.benchmark import make_region, measure_in_child
+    from riskstrat.bench.features import make_region, measure_in_child
 
     if scale is not None:
-        from features.scale import Limits, run_scale
+        from riskstrat.bench.scale import Limits, run_scale
 
         sizes = tuple(int(n) for n in scale.split(","))
         engines = tuple(engine or ("duckdb", "spark"))
@@ -396,7 +397,7 @@ def cmd_bench_features(
         say(f"figures in {out / 'scale.json'}")
         return
 
-    four = [_months_before(as_of, 3 * q) for q in range(4)]
+    four = [add_months(as_of, -3 * q) for q in range(4)]
     out.mkdir(parents=True, exist_ok=True)
     say(f"building a region of {region_copies} copies of {data}")
     region = make_region(data, out / "region", region_copies)
@@ -409,11 +410,6 @@ def cmd_bench_features(
             say(f"  {figures[key]}")
     (out / "bench_features.json").write_text(json.dumps(figures, indent=2))
     say(f"figures in {out / 'bench_features.json'}")
-
-
-def _months_before(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 - months
-    return date(index // 12, index % 12 + 1, day.day)
 
 
 # ---- training -----------------------------------------------------------------------------
@@ -473,9 +469,9 @@ def cmd_train(
 ) -> None:
     """Train on contract tables or your own feature table, test out of time, write the report
     and register the model as challenger."""
-    from features.exposure import ExposureRule
-    from training.config import TrainConfig
-    from training.pipeline import train_from_contract, train_from_table
+    from riskstrat.features.exposure import ExposureRule
+    from riskstrat.training.config import TrainConfig
+    from riskstrat.training.pipeline import train_from_contract, train_from_table
 
     if (data is None) == (features is None):
         raise typer.BadParameter("give exactly one of --data and --features")
@@ -558,7 +554,7 @@ def cmd_promote(
     """Compare the challenger with the champion on the challenger's own test set (out of time,
     less the rows list-triggered help touched; or its table's held-out groups); promote it if
     it passes the gate. Exits 1 when the challenger is refused."""
-    from training.promote import promote
+    from riskstrat.training.promote import promote
 
     if (data is None) == (features is None):
         raise typer.BadParameter("give exactly one of --data and --features")
@@ -613,8 +609,8 @@ def cmd_weekly(
     week, explain, suggest pathways and write each locality's and cluster's lists.
 
     --data, --as-of and --out are needed unless --check-rules is given."""
-    from serving.weekly.config import WeeklyConfig
-    from serving.weekly.pathways import DEFAULT_RULES, load_rules
+    from riskstrat.serving.weekly.config import WeeklyConfig
+    from riskstrat.serving.weekly.pathways import DEFAULT_RULES, load_rules
 
     loaded = load_rules(rules or DEFAULT_RULES)
     if check_rules:
@@ -622,9 +618,9 @@ def cmd_weekly(
         return
     if data is None or as_of is None or out is None:
         raise ValueError("weekly needs --data, --as-of and --out (or --check-rules)")
-    from features.exposure import ExposureRule
-    from models.store import load_champion
-    from serving.weekly.run import weekly_run
+    from riskstrat.features.exposure import ExposureRule
+    from riskstrat.models.store import load_champion
+    from riskstrat.serving.weekly.run import weekly_run
 
     settings = WeeklyConfig.from_toml(config) if config else WeeklyConfig()
     exposure_rule = ExposureRule.from_toml(config) if config else ExposureRule()
@@ -680,8 +676,8 @@ def cmd_bench_weekly(
     import json
     import resource
 
-    from models.store import load_champion
-    from serving.weekly.run import weekly_run
+    from riskstrat.models.store import load_champion
+    from riskstrat.serving.weekly.run import weekly_run
 
     model = load_champion(tracking_uri(workdir))
     figures: dict = {"model_version": model.version}
@@ -743,13 +739,13 @@ def cmd_referrals(
 ) -> None:
     """The social prescribing filter over a week's list; the matches go to a CSV with their
     reasons."""
-    from serving.weekly.referrals import (
+    from riskstrat.serving.weekly.referrals import (
         ReferralCriteria,
         criteria_with,
         load_criteria,
         select_referrals,
     )
-    from serving.weekly.store import WeekStore
+    from riskstrat.serving.weekly.store import WeekStore
 
     store = WeekStore(lists)
     chosen_week = store.choose(week)
@@ -829,7 +825,7 @@ def cmd_reidentify(
     Every run is audited (no NHS number in the audit). Listed people not in the register are
     counted; register rows that are not used are reported by row number.
     """
-    from serving.weekly.reidentify import reidentify
+    from riskstrat.serving.weekly.reidentify import reidentify
 
     done = reidentify(
         lists,
@@ -892,7 +888,7 @@ def cmd_token(
     import json
     import secrets
 
-    from serving.access import AccessConfigError, parse_principals, token_digest
+    from riskstrat.serving.access import AccessConfigError, parse_principals, token_digest
 
     token = secrets.token_urlsafe(32)
     entry = {
@@ -943,7 +939,7 @@ def cmd_serve(
             f"{access}: no access file; create a token first: riskstrat token --name NAME "
             f"--role system --access {access}"
         )
-    from serving.settings import ServiceSettings
+    from riskstrat.serving.settings import ServiceSettings
 
     settings = ServiceSettings.load(
         tracking_uri=tracking_uri(workdir),
@@ -963,7 +959,7 @@ def cmd_serve(
         "-m",
         "bentoml",
         "serve",
-        "serving.service:RiskService",
+        "riskstrat.serving.service:RiskService",
         "--port",
         str(port),
         "--host",
@@ -1003,10 +999,10 @@ def cmd_bench_serve(
     figures."""
     import json
 
-    from features.engine import build_features
-    from features.tables import ContractTables
-    from models.store import load_champion
-    from serving.benchmark import run
+    from riskstrat.bench.serve import run
+    from riskstrat.contract.tables import ContractTables
+    from riskstrat.features.engine import build_features
+    from riskstrat.models.store import load_champion
 
     uri = tracking_uri(workdir)
     champion = load_champion(uri)
@@ -1036,17 +1032,17 @@ def cmd_demo(
 ) -> None:
     """The main job on a synthetic borough: generate, validate, train, promote, list two
     weeks."""
-    from features.sources.synthetic.borough import TRUTH_DIR, generate, write
-    from features.sources.synthetic.config import SynthConfig
-    from features.validation import validate_dir
-    from impact.plan import BUILT_IN_PLANS, PLANS
-    from impact.run import evaluate
-    from models.store import load_champion
-    from serving.weekly.run import weekly_run
-    from serving.weekly.store import latest_monday
-    from training.config import TrainConfig
-    from training.pipeline import train_from_contract
-    from training.promote import promote
+    from riskstrat.contract.validation import validate_dir
+    from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS
+    from riskstrat.impact.run import evaluate
+    from riskstrat.models.store import load_champion
+    from riskstrat.serving.weekly.run import weekly_run
+    from riskstrat.serving.weekly.store import latest_monday
+    from riskstrat.sources.synthetic.borough import TRUTH_DIR, generate, write
+    from riskstrat.sources.synthetic.config import SynthConfig
+    from riskstrat.training.config import TrainConfig
+    from riskstrat.training.pipeline import train_from_contract
+    from riskstrat.training.promote import promote
 
     began = time.perf_counter()
     work = workdir
@@ -1140,8 +1136,8 @@ def cmd_evaluate(
     """Evaluate the care an intervention brought, by a plan written before looking at
     outcomes: staggered difference-in-differences, a matched comparison and a regression
     discontinuity at the list's cut-off, as the plan names them."""
-    from impact.run import evaluate
-    from models.store import load_champion
+    from riskstrat.impact.run import evaluate
+    from riskstrat.models.store import load_champion
 
     model = load_champion(tracking_uri(workdir)).bundle if champion else None
     with reporting() as progress:
@@ -1171,7 +1167,7 @@ def cmd_bench_evaluate(
     the effects on and with every effect set to none."""
     import tempfile
 
-    from impact.benchmark import bench_evaluate
+    from riskstrat.bench.evaluate import bench_evaluate
 
     with (
         tempfile.TemporaryDirectory(prefix="riskstrat-bench-evaluate-") as work,
@@ -1226,7 +1222,7 @@ def cmd_bench_retrain(
     after year, on a synthetic borough whose untreated risk is known."""
     import tempfile
 
-    from training.retrain_benchmark import RESULTS_FILE, STRATEGIES, RetrainBench, bench_retrain
+    from riskstrat.bench.retrain import RESULTS_FILE, STRATEGIES, RetrainBench, bench_retrain
 
     bench = RetrainBench(
         patients=patients,
@@ -1268,7 +1264,7 @@ def cmd_bench_fit(
 ) -> None:
     """Out-of-time AUROC and calibration of each refit and calibration choice, and the gap to
     a plain LightGBM on an undated feature table, on one synthetic borough per seed."""
-    from training.fit_benchmark import benchmark_fit
+    from riskstrat.bench.fit import benchmark_fit
 
     benchmark_fit(out, tuple(seeds or (1, 2, 3)), patients)
 
@@ -1290,8 +1286,8 @@ def cmd_bench_synth(
     import json
     import resource
 
-    from features.sources.synthetic.borough import generate, write
-    from features.sources.synthetic.config import SynthConfig
+    from riskstrat.sources.synthetic.borough import generate, write
+    from riskstrat.sources.synthetic.config import SynthConfig
 
     began = time.perf_counter()
     with reporting() as progress:

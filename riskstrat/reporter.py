@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
-from features.progress import Lines, Progress, step_line
+from riskstrat.common.progress import Lines, Progress, step_line
 
 if TYPE_CHECKING:
     import rich.progress

@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-from serving.settings import ServiceSettings
+from riskstrat.serving.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 ROLES = ("system", "data_scientist", "social_prescriber", "locality_team")

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from impact.results import PLOTS_DIR, REPORT_FILE, RESULTS_FILE, EvaluationResults
-from serving.settings import ServiceSettings, SettingsError
+from riskstrat.impact.results import PLOTS_DIR, REPORT_FILE, RESULTS_FILE, EvaluationResults
+from riskstrat.serving.settings import ServiceSettings, SettingsError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
 PLOT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,199}\.(png|csv)$"  # a plot or its data

@@ -13,9 +13,9 @@ from datetime import date
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.contract import ETHNICITY_GROUPS, EventKind
-from features.engine import build_features
-from features.tables import ContractTables
+from riskstrat.contract.schema import ETHNICITY_GROUPS, EventKind
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.engine import build_features
 
 MAX_PEOPLE = 100
 MAX_EVENTS = 5_000

@@ -8,8 +8,8 @@ in pass it) before anything parses it, and with 415 a ``/v1/`` body that is not
 
 from __future__ import annotations
 
-from serving.access import replayed
-from serving.errors import API_PREFIX, error_json
+from riskstrat.serving.access import replayed
+from riskstrat.serving.errors import API_PREFIX, error_json
 
 MAX_RECORDS = 10_000  # records to score, or list rows, in one request
 # A record of every feature at full precision with the longest id, with room to spare

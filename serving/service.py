@@ -31,14 +31,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from impact.results import EvaluationResults
-from models.bundle import FeatureRangeError, ModelBundle
-from models.registry import RegisteredBundle
-from models.store import NoChampionError, champion_version, load_champion
-from models.tiers import LISTED_TIERS
-from serving.access import AccessMiddleware, OutsideScopeError, audit_writable, caller, note
-from serving.errors import ErrorShape, error_json
-from serving.evaluations import (
+from riskstrat.impact.results import EvaluationResults
+from riskstrat.models.bundle import FeatureRangeError, ModelBundle
+from riskstrat.models.registry import RegisteredBundle
+from riskstrat.models.store import NoChampionError, champion_version, load_champion
+from riskstrat.models.tiers import LISTED_TIERS
+from riskstrat.serving.access import (
+    AccessMiddleware,
+    OutsideScopeError,
+    audit_writable,
+    caller,
+    note,
+)
+from riskstrat.serving.errors import ErrorShape, error_json
+from riskstrat.serving.evaluations import (
     NAME_PATTERN,
     NAME_RULE,
     BadNameError,
@@ -46,14 +52,14 @@ from serving.evaluations import (
     NoEvaluationsError,
     evaluation_store,
 )
-from serving.history import MAX_PEOPLE, PersonHistory, history_features
-from serving.limits import MAX_RECORDS, RequestLimits
-from serving.settings import ServiceSettings, SettingsError
-from serving.timeouts import cancel_request_timers
-from serving.web.app import app as web_pages
-from serving.web.gate import PageGate
-from serving.weekly.referrals import ReferralCriteria, select_referrals
-from serving.weekly.store import Week, WeekStore
+from riskstrat.serving.history import MAX_PEOPLE, PersonHistory, history_features
+from riskstrat.serving.limits import MAX_RECORDS, RequestLimits
+from riskstrat.serving.settings import ServiceSettings, SettingsError
+from riskstrat.serving.timeouts import cancel_request_timers
+from riskstrat.serving.web.app import app as web_pages
+from riskstrat.serving.web.gate import PageGate
+from riskstrat.serving.weekly.referrals import ReferralCriteria, select_referrals
+from riskstrat.serving.weekly.store import Week, WeekStore
 
 logger = logging.getLogger(__name__)
 # Below this many rows one thread answers fastest (OpenMP start-up costs more than it saves).

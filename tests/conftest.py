@@ -15,15 +15,15 @@ from hypothesis import HealthCheck, settings
 from servers import IN_PROCESS_TOKENS, InProcessService, write_access
 from starlette.testclient import TestClient
 
-from features.engines import SparkEngine, SparkSettings
-from features.sources.synthetic.borough import TRUTH_DIR, Borough, generate, write
-from features.sources.synthetic.config import SynthConfig
-from features.validation import validate_dir
-from models.registry import RegisteredBundle, load_registered
-from serving.settings import ServiceSettings
-from training.config import TrainConfig
-from training.pipeline import TrainResult, train_from_contract
-from training.promote import promote
+from riskstrat.contract.engines import SparkEngine, SparkSettings
+from riskstrat.contract.validation import validate_dir
+from riskstrat.models.registry import RegisteredBundle, load_registered
+from riskstrat.serving.settings import ServiceSettings
+from riskstrat.sources.synthetic.borough import TRUTH_DIR, Borough, generate, write
+from riskstrat.sources.synthetic.config import SynthConfig
+from riskstrat.training.config import TrainConfig
+from riskstrat.training.pipeline import TrainResult, train_from_contract
+from riskstrat.training.promote import promote
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -103,7 +103,7 @@ def in_process_service(
 ) -> Iterator[InProcessService]:
     """One in-process service for every test that needs one: BentoML sets up its Prometheus
     metrics once per process, so a second app in the same process fails on its first request."""
-    from serving.service import RiskService
+    from riskstrat.serving.service import RiskService
 
     folder = tmp_path_factory.mktemp("in-process")
     environment = {

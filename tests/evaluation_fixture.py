@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from impact.report import write_report
-from impact.results import (
+from riskstrat.impact.report import write_report
+from riskstrat.impact.results import (
     Check,
     DesignResult,
     EvaluationResults,

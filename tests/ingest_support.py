@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.sources.ingest.pipeline import IngestResult, ingest
+from riskstrat.sources.ingest.pipeline import IngestResult, ingest
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SYNTHEA = DATA / "synthea_csv_ne"

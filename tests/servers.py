@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from starlette.testclient import TestClient
 
-from serving.access import token_digest
-from serving.settings import ServiceSettings
+from riskstrat.serving.access import token_digest
+from riskstrat.serving.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from bentoml._internal.utils.circus import Server
@@ -61,7 +61,7 @@ def started_service(
             patch.setenv(key, value)
     try:
         with bentoml.serve(
-            "serving.service:RiskService", port=free_port(), host="127.0.0.1"
+            "riskstrat.serving.service:RiskService", port=free_port(), host="127.0.0.1"
         ) as server:
             if ready:
                 with bentoml.SyncHTTPClient(server.url, token=token, server_ready_timeout=60):

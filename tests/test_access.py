@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from serving.access import (
+from riskstrat.serving.access import (
     ASKED_BYTES,
     UNCHECKED,
     AccessConfigError,

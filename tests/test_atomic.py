@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from features import atomic
-from features.atomic import check_replaceable, recover, replacing
+from riskstrat.common import atomic
+from riskstrat.common.atomic import check_replaceable, recover, replacing
 
 
 def _files(folder: Path) -> dict[str, str]:

@@ -21,9 +21,9 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from models.registry import RegisteredBundle
-from serving import access as access_module
-from serving.access import UNAUDITED, AccessMiddleware, audit_writable, note
+from riskstrat.models.registry import RegisteredBundle
+from riskstrat.serving import access as access_module
+from riskstrat.serving.access import UNAUDITED, AccessMiddleware, audit_writable, note
 
 TOKEN = {"Authorization": "Bearer t-system"}
 SCORES = {"records": [{"id": "pt0042", "features": {}}, {"id": "pt0043", "features": {}}]}
@@ -90,7 +90,7 @@ def _lines(log: Path) -> list[dict]:
 def _ready() -> bool:
     """What BentoML's /readyz asks the service (a model is loaded, as here): ready, or not
     (it raises NotReady with the reasons)."""
-    from serving.service import NotReady, RiskService
+    from riskstrat.serving.service import NotReady, RiskService
 
     loaded = SimpleNamespace(model=object(), _model_problem=lambda: None)
     try:

@@ -1,10 +1,12 @@
-"""`bentoml build` packs the service, its code and its locked requirements into a Bento."""
+"""The project's wheel holds only the `riskstrat` namespace, with its templates, code lists and
+pages; `bentoml build` packs that wheel and the locked requirements into a Bento."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,38 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="module")
+def wheel() -> Path:
+    """The wheel `make wheel` builds (part of `make test`) from this checkout."""
+    built = sorted((ROOT / "dist").glob("riskstrat-*.whl"))
+    assert built, "no wheel in dist/: run `make wheel` (make test does)"
+    return built[-1]
+
+
 @pytest.mark.slow
-def test_bentoml_build_produces_a_bento_with_a_dockerfile() -> None:
+def test_the_wheel_installs_one_namespace_with_its_data(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {name.split("/")[0] for name in names} == {
+        "riskstrat",
+        f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info",
+    }
+    for expected in (
+        "riskstrat/serving/service.py",
+        "riskstrat/features/window.py",
+        "riskstrat/serving/web/templates/list.html",
+        "riskstrat/serving/web/static/nhsuk/nhsuk-frontend.min.css",
+        "riskstrat/serving/weekly/pathways.toml",
+        "riskstrat/impact/plans/risk_list_actions.toml",
+        "riskstrat/training/templates/model_card.html",
+    ):
+        assert expected in names
+    assert any(name.startswith("riskstrat/sources/ingest/codes/") for name in names)
+
+
+@pytest.mark.slow
+def test_bentoml_build_produces_a_bento_with_the_wheel_and_a_dockerfile(
+    wheel: Path,
+) -> None:
     env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True"}
     subprocess.run(
         [sys.executable, "-m", "bentoml", "build", "--output", "tag"],
@@ -26,9 +58,5 @@ def test_bentoml_build_produces_a_bento_with_a_dockerfile() -> None:
     bentos = Path(os.environ["BENTOML_HOME"]) / "bentos" / "riskstrat"
     (bento,) = [p for p in bentos.iterdir() if p.is_dir() and p.name != "latest"]
     assert (bento / "env" / "docker" / "Dockerfile").exists()
-    assert (bento / "src" / "serving" / "service.py").exists()
-    assert (bento / "src" / "features" / "engine.py").exists()
-    web = bento / "src" / "serving" / "web"
-    assert (web / "templates" / "list.html").exists()
-    assert (web / "static" / "nhsuk" / "nhsuk-frontend.min.css").exists()
+    assert list((bento / "env" / "python" / "wheels").glob("riskstrat-*.whl"))
     assert "lightgbm==" in (bento / "env" / "python" / "requirements.txt").read_text()

@@ -18,8 +18,8 @@ from evaluation_fixture import HOSTILE_TITLE, write_evaluation
 from servers import started_service, worker_processes, write_access
 from weekly_fixture import WEEK, write_contract, write_weeks
 
-from models.registry import RegisteredBundle
-from serving.weekly.referrals import DRIVERS, ReferralCriteria, select_referrals
+from riskstrat.models.registry import RegisteredBundle
+from riskstrat.serving.weekly.referrals import DRIVERS, ReferralCriteria, select_referrals
 
 pytestmark = pytest.mark.browser
 

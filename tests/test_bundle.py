@@ -11,11 +11,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.spec import FeatureSpec
-from models.bundle import BUNDLE_FILE, MODEL_FILE, Calibration, FeatureMismatchError, ModelBundle
-from models.description import ModelDescription, OutcomeDescription, TestDesign
-from models.drift import DriftReference, Profile
-from models.tiers import TierPolicy
+from riskstrat.features.spec import FeatureSpec
+from riskstrat.models.bundle import (
+    BUNDLE_FILE,
+    MODEL_FILE,
+    Calibration,
+    FeatureMismatchError,
+    ModelBundle,
+)
+from riskstrat.models.description import ModelDescription, OutcomeDescription, TestDesign
+from riskstrat.models.drift import DriftReference, Profile
+from riskstrat.models.tiers import TierPolicy
 
 SPECS = (
     FeatureSpec(

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from typer.main import get_command
 
-from features.progress import Lines
 from riskstrat.cli import app, main
+from riskstrat.common.progress import Lines
 from riskstrat.reporter import reporting
 
 COMMANDS = {

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from differences import ATTgt
 
-from impact.did import ALPHA, DidEstimate, _invert, staggered_did
+from riskstrat.impact.did import ALPHA, DidEstimate, _invert, staggered_did
 
 # Eight units: two go live at period 3, two at period 5, one at period 6, three never.
 SCHEDULE = (3, 3, 5, 5, 6, -1, -1, -1)

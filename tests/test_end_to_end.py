@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 from servers import free_port, write_access
 
-from features.engine import build_features
-from features.tables import ContractTables
-from models.registry import RegisteredBundle
-from serving.weekly.run import weekly_run
-from training.pipeline import TrainResult
-from training.promote import promote
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.engine import build_features
+from riskstrat.models.registry import RegisteredBundle
+from riskstrat.serving.weekly.run import weekly_run
+from riskstrat.training.pipeline import TrainResult
+from riskstrat.training.promote import promote
 
 WEEK = date(2026, 10, 26)
 
@@ -83,8 +83,8 @@ def test_service_scores_match_the_bundle(
 ) -> None:
     """Both ways /v1/score answers: on the event loop (a few people) and in a thread (more),
     each noting the ids it scored in the request's audit record."""
-    from serving.access import audit_record
-    from serving.service import INLINE_ROWS, FeatureRecord, RiskService
+    from riskstrat.serving.access import audit_record
+    from riskstrat.serving.service import INLINE_ROWS, FeatureRecord, RiskService
 
     monkeypatch.setenv("RISKSTRAT_TRACKING_URI", tracking_uri)
     service = RiskService()
@@ -146,7 +146,9 @@ def test_real_server_on_loopback(
     body = [{"id": pid, "features": row.to_dict()} for (pid, _), row in features.iterrows()]
     ids = list(features.index.get_level_values("patient_id"))
     port = free_port()
-    with bentoml.serve("serving.service:RiskService", port=port, host="127.0.0.1") as server:
+    with bentoml.serve(
+        "riskstrat.serving.service:RiskService", port=port, host="127.0.0.1"
+    ) as server:
         with bentoml.SyncHTTPClient(
             server.url, token=TOKENS["system"], server_ready_timeout=60
         ) as client:
@@ -219,7 +221,7 @@ def _check_lists(url: str, counts: dict) -> None:
 
 
 def _histories(validated: Path, ids: list[str]) -> list:
-    from serving.history import PersonHistory
+    from riskstrat.serving.history import PersonHistory
 
     patients = pd.read_parquet(validated / "patients.parquet").set_index("patient_id")
     events = pd.read_parquet(validated / "events.parquet")
@@ -249,7 +251,7 @@ def _histories(validated: Path, ids: list[str]) -> list:
 def test_scoring_from_histories_equals_scoring_from_features(
     validated: Path, champion: RegisteredBundle, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from serving.service import RiskService
+    from riskstrat.serving.service import RiskService
 
     monkeypatch.setenv("RISKSTRAT_TRACKING_URI", tracking_uri)
     features = build_features(ContractTables.from_dir(validated), [WEEK])
@@ -264,7 +266,7 @@ def test_scoring_from_histories_equals_scoring_from_features(
 def test_history_input_errors_are_named() -> None:
     from pydantic import ValidationError
 
-    from serving.history import PersonHistory, history_features
+    from riskstrat.serving.history import PersonHistory, history_features
 
     with pytest.raises(ValidationError, match="kind"):
         PersonHistory(
@@ -294,8 +296,8 @@ def test_a_running_service_switches_to_a_newly_promoted_champion(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Runs last in this module: it moves the champion alias."""
-    from serving.service import RiskService
-    from training.tracking import log_training
+    from riskstrat.serving.service import RiskService
+    from riskstrat.training.tracking import log_training
 
     monkeypatch.setenv("RISKSTRAT_TRACKING_URI", tracking_uri)
     service = RiskService()

@@ -6,8 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.evaluate import calibration_in_the_large, calibration_slope, evaluate, top_share_table
-from training.report import decision_curve, subgroup_table
+from riskstrat.training.evaluate import (
+    calibration_in_the_large,
+    calibration_slope,
+    evaluate,
+    top_share_table,
+)
+from riskstrat.training.report import decision_curve, subgroup_table
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from markupsafe import escape
 from servers import IN_PROCESS_TOKENS, InProcessService
 from starlette.testclient import TestClient
 
-from impact.results import EvaluationResults
+from riskstrat.impact.results import EvaluationResults
 
 WHO = ("ds", "system", "north", "prescriber")  # of IN_PROCESS_TOKENS: one of each role
 NAME = "pilot-2024"

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from features.exposure import ExposureRule, exposure
-from features.settings import SettingsError
-from features.tables import ContractTables
+from riskstrat.common.settings import SettingsError
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.exposure import ExposureRule, exposure
 
 AS_OF = date(2024, 1, 1)
 HORIZON = 365

@@ -21,17 +21,17 @@ import pandas as pd
 import pytest
 from ingest_support import EXTRACT_DATE, SYNTHEA, TEST_KEY
 
-from features.sources.ingest.pipeline import ingest
-from features.sources.ingest.pseudonym import KEY_ENV
-from features.sources.synthetic.borough import generate, write
-from features.sources.synthetic.config import SynthConfig
-from features.tables import ContractTables, fingerprint
-from features.validation import validate_dir
-from models.registry import RegisteredBundle
-from models.store import load_champion
 from riskstrat.cli import TRACKING_ENV
-from serving.weekly.run import weekly_run
-from serving.weekly.store import MANIFEST_FILE, WeekStore, file_digests
+from riskstrat.contract.pseudonym import KEY_ENV
+from riskstrat.contract.tables import ContractTables, fingerprint
+from riskstrat.contract.validation import validate_dir
+from riskstrat.models.registry import RegisteredBundle
+from riskstrat.models.store import load_champion
+from riskstrat.serving.weekly.run import weekly_run
+from riskstrat.serving.weekly.store import MANIFEST_FILE, WeekStore, file_digests
+from riskstrat.sources.ingest.pipeline import ingest
+from riskstrat.sources.synthetic.borough import generate, write
+from riskstrat.sources.synthetic.config import SynthConfig
 
 pytestmark = pytest.mark.slow
 

@@ -14,15 +14,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.catalogue import (
+from riskstrat.contract.schema import ETHNICITY_GROUPS, SEXES
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.catalogue import (
     DERIVED,
     FAMILIES,
     FRAILTY_DEFICITS,
     LIST_CONTEXT,
     POLYPHARMACY_CLASSES,
 )
-from features.contract import ETHNICITY_GROUPS, SEXES
-from features.definitions import (
+from riskstrat.features.definitions import (
     ActiveFlag,
     ActiveValue,
     Count,
@@ -35,10 +36,9 @@ from features.definitions import (
     Trend,
     YearsSinceFirst,
 )
-from features.engine import build_features
-from features.sources.synthetic.borough import generate
-from features.sources.synthetic.config import SynthConfig
-from features.tables import ContractTables
+from riskstrat.features.engine import build_features
+from riskstrat.sources.synthetic.borough import generate
+from riskstrat.sources.synthetic.config import SynthConfig
 
 AS_OF = (date(2023, 3, 1), date(2025, 1, 1))
 

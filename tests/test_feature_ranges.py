@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.definitions import COUNT_CAP, LIFETIME_YEARS
-from features.engine import build_features, feature_specs
-from features.spec import FeatureSpec
-from features.tables import ContractTables
-from models.bundle import FeatureRangeError, ModelBundle
-from models.registry import RegisteredBundle
-from training.table import observed_range
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.definitions import COUNT_CAP, LIFETIME_YEARS
+from riskstrat.features.engine import build_features, feature_specs
+from riskstrat.features.spec import FeatureSpec
+from riskstrat.models.bundle import FeatureRangeError, ModelBundle
+from riskstrat.models.registry import RegisteredBundle
+from riskstrat.training.table import observed_range
 
 SPECS = {s.name: s for s in feature_specs()}
 

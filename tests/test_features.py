@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.catalogue import DAYS_SINCE_CAP, LIST_CONTEXT
-from features.contract import EventKind
-from features.engine import build_features, feature_specs, feature_sql
-from features.tables import ContractTables
-from features.timeline import KIND_LABELS, patient_timeline
+from riskstrat.contract.schema import EventKind
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.catalogue import DAYS_SINCE_CAP, LIST_CONTEXT
+from riskstrat.features.engine import build_features, feature_specs, feature_sql
+from riskstrat.features.timeline import KIND_LABELS, patient_timeline
 
 AS_OF = date(2024, 1, 1)
 

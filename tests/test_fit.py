@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.spec import FeatureSpec
-from training.config import LightGBMParams, TrainConfig
-from training.evaluate import calibration_in_the_large
-from training.fit import Snapshots, fit_bundle, platt
-from training.split import VALIDATION, patient_folds, patient_parts
+from riskstrat.features.spec import FeatureSpec
+from riskstrat.training.config import LightGBMParams, TrainConfig
+from riskstrat.training.evaluate import calibration_in_the_large
+from riskstrat.training.fit import Snapshots, fit_bundle, platt
+from riskstrat.training.split import VALIDATION, patient_folds, patient_parts
 
 REFITS = ("none", "validation", "crossfit")
 DATES = (date(2023, 1, 1), date(2023, 7, 1), date(2024, 1, 1))

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from features.contract import EVENTS, PATIENTS
-from impact.outcomes import Months, count
+from riskstrat.contract.schema import EVENTS, PATIENTS
+from riskstrat.impact.outcomes import Months, count
 
 D = date
 

@@ -11,11 +11,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from features.engine import feature_specs
-from features.settings import SettingsError
-from features.tables import ContractTables
-from impact.cohort import baseline_cohort
-from impact.plan import PLANS, check_against, load_plan
+from riskstrat.common.settings import SettingsError
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.engine import feature_specs
+from riskstrat.impact.cohort import baseline_cohort
+from riskstrat.impact.plan import PLANS, check_against, load_plan
 
 LOCALITY_MODEL = PLANS / "integrated_locality_model.toml"
 FEATURES = {s.name for s in feature_specs()}

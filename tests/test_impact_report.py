@@ -19,9 +19,9 @@ from evaluation_fixture import (
 )
 from markupsafe import escape
 
-from impact.plots import PlotTableError, write_plots
-from impact.report import change, number, p_value, views, write_report
-from impact.results import PLOTS_DIR, REPORT_FILE, Interval
+from riskstrat.impact.plots import PlotTableError, write_plots
+from riskstrat.impact.report import change, number, p_value, views, write_report
+from riskstrat.impact.results import PLOTS_DIR, REPORT_FILE, Interval
 
 M = "\u2212"  # the minus sign the report writes
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from features.settings import SettingsError
-from impact.plan import BUILT_IN_PLANS, OUTCOMES, PLANS
-from impact.results import REPORT_FILE, RESULTS_FILE, EvaluationResults
-from impact.run import evaluate
 from riskstrat.cli import main
+from riskstrat.common.settings import SettingsError
+from riskstrat.impact.plan import BUILT_IN_PLANS, OUTCOMES, PLANS
+from riskstrat.impact.results import REPORT_FILE, RESULTS_FILE, EvaluationResults
+from riskstrat.impact.run import evaluate
 
 LOCALITY_MODEL = PLANS / BUILT_IN_PLANS[0]
 LIST_ACTIONS = PLANS / BUILT_IN_PLANS[1]

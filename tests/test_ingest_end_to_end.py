@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from ingest_support import OMOP, SYNTHEA, key_file, run
 
-from features.engine import build_features
-from features.tables import ContractTables
-from models.registry import RegisteredBundle
-from models.store import load_champion
-from serving.weekly.run import weekly_run
-from serving.weekly.store import latest_monday
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.engine import build_features
+from riskstrat.models.registry import RegisteredBundle
+from riskstrat.models.store import load_champion
+from riskstrat.serving.weekly.run import weekly_run
+from riskstrat.serving.weekly.store import latest_monday
 
 
 @pytest.mark.slow

@@ -24,8 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ingest_support import OMOP, OMOP_SKIP, SYNTHEA, copy_extract, key_file, read, run
 
-from features.sources.ingest.pipeline import IngestResult
-from features.sources.ingest.tables import IngestError
+from riskstrat.sources.ingest.pipeline import IngestResult
+from riskstrat.sources.ingest.tables import IngestError
 
 ROWS = 30  # rows kept per table: small enough for dozens of ingests in seconds
 MESS = (None, "", " ", "0", "NULL", "999999999", "not a date")

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from ingest_support import OMOP, OMOP_SKIP, TEST_KEY, copy_extract, key_file, run
 
-from features.engine import feature_specs
-from features.sources.ingest import quality
-from features.sources.ingest.quality import Thresholds, verdict
-from features.sources.ingest.tables import IngestError
 from riskstrat.cli import main
+from riskstrat.features.engine import feature_specs
+from riskstrat.sources.ingest import quality
+from riskstrat.sources.ingest.quality import Thresholds, verdict
+from riskstrat.sources.ingest.tables import IngestError
 
 
 def test_verdict_says_what_the_data_can_do() -> None:

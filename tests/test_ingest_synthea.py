@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from ingest_support import SYNTHEA, accepted_events, copy_extract, key_file, read, run
 
-from features.sources.ingest.pipeline import IngestResult
-from features.sources.ingest.tables import IngestError
+from riskstrat.sources.ingest.pipeline import IngestResult
+from riskstrat.sources.ingest.tables import IngestError
 
 
 @pytest.fixture(scope="module")

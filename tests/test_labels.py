@@ -6,8 +6,8 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from features.labels import EVENT, LEFT_AREA, NO_EVENT, Outcome, build_labels
-from features.tables import ContractTables
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.labels import EVENT, LEFT_AREA, NO_EVENT, Outcome, build_labels
 
 AS_OF = date(2024, 1, 1)
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from impact.matching import (
+from riskstrat.impact.matching import (
     PROGNOSTIC,
     PROPENSITY,
     SMD_TARGET,

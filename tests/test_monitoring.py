@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.engines import Engine, SparkEngine
-from features.exposure import ExposureRule
-from features.tables import ContractTables
-from models.description import OutcomeDescription
-from models.registry import RegisteredBundle
 from riskstrat.cli import main
-from serving.weekly.monitoring import (
+from riskstrat.contract.engines import Engine, SparkEngine
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.exposure import ExposureRule
+from riskstrat.models.description import OutcomeDescription
+from riskstrat.models.registry import RegisteredBundle
+from riskstrat.serving.weekly.monitoring import (
     MIN_FOLLOW_UP_DAYS,
     RATIO_MARGIN,
     Monitoring,
@@ -26,9 +26,9 @@ from serving.weekly.monitoring import (
     active_help,
     monitor,
 )
-from serving.weekly.report import report_html
-from serving.weekly.run import weekly_run
-from serving.weekly.store import WeekStore
+from riskstrat.serving.weekly.report import report_html
+from riskstrat.serving.weekly.run import weekly_run
+from riskstrat.serving.weekly.store import WeekStore
 
 AS_OF = date(2025, 1, 6)
 HORIZON = 365

@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 from servers import enable_loggers, started_service, write_access
 
-from models.registry import CHAMPION, MODEL_NAME, RegisteredBundle
+from riskstrat.models.registry import CHAMPION, MODEL_NAME, RegisteredBundle
 
 TOKEN = "no-champion-token"
 
@@ -42,7 +42,7 @@ def test_in_process_the_service_waits_for_a_champion(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    from serving.service import FeatureRecord, NotReady, RiskService
+    from riskstrat.serving.service import FeatureRecord, NotReady, RiskService
 
     monkeypatch.setenv("RISKSTRAT_TRACKING_URI", without_champion)
     monkeypatch.setenv("RISKSTRAT_RELOAD_SECONDS", "3600")  # this test refreshes by hand
@@ -107,13 +107,13 @@ def _eventually_ready(client: httpx.Client, seconds: float = 60) -> bool:
 def test_an_unreachable_registry_is_a_reason_not_a_crash_and_keeps_its_details_private(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from serving.service import NotReady, RiskService
+    from riskstrat.serving.service import NotReady, RiskService
 
     (tmp_path / "blocker").write_text("a file where the registry's folder should be")
     where = tmp_path / "blocker" / "mlflow.db"
     monkeypatch.setenv("RISKSTRAT_TRACKING_URI", f"sqlite:///{where}")
     monkeypatch.setenv("RISKSTRAT_RELOAD_SECONDS", "3600")
-    enable_loggers(monkeypatch, "serving.service")
+    enable_loggers(monkeypatch, "riskstrat.serving.service")
     service = RiskService()
     with pytest.raises(NotReady, match=r"the champion could not be loaded \(\w+, see the log\)"):
         service.__is_ready__()

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.spec import FeatureSpec
-from models.bundle import Calibration, ModelBundle
-from training.fit import platt
-from training.promote import gate
+from riskstrat.features.spec import FeatureSpec
+from riskstrat.models.bundle import Calibration, ModelBundle
+from riskstrat.training.fit import platt
+from riskstrat.training.promote import gate
 
 SPECS = tuple(
     FeatureSpec(name=n, description=n, template="{value}", concept=n, default=0.0)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from ingest_support import SYNTHEA, TEST_KEY, copy_extract, key_file, read, run
 
-from features.sources.ingest.pseudonym import (
+from riskstrat.contract.pseudonym import (
     KEY_ENV,
     KEY_FILE_ENV,
     KeySettings,

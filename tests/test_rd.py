@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from impact.rd import (
+from riskstrat.impact.rd import (
     ANSWERED,
     COLUMNS,
     MIN_PEOPLE_PER_SIDE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from serving.weekly.referrals import ReferralCriteria, load_criteria, select_referrals
+from riskstrat.serving.weekly.referrals import ReferralCriteria, load_criteria, select_referrals
 
 BASE = {
     "age": 50,

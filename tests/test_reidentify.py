@@ -14,9 +14,9 @@ import pytest
 from ingest_support import TEST_KEY, key_file, run
 from weekly_fixture import WEEK, write_contract, write_week
 
-from features.sources.ingest.pseudonym import KEY_ENV, KEY_FILE_ENV, Pseudonymiser
 from riskstrat.cli import main
-from serving.weekly.reidentify import (
+from riskstrat.contract.pseudonym import KEY_ENV, KEY_FILE_ENV, Pseudonymiser
+from riskstrat.serving.weekly.reidentify import (
     AUDIT_FILE,
     NHS_HEADING,
     BadRow,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.retrain_benchmark import (
+from riskstrat.bench.retrain import (
     FROZEN,
     NO_EFFECT,
     RetrainBench,

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from features.scale import Limits, measure, population, write_copies
+from riskstrat.bench.scale import Limits, measure, population, write_copies
 
 AS_OF = date(2025, 1, 1)
 

@@ -13,8 +13,8 @@ import pytest
 from servers import InProcessService, enable_loggers
 from starlette.testclient import TestClient
 
-from models.registry import RegisteredBundle
-from serving.limits import MAX_BODY_BYTES, MAX_RECORDS
+from riskstrat.models.registry import RegisteredBundle
+from riskstrat.serving.limits import MAX_BODY_BYTES, MAX_RECORDS
 
 TOKEN = "edges-token"
 ENDPOINTS = (
@@ -176,9 +176,9 @@ def test_refusals_are_logged_in_one_line_without_patient_data(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from serving.errors import BENTOML_LOGGER
+    from riskstrat.serving.errors import BENTOML_LOGGER
 
-    enable_loggers(monkeypatch, "serving.errors", BENTOML_LOGGER)
+    enable_loggers(monkeypatch, "riskstrat.serving.errors", BENTOML_LOGGER)
     with caplog.at_level(logging.INFO):
         client.post("/v1/score", json={"records": [_record(champion, age=1e308)]})
         client.post("/v1/score", json={"records": [_record(champion, age="eighty")]})
@@ -211,7 +211,7 @@ def test_the_log_filter_lets_server_errors_keep_their_traceback(
 ) -> None:
     from bentoml.exceptions import InvalidArgument
 
-    from serving.errors import BENTOML_LOGGER, quiet_client_errors
+    from riskstrat.serving.errors import BENTOML_LOGGER, quiet_client_errors
 
     enable_loggers(monkeypatch, BENTOML_LOGGER)
     quiet_client_errors()
@@ -229,7 +229,7 @@ def test_refusals_reach_the_audit_log_path_unread(tmp_path: Path) -> None:
     """A refused body is never handed on: the app behind never runs."""
     import asyncio
 
-    from serving.limits import RequestLimits
+    from riskstrat.serving.limits import RequestLimits
 
     reached = []
 

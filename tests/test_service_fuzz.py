@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from servers import running_service, write_access
 
-from models.registry import RegisteredBundle
+from riskstrat.models.registry import RegisteredBundle
 
 TOKEN = "fuzz-token"
 json_values = st.recursive(

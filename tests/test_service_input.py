@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from bentoml.exceptions import InvalidArgument
 
-from serving.service import FeatureRecord, records_matrix
+from riskstrat.serving.service import FeatureRecord, records_matrix
 
 NAMES = ["age", "emergency_admissions_12m", "gp_contacts_12m"]
 

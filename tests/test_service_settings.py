@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.settings import FIELDS, ServiceSettings, SettingsError, variable
+from riskstrat.serving.settings import FIELDS, ServiceSettings, SettingsError, variable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,7 +93,7 @@ def test_bentoml_starts_the_worker_count_it_is_given(clean: pytest.MonkeyPatch) 
     overrides ``riskstrat serve`` hands it; the browser tests check a real server."""
     from _bentoml_impl.server.allocator import ResourceAllocator
 
-    from serving.service import RiskService
+    from riskstrat.serving.service import RiskService
 
     before = os.environ.get("BENTOML_CONFIG_OVERRIDES")
     try:

@@ -11,19 +11,19 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from features.labels import Outcome
-from features.settings import SettingsError
-from serving.web.filters import (
+from riskstrat.common.settings import SettingsError
+from riskstrat.features.labels import Outcome
+from riskstrat.serving.web.filters import (
     REFERRAL_LABELS,
     BadQueryError,
     parse_referral_query,
     referral_fields,
     referral_items,
 )
-from serving.weekly.config import WeeklyConfig
-from serving.weekly.pathways import CONDITIONS, DEFAULT_RULES, load_rules
-from serving.weekly.referrals import ReferralCriteria, criteria_with, load_criteria
-from training.config import LightGBMParams, TrainConfig
+from riskstrat.serving.weekly.config import WeeklyConfig
+from riskstrat.serving.weekly.pathways import CONDITIONS, DEFAULT_RULES, load_rules
+from riskstrat.serving.weekly.referrals import ReferralCriteria, criteria_with, load_criteria
+from riskstrat.training.config import LightGBMParams, TrainConfig
 
 Loader = Callable[[Path], object]
 CASES = [

@@ -15,18 +15,18 @@ import pandas as pd
 import pytest
 from ingest_support import OMOP, SYNTHEA, key_file, run
 
-from features.catalogue import FAMILIES, LIST_CONTEXT
-from features.contract import EventKind as K
-from features.engine import build_features, cohort_context
-from features.engines import DuckDBEngine, Engine, EngineSettings, make_engine
-from features.labels import Outcome, build_labels
-from features.settings import SettingsError
-from features.sources.synthetic.borough import generate, write
-from features.sources.synthetic.config import SynthConfig
-from features.tables import ContractTables
-from features.timeline import patient_timeline
-from features.validation import validate_dir
 from riskstrat.cli import main
+from riskstrat.common.settings import SettingsError
+from riskstrat.contract.engines import DuckDBEngine, Engine, EngineSettings, make_engine
+from riskstrat.contract.schema import EventKind as K
+from riskstrat.contract.tables import ContractTables
+from riskstrat.contract.validation import validate_dir
+from riskstrat.features.catalogue import FAMILIES, LIST_CONTEXT
+from riskstrat.features.engine import build_features, cohort_context
+from riskstrat.features.labels import Outcome, build_labels
+from riskstrat.features.timeline import patient_timeline
+from riskstrat.sources.synthetic.borough import generate, write
+from riskstrat.sources.synthetic.config import SynthConfig
 
 AS_OF = (date(2024, 3, 1), date(2025, 1, 1))
 OUTCOMES = (Outcome(), Outcome(horizon_days=90, include_death=True))

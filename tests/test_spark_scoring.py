@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from features.engines import Engine, SparkEngine, spark_session
-from features.progress import QUIET, Progress
-from models.bundle import ModelBundle
-from models.registry import RegisteredBundle
-from serving.weekly.config import WeeklyConfig
-from serving.weekly.run import WeekInputs, local_inputs, weekly_run
-from serving.weekly.scoring import LocalScorer, Scorer
-from serving.weekly.spark_scoring import SparkScorer
+from riskstrat.common.progress import QUIET, Progress
+from riskstrat.contract.engines import Engine, SparkEngine, spark_session
+from riskstrat.models.bundle import ModelBundle
+from riskstrat.models.registry import RegisteredBundle
+from riskstrat.serving.weekly.config import WeeklyConfig
+from riskstrat.serving.weekly.run import WeekInputs, local_inputs, weekly_run
+from riskstrat.serving.weekly.scoring import LocalScorer, Scorer
+from riskstrat.serving.weekly.spark_scoring import SparkScorer
 
 LAST_WEEK, WEEK = date(2026, 10, 19), date(2026, 10, 26)
 

@@ -13,15 +13,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.exposure import ExposureRule
-from features.spec import FeatureSpec
-from models.description import ModelDescription
-from training.config import InterventionSettings, LightGBMParams, TrainConfig
-from training.evaluate import truth_auroc, truth_calibration_slope
-from training.fit import Snapshots, fit_bundle
-from training.intervention import censoring_weights, table_facts, training_snapshots, unaffected
-from training.pipeline import TrainResult, train_from_contract
-from training.promote import TestSet
+from riskstrat.features.exposure import ExposureRule
+from riskstrat.features.spec import FeatureSpec
+from riskstrat.models.description import ModelDescription
+from riskstrat.training.config import InterventionSettings, LightGBMParams, TrainConfig
+from riskstrat.training.evaluate import truth_auroc, truth_calibration_slope
+from riskstrat.training.fit import Snapshots, fit_bundle
+from riskstrat.training.intervention import (
+    censoring_weights,
+    table_facts,
+    training_snapshots,
+    unaffected,
+)
+from riskstrat.training.pipeline import TrainResult, train_from_contract
+from riskstrat.training.promote import TestSet
 
 AS_OF = date(2023, 1, 1)
 HORIZON = 365
@@ -262,10 +267,10 @@ def test_a_bundle_saved_before_strategies_were_recorded_loads_as_naive(
 def test_the_gate_leaves_out_the_test_rows_help_touched(
     trained: TrainResult, validated: Path
 ) -> None:
-    from features.exposure import exposure
-    from features.labels import Outcome, build_labels
-    from features.tables import ContractTables
-    from training.promote import _test_set
+    from riskstrat.contract.tables import ContractTables
+    from riskstrat.features.exposure import exposure
+    from riskstrat.features.labels import Outcome, build_labels
+    from riskstrat.training.promote import _test_set
 
     test = _test_set(trained.bundle, validated, None)
     as_of = trained.bundle.described.test.as_of

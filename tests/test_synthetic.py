@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.contract import EVENTS, PATIENTS, EventKind
-from features.sources.synthetic.borough import Borough, generate
-from features.sources.synthetic.config import SynthConfig
-from features.sources.synthetic.truth import month_fractions
+from riskstrat.contract.schema import EVENTS, PATIENTS, EventKind
+from riskstrat.sources.synthetic.borough import Borough, generate
+from riskstrat.sources.synthetic.config import SynthConfig
+from riskstrat.sources.synthetic.truth import month_fractions
 
 TINY = SynthConfig(patients=400, seed=11, truth_as_of=())
 

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.avoidable import ICD10, is_potentially_avoidable
-from features.engine import build_features
-from features.sources.synthetic.borough import Borough, generate, write
-from features.sources.synthetic.config import Interventions, LocalityModel, SynthConfig
-from features.sources.synthetic.interventions import OUTCOMES, expected_stay
-from features.tables import ContractTables
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.avoidable import ICD10, is_potentially_avoidable
+from riskstrat.features.engine import build_features
+from riskstrat.sources.synthetic.borough import Borough, generate, write
+from riskstrat.sources.synthetic.config import Interventions, LocalityModel, SynthConfig
+from riskstrat.sources.synthetic.interventions import OUTCOMES, expected_stay
 
 BASE = SynthConfig(patients=4_000, seed=21, truth_as_of=())
 INTERVENTION_KINDS = {"case_management", "reablement_plan", "risk_list_score"}

@@ -12,15 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.sources.synthetic.borough import LIST_ACTIONS, TRUTH_DIR, Borough, generate, write
-from features.sources.synthetic.config import (
+from riskstrat.cli import main
+from riskstrat.sources.synthetic.borough import LIST_ACTIONS, TRUTH_DIR, Borough, generate, write
+from riskstrat.sources.synthetic.config import (
     Interventions,
     ListActions,
     LocalityModel,
     SynthConfig,
 )
-from features.sources.synthetic.interventions import ListDecision
-from riskstrat.cli import main
+from riskstrat.sources.synthetic.interventions import ListDecision
 
 # Off the oracle's schedule (January, April, July, October), so a run there is the caller's.
 D1, D2 = date(2024, 2, 1), date(2024, 5, 1)

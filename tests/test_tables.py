@@ -12,13 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from features.contract import EVENTS, PATIENTS, PRACTICES
-from features.engine import build_features
-from features.record import RECORD_FILE, FolderError, write_record
-from features.tables import ContractTables, fingerprint
-from features.validation import validate_dir
-from models.registry import RegisteredBundle
 from riskstrat.cli import TRACKING_ENV, main
+from riskstrat.contract.record import RECORD_FILE, FolderError, write_record
+from riskstrat.contract.schema import EVENTS, PATIENTS, PRACTICES
+from riskstrat.contract.tables import ContractTables, fingerprint
+from riskstrat.contract.validation import validate_dir
+from riskstrat.features.engine import build_features
+from riskstrat.models.registry import RegisteredBundle
 
 EXTRACT = date(2026, 10, 31)
 AS_OF = date(2026, 10, 26)

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from bentoml._internal.server.http.traffic import TimeoutMiddleware
 
-from serving import timeouts
+from riskstrat.serving import timeouts
 
 
 async def _answer(scope, receive, send) -> None:

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.config import TrainConfig
-from training.split import CALIBRATION, TRAIN, VALIDATION, patient_parts
-from training.table import load_table
+from riskstrat.training.config import TrainConfig
+from riskstrat.training.split import CALIBRATION, TRAIN, VALIDATION, patient_parts
+from riskstrat.training.table import load_table
 
 
 def test_a_training_label_running_into_the_test_period_is_refused() -> None:
@@ -112,8 +112,8 @@ def test_a_feature_table_model_says_how_it_was_tested_and_promotion_rebuilds_its
 ) -> None:
     """Without a time column the test is on held-out groups, and the card, the description and
     the MLflow run say so; promotion rebuilds the same test rows from the table itself."""
-    from training.pipeline import train_from_table
-    from training.promote import _test_set, gate
+    from riskstrat.training.pipeline import train_from_table
+    from riskstrat.training.promote import _test_set, gate
 
     path = _table(tmp_path)
     result = train_from_table(
@@ -144,9 +144,9 @@ def test_a_feature_table_model_says_how_it_was_tested_and_promotion_rebuilds_its
 
 
 def test_the_card_derives_its_words_from_the_description_and_specs() -> None:
-    from features.engine import feature_specs
-    from models.description import OutcomeDescription
-    from training.model_card import missing_data
+    from riskstrat.features.engine import feature_specs
+    from riskstrat.models.description import OutcomeDescription
+    from riskstrat.training.model_card import missing_data
 
     with_death = OutcomeDescription(name="x", horizon_days=180, include_death=True)
     assert with_death.sentence().startswith("an emergency admission or death within 180 days")

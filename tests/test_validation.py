@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from features.contract import EVENTS, PATIENTS, PRACTICES
-from features.validation import QUARANTINE_DIR, REPORT_FILE, ContractError, validate_dir
+from riskstrat.contract.schema import EVENTS, PATIENTS, PRACTICES
+from riskstrat.contract.validation import QUARANTINE_DIR, REPORT_FILE, ContractError, validate_dir
 
 EXTRACT = date(2026, 10, 31)
 

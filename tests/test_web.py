@@ -23,15 +23,15 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 from weekly_fixture import PREVIOUS, WEEK, write_contract, write_week, write_weeks
 
-from models.registry import RegisteredBundle
-from serving.access import AccessMiddleware
-from serving.web import filters, throttle
-from serving.web.app import STATIC, build_app
-from serving.web.gate import PageGate
-from serving.web.session import IDLE_SECONDS, SessionStore
-from serving.web.throttle import Pause, SignInThrottle
-from serving.weekly import outputs
-from serving.weekly.referrals import ReferralCriteria, select_referrals
+from riskstrat.models.registry import RegisteredBundle
+from riskstrat.serving.access import AccessMiddleware
+from riskstrat.serving.web import filters, throttle
+from riskstrat.serving.web.app import STATIC, build_app
+from riskstrat.serving.web.gate import PageGate
+from riskstrat.serving.web.session import IDLE_SECONDS, SessionStore
+from riskstrat.serving.web.throttle import Pause, SignInThrottle
+from riskstrat.serving.weekly import outputs
+from riskstrat.serving.weekly.referrals import ReferralCriteria, select_referrals
 
 TOKENS = {
     "ds": ("data_scientist", []),
@@ -544,7 +544,7 @@ def test_the_pages_read_a_real_weekly_run(
     web: Web,
 ) -> None:
     """The same pages on what ``riskstrat weekly`` writes, with the validated tables."""
-    from serving.weekly.run import weekly_run
+    from riskstrat.serving.weekly.run import weekly_run
 
     weekly_run(validated, WEEK, champion, tmp_path / "weekly")
     monkeypatch.setenv("RISKSTRAT_WEEKLY_DIR", str(tmp_path / "weekly"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.weekly.store import WeekStore
+from riskstrat.serving.weekly.store import WeekStore
 
 WEEK = date(2026, 10, 26)
 
@@ -45,7 +45,7 @@ HOLD = """
 import sys
 from datetime import date
 from pathlib import Path
-from serving.weekly.store import WeekStore
+from riskstrat.serving.weekly.store import WeekStore
 with WeekStore(Path(sys.argv[1])).writing(date(2026, 10, 26)):
     print("holding", flush=True)
     sys.stdin.read()

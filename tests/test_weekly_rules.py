@@ -7,16 +7,16 @@ import pandas as pd
 import pytest
 from test_features import AS_OF, PRACTICES, _events, _patients, before
 
-from features.catalogue import FAMILIES, LIST_CONTEXT
-from features.engine import build_features
-from features.tables import ContractTables
-from models.drift import DriftReference, Profile, shift
-from models.tiers import TierPolicy
-from serving.weekly.config import WeeklyConfig
-from serving.weekly.drift import drift_check
-from serving.weekly.flags import flag_columns
-from serving.weekly.pathways import DEFAULT_RULES, RulesError, load_rules
-from serving.weekly.tiers import left_the_list, week_status
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.catalogue import FAMILIES, LIST_CONTEXT
+from riskstrat.features.engine import build_features
+from riskstrat.models.drift import DriftReference, Profile, shift
+from riskstrat.models.tiers import TierPolicy
+from riskstrat.serving.weekly.config import WeeklyConfig
+from riskstrat.serving.weekly.drift import drift_check
+from riskstrat.serving.weekly.flags import flag_columns
+from riskstrat.serving.weekly.pathways import DEFAULT_RULES, RulesError, load_rules
+from riskstrat.serving.weekly.tiers import left_the_list, week_status
 
 POLICY = TierPolicy(very_high_share=0.1, high_share=0.2, rising_share=0.2, rising_min_increase=0.05)
 RISK = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
@@ -222,7 +222,7 @@ def test_no_text_from_data_becomes_a_formula_in_the_weekly_spreadsheets(tmp_path
 
     import openpyxl
 
-    from serving.weekly.outputs import write_csv, write_workbook
+    from riskstrat.serving.weekly.outputs import write_csv, write_workbook
 
     table = pd.DataFrame({"Locality": HOSTILE, "Change (points)": [1.0, -2.0, 0.5, -0.1, 3.0]})
     write_workbook({"list": table}, tmp_path / "list.xlsx", datetime(2026, 10, 26))

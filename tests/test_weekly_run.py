@@ -11,12 +11,12 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from features.validation import validate_dir
-from models.registry import RegisteredBundle
-from serving.weekly import run as weekly
-from serving.weekly.outputs import COLUMNS
-from serving.weekly.referrals import ReferralCriteria, select_referrals
-from serving.weekly.run import weekly_run
+from riskstrat.contract.validation import validate_dir
+from riskstrat.models.registry import RegisteredBundle
+from riskstrat.serving.weekly import run as weekly
+from riskstrat.serving.weekly.outputs import COLUMNS
+from riskstrat.serving.weekly.referrals import ReferralCriteria, select_referrals
+from riskstrat.serving.weekly.run import weekly_run
 
 LAST_WEEK, WEEK = date(2026, 10, 19), date(2026, 10, 26)
 PEOPLE_COLUMNS = [
@@ -176,8 +176,8 @@ def test_referral_filter_on_a_real_week(lists: Path) -> None:
 
 
 def test_flag_labels_follow_the_flags_in_their_order() -> None:
-    from serving.weekly.config import WeeklyConfig
-    from serving.weekly.flags import flag_columns
+    from riskstrat.serving.weekly.config import WeeklyConfig
+    from riskstrat.serving.weekly.flags import flag_columns
 
     none = dict.fromkeys(
         [
@@ -221,9 +221,9 @@ def test_the_api_and_the_list_give_each_person_the_same_tier(
     needs last week's risk, which only the weekly run knows; the API calls them not listed)."""
     import asyncio
 
-    from features.engine import build_features
-    from features.tables import ContractTables
-    from serving.service import FeatureRecord, RiskService
+    from riskstrat.contract.tables import ContractTables
+    from riskstrat.features.engine import build_features
+    from riskstrat.serving.service import FeatureRecord, RiskService
 
     people = _people(lists).set_index("patient_id")
     listed = people.index[people["tier"].isin(["very high", "high"])]

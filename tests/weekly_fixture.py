@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.contract import EVENTS, PATIENTS, PRACTICES
-from features.record import write_record
+from riskstrat.contract.record import write_record
+from riskstrat.contract.schema import EVENTS, PATIENTS, PRACTICES
 
 WEEK = date(2026, 10, 26)
 PREVIOUS = WEEK - timedelta(days=7)

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from models.bundle import ModelBundle
-from models.tiers import TierPolicy, Tiers
-from training import report
-from training.baselines import PRIOR_ADMISSIONS, logistic_regression, prior_admissions
-from training.evaluate import (
+from riskstrat.models.bundle import ModelBundle
+from riskstrat.models.tiers import TierPolicy, Tiers
+from riskstrat.training import report
+from riskstrat.training.baselines import PRIOR_ADMISSIONS, logistic_regression, prior_admissions
+from riskstrat.training.evaluate import (
     calibration_in_the_large,
     calibration_slope,
     discrimination,
@@ -28,8 +28,8 @@ from training.evaluate import (
     truth_auroc,
     truth_calibration_slope,
 )
-from training.fit import Snapshots
-from training.model_card import model_card
+from riskstrat.training.fit import Snapshots
+from riskstrat.training.model_card import model_card
 
 
 @dataclass(frozen=True, slots=True)

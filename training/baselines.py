@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from features.spec import FeatureSpec
+from riskstrat.features.spec import FeatureSpec
 
 PRIOR_ADMISSIONS = "emergency_admissions_365d"
 

@@ -13,10 +13,10 @@ from typing import Literal, Self, get_args
 
 from pydantic import Field, StrictBool, model_validator
 
-from features.labels import Outcome
-from features.settings import Integer, load_table, settings_model
-from models.description import Strategy
-from models.tiers import TierPolicy
+from riskstrat.common.settings import Integer, load_table, settings_model
+from riskstrat.features.labels import Outcome
+from riskstrat.models.description import Strategy
+from riskstrat.models.tiers import TierPolicy
 
 TABLE = "train"
 

@@ -8,8 +8,8 @@ import pandas as pd
 from scipy.optimize import brentq
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-from training.calibration import ici_e50_e90
-from training.fit import platt
+from riskstrat.training.calibration import ici_e50_e90
+from riskstrat.training.fit import platt
 
 
 def auroc_with_interval(

@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from features.spec import FeatureSpec
-from models.bundle import Calibration, ModelBundle
-from training.config import TrainConfig
-from training.help_effect import (
+from riskstrat.features.spec import FeatureSpec
+from riskstrat.models.bundle import Calibration, ModelBundle
+from riskstrat.training.config import TrainConfig
+from riskstrat.training.help_effect import (
     ODDS_RATIO,
     OVERLAP,
     ROUNDS,
@@ -44,7 +44,7 @@ from training.help_effect import (
     overlap_table,
     platt_with_help,
 )
-from training.split import CALIBRATION, TRAIN, VALIDATION, patient_folds, patient_parts
+from riskstrat.training.split import CALIBRATION, TRAIN, VALIDATION, patient_folds, patient_parts
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ import pandas as pd
 import statsmodels.api as sm
 from sklearn.linear_model import LogisticRegression
 
-from models.bundle import Calibration
+from riskstrat.models.bundle import Calibration
 
 DECILES = 10
 ROUNDS = 3  # GLM updates of beta, each followed by a booster with the new offset: the error

@@ -18,13 +18,13 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from features.exposure import ExposureRule, exposure_shares
-from features.spec import FeatureSpec
-from models.description import InterventionDescription, RecordedExposureRule, Strategy
-from training.baselines import logistic_model
-from training.config import InterventionSettings
-from training.fit import Snapshots
-from training.help_effect import ODDS_RATIO, OVERLAP
+from riskstrat.features.exposure import ExposureRule, exposure_shares
+from riskstrat.features.spec import FeatureSpec
+from riskstrat.models.description import InterventionDescription, RecordedExposureRule, Strategy
+from riskstrat.training.baselines import logistic_model
+from riskstrat.training.config import InterventionSettings
+from riskstrat.training.fit import Snapshots
+from riskstrat.training.help_effect import ODDS_RATIO, OVERLAP
 
 CENSORING_MODEL_ROWS = 200_000  # the censoring model learns at most this many rows (time)
 CENSORING_SEED = 0

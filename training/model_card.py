@@ -15,9 +15,9 @@ import pandas as pd
 from jinja2 import Environment
 from markupsafe import Markup
 
-from features.spec import FeatureSpec
-from features.templates import html_environment
-from models.description import ModelDescription
+from riskstrat.common.templates import html_environment
+from riskstrat.features.spec import FeatureSpec
+from riskstrat.models.description import ModelDescription
 
 TEMPLATES = Path(__file__).parent / "templates"
 

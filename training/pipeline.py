@@ -10,27 +10,32 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.engine import build_features, cohort_context, feature_specs
-from features.engines import Engine
-from features.exposure import ExposureRule, exposure
-from features.labels import build_labels
-from features.progress import QUIET, Progress
-from features.tables import ContractTables, fingerprint
-from models.bundle import ModelBundle
-from models.description import (
+from riskstrat.common.progress import QUIET, Progress
+from riskstrat.contract.engines import Engine
+from riskstrat.contract.tables import ContractTables, fingerprint
+from riskstrat.features.engine import build_features, cohort_context, feature_specs
+from riskstrat.features.exposure import ExposureRule, exposure
+from riskstrat.features.labels import build_labels
+from riskstrat.models.bundle import ModelBundle
+from riskstrat.models.description import (
     FitDescription,
     ModelDescription,
     OutcomeDescription,
     TableColumns,
     TestDesign,
 )
-from models.drift import DriftReference, Profile
-from training.assess import Assessment, assess, write_report
-from training.config import TrainConfig
-from training.fit import Snapshots, fit_bundle
-from training.intervention import InterventionFacts, table_facts, training_snapshots, unaffected
-from training.table import load_table
-from training.tracking import LoggedRun, log_training
+from riskstrat.models.drift import DriftReference, Profile
+from riskstrat.training.assess import Assessment, assess, write_report
+from riskstrat.training.config import TrainConfig
+from riskstrat.training.fit import Snapshots, fit_bundle
+from riskstrat.training.intervention import (
+    InterventionFacts,
+    table_facts,
+    training_snapshots,
+    unaffected,
+)
+from riskstrat.training.table import load_table
+from riskstrat.training.tracking import LoggedRun, log_training
 
 TRAINING = "training"
 DEFAULT_RULE = ExposureRule()

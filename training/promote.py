@@ -26,17 +26,23 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from features.engine import build_features
-from features.exposure import ExposureRule, exposure
-from features.labels import Outcome, build_labels
-from features.tables import ContractTables
-from models.bundle import ModelBundle
-from models.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegisteredBundle, load_registered
-from models.store import store
-from training.evaluate import calibration_slope
-from training.intervention import rule_of, unaffected
-from training.table import load_table
-from training.tracking import EXPERIMENT
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.engine import build_features
+from riskstrat.features.exposure import ExposureRule, exposure
+from riskstrat.features.labels import Outcome, build_labels
+from riskstrat.models.bundle import ModelBundle
+from riskstrat.models.registry import (
+    CHALLENGER,
+    CHAMPION,
+    MODEL_NAME,
+    RegisteredBundle,
+    load_registered,
+)
+from riskstrat.models.store import store
+from riskstrat.training.evaluate import calibration_slope
+from riskstrat.training.intervention import rule_of, unaffected
+from riskstrat.training.table import load_table
+from riskstrat.training.tracking import EXPERIMENT
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from features.bands import age_band
-from training.calibration import smoothed_calibration
+from riskstrat.features.bands import age_band
+from riskstrat.training.calibration import smoothed_calibration
 
 
 def calibration_table(labels: np.ndarray, risk: np.ndarray, bins: int = 10) -> pd.DataFrame:

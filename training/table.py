@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.spec import FeatureSpec
-from models.description import TestDesign
-from training.fit import Snapshots
-from training.split import held_out
+from riskstrat.features.spec import FeatureSpec
+from riskstrat.models.description import TestDesign
+from riskstrat.training.fit import Snapshots
+from riskstrat.training.split import held_out
 
 TEST_SHARE_WITHOUT_TIME = 0.2
 

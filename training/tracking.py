@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.bundle import ModelBundle
-from models.registry import BUNDLE_ARTIFACT, CHALLENGER, MODEL_NAME
+from riskstrat.models.bundle import ModelBundle
+from riskstrat.models.registry import BUNDLE_ARTIFACT, CHALLENGER, MODEL_NAME
 
 EXPERIMENT = "admission-risk"
 # The model-from-code file, located without importing it (importing it registers a model).
-PYFUNC_CODE = find_spec("models.pyfunc_model").origin
+PYFUNC_CODE = find_spec("riskstrat.models.pyfunc_model").origin
 RUNTIME = ("lightgbm", "pandas", "numpy", "mlflow", "pyarrow")
 
 

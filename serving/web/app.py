@@ -15,8 +15,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from serving.access import caller
-from serving.web import evaluation_pages, pages
+from riskstrat.serving.access import caller
+from riskstrat.serving.web import evaluation_pages, pages
 
 STATIC = Path(__file__).parent / "static"
 

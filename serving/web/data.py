@@ -12,12 +12,12 @@ from datetime import date
 
 import pandas as pd
 
-from features.record import FolderError
-from features.tables import ContractTables
-from features.timeline import patient_timeline
-from serving.access import OutsideScopeError, Principal
-from serving.settings import ServiceSettings, SettingsError
-from serving.weekly.store import Week, WeekStore
+from riskstrat.contract.record import FolderError
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.timeline import patient_timeline
+from riskstrat.serving.access import OutsideScopeError, Principal
+from riskstrat.serving.settings import ServiceSettings, SettingsError
+from riskstrat.serving.weekly.store import Week, WeekStore
 
 TIMELINE_MONTHS = 24
 

@@ -22,16 +22,16 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from impact.results import EvaluationResults
-from serving.access import Principal, note
-from serving.evaluations import (
+from riskstrat.impact.results import EvaluationResults
+from riskstrat.serving.access import Principal, note
+from riskstrat.serving.evaluations import (
     BadNameError,
     EvaluationStore,
     NoEvaluationsError,
     evaluation_store,
 )
-from serving.web.pages import PageError, page
-from serving.web.render import render
+from riskstrat.serving.web.pages import PageError, page
+from riskstrat.serving.web.render import render
 
 logger = logging.getLogger(__name__)
 MEDIA_TYPES = {".png": "image/png", ".csv": "text/csv; charset=utf-8"}

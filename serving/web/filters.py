@@ -12,11 +12,11 @@ from datetime import date
 import pandas as pd
 from pydantic.fields import FieldInfo
 
-from features.settings import SettingsError, bounds, settings_fields, without_none
-from serving.weekly.flags import FLAGS as FLAG_RULES
-from serving.weekly.outputs import spreadsheet_safe
-from serving.weekly.pathways import PATHWAYS
-from serving.weekly.referrals import TIERS, Driver, ReferralCriteria, Tier
+from riskstrat.common.settings import SettingsError, bounds, settings_fields, without_none
+from riskstrat.serving.weekly.flags import FLAGS as FLAG_RULES
+from riskstrat.serving.weekly.outputs import spreadsheet_safe
+from riskstrat.serving.weekly.pathways import PATHWAYS
+from riskstrat.serving.weekly.referrals import TIERS, Driver, ReferralCriteria, Tier
 
 PAGE_SIZE = 50
 FLAGS: dict[str, str] = {name: rule.title for name, rule in FLAG_RULES.items()}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from serving.access import (
+from riskstrat.serving.access import (
     UNAUDITED,
     Access,
     Asked,
@@ -28,12 +28,12 @@ from serving.access import (
     send_whole,
     token_digest,
 )
-from serving.settings import ServiceSettings
-from serving.web import session
-from serving.web.render import NO_STORE, SECURITY_HEADERS, render
-from serving.web.roles import BASE, home, is_audited, page_refusal
-from serving.web.session import SessionStore
-from serving.web.throttle import SignInThrottle
+from riskstrat.serving.settings import ServiceSettings
+from riskstrat.serving.web import session
+from riskstrat.serving.web.render import NO_STORE, SECURITY_HEADERS, render
+from riskstrat.serving.web.roles import BASE, home, is_audited, page_refusal
+from riskstrat.serving.web.session import SessionStore
+from riskstrat.serving.web.throttle import SignInThrottle
 
 LOGIN = f"{BASE}/login"
 LOGOUT = f"{BASE}/logout"

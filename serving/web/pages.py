@@ -19,9 +19,9 @@ import pandas as pd
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from models.tiers import NOT_LISTED
-from serving.access import OutsideScopeError, Principal, caller, note
-from serving.web.data import (
+from riskstrat.models.tiers import NOT_LISTED
+from riskstrat.serving.access import OutsideScopeError, Principal, caller, note
+from riskstrat.serving.web.data import (
     NoWeeklyDataError,
     Week,
     may_open,
@@ -29,7 +29,7 @@ from serving.web.data import (
     visible_people,
     weekly_store,
 )
-from serving.web.filters import (
+from riskstrat.serving.web.filters import (
     FLAGS,
     LIST_CSV_COLUMNS,
     ORDERS,
@@ -47,9 +47,9 @@ from serving.web.filters import (
     referral_items,
     to_csv,
 )
-from serving.web.render import BASE, render
-from serving.web.roles import LIST_ROLES
-from serving.weekly.referrals import DRIVERS, TIERS, select_referrals
+from riskstrat.serving.web.render import BASE, render
+from riskstrat.serving.web.roles import LIST_ROLES
+from riskstrat.serving.weekly.referrals import DRIVERS, TIERS, select_referrals
 
 logger = logging.getLogger(__name__)
 TIMELINE_ROWS = 300

@@ -7,9 +7,15 @@ from pathlib import Path
 
 from jinja2 import Environment
 
-from features.templates import html_environment
-from serving.access import Principal
-from serving.web.roles import BASE, EVALUATION_ROLES, EVALUATIONS, LIST_ROLES, REFERRAL_ROLES
+from riskstrat.common.templates import html_environment
+from riskstrat.serving.access import Principal
+from riskstrat.serving.web.roles import (
+    BASE,
+    EVALUATION_ROLES,
+    EVALUATIONS,
+    LIST_ROLES,
+    REFERRAL_ROLES,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Everything from this server; no script at all; not framed; forms post here only.

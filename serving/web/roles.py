@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serving.access import ROLES, Principal
+from riskstrat.serving.access import ROLES, Principal
 
 BASE = "/ui"  # where the pages are mounted on the service
 LIST_ROLES = ("locality_team", "data_scientist", "system")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from features.settings import Integer, load_table, settings_model
+from riskstrat.common.settings import Integer, load_table, settings_model
 
 TABLE = "weekly"
 

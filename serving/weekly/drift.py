@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.drift import MAJOR_PSI, DriftReference, shift
+from riskstrat.models.drift import MAJOR_PSI, DriftReference, shift
 
 
 def drift_check(reference: DriftReference | None, features: pd.DataFrame, risk: np.ndarray) -> dict:

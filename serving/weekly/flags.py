@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from serving.weekly.config import WeeklyConfig
+from riskstrat.serving.weekly.config import WeeklyConfig
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,12 +37,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import beta, chi2
 
-from features.exposure import ExposureRule, exposure
-from features.labels import first_admissions
-from features.tables import ContractTables, unbound
-from models.description import OutcomeDescription
-from serving.weekly.store import WeekStore
-from serving.weekly.tiers import listed_mask
+from riskstrat.common.months import DAYS_PER_YEAR
+from riskstrat.contract.tables import ContractTables, unbound
+from riskstrat.features.exposure import ExposureRule, exposure
+from riskstrat.features.labels import first_admissions
+from riskstrat.models.description import OutcomeDescription
+from riskstrat.serving.weekly.store import WeekStore
+from riskstrat.serving.weekly.tiers import listed_mask
 
 MIN_FOLLOW_UP_DAYS = 28
 RATIO_MARGIN = 0.9  # listed O/E at most 90% of the unlisted people's: the list's effect shows
@@ -237,7 +238,7 @@ def _observed_expected(
     ratio, low, high = poisson_interval(observed, total)
     return ObservedExpected(
         people=len(event),
-        person_years=round(float(days.sum()) / 365.25, 2),
+        person_years=round(float(days.sum()) / DAYS_PER_YEAR, 2),
         observed=observed,
         expected=round(total, _DIGITS),
         ratio=ratio,

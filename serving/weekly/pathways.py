@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, StringConstraints
 
-from features.settings import SettingsError, parse_toml, settings_model, table_of
-from serving.weekly.flags import FLAGS
-from serving.weekly.referrals import FREQUENT_GP_CONTACTS, Driver, Tier, drivers
+from riskstrat.common.settings import SettingsError, parse_toml, settings_model, table_of
+from riskstrat.serving.weekly.flags import FLAGS
+from riskstrat.serving.weekly.referrals import FREQUENT_GP_CONTACTS, Driver, Tier, drivers
 
 PATHWAYS = ("integrated reablement plan", "social prescribing", "care coordination", "none")
 DEFAULT_RULES = Path(__file__).with_name("pathways.toml")

@@ -17,9 +17,10 @@ from typing import Literal
 import pandas as pd
 from pydantic import Field, model_validator
 
-from features.catalogue import DAYS_SINCE_CAP
-from features.settings import Integer, SettingsError, load_table, settings_model, validate
-from models.tiers import LISTED_TIERS
+from riskstrat.common.months import DAYS_PER_MONTH
+from riskstrat.common.settings import Integer, SettingsError, load_table, settings_model, validate
+from riskstrat.features.catalogue import DAYS_SINCE_CAP
+from riskstrat.models.tiers import LISTED_TIERS
 
 TIERS = LISTED_TIERS  # most to least at risk: min_tier keeps a prefix
 DRIVERS: dict[str, str] = {
@@ -29,7 +30,6 @@ DRIVERS: dict[str, str] = {
     "bereavement": "bereavement recorded in the last 12 months",
 }
 FREQUENT_GP_CONTACTS = 12  # GP contacts in 12 months that count as frequent
-DAYS_PER_MONTH = 30.4375
 TABLE = "referrals"
 # The people.parquet columns the filter reads, besides the list's own.
 COLUMNS: tuple[str, ...] = (

@@ -35,12 +35,12 @@ from typing import TextIO
 
 import pandas as pd
 
-from features.atomic import containing
-from features.sources.ingest.pseudonym import Pseudonymiser, load_key
-from models.tiers import NOT_LISTED
-from serving.settings import ServiceSettings
-from serving.weekly.outputs import readable, write_csv
-from serving.weekly.store import WeekStore
+from riskstrat.common.atomic import containing
+from riskstrat.contract.pseudonym import Pseudonymiser, load_key
+from riskstrat.models.tiers import NOT_LISTED
+from riskstrat.serving.settings import ServiceSettings
+from riskstrat.serving.weekly.outputs import readable, write_csv
+from riskstrat.serving.weekly.store import WeekStore
 
 NHS_COLUMN = "nhs_number"  # the register's column, after ``column_key``
 NHS_HEADING = "NHS number"  # its heading in the output, before the list's own columns

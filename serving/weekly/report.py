@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment
 
-from features.templates import html_environment
-from serving.weekly.monitoring import Monitoring
+from riskstrat.common.templates import html_environment
+from riskstrat.serving.weekly.monitoring import Monitoring
 
 TEMPLATES = Path(__file__).parent / "templates"
 CHART = {"bar": 22, "label": 280, "width": 640, "span": 640 - 280 - 60}

@@ -24,26 +24,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.bands import age_band
-from features.catalogue import FAMILIES, LIST_CONTEXT
-from features.engine import build_features, cohort_context
-from features.engines import Engine
-from features.exposure import ExposureRule
-from features.progress import QUIET, Progress
-from features.tables import ContractTables, fingerprint
-from models.bundle import ModelBundle
-from models.registry import RegisteredBundle
-from models.tiers import LISTED_TIERS, top_mask
-from serving.weekly.config import WeeklyConfig
-from serving.weekly.drift import drift_check
-from serving.weekly.flags import COLUMNS as FLAG_COLUMNS
-from serving.weekly.monitoring import Monitoring, monitor
-from serving.weekly.outputs import readable, scope_stems, write_csv, write_workbook
-from serving.weekly.pathways import Rules, load_rules
-from serving.weekly.referrals import COLUMNS as REFERRAL_COLUMNS
-from serving.weekly.report import report_html
-from serving.weekly.scoring import RISK, LocalScorer, Scorer, reason_columns
-from serving.weekly.store import (
+from riskstrat.common.progress import QUIET, Progress
+from riskstrat.contract.engines import Engine
+from riskstrat.contract.tables import ContractTables, fingerprint
+from riskstrat.features.bands import age_band
+from riskstrat.features.catalogue import FAMILIES, LIST_CONTEXT
+from riskstrat.features.engine import build_features, cohort_context
+from riskstrat.features.exposure import ExposureRule
+from riskstrat.models.bundle import ModelBundle
+from riskstrat.models.registry import RegisteredBundle
+from riskstrat.models.tiers import LISTED_TIERS, top_mask
+from riskstrat.serving.weekly.config import WeeklyConfig
+from riskstrat.serving.weekly.drift import drift_check
+from riskstrat.serving.weekly.flags import COLUMNS as FLAG_COLUMNS
+from riskstrat.serving.weekly.monitoring import Monitoring, monitor
+from riskstrat.serving.weekly.outputs import readable, scope_stems, write_csv, write_workbook
+from riskstrat.serving.weekly.pathways import Rules, load_rules
+from riskstrat.serving.weekly.referrals import COLUMNS as REFERRAL_COLUMNS
+from riskstrat.serving.weekly.report import report_html
+from riskstrat.serving.weekly.scoring import RISK, LocalScorer, Scorer, reason_columns
+from riskstrat.serving.weekly.store import (
     BOROUGH_REPORT,
     LEFT_FILE,
     MANIFEST_FILE,
@@ -52,7 +52,7 @@ from serving.weekly.store import (
     WeekStore,
     file_digests,
 )
-from serving.weekly.tiers import left_the_list, listed_mask, week_status
+from riskstrat.serving.weekly.tiers import left_the_list, listed_mask, week_status
 
 WEEKLY_RUN = "weekly run"
 STEPS = 4
@@ -244,7 +244,7 @@ def local_inputs(
 def inputs_for(engine: Engine | None) -> WeekInputs:
     """Spark's features are scored on its executors; any other engine's in this process."""
     if engine is not None and engine.name == "spark":
-        from serving.weekly.spark_scoring import spark_inputs
+        from riskstrat.serving.weekly.spark_scoring import spark_inputs
 
         return partial(spark_inputs, engine=engine)
     return partial(local_inputs, engine=engine)

@@ -14,10 +14,10 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from models.bundle import ModelBundle
-from serving.weekly.config import WeeklyConfig
-from serving.weekly.flags import flag_columns
-from serving.weekly.referrals import COLUMNS as REFERRAL_COLUMNS
+from riskstrat.models.bundle import ModelBundle
+from riskstrat.serving.weekly.config import WeeklyConfig
+from riskstrat.serving.weekly.flags import flag_columns
+from riskstrat.serving.weekly.referrals import COLUMNS as REFERRAL_COLUMNS
 
 KEY = "patient_id"
 RISK = "risk"

@@ -27,16 +27,16 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow as pa
 
-from features.catalogue import DERIVED, FAMILIES, LIST_CONTEXT
-from features.engine import cohort_context, feature_expression, feature_specs
-from features.engines import Engine
-from features.progress import Progress
-from features.spec import FeatureSpec
-from features.tables import AS_OF_TABLE, ContractTables
-from models.bundle import ModelBundle
-from serving.weekly.config import WeeklyConfig
-from serving.weekly.flags import COLUMNS as FLAG_COLUMNS
-from serving.weekly.scoring import (
+from riskstrat.common.progress import Progress
+from riskstrat.contract.engines import Engine
+from riskstrat.contract.tables import AS_OF_TABLE, ContractTables
+from riskstrat.features.catalogue import DERIVED, FAMILIES, LIST_CONTEXT
+from riskstrat.features.engine import cohort_context, feature_expression, feature_specs
+from riskstrat.features.spec import FeatureSpec
+from riskstrat.models.bundle import ModelBundle
+from riskstrat.serving.weekly.config import WeeklyConfig
+from riskstrat.serving.weekly.flags import COLUMNS as FLAG_COLUMNS
+from riskstrat.serving.weekly.scoring import (
     KEY,
     REASON_COLUMNS,
     RISK,

@@ -24,7 +24,7 @@ from typing import IO
 
 import pandas as pd
 
-from features.atomic import replacing
+from riskstrat.common.atomic import replacing
 
 PEOPLE_FILE = "people.parquet"
 REASONS_FILE = "reasons.parquet"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.tiers import NOT_LISTED
+from riskstrat.models.tiers import NOT_LISTED
 
 NEW, STAYED = "new", "stayed"
 

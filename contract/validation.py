@@ -1,0 +1,254 @@
+"""Validate contract tables: whole-file problems stop, row problems go to quarantine.
+
+A whole-file problem (unreadable file, missing column, wrong type) raises ``ContractError``
+naming the file and column. A row-level problem moves the row, unchanged and with its row
+number and a reason code, to ``quarantine/<table>.parquet``; the report reconciles rows read
+with rows accepted plus rows quarantined, so nothing is dropped silently. The output folder
+is replaced in one step (``features.atomic``) and carries the tables' record
+(``features.record``) that every reader checks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from riskstrat.common.atomic import check_replaceable, replacing
+from riskstrat.contract.record import write_record
+from riskstrat.contract.schema import (
+    ETHNICITY_GROUPS,
+    EVENTS,
+    PATIENTS,
+    PRACTICES,
+    SEXES,
+    Column,
+    EventKind,
+    Table,
+)
+
+QUARANTINE_DIR = "quarantine"
+REPORT_FILE = "validation_report.json"
+
+
+class ContractError(ValueError):
+    """A whole input file breaks the contract; names the file and the column."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableReport:
+    """Row counts for one table; ``read == accepted + quarantined`` always holds."""
+
+    table: str
+    read: int
+    accepted: int
+    quarantined: int
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reconciles(self) -> bool:
+        return (
+            self.read
+            == self.accepted + self.quarantined
+            == self.accepted + sum(self.by_reason.values())
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """What validation did to each table, and where the outputs are."""
+
+    source: str
+    output: str
+    extract_date: str
+    tables: tuple[TableReport, ...]
+
+    @property
+    def reconciles(self) -> bool:
+        return all(t.reconciles for t in self.tables)
+
+    def to_json(self) -> str:
+        body = asdict(self)
+        body["reconciles"] = self.reconciles
+        return json.dumps(body, indent=2)
+
+
+def read_table(path: Path, table: Table) -> pa.Table:
+    """Read one contract file and cast it to the contract schema, or raise ``ContractError``."""
+    if not path.exists():
+        raise ContractError(f"{path}: file not found (the {table.name} table is required)")
+    try:
+        raw = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ContractError(f"{path}: cannot be read as Parquet ({exc})") from exc
+    columns = []
+    for col in table.columns:
+        if col.name not in raw.column_names:
+            raise ContractError(f"{path}: missing column '{col.name}' ({col.meaning})")
+        columns.append(_cast_column(path, col, raw.column(col.name)))
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def _cast_column(path: Path, column: Column, values: pa.ChunkedArray) -> pa.Array:
+    if not column.accepts(values.type):
+        raise ContractError(
+            f"{path}: column '{column.name}' has type {values.type}, expected {column.type}"
+        )
+    try:
+        return values.cast(column.type).combine_chunks()
+    except pa.ArrowInvalid as exc:
+        raise ContractError(
+            f"{path}: column '{column.name}' cannot be cast to {column.type} ({exc})"
+        ) from exc
+
+
+RowCheck = Callable[[pd.DataFrame], np.ndarray]
+
+
+def _first_failure(frame: pd.DataFrame, checks: dict[str, RowCheck]) -> np.ndarray:
+    """The reason code of the first failing check per row, or an empty string."""
+    reasons = np.full(len(frame), "", dtype=object)
+    for reason, check in checks.items():
+        failed = np.asarray(check(frame), dtype=bool) & (reasons == "")
+        reasons[failed] = reason
+    return reasons
+
+
+def _missing(table: Table) -> RowCheck:
+    required = [c.name for c in table.columns if not c.nullable]
+    return lambda f: f[required].isna().any(axis=1).to_numpy()
+
+
+def _after(limit: date, *columns: str) -> RowCheck:
+    stamp = pd.Timestamp(limit)
+    return lambda f: np.logical_or.reduce(
+        [(f[c] > stamp).fillna(False).to_numpy() for c in columns]
+    )
+
+
+def _future_event(limit: date) -> RowCheck:
+    """Start after the extract date; or end after it, except a prescription's covered period."""
+    stamp = pd.Timestamp(limit)
+
+    def check(f: pd.DataFrame) -> np.ndarray:
+        planned = f["kind"] == EventKind.PRESCRIPTION.value
+        late_end = (f["end"] > stamp).fillna(False) & ~planned
+        return ((f["start"] > stamp).fillna(False) | late_end).to_numpy()
+
+    return check
+
+
+def _duplicated(key: str) -> RowCheck:
+    return lambda f: f[key].duplicated(keep="first").to_numpy()
+
+
+def practice_checks() -> dict[str, RowCheck]:
+    return {"missing_value": _missing(PRACTICES), "duplicate_key": _duplicated("practice_id")}
+
+
+def patient_checks(practice_ids: set[str], extract_date: date) -> dict[str, RowCheck]:
+    return {
+        "missing_value": _missing(PATIENTS),
+        "duplicate_key": _duplicated("patient_id"),
+        "unknown_practice": lambda f: ~f["practice_id"].isin(practice_ids).to_numpy(),
+        "invalid_sex": lambda f: ~f["sex"].isin(SEXES).to_numpy(),
+        "invalid_deprivation": lambda f: (
+            f["deprivation_decile"].notna() & ~f["deprivation_decile"].between(1, 10)
+        ).to_numpy(),
+        "invalid_ethnicity": lambda f: (
+            f["ethnicity_group"].notna() & ~f["ethnicity_group"].isin(ETHNICITY_GROUPS)
+        ).to_numpy(),
+        "end_before_start": lambda f: (
+            (f["registration_end"] < f["registration_start"]).fillna(False).to_numpy()
+        ),
+        "death_before_birth": lambda f: (
+            (f["death_date"] < f["birth_month"]).fillna(False).to_numpy()
+        ),
+        "future_date": _after(extract_date, "birth_month", "registration_start", "death_date"),
+    }
+
+
+def event_checks(patient_ids: set[str], extract_date: date) -> dict[str, RowCheck]:
+    kinds = {k.value for k in EventKind}
+    return {
+        "missing_value": _missing(EVENTS),
+        "unknown_kind": lambda f: ~f["kind"].isin(kinds).to_numpy(),
+        "unknown_patient": lambda f: ~f["patient_id"].isin(patient_ids).to_numpy(),
+        "end_before_start": lambda f: (f["end"] < f["start"]).fillna(False).to_numpy(),
+        "future_date": _future_event(extract_date),
+        "negative_value": lambda f: ((f["value"] < 0) | (f["cost"] < 0)).fillna(False).to_numpy(),
+    }
+
+
+def _split(
+    table: pa.Table, checks: dict[str, RowCheck]
+) -> tuple[pa.Table, pa.Table, dict[str, int]]:
+    frame = table.to_pandas(date_as_object=False)
+    reasons = _first_failure(frame, checks)
+    bad = reasons != ""
+    kept_as_read = pa.schema([f.with_nullable(True) for f in table.schema])
+    quarantined = (
+        table.filter(pa.array(bad))
+        .cast(kept_as_read)  # the contract's required fields may be what is missing
+        .append_column("source_row", pa.array(np.flatnonzero(bad), pa.int64()))
+        .append_column("reason", pa.array(reasons[bad].astype(str), pa.string()))
+    )
+    counts = pd.Series(reasons[bad]).value_counts().sort_index()
+    return table.filter(pa.array(~bad)), quarantined, {str(k): int(v) for k, v in counts.items()}
+
+
+def validate_dir(source: Path, output: Path, extract_date: date) -> ValidationReport:
+    """Validate the contract tables in ``source`` into ``output``, replacing it in one step.
+
+    Everything is written to a staging folder beside ``output`` that replaces it only when
+    complete, so a failed or killed run leaves the last good ``output`` as it was.
+    ``output`` must be new, empty or an earlier output (it has a validation report), and
+    must not hold ``source``.
+    """
+    check_replaceable(output, REPORT_FILE, inputs=(source,))
+    with replacing(output) as staging:
+        return validate_into(source, staging, extract_date, output)
+
+
+def validate_into(
+    source: Path, folder: Path, extract_date: date, output: Path, origin: str | None = None
+) -> ValidationReport:
+    """Validate the three contract tables in ``source``; write accepted rows, quarantine,
+    the report and the tables' record into the empty ``folder`` (which becomes ``output``).
+    The report names ``origin`` (default: ``source``) as where the tables came from.
+
+    Practices are validated first, then patients against them, then events against the
+    accepted patients, so a row referring to a quarantined parent is quarantined too.
+    """
+    (folder / QUARANTINE_DIR).mkdir()
+    reports: list[TableReport] = []
+    accepted_keys: dict[str, set[str]] = {}
+    for table in (PRACTICES, PATIENTS, EVENTS):
+        data = read_table(source / table.file_name, table)
+        if table is PRACTICES:
+            checks = practice_checks()
+        elif table is PATIENTS:
+            checks = patient_checks(accepted_keys["practices"], extract_date)
+        else:
+            checks = event_checks(accepted_keys["patients"], extract_date)
+        good, bad, by_reason = _split(data, checks)
+        pq.write_table(good, folder / table.file_name)
+        pq.write_table(bad, folder / QUARANTINE_DIR / table.file_name)
+        if table.key:
+            accepted_keys[table.name] = set(good.column(table.key).to_pylist())
+        reports.append(
+            TableReport(table.name, data.num_rows, good.num_rows, bad.num_rows, by_reason)
+        )
+    report = ValidationReport(
+        origin or str(source), str(output), extract_date.isoformat(), tuple(reports)
+    )
+    (folder / REPORT_FILE).write_text(report.to_json())
+    write_record(folder)
+    return report

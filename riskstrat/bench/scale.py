@@ -1,0 +1,322 @@
+"""The scale benchmark: the feature engine at borough, region and national size, per engine.
+
+A national-size population is made from copies of one borough under new identifiers
+(``write_copies``): each copy is one Parquet file per table, written one at a time by a
+memory-capped DuckDB, into ``<work>/parts/<table>/part-<k>.parquet``. A size of ``n``
+copies is a folder ``<work>/copies-<n>/<table>/`` of links to the first ``n`` parts, which
+either engine reads as a partitioned table.
+
+Each measurement (``measure``) runs in a fresh process (``python -m features.scale``) so that
+its memory is its own: it builds every feature for everyone at one as-of date with the same
+Ibis expression on the engine and writes them to Parquet where the engine runs (a national
+population's features are not collected into one pandas frame). DuckDB runs with a memory
+limit and spills to a folder; Spark runs ``local[2]`` with its spill folder
+(``spark.local.dir``). Peak memory is that of the whole process tree (Python, the JVM and
+Spark's Python workers), sampled from ``/proc``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from riskstrat.contract.engines import (
+    ENGINES,
+    DuckDBEngine,
+    EngineName,
+    EngineSettings,
+    SparkSettings,
+    make_engine,
+)
+from riskstrat.contract.schema import TABLES
+from riskstrat.contract.tables import AS_OF_TABLE, ContractTables, unbound
+from riskstrat.features.engine import feature_expression
+
+PARTS = "parts"
+CORES = 2  # DuckDB's threads and Spark's local[N]: the machine's cores, named in the figures
+_SAMPLE_SECONDS = 0.2
+_ID_COLUMNS = {
+    "practices": ("practice_id",),
+    "patients": ("patient_id", "practice_id"),
+    "events": ("patient_id",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much memory an engine may use and where it spills."""
+
+    memory: str  # DuckDB's memory_limit and Spark's driver memory, e.g. "8GB"
+    spill_dir: Path
+
+    def __post_init__(self) -> None:
+        if not self.memory[:-2].isdigit() or self.memory[-2:] not in ("MB", "GB"):
+            raise ValueError(f"memory limit {self.memory!r} must look like 8GB or 512MB")
+
+    @property
+    def spark_memory(self) -> str:
+        return self.memory[:-2] + self.memory[-2].lower()
+
+
+def write_copies(borough_dir: Path, work: Path, copies: int, limits: Limits) -> Path:
+    """Parts 0..copies-1 of the borough's tables (identifiers prefixed ``<k>-``, each copy's
+    GP clusters and localities its own), each written once; returns the parts folder."""
+    parts = work / PARTS
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{limits.memory}'")
+    con.execute(f"SET temp_directory = '{limits.spill_dir}'")
+    con.execute("SET preserve_insertion_order = false")
+    for table in TABLES:
+        folder = parts / table.name
+        folder.mkdir(parents=True, exist_ok=True)
+        source = borough_dir / table.file_name
+        for k in range(copies):
+            target = folder / f"part-{k:04d}.parquet"
+            if target.exists():
+                continue
+            renamed = [f"'{k}-' || {c} AS {c}" for c in _ID_COLUMNS[table.name]]
+            if table.name == "practices":
+                renamed += [f"'Borough {k} ' || {c} AS {c}" for c in ("gp_cluster", "locality")]
+            select = f"SELECT * REPLACE ({', '.join(renamed)}) FROM read_parquet('{source}')"
+            partial = target.with_suffix(".partial")
+            con.execute(f"COPY ({select}) TO '{partial}' (FORMAT parquet)")
+            partial.rename(target)  # a part exists only once it is whole
+    con.close()
+    return parts
+
+
+def population(work: Path, copies: int) -> Path:
+    """The folder of a ``copies``-borough population: per table, links to its parts."""
+    folder = work.resolve() / f"copies-{copies}"
+    for table in TABLES:
+        linked = folder / table.name
+        linked.mkdir(parents=True, exist_ok=True)
+        for k in range(copies):
+            part = work / PARTS / table.name / f"part-{k:04d}.parquet"
+            if not part.exists():
+                raise FileNotFoundError(f"{part}: write the copies first")
+            link = linked / part.name
+            if not link.exists():
+                link.symlink_to(part.resolve())
+    return folder
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """One engine on one population: what the README's table shows."""
+
+    engine: str
+    people: int
+    events: int
+    cores: int
+    startup_seconds: float
+    seconds: float
+    events_per_second_per_core: int
+    peak_tree_gib: float
+    peak_python_gib: float
+    memory_limit: str
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and every process below it."""
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+            except FileNotFoundError:
+                continue
+            queue.extend(int(c) for c in children)
+    return found
+
+
+def _resident_bytes(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/statm").read_text().split()
+    except FileNotFoundError:
+        return 0
+    return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class TreeMemory:
+    """The largest resident memory of this process and its descendants, sampled."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(_SAMPLE_SECONDS):
+            self.peak = max(self.peak, sum(_resident_bytes(p) for p in _tree(os.getpid())))
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _engine_settings(name: EngineName, limits: Limits) -> EngineSettings:
+    spark = SparkSettings(
+        master=f"local[{CORES}]",
+        app_name="riskstrat-scale",
+        driver_memory=limits.spark_memory,
+        shuffle_partitions=64,
+        local_dir=str(limits.spill_dir),
+        conf={
+            "spark.sql.adaptive.enabled": "true",
+            "spark.sql.files.maxPartitionBytes": "64m",
+            "spark.driver.maxResultSize": "1g",
+        },
+    )
+    return EngineSettings(name=name, spark=spark)
+
+
+def _limit_duckdb(backend: object, limits: Limits) -> None:
+    con = backend.con  # type: ignore[attr-defined]
+    con.execute(f"SET memory_limit = '{limits.memory}'")
+    con.execute(f"SET temp_directory = '{limits.spill_dir}'")
+    con.execute(f"SET threads = {CORES}")
+    con.execute("SET preserve_insertion_order = false")
+
+
+def _write(engine_name: str, backend: object, sql: str, out: Path) -> None:
+    """Run the feature SQL and write the result to Parquet where the engine runs."""
+    if engine_name == "duckdb":
+        backend.con.execute(f"COPY ({sql}) TO '{out}' (FORMAT parquet)")  # type: ignore[attr-defined]
+    else:
+        backend._session.sql(sql).write.mode("overwrite").parquet(str(out))  # type: ignore[attr-defined]
+
+
+def measure(
+    engine_name: EngineName, folder: Path, as_of: date, limits: Limits, out: Path
+) -> Figures:
+    """Features for everyone in ``folder`` (a ``population``) at ``as_of`` on one engine."""
+    limits.spill_dir.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with TreeMemory() as memory:
+        began = time.perf_counter()
+        engine = make_engine(_engine_settings(engine_name, limits))
+        backend = engine.connect()
+        if isinstance(engine, DuckDBEngine):
+            _limit_duckdb(backend, limits)
+        for table in TABLES:
+            engine.attach_parquet(backend, table.name, str(folder / table.name / "*.parquet"))
+        sources = ContractTables(engine, backend)
+        counted = {}
+        for name in ("events", "patients"):
+            table = unbound(name)
+            counted[name] = int(sources.run(table.aggregate(n=table.count()))["n"].iloc[0])
+        started = time.perf_counter()
+        sql = engine.compile(backend, feature_expression())
+        engine.attach_arrow(
+            backend, AS_OF_TABLE, pa.table({"as_of": pa.array([as_of], pa.date32())})
+        )
+        _write(engine_name, backend, sql, out)
+        seconds = time.perf_counter() - started
+        engine.detach(backend, AS_OF_TABLE)
+        engine.close(backend)
+    rows = _count_parquet(out)
+    python = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # exact, not sampled
+    return Figures(
+        engine=engine_name,
+        people=rows,
+        events=counted["events"],
+        cores=CORES,
+        startup_seconds=round(started - began, 1),
+        seconds=round(seconds, 1),
+        events_per_second_per_core=round(counted["events"] / seconds / CORES),
+        peak_tree_gib=round(max(memory.peak, python) / 2**30, 2),
+        peak_python_gib=round(python / 2**30, 2),
+        memory_limit=limits.memory,
+    )
+
+
+def _count_parquet(out: Path) -> int:
+    """Rows written (a file from DuckDB, a folder of parts from Spark)."""
+    files = sorted(out.glob("*.parquet")) if out.is_dir() else [out]
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+def measure_in_child(
+    engine_name: EngineName, folder: Path, as_of: date, limits: Limits, out: Path
+) -> Figures:
+    """``measure`` in a fresh Python process (its memory is its own); a failure names the
+    engine and population and keeps the child's last words."""
+    command = [
+        sys.executable,
+        "-m",
+        "riskstrat.bench.scale",
+        engine_name,
+        str(folder),
+        as_of.isoformat(),
+    ]
+    command += [limits.memory, str(limits.spill_dir), str(out)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{engine_name} on {folder} failed:\n{done.stderr[-3000:]}")
+    return Figures(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def run_scale(
+    borough_dir: Path,
+    work: Path,
+    sizes: tuple[int, ...],
+    engines: tuple[EngineName, ...],
+    as_of: date,
+    limits: Limits,
+    say: Callable[[str], None] = print,
+) -> list[Figures]:
+    """Every engine at every size (in copies of the borough), smallest first; the figures
+    are also appended to ``<work>/scale.json`` as each run ends."""
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown:
+        raise ValueError(f"unknown engine(s): {', '.join(unknown)} (choose from {ENGINES})")
+    write_copies(borough_dir, work, max(sizes), limits)
+    figures: list[Figures] = []
+    for copies in sorted(sizes):
+        folder = population(work, copies)
+        for engine_name in engines:
+            say(f"{engine_name}: {copies} copies of the borough")
+            out = work / "features" / f"{engine_name}-{copies}.parquet"
+            result = measure_in_child(engine_name, folder, as_of, limits, out)
+            figures.append(result)
+            say(f"  {asdict(result)}")
+            (work / "scale.json").write_text(
+                json.dumps([asdict(f) for f in figures], indent=2) + "\n"
+            )
+    return figures
+
+
+if __name__ == "__main__":
+    engine_arg, folder_arg, day, memory, spill, out_arg = sys.argv[1:]
+    result = measure(
+        engine_arg,  # type: ignore[arg-type]
+        Path(folder_arg),
+        date.fromisoformat(day),
+        Limits(memory, Path(spill)),
+        Path(out_arg),
+    )
+    print(json.dumps(asdict(result)))
