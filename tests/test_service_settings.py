@@ -112,7 +112,10 @@ def test_nothing_is_read_on_import(tmp_path: Path) -> None:
     settings are read when the service starts or a request needs them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKSTRAT_")}
     env |= {variable(name): "not valid" for name in ("workers", "reload_seconds")}
-    code = "import serving.service, serving.web.gate, serving.web.app, serving.benchmark"
+    code = (
+        "import riskstrat.serving.service, riskstrat.serving.web.gate, "
+        "riskstrat.serving.web.app, riskstrat.bench.serve"
+    )
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
 
