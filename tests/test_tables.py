@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from riskstrat.cli import TRACKING_ENV, main
+from riskstrat.cli import main
+from riskstrat.cli.options import TRACKING_ENV
 from riskstrat.contract.record import RECORD_FILE, FolderError, write_record
 from riskstrat.contract.schema import EVENTS, PATIENTS, PRACTICES
 from riskstrat.contract.tables import ContractTables, fingerprint
