@@ -137,8 +137,8 @@ def _one_line_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str
         main(argv)
     printed = capsys.readouterr()
     assert stopped.value.code == 2
-    assert printed.err == ""
-    lines = printed.out.strip().splitlines()
+    assert printed.out == ""
+    lines = printed.err.strip().splitlines()
     assert len(lines) == 1
     return lines[0]
 
