@@ -339,3 +339,25 @@ def test_a_command_off_a_terminal_prints_only_its_summary(
     assert line.startswith("[riskstrat] ") and "for 2 as-of date(s)" in line
     assert not any(c in printed for c in CONTROL)
     assert pd.read_parquet(out)["as_of"].nunique() == 2
+
+
+HELP_IMPORTS = """
+import sys
+from riskstrat.cli import main
+
+for line in ([], ["demo"], ["serve"], ["token"], ["bench"], ["bench", "fit"]):
+    try:
+        main([*line, "--help"])
+    except SystemExit:
+        pass
+heavy = ("mlflow", "shap", "lightgbm", "pandas", "pydantic_settings", "bentoml")
+print(sorted(name for name in heavy if name in sys.modules))
+"""
+
+
+def test_help_loads_no_heavy_library() -> None:
+    """``riskstrat --help`` and every command's help stay fast: nothing heavy is imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", HELP_IMPORTS], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines()[-1] == "[]"
