@@ -120,7 +120,9 @@ def cmd_demo(
     for evaluation in done.evaluations:
         say(f"{evaluation.plan.title}: {done.evaluation_report(evaluation)}")
         for design in evaluation.designs:
-            say(f"  {design.title}: {design.outcomes[0].summary}")
+            # A design the data cannot answer has no outcomes, only its verdict.
+            headline = design.outcomes[0].summary if design.outcomes else design.verdict
+            say(f"  {design.title}: {headline}")
     say(f"MLflow runs: .venv/bin/mlflow ui --backend-store-uri {uri}")
     say(
         f"start the scoring service: .venv/bin/riskstrat token --name me --role system "
