@@ -2,9 +2,12 @@
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
-WORK   ?= work
-PATIENTS ?= 50000
-SEED   ?= 42
+# WORK, PATIENTS and SEED are passed on only when given (make run SEED=7): otherwise the
+# CLI's own defaults apply (riskstrat.common.defaults, riskstrat.demo), defined once.
+WORK_OPTION = $(if $(WORK),--workdir $(WORK))
+# The work folder for the targets that need its name: WORK, else the CLI's default.
+WORKDIR = $(or $(WORK),$(shell $(BIN)/python -c \
+	"from riskstrat.common.defaults import WORKDIR; print(WORKDIR)" 2>/dev/null))
 
 .PHONY: setup run test lint bench-synth lock clean browser java wheel bento
 
@@ -18,7 +21,8 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 run: setup
-	BENTOML_DO_NOT_TRACK=True $(BIN)/riskstrat demo --workdir $(WORK) --patients $(PATIENTS) --seed $(SEED)
+	BENTOML_DO_NOT_TRACK=True $(BIN)/riskstrat demo $(WORK_OPTION) \
+		$(if $(PATIENTS),--patients $(PATIENTS)) $(if $(SEED),--seed $(SEED))
 
 test: setup browser java wheel
 	$(BIN)/ruff check .
@@ -52,10 +56,10 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 bench-synth: setup
-	$(BIN)/riskstrat bench-synth --patients 265000 --seed $(SEED) --out $(WORK)/bench
+	$(BIN)/riskstrat bench synth --patients 265000 $(if $(SEED),--seed $(SEED)) --out $(WORKDIR)/bench
 
 lock:
 	$(PYTHON) -m uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11
 
 clean:
-	rm -rf $(VENV) $(WORK)
+	rm -rf $(WORKDIR) $(VENV)

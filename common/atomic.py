@@ -21,6 +21,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from riskstrat.common.errors import UserError
+
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 _UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
@@ -42,18 +44,18 @@ def containing(path: Path, folders: Iterable[Path]) -> Path | None:
 
 
 def check_replaceable(target: Path, marker: str, inputs: Iterable[Path] = ()) -> None:
-    """Refuse (ValueError) to replace ``target`` when that would lose something: a file in
+    """Refuse (UserError) to replace ``target`` when that would lose something: a file in
     its place, a non-empty folder that is not an earlier output (no ``marker`` file in it),
     or a folder that holds one of the ``inputs``."""
     if target.exists() and not target.is_dir():
-        raise ValueError(f"{target}: exists and is not a folder")
+        raise UserError(f"{target}: exists and is not a folder")
     for given in inputs:
         if containing(given, [target]):
-            raise ValueError(
+            raise UserError(
                 f"{target}: the output would replace the input {given}: choose another folder"
             )
     if target.is_dir() and any(target.iterdir()) and not (target / marker).exists():
-        raise ValueError(
+        raise UserError(
             f"{target}: not empty and has no {marker}, so it was not written by riskstrat; "
             "it would be replaced as a whole: choose a new or empty folder"
         )

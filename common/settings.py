@@ -33,11 +33,13 @@ from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, Validation
 from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
 
+from riskstrat.common.errors import UserError
+
 T = TypeVar("T")
 SETTINGS_CONFIG = ConfigDict(extra="forbid")
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError):
     """Settings that cannot be used; one line: ``source: [table] field: problem``."""
 
     def __init__(self, source: str, problem: str, table: str = "", field: str | None = None):

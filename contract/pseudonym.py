@@ -24,13 +24,14 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from riskstrat.common.atomic import containing
+from riskstrat.common.errors import UserError
 
 KEY_ENV = "RISKSTRAT_PSEUDONYM_KEY"
 KEY_FILE_ENV = "RISKSTRAT_PSEUDONYM_KEY_FILE"
 MIN_KEY_BYTES = 16
 
 
-class PseudonymKeyError(ValueError):
+class PseudonymKeyError(UserError):
     """No usable key, or a key kept where it must not be."""
 
 

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from riskstrat.common.errors import UserError
 from riskstrat.contract.schema import TABLES
 
 RECORD_FILE = "tables.json"
 
 
-class FolderError(ValueError):
+class FolderError(UserError):
     """A folder of contract tables is not complete and consistent; names the file."""
 
 

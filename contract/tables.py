@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from riskstrat.common.errors import MissingInputError
 from riskstrat.contract.engines import DuckDBEngine, Engine
 from riskstrat.contract.record import RECORD_FILE, FolderError, TableFile, read_record, sha256
 from riskstrat.contract.schema import EVENTS, PATIENTS, PRACTICES, TABLES, Table
@@ -81,7 +82,7 @@ def check_folder(data_dir: Path) -> Signature:
     for table in TABLES:
         path = data_dir / table.file_name
         if not path.exists():
-            raise FileNotFoundError(f"{path}: the {table.name} table is missing")
+            raise MissingInputError(f"{path}: the {table.name} table is missing")
     signature = _signature(data_dir)
     _checked(data_dir.resolve(), signature)
     return signature

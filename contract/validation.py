@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskstrat.common.atomic import check_replaceable, replacing
+from riskstrat.common.errors import UserError
 from riskstrat.contract.record import write_record
 from riskstrat.contract.schema import (
     ETHNICITY_GROUPS,
@@ -38,7 +39,7 @@ QUARANTINE_DIR = "quarantine"
 REPORT_FILE = "validation_report.json"
 
 
-class ContractError(ValueError):
+class ContractError(UserError):
     """A whole input file breaks the contract; names the file and the column."""
 
 

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from riskstrat.common.errors import MissingInputError, UserError
+
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.html"
 PLOTS_DIR = "plots"
@@ -146,9 +148,9 @@ class EvaluationResults(_Frozen):
         try:
             raw = json.loads(path.read_text())
         except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: no finished evaluation here") from None
+            raise MissingInputError(f"{path}: no finished evaluation here") from None
         except (OSError, ValueError) as error:
-            raise ValueError(f"{path}: not readable as JSON ({error})") from None
+            raise UserError(f"{path}: not readable as JSON ({error})") from None
         if raw.get("format") != FORMAT:
-            raise ValueError(f"{path}: results format {raw.get('format')!r}, expected {FORMAT}")
+            raise UserError(f"{path}: results format {raw.get('format')!r}, expected {FORMAT}")
         return cls.model_validate(raw)

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from riskstrat.common.atomic import check_replaceable, replacing
+from riskstrat.common.errors import UserError
 from riskstrat.common.months import month_start
 from riskstrat.common.progress import QUIET, Progress
 from riskstrat.contract.schema import PRACTICES
@@ -50,7 +51,7 @@ def evaluate(
     tables = ContractTables.from_dir(data_dir)
     first_day, last_day = tables.event_span()
     if last_day is None:
-        raise ValueError(f"{data_dir}: the events table is empty: there is nothing to evaluate")
+        raise UserError(f"{data_dir}: the events table is empty: there is nothing to evaluate")
     check_against(
         loaded,
         pd.Series(_units(data_dir, loaded.plan.units.column)),

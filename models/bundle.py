@@ -21,6 +21,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from riskstrat.common.errors import UserError
 from riskstrat.features.spec import FeatureSpec
 from riskstrat.models.description import ModelDescription
 from riskstrat.models.legacy import description_from_metadata
@@ -30,11 +31,11 @@ BUNDLE_FILE = "bundle.json"
 FORMAT_VERSION = 2  # 1: an untyped "metadata" dict instead of "description"
 
 
-class FeatureMismatchError(ValueError):
+class FeatureMismatchError(UserError):
     """Input columns do not match the bundle's feature list."""
 
 
-class FeatureRangeError(ValueError):
+class FeatureRangeError(UserError):
     """A value outside its feature's valid range; ``row`` is its position in the input."""
 
     def __init__(self, row: int, spec: FeatureSpec, value: float) -> None:

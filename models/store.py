@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from riskstrat.common.errors import UserError
 from riskstrat.models.bundle import ModelBundle
 from riskstrat.models.registry import CHAMPION, MODEL_NAME, RegisteredBundle, load_registered
 
@@ -23,7 +24,7 @@ VERSION_LABEL = "mlflow_version"
 _NOT_THERE = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
-class NoChampionError(LookupError):
+class NoChampionError(UserError, LookupError):
     """The registry has no ``champion`` for the model (none promoted yet)."""
 
 

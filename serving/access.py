@@ -41,10 +41,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+from riskstrat.common.errors import UserError
+from riskstrat.serving.roles import ROLES
 from riskstrat.serving.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
-ROLES = ("system", "data_scientist", "social_prescriber", "locality_team")
 OPEN_PATHS = (
     "/livez",
     "/readyz",
@@ -207,7 +208,7 @@ def asked_localities(body: bytes) -> list[str]:
     return _localities(_parsed(body))
 
 
-class AccessConfigError(ValueError):
+class AccessConfigError(UserError):
     """The access file is missing or wrong; names the file and the entry."""
 
 

@@ -21,6 +21,8 @@ from typing import Any
 from pydantic import AliasGenerator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from riskstrat.common.errors import UserError
+
 PREFIX = "RISKSTRAT_"
 # The BentoML service's name (``@bentoml.service(name=...)``), which keys its configuration.
 SERVICE_NAME = "riskstrat"
@@ -32,7 +34,7 @@ def variable(name: str) -> str:
     return PREFIX + name.upper()
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError):
     """A setting is missing or wrong; names the environment variable."""
 
 

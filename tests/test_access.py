@@ -242,13 +242,13 @@ def test_audit_lines_name_the_client_and_trust_forwarded_for_only_when_told(
 
 
 def _token(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    """Exit code and output of ``riskstrat token argv``."""
+    """Exit code and output of ``riskstrat token argv`` (standard error when it fails)."""
     from riskstrat.cli import main
 
     try:
         main(["token", *argv])
     except SystemExit as stopped:
-        return int(stopped.code or 0), capsys.readouterr().out
+        return int(stopped.code or 0), capsys.readouterr().err
     return 0, capsys.readouterr().out
 
 

@@ -20,7 +20,7 @@ BARE = ("features", "models", "training", "serving", "impact")
 GENERATOR = "riskstrat.sources.synthetic"
 # Modules allowed to import the synthetic generator: its own package, the benchmarks, and the
 # built-in borough's front door (`riskstrat synth` and `riskstrat demo`).
-GENERATOR_USERS = (GENERATOR, "riskstrat.bench", "riskstrat.demo", "riskstrat.cli")
+GENERATOR_USERS = (GENERATOR, "riskstrat.bench", "riskstrat.demo", "riskstrat.cli.synthetic")
 # The architecture's layers, bottom first (docs/architecture.md): each may import only the
 # layers listed with it.
 ALLOWED = {

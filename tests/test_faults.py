@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from ingest_support import EXTRACT_DATE, SYNTHEA, TEST_KEY
 
-from riskstrat.cli import TRACKING_ENV
+from riskstrat.cli.options import TRACKING_ENV
 from riskstrat.contract.pseudonym import KEY_ENV
 from riskstrat.contract.tables import ContractTables, fingerprint
 from riskstrat.contract.validation import validate_dir

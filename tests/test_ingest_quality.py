@@ -154,7 +154,7 @@ def test_command_writes_json_and_markdown_reports(
     with pytest.raises(SystemExit) as stopped:
         main(["ingest", "--source", "omop", "--path", str(data), "--out", str(out)])
     assert stopped.value.code == 2
-    assert "no pseudonymisation key" in capsys.readouterr().out
+    assert "no pseudonymisation key" in capsys.readouterr().err
 
 
 def test_a_value_missing_in_the_source_reads_as_not_recorded() -> None:

@@ -311,7 +311,7 @@ def test_the_weekly_command_refuses_a_bad_exposure_table(
     argv = ["weekly", "--data", str(tmp_path), "--as-of", "2026-10-26", "--out", str(tmp_path)]
     with pytest.raises(SystemExit) as stopped:
         main([*argv, "--config", str(settings), "--workdir", str(tmp_path / "work")])
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err
     assert stopped.value.code == 2 and len(printed.splitlines()) == 1
     assert printed.startswith(f"[riskstrat] error: {settings}: [exposure] kinds")
     assert "home_visit" in printed

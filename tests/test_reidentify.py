@@ -356,7 +356,7 @@ def test_the_command_reports_counts_and_refuses_in_one_line(
         assert number not in printed
 
     assert _cli(borough) == 2
-    assert capsys.readouterr().out == (
+    assert capsys.readouterr().err == (
         f"[riskstrat] error: {borough.out}: already exists; remove it or give --force to "
         "replace it\n"
     )

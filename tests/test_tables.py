@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from riskstrat.cli import TRACKING_ENV, main
+from riskstrat.cli import main
+from riskstrat.cli.options import TRACKING_ENV
 from riskstrat.contract.record import RECORD_FILE, FolderError, write_record
 from riskstrat.contract.schema import EVENTS, PATIENTS, PRACTICES
 from riskstrat.contract.tables import ContractTables, fingerprint
@@ -136,8 +137,8 @@ def _one_line_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str
         main(argv)
     printed = capsys.readouterr()
     assert stopped.value.code == 2
-    assert printed.err == ""
-    lines = printed.out.strip().splitlines()
+    assert printed.out == ""
+    lines = printed.err.strip().splitlines()
     assert len(lines) == 1
     return lines[0]
 

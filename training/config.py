@@ -13,6 +13,7 @@ from typing import Literal, Self, get_args
 
 from pydantic import Field, StrictBool, model_validator
 
+from riskstrat.common.defaults import SEED
 from riskstrat.common.settings import Integer, load_table, settings_model
 from riskstrat.features.labels import Outcome
 from riskstrat.models.description import Strategy
@@ -115,7 +116,7 @@ class TrainConfig:
     )
     test_as_of: date = date(2025, 1, 1)
     outcome: Outcome = Field(default_factory=Outcome)
-    seed: Integer = 42
+    seed: Integer = SEED
     validation_share: float = Field(0.15, gt=0, lt=1)
     calibration_share: float = Field(0.15, gt=0, lt=1)
     bootstrap: Integer = Field(200, ge=0)

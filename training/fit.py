@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
+from riskstrat.common.errors import UserError
 from riskstrat.features.spec import FeatureSpec
 from riskstrat.models.bundle import Calibration, ModelBundle
 from riskstrat.training.config import TrainConfig
@@ -159,7 +160,7 @@ def _rounds(chosen: int, rows: int, stopped_on: int, config: TrainConfig) -> int
 
 def _both_classes(data: Snapshots, what: str) -> None:
     if data.labels.nunique() < 2:
-        raise ValueError(f"{what} have only one outcome class: too few to train")
+        raise UserError(f"{what} have only one outcome class: too few to train")
 
 
 def _crossfit(

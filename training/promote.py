@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from riskstrat.common.errors import UserError
 from riskstrat.contract.tables import ContractTables
 from riskstrat.features.engine import build_features
 from riskstrat.features.exposure import ExposureRule, exposure
@@ -147,12 +148,12 @@ def _test_set(bundle: ModelBundle, data_dir: Path | None, table: Path | None) ->
     described = bundle.described
     if described.table is not None:
         if table is None:
-            raise ValueError(
+            raise UserError(
                 "the challenger was trained on a feature table: give that table (--features) "
                 "to rebuild its test set"
             )
         if described.test.kind == "held_out_groups" and described.test.seed is None:
-            raise ValueError(
+            raise UserError(
                 "the challenger's held-out draw was not recorded (saved before model bundle "
                 "format 2): retrain it to promote it"
             )
@@ -172,7 +173,7 @@ def _test_set(bundle: ModelBundle, data_dir: Path | None, table: Path | None) ->
             "all test rows: a feature table cannot tell which rows list-triggered help touched",
         )
     if data_dir is None or described.test.as_of is None:
-        raise ValueError(
+        raise UserError(
             "the challenger was trained on contract tables: give them (--data) to rebuild "
             "its out-of-time test set"
         )
@@ -258,7 +259,7 @@ def promote(
 
     challenger = _current(tracking_uri, CHALLENGER)
     if challenger is None:
-        raise ValueError(f"no model version has the alias '{CHALLENGER}': train one first")
+        raise UserError(f"no model version has the alias '{CHALLENGER}': train one first")
     champion = _current(tracking_uri, CHAMPION)
     if champion is not None and champion.version == challenger.version:
         store(challenger)

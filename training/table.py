@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from riskstrat.common.errors import UserError
 from riskstrat.features.spec import FeatureSpec
 from riskstrat.models.description import TestDesign
 from riskstrat.training.fit import Snapshots
@@ -110,10 +111,10 @@ def load_table(
     frame = pd.read_parquet(path)
     for role, column in (("label", label), ("group", group), ("time", time)):
         if column is not None and column not in frame.columns:
-            raise ValueError(f"{path}: no {role} column '{column}'")
+            raise UserError(f"{path}: no {role} column '{column}'")
     y = frame[label]
     if not y.dropna().isin([0, 1, True, False]).all():
-        raise ValueError(f"{path}: label column '{label}' must hold 0/1 (or empty)")
+        raise UserError(f"{path}: label column '{label}' must hold 0/1 (or empty)")
     unlabelled = int(y.isna().sum())
     frame = frame[y.notna()]
     groups = (
@@ -138,7 +139,7 @@ def load_table(
         train_mask = (horizon_end <= latest).to_numpy()
         design = TestDesign(kind="out_of_time", as_of=latest.date())
         if not train_mask.any():
-            raise ValueError(
+            raise UserError(
                 f"{path}: no rows end their {horizon_days}-day horizon "
                 f"by the latest '{time}' ({latest.date()}): nothing to train on"
             )

@@ -36,6 +36,7 @@ from typing import TextIO
 import pandas as pd
 
 from riskstrat.common.atomic import containing
+from riskstrat.common.errors import UserError
 from riskstrat.contract.pseudonym import Pseudonymiser, load_key
 from riskstrat.models.tiers import NOT_LISTED
 from riskstrat.serving.settings import ServiceSettings
@@ -48,7 +49,7 @@ AUDIT_FILE = "reidentify_audit.jsonl"  # default: beside the output file
 _DIGITS = re.compile(r"[0-9]{10}")
 
 
-class ReidentifyError(ValueError):
+class ReidentifyError(UserError):
     """A run that must not write: a bad register or output place, or nobody matched."""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from riskstrat.common.errors import UserError
 from riskstrat.common.progress import QUIET, Progress
 from riskstrat.contract.engines import Engine
 from riskstrat.contract.tables import ContractTables, fingerprint
@@ -274,7 +275,7 @@ def weekly_run(
     week_inputs = inputs or inputs_for(engine)
     context, scorer = week_inputs(data_dir, as_of, model.bundle, config, say)
     if context.empty:
-        raise ValueError(f"{data_dir}: nobody is registered and alive on {as_of}")
+        raise UserError(f"{data_dir}: nobody is registered and alive on {as_of}")
     watch.lap("features")
     say(f"features for {len(context):,} people")
     say.advance(WEEKLY_RUN, 1, STEPS, "scoring and explanations")

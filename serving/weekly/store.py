@@ -25,6 +25,7 @@ from typing import IO
 import pandas as pd
 
 from riskstrat.common.atomic import replacing
+from riskstrat.common.errors import MissingInputError, UserError
 
 PEOPLE_FILE = "people.parquet"
 REASONS_FILE = "reasons.parquet"
@@ -34,7 +35,7 @@ BOROUGH_REPORT = "report.html"
 RUN_LOG = "runs.jsonl"
 
 
-class WeekLockedError(ValueError):
+class WeekLockedError(UserError):
     """Another run is writing the same week (a ValueError, so that the command line prints
     it as its one-line error); names the lock file and its holder."""
 
@@ -91,10 +92,10 @@ class WeekStore:
         is missing."""
         weeks = self.weeks()
         if not weeks:
-            raise FileNotFoundError(f"{self.root}: no finished weekly run yet")
+            raise MissingInputError(f"{self.root}: no finished weekly run yet")
         chosen = week or weeks[-1]
         if chosen not in weeks:
-            raise FileNotFoundError(f"{self.root}: no finished run for the week of {chosen}")
+            raise MissingInputError(f"{self.root}: no finished run for the week of {chosen}")
         return chosen
 
     def load(self, week: date | None = None) -> Week:

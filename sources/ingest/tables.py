@@ -19,10 +19,12 @@ from urllib.parse import parse_qs, urlparse
 import duckdb
 import pandas as pd
 
+from riskstrat.common.errors import UserError
+
 SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
-class IngestError(ValueError):
+class IngestError(UserError):
     """The extract cannot be ingested as it is; the message names the file and the column."""
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import date
 
+from riskstrat.common.defaults import SEED
+from riskstrat.common.errors import UserError
 from riskstrat.sources.synthetic.population import CLUSTERS
 
 DEFAULT_GO_LIVE: dict[str, date] = {
@@ -19,12 +21,12 @@ DEFAULT_GO_LIVE: dict[str, date] = {
 
 def _first_of_month(name: str, value: date) -> None:
     if value.day != 1:
-        raise ValueError(f"{name} must be the first day of a month, got {value}")
+        raise UserError(f"{name} must be the first day of a month, got {value}")
 
 
 def _ratio(name: str, value: float) -> None:
     if not 0.0 < value <= 2.0:
-        raise ValueError(f"{name} must be in (0, 2] (1 = no effect), got {value}")
+        raise UserError(f"{name} must be in (0, 2] (1 = no effect), got {value}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,22 +61,22 @@ class LocalityModel:
         known = {c[1] for c in CLUSTERS}
         for cluster, go_live in self.go_live.items():
             if cluster not in known:
-                raise ValueError(
+                raise UserError(
                     f"locality_model.go_live: unknown GP cluster {cluster!r} (known: "
                     f"{', '.join(sorted(known))})"
                 )
             _first_of_month(f"locality_model.go_live[{cluster!r}]", go_live)
             if go_live < self.baseline:
-                raise ValueError(
+                raise UserError(
                     f"locality_model.go_live[{cluster!r}] ({go_live}) is before the baseline "
                     f"({self.baseline})"
                 )
         if not 0 <= self.min_age <= 110:
-            raise ValueError(f"locality_model.min_age must be 0..110, got {self.min_age}")
+            raise UserError(f"locality_model.min_age must be 0..110, got {self.min_age}")
         if not self.frailty_coded and self.prior_admissions is None:
-            raise ValueError("locality_model needs frailty_coded or prior_admissions (or both)")
+            raise UserError("locality_model needs frailty_coded or prior_admissions (or both)")
         if self.prior_admissions is not None and self.prior_admissions < 1:
-            raise ValueError(
+            raise UserError(
                 f"locality_model.prior_admissions must be at least 1 or None, got "
                 f"{self.prior_admissions}"
             )
@@ -120,23 +122,23 @@ class ListActions:
     def __post_init__(self) -> None:
         _first_of_month("list_actions.first_run", self.first_run)
         if not 1 <= self.every_months <= 12:
-            raise ValueError(f"list_actions.every_months must be 1..12, got {self.every_months}")
+            raise UserError(f"list_actions.every_months must be 1..12, got {self.every_months}")
         if not 0.0 < self.cutoff < 1.0:
-            raise ValueError(f"list_actions.cutoff must be in (0, 1), got {self.cutoff}")
+            raise UserError(f"list_actions.cutoff must be in (0, 1), got {self.cutoff}")
         if not 0.0 < self.band_fraction <= 1.0:
-            raise ValueError(
+            raise UserError(
                 f"list_actions.band_fraction must be in (0, 1], got {self.band_fraction}"
             )
         for name in ("person_noise_sd", "run_noise_sd"):
             if not 0.0 <= getattr(self, name) <= 3.0:
-                raise ValueError(f"list_actions.{name} must be 0..3, got {getattr(self, name)}")
+                raise UserError(f"list_actions.{name} must be 0..3, got {getattr(self, name)}")
         for name in ("capacity_share", "reablement_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"list_actions.{name} must be 0..1, got {getattr(self, name)}")
+                raise UserError(f"list_actions.{name} must be 0..1, got {getattr(self, name)}")
         if not 1 <= self.action_months <= 24:
-            raise ValueError(f"list_actions.action_months must be 1..24, got {self.action_months}")
+            raise UserError(f"list_actions.action_months must be 1..24, got {self.action_months}")
         if not 1 <= self.follow_up_months <= min(self.action_months, self.every_months):
-            raise ValueError(
+            raise UserError(
                 "list_actions.follow_up_months must be at least 1 and at most action_months "
                 f"and every_months, got {self.follow_up_months}"
             )
@@ -187,7 +189,7 @@ class SynthConfig:
     """
 
     patients: int = 265_000
-    seed: int = 42
+    seed: int = SEED
     start: date = date(2021, 1, 1)
     end: date = date(2026, 10, 31)
     truth_as_of: tuple[date, ...] = field(default=(date(2024, 1, 1), date(2025, 1, 1)))
@@ -199,31 +201,31 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         if self.patients < 100:
-            raise ValueError(f"patients must be at least 100, got {self.patients}")
+            raise UserError(f"patients must be at least 100, got {self.patients}")
         if self.start.day != 1:
-            raise ValueError(f"start must be the first day of a month, got {self.start}")
+            raise UserError(f"start must be the first day of a month, got {self.start}")
         if self.end <= self.start:
-            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+            raise UserError(f"end ({self.end}) must be after start ({self.start})")
         for as_of in self.truth_as_of:
             if as_of.day != 1 or not self.start < as_of <= self.end:
-                raise ValueError(
+                raise UserError(
                     f"truth_as_of {as_of} must be the first of a month after start and not "
                     f"after end"
                 )
         if not 1 <= self.horizon_days <= 3 * 365:
-            raise ValueError(f"horizon_days must be 1..1095, got {self.horizon_days}")
+            raise UserError(f"horizon_days must be 1..1095, got {self.horizon_days}")
         if self.truth_paths < 4:
-            raise ValueError(f"truth_paths must be at least 4, got {self.truth_paths}")
+            raise UserError(f"truth_paths must be at least 4, got {self.truth_paths}")
         if self.effect_paths < 4:
-            raise ValueError(f"effect_paths must be at least 4, got {self.effect_paths}")
+            raise UserError(f"effect_paths must be at least 4, got {self.effect_paths}")
         if not 0 <= self.yearly_leaving_rate < 0.5:
-            raise ValueError(
+            raise UserError(
                 f"yearly_leaving_rate must be in [0, 0.5), got {self.yearly_leaving_rate}"
             )
 
         model = self.interventions.locality_model
         if model.enabled and model.baseline.toordinal() - self.start.toordinal() < 365:
-            raise ValueError(
+            raise UserError(
                 f"locality_model.baseline ({model.baseline}) must be at least 365 days after "
                 f"start ({self.start}): eligibility looks back a year"
             )

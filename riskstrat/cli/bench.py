@@ -1,0 +1,388 @@
+"""Benchmarks, under ``riskstrat bench``: each measures speed, memory or quality and saves
+its figures as JSON (the benchmark modules are in ``riskstrat.bench``).
+
+The old names (``riskstrat bench-features`` and the rest) still run, hidden from help, each
+after one deprecation line on standard error; they go in the next release.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from riskstrat.cli.options import (
+    ContractData,
+    HelpFlag,
+    Patients,
+    Seed,
+    Workdir,
+    date_option,
+    examples,
+    no_command,
+    option,
+    tracking_uri,
+)
+from riskstrat.cli.reporter import reporting, say
+from riskstrat.common.defaults import SEED, WORKDIR
+from riskstrat.common.months import add_months
+
+app = typer.Typer(
+    name="bench",
+    help="Benchmarks: speed, memory and quality, with their figures saved as JSON.",
+    epilog=examples("riskstrat bench synth --patients 265000 --out work/bench"),
+    short_help="benchmarks: speed, memory and quality; figures to JSON",
+    invoke_without_command=True,
+    add_help_option=False,
+)
+
+
+@app.callback()
+def _bench(ctx: typer.Context, show_help: HelpFlag = False) -> None:
+    no_command(ctx)
+
+
+@app.command(
+    "features",
+    short_help="benchmark the feature engine; figures to JSON",
+    epilog=examples("riskstrat bench features --data work/bench --out work/bench-features"),
+)
+def cmd_bench_features(
+    data: Annotated[
+        Path,
+        option("DIR", "a borough's validated contract tables"),
+    ],
+    out: Annotated[
+        Path,
+        option("DIR", "folder for the region's copies and bench_features.json"),
+    ],
+    as_of: Annotated[
+        date, date_option("the as-of date; the 4-date case adds the three quarters before it")
+    ] = date(2025, 1, 1),
+    region_copies: Annotated[
+        int, typer.Option(metavar="N", help="copies of the borough that make up the region")
+    ] = 4,
+    scale: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N,N,...",
+            help="instead: the scale benchmark at these sizes in borough copies "
+            "(1,4,19: 265,000, 1.06 and 5.03 million people); figures to OUT/scale.json",
+        ),
+    ] = None,
+    engine: Annotated[
+        list[str] | None,
+        typer.Option(help="with --scale: engines to measure (repeat; default duckdb and spark)"),
+    ] = None,
+    memory_limit: Annotated[
+        str,
+        typer.Option(metavar="SIZE", help="with --scale: each engine's memory, e.g. 8GB or 512MB"),
+    ] = "6GB",
+) -> None:
+    """Time the feature engine on a borough and on a region of copies; figures to JSON.
+    With --scale, each engine at each size with bounded memory (spilling under OUT)."""
+    import json
+
+    from riskstrat.bench.features import make_region, measure_in_child
+
+    if scale is not None:
+        from riskstrat.bench.scale import Limits, run_scale
+
+        sizes = tuple(int(n) for n in scale.split(","))
+        engines = tuple(engine or ("duckdb", "spark"))
+        run_scale(data, out, sizes, engines, as_of, Limits(memory_limit, out / "spill"), say)  # type: ignore[arg-type]
+        say(f"figures in {out / 'scale.json'}")
+        return
+
+    from riskstrat.contract.tables import check_folder
+
+    check_folder(data)
+    four = [add_months(as_of, -3 * q) for q in range(4)]
+    out.mkdir(parents=True, exist_ok=True)
+    say(f"building a region of {region_copies} copies of {data}")
+    region = make_region(data, out / "region", region_copies)
+    figures = {}
+    for label, folder in (("borough", data), ("region", region)):
+        for dates in ([as_of], four):
+            key = f"{label}_{len(dates)}_as_of"
+            say(f"measuring {key}")
+            figures[key] = measure_in_child(folder, dates)
+            say(f"  {figures[key]}")
+    (out / "bench_features.json").write_text(json.dumps(figures, indent=2))
+    say(f"figures in {out / 'bench_features.json'}")
+
+
+@app.command(
+    "weekly",
+    short_help="time the weekly run for two weeks; JSON figures",
+    epilog=examples(
+        "riskstrat bench weekly --data work/bench --workdir work/bench-model "
+        "--out work/bench-weekly"
+    ),
+)
+def cmd_bench_weekly(
+    data: ContractData,
+    out: Annotated[
+        Path,
+        typer.Option(metavar="DIR", help="folder for the two weeks' lists and bench_weekly.json"),
+    ],
+    as_of: Annotated[
+        date, date_option("the second week's date; the first week is 7 days before")
+    ] = date(2026, 10, 26),
+    workdir: Workdir = WORKDIR,
+) -> None:
+    """Time two consecutive weekly runs (the second compares with the first); JSON figures."""
+    import json
+    import resource
+
+    from riskstrat.models.store import load_champion
+    from riskstrat.serving.weekly.run import weekly_run
+
+    model = load_champion(tracking_uri(workdir))
+    figures: dict = {"model_version": model.version}
+    for week in (as_of - timedelta(days=7), as_of):
+        began = time.perf_counter()
+        with reporting() as progress:
+            result = weekly_run(data, week, model, out / "lists", progress=progress)
+        figures[week.isoformat()] = {
+            "seconds": round(time.perf_counter() - began, 1),
+            "stages": result.seconds,
+            "scored": result.scored,
+            "listed": result.listed,
+            "explained": result.manifest["counts"]["explained"],
+        }
+        say(f"  {figures[week.isoformat()]}")
+    figures["peak_memory_gib"] = round(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2
+    )
+    (out / "bench_weekly.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+
+
+@app.command(
+    "serve",
+    short_help="load-test the scoring service on loopback",
+    epilog=examples(
+        "riskstrat bench serve --data work/bench --workdir work/bench-model",
+        "riskstrat bench serve --data work/validated --clients 8 --seconds 5",
+    ),
+)
+def cmd_bench_serve(
+    data: Annotated[
+        Path,
+        option("DIR", "contract tables to take people from"),
+    ],
+    as_of: Annotated[date, date_option("as-of date of the people's features")] = date(2026, 10, 26),
+    workdir: Workdir = WORKDIR,
+    clients: Annotated[int, typer.Option(metavar="N", help="concurrent clients")] = 32,
+    seconds: Annotated[
+        float, typer.Option(metavar="SECONDS", help="seconds each load phase lasts")
+    ] = 20.0,
+    pause: Annotated[
+        float, typer.Option(metavar="SECONDS", help="seconds each client waits in the paced phase")
+    ] = 0.05,
+    out: Annotated[Path, typer.Option(metavar="FILE", help="JSON file for the figures")] = Path(
+        "work/bench/bench_serve.json"
+    ),
+) -> None:
+    """Load-test the service on loopback (saturation, then paced); print and save the
+    figures."""
+    import json
+
+    from riskstrat.bench.serve import run
+    from riskstrat.contract.tables import ContractTables
+    from riskstrat.features.engine import build_features
+    from riskstrat.models.store import load_champion
+
+    uri = tracking_uri(workdir)
+    champion = load_champion(uri)
+    features = build_features(ContractTables.from_dir(data), [as_of]).droplevel("as_of")
+    say(f"{clients} clients for {seconds:.0f} s against version {champion.version}")
+    figures = run(features, champion.bundle, uri, clients=clients, seconds=seconds, pause=pause)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+
+
+@app.command(
+    "evaluate",
+    short_help="bias, coverage and false positives of each design; JSON",
+    epilog=examples("riskstrat bench evaluate --out work/bench --patients 50000 --seeds 20"),
+)
+def cmd_bench_evaluate(
+    out: Annotated[Path, option("DIR", "folder for bench_evaluate.json and the runs' CSV")],
+    patients: Patients = 50_000,
+    seeds: Annotated[int, typer.Option(metavar="N", help="boroughs, seeds 1..N")] = 20,
+    jobs: Annotated[
+        int, typer.Option(metavar="N", help="seeds run at once, each in its own process")
+    ] = 1,
+) -> None:
+    """Evaluate the built-in plans on synthetic boroughs whose true effects are known, with
+    the effects on and with every effect set to none."""
+    import tempfile
+
+    from riskstrat.bench.evaluate import bench_evaluate
+
+    with (
+        tempfile.TemporaryDirectory(prefix="riskstrat-bench-evaluate-") as work,
+        reporting() as progress,
+    ):
+        summary = bench_evaluate(
+            out, tuple(range(1, seeds + 1)), patients, Path(work), jobs=jobs, progress=progress
+        )
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    say(f"figures: {out / 'bench_evaluate.json'}")
+
+
+@app.command(
+    "retrain",
+    short_help="retraining strategies under repeated deployment; JSON",
+    epilog=examples(
+        "riskstrat bench retrain --out work/bench-retrain --patients 30000 --jobs 2",
+        "riskstrat bench retrain --out work/bench-retrain --strategy naive --strategy unexposed",
+    ),
+)
+def cmd_bench_retrain(
+    out: Annotated[Path, option("DIR", "folder for bench_retrain.json and the rounds' CSV")],
+    patients: Patients = 30_000,
+    seed: Annotated[int, typer.Option(metavar="N", help="the borough's random seed")] = SEED,
+    rounds: Annotated[
+        int, typer.Option(metavar="N", help="yearly rounds after round 0", min=1)
+    ] = 4,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(metavar="NAME", help="a strategy to run; repeat for more (default: all)"),
+    ] = None,
+    list_share: Annotated[
+        float | None,
+        typer.Option(metavar="SHARE", help="share of everyone scored that is listed [0.05]"),
+    ] = None,
+    capacity_share: Annotated[
+        float | None, typer.Option(metavar="SHARE", help="share of the listed who get help [0.8]")
+    ] = None,
+    reablement_hr: Annotated[
+        float | None,
+        typer.Option(metavar="HR", help="admission hazard ratio under a reablement plan [0.5]"),
+    ] = None,
+    social_prescribing_hr: Annotated[
+        float | None,
+        typer.Option(metavar="HR", help="admission hazard ratio under social prescribing [0.7]"),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option(metavar="N", help="strategies run at once, each in its own process")
+    ] = 1,
+) -> None:
+    """Deploy, list, let the list's help act, retrain with each strategy and promote, year
+    after year, on a synthetic borough whose untreated risk is known."""
+    import tempfile
+
+    from riskstrat.bench.retrain import RESULTS_FILE, STRATEGIES, RetrainBench, bench_retrain
+
+    bench = RetrainBench(
+        patients=patients,
+        seed=seed,
+        rounds=rounds,
+        strategies=tuple(strategy or STRATEGIES),
+        **{
+            name: value
+            for name, value in (
+                ("list_share", list_share),
+                ("capacity_share", capacity_share),
+                ("reablement_hr", reablement_hr),
+                ("social_prescribing_hr", social_prescribing_hr),
+            )
+            if value is not None
+        },
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="riskstrat-bench-retrain-") as work,
+        reporting() as progress,
+    ):
+        summary = bench_retrain(out, bench, Path(work), jobs=jobs, progress=progress)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    say(f"figures: {out / RESULTS_FILE}")
+
+
+@app.command(
+    "fit",
+    short_help="compare fitting and calibration choices; figures to JSON",
+    epilog=examples("riskstrat bench fit --out work/bench/bench_fit.json --patients 50000"),
+)
+def cmd_bench_fit(
+    out: Annotated[Path, option("FILE", "JSON file for the figures")],
+    patients: Patients = 50_000,
+    seeds: Annotated[
+        list[int] | None,
+        option("N", "a borough's seed; repeat for more (default: 1, 2 and 3)"),
+    ] = None,
+) -> None:
+    """Out-of-time AUROC and calibration of each refit and calibration choice, and the gap to
+    a plain LightGBM on an undated feature table, on one synthetic borough per seed."""
+    from riskstrat.bench.fit import benchmark_fit
+
+    benchmark_fit(out, tuple(seeds or (1, 2, 3)), patients)
+
+
+@app.command(
+    "synth",
+    short_help="benchmark the generator; figures to JSON",
+    epilog=examples("riskstrat bench synth --patients 265000 --seed 42 --out work/bench"),
+)
+def cmd_bench_synth(
+    out: Annotated[
+        Path,
+        option("DIR", "folder for the borough's tables and bench_synth.json"),
+    ],
+    patients: Patients = 265_000,
+    seed: Seed = SEED,
+) -> None:
+    """Time the generator at full size; print and save the figures as JSON."""
+    import json
+
+    from riskstrat.bench.synth import bench_synth
+
+    with reporting() as progress:
+        figures = bench_synth(out, patients, seed, progress)
+    print(json.dumps(figures, indent=2))
+
+
+BENCHMARKS: dict[str, Callable[..., None]] = {
+    "features": cmd_bench_features,
+    "weekly": cmd_bench_weekly,
+    "serve": cmd_bench_serve,
+    "evaluate": cmd_bench_evaluate,
+    "retrain": cmd_bench_retrain,
+    "fit": cmd_bench_fit,
+    "synth": cmd_bench_synth,
+}
+# The old top-level names, `riskstrat bench-features` and the rest: hidden, merged into the
+# root command, each running its benchmark after one deprecation line.
+deprecated = typer.Typer()
+
+
+def deprecation(name: str) -> str:
+    """The line the old name of benchmark ``name`` prints before it runs."""
+    return f"deprecated: use `riskstrat bench {name}`; the old name goes in the next release"
+
+
+def _old_name(name: str, command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` (same options) saying first, on standard error, that its name is old."""
+
+    @functools.wraps(command)
+    def run(*args: object, **kwargs: object) -> None:
+        say(deprecation(name), file=sys.stderr)
+        command(*args, **kwargs)
+
+    return run
+
+
+for _name, _command in BENCHMARKS.items():
+    deprecated.command(f"bench-{_name}", hidden=True, epilog=deprecation(_name))(
+        _old_name(_name, _command)
+    )

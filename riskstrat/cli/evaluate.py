@@ -1,0 +1,54 @@
+"""Did it work? ``evaluate`` an intervention by its statistical analysis plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from riskstrat.cli.options import Workdir, examples, option, tracking_uri
+from riskstrat.cli.reporter import reporting, say
+from riskstrat.common.defaults import WORKDIR
+
+app = typer.Typer()
+
+
+@app.command(
+    "evaluate",
+    short_help="did it work? evaluate an intervention by its analysis plan",
+    epilog=examples(
+        "riskstrat evaluate --data work/validated "
+        "--plan impact/plans/integrated_locality_model.toml --out work/evaluation/ilm",
+    ),
+)
+def cmd_evaluate(
+    data: Annotated[Path, option("DIR", "folder of contract tables (validated)")],
+    plan: Annotated[Path, option("FILE", "the statistical analysis plan (TOML)")],
+    out: Annotated[
+        Path, option("DIR", "folder for results.json, report.html and plots/ (replaced whole)")
+    ],
+    champion: Annotated[
+        bool,
+        typer.Option(
+            "--champion",
+            help="also match on the champion model's risk score (from the MLflow registry)",
+        ),
+    ] = False,
+    workdir: Workdir = WORKDIR,
+) -> None:
+    """Evaluate the care an intervention brought, by a plan written before looking at
+    outcomes: staggered difference-in-differences, a matched comparison and a regression
+    discontinuity at the list's cut-off, as the plan names them."""
+    from riskstrat.impact.run import evaluate
+    from riskstrat.models.store import load_champion
+
+    model = load_champion(tracking_uri(workdir)).bundle if champion else None
+    with reporting() as progress:
+        results = evaluate(data, plan, out, progress=progress, model=model)
+    say(f"plan {results.plan.file} (SHA-256 {results.plan.sha256[:12]}), {results.seconds} s")
+    for design in results.designs:
+        say(f"{design.title}: {design.verdict}")
+        for outcome in design.outcomes:
+            say(f"  {outcome.summary}")
+    say(f"report: {out / 'report.html'}")

@@ -1,0 +1,119 @@
+"""What the commands share: the options several of them take (one definition, one help
+text), date parsing, the engine choice, the tracking URI, and examples in help."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+if TYPE_CHECKING:
+    from riskstrat.contract.engines import Engine
+
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
+BENTOML_HOME_ENV = "BENTOML_HOME"
+DATE = "YYYY-MM-DD"
+
+
+def tracking_uri(workdir: Path) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else a SQLite database in the work folder.
+
+    BentoML's model store (where promotion copies the champion) likewise defaults to
+    ``WORKDIR/bentoml`` unless ``BENTOML_HOME`` is set.
+    """
+    os.environ.setdefault(BENTOML_HOME_ENV, str((workdir / "bentoml").resolve()))
+    return os.environ.get(TRACKING_ENV) or f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
+
+
+def parse_date(text: str | date) -> date:
+    """``YYYY-MM-DD`` as a date; anything else is a usage error naming the option."""
+    if isinstance(text, date):
+        return text
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not a date ({DATE}): {text!r}") from exc
+
+
+def examples(*lines: str) -> str:
+    """A command's epilog: example command lines, kept as written (``\\b`` stops rewrapping)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def option(metavar: str, help_text: str) -> typer.models.OptionInfo:
+    """An option whose default (none, or one the command works out) is not worth showing."""
+    return typer.Option(metavar=metavar, help=help_text, show_default=False)
+
+
+def date_option(help_text: str, *, show_default: bool = True) -> typer.models.OptionInfo:
+    """A date option (``YYYY-MM-DD``); a bad date is a usage error naming the option."""
+    return typer.Option(parser=parse_date, metavar=DATE, help=help_text, show_default=show_default)
+
+
+Workdir = Annotated[
+    Path,
+    typer.Option(
+        metavar="DIR", help="work folder: MLflow database and artifacts, BentoML store, reports"
+    ),
+]
+Seed = Annotated[
+    int, typer.Option(metavar="N", help="random seed; the same seed gives the same result")
+]
+Patients = Annotated[
+    int,
+    typer.Option(metavar="N", help="people registered at the start (people who join come on top)"),
+]
+ContractData = Annotated[Path, option("DIR", "folder of validated contract tables (Parquet)")]
+EngineChoice = Annotated[
+    Literal["duckdb", "spark"] | None,
+    typer.Option(
+        "--engine",
+        envvar="RISKSTRAT_ENGINE",
+        help="engine that builds features and labels (default: the [engine] table's name in "
+        "--config, else duckdb; Spark settings in [engine.spark])",
+        show_default=False,
+    ),
+]
+
+
+def make_engine(name: str | None, config: Path | None) -> Engine:
+    """The engine ``--engine`` names, with the ``[engine]`` settings of ``config``."""
+    from dataclasses import replace
+
+    from riskstrat.contract.engines import EngineSettings
+    from riskstrat.contract.engines import make_engine as build
+
+    settings = EngineSettings.from_toml(config) if config else EngineSettings()
+    return build(replace(settings, name=name) if name else settings)
+
+
+def help_option(ctx: typer.Context, wanted: bool) -> None:
+    """``--help`` on a group: its help, then stop."""
+    if wanted:
+        print(ctx.get_help())
+        raise typer.Exit()
+
+
+def no_command(ctx: typer.Context) -> None:
+    """A group run without a command: its help on standard error, exit 2 (a usage error)."""
+    if ctx.invoked_subcommand is None and not ctx.resilient_parsing:
+        typer.echo(ctx.get_help(), err=True)
+        raise typer.Exit(2)
+
+
+# A group's own --help: typer's is absent (None) on every subcommand run and converting None
+# loads pydantic, which made `riskstrat COMMAND --help` slow; this one defaults to False.
+HelpFlag = Annotated[
+    bool,
+    typer.Option(
+        "--help",
+        "-h",
+        is_eager=True,
+        expose_value=False,
+        callback=help_option,
+        help="Show this message and exit.",
+    ),
+]

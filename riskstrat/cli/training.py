@@ -1,0 +1,143 @@
+"""Models: ``train`` a challenger, ``promote`` it to champion if it passes the gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from riskstrat.cli.options import EngineChoice, Workdir, examples, make_engine, option, tracking_uri
+from riskstrat.cli.reporter import reporting, say
+from riskstrat.cli.summaries import say_training
+from riskstrat.common.defaults import SEED, WORKDIR
+
+app = typer.Typer()
+
+
+@app.command(
+    "train",
+    short_help="train, evaluate out of time, register a challenger",
+    epilog=examples(
+        "riskstrat train --data work/validated --truth work/borough/truth/truth.parquet",
+        "riskstrat train --features table.parquet --label admitted --group person --time as_of",
+    ),
+)
+def cmd_train(
+    data: Annotated[
+        Path | None,
+        option("DIR", "folder of validated contract tables (or give --features)"),
+    ] = None,
+    features: Annotated[
+        Path | None,
+        option("FILE", "your own feature table (Parquet) instead of --data"),
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option(metavar="COLUMN", help="with --features: the 0/1 outcome column")
+    ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            metavar="COLUMN", help="with --features: the person column (splits keep it whole)"
+        ),
+    ] = None,
+    time_column: Annotated[
+        str | None,
+        typer.Option(
+            "--time",
+            metavar="COLUMN",
+            help="with --features: the as-of date column (out-of-time test)",
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        option("DIR", "report folder (default: WORKDIR/report)"),
+    ] = None,
+    workdir: Workdir = WORKDIR,
+    config: Annotated[
+        Path | None,
+        option(
+            "FILE",
+            "TOML file with a [train] table (optional: [exposure], [engine])",
+        ),
+    ] = None,
+    truth: Annotated[
+        Path | None,
+        option("FILE", "synthetic ground truth, to report the oracle"),
+    ] = None,
+    engine: EngineChoice = None,
+) -> None:
+    """Train on contract tables or your own feature table, test out of time, write the report
+    and register the model as challenger."""
+    from riskstrat.features.exposure import ExposureRule
+    from riskstrat.training.config import TrainConfig
+    from riskstrat.training.pipeline import train_from_contract, train_from_table
+
+    if (data is None) == (features is None):
+        raise typer.BadParameter("give exactly one of --data and --features")
+    settings = TrainConfig.from_toml(config) if config else TrainConfig()
+    with reporting() as progress:
+        common = {
+            "tracking_uri": tracking_uri(workdir),
+            "artifact_root": workdir / "mlartifacts",
+            "report_dir": report or workdir / "report",
+            "progress": progress,
+        }
+        if features:
+            if not label:
+                raise typer.BadParameter("--features needs --label COLUMN")
+            result = train_from_table(
+                features, label, settings, group=group, time=time_column, **common
+            )
+        else:
+            result = train_from_contract(
+                data,
+                settings,
+                truth_path=truth,
+                engine=make_engine(engine, config),
+                exposure_rule=ExposureRule.from_toml(config) if config else ExposureRule(),
+                **common,
+            )
+    say_training(result)
+    say(f"registered admission-risk version {result.run.model_version} as challenger")
+    say(f"report and model card: {result.report_dir}")
+    source = f"--data {data}" if data else f"--features {features}"
+    say(f"to compare with the champion: riskstrat promote {source}")
+
+
+@app.command(
+    "promote",
+    short_help="make the challenger champion if it passes the gate",
+    epilog=examples(
+        "riskstrat promote --data work/validated --workdir work",
+        "riskstrat promote --features table.parquet",
+    ),
+)
+def cmd_promote(
+    data: Annotated[
+        Path | None,
+        option(
+            "DIR",
+            "contract tables the challenger's test set is built from (a model trained with --data)",
+        ),
+    ] = None,
+    features: Annotated[
+        Path | None,
+        option("FILE", "the feature table a model trained with --features is tested on"),
+    ] = None,
+    workdir: Workdir = WORKDIR,
+    seed: Annotated[
+        int, typer.Option(metavar="N", help="seed of the gate's bootstrap resamples")
+    ] = SEED,
+) -> None:
+    """Compare the challenger with the champion on the challenger's own test set (out of time,
+    less the rows list-triggered help touched; or its table's held-out groups); promote it if
+    it passes the gate. Exits 1 when the challenger is refused."""
+    from riskstrat.training.promote import promote
+
+    if (data is None) == (features is None):
+        raise typer.BadParameter("give exactly one of --data and --features")
+    decision = promote(data, tracking_uri(workdir), seed=seed, table=features)
+    say(decision.explain())
+    if not decision.promoted:
+        raise SystemExit(1)

@@ -1,0 +1,250 @@
+"""The weekly job and what follows it: ``weekly`` lists, ``referrals`` for social
+prescribing, ``reidentify`` a practice's list for direct care (key holders only)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from riskstrat.cli.options import (
+    EngineChoice,
+    Workdir,
+    date_option,
+    examples,
+    make_engine,
+    option,
+    tracking_uri,
+)
+from riskstrat.cli.reporter import reporting, say
+from riskstrat.cli.summaries import say_week
+from riskstrat.common.defaults import WORKDIR
+from riskstrat.common.errors import UserError
+
+app = typer.Typer()
+
+
+@app.command(
+    "weekly",
+    short_help="score everyone and write the weekly lists",
+    epilog=examples(
+        "riskstrat weekly --data work/validated --as-of 2026-10-26 --out work/lists",
+        "riskstrat weekly --check-rules --rules my_pathways.toml",
+    ),
+)
+def cmd_weekly(
+    data: Annotated[
+        Path | None,
+        option("DIR", "folder of validated contract tables"),
+    ] = None,
+    as_of: Annotated[
+        date | None,
+        date_option("the week's date (features use events before it)", show_default=False),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        option("DIR", "folder of weekly runs (one folder per week)"),
+    ] = None,
+    workdir: Workdir = WORKDIR,
+    config: Annotated[
+        Path | None,
+        option(
+            "FILE",
+            "TOML file with a [weekly] table of settings (and optional [engine] and [exposure] "
+            "tables)",
+        ),
+    ] = None,
+    rules: Annotated[
+        Path | None,
+        option("FILE", "pathway rules file (default: the built-in one)"),
+    ] = None,
+    check_rules: Annotated[
+        bool, typer.Option("--check-rules", help="only check the rules file, then stop")
+    ] = False,
+    engine: EngineChoice = None,
+) -> None:
+    """The main job for locality teams: score everyone with the champion, compare with last
+    week, explain, suggest pathways and write each locality's and cluster's lists.
+
+    --data, --as-of and --out are needed unless --check-rules is given."""
+    from riskstrat.serving.weekly.config import WeeklyConfig
+    from riskstrat.serving.weekly.pathways import DEFAULT_RULES, load_rules
+
+    loaded = load_rules(rules or DEFAULT_RULES)
+    if check_rules:
+        say(f"{rules or DEFAULT_RULES}: {len(loaded.rules)} rules, all valid")
+        return
+    if data is None or as_of is None or out is None:
+        raise UserError("weekly needs --data, --as-of and --out (or --check-rules)")
+    from riskstrat.features.exposure import ExposureRule
+    from riskstrat.models.store import load_champion
+    from riskstrat.serving.weekly.run import weekly_run
+
+    settings = WeeklyConfig.from_toml(config) if config else WeeklyConfig()
+    exposure_rule = ExposureRule.from_toml(config) if config else ExposureRule()
+    model = load_champion(tracking_uri(workdir))
+    with reporting() as progress:
+        result = weekly_run(
+            data,
+            as_of,
+            model,
+            out,
+            settings,
+            loaded,
+            progress,
+            make_engine(engine, config),
+            exposure_rule=exposure_rule,
+        )
+    say_week(result)
+
+
+@app.command(
+    "referrals",
+    short_help="social prescribing filter over a week's list",
+    epilog=examples(
+        "riskstrat referrals --lists work/lists --out work/referrals.csv",
+        "riskstrat referrals --lists work/lists --week 2026-10-26 --set min_tier=rising "
+        "--set drivers=isolation,low_mood --locality North --out north.csv",
+    ),
+)
+def cmd_referrals(
+    lists: Annotated[
+        Path,
+        option("DIR", "the weekly runs' folder (weekly --out)"),
+    ],
+    out: Annotated[Path, option("FILE", "CSV file for the matches")],
+    week: Annotated[
+        date | None, date_option("which week (default: the latest)", show_default=False)
+    ] = None,
+    criteria: Annotated[
+        Path | None,
+        option("FILE", "TOML file with a [referrals] table"),
+    ] = None,
+    set_: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            metavar="FIELD=VALUE",
+            help="change one criterion, e.g. --set min_tier=rising "
+            "--set drivers=isolation,low_mood (repeatable)",
+            show_default=False,
+        ),
+    ] = [],  # noqa: B006 (typer copies defaults)
+    locality: Annotated[
+        list[str] | None,
+        option("LOCALITY", "only this locality (repeat for more)"),
+    ] = None,
+) -> None:
+    """The social prescribing filter over a week's list; the matches go to a CSV with their
+    reasons."""
+    from riskstrat.serving.weekly.referrals import (
+        ReferralCriteria,
+        criteria_with,
+        load_criteria,
+        select_referrals,
+    )
+    from riskstrat.serving.weekly.store import WeekStore
+
+    store = WeekStore(lists)
+    chosen_week = store.choose(week)
+    base = load_criteria(criteria) if criteria else ReferralCriteria()
+    chosen_criteria = criteria_with(base, set_, locality)
+    people = store.people(chosen_week)
+    chosen = select_referrals(people, chosen_criteria)
+    columns = [
+        "rank",
+        "patient_id",
+        "practice_id",
+        "gp_cluster",
+        "locality",
+        "age_band",
+        "sex",
+        "risk",
+        "tier",
+        "matched",
+        "pathway",
+    ]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    chosen[columns].to_csv(out, index=False, lineterminator="\n")
+    say(f"{len(chosen):,} people match in the week of {chosen_week}: {out}")
+
+
+@app.command(
+    "reidentify",
+    short_help="key holder: a practice's list back to NHS numbers",
+    epilog=examples(
+        "riskstrat reidentify --lists work/lists --practice N81001 --register n81001_register.csv "
+        "--key-file ~/keys/riskstrat.key --out ~/direct-care/n81001.csv",
+        "riskstrat reidentify --lists work/lists --week 2026-10-26 --practice N81001 "
+        "--register register.csv --id-column person_id --who 'J Smith, N81001' "
+        "--audit ~/direct-care/audit.jsonl --out ~/direct-care/n81001.csv --force",
+    ),
+)
+def cmd_reidentify(
+    lists: Annotated[Path, option("DIR", "the weekly runs' folder (weekly --out), or a copy")],
+    practice: Annotated[str, option("PRACTICE", "the practice id whose listed people to give")],
+    register: Annotated[
+        Path,
+        option("FILE", "the practice's register: CSV with an NHS number column (any others)"),
+    ],
+    out: Annotated[
+        Path,
+        option("FILE", "CSV for direct care; refused inside the lists or any service folder"),
+    ],
+    week: Annotated[
+        date | None, date_option("which week (default: the latest)", show_default=False)
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        option("FILE", "the pseudonymisation key file ingest used (else RISKSTRAT_PSEUDONYM_KEY)"),
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        option(
+            "COLUMN",
+            "register column holding the identifier the extract carried, when not the NHS "
+            "number (e.g. an OMOP person_id)",
+        ),
+    ] = None,
+    audit: Annotated[
+        Path | None,
+        option(
+            "FILE", "audit file, one JSON line a run (default: reidentify_audit.jsonl beside --out)"
+        ),
+    ] = None,
+    who: Annotated[
+        str | None, option("NAME", "who runs it, for the audit (default: the OS user)")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace --out if it exists")] = False,
+) -> None:
+    """For the holder of the pseudonymisation key only, outside the service: the week's
+    listed people of one practice with their NHS numbers, from the practice's own register.
+
+    Every run is audited (no NHS number in the audit). Listed people not in the register are
+    counted; register rows that are not used are reported by row number.
+    """
+    from riskstrat.serving.weekly.reidentify import reidentify
+
+    done = reidentify(
+        lists,
+        practice,
+        register,
+        out,
+        key_file=key_file,
+        week=week,
+        id_column=id_column,
+        audit=audit,
+        who=who,
+        force=force,
+    )
+    for problem, rows in done.register.not_used().items():
+        say(f"{register}: not used, {problem}: row(s) {rows}")
+    say(
+        f"practice {practice}, week of {done.week}: {done.listed:,} listed, {done.matched:,} "
+        f"found in the register, {done.unmatched:,} not found (moved away or registered "
+        f"since the extract?); register: {done.register.rows:,} rows, "
+        f"{len(done.register.bad):,} not used"
+    )
+    say(f"NHS numbers for direct care in {out}; audited in {done.audit}")

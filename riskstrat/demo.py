@@ -1,0 +1,132 @@
+"""The whole job on a synthetic borough, as a library function: generate, validate, train,
+promote, list two weeks and evaluate the built-in plans (what ``riskstrat demo`` and
+``make run`` do).
+
+The command line parses options and prints the :class:`DemoResult`; everything else is
+here, so the demo can also be run from a notebook or a test.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from riskstrat.common.defaults import SEED, WORKDIR
+from riskstrat.common.errors import UserError
+from riskstrat.common.progress import QUIET, Progress
+
+if TYPE_CHECKING:
+    from riskstrat.impact.results import EvaluationResults
+    from riskstrat.serving.weekly.run import WeeklyResult
+    from riskstrat.training.pipeline import TrainResult
+    from riskstrat.training.promote import Decision
+
+# People in the demo's borough: enough for a model worth promoting, small enough for minutes.
+DEMO_PATIENTS = 50_000
+STEPS = 5
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo made, and where: the folders below are all under ``workdir``."""
+
+    workdir: Path
+    tracking_uri: str
+    training: TrainResult
+    decision: Decision
+    weekly: WeeklyResult  # the second of the two weeks
+    evaluations: tuple[EvaluationResults, ...]
+    seconds: float
+
+    def evaluation_report(self, evaluation: EvaluationResults) -> Path:
+        """The HTML report of one of the demo's evaluations."""
+        return evaluations_dir(self.workdir) / evaluation.name / "report.html"
+
+
+def evaluations_dir(workdir: Path) -> Path:
+    """Where the demo writes its evaluations (``riskstrat serve`` reads them there)."""
+    return workdir / "evaluations"
+
+
+def run_demo(
+    workdir: Path = WORKDIR,
+    patients: int = DEMO_PATIENTS,
+    seed: int = SEED,
+    *,
+    tracking_uri: str,
+    progress: Progress = QUIET,
+) -> DemoResult:
+    """Run the main job on a synthetic borough of ``patients`` people under ``workdir``,
+    registering models at ``tracking_uri``; ``progress`` hears each of the five steps.
+
+    A ``UserError`` when no model can be promoted (a borough too small to train on)."""
+    from riskstrat.contract.validation import validate_dir
+    from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS
+    from riskstrat.impact.run import evaluate
+    from riskstrat.models.store import load_champion
+    from riskstrat.serving.weekly.run import weekly_run
+    from riskstrat.serving.weekly.store import latest_monday
+    from riskstrat.sources.synthetic.borough import TRUTH_DIR, generate, write
+    from riskstrat.sources.synthetic.config import SynthConfig
+    from riskstrat.training.config import TrainConfig
+    from riskstrat.training.pipeline import train_from_contract
+    from riskstrat.training.promote import promote
+
+    began = time.perf_counter()
+    train = TrainConfig(seed=seed)
+    synth = SynthConfig(patients=patients, seed=seed, truth_as_of=(train.test_as_of,))
+    borough, validated = workdir / "borough", workdir / "validated"
+
+    progress(f"1/{STEPS} generating a synthetic borough of {patients:,} people (seed {seed})")
+    generated = generate(synth, progress=progress)
+    write(generated, borough)
+    progress(f"    {generated.summary['events']:,} events in {generated.summary['seconds']} s")
+
+    progress(f"2/{STEPS} validating the contract tables")
+    report = validate_dir(borough, validated, synth.end)
+    progress(
+        f"    {sum(t.accepted for t in report.tables):,} rows accepted, "
+        f"{sum(t.quarantined for t in report.tables):,} quarantined; counts reconcile: "
+        f"{report.reconciles}"
+    )
+
+    progress(f"3/{STEPS} training, testing out of time, registering in MLflow, promotion gate")
+    training = train_from_contract(
+        validated,
+        train,
+        tracking_uri=tracking_uri,
+        artifact_root=workdir / "mlartifacts",
+        report_dir=workdir / "report",
+        truth_path=borough / TRUTH_DIR / "truth.parquet",
+        progress=progress,
+    )
+    decision = promote(validated, tracking_uri, seed=seed)
+    progress(f"    promotion gate: {decision.explain()}")
+    if not decision.promoted and decision.champion_version is None:
+        raise UserError(f"no champion to score with: {decision.explain()} (try more --patients)")
+
+    as_of = latest_monday(synth.end)
+    model = load_champion(tracking_uri)
+    for week in (as_of - timedelta(days=7), as_of):
+        progress(f"4/{STEPS} weekly risk lists as of {week} (champion)")
+        weekly = weekly_run(validated, week, model, workdir / "lists", progress=progress)
+
+    evaluations = []
+    for plan in BUILT_IN_PLANS:
+        progress(f"5/{STEPS} did it work? evaluating {plan} by its analysis plan")
+        out = evaluations_dir(workdir) / Path(plan).stem
+        evaluations.append(
+            evaluate(validated, PLANS / plan, out, progress=progress, model=model.bundle)
+        )
+    return DemoResult(
+        workdir=workdir,
+        tracking_uri=tracking_uri,
+        training=training,
+        decision=decision,
+        weekly=weekly,
+        evaluations=tuple(evaluations),
+        seconds=time.perf_counter() - began,
+    )
