@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_boundaries import module_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +41,18 @@ def test_the_wheel_installs_one_namespace_with_its_data(wheel: Path) -> None:
     ):
         assert expected in names
     assert any(name.startswith("riskstrat/sources/ingest/codes/") for name in names)
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_every_module_of_the_checkout(wheel: Path) -> None:
+    """A package folder missing from pyproject's list would work in the editable install and
+    be absent from every real one."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {name.replace(".", "/") for name in module_paths(ROOT)}
+    assert (
+        sorted(m for m in modules if f"{m}.py" not in names and f"{m}/__init__.py" not in names)
+        == []
+    )
 
 
 @pytest.mark.slow
