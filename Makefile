@@ -6,7 +6,7 @@ WORK   ?= work
 PATIENTS ?= 50000
 SEED   ?= 42
 
-.PHONY: setup run test lint bench-synth lock clean browser java wheel bento
+.PHONY: setup run test lint docs bench-synth lock clean browser java wheel bento
 
 setup: $(VENV)/.installed
 
@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 run: setup
 	BENTOML_DO_NOT_TRACK=True $(BIN)/riskstrat demo --workdir $(WORK) --patients $(PATIENTS) --seed $(SEED)
 
-test: setup browser java wheel
+test: setup browser java wheel docs
 	$(BIN)/ruff check .
 	BENTOML_DO_NOT_TRACK=True $(BIN)/pytest
 
@@ -46,6 +46,13 @@ JAVA ?= /usr/bin/java
 java:
 	@test -x $(JAVA) || { apt-get update && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y --quiet openjdk-17-jre-headless; }
+
+# The documentation site (mkdocs.yml, docs/), warnings as errors so a broken link fails;
+# built into build/ (ignored by git), nothing fetched from the network. Not --quiet: it would
+# hide the warnings that --strict counts.
+DOCS_SITE ?= build/site
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(DOCS_SITE)
 
 lint: setup
 	$(BIN)/ruff check .
