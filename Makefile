@@ -9,7 +9,7 @@ WORK_OPTION = $(if $(WORK),--workdir $(WORK))
 WORKDIR = $(or $(WORK),$(shell $(BIN)/python -c \
 	"from riskstrat.common.defaults import WORKDIR; print(WORKDIR)" 2>/dev/null))
 
-.PHONY: setup run test lint bench-synth lock clean browser java wheel bento
+.PHONY: setup run test lint docs bench-synth lock clean browser java wheel bento
 
 setup: $(VENV)/.installed
 
@@ -24,7 +24,7 @@ run: setup
 	BENTOML_DO_NOT_TRACK=True $(BIN)/riskstrat demo $(WORK_OPTION) \
 		$(if $(PATIENTS),--patients $(PATIENTS)) $(if $(SEED),--seed $(SEED))
 
-test: setup browser java wheel
+test: setup browser java wheel docs
 	$(BIN)/ruff check .
 	BENTOML_DO_NOT_TRACK=True $(BIN)/pytest
 
@@ -50,6 +50,13 @@ JAVA ?= /usr/bin/java
 java:
 	@test -x $(JAVA) || { apt-get update && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y --quiet openjdk-17-jre-headless; }
+
+# The documentation site (mkdocs.yml, docs/), warnings as errors so a broken link fails;
+# built into build/ (ignored by git), nothing fetched from the network. Not --quiet: it would
+# hide the warnings that --strict counts.
+DOCS_SITE ?= build/site
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(DOCS_SITE)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -121,7 +121,7 @@ def test_nothing_is_read_on_import(tmp_path: Path) -> None:
 
 
 def _readme_variables() -> set[str]:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "configuration.md").read_text()
     table = text.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
     return set(re.findall(r"^\| `([A-Z_]+)` \|", table, flags=re.MULTILINE))
 
