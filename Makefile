@@ -31,7 +31,7 @@ test: setup browser java wheel docs
 # The installable wheel (one namespace, `riskstrat`), rebuilt from the checkout every time:
 # the packaging tests read it and `make bento` packs it.
 wheel:
-	rm -rf dist
+	rm -rf dist build/lib build/bdist*
 	$(PYTHON) -m uv build --wheel --quiet --out-dir dist .
 
 bento: setup wheel
