@@ -1,9 +1,8 @@
 """The canonical data contract: the tables every source is mapped into.
 
 Three Parquet tables (``patients``, ``events``, ``practices``). Every adapter (the synthetic
-borough, OMOP CDM, Synthea) writes these, and every feature reads only these. The README's
-"Data contract" section documents the same content for people; this module is the source of
-truth for code.
+borough, OMOP CDM, Synthea) writes these, and every feature reads only these. docs/data.md
+documents the same content for people; this module is the source of truth for code.
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def threads_for(rows: int) -> int:
 def freeze_long_lived() -> None:
     """Move what the worker holds for life (libraries, the model) out of the collector's
     full passes, which under load run every few seconds and would otherwise walk all of it,
-    pausing every request in flight (the README's figures give the before and after). They
+    pausing every request in flight (docs/figures.md gives the before and after). They
     are unfrozen at exit, so that extension modules can still free theirs."""
     gc.freeze()
     atexit.unregister(gc.unfreeze)

@@ -4,7 +4,7 @@
 never cancels it. Each timer keeps a copy of the request's context (its tracing span, the
 request) alive for the whole timeout: at a few hundred requests a second that is hundreds of
 thousands of live objects, and every full garbage collection walks them all, stopping the
-worker for longer and longer (the README's figures give what was measured).
+worker for longer and longer (docs/figures.md gives what was measured).
 
 ``cancel_request_timers`` swaps in the same middleware logic with the timer cancelled once
 the request is answered. It checks that the method still looks as expected, so a BentoML

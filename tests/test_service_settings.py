@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_boundaries import module_paths
 
 from riskstrat.serving.settings import FIELDS, ServiceSettings, SettingsError, variable
 
@@ -120,17 +121,16 @@ def test_nothing_is_read_on_import(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr.decode()[-2000:]
 
 
-def _readme_variables() -> set[str]:
+def _documented_variables() -> set[str]:
     text = (ROOT / "docs" / "configuration.md").read_text()
     table = text.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
     return set(re.findall(r"^\| `([A-Z_]+)` \|", table, flags=re.MULTILINE))
 
 
-def test_the_readme_lists_every_variable_the_project_reads() -> None:
+def test_the_docs_list_every_variable_the_project_reads() -> None:
     """Every ``RISKSTRAT_*`` name in the code, tests and notebooks, every MLflow or BentoML
     variable named in a string there, and every setting's variable has a row."""
-    folders = ("features", "models", "training", "serving", "riskstrat", "tests")
-    sources = [p for d in folders for p in (ROOT / d).rglob("*.py")]
+    sources = [*module_paths(ROOT).values(), *(ROOT / "tests").rglob("*.py")]
     sources += (ROOT / "notebooks").glob("*.ipynb")
     named = {variable(name) for name in FIELDS}
     for path in sources:
@@ -138,4 +138,4 @@ def test_the_readme_lists_every_variable_the_project_reads() -> None:
         named |= set(re.findall(r"\bRISKSTRAT_[A-Z_]*[A-Z]\b", text))
         named |= set(re.findall(r"[\"']((?:MLFLOW|BENTOML)_[A-Z_]*[A-Z])[\"']", text))
     assert {"RISKSTRAT_PSEUDONYM_KEY", "RISKSTRAT_CHROMIUM", "MLFLOW_TRACKING_URI"} <= named
-    assert named - _readme_variables() == set()
+    assert named - _documented_variables() == set()

@@ -28,7 +28,7 @@ class LightGBMParams:
 
     Shallow trees (depth 4, 15 leaves): every score is explained with TreeSHAP, whose cost
     grows with depth; on the synthetic borough they discriminate as well as unlimited
-    31-leaf trees and explain people several times faster (see the README's figures).
+    31-leaf trees and explain people several times faster (docs/figures.md).
     """
 
     learning_rate: float = Field(0.1, gt=0)
@@ -88,7 +88,7 @@ class InterventionSettings:
       Assumes censoring depends on nothing beyond the features that predicts the outcome.
     """
 
-    strategy: Strategy = "unexposed"  # chosen by bench-retrain: see the README
+    strategy: Strategy = "unexposed"  # chosen by `riskstrat bench retrain`: docs/training.md
     min_overlap: float = Field(0.05, ge=0, lt=1)
     max_weight: float = Field(20.0, ge=1)
 
@@ -108,7 +108,7 @@ class TrainConfig:
     ``validation`` the train and validation parts, ``crossfit`` every row, Platt scaling then
     fit on out-of-fold raw scores. ``refit_scale_rounds`` grows the rounds in proportion to
     the rows. ``calibration_snapshots`` fits Platt scaling on all training as-of dates or on
-    the latest only (nearest the population scored, but fewer rows; see the README's figures).
+    the latest only (nearest the population scored, but fewer rows; docs/figures.md).
     """
 
     train_as_of: tuple[date, ...] = Field(

@@ -116,7 +116,7 @@ def population(work: Path, copies: int) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Figures:
-    """One engine on one population: what the README's table shows."""
+    """One engine on one population: the rows of the scale table in docs/figures.md."""
 
     engine: str
     people: int

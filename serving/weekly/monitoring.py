@@ -307,7 +307,7 @@ def verdict(followed: FollowUp) -> tuple[Verdict, str]:
             f"else: {compared}. Most likely the help the list triggers is working. A model "
             "retrained naively on this period would learn the list's own effect and rate "
             "exactly these people lower: retrain with an intervention-aware strategy "
-            "([train.intervention] strategy, see the README)."
+            "([train.intervention] strategy, see docs/training.md)."
         )
     if followed.low >= RATIO_MARGIN:
         return Verdict.OK, (

@@ -3,7 +3,7 @@ flagged and given a suggested pathway; each locality and GP cluster gets its fil
 monitoring (``serving.weekly.monitoring``) checks whether the list's help shows in the
 admissions that followed an earlier week.
 
-Outputs go to ``<out>/<as-of>/`` (see the README): ``people.parquet`` (everyone scored),
+Outputs go to ``<out>/<as-of>/`` (docs/weekly.md): ``people.parquet`` (everyone scored),
 ``reasons.parquet`` (explained people), per locality and per cluster a CSV, an Excel workbook
 and an HTML report, ``left.csv``, and ``manifest.json``. They are written to a staging folder
 and renamed into place, so a failed run leaves the last good week untouched, and they hold no
