@@ -16,8 +16,10 @@ from riskstrat.common.settings import SettingsError
 from riskstrat.contract.tables import ContractTables
 from riskstrat.features.engine import feature_specs
 from riskstrat.features.exposure import ExposureRule
+from riskstrat.features.outcomes import OUTCOMES
 from riskstrat.impact.cohort import baseline_cohort
 from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, Condition, check_against, load_plan
+from riskstrat.sources.synthetic.borough import Borough
 from riskstrat.sources.synthetic.config import Interventions, LocalityModel
 from riskstrat.sources.synthetic.population import CLUSTERS
 
@@ -92,9 +94,14 @@ def test_the_built_in_plans_are_the_built_in_plans_folder() -> None:
     assert sorted(BUILT_IN_PLANS) == sorted(p.name for p in PLANS.glob("*.toml"))
 
 
-def test_the_locality_plan_states_the_generators_roll_out_and_caseload() -> None:
+def test_the_locality_plan_states_the_generators_roll_out_and_caseload(
+    small_borough: Borough,
+) -> None:
     plan, model = load_plan(LOCALITY_MODEL).plan, WORLD.locality_model
-    assert plan.plan.intervention == "integrated_locality_model"
+    # The generator's truth is kept under the intervention's name, outcome by outcome.
+    truth = small_borough.effects
+    assert set(truth["intervention"]) == {plan.plan.intervention}
+    assert set(truth["outcome"]) == set(OUTCOMES) >= set(plan.outcomes.all)
     assert plan.units.level == "gp_cluster"
     assert plan.start_dates == model.go_live
     assert plan.population.baseline == model.baseline
