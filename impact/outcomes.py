@@ -58,8 +58,14 @@ class Months:
         return len(self.starts) - 1
 
     def index(self, day: date) -> int:
-        """The period number of the month holding ``day``."""
-        return int(np.datetime64(day, "M") - np.datetime64(self.first, "M"))
+        """The period number of the month holding ``day`` (0 for ``first``'s)."""
+        return int(self.periods(pd.Series([pd.Timestamp(day)]))[0])
+
+    def periods(self, days: pd.Series) -> np.ndarray:
+        """The period number of the month holding each date; -1 where there is no date."""
+        months = pd.to_datetime(days).to_numpy().astype("datetime64[M]")
+        number = (months - np.datetime64(self.first, "M")).astype(int)
+        return np.where(np.isnat(months), -1, number)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from riskstrat.common.months import month_start
 from riskstrat.contract.schema import EVENTS, EventKind
 from riskstrat.contract.tables import ContractTables, unbound
 from riskstrat.features.exposure import ExposureRule, help_started
-from riskstrat.impact.cohort import Cohort, period_of
+from riskstrat.impact.cohort import Cohort
 from riskstrat.impact.outcomes import PersonMonths
 from riskstrat.impact.plan import MatchedDesign, RdDesign
 
@@ -25,7 +25,7 @@ def did_panel(counts: PersonMonths, cohort: Cohort, outcome: str) -> pd.DataFram
     """Person-months of the cohort: person, unit, period, first_treated (-1 never), y,
     exposure. A unit going live after the panel ends counts as not treated in it."""
     frame = counts.long(outcome)
-    first = period_of(cohort.go_live, counts.months.first)
+    first = counts.months.periods(cohort.go_live)
     first = np.where(first >= len(counts.months), -1, first)
     by_person = pd.DataFrame(
         {"unit": cohort.unit.to_numpy(), "first_treated": first}, cohort.people

@@ -129,6 +129,13 @@ def test_the_data_ends_after_its_last_whole_month(last_day: date, end: date) -> 
     assert months_end(last_day) == end
 
 
+def test_a_dates_period_is_its_calendar_month_from_the_first() -> None:
+    days = pd.Series(pd.to_datetime(["2023-01-31", "2023-03-01", None, "2022-12-31", "2024-02-29"]))
+    assert MONTHS.periods(days).tolist() == [0, 2, -1, -1, 13]
+    assert [MONTHS.index(d) for d in (D(2023, 1, 1), D(2023, 4, 30), D(2023, 5, 1))] == [0, 3, 4]
+    assert MONTHS.periods(pd.Series([None, None])).tolist() == [-1, -1]
+
+
 def test_spark_counts_what_duckdb_counts(counted, spark_engine: Engine) -> None:
     with ContractTables.from_frames(*_extract(), engine=spark_engine) as tables:
         on_spark = count(tables, pd.Index(["a", "b", "c"]), MONTHS, last_day=D(2023, 4, 30))
