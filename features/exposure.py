@@ -2,9 +2,10 @@
 
 A risk list that works changes what happens to the people on it, so the outcomes that
 follow a snapshot are partly the list's doing. Training (intervention-aware strategies,
-the promotion gate) and the weekly run's monitoring both need to know which snapshots the
-list's help touched; this module is the one definition of that help (``[exposure]`` in the
-settings file) and the one query that finds it.
+the promotion gate) and the weekly run's monitoring need to know which snapshots the list's
+help touched, and the evaluation of the list's actions who took help up after a list run;
+this module is the one definition of that help (``[exposure]`` in the settings file or the
+analysis plan) and the queries that find it.
 
 Help is an event of one of ``kinds`` whose code is one of ``codes`` (any code when empty):
 by default a reablement plan or a social prescribing referral made because of the risk list
@@ -76,6 +77,18 @@ def _episodes(rule: ExposureRule) -> ir.Table:
         first=help_.start,
         last=ibis.coalesce(help_.end, open_end),
     )
+
+
+def help_started(
+    sources: ContractTables, first: date, end: date, rule: ExposureRule
+) -> pd.DataFrame:
+    """Help episodes starting on ``first``..before ``end``: patient_id, kind, start (a
+    date), one row per episode, sorted."""
+    episodes = _episodes(rule)
+    chosen = episodes.filter((episodes["first"] >= first) & (episodes["first"] < end))
+    frame = sources.run(chosen.select("patient_id", "kind", start=chosen["first"]), keep=False)
+    frame["start"] = pd.to_datetime(frame["start"]).dt.date
+    return frame.sort_values(list(frame.columns), ignore_index=True)
 
 
 @cache

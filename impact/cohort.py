@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-import numpy as np
 import pandas as pd
 
 from riskstrat.contract.tables import ContractTables
@@ -47,9 +46,3 @@ def baseline_cohort(tables: ContractTables, plan: Plan) -> Cohort:
         unit=unit[keep],
         go_live=go_live,
     )
-
-
-def period_of(day: pd.Series, first: date) -> np.ndarray:
-    """Month numbers from ``first`` (0) of each date; -1 where there is no date."""
-    months = (day.dt.year - first.year) * 12 + (day.dt.month - first.month)
-    return months.fillna(-1).astype(int).to_numpy()

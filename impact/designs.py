@@ -11,12 +11,13 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from riskstrat.common.months import month_start
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.outcomes import OUTCOMES
 from riskstrat.impact.cohort import Cohort
 from riskstrat.impact.did import staggered_did
 from riskstrat.impact.matching import SMD_TARGET, matched_comparison
@@ -28,7 +29,7 @@ from riskstrat.impact.panels import (
     matched_people,
     rd_frame,
 )
-from riskstrat.impact.plan import OUTCOMES, Plan
+from riskstrat.impact.plan import Plan
 from riskstrat.impact.power import minimum_detectable_effect
 from riskstrat.impact.rd import rd_bins, regression_discontinuity
 from riskstrat.impact.results import ANSWERED, Check, DesignResult, Interval, OutcomeResult
@@ -307,7 +308,7 @@ def run_matched(
     )
 
 
-def run_rd(plan: Plan, data_dir: Path, last_day: date) -> DesignResult:
+def run_rd(plan: Plan, tables: ContractTables, last_day: date) -> DesignResult:
     """Regression discontinuity at the list's cut-off, for the actions the list triggers."""
     design = plan.rd
     began = time.perf_counter()
@@ -315,8 +316,8 @@ def run_rd(plan: Plan, data_dir: Path, last_day: date) -> DesignResult:
     data_end = months_end(last_day)
     if end > data_end:
         return _unanswerable("rd", RD_TITLE, plan, design.run, end, _too_short(end, data_end))
-    scored = list_run(data_dir, design)
-    counts = count(data_dir, pd.Index(scored["person"]), Months(design.run, end), last_day)
+    scored = list_run(tables, design, plan.exposure)
+    counts = count(tables, pd.Index(scored["person"]), Months(design.run, end), last_day)
     frame = rd_frame(scored, counts, design)
     estimate = regression_discontinuity(frame, cutoff=design.cutoff)
     label = OUTCOMES[design.outcome]
@@ -397,7 +398,8 @@ def run_rd(plan: Plan, data_dir: Path, last_day: date) -> DesignResult:
         method=(
             "local linear regression each side of the cut-off, triangular kernel, MSE-optimal "
             "bandwidth, robust bias-corrected intervals (rdrobust); fuzzy: the cut-off raises "
-            "the chance of a list-triggered action; density test (rddensity)"
+            "the chance of a list-triggered action; density test (rddensity); list-triggered "
+            f"help: {plan.exposure.describe()}"
         ),
         population=f"everyone scored on the list run of {design.run}",
         first_month=design.run,

@@ -1,18 +1,6 @@
-"""Each outcome of the evaluation, counted per person and calendar month from the contract.
-
-The definitions (one place; the generator's truth follows the same ones):
-
-- ``emergency_admissions``: emergency admissions starting in the month;
-- ``avoidable_admissions``: those whose ICD-10 primary diagnosis is ambulatory-care-sensitive
-  (``features.avoidable``);
-- ``bed_days``: the length of stay of those admissions, counted in the month of admission (a
-  stay still open at the end of the data counts up to that day);
-- ``ae_attendances``: A&E attendances;
-- ``care_home_resident_admissions``: emergency admissions of people living in a care home
-  (a permanent care-home admission on or before the admission day);
-- ``care_home_admissions``: permanent care-home admissions;
-- ``package_cost``: social-care package cost in GBP (weekly cost x days active / 7);
-- ``deaths``: deaths (a safety outcome).
+"""Each outcome of the evaluation (``riskstrat.features.outcomes`` names and defines them; the
+generator's truth follows the same definitions), counted per person and calendar month from
+the contract tables, read through ``ContractTables`` on its engine.
 
 ``exposure`` is the share of the month the person was registered and alive: rates are
 outcome per person-month of exposure, so people who die or leave count for the time they were
@@ -23,16 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
+from functools import cache
 
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
+from riskstrat.common.months import month_start
 from riskstrat.contract.schema import EVENTS, PATIENTS, EventKind
+from riskstrat.contract.tables import ContractTables, unbound
 from riskstrat.features.avoidable import potentially_avoidable
-from riskstrat.impact.plan import OUTCOMES
+from riskstrat.features.outcomes import OUTCOMES
 
 _KINDS = (
     EventKind.EMERGENCY_ADMISSION,
@@ -45,8 +34,7 @@ _DAY = np.timedelta64(1, "D")
 
 def months_end(last_day: date) -> date:
     """The first day after the last whole calendar month of data ending on ``last_day``."""
-    after = last_day + timedelta(days=1)
-    return date(after.year, after.month, 1)
+    return month_start(last_day + timedelta(days=1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +58,14 @@ class Months:
         return len(self.starts) - 1
 
     def index(self, day: date) -> int:
-        """The period number of the month holding ``day``."""
-        return int(np.datetime64(day, "M") - np.datetime64(self.first, "M"))
+        """The period number of the month holding ``day`` (0 for ``first``'s)."""
+        return int(self.periods(pd.Series([pd.Timestamp(day)]))[0])
+
+    def periods(self, days: pd.Series) -> np.ndarray:
+        """The period number of the month holding each date; -1 where there is no date."""
+        months = pd.to_datetime(days).to_numpy().astype("datetime64[M]")
+        number = (months - np.datetime64(self.first, "M")).astype(int)
+        return np.where(np.isnat(months), -1, number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,15 +102,15 @@ class PersonMonths:
         )
 
 
-def count(data_dir: Path, people: pd.Index, months: Months, last_day: date) -> PersonMonths:
+def count(tables: ContractTables, people: pd.Index, months: Months, last_day: date) -> PersonMonths:
     """Count every outcome for ``people`` (patient ids) over ``months``; ``last_day`` is the
     last day the data covers (open stays and packages end there)."""
-    patients = _read(data_dir / PATIENTS.file_name, people, PATIENTS.schema.names)
-    patients = patients.set_index("patient_id").reindex(people)
+    patients = tables.run(_patients()).set_index("patient_id").reindex(people)
     if patients["birth_month"].isna().any():
         missing = patients.index[patients["birth_month"].isna()][:3].tolist()
-        raise ValueError(f"{data_dir / PATIENTS.file_name}: people not in the table: {missing}")
-    events = _read(data_dir / EVENTS.file_name, people, EVENTS.schema.names, _KINDS)
+        raise ValueError(f"people not in the {PATIENTS.name} table: {missing}")
+    events = tables.run(_outcome_events())
+    events = events[events["patient_id"].isin(people)]
     row = pd.Series(np.arange(len(people)), index=people)
     starts = months.starts
     limit = np.datetime64(last_day) + _DAY
@@ -148,14 +142,17 @@ def count(data_dir: Path, people: pd.Index, months: Months, last_day: date) -> P
     return PersonMonths(people, months, exposure, counted)
 
 
-def _read(
-    path: Path, people: pd.Index, columns: list[str], kinds: tuple[EventKind, ...] = ()
-) -> pd.DataFrame:
-    wanted = pc.field("patient_id").isin(list(people))
-    if kinds:
-        wanted &= pc.field("kind").isin([k.value for k in kinds])
-    table = ds.dataset(path).to_table(columns=columns, filter=wanted)
-    return table.to_pandas(date_as_object=False)
+@cache
+def _patients() -> ir.Table:
+    return unbound(PATIENTS.name).select(*PATIENTS.schema.names)
+
+
+@cache
+def _outcome_events() -> ir.Table:
+    """The events of the kinds an outcome is counted from (everyone's: the cohort is
+    chosen in pandas, so the compiled query is one per process)."""
+    events = unbound(EVENTS.name)
+    return events.filter(events.kind.isin([k.value for k in _KINDS])).select(*EVENTS.schema.names)
 
 
 def _exposure(patients: pd.DataFrame, starts: np.ndarray, limit: np.datetime64) -> np.ndarray:

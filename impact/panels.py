@@ -8,28 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from riskstrat.common.months import month_start
 from riskstrat.contract.schema import EVENTS, EventKind
-from riskstrat.impact.cohort import Cohort, period_of
+from riskstrat.contract.tables import ContractTables, unbound
+from riskstrat.features.exposure import ExposureRule, help_started
+from riskstrat.impact.cohort import Cohort
 from riskstrat.impact.outcomes import PersonMonths
 from riskstrat.impact.plan import MatchedDesign, RdDesign
-
-LIST_TRIGGER = "risk_list"
-_ACTIONS = (EventKind.REABLEMENT_PLAN, EventKind.SOCIAL_PRESCRIBING_REFERRAL)
 
 
 def did_panel(counts: PersonMonths, cohort: Cohort, outcome: str) -> pd.DataFrame:
     """Person-months of the cohort: person, unit, period, first_treated (-1 never), y,
     exposure. A unit going live after the panel ends counts as not treated in it."""
     frame = counts.long(outcome)
-    first = period_of(cohort.go_live, counts.months.first)
+    first = counts.months.periods(cohort.go_live)
     first = np.where(first >= len(counts.months), -1, first)
     by_person = pd.DataFrame(
         {"unit": cohort.unit.to_numpy(), "first_treated": first}, cohort.people
@@ -89,34 +85,25 @@ def matched_people(
     return frame[keep].rename_axis("person").reset_index()
 
 
-def list_run(data_dir: Path, design: RdDesign) -> pd.DataFrame:
+def list_run(tables: ContractTables, design: RdDesign, rule: ExposureRule) -> pd.DataFrame:
     """Everyone scored in the saved band of the list run on ``design.run``: person, score,
-    listed, took_up (a list-triggered action starting in the run's month)."""
-    events = ds.dataset(data_dir / EVENTS.file_name)
-    run = pd.Timestamp(design.run)
-    scored = events.to_table(
-        columns=["patient_id", "value", "code"],
-        filter=(pc.field("kind") == EventKind.RISK_LIST_SCORE.value)
-        & (pc.field("start") == pc.scalar(run.date())),
-    ).to_pandas()
+    listed, took_up (list-triggered help, as ``rule`` defines it, starting in the run's
+    month)."""
+    events = unbound(EVENTS.name)
+    scores = events.filter(
+        (events.kind == EventKind.RISK_LIST_SCORE.value) & (events.start == design.run)
+    )
+    scored = tables.run(scores.select("patient_id", "value", "code"), keep=False)
     if scored.empty:
         raise ValueError(
-            f"{data_dir / EVENTS.file_name}: no {EventKind.RISK_LIST_SCORE.value} events on "
-            f"{design.run}: the plan's [rd] run is not a list run in the data"
+            f"no {EventKind.RISK_LIST_SCORE.value} events on {design.run}: the plan's [rd] run "
+            "is not a list run in the data"
         )
-    month_end = pd.Timestamp(month_start(design.run, 1))
-    actions = events.to_table(
-        columns=["patient_id"],
-        filter=pc.field("kind").isin([k.value for k in _ACTIONS])
-        & (pc.field("code") == LIST_TRIGGER)
-        & (pc.field("start") >= pc.scalar(run.date()))
-        & (pc.field("start") < pc.scalar(month_end.date())),
-    ).to_pandas()
-    frame = scored.drop_duplicates("patient_id").rename(
-        columns={"patient_id": "person", "value": "score"}
-    )
+    helped = help_started(tables, design.run, month_start(design.run, 1), rule)
+    frame = scored.sort_values(["patient_id", "value", "code"]).drop_duplicates("patient_id")
+    frame = frame.rename(columns={"patient_id": "person", "value": "score"})
     frame["listed"] = frame["code"] == "listed"
-    frame["took_up"] = frame["person"].isin(set(actions["patient_id"]))
+    frame["took_up"] = frame["person"].isin(set(helped["patient_id"]))
     return frame[["person", "score", "listed", "took_up"]].sort_values("person", ignore_index=True)
 
 

@@ -10,6 +10,8 @@ A plan is a TOML file (see ``impact/plans/`` for the built-in borough's)::
     [did]          staggered difference-in-differences (optional)
     [matched]      matched comparison (optional)
     [rd]           regression discontinuity at the list's cut-off (optional)
+    [exposure]     what counts as list-triggered help, the [rd] design's take-up (optional;
+                   the one rule, ``features.exposure``, that training and monitoring read)
 
 Conditions read ``"feature op number"`` (``"age >= 65"``): a small fixed grammar, not code,
 so a plan cannot run anything. The plan is checked against the data before any outcome is
@@ -31,18 +33,8 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from riskstrat.common.settings import Integer, SettingsError, parse_toml, settings_model, validate
-
-OUTCOMES: dict[str, str] = {
-    "emergency_admissions": "emergency admissions",
-    "avoidable_admissions": "potentially avoidable emergency admissions",
-    "bed_days": "emergency bed days",
-    "ae_attendances": "A&E attendances",
-    "care_home_resident_admissions": "emergency admissions of care-home residents",
-    "care_home_admissions": "permanent care-home admissions",
-    "package_cost": "social-care package cost (GBP)",
-    "deaths": "deaths",
-}
-"""Every outcome an evaluation can count (``impact.outcomes`` counts them), and its label."""
+from riskstrat.features.exposure import ExposureRule
+from riskstrat.features.outcomes import OUTCOMES
 
 UnitLevel = Literal["gp_cluster", "practice", "locality"]
 UNIT_COLUMNS: dict[str, str] = {
@@ -206,6 +198,7 @@ class Plan:
     did: DidDesign | None = None
     matched: MatchedDesign | None = None
     rd: RdDesign | None = None
+    exposure: ExposureRule = Field(default_factory=ExposureRule)
     seed: Integer = 20231
 
     @model_validator(mode="after")

@@ -1,6 +1,8 @@
 """``riskstrat evaluate``: a plan and a data folder in, a finished evaluation folder out.
 
-The plan is read and checked against the data before any outcome is counted; the whole
+The plan is read and checked against the data before any outcome is counted; the data is
+read through ``ContractTables`` on the chosen engine (DuckDB or Spark), so a folder that does
+not match its record, or is replaced mid-run, is refused as everywhere else. The whole
 output folder (results.json, report.html, plots/) is built beside the target and swapped in
 at once, so a reader never sees half an evaluation.
 """
@@ -12,14 +14,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.dataset as ds
 
 from riskstrat.common.atomic import check_replaceable, replacing
 from riskstrat.common.errors import UserError
 from riskstrat.common.months import month_start
 from riskstrat.common.progress import QUIET, Progress
+from riskstrat.contract.engines import Engine
 from riskstrat.contract.schema import PRACTICES
-from riskstrat.contract.tables import ContractTables
+from riskstrat.contract.tables import ContractTables, unbound
 from riskstrat.features.engine import feature_specs
 from riskstrat.impact import designs
 from riskstrat.impact.cohort import baseline_cohort
@@ -30,9 +32,10 @@ from riskstrat.impact.results import RESULTS_FILE, DesignResult, EvaluationResul
 from riskstrat.models.bundle import ModelBundle
 
 
-def _units(data_dir: Path, column: str) -> list[str]:
-    table = ds.dataset(data_dir / PRACTICES.file_name).to_table(columns=[column])
-    return sorted(set(table.column(column).to_pylist()))
+def _units(tables: ContractTables, column: str) -> pd.Series:
+    """The data's units at one level (a column of the practices table)."""
+    practices = unbound(PRACTICES.name)
+    return tables.run(practices.select(column).distinct(), keep=False)[column]
 
 
 def evaluate(
@@ -41,39 +44,20 @@ def evaluate(
     out: Path,
     progress: Progress | None = None,
     model: ModelBundle | None = None,
+    engine: Engine | None = None,
 ) -> EvaluationResults:
-    """Run every design the plan names; write the evaluation folder ``out``. With a
-    ``model`` (the deployed one), the matched comparison also matches on its risk score."""
+    """Run every design the plan names on the tables in ``data_dir`` (on ``engine``, DuckDB
+    by default); write the evaluation folder ``out``. With a ``model`` (the deployed one),
+    the matched comparison also matches on its risk score."""
     say = progress or QUIET
     began = time.perf_counter()
     loaded = load_plan(plan_path)
     check_replaceable(out, RESULTS_FILE, inputs=[data_dir])
-    tables = ContractTables.from_dir(data_dir)
-    first_day, last_day = tables.event_span()
-    if last_day is None:
-        raise UserError(f"{data_dir}: the events table is empty: there is nothing to evaluate")
-    check_against(
-        loaded,
-        pd.Series(_units(data_dir, loaded.plan.units.column)),
-        first_day,
-        last_day,
-        {s.name for s in feature_specs()},
-    )
-    plan = loaded.plan
-    results: list[DesignResult] = []
-    if plan.did or plan.matched:
-        say.advance("evaluation", 0, 3, f"population as of {plan.population.baseline}")
-        cohort = baseline_cohort(tables, plan)
-        pre_months = max(plan.did.pre_months if plan.did else 0, 12)
-        first = max(month_start(plan.population.baseline, -pre_months), _month(first_day))
-        say.advance("evaluation", 1, 3, f"outcomes of {len(cohort.people):,} eligible people")
-        counts = count(data_dir, cohort.people, Months(first, _panel_end(plan, last_day)), last_day)
-        if plan.did:
-            results.append(designs.run_did(plan, cohort, counts))
-        if plan.matched:
-            results.append(designs.run_matched(plan, cohort, counts, model))
-    if plan.rd:
-        results.append(designs.run_rd(plan, data_dir, last_day))
+    with ContractTables.from_dir(data_dir, engine) as tables:
+        first_day, last_day = tables.event_span()
+        if first_day is None or last_day is None:
+            raise UserError(f"{data_dir}: the events table is empty: there is nothing to evaluate")
+        results = _designs(tables, loaded, first_day, last_day, say, model)
     say.advance("evaluation", 2, 3, "report")
     evaluation = EvaluationResults(
         name=out.name,
@@ -90,8 +74,39 @@ def evaluate(
     return evaluation
 
 
-def _month(day: date) -> date:
-    return date(day.year, day.month, 1)
+def _designs(
+    tables: ContractTables,
+    loaded: LoadedPlan,
+    first_day: date,
+    last_day: date,
+    say: Progress,
+    model: ModelBundle | None,
+) -> list[DesignResult]:
+    """Check the plan against the data (its events span ``first_day``..``last_day``), then
+    run each of its designs."""
+    check_against(
+        loaded,
+        _units(tables, loaded.plan.units.column),
+        first_day,
+        last_day,
+        {s.name for s in feature_specs()},
+    )
+    plan = loaded.plan
+    results: list[DesignResult] = []
+    if plan.did or plan.matched:
+        say.advance("evaluation", 0, 3, f"population as of {plan.population.baseline}")
+        cohort = baseline_cohort(tables, plan)
+        pre_months = max(plan.did.pre_months if plan.did else 0, 12)
+        first = max(month_start(plan.population.baseline, -pre_months), month_start(first_day))
+        say.advance("evaluation", 1, 3, f"outcomes of {len(cohort.people):,} eligible people")
+        counts = count(tables, cohort.people, Months(first, _panel_end(plan, last_day)), last_day)
+        if plan.did:
+            results.append(designs.run_did(plan, cohort, counts))
+        if plan.matched:
+            results.append(designs.run_matched(plan, cohort, counts, model))
+    if plan.rd:
+        results.append(designs.run_rd(plan, tables, last_day))
+    return results
 
 
 def _panel_end(plan: Plan, last_day: date) -> date:
@@ -99,7 +114,7 @@ def _panel_end(plan: Plan, last_day: date) -> date:
     month of data."""
     whole = months_end(last_day)
     if plan.did and plan.did.end:
-        return min(_month(plan.did.end), whole)
+        return min(month_start(plan.did.end), whole)
     return whole
 
 

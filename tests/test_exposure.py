@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from riskstrat.common.settings import SettingsError
 from riskstrat.contract.tables import ContractTables
-from riskstrat.features.exposure import ExposureRule, exposure
+from riskstrat.features.exposure import ExposureRule, exposure, help_started
 
 AS_OF = date(2024, 1, 1)
 HORIZON = 365
@@ -125,6 +125,19 @@ def test_a_later_as_of_date_sees_what_is_running_then(sources: ContractTables) -
     assert found.loc[("p4", later), "running"]  # both episodes began before day 6
     assert found.loc[("p4", later), f"days_{PLAN}"] == 4.0  # days 6 to 9
     assert not found.loc[("p4", AS_OF), "running"]
+
+
+def test_help_started_in_a_window_by_the_rule(sources: ContractTables) -> None:
+    """Episodes whose first day is in the window, by the same rule: not those running into
+    it (p0, p7), nor another code unless the rule takes any code (p3)."""
+    started = help_started(sources, AS_OF, day(31), ExposureRule())
+    assert list(started.itertuples(index=False, name=None)) == [
+        ("p4", PLAN, AS_OF),
+        ("p4", REFERRAL, day(5)),
+    ]
+    any_code = help_started(sources, AS_OF, day(31), ExposureRule(codes=(), kinds=(REFERRAL,)))
+    assert list(any_code["patient_id"]) == ["p3", "p4"]
+    assert help_started(sources, day(1), day(5), ExposureRule()).empty
 
 
 def test_nobody_touched_gives_an_empty_typed_frame(sources: ContractTables) -> None:

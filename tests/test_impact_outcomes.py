@@ -1,23 +1,23 @@
-"""Outcome counts per person-month on a hand-built extract whose answers are known."""
+"""Outcome counts per person-month on a hand-built extract whose answers are known, read
+through ``ContractTables`` (DuckDB and Spark count the same)."""
 
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from riskstrat.contract.schema import EVENTS, PATIENTS
-from riskstrat.impact.outcomes import Months, count
+from riskstrat.contract.engines import Engine
+from riskstrat.contract.schema import EVENTS
+from riskstrat.contract.tables import ContractTables
+from riskstrat.impact.outcomes import Months, count, months_end
 
 D = date
 
 
-def _write(folder: Path) -> Path:
+def _extract() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     patients = pd.DataFrame(
         {
             "patient_id": ["a", "b", "c"],
@@ -52,18 +52,19 @@ def _write(folder: Path) -> Path:
         ),
     ]
     events = pd.DataFrame(rows, columns=EVENTS.schema.names)
-    pq.write_table(
-        pa.Table.from_pandas(patients, schema=PATIENTS.schema), folder / "patients.parquet"
+    practices = pd.DataFrame(
+        {"practice_id": ["P1"], "practice_name": ["One"], "gp_cluster": ["C"], "locality": ["L"]}
     )
-    pq.write_table(pa.Table.from_pandas(events, schema=EVENTS.schema), folder / "events.parquet")
-    return folder
+    return patients, events, practices
+
+
+MONTHS = Months(D(2023, 1, 1), D(2023, 5, 1))
 
 
 @pytest.fixture(scope="module")
-def counted(tmp_path_factory: pytest.TempPathFactory):
-    folder = _write(tmp_path_factory.mktemp("extract"))
-    months = Months(D(2023, 1, 1), D(2023, 5, 1))
-    return count(folder, pd.Index(["a", "b", "c"]), months, last_day=D(2023, 4, 30))
+def counted():
+    with ContractTables.from_frames(*_extract()) as tables:
+        return count(tables, pd.Index(["a", "b", "c"]), MONTHS, last_day=D(2023, 4, 30))
 
 
 def test_exposure_is_the_share_of_each_month_registered_and_alive(counted) -> None:
@@ -109,7 +110,36 @@ def test_totals_and_person_years_over_a_window(counted) -> None:
     assert long["y"].sum() == 5
 
 
-def test_someone_not_in_the_extract_is_an_error_naming_them(tmp_path: Path) -> None:
-    folder = _write(tmp_path)
-    with pytest.raises(ValueError, match=r"patients\.parquet: people not in the table: \['zz'\]"):
-        count(folder, pd.Index(["a", "zz"]), Months(D(2023, 1, 1), D(2023, 2, 1)), D(2023, 4, 30))
+def test_someone_not_in_the_extract_is_an_error_naming_them() -> None:
+    tables = ContractTables.from_frames(*_extract())
+    with pytest.raises(ValueError, match=r"people not in the patients table: \['zz'\]"):
+        count(tables, pd.Index(["a", "zz"]), Months(D(2023, 1, 1), D(2023, 2, 1)), D(2023, 4, 30))
+
+
+@pytest.mark.parametrize(
+    ("last_day", "end"),
+    [
+        (D(2023, 4, 30), D(2023, 5, 1)),  # the month is whole
+        (D(2023, 4, 29), D(2023, 4, 1)),  # April is not
+        (D(2023, 12, 31), D(2024, 1, 1)),
+        (D(2024, 2, 29), D(2024, 3, 1)),
+    ],
+)
+def test_the_data_ends_after_its_last_whole_month(last_day: date, end: date) -> None:
+    assert months_end(last_day) == end
+
+
+def test_a_dates_period_is_its_calendar_month_from_the_first() -> None:
+    days = pd.Series(pd.to_datetime(["2023-01-31", "2023-03-01", None, "2022-12-31", "2024-02-29"]))
+    assert MONTHS.periods(days).tolist() == [0, 2, -1, -1, 13]
+    assert [MONTHS.index(d) for d in (D(2023, 1, 1), D(2023, 4, 30), D(2023, 5, 1))] == [0, 3, 4]
+    assert MONTHS.periods(pd.Series([None, None])).tolist() == [-1, -1]
+
+
+def test_spark_counts_what_duckdb_counts(counted, spark_engine: Engine) -> None:
+    with ContractTables.from_frames(*_extract(), engine=spark_engine) as tables:
+        on_spark = count(tables, pd.Index(["a", "b", "c"]), MONTHS, last_day=D(2023, 4, 30))
+    np.testing.assert_array_equal(on_spark.exposure, counted.exposure)
+    assert on_spark.outcomes.keys() == counted.outcomes.keys()
+    for name, values in counted.outcomes.items():
+        np.testing.assert_allclose(on_spark.outcomes[name], values, rtol=0, atol=1e-9)

@@ -1,5 +1,6 @@
-"""The analysis plan: refused by field when wrong, checked against the data, hashed; and the
-eligible population decided from what was known at the baseline only."""
+"""The analysis plan: refused by field when wrong, checked against the data, hashed; the
+eligible population decided from what was known at the baseline only; and the built-in
+plans state what the built-in borough's generator does (the world they evaluate)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,18 @@ import pytest
 from riskstrat.common.settings import SettingsError
 from riskstrat.contract.tables import ContractTables
 from riskstrat.features.engine import feature_specs
+from riskstrat.features.exposure import ExposureRule
+from riskstrat.features.outcomes import OUTCOMES
 from riskstrat.impact.cohort import baseline_cohort
-from riskstrat.impact.plan import PLANS, check_against, load_plan
+from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, Condition, check_against, load_plan
+from riskstrat.sources.synthetic.borough import Borough
+from riskstrat.sources.synthetic.config import Interventions, LocalityModel
+from riskstrat.sources.synthetic.population import CLUSTERS
 
-LOCALITY_MODEL = PLANS / "integrated_locality_model.toml"
+LOCALITY_MODEL, LIST_ACTIONS = (PLANS / name for name in BUILT_IN_PLANS)
 FEATURES = {s.name for s in feature_specs()}
+WORLD = Interventions()
+"""The built-in borough's interventions, as the generator runs them by default."""
 
 
 def _edited(tmp_path: Path, old: str, new: str, source: Path = LOCALITY_MODEL) -> Path:
@@ -68,9 +76,51 @@ def test_a_plan_without_a_design_is_refused(tmp_path: Path) -> None:
         load_plan(path)
 
 
-UNITS = pd.Series(
-    ["Central Pilot", "North 1", "North 2", "Central 2", "Central 3", "South 1", "South 2"]
-)
+UNITS = pd.Series([cluster for _, cluster, *_ in CLUSTERS])
+
+
+def caseload(model: LocalityModel) -> tuple[tuple[Condition, ...], tuple[Condition, ...]]:
+    """The generator's caseload rule in the plan's terms: (every one of, at least one of)
+    over riskstrat's features as of the baseline."""
+    any_of = ((Condition("has_frailty", ">=", 1),) if model.frailty_coded else ()) + (
+        (Condition("emergency_admissions_365d", ">=", model.prior_admissions),)
+        if model.prior_admissions is not None
+        else ()
+    )
+    return (Condition("age", ">=", model.min_age),), any_of
+
+
+def test_the_built_in_plans_are_the_built_in_plans_folder() -> None:
+    assert sorted(BUILT_IN_PLANS) == sorted(p.name for p in PLANS.glob("*.toml"))
+
+
+def test_the_locality_plan_states_the_generators_roll_out_and_caseload(
+    small_borough: Borough,
+) -> None:
+    plan, model = load_plan(LOCALITY_MODEL).plan, WORLD.locality_model
+    # The generator's truth is kept under the intervention's name, outcome by outcome.
+    truth = small_borough.effects
+    assert set(truth["intervention"]) == {plan.plan.intervention}
+    assert set(truth["outcome"]) == set(OUTCOMES) >= set(plan.outcomes.all)
+    assert plan.units.level == "gp_cluster"
+    assert plan.start_dates == model.go_live
+    assert plan.population.baseline == model.baseline
+    assert plan.population.conditions == caseload(model)
+    pilot = min(model.go_live.values())
+    assert plan.matched.treated_units == tuple(c for c, d in model.go_live.items() if d == pilot)
+    assert plan.did.end is None  # to the end of the data, as the generator runs
+
+
+def test_the_list_plan_states_the_generators_list_runs_and_help() -> None:
+    plan, lists = load_plan(LIST_ACTIONS).plan, WORLD.list_actions
+    assert plan.plan.intervention == "risk_list_actions"
+    assert plan.rd.run == lists.first_run == plan.population.baseline
+    assert plan.rd.cutoff == lists.cutoff
+    assert plan.rd.follow_up_months == lists.follow_up_months <= lists.every_months
+    assert plan.start_dates == dict.fromkeys(UNITS, lists.first_run)
+    # Which help the list triggered: the one rule, as training and monitoring read it (that
+    # it finds the generator's actions is checked on a borough in test_impact_run).
+    assert plan.exposure == ExposureRule()
 
 
 def test_units_dates_and_features_not_in_the_data_are_refused_by_name(tmp_path: Path) -> None:
@@ -117,13 +167,18 @@ def test_eligibility_cannot_see_anything_after_the_baseline(
 
 
 def test_the_rule_is_applied_as_written(small_borough_dir: Path) -> None:
-    plan = load_plan(LOCALITY_MODEL).plan
+    plan, model = load_plan(LOCALITY_MODEL).plan, WORLD.locality_model
     cohort = baseline_cohort(ContractTables.from_dir(small_borough_dir), plan)
     f = cohort.features
-    assert (f["age"] >= 65).all()
-    assert ((f["has_frailty"] >= 1) | (f["emergency_admissions_365d"] >= 1)).all()
-    assert cohort.go_live[cohort.unit == "South 2"].isna().all()
-    assert (cohort.go_live[cohort.unit == "Central Pilot"] == pd.Timestamp("2023-07-01")).all()
+    assert (f["age"] >= model.min_age).all()
+    admitted = f["emergency_admissions_365d"] >= model.prior_admissions
+    assert ((f["has_frailty"] >= 1) | admitted).all()
+    never = sorted(set(UNITS) - set(model.go_live))
+    assert never and cohort.unit.isin(never).any()
+    assert cohort.go_live[cohort.unit.isin(never)].isna().all()
+    live = cohort.unit.isin(model.go_live)
+    expected = cohort.unit[live].map(model.go_live).map(pd.Timestamp)
+    pd.testing.assert_series_equal(cohort.go_live[live], expected, check_names=False)
 
 
 def test_a_copy_of_the_data_with_later_outcomes_changed_gives_the_same_cohort(

@@ -4,15 +4,26 @@ refuses before reading any outcome, and that a plan changed afterwards shows."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from riskstrat.cli import main
 from riskstrat.common.settings import SettingsError
-from riskstrat.impact.plan import BUILT_IN_PLANS, OUTCOMES, PLANS
+from riskstrat.contract.engines import Engine
+from riskstrat.contract.record import FolderError
+from riskstrat.contract.tables import ContractTables
+from riskstrat.features.exposure import ExposureRule
+from riskstrat.features.outcomes import OUTCOMES
+from riskstrat.impact.panels import list_run
+from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, load_plan
 from riskstrat.impact.results import REPORT_FILE, RESULTS_FILE, EvaluationResults
 from riskstrat.impact.run import evaluate
+from riskstrat.sources.synthetic.borough import Borough
 
 LOCALITY_MODEL = PLANS / BUILT_IN_PLANS[0]
 LIST_ACTIONS = PLANS / BUILT_IN_PLANS[1]
@@ -131,3 +142,60 @@ def test_with_the_deployed_model_its_risk_score_is_matched_on(
         abs(balance["risk_score"]["smd_after"]) < 0.1
     )
     assert "risk score" in design.method
+
+
+def test_a_tampered_contract_folder_is_refused_before_anything_is_written(
+    small_borough_dir: Path, tmp_path: Path
+) -> None:
+    """The evaluation reads through ContractTables, so the folder's record is checked: an
+    events table changed after it was written (as many rows, one code altered) is refused."""
+    data = tmp_path / "data"
+    shutil.copytree(small_borough_dir, data)
+    events = pq.read_table(data / "events.parquet")
+    column = events.schema.get_field_index("code")
+    codes = events.column("code").to_pylist()
+    codes[0] = "tampered"
+    pq.write_table(
+        events.set_column(column, "code", pa.array(codes, pa.string())), data / "events.parquet"
+    )
+    out = tmp_path / "out"
+    with pytest.raises(FolderError, match=r"events\.parquet: does not match tables\.json"):
+        evaluate(data, LIST_ACTIONS, out)
+    assert not out.exists()
+
+
+def test_take_up_is_the_help_the_generator_gave_as_the_exposure_rule_defines_it(
+    small_borough: Borough, small_borough_dir: Path, spark_engine: Engine
+) -> None:
+    """The built-in plan's rule finds exactly the actions the generator's list run triggered
+    (its known truth); another rule finds what it says; Spark reads the same."""
+    loaded = load_plan(LIST_ACTIONS).plan
+    design = loaded.rd
+    with ContractTables.from_dir(small_borough_dir) as tables:
+        found = list_run(tables, design, loaded.exposure)
+        plans_only = list_run(tables, design, ExposureRule(kinds=("reablement_plan",)))
+        other_code = list_run(tables, design, ExposureRule(codes=("not_the_list",)))
+    truth = small_borough.list_actions
+    truth = truth[truth["run"] == pd.Timestamp(design.run)].set_index("patient_id")
+    assert set(found["person"]) == set(truth.index)
+    took_up = truth.loc[found["person"], "action"].to_numpy() != "none"
+    assert took_up.sum() > 10
+    assert found["took_up"].tolist() == took_up.tolist()
+    assert found["listed"].tolist() == truth.loc[found["person"], "listed"].tolist()
+    reablement = truth.loc[plans_only["person"], "action"].to_numpy() == "reablement_plan"
+    assert plans_only["took_up"].tolist() == reablement.tolist()
+    assert not other_code["took_up"].any()
+    with ContractTables.from_dir(small_borough_dir, spark_engine) as tables:
+        pd.testing.assert_frame_equal(list_run(tables, design, loaded.exposure), found)
+
+
+def test_the_plans_exposure_table_is_the_rule_the_list_design_states(
+    small_borough_dir: Path, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text(LIST_ACTIONS.read_text() + '\n[exposure]\nkinds = ["reablement_plan"]\n')
+    (design,) = evaluate(small_borough_dir, plan, tmp_path / "out").designs
+    assert "list-triggered help: reablement_plan with code risk_list" in design.method
+    plan.write_text(LIST_ACTIONS.read_text() + '\n[exposure]\nkinds = ["home_visit"]\n')
+    with pytest.raises(SettingsError, match=r"plan\.toml: \[exposure\] kinds.*home_visit"):
+        evaluate(small_borough_dir, plan, tmp_path / "out")

@@ -13,6 +13,7 @@ import pytest
 from riskstrat.contract.tables import ContractTables
 from riskstrat.features.avoidable import ICD10, is_potentially_avoidable
 from riskstrat.features.engine import build_features
+from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, load_plan
 from riskstrat.sources.synthetic.borough import Borough, generate, write
 from riskstrat.sources.synthetic.config import Interventions, LocalityModel, SynthConfig
 from riskstrat.sources.synthetic.interventions import OUTCOMES, expected_stay
@@ -78,9 +79,9 @@ def test_caseload_is_exactly_who_the_features_call_eligible_at_baseline(
 ) -> None:
     model = BASE.interventions.locality_model
     features = build_features(ContractTables.from_dir(on_dir), [model.baseline]).reset_index()
-    rule = (features["age"] >= 65) & (
-        (features["has_frailty"] == 1) | (features["emergency_admissions_365d"] >= 1)
-    )
+    # The caseload rule as the built-in analysis plan states it (test_impact_plan checks that
+    # the plan states the generator's LocalityModel).
+    rule = load_plan(PLANS / BUILT_IN_PLANS[0]).plan.population.eligible(features)
     eligible = features.loc[rule, ["patient_id"]].merge(_clusters(on), on="patient_id")
     live = eligible["gp_cluster"].isin(model.go_live)
     events = _events(on)

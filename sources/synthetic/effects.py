@@ -23,6 +23,7 @@ from datetime import date
 import numpy as np
 from scipy.special import ndtr
 
+from riskstrat.features.outcomes import OUTCOMES as EVALUATION_OUTCOMES
 from riskstrat.sources.synthetic import emit
 from riskstrat.sources.synthetic.causes import avoidable_share
 from riskstrat.sources.synthetic.dynamics import (
@@ -38,16 +39,8 @@ from riskstrat.sources.synthetic.dynamics import (
 )
 from riskstrat.sources.synthetic.population import People
 
-OUTCOMES: tuple[str, ...] = (
-    "emergency_admissions",
-    "avoidable_admissions",
-    "bed_days",
-    "ae_attendances",
-    "care_home_resident_admissions",
-    "care_home_admissions",
-    "package_cost",
-    "deaths",
-)
+OUTCOMES: tuple[str, ...] = tuple(EVALUATION_OUTCOMES)
+"""The truth's outcomes: those an evaluation counts, under its names and in its order."""
 AHEAD = 8  # months a reablement package can reach after its admission's month
 _ROWS_PER_BATCH = 120_000
 _LOG_MEAN_GRID = np.linspace(0.4, 2.0, 161)
