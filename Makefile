@@ -9,7 +9,7 @@ WORK_OPTION = $(if $(WORK),--workdir $(WORK))
 WORKDIR = $(or $(WORK),$(shell $(BIN)/python -c \
 	"from riskstrat.common.defaults import WORKDIR; print(WORKDIR)" 2>/dev/null))
 
-.PHONY: setup run test lint docs bench-synth lock clean browser java wheel bento
+.PHONY: setup run test test-fast lint docs bench-synth lock clean browser java wheel bento
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,12 @@ run: setup
 test: setup browser java wheel docs
 	$(BIN)/ruff check .
 	BENTOML_DO_NOT_TRACK=True $(BIN)/pytest
+
+# The inner loop: the tests folder without the slow, browser and Spark tests (make test runs
+# them all, with the notebooks).
+test-fast: setup
+	$(BIN)/ruff check .
+	BENTOML_DO_NOT_TRACK=True $(BIN)/pytest tests -q -m "not slow and not browser and not spark"
 
 # The installable wheel (one namespace, `riskstrat`), rebuilt from the checkout every time:
 # the packaging tests read it and `make bento` packs it.

@@ -35,6 +35,14 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["BENTOML_CONFIG_OVERRIDES"] = ServiceSettings.load(workers=1).bentoml_overrides()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the Spark session is marked ``spark``: `make test-fast` leaves
+    them out (the session alone costs seconds), `make test` runs them."""
+    for item in items:
+        if "spark_engine" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
+
+
 settings.register_profile(
     "riskstrat",
     max_examples=40,

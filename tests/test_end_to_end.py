@@ -19,6 +19,8 @@ from riskstrat.serving.weekly.run import weekly_run
 from riskstrat.training.pipeline import TrainResult
 from riskstrat.training.promote import promote
 
+pytestmark = pytest.mark.slow  # end to end: costs tens of seconds before its first test
+
 WEEK = date(2026, 10, 26)
 
 

@@ -142,6 +142,7 @@ def tables() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     )
 
 
+@pytest.mark.slow
 def test_every_feature_matches_the_reference(tables: tuple) -> None:
     patients, events, practices = tables
     engine = build_features(

@@ -148,6 +148,7 @@ def _rows(spec: list[tuple]) -> list[tuple]:
     past=st.lists(event.filter(lambda e: e[2] < 0), max_size=12),
     future=st.lists(event.filter(lambda e: e[2] >= 0), min_size=1, max_size=6),
 )
+@pytest.mark.slow
 def test_events_on_or_after_the_as_of_date_never_change_features(past: list, future: list) -> None:
     without = features_of(_rows(past))
     with_future = features_of(_rows(past + future))
@@ -155,6 +156,7 @@ def test_events_on_or_after_the_as_of_date_never_change_features(past: list, fut
 
 
 @given(rows=st.lists(event, max_size=12), seed=st.integers(0, 1000))
+@pytest.mark.slow
 def test_shuffling_input_rows_changes_nothing(rows: list, seed: int) -> None:
     events = _rows(rows)
     shuffled = pd.DataFrame(events).sample(frac=1.0, random_state=seed)
@@ -274,6 +276,7 @@ registration = st.tuples(
 
 
 @given(people=st.lists(registration, min_size=1, max_size=8))
+@pytest.mark.slow
 def test_output_index_is_exactly_the_cohort(people: list) -> None:
     def day(offset: int | None) -> date | None:
         return None if offset is None else AS_OF + timedelta(days=offset)

@@ -269,6 +269,7 @@ def _ingest_messy(source: Source, keyed: Path, draw: Callable) -> None:
 
 @settings(max_examples=EXAMPLES)
 @given(data=st.data())
+@pytest.mark.slow
 def test_a_messy_extract_is_ingested_with_every_row_accounted_for_or_named(
     source: Source, keyed: Path, data: st.DataObject
 ) -> None:

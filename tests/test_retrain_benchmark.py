@@ -86,6 +86,7 @@ def test_summary_measures_drift_from_round_0_and_the_shortfall_against_no_effect
     assert summary.loc["unexposed", "within_target"]
 
 
+@pytest.mark.slow
 def test_a_small_run_lists_with_each_champion_and_the_reference_prevents_nothing(
     tmp_path,
 ) -> None:

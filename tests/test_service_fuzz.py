@@ -29,6 +29,8 @@ from servers import running_service, write_access
 
 from riskstrat.models.registry import RegisteredBundle
 
+pytestmark = pytest.mark.slow  # end to end: costs tens of seconds before its first test
+
 TOKEN = "fuzz-token"
 json_values = st.recursive(
     st.none()

@@ -108,6 +108,7 @@ def test_bentoml_starts_the_worker_count_it_is_given(clean: pytest.MonkeyPatch) 
         RiskService.inject_config()
 
 
+@pytest.mark.slow
 def test_nothing_is_read_on_import(tmp_path: Path) -> None:
     """Importing the service, its middleware and pages with every setting wrong works: the
     settings are read when the service starts or a request needs them."""

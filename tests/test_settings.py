@@ -141,6 +141,7 @@ def test_rules_that_cross_fields_name_the_table(tmp_path: Path) -> None:
         TrainConfig.from_toml(path)
 
 
+@pytest.mark.slow
 def test_riskstrat_train_refuses_an_unknown_lightgbm_key_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "settings.toml"
     path.write_text("[train.lightgbm]\nnum_leavs = 15\n")

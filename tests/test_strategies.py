@@ -291,6 +291,7 @@ def own_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.mark.parametrize("strategy", ["naive", "as_feature", "unexposed", "censor"])
+@pytest.mark.slow
 def test_training_on_the_borough_records_the_strategy_in_the_model_and_card(
     strategy: str, validated: Path, own_registry: str, tmp_path: Path
 ) -> None:

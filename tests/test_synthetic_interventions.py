@@ -188,6 +188,7 @@ def _pilot_admissions_in_first_year(borough: Borough, go_live: pd.Timestamp) -> 
     return len(admissions)
 
 
+@pytest.mark.slow
 def test_the_total_effect_is_what_the_null_effects_twin_shows() -> None:
     """Same seed with and without effects: the pilot cohort (the same people in both, chosen
     at the baseline) in its first year. The twin is another draw of the counterfactual, so
