@@ -274,12 +274,11 @@ def test_referral_criteria_parse_alike_from_toml_command_line_api_and_form(
             ("not_referred_months", "3"),
             ("exclude_mental_health_care", "true"),
             ("localities", "North"),
-        ],
-        ("North", "South"),
+        ]
     )
     assert [load_criteria(path), command_line, api, form] == [EXPECTED] * 4
     assert page == 1
-    again, _ = parse_referral_query(referral_items(EXPECTED, ("North", "South"), None), ())
+    again, _ = parse_referral_query(referral_items(EXPECTED, ("North", "South"), None))
     assert again == EXPECTED
 
 
@@ -312,7 +311,7 @@ def test_referral_errors_name_the_source_and_field(build: Callable, message: str
 
 def test_the_form_reports_the_field_and_has_one_control_per_criterion() -> None:
     with pytest.raises(BadQueryError) as caught:
-        parse_referral_query([("run", "1"), ("drivers", "isolation"), ("min_age", "x")], ())
+        parse_referral_query([("run", "1"), ("drivers", "isolation"), ("min_age", "x")])
     assert (caught.value.param, str(caught.value)) == (
         "min_age",
         "min_age: must be a whole number (got 'x')",

@@ -259,7 +259,7 @@ def _back(principal: Principal, week: Week) -> tuple[str, str]:
 def _referral_rows(request: Request, principal: Principal):
     items = _items(request)
     week, dates = _week(items)
-    criteria, page_number = parse_referral_query(items, ())  # () = unscoped, scoped here:
+    criteria, page_number = parse_referral_query(items)
     criteria = replace(criteria, localities=principal.localities_for(criteria.localities))
     visible = visible_people(principal, week)
     try:
