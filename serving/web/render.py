@@ -9,13 +9,8 @@ from jinja2 import Environment
 
 from riskstrat.common.templates import html_environment
 from riskstrat.serving.access import Principal
-from riskstrat.serving.web.roles import (
-    BASE,
-    EVALUATION_ROLES,
-    EVALUATIONS,
-    LIST_ROLES,
-    REFERRAL_ROLES,
-)
+from riskstrat.serving.roles import may
+from riskstrat.serving.web.roles import BASE, NAV
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Everything from this server; no script at all; not framed; forms post here only.
@@ -54,14 +49,7 @@ def nav(principal: Principal | None) -> list[tuple[str, str]]:
     """The header's links for this role."""
     if principal is None:
         return []
-    links = []
-    if principal.role in LIST_ROLES:
-        links.append(("Weekly list", f"{BASE}/"))
-    if principal.role in REFERRAL_ROLES:
-        links.append(("Social prescribing", f"{BASE}/referrals"))
-    if principal.role in EVALUATION_ROLES:
-        links.append(("Evaluations", EVALUATIONS))
-    return links
+    return [(label, path) for label, path, can in NAV if may(principal.role, can)]
 
 
 @cache
