@@ -8,6 +8,7 @@ from pathlib import Path
 from jinja2 import Environment
 
 from riskstrat.common.templates import html_environment
+from riskstrat.models.tiers import HIGH, RISING, VERY_HIGH
 from riskstrat.serving.access import Principal
 from riskstrat.serving.roles import may
 from riskstrat.serving.web.roles import BASE, NAV
@@ -25,6 +26,7 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-frame-options", b"DENY"),
 )
 NO_STORE = (b"cache-control", b"no-store")
+TIER_COLOURS = {VERY_HIGH: "red", HIGH: "orange", RISING: "yellow"}  # NHS tag colours
 
 
 def percent(value: float | None, digits: int = 1) -> str:
@@ -57,7 +59,7 @@ def environment() -> Environment:
     return html_environment(
         TEMPLATES,
         filters={"percent": percent, "points": points, "signed_points": signed_points},
-        globals_={"base": BASE, "nav": nav},
+        globals_={"base": BASE, "nav": nav, "tier_colours": TIER_COLOURS},
     )
 
 

@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from riskstrat.common.months import DAYS_PER_MONTH
 from riskstrat.common.settings import Integer, SettingsError, load_table, settings_model, validate
 from riskstrat.features.catalogue import DAYS_SINCE_CAP
-from riskstrat.models.tiers import LISTED_TIERS
+from riskstrat.models.tiers import HIGH, LISTED_TIERS, ListedTier
 
 TIERS = LISTED_TIERS  # most to least at risk: min_tier keeps a prefix
 DRIVERS: dict[str, str] = {
@@ -49,7 +49,7 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
-Tier = Literal[LISTED_TIERS]
+Tier = ListedTier
 Driver = Literal[tuple(DRIVERS)]
 LISTS = ("drivers", "localities")  # text for these is a comma-separated list
 
@@ -63,7 +63,7 @@ class ReferralCriteria:
     booleans as true/false, and an empty value for ``min_tier`` or ``min_risk`` as "any".
     """
 
-    min_tier: Tier | None = "high"  # this tier or higher; None: listed or not
+    min_tier: Tier | None = HIGH  # this tier or higher; None: listed or not
     min_risk: float | None = Field(None, ge=0, le=1)  # a probability
     drivers: tuple[Driver, ...] = Field(tuple(DRIVERS), min_length=1)
     frequent_gp_contacts: Integer = Field(FREQUENT_GP_CONTACTS, ge=1, le=366)
