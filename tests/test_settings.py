@@ -201,6 +201,7 @@ def test_the_weekly_manifest_keeps_its_settings() -> None:
         "reasons_kept": 10,
         "recent_discharge_days": 30,
         "frailty_index_threshold": 0.25,
+        "frequent_gp_contacts": 12,
     }
 
 
@@ -218,7 +219,6 @@ EXPECTED = ReferralCriteria(
     min_tier="rising",
     min_risk=0.2,
     drivers=("isolation", "low_mood"),
-    frequent_gp_contacts=10,
     min_age=65,
     exclude_care_home=False,
     not_referred_months=3,
@@ -233,7 +233,7 @@ def test_referral_criteria_parse_alike_from_toml_command_line_api_and_form(
     path = tmp_path / "criteria.toml"
     path.write_text(
         '[referrals]\nmin_tier = "rising"\nmin_risk = 0.2\ndrivers = ["isolation", "low_mood"]\n'
-        "frequent_gp_contacts = 10\nmin_age = 65\nexclude_care_home = false\n"
+        "min_age = 65\nexclude_care_home = false\n"
         'not_referred_months = 3\nlocalities = ["North"]\n'
     )
     command_line = criteria_with(
@@ -242,7 +242,6 @@ def test_referral_criteria_parse_alike_from_toml_command_line_api_and_form(
             "min_tier=rising",
             "min_risk=0.2",
             "drivers=isolation,low_mood",
-            "frequent_gp_contacts=10",
             "min_age=65",
             "exclude_care_home=false",
             "not_referred_months=3",
@@ -254,7 +253,6 @@ def test_referral_criteria_parse_alike_from_toml_command_line_api_and_form(
             "min_tier": "rising",
             "min_risk": 0.2,
             "drivers": ["isolation", "low_mood"],
-            "frequent_gp_contacts": 10,
             "min_age": 65,
             "exclude_care_home": False,
             "not_referred_months": 3,
@@ -269,7 +267,6 @@ def test_referral_criteria_parse_alike_from_toml_command_line_api_and_form(
             ("min_risk", "20"),
             ("drivers", "isolation"),
             ("drivers", "low_mood"),
-            ("frequent_gp_contacts", "10"),
             ("min_age", "65"),
             ("not_referred_months", "3"),
             ("exclude_mental_health_care", "true"),
@@ -324,7 +321,6 @@ def test_the_form_reports_the_field_and_has_one_control_per_criterion() -> None:
         "min_tier": "tier",
         "min_risk": "percent",
         "drivers": "drivers",
-        "frequent_gp_contacts": "integer",
         "min_age": "integer",
         "exclude_care_home": "boolean",
         "not_referred_months": "integer",

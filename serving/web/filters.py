@@ -200,7 +200,6 @@ REFERRAL_LABELS: dict[str, tuple[str, str]] = {
     "min_tier": ("Lowest tier", "People at this tier or higher; any: whoever matches"),
     "min_risk": ("Lowest risk (%)", "Leave empty for any risk"),
     "drivers": ("What drives their risk", "People with at least one of the ticked drivers"),
-    "frequent_gp_contacts": ("Frequent GP contact means", "GP contacts in 12 months, at least"),
     "min_age": ("Lowest age", "In years"),
     "exclude_care_home": ("Leave out care-home residents", ""),
     "not_referred_months": (
