@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from riskstrat.contract.schema import EVENTS, PATIENTS, EventKind
+from riskstrat.features.catalogue import CONDITIONS
 from riskstrat.features.labels import Outcome
 from riskstrat.sources.synthetic.borough import Borough, generate
 from riskstrat.sources.synthetic.config import SynthConfig
@@ -106,6 +107,12 @@ def test_the_truth_records_its_horizon_and_is_compared_only_with_labels_of_it(
     with pytest.raises(OracleMismatchError) as caught:
         matched_truth(truth, Outcome(horizon_days=180))
     assert "horizon of 365 days and the labels' for 180 days" in str(caught.value)
+
+
+def test_the_borough_diagnoses_exactly_the_catalogues_conditions(small_borough: Borough) -> None:
+    events = small_borough.events.select(["kind", "code"]).to_pandas()
+    coded = events.loc[events["kind"] == EventKind.LTC_DIAGNOSIS.value, "code"]
+    assert set(coded) == set(CONDITIONS)
 
 
 def test_oracle_is_calibrated_by_risk_group(small_borough: Borough) -> None:
