@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from riskstrat.common.errors import UserError
 from riskstrat.models.bundle import ModelBundle
 from riskstrat.models.tiers import TierPolicy, Tiers
 from riskstrat.training import report
@@ -47,7 +48,7 @@ class Assessment:
 ORACLE, UNTREATED = "oracle", "untreated"  # ``matched_truth``'s risk columns
 
 
-class OracleMismatchError(ValueError):
+class OracleMismatchError(UserError):
     """The ground truth answers another question than the model's labels."""
 
 
