@@ -28,13 +28,15 @@ from riskstrat.contract.tables import AS_OF_TABLE, ContractTables, unbound
 from riskstrat.features.engine import KEY, cohort
 
 EVENT, NO_EVENT, LEFT_AREA = "event", "no_event", "left_area"
+# The default outcome horizon, for the labels and the synthetic borough's ground truth alike.
+HORIZON_DAYS = 365
 
 
 @settings_model
 class Outcome:
     """What counts as the outcome, and over how many days (``[train.outcome]``)."""
 
-    horizon_days: Integer = Field(365, ge=1, le=1095)
+    horizon_days: Integer = Field(HORIZON_DAYS, ge=1, le=1095)
     include_death: bool = False
 
     @property

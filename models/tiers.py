@@ -10,7 +10,7 @@ weekly run can say it: people below the other tiers whose risk rose most, each b
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -19,6 +19,14 @@ from riskstrat.common.settings import settings_model
 
 VERY_HIGH, HIGH, RISING, NOT_LISTED = "very high", "high", "rising", ""
 LISTED_TIERS = (VERY_HIGH, HIGH, RISING)  # most to least urgent
+# What a single score can say: "rising" needs last week's risk, so only the weekly run has it.
+SCORED_TIERS = (VERY_HIGH, HIGH)
+ListedTier = Literal[LISTED_TIERS]  # for pydantic models and API parameters
+
+
+def spelled(tiers: tuple[str, ...]) -> str:
+    """The tiers in words, with the unlisted one, for API descriptions and messages."""
+    return f"{', '.join(tiers)}, or empty when not listed"
 
 
 def top_mask(values: np.ndarray, count: int) -> np.ndarray:

@@ -6,7 +6,7 @@ Tokens live in a TOML file (``RISKSTRAT_ACCESS_FILE``) as SHA-256 hashes only:
     [[token]]
     name = "coordination-centre"      # who, as the audit log names them
     sha256 = "9f86d08..."             # hashlib.sha256(token.encode()).hexdigest()
-    role = "system"                   # system, data_scientist, social_prescriber, locality_team
+    role = "system"                   # one of serving.roles.ROLES
     localities = ["North"]            # locality_team only: the localities it may see
 
 No token: 401. A role not allowed on an endpoint: 403. Probes and the API description
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from riskstrat.common.errors import UserError
-from riskstrat.serving.roles import ROLES
+from riskstrat.serving.roles import ROLES, Can, Role, roles_that
 from riskstrat.serving.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -56,16 +56,18 @@ OPEN_PATHS = (
     "/docs",
     "/",
 )
-ALLOWED: dict[str, tuple[str, ...]] = {
-    "/v1/score": ("system", "data_scientist"),
-    "/v1/score-history": ("system", "data_scientist"),
-    "/v1/model": ROLES,
-    "/v1/weekly-list": ("system", "data_scientist", "locality_team"),
-    "/v1/referrals": ("system", "data_scientist", "social_prescriber"),
-    # Aggregate results only, no patient-level data: any authenticated principal.
-    "/v1/evaluation": ROLES,
-    "/v1/evaluations": ROLES,
+# What each endpoint does; who may do it is ``serving.roles``' table, shared with the pages.
+ENDPOINTS: dict[str, Can] = {
+    "/v1/score": Can.SCORE,
+    "/v1/score-history": Can.SCORE,
+    "/v1/model": Can.SEE_MODEL,
+    "/v1/weekly-list": Can.SEE_WEEKLY_LIST,
+    "/v1/referrals": Can.FIND_REFERRALS,
+    # Aggregate results only, no patient-level data.
+    "/v1/evaluation": Can.READ_EVALUATION_RESULTS,
+    "/v1/evaluations": Can.READ_EVALUATION_RESULTS,
 }
+ALLOWED: dict[str, tuple[str, ...]] = {path: roles_that(can) for path, can in ENDPOINTS.items()}
 PATIENT_ENDPOINTS = ("/v1/score", "/v1/score-history", "/v1/weekly-list", "/v1/referrals")
 # Audited when answered (their audit line written before the answer, as patient data's).
 AUDITED_ENDPOINTS = (*PATIENT_ENDPOINTS, "/v1/evaluation", "/v1/evaluations")
@@ -268,7 +270,7 @@ def _principal(entry: object, i: int, source: Path | str) -> tuple[Principal, st
         isinstance(loc, str) and loc.strip() for loc in localities
     ):
         raise AccessConfigError(f"{where}: localities must be a list of locality names")
-    if role == "locality_team" and not localities:
+    if role == Role.LOCALITY_TEAM and not localities:
         raise AccessConfigError(
             f"{where}: is a locality team without localities (give them: "
             'localities = ["North"], or riskstrat token --locality North)'

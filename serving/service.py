@@ -21,7 +21,7 @@ import time
 from dataclasses import replace
 from datetime import date, datetime
 from http import HTTPStatus
-from typing import Annotated, Literal
+from typing import Annotated
 
 import bentoml
 import numpy as np
@@ -35,7 +35,7 @@ from riskstrat.impact.results import EvaluationResults
 from riskstrat.models.bundle import FeatureRangeError, ModelBundle
 from riskstrat.models.registry import RegisteredBundle
 from riskstrat.models.store import NoChampionError, champion_version, load_champion
-from riskstrat.models.tiers import LISTED_TIERS
+from riskstrat.models.tiers import LISTED_TIERS, SCORED_TIERS, ListedTier, spelled
 from riskstrat.serving.access import (
     AccessMiddleware,
     OutsideScopeError,
@@ -93,7 +93,7 @@ class ScoreOut(BaseModel):
     risk: float = Field(description="calibrated probability of the outcome")
     percentile: float = Field(description="position among the model's test population, 0-100")
     tier: str = Field(
-        description="very high, high, or empty: the model's cut-offs, as the weekly lists"
+        description=f"{spelled(SCORED_TIERS)}: the model's cut-offs, as the weekly lists"
     )
     reasons: list[ReasonOut]
 
@@ -150,7 +150,7 @@ class ListRow(BaseModel):
     age_band: str
     sex: str
     risk: float
-    tier: str = Field(description="very high, high, rising, or empty when not listed")
+    tier: str = Field(description=spelled(LISTED_TIERS))
     change: float | None = Field(description="risk now minus last week's (null if new)")
     week_status: str = Field(description="new or stayed (empty when not listed)")
     reasons: list[str]
@@ -438,7 +438,7 @@ class RiskService:
         self,
         week: date | None = None,
         localities: list[str] = [],  # noqa: B006 (pydantic copies defaults)
-        tiers: list[Literal["very high", "high", "rising"]] = [],  # noqa: B006
+        tiers: list[ListedTier] = [],  # noqa: B006
         new_only: bool = False,
         limit: Annotated[int, Field(ge=1, le=MAX_RECORDS)] = 500,
         offset: Annotated[int, Field(ge=0)] = 0,

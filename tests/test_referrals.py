@@ -5,7 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from riskstrat.serving.weekly.referrals import ReferralCriteria, load_criteria, select_referrals
+from riskstrat.serving.weekly.config import WeeklyConfig
+from riskstrat.serving.weekly.pathways import load_rules
+from riskstrat.serving.weekly.referrals import (
+    ReferralCriteria,
+    frequent_gp,
+    load_criteria,
+    select_referrals,
+)
 
 BASE = {
     "age": 50,
@@ -24,9 +31,11 @@ BASE = {
 }
 
 
-def people(**rows: dict) -> pd.DataFrame:
-    """One row per keyword: the base person with the given changes, indexed by name."""
-    return pd.DataFrame([{**BASE, **changes} for changes in rows.values()], index=list(rows))
+def people(config: WeeklyConfig | None = None, **rows: dict) -> pd.DataFrame:
+    """One row per keyword: the base person with the given changes, indexed by name, with
+    frequent GP contact decided by ``config`` as the weekly run does."""
+    frame = pd.DataFrame([{**BASE, **changes} for changes in rows.values()], index=list(rows))
+    return frame.join(frequent_gp(frame, config or WeeklyConfig()))
 
 
 def test_each_driver_selects_and_says_why() -> None:
@@ -145,3 +154,19 @@ def test_criteria_file(tmp_path) -> None:
 def test_missing_columns_are_named() -> None:
     with pytest.raises(ValueError, match=r"lacks column.*lives_alone_coded"):
         select_referrals(people(a={}).drop(columns="lives_alone_coded"), ReferralCriteria())
+
+
+@pytest.mark.parametrize(("threshold", "frequent"), [(12, True), (16, False)])
+def test_the_pathways_and_the_filter_count_frequent_gp_contact_alike(
+    threshold: int, frequent: bool
+) -> None:
+    """One setting, ``[weekly] frequent_gp_contacts``, decides it for both."""
+    config = WeeklyConfig(frequent_gp_contacts=threshold)
+    frame = people(config, gp={"gp_contacts_365d": 15.0})
+    flags = ("care_home", "frailty", "lives_alone", "mental_health", "social_care_package")
+    frame = frame.assign(**{f"flag_{f}": False for f in (*flags, "recent_discharge")})
+    chosen = select_referrals(frame, ReferralCriteria(drivers=("frequent_gp",)))
+    pathway = load_rules().apply(frame).at["gp", "pathway"]
+    assert (list(chosen.index), pathway) == (
+        (["gp"], "social prescribing") if frequent else ([], "care coordination")
+    )

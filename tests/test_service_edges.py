@@ -252,3 +252,26 @@ def test_refusals_reach_the_audit_log_path_unread(tmp_path: Path) -> None:
     }
     asyncio.run(RequestLimits(app)(scope, receive, send))
     assert reached == [] and sent[0]["status"] == 413
+
+
+def test_the_api_names_the_tiers_of_the_tier_policy(client: TestClient) -> None:
+    """Tier names come from ``models.tiers``, not a copy in the service."""
+    from riskstrat.models.tiers import LISTED_TIERS, SCORED_TIERS, spelled
+    from riskstrat.serving.web.render import TIER_COLOURS
+
+    spec = client.get("/docs.json").json()
+    schemas = spec["components"]["schemas"]
+    body = spec["paths"]["/v1/weekly-list"]["post"]["requestBody"]["content"]
+    tiers = _resolved(spec, body["application/json"]["schema"])["properties"]["tiers"]
+    assert tuple(tiers["items"]["enum"]) == LISTED_TIERS
+    assert schemas["ListRow"]["properties"]["tier"]["description"] == spelled(LISTED_TIERS)
+    assert schemas["ScoreOut"]["properties"]["tier"]["description"].startswith(
+        spelled(SCORED_TIERS)
+    )
+    assert tuple(TIER_COLOURS) == LISTED_TIERS
+
+
+def _resolved(spec: dict, schema: dict) -> dict:
+    """``schema``, or what its ``$ref`` points to."""
+    ref = schema.get("$ref")
+    return spec["components"]["schemas"][ref.rpartition("/")[2]] if ref else schema

@@ -202,6 +202,7 @@ def test_the_weekly_manifest_keeps_its_settings() -> None:
         "reasons_kept": 10,
         "recent_discharge_days": 30,
         "frailty_index_threshold": 0.25,
+        "frequent_gp_contacts": 12,
     }
 
 
@@ -219,7 +220,6 @@ EXPECTED = ReferralCriteria(
     min_tier="rising",
     min_risk=0.2,
     drivers=("isolation", "low_mood"),
-    frequent_gp_contacts=10,
     min_age=65,
     exclude_care_home=False,
     not_referred_months=3,
@@ -234,7 +234,7 @@ def test_referral_criteria_parse_alike_from_toml_command_line_api_and_form(
     path = tmp_path / "criteria.toml"
     path.write_text(
         '[referrals]\nmin_tier = "rising"\nmin_risk = 0.2\ndrivers = ["isolation", "low_mood"]\n'
-        "frequent_gp_contacts = 10\nmin_age = 65\nexclude_care_home = false\n"
+        "min_age = 65\nexclude_care_home = false\n"
         'not_referred_months = 3\nlocalities = ["North"]\n'
     )
     command_line = criteria_with(
@@ -243,7 +243,6 @@ def test_referral_criteria_parse_alike_from_toml_command_line_api_and_form(
             "min_tier=rising",
             "min_risk=0.2",
             "drivers=isolation,low_mood",
-            "frequent_gp_contacts=10",
             "min_age=65",
             "exclude_care_home=false",
             "not_referred_months=3",
@@ -255,7 +254,6 @@ def test_referral_criteria_parse_alike_from_toml_command_line_api_and_form(
             "min_tier": "rising",
             "min_risk": 0.2,
             "drivers": ["isolation", "low_mood"],
-            "frequent_gp_contacts": 10,
             "min_age": 65,
             "exclude_care_home": False,
             "not_referred_months": 3,
@@ -270,17 +268,15 @@ def test_referral_criteria_parse_alike_from_toml_command_line_api_and_form(
             ("min_risk", "20"),
             ("drivers", "isolation"),
             ("drivers", "low_mood"),
-            ("frequent_gp_contacts", "10"),
             ("min_age", "65"),
             ("not_referred_months", "3"),
             ("exclude_mental_health_care", "true"),
             ("localities", "North"),
-        ],
-        ("North", "South"),
+        ]
     )
     assert [load_criteria(path), command_line, api, form] == [EXPECTED] * 4
     assert page == 1
-    again, _ = parse_referral_query(referral_items(EXPECTED, ("North", "South"), None), ())
+    again, _ = parse_referral_query(referral_items(EXPECTED, ("North", "South"), None))
     assert again == EXPECTED
 
 
@@ -313,7 +309,7 @@ def test_referral_errors_name_the_source_and_field(build: Callable, message: str
 
 def test_the_form_reports_the_field_and_has_one_control_per_criterion() -> None:
     with pytest.raises(BadQueryError) as caught:
-        parse_referral_query([("run", "1"), ("drivers", "isolation"), ("min_age", "x")], ())
+        parse_referral_query([("run", "1"), ("drivers", "isolation"), ("min_age", "x")])
     assert (caught.value.param, str(caught.value)) == (
         "min_age",
         "min_age: must be a whole number (got 'x')",
@@ -326,7 +322,6 @@ def test_the_form_reports_the_field_and_has_one_control_per_criterion() -> None:
         "min_tier": "tier",
         "min_risk": "percent",
         "drivers": "drivers",
-        "frequent_gp_contacts": "integer",
         "min_age": "integer",
         "exclude_care_home": "boolean",
         "not_referred_months": "integer",

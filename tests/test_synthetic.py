@@ -10,9 +10,12 @@ import pandas as pd
 import pytest
 
 from riskstrat.contract.schema import EVENTS, PATIENTS, EventKind
+from riskstrat.features.catalogue import CONDITIONS
+from riskstrat.features.labels import Outcome
 from riskstrat.sources.synthetic.borough import Borough, generate
 from riskstrat.sources.synthetic.config import SynthConfig
 from riskstrat.sources.synthetic.truth import month_fractions
+from riskstrat.training.assess import ORACLE, OracleMismatchError, matched_truth
 
 TINY = SynthConfig(patients=400, seed=11, truth_as_of=())
 
@@ -92,6 +95,24 @@ def _truth_with_outcomes(borough: Borough) -> pd.DataFrame:
     left = frame["registration_end"] < as_of + pd.Timedelta(days=364)
     frame["age"] = (as_of - frame["birth_month"]).dt.days / 365.25
     return frame[~left]
+
+
+def test_the_truth_records_its_horizon_and_is_compared_only_with_labels_of_it(
+    small_borough: Borough,
+) -> None:
+    truth = small_borough.truth
+    assert set(truth["horizon_days"]) == {SynthConfig().horizon_days} == {Outcome().horizon_days}
+    matched = matched_truth(truth, Outcome())
+    assert matched[ORACLE].tolist() == truth["p_admission"].tolist()
+    with pytest.raises(OracleMismatchError) as caught:
+        matched_truth(truth, Outcome(horizon_days=180))
+    assert "horizon of 365 days and the labels' for 180 days" in str(caught.value)
+
+
+def test_the_borough_diagnoses_exactly_the_catalogues_conditions(small_borough: Borough) -> None:
+    events = small_borough.events.select(["kind", "code"]).to_pandas()
+    coded = events.loc[events["kind"] == EventKind.LTC_DIAGNOSIS.value, "code"]
+    assert set(coded) == set(CONDITIONS)
 
 
 def test_oracle_is_calibrated_by_risk_group(small_borough: Borough) -> None:

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from riskstrat.features.labels import Outcome
+from riskstrat.training.assess import ORACLE, UNTREATED, OracleMismatchError, matched_truth
 from riskstrat.training.config import TrainConfig
 from riskstrat.training.split import CALIBRATION, TRAIN, VALIDATION, patient_parts
 from riskstrat.training.table import load_table
@@ -155,3 +157,25 @@ def test_the_card_derives_its_words_from_the_description_and_specs() -> None:
     text = missing_data(specs)
     assert all(f"take {d:g}" in text for d in days_since | {0.0})
     assert "unknown category is its own code" in text
+
+
+def test_the_oracle_is_the_truth_of_the_labels_outcome() -> None:
+    truth = pd.DataFrame(
+        {
+            "patient_id": ["a", "b"],
+            "as_of": pd.to_datetime(["2024-01-01", "2024-01-01"]),
+            "horizon_days": [180, 180],
+            "p_admission": [0.1, 0.2],
+            "p_admission_or_death": [0.15, 0.3],
+            "p_admission_untreated": [0.12, 0.2],
+        }
+    )
+    admission = matched_truth(truth, Outcome(horizon_days=180))
+    assert admission[[ORACLE, UNTREATED]].to_numpy().tolist() == [[0.1, 0.12], [0.2, 0.2]]
+    assert admission["as_of"].tolist() == [date(2024, 1, 1)] * 2
+    either = matched_truth(truth, Outcome(horizon_days=180, include_death=True))
+    assert (either[ORACLE].tolist(), UNTREATED in either.columns) == ([0.15, 0.3], False)
+    with pytest.raises(OracleMismatchError, match="horizon of 180 days and the labels' for 365"):
+        matched_truth(truth, Outcome())
+    with pytest.raises(OracleMismatchError, match="records no horizon_days"):
+        matched_truth(truth.drop(columns="horizon_days"), Outcome(horizon_days=180))

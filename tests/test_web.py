@@ -383,7 +383,7 @@ def test_the_patient_page_shows_risk_reasons_and_timeline(web: Web) -> None:
 def test_the_referral_page_matches_the_filter_and_its_csv(web: Web) -> None:
     client = web.client("ds")
     query = "?run=1&min_tier=&min_risk=20&drivers=isolation&drivers=bereavement&min_age=18"
-    query += "&frequent_gp_contacts=12&not_referred_months=6&exclude_care_home=true"
+    query += "&not_referred_months=6&exclude_care_home=true"
     expected = select_referrals(
         web.people,
         ReferralCriteria(

@@ -16,6 +16,7 @@ from riskstrat.serving.weekly.config import WeeklyConfig
 from riskstrat.serving.weekly.drift import drift_check
 from riskstrat.serving.weekly.flags import flag_columns
 from riskstrat.serving.weekly.pathways import DEFAULT_RULES, RulesError, load_rules
+from riskstrat.serving.weekly.referrals import frequent_gp
 from riskstrat.serving.weekly.tiers import left_the_list, week_status
 
 POLICY = TierPolicy(very_high_share=0.1, high_share=0.2, rising_share=0.2, rising_min_increase=0.05)
@@ -116,7 +117,7 @@ def test_default_rules_first_match_wins() -> None:
             _person(tier=""),
         ]
     )
-    chosen = rules.apply(people)
+    chosen = rules.apply(people.join(frequent_gp(people, WeeklyConfig())))
     assert list(chosen["pathway"]) == [
         "care coordination",
         "integrated reablement plan",

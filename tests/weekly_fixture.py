@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 
 from riskstrat.contract.record import write_record
 from riskstrat.contract.schema import EVENTS, PATIENTS, PRACTICES
+from riskstrat.serving.weekly.config import WeeklyConfig
+from riskstrat.serving.weekly.referrals import frequent_gp
 
 WEEK = date(2026, 10, 26)
 PREVIOUS = WEEK - timedelta(days=7)
@@ -105,6 +107,7 @@ def _people(as_of: date, n: int, seed: int) -> pd.DataFrame:
     people["days_since_social_prescribing_referral"] = np.where(people.index % 9 == 0, 40.0, 730.0)
     people["mental_health_crisis_contacts_90d"] = (people.index % 13 == 5).astype("float64")
     people["mental_health_contacts_90d"] = (people.index % 13 == 5).astype("float64")
+    people = people.join(frequent_gp(people, WeeklyConfig()))  # as the weekly run writes it
     for column in ("patient_id", "practice_id", "gp_cluster", "locality", "age_band", "sex"):
         people[column] = people[column].astype("str")
     people["practice_name"] = people["practice_name"].astype("str")

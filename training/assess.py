@@ -10,11 +10,13 @@ import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from riskstrat.common.errors import UserError
 from riskstrat.models.bundle import ModelBundle
 from riskstrat.models.tiers import TierPolicy, Tiers
 from riskstrat.training import report
@@ -43,17 +45,60 @@ class Assessment:
     test_risk: np.ndarray
 
 
-ORACLE, UNTREATED = "p_admission", "p_admission_untreated"  # the truth file's risk columns
+ORACLE, UNTREATED = "oracle", "untreated"  # ``matched_truth``'s risk columns
+
+
+class OracleMismatchError(UserError):
+    """The ground truth answers another question than the model's labels."""
+
+
+class Outcome(Protocol):
+    """What the labels count: ``features.labels.Outcome`` or a bundle's description of it."""
+
+    @property
+    def horizon_days(self) -> int: ...
+
+    @property
+    def include_death(self) -> bool: ...
+
+
+def matched_truth(truth: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
+    """The synthetic truth's exact risk of the labels' very outcome: ``patient_id``,
+    ``as_of``, ``ORACLE`` and, for admissions alone, ``UNTREATED`` (the risk without the
+    list's actions; the generator has none for admission or death).
+
+    ``OracleMismatchError`` when the truth records no horizon or another horizon than the
+    labels': joined by as-of date alone, a 180-day label would be scored against a
+    365-day risk.
+    """
+    if "horizon_days" not in truth.columns:
+        raise OracleMismatchError(
+            "the truth file records no horizon_days, so it cannot be matched with the labels"
+        )
+    horizons = sorted(int(h) for h in truth["horizon_days"].unique())
+    if horizons != [outcome.horizon_days]:
+        shown = ", ".join(f"{h} days" for h in horizons)
+        raise OracleMismatchError(
+            f"the truth file's risks are for a horizon of {shown} and the labels' for "
+            f"{outcome.horizon_days} days: they cannot be compared (generate the borough with "
+            f"that horizon, or leave the truth out)"
+        )
+    risk = "p_admission_or_death" if outcome.include_death else "p_admission"
+    columns = {risk: ORACLE}
+    if not outcome.include_death and "p_admission_untreated" in truth.columns:
+        columns["p_admission_untreated"] = UNTREATED
+    matched = truth[["patient_id", "as_of", *columns]].rename(columns=columns)
+    return matched.assign(as_of=pd.to_datetime(matched["as_of"]).dt.date)
 
 
 def _oracle(
     truth: pd.DataFrame | None, rows: Snapshots, as_of: date | None, column: str = ORACLE
 ) -> np.ndarray | None:
-    """The generator's exact risk (``column``) for the rows, if the truth covers nearly all
-    of them."""
+    """The truth's risk (``column`` of ``matched_truth``) for the rows, if it covers nearly
+    all of them."""
     if truth is None or as_of is None or column not in truth.columns:
         return None
-    at = truth[pd.to_datetime(truth["as_of"]).dt.date == as_of].set_index("patient_id")
+    at = truth[truth["as_of"] == as_of].set_index("patient_id")
     risk = at[column].reindex(rows.features.index.get_level_values("patient_id"))
     return risk.to_numpy() if risk.notna().mean() > 0.99 else None
 
@@ -155,7 +200,8 @@ def assess(
 ) -> Assessment:
     """Every figure and table of the report, for the test and later dates; the ``policy``'s
     tier cut-offs are fixed on the test population's risks. ``test_unaffected`` marks the
-    test rows no list-triggered help touched (None: not known)."""
+    test rows no list-triggered help touched (None: not known). ``truth`` is the synthetic
+    borough's, matched with the labels' outcome by ``matched_truth``."""
     y, risk = test.labels.to_numpy(), bundle.predict(test.features)
     tiers = policy.cut(risk)
     metrics = evaluate(y, risk, bootstrap, seed)

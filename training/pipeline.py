@@ -25,7 +25,7 @@ from riskstrat.models.description import (
     TestDesign,
 )
 from riskstrat.models.drift import DriftReference, Profile
-from riskstrat.training.assess import Assessment, assess, write_report
+from riskstrat.training.assess import Assessment, assess, matched_truth, write_report
 from riskstrat.training.config import TrainConfig
 from riskstrat.training.fit import Snapshots, fit_bundle
 from riskstrat.training.intervention import (
@@ -122,6 +122,12 @@ def train_from_contract(
     labels are built on ``engine`` (DuckDB by default). ``exposure_rule`` (``[exposure]``)
     says which help the list triggered, for ``config.intervention`` and the report."""
     say = progress or QUIET
+    # Refused now, not after the fitting, if it is for another outcome than the labels.
+    truth = (
+        matched_truth(pd.read_parquet(truth_path), config.outcome)
+        if truth_path is not None
+        else None
+    )
     sources = ContractTables.from_dir(data_dir, engine)
     later = later_as_of(sources, config.test_as_of, config.outcome.horizon_days)
     dates = (*config.train_as_of, config.test_as_of, *later)
@@ -139,7 +145,6 @@ def train_from_contract(
     bundle, facts = fit_bundle(train, feature_specs(), config)
     say(f"assessing out of time on {config.test_as_of} and {len(later)} later date(s)")
     say.advance(TRAINING, 2, STEPS, "assessing out of time")
-    truth = pd.read_parquet(truth_path) if truth_path is not None else None
     assessment = assess(
         bundle,
         train=train,

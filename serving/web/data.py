@@ -16,6 +16,7 @@ from riskstrat.contract.record import FolderError
 from riskstrat.contract.tables import ContractTables
 from riskstrat.features.timeline import patient_timeline
 from riskstrat.serving.access import OutsideScopeError, Principal
+from riskstrat.serving.roles import Can, may
 from riskstrat.serving.settings import ServiceSettings, SettingsError
 from riskstrat.serving.weekly.store import Week, WeekStore
 
@@ -44,15 +45,14 @@ def visible_people(principal: Principal, week: Week) -> pd.DataFrame:
 
 
 def may_open(principal: Principal, week: Week, person: pd.Series) -> bool:
-    """Whether the principal may open this person's page: in their localities, and for
-    social prescribers only the people the weekly run explained (listed or referral
-    candidates). Data scientists and systems see everyone (or their localities, if named).
-    """
+    """Whether the principal may open this person's page: in their localities, and for a
+    role without ``Can.OPEN_ANY_PERSON`` (social prescribers) only the people the weekly
+    run explained (listed or referral candidates)."""
     try:
         principal.localities_for([person["locality"]])
     except OutsideScopeError:
         return False
-    return principal.role != "social_prescriber" or person["patient_id"] in week.explained
+    return may(principal.role, Can.OPEN_ANY_PERSON) or person["patient_id"] in week.explained
 
 
 def timeline(patient_id: str, as_of: date) -> pd.DataFrame | None:

@@ -2,11 +2,11 @@
 its plots and their data, served read-only as the evaluation run wrote them.
 
 Files are found only through ``serving.evaluations.EvaluationStore`` (plain folder names,
-nothing outside the evaluations folder). The gate has already checked the session and the
-role (``serving.web.roles.EVALUATION_ROLES``). The report is a self-contained page with one
-inline ``<style>``: it is served with its own Content-Security-Policy (``report_csp``) that
-allows that style by its SHA-256, images from this server, and nothing else (no script, no
-form).
+nothing outside the evaluations folder). The gate has already checked the session and
+that the role may read reports (``serving.roles.Can.READ_EVALUATION_REPORTS``). The report
+is a self-contained page with one inline ``<style>``: it is served with its own
+Content-Security-Policy (``report_csp``) that allows that style by its SHA-256, images from
+this server, and nothing else (no script, no form).
 """
 
 from __future__ import annotations

@@ -200,7 +200,6 @@ REFERRAL_LABELS: dict[str, tuple[str, str]] = {
     "min_tier": ("Lowest tier", "People at this tier or higher; any: whoever matches"),
     "min_risk": ("Lowest risk (%)", "Leave empty for any risk"),
     "drivers": ("What drives their risk", "People with at least one of the ticked drivers"),
-    "frequent_gp_contacts": ("Frequent GP contact means", "GP contacts in 12 months, at least"),
     "min_age": ("Lowest age", "In years"),
     "exclude_care_home": ("Leave out care-home residents", ""),
     "not_referred_months": (
@@ -257,13 +256,14 @@ def referral_fields(criteria: ReferralCriteria) -> list[FormField]:
     return out
 
 
-def parse_referral_query(items: Items, allowed: tuple[str, ...]) -> tuple[ReferralCriteria, int]:
-    """The criteria and page the form asks for. ``allowed`` is the caller's localities
-    (empty: any); asking for another raises PermissionError.
+def parse_referral_query(items: Items) -> tuple[ReferralCriteria, int]:
+    """The criteria and page the form asks for, the localities as asked (none: all). Which
+    of them the caller may see is not decided here: the page asks
+    ``Principal.localities_for``, the rule the API uses.
 
     Without ``run`` (the first visit) the criteria's defaults are used; with it, an unticked
-    box means false and an empty choice "any". The localities asked for, or else
-    ``allowed``, are always set. The values are checked by ReferralCriteria itself.
+    box means false and an empty choice "any". The values are checked by ReferralCriteria
+    itself.
     """
     check_known(items, frozenset({"run", "week", "page", *REFERRAL_KINDS}))
     page = parse_page(items)
@@ -281,11 +281,6 @@ def parse_referral_query(items: Items, allowed: tuple[str, ...]) -> tuple[Referr
                 values[name] = False if kind == "boolean" else None
             continue
         values[name] = _fraction(name, raw) if kind == "percent" else raw
-    asked = values["localities"]
-    outside = [loc for loc in asked if allowed and loc not in allowed]
-    if outside:
-        raise PermissionError(f"localities: you may not see {', '.join(outside)}")
-    values["localities"] = asked or allowed
     try:
         criteria = ReferralCriteria.from_mapping(values, "referral filter")
     except SettingsError as exc:

@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, Response
 
 from riskstrat.models.tiers import NOT_LISTED
 from riskstrat.serving.access import OutsideScopeError, Principal, caller, note
+from riskstrat.serving.roles import Can, may
 from riskstrat.serving.web.data import (
     NoWeeklyDataError,
     Week,
@@ -48,7 +49,6 @@ from riskstrat.serving.web.filters import (
     to_csv,
 )
 from riskstrat.serving.web.render import BASE, render
-from riskstrat.serving.web.roles import LIST_ROLES
 from riskstrat.serving.weekly.referrals import DRIVERS, TIERS, select_referrals
 
 logger = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ def patient(request: Request, principal: Principal) -> Response:
 
 def _back(principal: Principal, week: Week) -> tuple[str, str]:
     items = [("week", week.as_of.isoformat())]
-    if principal.role in LIST_ROLES:
+    if may(principal.role, Can.SEE_WEEKLY_LIST):
         return "Back to the weekly list", _url("/", items)
     return "Back to social prescribing", _url("/referrals", items)
 
@@ -259,7 +259,7 @@ def _back(principal: Principal, week: Week) -> tuple[str, str]:
 def _referral_rows(request: Request, principal: Principal):
     items = _items(request)
     week, dates = _week(items)
-    criteria, page_number = parse_referral_query(items, ())  # () = unscoped, scoped here:
+    criteria, page_number = parse_referral_query(items)
     criteria = replace(criteria, localities=principal.localities_for(criteria.localities))
     visible = visible_people(principal, week)
     try:
@@ -277,7 +277,7 @@ def referrals(request: Request, principal: Principal) -> Response:
     _note(week, shown["patient_id"])
     allowed = principal.localities
     query = referral_items(criteria, allowed, week.as_of)
-    linkable = principal.role != "social_prescriber"
+    linkable = may(principal.role, Can.OPEN_ANY_PERSON)
     context = _context(principal, week, dates, "Social prescribing")
     context |= {
         "fields": referral_fields(criteria),

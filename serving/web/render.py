@@ -8,14 +8,10 @@ from pathlib import Path
 from jinja2 import Environment
 
 from riskstrat.common.templates import html_environment
+from riskstrat.models.tiers import HIGH, RISING, VERY_HIGH
 from riskstrat.serving.access import Principal
-from riskstrat.serving.web.roles import (
-    BASE,
-    EVALUATION_ROLES,
-    EVALUATIONS,
-    LIST_ROLES,
-    REFERRAL_ROLES,
-)
+from riskstrat.serving.roles import may
+from riskstrat.serving.web.roles import BASE, NAV
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Everything from this server; no script at all; not framed; forms post here only.
@@ -30,6 +26,7 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-frame-options", b"DENY"),
 )
 NO_STORE = (b"cache-control", b"no-store")
+TIER_COLOURS = {VERY_HIGH: "red", HIGH: "orange", RISING: "yellow"}  # NHS tag colours
 
 
 def percent(value: float | None, digits: int = 1) -> str:
@@ -54,14 +51,7 @@ def nav(principal: Principal | None) -> list[tuple[str, str]]:
     """The header's links for this role."""
     if principal is None:
         return []
-    links = []
-    if principal.role in LIST_ROLES:
-        links.append(("Weekly list", f"{BASE}/"))
-    if principal.role in REFERRAL_ROLES:
-        links.append(("Social prescribing", f"{BASE}/referrals"))
-    if principal.role in EVALUATION_ROLES:
-        links.append(("Evaluations", EVALUATIONS))
-    return links
+    return [(label, path) for label, path, can in NAV if may(principal.role, can)]
 
 
 @cache
@@ -69,7 +59,7 @@ def environment() -> Environment:
     return html_environment(
         TEMPLATES,
         filters={"percent": percent, "points": points, "signed_points": signed_points},
-        globals_={"base": BASE, "nav": nav},
+        globals_={"base": BASE, "nav": nav, "tier_colours": TIER_COLOURS},
     )
 
 

@@ -1,27 +1,32 @@
-"""Which roles may open which page, and where each role lands after signing in."""
+"""What each page does, and where each role lands after signing in. Who may do what is
+``serving.roles``' table, the one the API reads too."""
 
 from __future__ import annotations
 
-from riskstrat.serving.access import ROLES, Principal
+from riskstrat.serving.access import Principal
+from riskstrat.serving.roles import Can, Role, may, roles_that
 
 BASE = "/ui"  # where the pages are mounted on the service
-LIST_ROLES = ("locality_team", "data_scientist", "system")
-REFERRAL_ROLES = ("social_prescriber", "data_scientist", "system")
-EVALUATION_ROLES = ("data_scientist", "system")
 EVALUATIONS = f"{BASE}/evaluations"  # the list; each report and its plots are below it
-PAGES_ALLOWED: dict[str, tuple[str, ...]] = {
-    BASE: LIST_ROLES,
-    f"{BASE}/list.csv": LIST_ROLES,
-    f"{BASE}/referrals": REFERRAL_ROLES,
-    f"{BASE}/referrals.csv": REFERRAL_ROLES,
-    f"{BASE}/patient": ROLES,  # the page itself checks localities (and explained people)
-    f"{BASE}/logout": ROLES,
+PAGES: dict[str, Can] = {
+    BASE: Can.SEE_WEEKLY_LIST,
+    f"{BASE}/list.csv": Can.SEE_WEEKLY_LIST,
+    f"{BASE}/referrals": Can.FIND_REFERRALS,
+    f"{BASE}/referrals.csv": Can.FIND_REFERRALS,
+    f"{BASE}/patient": Can.OPEN_PERSON,  # the page itself checks localities (and explained people)
+    f"{BASE}/logout": Can.SIGN_OUT,
 }
 # Pages that show patient data: audited like the scoring endpoints.
-PATIENT_PAGES = tuple(p for p in PAGES_ALLOWED if not p.endswith("/logout"))
-# Folders of pages: every path below one is open to its roles.
-FOLDERS_ALLOWED: dict[str, tuple[str, ...]] = {EVALUATIONS: EVALUATION_ROLES}
-HOME = {"social_prescriber": f"{BASE}/referrals"}
+PATIENT_PAGES = tuple(p for p, can in PAGES.items() if can != Can.SIGN_OUT)
+# Folders of pages: every path below one does what the folder does.
+FOLDERS: dict[str, Can] = {EVALUATIONS: Can.READ_EVALUATION_REPORTS}
+HOME = {Role.SOCIAL_PRESCRIBER.value: f"{BASE}/referrals"}
+# The header's links, each shown to the roles that may open it.
+NAV: tuple[tuple[str, str, Can], ...] = (
+    ("Weekly list", f"{BASE}/", Can.SEE_WEEKLY_LIST),
+    ("Social prescribing", f"{BASE}/referrals", Can.FIND_REFERRALS),
+    ("Evaluations", EVALUATIONS, Can.READ_EVALUATION_REPORTS),
+)
 
 
 def home(principal: Principal) -> str:
@@ -37,14 +42,20 @@ def is_audited(path: str) -> bool:
     return path.startswith(EVALUATIONS + "/") and path.endswith("/report.html")
 
 
+def page_does(path: str) -> Can | None:
+    """What opening ``path`` does: from the pages' table, or from the folder it is in;
+    None for an unknown page."""
+    if path in PAGES:
+        return PAGES[path]
+    if path in FOLDERS:
+        return FOLDERS[path]
+    return next((can for f, can in FOLDERS.items() if path.startswith(f + "/")), None)
+
+
 def allowed_roles(path: str) -> tuple[str, ...] | None:
-    """The roles that may open ``path``: from the pages' table, or from the folder it is
-    in; None for an unknown page."""
-    if path in PAGES_ALLOWED:
-        return PAGES_ALLOWED[path]
-    if path in FOLDERS_ALLOWED:
-        return FOLDERS_ALLOWED[path]
-    return next((r for f, r in FOLDERS_ALLOWED.items() if path.startswith(f + "/")), None)
+    """The roles that may open ``path``; None for an unknown page."""
+    can = page_does(path)
+    return None if can is None else roles_that(can)
 
 
 def page_refusal(principal: Principal, path: str) -> tuple[int, str] | None:
@@ -52,7 +63,7 @@ def page_refusal(principal: Principal, path: str) -> tuple[int, str] | None:
 
     Paths in neither table (unknown pages) are left to the pages app, which answers 404.
     """
-    allowed = allowed_roles(path)
-    if allowed is None or principal.role in allowed:
+    can = page_does(path)
+    if can is None or may(principal.role, can):
         return None
     return 403, f"The {principal.role.replace('_', ' ')} role cannot open this page."

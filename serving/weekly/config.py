@@ -25,6 +25,9 @@ class WeeklyConfig:
     reasons_kept: Integer = Field(10, ge=3, le=20)
     recent_discharge_days: Integer = Field(30, ge=1, le=365)
     frailty_index_threshold: float = Field(0.25, gt=0, lt=1)  # eFI: moderate frailty from 0.25
+    # GP contacts in 12 months that count as frequent: the social prescribing driver, decided
+    # once per week for the pathways and the referral filter alike (``FREQUENT_GP``).
+    frequent_gp_contacts: Integer = Field(12, ge=1, le=366)
 
     @classmethod
     def from_toml(cls, path: Path) -> WeeklyConfig:

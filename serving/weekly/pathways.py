@@ -17,7 +17,7 @@ from pydantic import Field, StringConstraints
 
 from riskstrat.common.settings import SettingsError, parse_toml, settings_model, table_of
 from riskstrat.serving.weekly.flags import FLAGS
-from riskstrat.serving.weekly.referrals import FREQUENT_GP_CONTACTS, Driver, Tier, drivers
+from riskstrat.serving.weekly.referrals import Driver, Tier, drivers
 
 PATHWAYS = ("integrated reablement plan", "social prescribing", "care coordination", "none")
 DEFAULT_RULES = Path(__file__).with_name("pathways.toml")
@@ -73,7 +73,7 @@ class Rules:
         pathway = np.full(len(people), "none", dtype=object)
         fired = np.full(len(people), "no rule fired", dtype=object)
         undecided = np.ones(len(people), dtype=bool)
-        applies = drivers(people, FREQUENT_GP_CONTACTS)
+        applies = drivers(people)
         for rule in self.rules:
             holds = undecided & _holds(rule, people, applies)
             pathway[holds], fired[holds] = rule.pathway, rule.name

@@ -20,7 +20,8 @@ from pydantic import Field, model_validator
 from riskstrat.common.months import DAYS_PER_MONTH
 from riskstrat.common.settings import Integer, SettingsError, load_table, settings_model, validate
 from riskstrat.features.catalogue import DAYS_SINCE_CAP
-from riskstrat.models.tiers import LISTED_TIERS
+from riskstrat.models.tiers import HIGH, LISTED_TIERS, ListedTier
+from riskstrat.serving.weekly.config import WeeklyConfig
 
 TIERS = LISTED_TIERS  # most to least at risk: min_tier keeps a prefix
 DRIVERS: dict[str, str] = {
@@ -29,9 +30,11 @@ DRIVERS: dict[str, str] = {
     "frequent_gp": "frequent GP contact",
     "bereavement": "bereavement recorded in the last 12 months",
 }
-FREQUENT_GP_CONTACTS = 12  # GP contacts in 12 months that count as frequent
 TABLE = "referrals"
-# The people.parquet columns the filter reads, besides the list's own.
+# The people.parquet column saying who had frequent GP contact, by the week's setting
+# (``WeeklyConfig.frequent_gp_contacts``): the pathways and every referral search read it.
+FREQUENT_GP = "frequent_gp_contact"
+# The features the filter reads (with ``FREQUENT_GP``), besides the list's own columns.
 COLUMNS: tuple[str, ...] = (
     "age",
     "tier",
@@ -49,7 +52,7 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
-Tier = Literal[LISTED_TIERS]
+Tier = ListedTier
 Driver = Literal[tuple(DRIVERS)]
 LISTS = ("drivers", "localities")  # text for these is a comma-separated list
 
@@ -63,10 +66,9 @@ class ReferralCriteria:
     booleans as true/false, and an empty value for ``min_tier`` or ``min_risk`` as "any".
     """
 
-    min_tier: Tier | None = "high"  # this tier or higher; None: listed or not
+    min_tier: Tier | None = HIGH  # this tier or higher; None: listed or not
     min_risk: float | None = Field(None, ge=0, le=1)  # a probability
     drivers: tuple[Driver, ...] = Field(tuple(DRIVERS), min_length=1)
-    frequent_gp_contacts: Integer = Field(FREQUENT_GP_CONTACTS, ge=1, le=366)
     min_age: Integer = Field(18, ge=0, le=120)
     exclude_care_home: bool = True
     not_referred_months: Integer = Field(6, ge=0, le=24)  # the referral history kept
@@ -124,13 +126,19 @@ def load_criteria(path: Path) -> ReferralCriteria:
     return load_table(path, TABLE, ReferralCriteria)
 
 
-def drivers(people: pd.DataFrame, frequent_gp_contacts: int) -> pd.DataFrame:
+def frequent_gp(people: pd.DataFrame, config: WeeklyConfig) -> pd.Series:
+    """The ``FREQUENT_GP`` column: at least ``config.frequent_gp_contacts`` GP contacts in
+    the last 12 months (the weekly run writes it with the week's people)."""
+    return (people["gp_contacts_365d"] >= config.frequent_gp_contacts).rename(FREQUENT_GP)
+
+
+def drivers(people: pd.DataFrame) -> pd.DataFrame:
     """One boolean column per driver (also used by the pathway rules)."""
     return pd.DataFrame(
         {
             "isolation": people["lives_alone_coded"] > 0,
             "low_mood": (people["has_depression"] > 0) | (people["has_anxiety"] > 0),
-            "frequent_gp": people["gp_contacts_365d"] >= frequent_gp_contacts,
+            "frequent_gp": people[FREQUENT_GP].astype(bool),
             "bereavement": people["bereavements_365d"] > 0,
         },
         index=people.index,
@@ -145,7 +153,7 @@ def _driver_sentence(name: str, person: pd.Series) -> str:
 
 def select_referrals(people: pd.DataFrame, criteria: ReferralCriteria) -> pd.DataFrame:
     """The people who match, most at risk first, with a ``matched`` column saying why."""
-    missing = [c for c in COLUMNS if c not in people.columns]
+    missing = [c for c in (*COLUMNS, FREQUENT_GP) if c not in people.columns]
     if missing:
         raise ValueError(f"people table lacks column(s) {', '.join(missing)}")
     keep = people["age"] >= criteria.min_age
@@ -167,7 +175,7 @@ def select_referrals(people: pd.DataFrame, criteria: ReferralCriteria) -> pd.Dat
             people["mental_health_contacts_90d"] > 0
         )
         keep &= ~in_care
-    applies = drivers(people, criteria.frequent_gp_contacts)[list(criteria.drivers)]
+    applies = drivers(people)[list(criteria.drivers)]
     keep &= applies.any(axis=1)
     chosen = people[keep].sort_values("risk", ascending=False, kind="stable").copy()
     chosen["matched"] = [

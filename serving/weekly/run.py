@@ -42,6 +42,7 @@ from riskstrat.serving.weekly.monitoring import Monitoring, monitor
 from riskstrat.serving.weekly.outputs import readable, scope_stems, write_csv, write_workbook
 from riskstrat.serving.weekly.pathways import Rules, load_rules
 from riskstrat.serving.weekly.referrals import COLUMNS as REFERRAL_COLUMNS
+from riskstrat.serving.weekly.referrals import frequent_gp
 from riskstrat.serving.weekly.report import report_html
 from riskstrat.serving.weekly.scoring import RISK, LocalScorer, Scorer, reason_columns
 from riskstrat.serving.weekly.store import (
@@ -129,6 +130,7 @@ def build_people(
         people[f"reason_{k}"] = people[f"reason_{k}"].fillna("").astype("str")
     context_columns = [c for c in REFERRAL_COLUMNS if c not in people.columns]
     people = people.join(rows[[*context_columns, *FLAG_COLUMNS]])
+    people = people.join(frequent_gp(people, config))
     people = people.join(rules.apply(people))
     people = people.sort_values("risk", ascending=False, kind="stable")
     people.insert(0, "rank", np.arange(1, len(people) + 1, dtype="int64"))

@@ -1,18 +1,22 @@
 """Long-term conditions of the synthetic borough and the medicines that follow a diagnosis.
 
-Prevalence targets are the adult figures in the design guide; the age slope is the change in
-log-odds per decade of age; ``admission`` and ``death`` are log-hazard weights; ``mental`` and
-``frailty`` tie the condition to those hidden states.
+Which conditions exist and their codes are the features' (``features.catalogue.CONDITIONS``):
+the generator only gives each of them its parameters. Prevalence targets are the adult figures
+in the design guide; the age slope is the change in log-odds per decade of age; ``admission``
+and ``death`` are log-hazard weights; ``mental`` and ``frailty`` tie the condition to those
+hidden states.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from riskstrat.features.catalogue import CONDITIONS as CATALOGUE
+
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    code: str
+    code: str  # a key of features.catalogue.CONDITIONS
     prevalence: float
     age_slope: float
     admission: float
@@ -21,6 +25,13 @@ class Condition:
     frailty: float = 0.3
     female_odds: float = 1.0
     drugs: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.code not in CATALOGUE:
+            raise ValueError(
+                f"condition {self.code!r} is not in features.catalogue.CONDITIONS: add it "
+                "there first, so that the features see it"
+            )
 
 
 CONDITIONS: tuple[Condition, ...] = (

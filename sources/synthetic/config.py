@@ -7,6 +7,7 @@ from datetime import date
 
 from riskstrat.common.defaults import SEED
 from riskstrat.common.errors import UserError
+from riskstrat.features.labels import HORIZON_DAYS
 from riskstrat.sources.synthetic.population import CLUSTERS
 
 DEFAULT_GO_LIVE: dict[str, date] = {
@@ -193,7 +194,7 @@ class SynthConfig:
     start: date = date(2021, 1, 1)
     end: date = date(2026, 10, 31)
     truth_as_of: tuple[date, ...] = field(default=(date(2024, 1, 1), date(2025, 1, 1)))
-    horizon_days: int = 365
+    horizon_days: int = HORIZON_DAYS  # the labels' default: the oracle answers their question
     truth_paths: int = 12
     effect_paths: int = 12
     yearly_leaving_rate: float = 0.045
