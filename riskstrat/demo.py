@@ -46,42 +46,18 @@ class DemoResult:
         return WorkFolder(self.workdir).evaluations / evaluation.name / "report.html"
 
 
-@dataclass(frozen=True)
 class WorkFolder:
     """The work folder's layout: where the demo writes, and where ``riskstrat train`` and
     ``riskstrat serve`` write and read by default."""
 
-    root: Path
-
-    @property
-    def borough(self) -> Path:
-        """The synthetic borough's contract tables and ground truth."""
-        return self.root / "borough"
-
-    @property
-    def validated(self) -> Path:
-        """The validated contract tables."""
-        return self.root / "validated"
-
-    @property
-    def artifacts(self) -> Path:
-        """MLflow's artifact store (its database is the tracking URI's business)."""
-        return self.root / "mlartifacts"
-
-    @property
-    def report(self) -> Path:
-        """The latest training's evaluation report and model card."""
-        return self.root / "report"
-
-    @property
-    def lists(self) -> Path:
-        """The weekly runs, one folder a week."""
-        return self.root / "lists"
-
-    @property
-    def evaluations(self) -> Path:
-        """The evaluations of the built-in plans, one folder a plan."""
-        return self.root / "evaluations"
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.borough = root / "borough"  # the synthetic borough's tables and ground truth
+        self.validated = root / "validated"  # the validated contract tables
+        self.artifacts = root / "mlartifacts"  # MLflow's artifact store
+        self.report = root / "report"  # the latest training's report and model card
+        self.lists = root / "lists"  # the weekly runs, one folder a week
+        self.evaluations = root / "evaluations"  # the built-in plans' evaluations
 
 
 def run_demo(
