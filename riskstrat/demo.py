@@ -43,12 +43,21 @@ class DemoResult:
 
     def evaluation_report(self, evaluation: EvaluationResults) -> Path:
         """The HTML report of one of the demo's evaluations."""
-        return evaluations_dir(self.workdir) / evaluation.name / "report.html"
+        return WorkFolder(self.workdir).evaluations / evaluation.name / "report.html"
 
 
-def evaluations_dir(workdir: Path) -> Path:
-    """Where the demo writes its evaluations (``riskstrat serve`` reads them there)."""
-    return workdir / "evaluations"
+class WorkFolder:
+    """The work folder's layout: where the demo writes, and where ``riskstrat train`` and
+    ``riskstrat serve`` write and read by default."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.borough = root / "borough"  # the synthetic borough's tables and ground truth
+        self.validated = root / "validated"  # the validated contract tables
+        self.artifacts = root / "mlartifacts"  # MLflow's artifact store
+        self.report = root / "report"  # the latest training's report and model card
+        self.lists = root / "lists"  # the weekly runs, one folder a week
+        self.evaluations = root / "evaluations"  # the built-in plans' evaluations
 
 
 def run_demo(
@@ -78,7 +87,8 @@ def run_demo(
     began = time.perf_counter()
     train = TrainConfig(seed=seed)
     synth = SynthConfig(patients=patients, seed=seed, truth_as_of=(train.test_as_of,))
-    borough, validated = workdir / "borough", workdir / "validated"
+    folder = WorkFolder(workdir)
+    borough, validated = folder.borough, folder.validated
 
     progress(f"1/{STEPS} generating a synthetic borough of {patients:,} people (seed {seed})")
     generated = generate(synth, progress=progress)
@@ -98,8 +108,8 @@ def run_demo(
         validated,
         train,
         tracking_uri=tracking_uri,
-        artifact_root=workdir / "mlartifacts",
-        report_dir=workdir / "report",
+        artifact_root=folder.artifacts,
+        report_dir=folder.report,
         truth_path=borough / TRUTH_DIR / "truth.parquet",
         progress=progress,
     )
@@ -112,12 +122,12 @@ def run_demo(
     model = load_champion(tracking_uri)
     for week in (as_of - timedelta(days=7), as_of):
         progress(f"4/{STEPS} weekly risk lists as of {week} (champion)")
-        weekly = weekly_run(validated, week, model, workdir / "lists", progress=progress)
+        weekly = weekly_run(validated, week, model, folder.lists, progress=progress)
 
     evaluations = []
     for plan in BUILT_IN_PLANS:
         progress(f"5/{STEPS} did it work? evaluating {plan} by its analysis plan")
-        out = evaluations_dir(workdir) / Path(plan).stem
+        out = folder.evaluations / Path(plan).stem
         evaluations.append(
             evaluate(validated, PLANS / plan, out, progress=progress, model=model.bundle)
         )

@@ -8,12 +8,15 @@ after one deprecation line on standard error; they go in the next release.
 from __future__ import annotations
 
 import functools
+import json
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -33,6 +36,11 @@ from riskstrat.cli.reporter import reporting, say
 from riskstrat.common.defaults import SEED, WORKDIR
 from riskstrat.common.months import add_months
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from riskstrat.common.progress import Progress
+
 app = typer.Typer(
     name="bench",
     help="Benchmarks: speed, memory and quality, with their figures saved as JSON.",
@@ -48,20 +56,41 @@ def _bench(ctx: typer.Context, show_help: HelpFlag = False) -> None:
     no_command(ctx)
 
 
+def save_figures(figures: dict, path: Path) -> None:
+    """Write a benchmark's figures to ``path`` as indented JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2))
+
+
+def print_figures(figures: dict) -> None:
+    """Print a benchmark's figures, as indented JSON, on standard output."""
+    print(json.dumps(figures, indent=2))
+
+
+@contextmanager
+def scratch(name: str) -> Iterator[tuple[Path, Progress]]:
+    """A temporary folder for benchmark ``name``'s boroughs (removed after), and its progress."""
+    with (
+        tempfile.TemporaryDirectory(prefix=f"riskstrat-bench-{name}-") as work,
+        reporting() as progress,
+    ):
+        yield Path(work), progress
+
+
+def print_summary(summary: pd.DataFrame, figures: Path) -> None:
+    """Print a benchmark's summary table (three decimals), then where its figures are."""
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    say(f"figures: {figures}")
+
+
 @app.command(
     "features",
     short_help="benchmark the feature engine; figures to JSON",
     epilog=examples("riskstrat bench features --data work/bench --out work/bench-features"),
 )
 def cmd_bench_features(
-    data: Annotated[
-        Path,
-        option("DIR", "a borough's validated contract tables"),
-    ],
-    out: Annotated[
-        Path,
-        option("DIR", "folder for the region's copies and bench_features.json"),
-    ],
+    data: Annotated[Path, option("DIR", "a borough's validated contract tables")],
+    out: Annotated[Path, option("DIR", "folder for the region's copies and bench_features.json")],
     as_of: Annotated[
         date, date_option("the as-of date; the 4-date case adds the three quarters before it")
     ] = date(2025, 1, 1),
@@ -87,8 +116,6 @@ def cmd_bench_features(
 ) -> None:
     """Time the feature engine on a borough and on a region of copies; figures to JSON.
     With --scale, each engine at each size with bounded memory (spilling under OUT)."""
-    import json
-
     from riskstrat.bench.features import make_region, measure_in_child
 
     if scale is not None:
@@ -114,7 +141,7 @@ def cmd_bench_features(
             say(f"measuring {key}")
             figures[key] = measure_in_child(folder, dates)
             say(f"  {figures[key]}")
-    (out / "bench_features.json").write_text(json.dumps(figures, indent=2))
+    save_figures(figures, out / "bench_features.json")
     say(f"figures in {out / 'bench_features.json'}")
 
 
@@ -138,7 +165,6 @@ def cmd_bench_weekly(
     workdir: Workdir = WORKDIR,
 ) -> None:
     """Time two consecutive weekly runs (the second compares with the first); JSON figures."""
-    import json
     import resource
 
     from riskstrat.models.store import load_champion
@@ -161,8 +187,8 @@ def cmd_bench_weekly(
     figures["peak_memory_gib"] = round(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2
     )
-    (out / "bench_weekly.json").write_text(json.dumps(figures, indent=2))
-    print(json.dumps(figures, indent=2))
+    save_figures(figures, out / "bench_weekly.json")
+    print_figures(figures)
 
 
 @app.command(
@@ -174,10 +200,7 @@ def cmd_bench_weekly(
     ),
 )
 def cmd_bench_serve(
-    data: Annotated[
-        Path,
-        option("DIR", "contract tables to take people from"),
-    ],
+    data: Annotated[Path, option("DIR", "contract tables to take people from")],
     as_of: Annotated[date, date_option("as-of date of the people's features")] = date(2026, 10, 26),
     workdir: Workdir = WORKDIR,
     clients: Annotated[int, typer.Option(metavar="N", help="concurrent clients")] = 32,
@@ -193,8 +216,6 @@ def cmd_bench_serve(
 ) -> None:
     """Load-test the service on loopback (saturation, then paced); print and save the
     figures."""
-    import json
-
     from riskstrat.bench.serve import run
     from riskstrat.contract.tables import ContractTables
     from riskstrat.features.engine import build_features
@@ -205,9 +226,8 @@ def cmd_bench_serve(
     features = build_features(ContractTables.from_dir(data), [as_of]).droplevel("as_of")
     say(f"{clients} clients for {seconds:.0f} s against version {champion.version}")
     figures = run(features, champion.bundle, uri, clients=clients, seconds=seconds, pause=pause)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2))
-    print(json.dumps(figures, indent=2))
+    save_figures(figures, out)
+    print_figures(figures)
 
 
 @app.command(
@@ -225,19 +245,13 @@ def cmd_bench_evaluate(
 ) -> None:
     """Evaluate the built-in plans on synthetic boroughs whose true effects are known, with
     the effects on and with every effect set to none."""
-    import tempfile
-
     from riskstrat.bench.evaluate import bench_evaluate
 
-    with (
-        tempfile.TemporaryDirectory(prefix="riskstrat-bench-evaluate-") as work,
-        reporting() as progress,
-    ):
+    with scratch("evaluate") as (work, progress):
         summary = bench_evaluate(
-            out, tuple(range(1, seeds + 1)), patients, Path(work), jobs=jobs, progress=progress
+            out, tuple(range(1, seeds + 1)), patients, work, jobs=jobs, progress=progress
         )
-    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    say(f"figures: {out / 'bench_evaluate.json'}")
+    print_summary(summary, out / "bench_evaluate.json")
 
 
 @app.command(
@@ -280,8 +294,6 @@ def cmd_bench_retrain(
 ) -> None:
     """Deploy, list, let the list's help act, retrain with each strategy and promote, year
     after year, on a synthetic borough whose untreated risk is known."""
-    import tempfile
-
     from riskstrat.bench.retrain import RESULTS_FILE, STRATEGIES, RetrainBench, bench_retrain
 
     bench = RetrainBench(
@@ -300,13 +312,9 @@ def cmd_bench_retrain(
             if value is not None
         },
     )
-    with (
-        tempfile.TemporaryDirectory(prefix="riskstrat-bench-retrain-") as work,
-        reporting() as progress,
-    ):
-        summary = bench_retrain(out, bench, Path(work), jobs=jobs, progress=progress)
-    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    say(f"figures: {out / RESULTS_FILE}")
+    with scratch("retrain") as (work, progress):
+        summary = bench_retrain(out, bench, work, jobs=jobs, progress=progress)
+    print_summary(summary, out / RESULTS_FILE)
 
 
 @app.command(
@@ -335,34 +343,22 @@ def cmd_bench_fit(
     epilog=examples("riskstrat bench synth --patients 265000 --seed 42 --out work/bench"),
 )
 def cmd_bench_synth(
-    out: Annotated[
-        Path,
-        option("DIR", "folder for the borough's tables and bench_synth.json"),
-    ],
+    out: Annotated[Path, option("DIR", "folder for the borough's tables and bench_synth.json")],
     patients: Patients = 265_000,
     seed: Seed = SEED,
 ) -> None:
     """Time the generator at full size; print and save the figures as JSON."""
-    import json
-
     from riskstrat.bench.synth import bench_synth
 
     with reporting() as progress:
         figures = bench_synth(out, patients, seed, progress)
-    print(json.dumps(figures, indent=2))
+    print_figures(figures)
 
 
-BENCHMARKS: dict[str, Callable[..., None]] = {
-    "features": cmd_bench_features,
-    "weekly": cmd_bench_weekly,
-    "serve": cmd_bench_serve,
-    "evaluate": cmd_bench_evaluate,
-    "retrain": cmd_bench_retrain,
-    "fit": cmd_bench_fit,
-    "synth": cmd_bench_synth,
-}
 # The old top-level names, `riskstrat bench-features` and the rest: hidden, merged into the
-# root command, each running its benchmark after one deprecation line.
+# root command, each running its benchmark (registered above) after one deprecation line. Only
+# the benchmarks that had a top-level name get one; a new benchmark has none.
+OLD_NAMES = ("features", "weekly", "serve", "evaluate", "retrain", "fit", "synth")
 deprecated = typer.Typer()
 
 
@@ -382,7 +378,8 @@ def _old_name(name: str, command: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-for _name, _command in BENCHMARKS.items():
+_benchmarks = {info.name: info.callback for info in app.registered_commands}
+for _name in OLD_NAMES:
     deprecated.command(f"bench-{_name}", hidden=True, epilog=deprecation(_name))(
-        _old_name(_name, _command)
+        _old_name(_name, _benchmarks[_name])
     )

@@ -13,7 +13,8 @@ from riskstrat.cli.options import (
     DATE,
     ContractData,
     EngineChoice,
-    date_option,
+    ExtractDate,
+    config_option,
     examples,
     make_engine,
     option,
@@ -32,18 +33,12 @@ app = typer.Typer()
     ),
 )
 def cmd_validate(
-    data: Annotated[
-        Path,
-        option("DIR", "folder of contract tables to validate"),
-    ],
+    data: Annotated[Path, option("DIR", "folder of contract tables to validate")],
     out: Annotated[
         Path,
         option("DIR", "folder for the accepted tables, quarantine/ and validation_report.json"),
     ],
-    extract_date: Annotated[
-        date | None,
-        date_option("dates after this are in the future (default: today)", show_default=False),
-    ] = None,
+    extract_date: ExtractDate = None,
 ) -> None:
     """Validate contract tables: accept good rows, quarantine bad ones with their reason."""
     from riskstrat.contract.validation import validate_dir
@@ -76,22 +71,15 @@ def cmd_ingest(
         str,
         typer.Option(metavar="PATH", help="folder of CSV/Parquet files, or duckdb:///file.duckdb"),
     ],
-    out: Annotated[
-        Path,
-        option("DIR", "folder for the contract tables and the reports"),
-    ],
+    out: Annotated[Path, option("DIR", "folder for the contract tables and the reports")],
     key_file: Annotated[
         Path | None,
         option("FILE", "pseudonymisation key file outside the data (else RISKSTRAT_PSEUDONYM_KEY)"),
     ] = None,
     practices: Annotated[
-        Path | None,
-        option("FILE", "CSV: practice_id, gp_cluster, locality"),
+        Path | None, option("FILE", "CSV: practice_id, gp_cluster, locality")
     ] = None,
-    extract_date: Annotated[
-        date | None,
-        date_option("dates after this are in the future (default: today)", show_default=False),
-    ] = None,
+    extract_date: ExtractDate = None,
 ) -> None:
     """Map an OMOP, Synthea or contract extract into validated, pseudonymised contract tables.
 
@@ -150,10 +138,7 @@ def cmd_features(
         ),
     ],
     engine: EngineChoice = None,
-    config: Annotated[
-        Path | None,
-        option("FILE", "TOML file with an [engine] table"),
-    ] = None,
+    config: Annotated[Path | None, config_option("an [engine] table")] = None,
 ) -> None:
     """Compute every feature for everyone registered and alive on each as-of date."""
     import json

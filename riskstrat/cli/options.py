@@ -1,12 +1,13 @@
 """What the commands share: the options several of them take (one definition, one help
-text), date parsing, the engine choice, the tracking URI, and examples in help."""
+text), date parsing, settings read from ``--config``, the engine choice, the tracking URI,
+and examples in help."""
 
 from __future__ import annotations
 
 import os
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, Protocol, Self, TypeVar
 
 import typer
 
@@ -48,6 +49,11 @@ def option(metavar: str, help_text: str) -> typer.models.OptionInfo:
     return typer.Option(metavar=metavar, help=help_text, show_default=False)
 
 
+def config_option(tables: str) -> typer.models.OptionInfo:
+    """``--config``: the TOML file whose ``tables`` (as help names them) the command reads."""
+    return option("FILE", f"TOML file with {tables}")
+
+
 def date_option(help_text: str, *, show_default: bool = True) -> typer.models.OptionInfo:
     """A date option (``YYYY-MM-DD``); a bad date is a usage error naming the option."""
     return typer.Option(parser=parse_date, metavar=DATE, help=help_text, show_default=show_default)
@@ -67,6 +73,11 @@ Patients = Annotated[
     typer.Option(metavar="N", help="people registered at the start (people who join come on top)"),
 ]
 ContractData = Annotated[Path, option("DIR", "folder of validated contract tables (Parquet)")]
+ExtractDate = Annotated[
+    date | None,
+    date_option("dates after this are in the future (default: today)", show_default=False),
+]
+Week = Annotated[date | None, date_option("which week (default: the latest)", show_default=False)]
 EngineChoice = Annotated[
     Literal["duckdb", "spark"] | None,
     typer.Option(
@@ -79,6 +90,23 @@ EngineChoice = Annotated[
 ]
 
 
+class FromToml(Protocol):
+    """Settings with defaults that a table of a TOML file can override."""
+
+    def __init__(self) -> None: ...
+
+    @classmethod
+    def from_toml(cls, path: Path) -> Self: ...
+
+
+S = TypeVar("S", bound=FromToml)
+
+
+def from_config(kind: type[S], config: Path | None) -> S:
+    """``kind``'s settings from the ``--config`` file, or its defaults when none is given."""
+    return kind.from_toml(config) if config else kind()
+
+
 def make_engine(name: str | None, config: Path | None) -> Engine:
     """The engine ``--engine`` names, with the ``[engine]`` settings of ``config``."""
     from dataclasses import replace
@@ -86,7 +114,7 @@ def make_engine(name: str | None, config: Path | None) -> Engine:
     from riskstrat.contract.engines import EngineSettings
     from riskstrat.contract.engines import make_engine as build
 
-    settings = EngineSettings.from_toml(config) if config else EngineSettings()
+    settings = from_config(EngineSettings, config)
     return build(replace(settings, name=name) if name else settings)
 
 

@@ -82,8 +82,10 @@ def service_environment(workdir: Path, access: Path | None = None) -> dict[str, 
 
     ``access`` (``--access``) is the one value given on the command line, so it wins over
     ``RISKSTRAT_ACCESS_FILE``. A missing access file is a ``MissingInputError``."""
+    from riskstrat.demo import WorkFolder
     from riskstrat.serving.settings import ServiceSettings
 
+    folder = WorkFolder(workdir)
     given = {"access_file": access.resolve()} if access else {}
     settings = ServiceSettings.load(**given).or_else(
         tracking_uri=tracking_uri(workdir),
@@ -91,9 +93,9 @@ def service_environment(workdir: Path, access: Path | None = None) -> dict[str, 
         audit_log=(workdir / "audit.jsonl").resolve(),
         # The pages and list endpoints read what `riskstrat demo` or `weekly` wrote there,
         # and the evaluation ones the evaluations written under <workdir>/evaluations.
-        weekly_dir=(workdir / "lists").resolve(),
-        data_dir=(workdir / "validated").resolve(),
-        evaluations_dir=(workdir / "evaluations").resolve(),
+        weekly_dir=folder.lists.resolve(),
+        data_dir=folder.validated.resolve(),
+        evaluations_dir=folder.evaluations.resolve(),
     )
     if not settings.access_file.exists():
         raise MissingInputError(

@@ -107,6 +107,7 @@ def cmd_demo(
 ) -> None:
     """The main job on a synthetic borough: generate, validate, train, promote, list two
     weeks, evaluate the built-in plans."""
+    from riskstrat.cli.service import ACCESS_FILE
     from riskstrat.demo import run_demo
 
     uri = tracking_uri(workdir)
@@ -126,5 +127,5 @@ def cmd_demo(
     say(f"MLflow runs: .venv/bin/mlflow ui --backend-store-uri {uri}")
     say(
         f"start the scoring service: .venv/bin/riskstrat token --name me --role system "
-        f"--access {workdir / 'access.toml'} && .venv/bin/riskstrat serve --workdir {workdir}"
+        f"--access {workdir / ACCESS_FILE} && .venv/bin/riskstrat serve --workdir {workdir}"
     )

@@ -7,12 +7,27 @@ from typing import Annotated
 
 import typer
 
-from riskstrat.cli.options import EngineChoice, Workdir, examples, make_engine, option, tracking_uri
+from riskstrat.cli.options import (
+    EngineChoice,
+    Workdir,
+    config_option,
+    examples,
+    from_config,
+    make_engine,
+    option,
+    tracking_uri,
+)
 from riskstrat.cli.reporter import reporting, say
 from riskstrat.cli.summaries import say_training
 from riskstrat.common.defaults import SEED, WORKDIR
 
 app = typer.Typer()
+
+
+def one_source(data: Path | None, features: Path | None) -> None:
+    """``train`` and ``promote`` read either contract tables or a feature table, never both."""
+    if (data is None) == (features is None):
+        raise typer.BadParameter("give exactly one of --data and --features")
 
 
 @app.command(
@@ -25,12 +40,10 @@ app = typer.Typer()
 )
 def cmd_train(
     data: Annotated[
-        Path | None,
-        option("DIR", "folder of validated contract tables (or give --features)"),
+        Path | None, option("DIR", "folder of validated contract tables (or give --features)")
     ] = None,
     features: Annotated[
-        Path | None,
-        option("FILE", "your own feature table (Parquet) instead of --data"),
+        Path | None, option("FILE", "your own feature table (Parquet) instead of --data")
     ] = None,
     label: Annotated[
         str | None, typer.Option(metavar="COLUMN", help="with --features: the 0/1 outcome column")
@@ -49,38 +62,31 @@ def cmd_train(
             help="with --features: the as-of date column (out-of-time test)",
         ),
     ] = None,
-    report: Annotated[
-        Path | None,
-        option("DIR", "report folder (default: WORKDIR/report)"),
-    ] = None,
+    report: Annotated[Path | None, option("DIR", "report folder (default: WORKDIR/report)")] = None,
     workdir: Workdir = WORKDIR,
     config: Annotated[
-        Path | None,
-        option(
-            "FILE",
-            "TOML file with a [train] table (optional: [exposure], [engine])",
-        ),
+        Path | None, config_option("a [train] table (optional: [exposure], [engine])")
     ] = None,
     truth: Annotated[
-        Path | None,
-        option("FILE", "synthetic ground truth, to report the oracle"),
+        Path | None, option("FILE", "synthetic ground truth, to report the oracle")
     ] = None,
     engine: EngineChoice = None,
 ) -> None:
     """Train on contract tables or your own feature table, test out of time, write the report
     and register the model as challenger."""
+    from riskstrat.demo import WorkFolder
     from riskstrat.features.exposure import ExposureRule
     from riskstrat.training.config import TrainConfig
     from riskstrat.training.pipeline import train_from_contract, train_from_table
 
-    if (data is None) == (features is None):
-        raise typer.BadParameter("give exactly one of --data and --features")
-    settings = TrainConfig.from_toml(config) if config else TrainConfig()
+    one_source(data, features)
+    settings = from_config(TrainConfig, config)
+    folder = WorkFolder(workdir)
     with reporting() as progress:
         common = {
             "tracking_uri": tracking_uri(workdir),
-            "artifact_root": workdir / "mlartifacts",
-            "report_dir": report or workdir / "report",
+            "artifact_root": folder.artifacts,
+            "report_dir": report or folder.report,
             "progress": progress,
         }
         if features:
@@ -95,7 +101,7 @@ def cmd_train(
                 settings,
                 truth_path=truth,
                 engine=make_engine(engine, config),
-                exposure_rule=ExposureRule.from_toml(config) if config else ExposureRule(),
+                exposure_rule=from_config(ExposureRule, config),
                 **common,
             )
     say_training(result)
@@ -135,8 +141,7 @@ def cmd_promote(
     it passes the gate. Exits 1 when the challenger is refused."""
     from riskstrat.training.promote import promote
 
-    if (data is None) == (features is None):
-        raise typer.BadParameter("give exactly one of --data and --features")
+    one_source(data, features)
     decision = promote(data, tracking_uri(workdir), seed=seed, table=features)
     say(decision.explain())
     if not decision.promoted:

@@ -11,9 +11,12 @@ import typer
 
 from riskstrat.cli.options import (
     EngineChoice,
+    Week,
     Workdir,
+    config_option,
     date_option,
     examples,
+    from_config,
     make_engine,
     option,
     tracking_uri,
@@ -35,30 +38,21 @@ app = typer.Typer()
     ),
 )
 def cmd_weekly(
-    data: Annotated[
-        Path | None,
-        option("DIR", "folder of validated contract tables"),
-    ] = None,
+    data: Annotated[Path | None, option("DIR", "folder of validated contract tables")] = None,
     as_of: Annotated[
         date | None,
         date_option("the week's date (features use events before it)", show_default=False),
     ] = None,
     out: Annotated[
-        Path | None,
-        option("DIR", "folder of weekly runs (one folder per week)"),
+        Path | None, option("DIR", "folder of weekly runs (one folder per week)")
     ] = None,
     workdir: Workdir = WORKDIR,
     config: Annotated[
         Path | None,
-        option(
-            "FILE",
-            "TOML file with a [weekly] table of settings (and optional [engine] and [exposure] "
-            "tables)",
-        ),
+        config_option("a [weekly] table of settings (and optional [engine] and [exposure] tables)"),
     ] = None,
     rules: Annotated[
-        Path | None,
-        option("FILE", "pathway rules file (default: the built-in one)"),
+        Path | None, option("FILE", "pathway rules file (default: the built-in one)")
     ] = None,
     check_rules: Annotated[
         bool, typer.Option("--check-rules", help="only check the rules file, then stop")
@@ -82,8 +76,8 @@ def cmd_weekly(
     from riskstrat.models.store import load_champion
     from riskstrat.serving.weekly.run import weekly_run
 
-    settings = WeeklyConfig.from_toml(config) if config else WeeklyConfig()
-    exposure_rule = ExposureRule.from_toml(config) if config else ExposureRule()
+    settings = from_config(WeeklyConfig, config)
+    exposure_rule = from_config(ExposureRule, config)
     model = load_champion(tracking_uri(workdir))
     with reporting() as progress:
         result = weekly_run(
@@ -110,18 +104,10 @@ def cmd_weekly(
     ),
 )
 def cmd_referrals(
-    lists: Annotated[
-        Path,
-        option("DIR", "the weekly runs' folder (weekly --out)"),
-    ],
+    lists: Annotated[Path, option("DIR", "the weekly runs' folder (weekly --out)")],
     out: Annotated[Path, option("FILE", "CSV file for the matches")],
-    week: Annotated[
-        date | None, date_option("which week (default: the latest)", show_default=False)
-    ] = None,
-    criteria: Annotated[
-        Path | None,
-        option("FILE", "TOML file with a [referrals] table"),
-    ] = None,
+    week: Week = None,
+    criteria: Annotated[Path | None, config_option("a [referrals] table")] = None,
     set_: Annotated[
         list[str],
         typer.Option(
@@ -133,8 +119,7 @@ def cmd_referrals(
         ),
     ] = [],  # noqa: B006 (typer copies defaults)
     locality: Annotated[
-        list[str] | None,
-        option("LOCALITY", "only this locality (repeat for more)"),
+        list[str] | None, option("LOCALITY", "only this locality (repeat for more)")
     ] = None,
 ) -> None:
     """The social prescribing filter over a week's list; the matches go to a CSV with their
@@ -193,9 +178,7 @@ def cmd_reidentify(
         Path,
         option("FILE", "CSV for direct care; refused inside the lists or any service folder"),
     ],
-    week: Annotated[
-        date | None, date_option("which week (default: the latest)", show_default=False)
-    ] = None,
+    week: Week = None,
     key_file: Annotated[
         Path | None,
         option("FILE", "the pseudonymisation key file ingest used (else RISKSTRAT_PSEUDONYM_KEY)"),
