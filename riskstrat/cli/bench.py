@@ -26,6 +26,7 @@ from riskstrat.cli.options import (
     Patients,
     Seed,
     Workdir,
+    command,
     date_option,
     examples,
     no_command,
@@ -83,10 +84,11 @@ def print_summary(summary: pd.DataFrame, figures: Path) -> None:
     say(f"figures: {figures}")
 
 
-@app.command(
+@command(
+    app,
     "features",
-    short_help="benchmark the feature engine; figures to JSON",
-    epilog=examples("riskstrat bench features --data work/bench --out work/bench-features"),
+    "benchmark the feature engine; figures to JSON",
+    "riskstrat bench features --data work/bench --out work/bench-features",
 )
 def cmd_bench_features(
     data: Annotated[Path, option("DIR", "a borough's validated contract tables")],
@@ -145,13 +147,11 @@ def cmd_bench_features(
     say(f"figures in {out / 'bench_features.json'}")
 
 
-@app.command(
+@command(
+    app,
     "weekly",
-    short_help="time the weekly run for two weeks; JSON figures",
-    epilog=examples(
-        "riskstrat bench weekly --data work/bench --workdir work/bench-model "
-        "--out work/bench-weekly"
-    ),
+    "time the weekly run for two weeks; JSON figures",
+    "riskstrat bench weekly --data work/bench --workdir work/bench-model --out work/bench-weekly",
 )
 def cmd_bench_weekly(
     data: ContractData,
@@ -191,13 +191,12 @@ def cmd_bench_weekly(
     print_figures(figures)
 
 
-@app.command(
+@command(
+    app,
     "serve",
-    short_help="load-test the scoring service on loopback",
-    epilog=examples(
-        "riskstrat bench serve --data work/bench --workdir work/bench-model",
-        "riskstrat bench serve --data work/validated --clients 8 --seconds 5",
-    ),
+    "load-test the scoring service on loopback",
+    "riskstrat bench serve --data work/bench --workdir work/bench-model",
+    "riskstrat bench serve --data work/validated --clients 8 --seconds 5",
 )
 def cmd_bench_serve(
     data: Annotated[Path, option("DIR", "contract tables to take people from")],
@@ -230,10 +229,11 @@ def cmd_bench_serve(
     print_figures(figures)
 
 
-@app.command(
+@command(
+    app,
     "evaluate",
-    short_help="bias, coverage and false positives of each design; JSON",
-    epilog=examples("riskstrat bench evaluate --out work/bench --patients 50000 --seeds 20"),
+    "bias, coverage and false positives of each design; JSON",
+    "riskstrat bench evaluate --out work/bench --patients 50000 --seeds 20",
 )
 def cmd_bench_evaluate(
     out: Annotated[Path, option("DIR", "folder for bench_evaluate.json and the runs' CSV")],
@@ -254,13 +254,12 @@ def cmd_bench_evaluate(
     print_summary(summary, out / "bench_evaluate.json")
 
 
-@app.command(
+@command(
+    app,
     "retrain",
-    short_help="retraining strategies under repeated deployment; JSON",
-    epilog=examples(
-        "riskstrat bench retrain --out work/bench-retrain --patients 30000 --jobs 2",
-        "riskstrat bench retrain --out work/bench-retrain --strategy naive --strategy unexposed",
-    ),
+    "retraining strategies under repeated deployment; JSON",
+    "riskstrat bench retrain --out work/bench-retrain --patients 30000 --jobs 2",
+    "riskstrat bench retrain --out work/bench-retrain --strategy naive --strategy unexposed",
 )
 def cmd_bench_retrain(
     out: Annotated[Path, option("DIR", "folder for bench_retrain.json and the rounds' CSV")],
@@ -317,10 +316,11 @@ def cmd_bench_retrain(
     print_summary(summary, out / RESULTS_FILE)
 
 
-@app.command(
+@command(
+    app,
     "fit",
-    short_help="compare fitting and calibration choices; figures to JSON",
-    epilog=examples("riskstrat bench fit --out work/bench/bench_fit.json --patients 50000"),
+    "compare fitting and calibration choices; figures to JSON",
+    "riskstrat bench fit --out work/bench/bench_fit.json --patients 50000",
 )
 def cmd_bench_fit(
     out: Annotated[Path, option("FILE", "JSON file for the figures")],
@@ -337,10 +337,11 @@ def cmd_bench_fit(
     benchmark_fit(out, tuple(seeds or (1, 2, 3)), patients)
 
 
-@app.command(
+@command(
+    app,
     "synth",
-    short_help="benchmark the generator; figures to JSON",
-    epilog=examples("riskstrat bench synth --patients 265000 --seed 42 --out work/bench"),
+    "benchmark the generator; figures to JSON",
+    "riskstrat bench synth --patients 265000 --seed 42 --out work/bench",
 )
 def cmd_bench_synth(
     out: Annotated[Path, option("DIR", "folder for the borough's tables and bench_synth.json")],

@@ -14,8 +14,8 @@ from riskstrat.cli.options import (
     ContractData,
     EngineChoice,
     ExtractDate,
+    command,
     config_option,
-    examples,
     make_engine,
     option,
     parse_date,
@@ -25,12 +25,11 @@ from riskstrat.cli.reporter import reporting, say
 app = typer.Typer()
 
 
-@app.command(
+@command(
+    app,
     "validate",
-    short_help="validate contract tables; quarantine bad rows",
-    epilog=examples(
-        "riskstrat validate --data work/borough --out work/validated --extract-date 2026-10-31"
-    ),
+    "validate contract tables; quarantine bad rows",
+    "riskstrat validate --data work/borough --out work/validated --extract-date 2026-10-31",
 )
 def cmd_validate(
     data: Annotated[Path, option("DIR", "folder of contract tables to validate")],
@@ -52,15 +51,14 @@ def cmd_validate(
     say(f"validated tables, quarantine and report in {out}")
 
 
-@app.command(
+@command(
+    app,
     "ingest",
-    short_help="map an OMOP, Synthea or contract extract; quality report",
-    epilog=examples(
-        "riskstrat ingest --source omop --path EXTRACT --out work/ingested "
-        "--key-file ~/keys/riskstrat.key",
-        "riskstrat ingest --source synthea --path duckdb:///extract.duckdb --out work/ingested "
-        "--practices practices.csv",
-    ),
+    "map an OMOP, Synthea or contract extract; quality report",
+    "riskstrat ingest --source omop --path EXTRACT --out work/ingested "
+    "--key-file ~/keys/riskstrat.key",
+    "riskstrat ingest --source synthea --path duckdb:///extract.duckdb --out work/ingested "
+    "--practices practices.csv",
 )
 def cmd_ingest(
     source: Annotated[
@@ -111,14 +109,13 @@ def cmd_ingest(
         say(f"next: riskstrat weekly --data {out} --as-of DATE --out LISTS (champion)")
 
 
-@app.command(
+@command(
+    app,
     "features",
-    short_help="compute features as of one or more dates",
-    epilog=examples(
-        "riskstrat features --data work/validated --as-of 2025-01-01 --out work/features.parquet",
-        "riskstrat features --data work/validated --as-of 2024-10-01 --as-of 2025-01-01 "
-        "--out work/features.parquet",
-    ),
+    "compute features as of one or more dates",
+    "riskstrat features --data work/validated --as-of 2025-01-01 --out work/features.parquet",
+    "riskstrat features --data work/validated --as-of 2024-10-01 --as-of 2025-01-01 "
+    "--out work/features.parquet",
 )
 def cmd_features(
     data: ContractData,

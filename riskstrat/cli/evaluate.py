@@ -7,20 +7,19 @@ from typing import Annotated
 
 import typer
 
-from riskstrat.cli.options import Workdir, examples, option, tracking_uri
+from riskstrat.cli.options import Workdir, command, option, tracking_uri
 from riskstrat.cli.reporter import reporting, say
 from riskstrat.common.defaults import WORKDIR
 
 app = typer.Typer()
 
 
-@app.command(
+@command(
+    app,
     "evaluate",
-    short_help="did it work? evaluate an intervention by its analysis plan",
-    epilog=examples(
-        "riskstrat evaluate --data work/validated "
-        "--plan impact/plans/integrated_locality_model.toml --out work/evaluation/ilm",
-    ),
+    "did it work? evaluate an intervention by its analysis plan",
+    "riskstrat evaluate --data work/validated "
+    "--plan impact/plans/integrated_locality_model.toml --out work/evaluation/ilm",
 )
 def cmd_evaluate(
     data: Annotated[Path, option("DIR", "folder of contract tables (validated)")],

@@ -5,9 +5,10 @@ and examples in help."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Self, TypeVar
 
 import typer
 
@@ -42,6 +43,16 @@ def parse_date(text: str | date) -> date:
 def examples(*lines: str) -> str:
     """A command's epilog: example command lines, kept as written (``\\b`` stops rewrapping)."""
     return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def command(
+    app: typer.Typer, name: str, short_help: str, *example_lines: str, **settings: Any
+) -> Callable[[Command], Command]:
+    """Register ``name`` on ``app`` with its one-line help and its example command lines."""
+    return app.command(name, short_help=short_help, epilog=examples(*example_lines), **settings)
 
 
 def option(metavar: str, help_text: str) -> typer.models.OptionInfo:

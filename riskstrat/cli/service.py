@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from riskstrat.cli.options import examples, option, tracking_uri
+from riskstrat.cli.options import command, option, tracking_uri
 from riskstrat.cli.reporter import say
 from riskstrat.common.defaults import WORKDIR
 from riskstrat.common.errors import MissingInputError
@@ -22,14 +22,13 @@ Role = Literal[ROLES]  # type: ignore[valid-type]
 app = typer.Typer()
 
 
-@app.command(
+@command(
+    app,
     "token",
-    short_help="create a bearer token for the service (hash stored)",
-    epilog=examples(
-        "riskstrat token --name me --role system --access work/access.toml",
-        "riskstrat token --name north-team --role locality_team --locality North "
-        "--access work/access.toml",
-    ),
+    "create a bearer token for the service (hash stored)",
+    "riskstrat token --name me --role system --access work/access.toml",
+    "riskstrat token --name north-team --role locality_team --locality North "
+    "--access work/access.toml",
 )
 def cmd_token(
     name: Annotated[str, option("NAME", "who holds it (shown in the audit log)")],
@@ -120,13 +119,12 @@ def serve_command(port: int, host: str) -> list[str]:
     ]
 
 
-@app.command(
+@command(
+    app,
     "serve",
-    short_help="start the BentoML scoring service",
-    epilog=examples(
-        "riskstrat serve --workdir work",
-        "riskstrat serve --workdir work --port 8080 --host 0.0.0.0",
-    ),
+    "start the BentoML scoring service",
+    "riskstrat serve --workdir work",
+    "riskstrat serve --workdir work --port 8080 --host 0.0.0.0",
 )
 def cmd_serve(
     access: Annotated[

@@ -13,8 +13,8 @@ from riskstrat.cli.options import (
     Patients,
     Seed,
     Workdir,
+    command,
     date_option,
-    examples,
     option,
     tracking_uri,
 )
@@ -26,14 +26,13 @@ from riskstrat.demo import DEMO_PATIENTS
 app = typer.Typer()
 
 
-@app.command(
+@command(
+    app,
     "synth",
-    short_help="generate a synthetic borough with ground truth",
-    epilog=examples(
-        "riskstrat synth --patients 5000 --seed 1 --out work/borough",
-        "riskstrat synth --out work/borough --truth-as-of 2024-01-01 --truth-as-of 2025-01-01",
-        "riskstrat synth --patients 5000 --out work/borough-untreated --interventions off",
-    ),
+    "generate a synthetic borough with ground truth",
+    "riskstrat synth --patients 5000 --seed 1 --out work/borough",
+    "riskstrat synth --out work/borough --truth-as-of 2024-01-01 --truth-as-of 2025-01-01",
+    "riskstrat synth --patients 5000 --out work/borough-untreated --interventions off",
 )
 def cmd_synth(
     out: Annotated[Path, option("DIR", "folder for the contract tables and truth/")],
@@ -92,13 +91,12 @@ def cmd_synth(
         )
 
 
-@app.command(
+@command(
+    app,
     "demo",
-    short_help="the whole job on a synthetic borough (what `make run` does)",
-    epilog=examples(
-        "riskstrat demo",
-        "riskstrat demo --workdir work --patients 20000 --seed 7",
-    ),
+    "the whole job on a synthetic borough (what `make run` does)",
+    "riskstrat demo",
+    "riskstrat demo --workdir work --patients 20000 --seed 7",
 )
 def cmd_demo(
     workdir: Workdir = WORKDIR,

@@ -10,8 +10,8 @@ import typer
 from riskstrat.cli.options import (
     EngineChoice,
     Workdir,
+    command,
     config_option,
-    examples,
     from_config,
     make_engine,
     option,
@@ -30,13 +30,12 @@ def one_source(data: Path | None, features: Path | None) -> None:
         raise typer.BadParameter("give exactly one of --data and --features")
 
 
-@app.command(
+@command(
+    app,
     "train",
-    short_help="train, evaluate out of time, register a challenger",
-    epilog=examples(
-        "riskstrat train --data work/validated --truth work/borough/truth/truth.parquet",
-        "riskstrat train --features table.parquet --label admitted --group person --time as_of",
-    ),
+    "train, evaluate out of time, register a challenger",
+    "riskstrat train --data work/validated --truth work/borough/truth/truth.parquet",
+    "riskstrat train --features table.parquet --label admitted --group person --time as_of",
 )
 def cmd_train(
     data: Annotated[
@@ -111,13 +110,12 @@ def cmd_train(
     say(f"to compare with the champion: riskstrat promote {source}")
 
 
-@app.command(
+@command(
+    app,
     "promote",
-    short_help="make the challenger champion if it passes the gate",
-    epilog=examples(
-        "riskstrat promote --data work/validated --workdir work",
-        "riskstrat promote --features table.parquet",
-    ),
+    "make the challenger champion if it passes the gate",
+    "riskstrat promote --data work/validated --workdir work",
+    "riskstrat promote --features table.parquet",
 )
 def cmd_promote(
     data: Annotated[

@@ -13,9 +13,9 @@ from riskstrat.cli.options import (
     EngineChoice,
     Week,
     Workdir,
+    command,
     config_option,
     date_option,
-    examples,
     from_config,
     make_engine,
     option,
@@ -29,13 +29,12 @@ from riskstrat.common.errors import UserError
 app = typer.Typer()
 
 
-@app.command(
+@command(
+    app,
     "weekly",
-    short_help="score everyone and write the weekly lists",
-    epilog=examples(
-        "riskstrat weekly --data work/validated --as-of 2026-10-26 --out work/lists",
-        "riskstrat weekly --check-rules --rules my_pathways.toml",
-    ),
+    "score everyone and write the weekly lists",
+    "riskstrat weekly --data work/validated --as-of 2026-10-26 --out work/lists",
+    "riskstrat weekly --check-rules --rules my_pathways.toml",
 )
 def cmd_weekly(
     data: Annotated[Path | None, option("DIR", "folder of validated contract tables")] = None,
@@ -94,14 +93,13 @@ def cmd_weekly(
     say_week(result)
 
 
-@app.command(
+@command(
+    app,
     "referrals",
-    short_help="social prescribing filter over a week's list",
-    epilog=examples(
-        "riskstrat referrals --lists work/lists --out work/referrals.csv",
-        "riskstrat referrals --lists work/lists --week 2026-10-26 --set min_tier=rising "
-        "--set drivers=isolation,low_mood --locality North --out north.csv",
-    ),
+    "social prescribing filter over a week's list",
+    "riskstrat referrals --lists work/lists --out work/referrals.csv",
+    "riskstrat referrals --lists work/lists --week 2026-10-26 --set min_tier=rising "
+    "--set drivers=isolation,low_mood --locality North --out north.csv",
 )
 def cmd_referrals(
     lists: Annotated[Path, option("DIR", "the weekly runs' folder (weekly --out)")],
@@ -156,16 +154,15 @@ def cmd_referrals(
     say(f"{len(chosen):,} people match in the week of {chosen_week}: {out}")
 
 
-@app.command(
+@command(
+    app,
     "reidentify",
-    short_help="key holder: a practice's list back to NHS numbers",
-    epilog=examples(
-        "riskstrat reidentify --lists work/lists --practice N81001 --register n81001_register.csv "
-        "--key-file ~/keys/riskstrat.key --out ~/direct-care/n81001.csv",
-        "riskstrat reidentify --lists work/lists --week 2026-10-26 --practice N81001 "
-        "--register register.csv --id-column person_id --who 'J Smith, N81001' "
-        "--audit ~/direct-care/audit.jsonl --out ~/direct-care/n81001.csv --force",
-    ),
+    "key holder: a practice's list back to NHS numbers",
+    "riskstrat reidentify --lists work/lists --practice N81001 --register n81001_register.csv "
+    "--key-file ~/keys/riskstrat.key --out ~/direct-care/n81001.csv",
+    "riskstrat reidentify --lists work/lists --week 2026-10-26 --practice N81001 "
+    "--register register.csv --id-column person_id --who 'J Smith, N81001' "
+    "--audit ~/direct-care/audit.jsonl --out ~/direct-care/n81001.csv --force",
 )
 def cmd_reidentify(
     lists: Annotated[Path, option("DIR", "the weekly runs' folder (weekly --out), or a copy")],
