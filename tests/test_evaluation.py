@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from riskstrat.training.evaluate import (
+    auroc_with_interval,
     calibration_in_the_large,
     calibration_slope,
     evaluate,
@@ -29,6 +30,36 @@ def test_calibrated_risks_measure_as_calibrated(calibrated: tuple) -> None:
     assert m["calibration_intercept"] == pytest.approx(0.0, abs=0.05)
     assert m["ici"] < 0.01
     assert m["auroc_ci_low"] < m["auroc"] < m["auroc_ci_high"]
+
+
+def test_the_auroc_interval_is_the_same_for_the_same_seed(calibrated: tuple) -> None:
+    y, risk = calibrated
+    y, risk = y[:5_000], risk[:5_000]
+    first = auroc_with_interval(y, risk, 30, seed=4)
+    assert first == auroc_with_interval(y, risk, 30, seed=4)
+    assert first[1] != auroc_with_interval(y, risk, 30, seed=5)[1]
+
+
+def test_no_resamples_give_no_interval_and_say_so(calibrated: tuple) -> None:
+    y, risk = calibrated
+    m = evaluate(y, risk, resamples=0, seed=0)
+    assert np.isnan(m["auroc_ci_low"]) and np.isnan(m["auroc_ci_high"])
+    assert m["auroc"] > 0.5
+    _, interval = auroc_with_interval(y, risk, 0, 0)
+    assert interval.missing == "no bootstrap resamples were asked for (bootstrap = 0)"
+
+
+def test_resamples_with_one_outcome_give_no_interval_and_say_so() -> None:
+    """One event in 20 rows: about a third of resamples miss it, and AUROC is undefined there."""
+    y = np.zeros(20, dtype=int)
+    y[3] = 1
+    risk = np.linspace(0.9, 0.1, 20)
+    point, interval = auroc_with_interval(y, risk, 50, seed=0)
+    assert point == pytest.approx(16 / 19)
+    assert np.isnan(interval.low) and np.isnan(interval.high)
+    assert interval.missing.endswith(
+        "bootstrap resamples had one outcome only (too few events for an interval)"
+    )
 
 
 def test_miscalibration_is_detected(calibrated: tuple) -> None:

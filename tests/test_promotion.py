@@ -84,3 +84,31 @@ def test_a_better_challenger_is_accepted(data: tuple) -> None:
     )
     assert failed == ()
     assert figures["auroc_difference_ci_low"] > 0
+
+
+def test_without_resamples_the_gate_cannot_compare_and_says_why(data: tuple) -> None:
+    x, y, test_x, test_y = data
+    better, worse = _bundle(x, y, ["strong", "weak"]), _bundle(x, y, ["weak"])
+    failed, figures = gate(better, worse, test_x, test_y, resamples=0)
+    assert failed == (
+        f"cannot tell whether AUROC is worse than the champion's "
+        f"({figures['auroc_difference']:+.4f}) without an interval: no bootstrap resamples "
+        "were asked for (bootstrap = 0)",
+    )
+    assert "auroc_difference_ci_low" not in figures
+
+
+def test_with_too_few_events_to_resample_the_gate_says_why(data: tuple) -> None:
+    """Two events in 40 rows: some resamples hold neither, and the gate refuses in words."""
+    x, y, test_x, test_y = data
+    better, worse = _bundle(x, y, ["strong", "weak"]), _bundle(x, y, ["weak"])
+    rows = np.concatenate([np.flatnonzero(test_y == 1)[:2], np.flatnonzero(test_y == 0)[:38]])
+    failed, _ = gate(better, worse, test_x.iloc[rows], test_y[rows], resamples=50)
+    assert any("resamples had one outcome only" in reason for reason in failed)
+
+
+def test_the_gate_is_the_same_for_the_same_seed(data: tuple) -> None:
+    x, y, test_x, test_y = data
+    better, worse = _bundle(x, y, ["strong", "weak"]), _bundle(x, y, ["weak"])
+    first = gate(better, worse, test_x, test_y, 20, seed=3)
+    assert first == gate(better, worse, test_x, test_y, 20, seed=3)

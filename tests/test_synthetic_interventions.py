@@ -13,10 +13,11 @@ import pytest
 from riskstrat.contract.tables import ContractTables
 from riskstrat.features.avoidable import ICD10, is_potentially_avoidable
 from riskstrat.features.engine import build_features
+from riskstrat.features.exposure import ExposureRule, exposure
 from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, load_plan
 from riskstrat.sources.synthetic.borough import Borough, generate, write
 from riskstrat.sources.synthetic.config import Interventions, LocalityModel, SynthConfig
-from riskstrat.sources.synthetic.interventions import OUTCOMES, expected_stay
+from riskstrat.sources.synthetic.locality_model import OUTCOMES, expected_stay
 
 BASE = SynthConfig(patients=4_000, seed=21, truth_as_of=())
 INTERVENTION_KINDS = {"case_management", "reablement_plan", "risk_list_score"}
@@ -248,6 +249,21 @@ def test_list_actions_follow_the_list(on: Borough) -> None:
     plans = events[events["kind"] == "reablement_plan"]
     assert set(plans["code"]) == {"risk_list"}
     assert len(plans) == (actions["action"] == "reablement_plan").sum()
+
+
+def test_the_features_count_the_list_actions_as_list_triggered_help(
+    on: Borough, on_dir: Path
+) -> None:
+    """The generator writes its actions as ``ExposureRule``'s defaults define help: on a run
+    date everyone given an action then is exposed, and only people given one by then are."""
+    actions = on.list_actions
+    run = actions["run"].drop_duplicates().sort_values().iloc[1]
+    given = actions[actions["action"] != "none"]
+    sources = ContractTables.from_dir(on_dir)
+    helped = exposure(sources, [run.date()], 30, ExposureRule())
+    exposed = set(helped.index.get_level_values("patient_id"))
+    assert set(given.loc[given["run"] == run, "patient_id"]) <= exposed
+    assert exposed <= set(given.loc[given["run"] <= run, "patient_id"])
 
 
 def test_admissions_carry_an_icd10_cause_and_a_believable_avoidable_share(on: Borough) -> None:

@@ -3,28 +3,80 @@ calibration (in the large, slope, ICI/E50/E90), and what listing the top few per
 
 from __future__ import annotations
 
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
+from scipy.stats import DegenerateDataWarning, bootstrap
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from riskstrat.training.calibration import ici_e50_e90
 from riskstrat.training.fit import platt
 
+BATCH_VALUES = 1 << 22  # resampled values held in memory at once: bounds the bootstrap's memory
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A percentile bootstrap 95% interval, or why there is none (then ``low`` and ``high``
+    are NaN and ``missing`` says why)."""
+
+    low: float
+    high: float
+    missing: str = ""
+
+    @classmethod
+    def absent(cls, why: str) -> Interval:
+        return cls(math.nan, math.nan, why)
+
+
+def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """AUROC, or NaN when the labels hold one outcome only (AUROC is then undefined)."""
+    if labels.min() == labels.max():
+        return math.nan
+    return float(roc_auc_score(labels, scores))
+
+
+def bootstrap_interval(
+    statistic: Callable[..., float], samples: tuple[np.ndarray, ...], resamples: int, seed: int
+) -> Interval:
+    """Percentile bootstrap 95% interval of ``statistic(*samples)``, resampling people with
+    replacement, the same people from every sample (paired: the samples are columns of one
+    table). There is none when ``resamples`` is 0 or when a resample gives NaN (a resample with
+    one outcome only: too few events to bootstrap)."""
+    if resamples == 0:
+        return Interval.absent("no bootstrap resamples were asked for (bootstrap = 0)")
+    with warnings.catch_warnings():  # a NaN in the distribution is reported below, in words
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        result = bootstrap(
+            samples,
+            statistic,
+            n_resamples=resamples,
+            batch=max(1, BATCH_VALUES // (len(samples) * len(samples[0]))),
+            vectorized=False,
+            paired=True,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+    unusable = int(np.isnan(result.bootstrap_distribution).sum())
+    if unusable:
+        return Interval.absent(
+            f"{unusable} of {resamples} bootstrap resamples had one outcome only "
+            "(too few events for an interval)"
+        )
+    low, high = result.confidence_interval
+    return Interval(float(low), float(high))
+
 
 def auroc_with_interval(
     labels: np.ndarray, scores: np.ndarray, resamples: int, seed: int
-) -> tuple[float, float, float]:
-    """AUROC and a percentile bootstrap 95% interval (resampling people with replacement)."""
-    point = float(roc_auc_score(labels, scores))
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(resamples):
-        idx = rng.integers(0, len(labels), len(labels))
-        if labels[idx].min() != labels[idx].max():
-            draws.append(roc_auc_score(labels[idx], scores[idx]))
-    low, high = np.percentile(draws, [2.5, 97.5]) if draws else (np.nan, np.nan)
-    return point, float(low), float(high)
+) -> tuple[float, Interval]:
+    """AUROC and its percentile bootstrap 95% interval (resampling people with replacement)."""
+    return auroc(labels, scores), bootstrap_interval(auroc, (labels, scores), resamples, seed)
 
 
 def _logit(risk: np.ndarray) -> np.ndarray:
@@ -107,12 +159,13 @@ def discrimination(labels: np.ndarray, score: np.ndarray) -> dict[str, float]:
 
 
 def evaluate(labels: np.ndarray, risk: np.ndarray, resamples: int, seed: int) -> dict[str, float]:
-    """The headline metrics of calibrated risks against observed outcomes."""
-    auroc, low, high = auroc_with_interval(labels, risk, resamples, seed)
+    """The headline metrics of calibrated risks against observed outcomes (``resamples``
+    bootstrap resamples for the AUROC's interval, drawn from ``seed``)."""
+    point, interval = auroc_with_interval(labels, risk, resamples, seed)
     metrics = {
-        "auroc": auroc,
-        "auroc_ci_low": low,
-        "auroc_ci_high": high,
+        "auroc": point,
+        "auroc_ci_low": interval.low,  # NaN when there is no interval (bootstrap = 0)
+        "auroc_ci_high": interval.high,
         "auprc": float(average_precision_score(labels, risk)),
         "brier": float(brier_score_loss(labels, risk)),
         "observed_rate": float(labels.mean()),

@@ -99,8 +99,9 @@ class Snapshots:
 
 
 def platt(raw: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> Calibration:
-    """Logistic regression of the label on the raw log-odds (no regularisation to speak of)."""
-    model = LogisticRegression(C=1e6, max_iter=1000).fit(
+    """Logistic regression of the label on the raw log-odds, unpenalised (scikit-learn 1.8+
+    spells "no penalty" ``C=np.inf``; ``penalty=None`` is deprecated)."""
+    model = LogisticRegression(C=np.inf, max_iter=1000).fit(
         raw.reshape(-1, 1), labels, sample_weight=weights
     )
     return Calibration(slope=float(model.coef_[0, 0]), intercept=float(model.intercept_[0]))

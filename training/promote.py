@@ -9,7 +9,9 @@ list did not affect, and the gate refuses when too little is left to compare. A 
 cannot tell help apart: the comparison then uses all rows and the decision says so.
 The challenger passes when:
 - discrimination: its AUROC is not significantly worse than the champion's (the upper end
-  of the paired-bootstrap 95% interval of the difference is above zero); and
+  of the paired-bootstrap 95% interval of the difference is above zero; with no interval,
+  because no resamples were asked for or the rows have too few events to resample, the gate
+  cannot tell and refuses, saying why); and
 - calibration: its calibration slope on that test set is within 0.9-1.1.
 With no champion yet, only the calibration gate applies. Every decision is recorded as an
 MLflow run in the ``admission-risk-promotions`` experiment and as tags on the challenger's
@@ -40,7 +42,7 @@ from riskstrat.models.registry import (
     load_registered,
 )
 from riskstrat.models.store import store
-from riskstrat.training.evaluate import calibration_slope
+from riskstrat.training.evaluate import Interval, auroc, bootstrap_interval, calibration_slope
 from riskstrat.training.intervention import rule_of, unaffected
 from riskstrat.training.table import load_table
 from riskstrat.training.tracking import EXPERIMENT
@@ -87,22 +89,18 @@ class TestSet:
         return None
 
 
+def _auroc_difference(labels: np.ndarray, challenger: np.ndarray, champion: np.ndarray) -> float:
+    return auroc(labels, challenger) - auroc(labels, champion)
+
+
 def paired_auroc_difference(
     labels: np.ndarray, challenger: np.ndarray, champion: np.ndarray, resamples: int, seed: int
-) -> tuple[float, float, float]:
-    """AUROC(challenger) - AUROC(champion), with a paired percentile bootstrap 95% interval."""
-    point = roc_auc_score(labels, challenger) - roc_auc_score(labels, champion)
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(resamples):
-        idx = rng.integers(0, len(labels), len(labels))
-        if labels[idx].min() != labels[idx].max():
-            draws.append(
-                roc_auc_score(labels[idx], challenger[idx])
-                - roc_auc_score(labels[idx], champion[idx])
-            )
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return float(point), float(low), float(high)
+) -> tuple[float, Interval]:
+    """AUROC(challenger) - AUROC(champion), with a paired percentile bootstrap 95% interval
+    (both models scored on the same resampled people)."""
+    point = _auroc_difference(labels, challenger, champion)
+    samples = (labels, challenger, champion)
+    return point, bootstrap_interval(_auroc_difference, samples, resamples, seed)
 
 
 def gate(
@@ -113,7 +111,8 @@ def gate(
     resamples: int = 200,
     seed: int = 0,
 ) -> tuple[tuple[str, ...], dict[str, float]]:
-    """Which gates the challenger fails on this test set, and the figures behind them."""
+    """Which gates the challenger fails on this test set, and the figures behind them
+    (``resamples`` paired bootstrap resamples, drawn from ``seed``, for the AUROC difference)."""
     new_risk = challenger.predict(features)
     slope = calibration_slope(labels, new_risk)
     figures = {
@@ -126,18 +125,26 @@ def gate(
         failed.append(f"calibration slope {slope:.2f} is outside {SLOPE_RANGE[0]}-{SLOPE_RANGE[1]}")
     if champion is not None:
         old_risk = champion.predict(features)
-        diff, low, high = paired_auroc_difference(labels, new_risk, old_risk, resamples, seed)
+        diff, interval = paired_auroc_difference(labels, new_risk, old_risk, resamples, seed)
         figures |= {
             "champion_auroc": float(roc_auc_score(labels, old_risk)),
             "auroc_difference": diff,
-            "auroc_difference_ci_low": low,
-            "auroc_difference_ci_high": high,
         }
-        if high < 0:
+        if interval.missing:
             failed.append(
-                f"AUROC is significantly worse than the champion's ({diff:+.4f}, 95% CI "
-                f"{low:+.4f} to {high:+.4f})"
+                f"cannot tell whether AUROC is worse than the champion's ({diff:+.4f}) without "
+                f"an interval: {interval.missing}"
             )
+        else:
+            figures |= {
+                "auroc_difference_ci_low": interval.low,
+                "auroc_difference_ci_high": interval.high,
+            }
+            if interval.high < 0:
+                failed.append(
+                    f"AUROC is significantly worse than the champion's ({diff:+.4f}, 95% CI "
+                    f"{interval.low:+.4f} to {interval.high:+.4f})"
+                )
     return tuple(failed), figures
 
 
