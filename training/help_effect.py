@@ -75,7 +75,7 @@ def platt_with_help(
 ) -> tuple[Calibration, np.ndarray]:
     """Platt scaling on the raw score beside the help shares: the score's slope and
     intercept (help set to none), and the help coefficients fit with them."""
-    model = LogisticRegression(C=1e6, max_iter=1000).fit(
+    model = LogisticRegression(C=np.inf, max_iter=1000).fit(
         np.column_stack([raw, shares]), labels, sample_weight=weights
     )
     calibration = Calibration(slope=float(model.coef_[0, 0]), intercept=float(model.intercept_[0]))

@@ -3,6 +3,7 @@ command that produced it and by ``riskstrat demo``."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from riskstrat.cli.reporter import say
@@ -16,10 +17,10 @@ def say_training(result: TrainResult) -> None:
     """The headline figures, saying how the model was tested (out of time, or on held-out
     groups) as its description does."""
     metrics = result.metrics
+    low, high = metrics["auroc_ci_low"], metrics["auroc_ci_high"]
+    interval = "no interval" if math.isnan(low) else f"95% CI {low:.3f}-{high:.3f}"
     line = (
-        f"AUROC {metrics['auroc']:.3f} "
-        f"(95% CI {metrics['auroc_ci_low']:.3f}-{metrics['auroc_ci_high']:.3f}), tested "
-        f"{result.bundle.described.test.phrase()}"
+        f"AUROC {metrics['auroc']:.3f} ({interval}), tested {result.bundle.described.test.phrase()}"
     )
     if "oracle_auroc" in metrics:
         line += f"; oracle AUROC {metrics['oracle_auroc']:.3f} (the best any model can do)"
