@@ -264,7 +264,7 @@ def cmd_bench_evaluate(
 def cmd_bench_retrain(
     out: Annotated[Path, option("DIR", "folder for bench_retrain.json and the rounds' CSV")],
     patients: Patients = 30_000,
-    seed: Annotated[int, typer.Option(metavar="N", help="the borough's random seed")] = SEED,
+    seed: Seed = SEED,
     rounds: Annotated[
         int, typer.Option(metavar="N", help="yearly rounds after round 0", min=1)
     ] = 4,

@@ -335,7 +335,7 @@ def generate(
         emit.transitions(
             after, state, people, constants, changes, records, programme.package_ratio(m)
         )
-        programme.record_care_homes(
+        programme.locality.record_care_homes(
             m, first, before, state, constants, after.present, present, death_time
         )
         register.leave(

@@ -117,22 +117,6 @@ class Programme:
         self.lists.follow_up(month, realised, exposure)
         self.locality.record_month(month, first, state, rate * list_ratio, exposure, present)
 
-    def record_care_homes(
-        self,
-        month: int,
-        first: date,
-        before: State,
-        after: State,
-        constants: Constants,
-        present_after: np.ndarray,
-        present_before: np.ndarray,
-        death_time: np.ndarray,
-    ) -> None:
-        """Expected permanent care-home admissions this month, with and without."""
-        self.locality.record_care_homes(
-            month, first, before, after, constants, present_after, present_before, death_time
-        )
-
     # ---- the end: events and truth tables ----------------------------------------------
 
     def finish(
