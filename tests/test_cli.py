@@ -20,6 +20,7 @@ from riskstrat.cli.reporter import reporting
 from riskstrat.cli.service import service_environment
 from riskstrat.common.errors import MissingInputError
 from riskstrat.common.progress import Lines
+from riskstrat.contract.pseudonym import KEY_ENV, KEY_FILE_ENV
 from riskstrat.serving.settings import VARIABLES
 
 COMMANDS = {
@@ -244,8 +245,11 @@ def test_serve_honours_every_riskstrat_variable_and_defaults_to_the_work_folder(
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("RISKSTRAT_WORKERS", "3")
     monkeypatch.setenv(TRACKING_ENV, "sqlite:////not/this/one.db")
+    monkeypatch.setenv(KEY_ENV, "a secret only ingest and reidentify may hold")
+    monkeypatch.setenv(KEY_FILE_ENV, str(tmp_path / "key"))
     chosen = service_environment(workdir)
     assert {name: chosen[name] for name in given} == given
+    assert KEY_ENV not in chosen and KEY_FILE_ENV not in chosen
     assert '"workers": 3' in chosen["BENTOML_CONFIG_OVERRIDES"]
 
     flag = tmp_path / "flag.toml"

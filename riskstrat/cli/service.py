@@ -80,7 +80,9 @@ def service_environment(workdir: Path, access: Path | None = None) -> dict[str, 
     (tracking URI, access file, audit log, weekly lists, validated tables, evaluations).
 
     ``access`` (``--access``) is the one value given on the command line, so it wins over
-    ``RISKSTRAT_ACCESS_FILE``. A missing access file is a ``MissingInputError``."""
+    ``RISKSTRAT_ACCESS_FILE``. A missing access file is a ``MissingInputError``. The
+    pseudonymisation key (or its file's name) is left out: the service never needs it."""
+    from riskstrat.contract.pseudonym import KEY_ENV, KEY_FILE_ENV
     from riskstrat.demo import WorkFolder
     from riskstrat.serving.settings import ServiceSettings
 
@@ -101,7 +103,8 @@ def service_environment(workdir: Path, access: Path | None = None) -> dict[str, 
             f"{settings.access_file}: no access file; create a token first: riskstrat token "
             f"--name NAME --role system --access {settings.access_file}"
         )
-    return settings.environment(os.environ) | {"BENTOML_DO_NOT_TRACK": "True"}
+    base = {k: v for k, v in os.environ.items() if k not in {KEY_ENV, KEY_FILE_ENV}}
+    return settings.environment(base) | {"BENTOML_DO_NOT_TRACK": "True"}
 
 
 def serve_command(port: int, host: str) -> list[str]:
