@@ -54,6 +54,7 @@ from riskstrat.sources.synthetic.dynamics import (
 )
 from riskstrat.sources.synthetic.eventlog import NO_DAY, EventLog
 from riskstrat.sources.synthetic.interventions import ListDecision, Programme
+from riskstrat.sources.synthetic.month import MonthStart
 from riskstrat.sources.synthetic.population import (
     ETHNICITY_SHARES,
     People,
@@ -283,7 +284,9 @@ def generate(
         first_day, days = day_number(first), calendar.monthrange(year, month_of_year)[1]
         register.join(people, m, first_day, days, rng)
         present = register.present()
-        programme.start_month(m, first, present, register.on_day(first_day), state, log, records)
+        programme.start_month(
+            MonthStart(m, first, present, register.on_day(first_day), state, log, records)
+        )
         if first in truth_dates:
             say(f"ground truth as of {first} for {len(present):,} people")
             steps = len(month_fractions(first, config.horizon_days))

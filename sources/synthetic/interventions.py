@@ -17,12 +17,12 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from riskstrat.sources.synthetic import emit
 from riskstrat.sources.synthetic.config import SynthConfig
 from riskstrat.sources.synthetic.dynamics import Constants, State
 from riskstrat.sources.synthetic.eventlog import EventLog
 from riskstrat.sources.synthetic.list_actions import ListActionsSim, ListDecision
 from riskstrat.sources.synthetic.locality_model import LocalityModelSim
+from riskstrat.sources.synthetic.month import MonthStart
 from riskstrat.sources.synthetic.population import People
 from riskstrat.sources.synthetic.truth import HazardRatios
 
@@ -82,19 +82,10 @@ class Programme:
 
     # ---- the start of a month: caseload, go-live, list run ------------------------------
 
-    def start_month(
-        self,
-        month: int,
-        first: date,
-        present: np.ndarray,
-        register_ok: np.ndarray,
-        state: State,
-        log: EventLog,
-        records: emit.Records,
-    ) -> None:
-        """``register_ok``: registered on the first day as the patients table will say."""
-        self.locality.start_month(month, first, present, register_ok, state, log, records)
-        self.lists.start_month(month, first, present, register_ok, state, log)
+    def start_month(self, start: MonthStart) -> None:
+        """The locality model's caseload and go-live, then the month's list run."""
+        self.locality.start_month(start)
+        self.lists.start_month(start)
 
     # ---- the truth, month by month -----------------------------------------------------
 

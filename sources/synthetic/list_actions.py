@@ -31,6 +31,7 @@ from riskstrat.sources.synthetic.dynamics import (
     take,
 )
 from riskstrat.sources.synthetic.eventlog import NO_DAY, EventLog
+from riskstrat.sources.synthetic.month import MonthStart
 from riskstrat.sources.synthetic.population import People
 
 # List-triggered help as the features define it: the code, then the two kinds in the rule's
@@ -227,21 +228,12 @@ class ListActionsSim:
 
     # ---- the start of a month: the list run -----------------------------------------------
 
-    def start_month(
-        self,
-        month: int,
-        first: date,
-        present: np.ndarray,
-        register_ok: np.ndarray,
-        state: State,
-        log: EventLog,
-    ) -> None:
-        """Run the list if this month has one. ``register_ok``: registered on the first day
-        as the patients table will say."""
+    def start_month(self, start: MonthStart) -> None:
+        """Run the list if this month has one."""
         if self.lists.enabled:
-            band = self._band(first, present, register_ok, state)
+            band = self._band(start.first, start.present, start.register_ok, start.state)
             if band is not None:
-                self._run_list(month, first, band, log)
+                self._run_list(start.month, start.first, band, start.log)
 
     def _is_run(self, first: date) -> bool:
         gap = self.config.month_index(first) - self.config.month_index(self.lists.first_run)

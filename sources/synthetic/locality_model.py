@@ -36,6 +36,7 @@ from riskstrat.sources.synthetic.dynamics import (
     take,
 )
 from riskstrat.sources.synthetic.eventlog import NO_DAY, EventLog
+from riskstrat.sources.synthetic.month import MonthStart
 from riskstrat.sources.synthetic.population import People, birth_days
 
 LOCALITY_MODEL = "integrated_locality_model"
@@ -132,21 +133,14 @@ class LocalityModelSim:
 
     # ---- the start of a month: caseload and go-live -------------------------------------
 
-    def start_month(
-        self,
-        month: int,
-        first: date,
-        present: np.ndarray,
-        register_ok: np.ndarray,
-        state: State,
-        log: EventLog,
-        records: emit.Records,
-    ) -> None:
-        """``register_ok``: registered on the first day as the patients table will say."""
-        if self.model.enabled and month == self.baseline_month:
-            self._decide_caseload(first, register_ok, log)
-        if self.model.enabled and month >= self.baseline_month:
-            self._go_live(month, first, present, state, log, records)
+    def start_month(self, start: MonthStart) -> None:
+        """Decide the caseload in the baseline month; clusters go live from then on."""
+        if self.model.enabled and start.month == self.baseline_month:
+            self._decide_caseload(start.first, start.register_ok, start.log)
+        if self.model.enabled and start.month >= self.baseline_month:
+            self._go_live(
+                start.month, start.first, start.present, start.state, start.log, start.records
+            )
 
     def _decide_caseload(self, baseline: date, register_ok: np.ndarray, log: EventLog) -> None:
         day = day_number(baseline)
