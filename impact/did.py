@@ -72,6 +72,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from riskstrat.impact.missing import unestimated
 from riskstrat.impact.power import ALPHA
 
 Control = Literal["not_yet_treated", "never_treated"]
@@ -244,8 +245,17 @@ def staggered_did(
         "seed": seed,
     }
     if not (fit.weight[0] * cells.post).any():
-        return _unanswerable(
-            common, draws, _verdict(table, cells, fit, control, inference, None, None)
+        nan = math.nan
+        return unestimated(
+            DidEstimate,
+            nan,
+            group_time=(),
+            event_study=(),
+            pre_trend=PreTrendCheck(nan, nan, nan, None, 0),
+            draws=draws,
+            exact=False,
+            verdict=_verdict(table, cells, fit, control, inference, None, None),
+            **common,
         )
     if inference == "randomisation":
         result = _randomisation(table, cells, fit, control, rng, draws)
@@ -828,25 +838,3 @@ def _smallest_group(table: _Table, cells: _Cells, estimable: np.ndarray) -> str 
     for k in np.flatnonzero(use & (comparison[0].sum(axis=1) < 2)):
         return f"the comparison group in period {int(cells.t[k]) + table.start}"
     return None
-
-
-def _unanswerable(common: dict, draws: int, verdict: str) -> DidEstimate:
-    nan = math.nan
-    return DidEstimate(
-        att=nan,
-        se=nan,
-        ci_low=nan,
-        ci_high=nan,
-        p_value=nan,
-        counterfactual_rate=nan,
-        relative_effect=nan,
-        relative_ci_low=nan,
-        relative_ci_high=nan,
-        group_time=(),
-        event_study=(),
-        pre_trend=PreTrendCheck(nan, nan, nan, None, 0),
-        draws=draws,
-        exact=False,
-        verdict=verdict,
-        **common,
-    )

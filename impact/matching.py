@@ -52,6 +52,7 @@ from sklearn.linear_model import LogisticRegression, PoissonRegressor
 from statsmodels.tools.sm_exceptions import SpecificationWarning
 from threadpoolctl import threadpool_limits
 
+from riskstrat.impact.missing import unestimated
 from riskstrat.impact.power import minimum_detectable_effect
 
 CALIPER = 0.2
@@ -513,22 +514,13 @@ def _effect(
     counts = {"n_treated": len(first), "n_controls": n_controls}
     if treated_rate == 0 or control_rate == 0:
         side = "treated" if treated_rate == 0 else "matched comparison"
-        nan = math.nan
-        return OutcomeEffect(
+        return unestimated(
+            OutcomeEffect,
+            math.nan,
             outcome=outcome,
-            rate_ratio=nan,
-            ci_low=nan,
-            ci_high=nan,
-            p_value=nan,
-            log_se=nan,
             treated_rate=float(treated_rate),
             control_rate=control_rate,
-            counterfactual_rate=nan,
-            rate_difference=nan,
-            difference_ci_low=nan,
-            difference_ci_high=nan,
             naive_rate_ratio=naive,
-            mde_ratio=nan,
             verdict=verdict if verdict != ANSWERED else f"no {outcome} among the {side} people",
             **counts,
         )

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from riskstrat.impact.missing import unestimated
+
 COLUMNS = ("person", "score", "took_up", "y", "exposure")
 
 ANSWERED = "answered"
@@ -109,19 +111,13 @@ def regression_discontinuity(frame: pd.DataFrame, *, cutoff: float) -> RdEstimat
     n_people = int(data["person"].nunique())
     sides = (int(below.sum()), int((~below).sum()))
     if min(sides) < MIN_PEOPLE_PER_SIDE:
-        return RdEstimate(
+        return unestimated(
+            RdEstimate,
+            None,
             cutoff=float(cutoff),
-            itt=None,
-            fuzzy=None,
-            first_stage=None,
-            first_stage_f=None,
-            control_mean=None,
-            itt_bandwidth=None,
-            fuzzy_bandwidth=None,
             n_left=sides[0],
             n_right=sides[1],
             n_people=n_people,
-            density_p=None,
             verdict=_too_few(*sides),
         )
     score = data["score"].to_numpy(float)
