@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
+from contract_frames import patients_frame
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -282,18 +283,11 @@ def test_output_index_is_exactly_the_cohort(people: list) -> None:
         return None if offset is None else AS_OF + timedelta(days=offset)
 
     ids = [f"p{i}" for i in range(len(people))]
-    patients = pd.DataFrame(
-        {
-            "patient_id": ids,
-            "birth_month": [date(1950, 1, 1)] * len(ids),
-            "sex": ["F"] * len(ids),
-            "practice_id": ["Z1"] * len(ids),
-            "deprivation_decile": pd.array([5] * len(ids), dtype="Int8"),
-            "ethnicity_group": ["White"] * len(ids),
-            "registration_start": [day(s) for s, _, _ in people],
-            "registration_end": [day(e) for _, e, _ in people],
-            "death_date": [day(d) for _, _, d in people],
-        }
+    patients = patients_frame(
+        ids,
+        registration_start=[day(s) for s, _, _ in people],
+        registration_end=[day(e) for _, e, _ in people],
+        death_date=[day(d) for _, _, d in people],
     )
     expected = [
         (pid, AS_OF)

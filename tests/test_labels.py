@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pandas as pd
+from contract_frames import patients_frame
 
 from riskstrat.contract.tables import ContractTables
 from riskstrat.features.labels import EVENT, LEFT_AREA, NO_EVENT, Outcome, build_labels
@@ -17,19 +18,7 @@ def _sources(
 ) -> ContractTables:
     n = len(registration_end)
     ids = [f"p{i}" for i in range(n)]
-    patients = pd.DataFrame(
-        {
-            "patient_id": ids,
-            "birth_month": [date(1950, 1, 1)] * n,
-            "sex": ["F"] * n,
-            "practice_id": ["Z1"] * n,
-            "deprivation_decile": pd.array([5] * n, dtype="Int8"),
-            "ethnicity_group": ["White"] * n,
-            "registration_start": [date(2000, 1, 1)] * n,
-            "registration_end": registration_end,
-            "death_date": death_date,
-        }
-    )
+    patients = patients_frame(ids, registration_end=registration_end, death_date=death_date)
     events = pd.DataFrame(
         {
             "patient_id": [p for p, _ in admissions],

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from weekly_fixture import scored_weeks
 
 from riskstrat.cli import main
 from riskstrat.contract.engines import Engine, SparkEngine
@@ -27,7 +28,6 @@ from riskstrat.serving.weekly.monitoring import (
     monitor,
 )
 from riskstrat.serving.weekly.report import report_html
-from riskstrat.serving.weekly.run import weekly_run
 from riskstrat.serving.weekly.store import WeekStore
 
 AS_OF = date(2025, 1, 6)
@@ -267,10 +267,7 @@ FIRST, LATER = date(2026, 9, 21), date(2026, 10, 26)
 def weeks(
     validated: Path, champion: RegisteredBundle, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    out = tmp_path_factory.mktemp("monitored")
-    weekly_run(validated, FIRST, champion, out)
-    weekly_run(validated, LATER, champion, out)
-    return out
+    return scored_weeks(validated, champion, tmp_path_factory.mktemp("monitored"), FIRST, LATER)
 
 
 def test_the_weekly_run_writes_the_block_and_the_report_shows_it(

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from contract_frames import patients_frame
 
 from riskstrat.cli import main
 from riskstrat.cli.options import TRACKING_ENV
@@ -33,19 +34,7 @@ def _validated(folder: Path, people: int) -> Path:
             {"practice_id": ["Z1"], "practice_name": ["One"], "gp_cluster": ["C1"]}
             | {"locality": ["North"]}
         ),
-        PATIENTS: pd.DataFrame(
-            {
-                "patient_id": ids,
-                "birth_month": [date(1950, 1, 1)] * people,
-                "sex": ["F"] * people,
-                "practice_id": ["Z1"] * people,
-                "deprivation_decile": pd.array([3] * people, dtype="Int8"),
-                "ethnicity_group": ["White"] * people,
-                "registration_start": [date(2000, 1, 1)] * people,
-                "registration_end": [None] * people,
-                "death_date": [None] * people,
-            }
-        ),
+        PATIENTS: patients_frame(ids),
         EVENTS: pd.DataFrame(
             {"patient_id": ids, "kind": ["gp_contact"] * people}
             | {"start": [date(2026, 1, 5)] * people, "end": [None] * people}

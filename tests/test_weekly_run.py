@@ -10,6 +10,7 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
+from weekly_fixture import scored_weeks
 
 from riskstrat.contract.validation import validate_dir
 from riskstrat.models.registry import RegisteredBundle
@@ -54,10 +55,7 @@ PEOPLE_COLUMNS = [
 def lists(
     validated: Path, champion: RegisteredBundle, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    out = tmp_path_factory.mktemp("lists")
-    weekly_run(validated, LAST_WEEK, champion, out)
-    weekly_run(validated, WEEK, champion, out)
-    return out
+    return scored_weeks(validated, champion, tmp_path_factory.mktemp("lists"), LAST_WEEK, WEEK)
 
 
 def _people(lists: Path, week: date = WEEK) -> pd.DataFrame:

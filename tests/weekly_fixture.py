@@ -14,8 +14,10 @@ import pyarrow.parquet as pq
 
 from riskstrat.contract.record import write_record
 from riskstrat.contract.schema import EVENTS, PATIENTS, PRACTICES
+from riskstrat.models.registry import RegisteredBundle
 from riskstrat.serving.weekly.config import WeeklyConfig
 from riskstrat.serving.weekly.referrals import frequent_gp
+from riskstrat.serving.weekly.run import weekly_run
 
 WEEK = date(2026, 10, 26)
 PREVIOUS = WEEK - timedelta(days=7)
@@ -224,4 +226,11 @@ def write_contract(out: Path, people: pd.DataFrame, as_of: date = WEEK) -> Path:
         )
         pq.write_table(arrow, out / table.file_name)
     write_record(out)
+    return out
+
+
+def scored_weeks(validated: Path, champion: RegisteredBundle, out: Path, *weeks: date) -> Path:
+    """``weeks`` scored in order by the real weekly run into ``out``."""
+    for week in weeks:
+        weekly_run(validated, week, champion, out)
     return out

@@ -284,9 +284,8 @@ def generate(
         first_day, days = day_number(first), calendar.monthrange(year, month_of_year)[1]
         register.join(people, m, first_day, days, rng)
         present = register.present()
-        programme.start_month(
-            MonthStart(m, first, present, register.on_day(first_day), state, log, records)
-        )
+        start = MonthStart(m, first, present, register.on_day(first_day), state, log, records)
+        programme.start_month(start)
         if first in truth_dates:
             say(f"ground truth as of {first} for {len(present):,} people")
             steps = len(month_fractions(first, config.horizon_days))
@@ -312,7 +311,7 @@ def generate(
                 admitted, u[seen], cause_codes[causes], programme.stay_multiplier(m, admitted)
             ),
         )
-        programme.record_month(m, first, state, rate, death_time, present)
+        programme.record_month(start, rate, death_time)
         admissions.append((admitted, month.day(u[seen])))
         for record in (
             emit.primary_care,

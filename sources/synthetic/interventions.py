@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from riskstrat.sources.synthetic.config import SynthConfig
-from riskstrat.sources.synthetic.dynamics import Constants, State
+from riskstrat.sources.synthetic.dynamics import Constants
 from riskstrat.sources.synthetic.eventlog import EventLog
 from riskstrat.sources.synthetic.list_actions import ListActionsSim, ListDecision
 from riskstrat.sources.synthetic.locality_model import LocalityModelSim
@@ -89,24 +89,19 @@ class Programme:
 
     # ---- the truth, month by month -----------------------------------------------------
 
-    def record_month(
-        self,
-        month: int,
-        first: date,
-        state: State,
-        rate: np.ndarray,
-        death_time: np.ndarray,
-        present: np.ndarray,
-    ) -> None:
-        """Expected outcomes this month, with and without, from the state at its start.
-
-        ``rate`` is everyone's monthly admission hazard without any intervention."""
+    def record_month(self, start: MonthStart, rate: np.ndarray, death_time: np.ndarray) -> None:
+        """Expected outcomes of the month that began with ``start``, with and without, from
+        the state at its start. ``rate`` is everyone's monthly admission hazard without any
+        intervention."""
+        month, present = start.month, start.present
         exposure = np.zeros(self.people.size)
         exposure[present] = np.minimum(death_time[present], 1.0)
         list_ratio = self.lists.admission_ratio(month)
         realised = rate * self.locality.admission_ratio(month) * list_ratio
         self.lists.follow_up(month, realised, exposure)
-        self.locality.record_month(month, first, state, rate * list_ratio, exposure, present)
+        self.locality.record_month(
+            month, start.first, start.state, rate * list_ratio, exposure, present
+        )
 
     # ---- the end: events and truth tables ----------------------------------------------
 
