@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from riskstrat.features.engine import PERSON_SPECS
 from riskstrat.features.spec import FeatureSpec
 from riskstrat.models.bundle import (
     BUNDLE_FILE,
@@ -39,17 +40,7 @@ SPECS = (
         concept="emergency admissions",
         default=0.0,
     ),
-    FeatureSpec(
-        name="age", description="age", template="aged {value:.0f}", concept="age", default=None
-    ),
-    FeatureSpec(
-        name="sex",
-        description="sex",
-        template="sex {label}",
-        concept="sex",
-        default=-1,
-        vocabulary=("F", "M"),
-    ),
+    *(spec for name in ("age", "sex") for spec in PERSON_SPECS if spec.name == name),
 )
 
 
