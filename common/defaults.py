@@ -12,3 +12,21 @@ from pathlib import Path
 WORKDIR = Path("work")
 # The random seed when none is given: a fixed one, so every run can be repeated.
 SEED = 42
+
+
+class WorkFolder:
+    """The work folder's layout: where the demo writes, and where ``riskstrat train``,
+    ``token`` and ``serve`` write and read when no option or variable says otherwise."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.borough = root / "borough"  # the synthetic borough's tables and ground truth
+        self.validated = root / "validated"  # the validated contract tables
+        self.tracking_db = root / "mlflow.db"  # MLflow's tracking database
+        self.artifacts = root / "mlartifacts"  # MLflow's artifact store
+        self.bentoml = root / "bentoml"  # BentoML's model store
+        self.report = root / "report"  # the latest training's report and model card
+        self.lists = root / "lists"  # the weekly runs, one folder a week
+        self.evaluations = root / "evaluations"  # the built-in plans' evaluations
+        self.access = root / "access.toml"  # the service's tokens
+        self.audit_log = root / "audit.jsonl"  # the service's audit trail

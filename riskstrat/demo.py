@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from riskstrat.common.defaults import SEED, WORKDIR
+from riskstrat.common.defaults import SEED, WORKDIR, WorkFolder
 from riskstrat.common.errors import UserError
 from riskstrat.common.progress import QUIET, Progress
 
@@ -44,20 +44,6 @@ class DemoResult:
     def evaluation_report(self, evaluation: EvaluationResults) -> Path:
         """The HTML report of one of the demo's evaluations."""
         return WorkFolder(self.workdir).evaluations / evaluation.name / "report.html"
-
-
-class WorkFolder:
-    """The work folder's layout: where the demo writes, and where ``riskstrat train`` and
-    ``riskstrat serve`` write and read by default."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.borough = root / "borough"  # the synthetic borough's tables and ground truth
-        self.validated = root / "validated"  # the validated contract tables
-        self.artifacts = root / "mlartifacts"  # MLflow's artifact store
-        self.report = root / "report"  # the latest training's report and model card
-        self.lists = root / "lists"  # the weekly runs, one folder a week
-        self.evaluations = root / "evaluations"  # the built-in plans' evaluations
 
 
 def run_demo(

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Self, TypeV
 
 import typer
 
+from riskstrat.common.defaults import WorkFolder
+
 if TYPE_CHECKING:
     from riskstrat.contract.engines import Engine
 
@@ -26,8 +28,9 @@ def tracking_uri(workdir: Path) -> str:
     BentoML's model store (where promotion copies the champion) likewise defaults to
     ``WORKDIR/bentoml`` unless ``BENTOML_HOME`` is set.
     """
-    os.environ.setdefault(BENTOML_HOME_ENV, str((workdir / "bentoml").resolve()))
-    return os.environ.get(TRACKING_ENV) or f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
+    folder = WorkFolder(workdir)
+    os.environ.setdefault(BENTOML_HOME_ENV, str(folder.bentoml.resolve()))
+    return os.environ.get(TRACKING_ENV) or f"sqlite:///{folder.tracking_db.resolve()}"
 
 
 def parse_date(text: str | date) -> date:

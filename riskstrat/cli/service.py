@@ -12,12 +12,13 @@ import typer
 
 from riskstrat.cli.options import command, option, tracking_uri
 from riskstrat.cli.reporter import say
-from riskstrat.common.defaults import WORKDIR
+from riskstrat.common.defaults import WORKDIR, WorkFolder
 from riskstrat.common.errors import MissingInputError
 from riskstrat.serving.roles import ROLES
 
-ACCESS_FILE = "access.toml"  # in the work folder, unless --access or RISKSTRAT_ACCESS_FILE
 Role = Literal[ROLES]  # type: ignore[valid-type]
+
+DEFAULT_ACCESS = WorkFolder(WORKDIR).access
 
 app = typer.Typer()
 
@@ -41,7 +42,7 @@ def cmd_token(
     ] = None,
     access: Annotated[
         Path, typer.Option(metavar="FILE", help="access file the token's hash is added to")
-    ] = WORKDIR / ACCESS_FILE,
+    ] = DEFAULT_ACCESS,
 ) -> None:
     """Create a bearer token, store only its hash in the access file, and print it once.
 
@@ -83,15 +84,14 @@ def service_environment(workdir: Path, access: Path | None = None) -> dict[str, 
     ``RISKSTRAT_ACCESS_FILE``. A missing access file is a ``MissingInputError``. The
     pseudonymisation key (or its file's name) is left out: the service never needs it."""
     from riskstrat.contract.pseudonym import KEY_ENV, KEY_FILE_ENV
-    from riskstrat.demo import WorkFolder
     from riskstrat.serving.settings import ServiceSettings
 
     folder = WorkFolder(workdir)
     given = {"access_file": access.resolve()} if access else {}
     settings = ServiceSettings.load(**given).or_else(
         tracking_uri=tracking_uri(workdir),
-        access_file=(workdir / ACCESS_FILE).resolve(),
-        audit_log=(workdir / "audit.jsonl").resolve(),
+        access_file=folder.access.resolve(),
+        audit_log=folder.audit_log.resolve(),
         # The pages and list endpoints read what `riskstrat demo` or `weekly` wrote there,
         # and the evaluation ones the evaluations written under <workdir>/evaluations.
         weekly_dir=folder.lists.resolve(),

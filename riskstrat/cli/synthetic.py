@@ -20,7 +20,7 @@ from riskstrat.cli.options import (
 )
 from riskstrat.cli.reporter import reporting, say
 from riskstrat.cli.summaries import say_training, say_week
-from riskstrat.common.defaults import SEED, WORKDIR
+from riskstrat.common.defaults import SEED, WORKDIR, WorkFolder
 from riskstrat.demo import DEMO_PATIENTS
 
 app = typer.Typer()
@@ -105,7 +105,6 @@ def cmd_demo(
 ) -> None:
     """The main job on a synthetic borough: generate, validate, train, promote, list two
     weeks, evaluate the built-in plans."""
-    from riskstrat.cli.service import ACCESS_FILE
     from riskstrat.demo import run_demo
 
     uri = tracking_uri(workdir)
@@ -125,5 +124,5 @@ def cmd_demo(
     say(f"MLflow runs: .venv/bin/mlflow ui --backend-store-uri {uri}")
     say(
         f"start the scoring service: .venv/bin/riskstrat token --name me --role system "
-        f"--access {workdir / ACCESS_FILE} && .venv/bin/riskstrat serve --workdir {workdir}"
+        f"--access {WorkFolder(workdir).access} && .venv/bin/riskstrat serve --workdir {workdir}"
     )

@@ -19,7 +19,7 @@ from riskstrat.cli.options import (
 )
 from riskstrat.cli.reporter import reporting, say
 from riskstrat.cli.summaries import say_training
-from riskstrat.common.defaults import SEED, WORKDIR
+from riskstrat.common.defaults import SEED, WORKDIR, WorkFolder
 
 app = typer.Typer()
 
@@ -73,7 +73,6 @@ def cmd_train(
 ) -> None:
     """Train on contract tables or your own feature table, test out of time, write the report
     and register the model as challenger."""
-    from riskstrat.demo import WorkFolder
     from riskstrat.features.exposure import ExposureRule
     from riskstrat.training.config import TrainConfig
     from riskstrat.training.pipeline import train_from_contract, train_from_table
