@@ -4,7 +4,8 @@ contract (``riskstrat ingest --source asc-cld``; field mapping in docs/sources/a
 A CLD file has one row per event (request, assessment, service or review) with the person's
 details repeated on each. Every table of the extract with ``Event_Type`` and
 ``Event_Start_Date`` columns is read (quarterly submissions may come as several files);
-field names as in the specification, in any case, with spaces or underscores.
+field names as in the specification, in any case, with spaces or underscores; dates
+ISO, ``YYYYMMDD`` or day-first ``DD/MM/YYYY``; the text ``NULL`` is an empty value.
 
 - Validity: rows failing the return's own rules (``asc_cld_rules``) are not mapped, with
   the rule as reason; carers known only by association have no event
@@ -108,6 +109,7 @@ DATES = (
 )
 PER_PLANNED_UNIT = ("hourly", "daily", "per_session")
 CARE_HOME = ("residential_care", "nursing_care")
+OPEN_END = pd.Timestamp("9999-12-31").as_unit("s")
 _UK_DATE = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
 
 
@@ -164,8 +166,9 @@ def _nhs_numbers(values: pd.Series) -> tuple[pd.Series, int]:
 
 def _read(extract: Extract, name: str, ledger: Ledger) -> pd.DataFrame:
     """One table's rows with the fields the mapping uses, parsed and looked up."""
-    raw = ledger.take(extract, _spec(name))
-    assert raw is not None
+    taken = ledger.take(extract, _spec(name))
+    assert taken is not None
+    raw = taken.mask(taken.apply(lambda c: c.str.upper() == "NULL"))  # SQL Server exports
     date = {c: _dates(extract, name, raw[c], c) for c in DATES}
     birth = date["date_of_birth"]
     born = birth - pd.to_timedelta(birth.dt.day - 1, unit="D")
@@ -208,6 +211,11 @@ def _read(extract: Extract, name: str, ledger: Ledger) -> pd.DataFrame:
             "cost_frequency": lists.lookup("cost_frequency", raw["cost_frequency_unit_type"]),
             "planned_units": parse_numbers(raw["planned_units_per_week"]),
             "gender": raw["gender"],
+            "code_system": CODE_SYSTEM,  # what the unmapped rows report
+            "code": raw["event_type"],
+            "description": raw["service_type"]
+            .fillna(raw["request_route_of_access"])
+            .fillna(raw["review_reason"]),
             "ethnicity": raw["ethnicity"],
             "birth_month": born.fillna(derived),
             "death_date": date["date_of_death"],
@@ -229,13 +237,8 @@ def _people(rows: pd.DataFrame) -> pd.Series:
 
 
 def _ignore(ledger: Ledger, rows: pd.DataFrame, reason: str) -> None:
-    """Record ``rows`` as not mapped, per source table, with their event as the code."""
-    shown = rows.assign(
-        code_system=CODE_SYSTEM,
-        code=rows["event_type_raw"],
-        description=rows["service_type_raw"].fillna(rows["route"]).fillna(rows["review_reason"]),
-    )
-    for table, part in shown.groupby("source_table", sort=True):
+    """Record ``rows`` as not mapped, per source table (their event type is the code)."""
+    for table, part in rows.groupby("source_table", sort=True):
         ledger.ignore(str(table), part.set_index("source_row"), reason)
 
 
@@ -264,7 +267,7 @@ def _deduplicated(rows: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
     stale = referenced & order.duplicated(["la_code", "event_reference", "event_type"], keep="last")
     _ignore(ledger, order[stale], "superseded_by_later_submission")
     order = order[~stale]
-    same = [c for c in order.columns if c not in ("source_table", "source_row")]
+    same = [c for c in order.columns if c not in ("source_table", "source_row", "code_system")]
     copy = order["event_reference"].isna() & order.duplicated(same, keep="last")
     _ignore(ledger, order[copy], "duplicate_row")
     return order[~copy].sort_index()
@@ -325,8 +328,9 @@ def _admissions(homes: pd.DataFrame) -> pd.DataFrame:
     """Long-term residential or nursing services that start a stay in a care home: the
     person was in none the day before (an open service runs on)."""
     ordered = homes.sort_values(["source_id", "start", "source_table", "source_row"])
-    reach = ordered["end"].fillna(pd.Timestamp.max).astype("datetime64[s]")
-    before = reach.groupby(ordered["source_id"]).transform(lambda s: s.cummax().shift())
+    person = ordered["source_id"]
+    reach = ordered["end"].astype("datetime64[s]").fillna(OPEN_END)
+    before = reach.groupby(person).cummax().groupby(person).shift()
     new = before.isna() | (before < ordered["start"] - pd.Timedelta(days=1))
     return ordered[new.to_numpy()]
 
