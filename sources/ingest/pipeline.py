@@ -28,6 +28,7 @@ from riskstrat.contract.validation import REPORT_FILE, validate_into
 from riskstrat.sources.ingest import quality
 from riskstrat.sources.ingest.asc_cld import map_asc_cld
 from riskstrat.sources.ingest.contract_source import map_contract
+from riskstrat.sources.ingest.hes import map_hes
 from riskstrat.sources.ingest.mapping import Mapped
 from riskstrat.sources.ingest.omop import map_omop
 from riskstrat.sources.ingest.synthea import map_synthea
@@ -38,6 +39,7 @@ SOURCES: dict[str, Callable[[Extract, pd.DataFrame | None], Mapped]] = {
     "synthea": map_synthea,
     "contract": map_contract,
     "asc-cld": map_asc_cld,
+    "hes": map_hes,
 }
 UNMAPPED_DIR = "unmapped"
 INGEST = "ingest"
