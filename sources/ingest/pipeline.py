@@ -27,6 +27,7 @@ from riskstrat.contract.schema import EVENTS, PATIENTS, PRACTICES, Table
 from riskstrat.contract.validation import REPORT_FILE, validate_into
 from riskstrat.sources.ingest import quality
 from riskstrat.sources.ingest.contract_source import map_contract
+from riskstrat.sources.ingest.gp import map_gp
 from riskstrat.sources.ingest.mapping import Mapped
 from riskstrat.sources.ingest.omop import map_omop
 from riskstrat.sources.ingest.synthea import map_synthea
@@ -36,6 +37,7 @@ SOURCES: dict[str, Callable[[Extract, pd.DataFrame | None], Mapped]] = {
     "omop": map_omop,
     "synthea": map_synthea,
     "contract": map_contract,
+    "gp": map_gp,
 }
 UNMAPPED_DIR = "unmapped"
 INGEST = "ingest"
