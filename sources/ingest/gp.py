@@ -38,6 +38,7 @@ from riskstrat.sources.ingest.mapping import (
     Mapped,
     complete_rows,
     first_of_month,
+    lookup,
     practices_frame,
     prescription_events,
     tag,
@@ -141,16 +142,25 @@ def _spec(
     return Spec(name or names[0], required, canonical[:needed], canonical[needed:], aliases=columns)
 
 
+def _dates(extract: Extract, spec: Spec, frame: pd.DataFrame, column: str) -> pd.Series:
+    """A date column; an error names the column as the file spells it (an alias or not)."""
+    found = extract.columns(spec.name)
+    spelt = next((c for c in (column, *spec.aliases.get(column, ())) if c in found), column)
+    return parse_dates(frame[column], extract.where(spec.name), spelt)
+
+
 def _dedupe_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame[~frame.duplicated(keys, keep="first")]
 
 
-def _birth_month(rows: pd.DataFrame, where: str) -> pd.Series:
+def _birth_month(extract: Extract, spec: Spec, rows: pd.DataFrame) -> pd.Series:
     """First day of the birth month from a date, ``YYYY-MM``/``YYYYMM``, a year, or the
     separate year and month columns (see the module docstring)."""
     text = rows["date_of_birth"].str.strip()
     partial = text.str.extract(r"^(\d{4})(?:-?(\d{2}))?$")
-    full = parse_dates(rows["date_of_birth"].where(partial[0].isna()), where, "date_of_birth")
+    full = _dates(
+        extract, spec, rows.assign(date_of_birth=text.where(partial[0].isna())), "date_of_birth"
+    )
     year = partial[0].fillna(full.dt.year.astype("Int64").astype("str"))
     month = partial[1].fillna(full.dt.month.astype("Int64").astype("str"))
     from_columns = year.isna()
@@ -177,12 +187,11 @@ def _people(extract: Extract, ledger: Ledger) -> pd.DataFrame:
             f"{extract.where(spec.name)}: missing column 'date_of_birth' (or year_of_birth); "
             f"columns present: {', '.join(found)}"
         )
-    where = extract.where(spec.name)
     rows = rows.assign(
-        start=parse_dates(rows["registration_start"], where, "registration_start"),
-        end=parse_dates(rows["registration_end"], where, "registration_end"),
-        died=parse_dates(rows["date_of_death"], where, "date_of_death"),
-        birth=_birth_month(rows, where),
+        start=_dates(extract, spec, rows, "registration_start"),
+        end=_dates(extract, spec, rows, "registration_end"),
+        died=_dates(extract, spec, rows, "date_of_death"),
+        birth=_birth_month(extract, spec, rows),
         sex_code=rows["sex"].str.strip().str.upper().map(SEX).fillna(rows["sex"]),
     )
     no_id = rows["person_id"].isna()
@@ -193,7 +202,7 @@ def _people(extract: Extract, ledger: Ledger) -> pd.DataFrame:
     by_person = rows.groupby("person_id")
 
     def latest(column: str) -> pd.Series:
-        return ids.map(_latest(rows, column))
+        return lookup(ids, _latest(rows, column))
 
     patients = pd.DataFrame(
         {
@@ -203,10 +212,10 @@ def _people(extract: Extract, ledger: Ledger) -> pd.DataFrame:
             "practice_id": latest("practice_id").astype("str").fillna(UNASSIGNED),
             "deprivation_decile": pd.array([pd.NA] * len(ids), dtype="Int8"),
             "ethnicity_group": latest("ethnicity").map(gp_codes.ethnicity_group).astype("str"),
-            "registration_start": ids.map(by_person["start"].min()).astype("datetime64[s]"),
+            "registration_start": lookup(ids, by_person["start"].min()).astype("datetime64[s]"),
             "registration_end": last["end"].astype("datetime64[s]"),
-            "death_date": ids.map(by_person["died"].min()).astype("datetime64[s]"),
-            "_rows": ids.map(rows.reset_index().groupby("person_id")["source_row"].agg(list)),
+            "death_date": lookup(ids, by_person["died"].min()).astype("datetime64[s]"),
+            "_rows": lookup(ids, rows.reset_index().groupby("person_id")["source_row"].agg(list)),
         },
         index=last.index,
     )
@@ -297,7 +306,7 @@ def _coded(extract: Extract, ledger: Ledger) -> pd.DataFrame:
     assert raw is not None
     rows = raw.assign(
         source_id=raw["person_id"],
-        start=extract.dates(spec, raw, "event_date"),
+        start=_dates(extract, spec, raw, "event_date"),
         code_system="SNOMED",
         code=raw["snomed_code"],
         description=raw["term"],
@@ -308,7 +317,6 @@ def _coded(extract: Extract, ledger: Ledger) -> pd.DataFrame:
     in_no_list = rows["code"].notna() & ~rows.index.isin(listed.index)
     ledger.facts[f"{table}_codes_in_no_list"] = {
         "rows": int(in_no_list.sum()),
-        "rows_not_mapped": "see unmapped_codes (a row that carried a GP contact is mapped)",
         "distinct_codes": int(rows.loc[in_no_list, "code"].nunique()),
     }
     pairs = rows.loc[listed.index].assign(
@@ -365,7 +373,7 @@ def _prescriptions(extract: Extract, ledger: Ledger) -> pd.DataFrame | None:
             f"{extract.where(spec.name)}: missing column 'dmd_code' (or bnf_code); "
             f"columns present: {', '.join(sorted(found))}"
         )
-    start = extract.dates(spec, raw, "issue_date")
+    start = _dates(extract, spec, raw, "issue_date")
     days = parse_numbers(raw["duration"])
     days = days.where((days >= 1) & (days <= MAX_DAYS))
     bnf = raw["bnf_code"].notna()
