@@ -429,7 +429,7 @@ def map_gp(extract: Extract, practices_file: pd.DataFrame | None) -> Mapped:
     ).astype("str")
     practices, assigned = practices_frame(practices, practices_file)
     used = {registrations, _spec(extract, CODED_NAMES, True, CODED_COLUMNS, 3).name}
-    used |= {n for n in PRESCRIPTION_NAMES if extract.has(n)}
+    used.add(_spec(extract, PRESCRIPTION_NAMES, False, PRESCRIPTION_COLUMNS, 2).name)
     about = {
         "source": "gp",
         "code_lists": len(gp_codes.manifest().lists),
