@@ -62,7 +62,7 @@ def cmd_validate(
 )
 def cmd_ingest(
     source: Annotated[
-        Literal["omop", "synthea", "contract", "hes", "asc-cld"],
+        Literal["omop", "synthea", "contract", "hes", "asc-cld", "gp"],
         typer.Option(help="what the extract is laid out as", show_default=False),
     ],
     path: Annotated[

@@ -29,6 +29,7 @@ from riskstrat.sources.ingest import quality
 from riskstrat.sources.ingest.asc_cld import map_asc_cld
 from riskstrat.sources.ingest.contract_source import map_contract
 from riskstrat.sources.ingest.hes import map_hes
+from riskstrat.sources.ingest.gp import map_gp
 from riskstrat.sources.ingest.mapping import Mapped
 from riskstrat.sources.ingest.omop import map_omop
 from riskstrat.sources.ingest.synthea import map_synthea
@@ -40,6 +41,7 @@ SOURCES: dict[str, Callable[[Extract, pd.DataFrame | None], Mapped]] = {
     "contract": map_contract,
     "asc-cld": map_asc_cld,
     "hes": map_hes,
+    "gp": map_gp,
 }
 UNMAPPED_DIR = "unmapped"
 INGEST = "ingest"
