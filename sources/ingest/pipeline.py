@@ -28,8 +28,8 @@ from riskstrat.contract.validation import REPORT_FILE, validate_into
 from riskstrat.sources.ingest import quality
 from riskstrat.sources.ingest.asc_cld import map_asc_cld
 from riskstrat.sources.ingest.contract_source import map_contract
-from riskstrat.sources.ingest.hes import map_hes
 from riskstrat.sources.ingest.gp import map_gp
+from riskstrat.sources.ingest.hes import map_hes
 from riskstrat.sources.ingest.mapping import Mapped
 from riskstrat.sources.ingest.omop import map_omop
 from riskstrat.sources.ingest.synthea import map_synthea
