@@ -33,6 +33,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import Field
 
+from riskstrat.common.errors import UserError
 from riskstrat.common.settings import read_toml, settings_model, validate
 from riskstrat.contract.pseudonym import Pseudonymiser
 from riskstrat.contract.schema import PATIENTS
@@ -60,6 +61,10 @@ NOT_REGISTERED = "not_registered"
 REGISTRATION_FIELDS = ("practice_id", "registration_start", "registration_end")
 _SEPARATORS = re.compile(r"[\s-]")
 _TEN_DIGITS = re.compile(r"^\d{10}$")
+
+
+class LinkageError(UserError):
+    """The sources of a run cannot be told apart or read as given."""
 
 
 def nhs_number(text: str) -> str | None:
@@ -143,6 +148,37 @@ def read_manifest(path: Path) -> tuple[Source, ...]:
         )
         for name, entry in manifest.sources.items()
     )
+
+
+def sources_given(
+    named: Sequence[str], path: str | None, manifest: Path | None
+) -> tuple[Source, ...]:
+    """The sources of the command line: ``--source NAME --path P`` (one extract),
+    ``--source NAME=PATH`` (repeatable) or ``--manifest FILE``; mixing them is an error."""
+    if manifest is not None:
+        if named or path:
+            raise LinkageError("give either --manifest or --source, not both")
+        return read_manifest(manifest)
+    if path is not None:
+        if len(named) != 1 or "=" in named[0]:
+            raise LinkageError(
+                "--path goes with one --source NAME; for several sources give --source "
+                "NAME=PATH for each"
+            )
+        return (Source.of(named[0], named[0], path),)
+    if not named:
+        raise LinkageError(
+            "name a source: --source NAME --path P, --source NAME=PATH or --manifest"
+        )
+    out = []
+    for text in named:
+        name, equals, location = text.partition("=")
+        if not equals or not name or not location:
+            raise LinkageError(
+                f"--source {text}: give NAME=PATH (or one --source NAME with --path P)"
+            )
+        out.append(Source.of(name.strip(), name.strip(), location.strip()))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
