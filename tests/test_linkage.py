@@ -27,6 +27,7 @@ EXTRACT = date(2024, 1, 1)
 KEY = Pseudonymiser(TEST_KEY.encode())
 BOTH, GP_ONLY, HOSPITAL_ONLY = "9434765919", "4010232137", "1000000001"
 INVALID = "9434765918"  # wrong check digit
+EVENTS_ONLY = "0000000000"
 
 
 def test_nhs_numbers_are_normalised_and_checked() -> None:
@@ -98,6 +99,7 @@ def extracts(tmp_path_factory: pytest.TempPathFactory) -> Path:
             (HOSPITAL_ONLY, "emergency_admission", "2023-10-01"),
             (HOSPITAL_ONLY, "ae_attendance", "2023-10-01"),
             (INVALID, "emergency_admission", "2023-09-01"),
+            (EVENTS_ONLY, "outpatient", "2023-08-01"),  # no patients row in this source
         ],
     )
     return root
@@ -140,10 +142,10 @@ def test_people_matched_set_aside_and_counted_per_source(linked: Path) -> None:
     assert sources["gp"]["invalid_nhs_numbers"] == 1
     assert sources["gp"]["events_set_aside"] == {"invalid_nhs_number": 1}
     hospital = sources["hospital"]
-    assert (hospital["people"], hospital["matched_to_registered"]) == (2, 1)
-    assert (hospital["not_registered"], hospital["invalid_nhs_numbers"]) == (1, 1)
+    assert (hospital["people"], hospital["matched_to_registered"]) == (3, 1)
+    assert (hospital["not_registered"], hospital["invalid_nhs_numbers"]) == (2, 1)
     assert hospital["in_other_sources"] == 1
-    assert hospital["events_set_aside"] == {"invalid_nhs_number": 1, "not_registered": 2}
+    assert hospital["events_set_aside"] == {"invalid_nhs_number": 1, "not_registered": 3}
     assert hospital["event_kinds"] == {"emergency_admission": 1}
     assert hospital["date_span"] == {"first": "2023-11-01", "last": "2023-11-01"}
 
@@ -164,6 +166,7 @@ def test_one_pseudonym_per_person_and_their_rows_set_aside_with_reasons(linked: 
         [
             (KEY.one(HOSPITAL_ONLY), "not_registered"),
             (KEY.one(HOSPITAL_ONLY), "not_registered"),
+            (KEY.one(EVENTS_ONLY), "not_registered"),
             (KEY.one(INVALID), "invalid_nhs_number"),
         ]
     )
@@ -176,7 +179,7 @@ def test_one_pseudonym_per_person_and_their_rows_set_aside_with_reasons(linked: 
     tables = _report(linked)["source_tables"]
     assert tables["hospital/events"]["ignored_by_reason"] == {
         "invalid_nhs_number": 1,
-        "not_registered": 2,
+        "not_registered": 3,
     }
     assert all(t["reconciles"] for t in tables.values())
 

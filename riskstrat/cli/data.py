@@ -54,7 +54,7 @@ def cmd_validate(
 @command(
     app,
     "ingest",
-    "map and link extracts (OMOP, Synthea, contract, ...); quality report",
+    "map and link extracts into the contract; quality report",
     "riskstrat ingest --source omop --path EXTRACT --out work/ingested "
     "--key-file ~/keys/riskstrat.key",
     "riskstrat ingest --source hes=extracts/hes --source gp=extracts/gp --out work/ingested "

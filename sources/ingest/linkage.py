@@ -280,24 +280,57 @@ def reconcile(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     return out.reset_index()[[c.name for c in PATIENTS.columns]], disagreements
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A source with its invalid ids set aside, and the pseudonyms of its people."""
+
+    source: Source
+    mapped: Mapped
+    patient_ids: pd.Series
+    event_ids: pd.Series
+    invalid_people: int
+    invalid_events: int
+
+    @property
+    def people(self) -> set[str]:
+        """Everyone the source names, in its patients rows or only in its events."""
+        return set(self.patient_ids.dropna()) | set(self.event_ids.dropna())
+
+    def source_ids(self, people: set[str]) -> set[str]:
+        """The source ids of ``people`` (pseudonyms)."""
+        patients = self.mapped.patients.loc[self.patient_ids.isin(people), "source_id"]
+        events = self.mapped.events.loc[self.event_ids.isin(people), "source_id"]
+        return set(patients) | set(events)
+
+
+def _checked(source: Source, mapped: Mapped, key: Pseudonymiser) -> _Checked:
+    kept, invalid_people, invalid_events = _check_ids(source, mapped)
+    return _Checked(
+        source,
+        kept,
+        source.pseudonyms(key, kept.patients["source_id"]),
+        source.pseudonyms(key, kept.events["source_id"]),
+        invalid_people,
+        invalid_events,
+    )
+
+
 def link(sources: Sequence[tuple[Source, Mapped]], key: Pseudonymiser) -> Linked:
     """Link the mapped sources (in manifest order) into one contract under pseudonyms."""
-    checked = []
-    for source, mapped in sources:
-        kept, invalid_people, invalid_events = _check_ids(source, mapped)
-        ids = source.pseudonyms(key, kept.patients["source_id"])
-        checked.append((source, kept, ids, invalid_people, invalid_events))
-    registering = [c for c in checked if c[0].registrations]
-    registered = set().union(*(set(c[2]) for c in registering)) if registering else None
+    checked = [_checked(source, mapped, key) for source, mapped in sources]
+    registering = [set(c.patient_ids.dropna()) for c in checked if c.source.registrations]
+    registered = set().union(*registering) if registering else None
     seen: dict[str, int] = {}
-    for _, _, ids, _, _ in checked:
-        for person in set(ids):
+    for item in checked:
+        for person in item.people:
             seen[person] = seen.get(person, 0) + 1
     links: list[SourceLink] = []
-    for source, mapped, ids, invalid_people, invalid_events in checked:
-        people = set(ids)
+    for item in checked:
+        source, mapped, ids = item.source, item.mapped, item.patient_ids
+        invalid_people, invalid_events = item.invalid_people, item.invalid_events
+        people = item.people
         outside = people - registered if registered is not None else set()
-        outside_ids = set(mapped.patients.loc[ids.isin(outside), "source_id"])
+        outside_ids = item.source_ids(outside)
         kept, not_registered_events = _set_aside(mapped, outside_ids, NOT_REGISTERED)
         links.append(
             SourceLink(
