@@ -19,7 +19,7 @@ from riskstrat.sources.ingest.pipeline import IngestResult
 from riskstrat.sources.ingest.tables import Extract, IngestError
 
 FIXTURE = Path(__file__).parent / "data" / "gp"
-ONE, TWO, THREE, OUTSIDER = "9000000001", "9000000002", "9000000003", "9000000099"
+ONE, TWO, THREE, OUTSIDER = "9000000017", "9000000025", "9000000033", "9000000904"
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,8 @@ def test_the_ingest_reconciles_and_sets_aside_the_unregistered_persons_event(
     assert report["reconciles"]
     for table in ("registrations", "coded_events", "prescriptions"):
         assert report["source_tables"][table]["reconciles"], table
-    assert report["contract_tables"]["events"]["by_reason"] == {"unknown_patient": 1}
+    assert report["contract_tables"]["events"]["by_reason"] == {}
+    assert report["sources"]["gp"]["events_set_aside"] == {"not_registered": 1}  # at linkage
     unmapped = {(c["code_system"], c["code"]) for c in report["unmapped_codes"]["coded_events"]}
     assert ("SNOMED", "999999999999") in unmapped
 

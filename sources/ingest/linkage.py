@@ -112,7 +112,9 @@ class Source:
         if self.id == "pseudonym":
             return ids.astype("str")
         if self.id == "nhs_number":
-            ids = ids.astype("str").str.replace(_SEPARATORS, "", regex=True)
+            text = ids.astype("str")
+            digits = text.str.replace(_SEPARATORS, "", regex=True)
+            ids = digits.where(digits.str.fullmatch(r"\d+", na=False), text)
         return key.series(ids.astype("str"))
 
 
@@ -242,12 +244,23 @@ def _set_aside(mapped: Mapped, ids: set[str], reason: str) -> tuple[Mapped, int]
     return kept, int(gone.sum())
 
 
+def not_valid(text: str) -> bool:
+    """``text`` is digits (spaces and hyphens aside) but not a valid NHS number.
+
+    Anything else an NHS-number source hands on (an upstream pseudonym such as HES's
+    ``PSEUDO_HESID``, a council's own person id) is an id of another kind: kept and
+    pseudonymised as given, though it can link only to sources that use the same id.
+    """
+    digits = _SEPARATORS.sub("", text)
+    return digits.isdigit() and nhs_number(digits) is None
+
+
 def _check_ids(source: Source, mapped: Mapped) -> tuple[Mapped, int, int]:
     """Without the people whose NHS number is not valid; how many people and events."""
     if source.id != "nhs_number":
         return mapped, 0, 0
     ids = pd.concat([mapped.patients["source_id"], mapped.events["source_id"]]).dropna()
-    invalid = {i for i in ids.astype("str").unique() if nhs_number(i) is None}
+    invalid = {i for i in ids.astype("str").unique() if not_valid(i)}
     kept, events = _set_aside(mapped, invalid, INVALID_NHS_NUMBER)
     return kept, len(invalid), events
 
