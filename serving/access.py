@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from riskstrat.common.errors import UserError
-from riskstrat.serving.audit import AuditError, AuditLog
+from riskstrat.serving.audit import AuditError, AuditLog, open_audit_log
 from riskstrat.serving.roles import ROLES, Can, Role, roles_that
 from riskstrat.serving.settings import ServiceSettings
 
@@ -334,8 +334,8 @@ class Access:
     def from_settings(cls, settings: ServiceSettings) -> Access:
         """From ``RISKSTRAT_ACCESS_FILE`` and ``RISKSTRAT_AUDIT_LOG`` (both must be set) and
         ``RISKSTRAT_TRUSTED_PROXIES``."""
-        access_file, audit_log = settings.require("access_file"), settings.require("audit_log")
-        return cls(load_principals(access_file), AuditLog(audit_log), settings.trusted_proxies)
+        access_file = settings.require("access_file")
+        return cls(load_principals(access_file), open_audit_log(settings), settings.trusted_proxies)
 
     def client(self, scope: dict, headers: dict[str, str]) -> str | None:
         """The request's client address, as the audit log records it."""

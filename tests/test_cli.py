@@ -239,6 +239,8 @@ def test_serve_honours_every_riskstrat_variable_and_defaults_to_the_work_folder(
         "RISKSTRAT_EVALUATIONS_DIR": "/srv/evaluations",
         "RISKSTRAT_RELOAD_SECONDS": "5.0",
         "RISKSTRAT_TRUSTED_PROXIES": "1",
+        "RISKSTRAT_AUDIT_KEY_FILE": "/etc/riskstrat/audit.key",
+        "RISKSTRAT_AUDIT_ROTATE": "daily",
     }
     assert set(given) == set(VARIABLES) - {"RISKSTRAT_WORKERS"}
     for name, value in given.items():
