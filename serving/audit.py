@@ -89,10 +89,15 @@ def rotated_files(path: Path) -> list[Path]:
     return sorted(found)
 
 
+def audit_store(settings: ServiceSettings) -> AuditLog:
+    """The service's audit log as its settings say."""
+    return AuditLog.from_settings(settings)
+
+
 def open_audit_log(settings: ServiceSettings) -> AuditLog:
-    """The service's audit log, checked as the service starts (``AuditLog.start``): a
+    """The service's audit log, checked as the service starts (``start``): a
     ``ChainBrokenError`` (or a key or settings error) means it must not serve."""
-    log = AuditLog.from_settings(settings)
+    log = audit_store(settings)
     log.start()
     return log
 
