@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from riskstrat.common.atomic import sync_folder
 from riskstrat.serving.audit_chain import (
     Chain,
     ChainBrokenError,
@@ -129,15 +130,7 @@ def _make_key(path: Path) -> None:
         pass
     finally:
         staging.unlink()
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+    sync_folder(path.parent)
 
 
 def _last_line(handle: int, size: int) -> tuple[int, bytes]:
@@ -256,7 +249,7 @@ class AuditLog:
                 return
             self._write_whole(handle, line, size)
             if not size:
-                _fsync_folder(self.path.parent)
+                sync_folder(self.path.parent)
             stat = os.fstat(handle)
             self._known = (stat.st_ino, stat.st_size, after)
 
@@ -315,7 +308,7 @@ class AuditLog:
             os.close(kept)
         os.ftruncate(handle, offset)
         os.fsync(handle)
-        _fsync_folder(self.path.parent)
+        sync_folder(self.path.parent)
         logger.warning(
             "audit log %s: its last line (%d bytes from byte %d) was torn or is not a sealed "
             "line (a write cut short by a crash or a full disk); moved to %s",
@@ -341,7 +334,7 @@ class AuditLog:
             raise OSError(errno.EIO, f"{self.path} line 1 is not a sealed audit line")
         os.fsync(handle)
         os.rename(self.path, self.path.with_name(f"{self.path.name}.{first.seq:012d}"))
-        _fsync_folder(self.path.parent)
+        sync_folder(self.path.parent)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
