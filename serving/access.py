@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from riskstrat.common.errors import UserError
-from riskstrat.serving.audit import AuditError, AuditLog, open_audit_log
+from riskstrat.serving.audit import AuditError, AuditLog
+from riskstrat.serving.audit_stores import open_audit_log
 from riskstrat.serving.roles import ROLES, Can, Role, roles_that
 from riskstrat.serving.settings import ServiceSettings
 

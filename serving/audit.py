@@ -25,9 +25,11 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from riskstrat.common.atomic import sync_folder
 from riskstrat.serving.audit_chain import (
+    AuditKeyError,
     Chain,
     ChainBrokenError,
     Head,
@@ -52,8 +54,46 @@ class AuditError(RuntimeError):
     """An audit line could not be written; names the log and why."""
 
 
-# The last failed write to each audit log in this process: (monotonic time, why).
-_failures: dict[Path, tuple[float, str]] = {}
+# The last failed write to each audit log in this process, by its name: (monotonic time, why).
+_failures: dict[str, tuple[float, str]] = {}
+
+
+def recent_failure(name: str) -> str | None:
+    """Why the last write to the audit log ``name`` failed, if that was in the last
+    ``AUDIT_RETRY_SECONDS`` (a fault the other checks cannot see, such as a quota)."""
+    failed = _failures.get(name)
+    if failed and time.monotonic() - failed[0] < AUDIT_RETRY_SECONDS:
+        return f"{name}: the last write failed ({failed[1]})"
+    return None
+
+
+@contextlib.contextmanager
+def recording_failures(name: str) -> Iterator[None]:
+    """Around one audit write to the log ``name``: a failure (an ``OSError``, a broken
+    chain, or a database's ``StoreWriteError``) becomes an ``AuditError``, logged once
+    when writing starts to fail and once when it works again."""
+    try:
+        yield
+    except WRITE_FAILURES as exc:
+        why = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+        if name not in _failures:
+            logger.error(
+                "audit log %s cannot be written (%s): requests for patient data answer "
+                "503 until it can",
+                name,
+                why,
+            )
+        _failures[name] = (time.monotonic(), why)
+        raise AuditError(f"{name}: cannot append to the audit log ({why})") from exc
+    if _failures.pop(name, None):
+        logger.warning("audit log %s is written again", name)
+
+
+class StoreWriteError(Exception):
+    """A store's own failure to append (its message says why): recorded like an OSError."""
+
+
+WRITE_FAILURES = (OSError, ChainBrokenError, StoreWriteError)
 
 
 def audit_problem(path: Path) -> str | None:
@@ -61,9 +101,9 @@ def audit_problem(path: Path) -> str | None:
     cannot be opened for appending, its disk is (nearly) full, or a write from this process
     failed in the last ``AUDIT_RETRY_SECONDS`` (a fault the other checks cannot see, such as
     a quota). Nothing is written to the log."""
-    failed = _failures.get(path)
-    if failed and time.monotonic() - failed[0] < AUDIT_RETRY_SECONDS:
-        return f"{path}: the last write failed ({failed[1]})"
+    failed = recent_failure(str(path))
+    if failed:
+        return failed
     if path.is_dir():
         return f"{path} is a folder, not a file"
     try:
@@ -77,10 +117,23 @@ def audit_problem(path: Path) -> str | None:
 
 
 def audit_writable(settings: ServiceSettings | None = None) -> bool:
-    """Whether the configured audit log (``RISKSTRAT_AUDIT_LOG``) can be written now: the
-    service is not ready while it cannot (``RiskService.__is_ready__``)."""
-    path = (settings or ServiceSettings.current()).audit_log
-    return path is not None and audit_problem(path) is None
+    """Whether the configured audit log can be written now: the service is not ready while
+    it cannot (``RiskService.__is_ready__``). In a database (``RISKSTRAT_DATABASE_URL``):
+    whether the last write in this process worked (a probe does not connect each time)."""
+    settings = settings or ServiceSettings.current()
+    if settings.database_url:
+        return recent_failure(database_name(settings.database_url)) is None
+    return settings.audit_log is not None and audit_problem(settings.audit_log) is None
+
+
+def database_name(url: str) -> str:
+    """The audit table's name in messages and logs: its database URL without a password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return f"{url} audit_log"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = f"{parts.username}@" if parts.username else ""
+    return f"{parts._replace(netloc=user + host).geturl()} audit_log"
 
 
 def rotated_files(path: Path) -> list[Path]:
@@ -90,22 +143,15 @@ def rotated_files(path: Path) -> list[Path]:
     return sorted(found)
 
 
-def audit_store(settings: ServiceSettings) -> AuditLog:
-    """The service's audit log as its settings say."""
-    return AuditLog.from_settings(settings)
-
-
-def open_audit_log(settings: ServiceSettings) -> AuditLog:
-    """The service's audit log, checked as the service starts (``start``): a
-    ``ChainBrokenError`` (or a key or settings error) means it must not serve."""
-    log = audit_store(settings)
-    log.start()
-    return log
-
-
 def audit_key(settings: ServiceSettings) -> bytes:
     """The chain's key: ``RISKSTRAT_AUDIT_KEY_FILE``, else ``audit.key`` beside the audit
-    log, made (random, readable by its owner only) the first time the service starts."""
+    log, made (random, readable by its owner only) the first time the service starts. With
+    a database the key file must be named: every server must seal with the same key."""
+    if settings.database_url and settings.audit_key_file is None:
+        raise AuditKeyError(
+            "set RISKSTRAT_AUDIT_KEY_FILE: every server appending to the database's audit "
+            "chain needs the same key"
+        )
     path = settings.audit_key_path()
     if settings.audit_key_file is None and not path.exists():
         _make_key(path)
@@ -217,24 +263,10 @@ class AuditLog:
     def write(self, entry: dict) -> None:
         """Append ``entry`` as one sealed line in one write, on disk before this returns;
         ``AuditError`` unless all of it went (then none of it stays)."""
-        try:
-            with self._locked():
-                if not self._checked:
-                    self._check()
-                self._append(entry)
-        except (OSError, ChainBrokenError) as exc:
-            why = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
-            if self.path not in _failures:
-                logger.error(
-                    "audit log %s cannot be written (%s): requests for patient data answer "
-                    "503 until it can",
-                    self.path,
-                    why,
-                )
-            _failures[self.path] = (time.monotonic(), why)
-            raise AuditError(f"{self.path}: cannot append to the audit log ({why})") from exc
-        if _failures.pop(self.path, None):
-            logger.warning("audit log %s is written again", self.path)
+        with recording_failures(str(self.path)), self._locked():
+            if not self._checked:
+                self._check()
+            self._append(entry)
 
     def _append(self, entry: dict) -> None:
         """Seal and append one line (the lock held), rotating first when it is due."""

@@ -111,7 +111,7 @@ def check_audit_log(env: dict[str, str]) -> None:
     """What each worker checks when it starts, once before any starts: a torn last line is
     set aside and the audit chain must verify (a ``ChainBrokenError`` naming the line stops
     ``serve``, where the service would refuse every request)."""
-    from riskstrat.serving.audit import audit_store
+    from riskstrat.serving.audit_stores import audit_store
     from riskstrat.serving.settings import FIELDS, ServiceSettings, variable
 
     given = {name: env[variable(name)] for name in FIELDS if variable(name) in env}
