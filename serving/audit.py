@@ -293,7 +293,7 @@ class AuditLog:
             written = os.write(handle, line)
             if written != len(line):
                 raise OSError(errno.ENOSPC, "only part of the line was written (disk full?)")
-            os.fsync(handle)
+            os.fdatasync(handle)  # the data and the new size: what a reader needs
         except OSError:
             with contextlib.suppress(OSError):  # what stays is set aside at the next start
                 os.ftruncate(handle, size)

@@ -29,7 +29,8 @@ from riskstrat.common.errors import UserError
 
 GENESIS = "0" * 64  # the MAC the first line chains to
 MIN_KEY_BYTES = 32
-_SEAL = re.compile(rb',"mac":"([0-9a-f]{64})"\}\Z')
+_SEAL = re.compile(rb',"mac":"([0-9a-f]{64})"\}')
+_SEAL_BYTES = 74  # len(',"mac":"') + 64 + len('"}')
 SEALED_FIELDS = ("seq", "prev", "mac")
 
 
@@ -98,8 +99,8 @@ def seal(entry: dict, head: Head, key: bytes, starts_file: bool) -> tuple[bytes,
 
 def unseal(line: bytes) -> Sealed | None:
     """A line (without its newline) taken apart, or None if it is not a sealed line."""
-    found = _SEAL.search(line)
-    if not found:
+    found = _SEAL.fullmatch(line, len(line) - _SEAL_BYTES)
+    if not found or len(line) <= _SEAL_BYTES:
         return None
     content = line[: found.start()] + b"}"
     try:

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 MIB = 1 << 20
-DEFAULT = "64MiB"
+DEFAULT = "16MiB"
 _SIZE = re.compile(r"([1-9][0-9]{0,5})MiB")
 # The part of an ISO date that changes at each period.
 _PERIODS = {"daily": 10, "monthly": 7}
