@@ -23,20 +23,30 @@ import pytest
 
 from riskstrat.cli import main
 from riskstrat.cli.options import TRACKING_ENV
-from riskstrat.contract.needs import OPTIONAL_KINDS, REQUIRED_KINDS
+from riskstrat.common.errors import UserError
+from riskstrat.contract.needs import (
+    OPTIONAL_KINDS,
+    REQUIRED_KINDS,
+    AbsentKindError,
+    absent_kinds,
+    require_for,
+)
 from riskstrat.contract.record import write_record
 from riskstrat.contract.schema import EVENTS, PATIENTS, PRACTICES, EventKind
 from riskstrat.contract.validation import validate_dir
-from riskstrat.features.absent import feature_kinds
+from riskstrat.features.absent import absent_features, feature_kinds
 from riskstrat.features.exposure import ExposureRule
 from riskstrat.features.outcomes import OUTCOME_KINDS
 from riskstrat.impact.plan import PLANS, load_plan
 from riskstrat.models.registry import RegisteredBundle
-from riskstrat.serving.weekly.referrals import DRIVER_COLUMNS, EXCLUSION_COLUMNS
+from riskstrat.serving.weekly.referrals import (
+    DRIVER_COLUMNS,
+    EXCLUSION_COLUMNS,
+    ReferralCriteria,
+    absent_inputs,
+)
 from riskstrat.sources.synthetic.borough import generate, write
 from riskstrat.sources.synthetic.config import SynthConfig
-
-pytestmark = pytest.mark.slow
 
 BOROUGH = SynthConfig(patients=1_500, seed=11, truth_as_of=(date(2025, 1, 1),))
 EXTRACT_DATE = "2026-10-31"
@@ -130,6 +140,49 @@ def without(borough: Path, kinds: frozenset[str], out: Path) -> Path:
     return out
 
 
+def test_required_kinds_cover_the_commands_and_the_rest_are_optional() -> None:
+    commands = {"features", "train", "promote", "weekly", "referrals", "evaluate"}
+    assert set(REQUIRED_KINDS) == commands
+    needed = {k for kinds in REQUIRED_KINDS.values() for k in kinds}
+    assert needed == {EventKind.EMERGENCY_ADMISSION}
+    assert set(OPTIONAL_KINDS) == set(EventKind) - needed
+
+
+def test_a_required_kind_stops_with_one_line_naming_folder_and_kind() -> None:
+    present = {k.value for k in EventKind} - {"emergency_admission"}
+    require_for("weekly", present, "data/x")  # weekly requires nothing
+    with pytest.raises(AbsentKindError) as stopped:
+        require_for("train", present, "data/x")
+    message = str(stopped.value)
+    assert isinstance(stopped.value, UserError) and "\n" not in message
+    assert message.startswith("data/x: ") and "emergency_admission" in message
+
+
+def test_an_absent_kind_names_its_features_and_those_derived_from_them() -> None:
+    assert absent_kinds({k.value for k in EventKind} - {"social_circumstance"}) == (
+        "social_circumstance",
+    )
+    absent = absent_features(["social_circumstance"])
+    assert absent["lives_alone_coded"] == ("social_circumstance",)
+    assert absent["frailty_index"] == ("social_circumstance",)  # a deficit it counts
+    assert "emergency_admissions_365d" not in absent
+    assert absent_features(["social_circumstance"], ["age", "ltc_count"]) == {}
+
+
+def test_referral_rules_name_the_inputs_the_week_could_not_record() -> None:
+    week = {
+        "lives_alone_coded": ("social_circumstance",),
+        "care_home_resident": ("care_home_admission",),
+    }
+    said = absent_inputs(ReferralCriteria(), week)
+    assert len(said) == 2
+    assert said[0].startswith("driver isolation cannot apply") and "social_circumstance" in said[0]
+    assert said[1].startswith("exclusion exclude_care_home") and "care_home_admission" in said[1]
+    chosen = ReferralCriteria(drivers=("low_mood",), exclude_care_home=False)
+    assert absent_inputs(chosen, week) == []
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_every_command_works_or_names_the_missing_kind(
     case: str,
