@@ -3,10 +3,12 @@ kind removed at once): it works and reports the kind as absent, or stops with on
 the kind, as ``contract.needs.REQUIRED_KINDS`` says.
 
 A kind that only feeds feature columns changes their values (each takes its default) and
-nothing else, so the cheap commands (features, referrals) run for every kind, while train,
-promote, weekly and evaluate run for the kinds that change what they do (a label, an outcome,
-list-triggered help, the list runs, the monitoring) and for the case with every optional kind
-gone, which leaves every feature family without its events at once.
+nothing else, so the cheap commands (features, weekly, referrals) run for every kind, while
+train and promote run where the kind is required, and each built-in plan is evaluated where
+the kind is one its outcomes are counted from or its discontinuity reads (list runs,
+list-triggered help). The case with every optional kind gone runs everything: it leaves every
+feature family, the help the list triggered and the outcomes other than admissions without
+their events at once.
 """
 
 from __future__ import annotations
@@ -35,9 +37,8 @@ from riskstrat.contract.record import write_record
 from riskstrat.contract.schema import EVENTS, PATIENTS, PRACTICES, EventKind
 from riskstrat.contract.validation import validate_dir
 from riskstrat.features.absent import absent_features, feature_kinds
-from riskstrat.features.exposure import ExposureRule
 from riskstrat.features.outcomes import OUTCOME_KINDS
-from riskstrat.impact.plan import PLANS, load_plan
+from riskstrat.impact.plan import PLANS, Plan, load_plan
 from riskstrat.models.registry import RegisteredBundle
 from riskstrat.serving.weekly.referrals import (
     DRIVER_COLUMNS,
@@ -58,16 +59,17 @@ PLANS_RUN = ("integrated_locality_model.toml", "risk_list_actions.toml")
 
 CASES = [k.value for k in EventKind] + [ALL_OPTIONAL]
 FEATURE_KINDS = frozenset().union(*feature_kinds().values())
-HELP_KINDS = frozenset(ExposureRule().kinds)
-# The kinds that change what a command does beyond feature values.
-CONTROL_KINDS = {
-    "train": {k.value for k in REQUIRED_KINDS["train"]} | HELP_KINDS,
-    "promote": {k.value for k in REQUIRED_KINDS["promote"]} | HELP_KINDS,
-    "weekly": {EventKind.EMERGENCY_ADMISSION.value} | HELP_KINDS,
-    "evaluate": {k.value for ks in OUTCOME_KINDS.values() for k in ks}
-    | HELP_KINDS
-    | {EventKind.RISK_LIST_SCORE.value},
-}
+TRAINING_KINDS = {k.value for c in ("train", "promote") for k in REQUIRED_KINDS[c]}
+
+
+def plan_kinds(plan: Plan) -> set[str]:
+    """The kinds that change what evaluating ``plan`` does beyond feature values: those its
+    outcomes are counted from, and its discontinuity's list runs and help."""
+    outcomes = [*plan.outcomes.all, *([plan.rd.outcome] if plan.rd else [])]
+    kinds = {k.value for name in outcomes for k in OUTCOME_KINDS[name]}
+    if plan.rd:
+        kinds |= {EventKind.RISK_LIST_SCORE.value, *plan.exposure.kinds}
+    return kinds
 
 
 def removed(case: str) -> frozenset[str]:
@@ -76,8 +78,8 @@ def removed(case: str) -> frozenset[str]:
     return frozenset({case})
 
 
-def runs(command: str, case: str) -> bool:
-    return case == ALL_OPTIONAL or case in CONTROL_KINDS.get(command, {case})
+def runs(kinds: set[str], case: str) -> bool:
+    return case == ALL_OPTIONAL or case in kinds
 
 
 def required(command: str, case: str) -> set[str]:
@@ -218,7 +220,7 @@ def test_every_command_works_or_names_the_missing_kind(
     work = tmp_path / "work"
     monkeypatch.delenv(TRACKING_ENV, raising=False)
     monkeypatch.setenv("BENTOML_HOME", str(work / "bentoml"))
-    if runs("train", case):
+    if runs(TRAINING_KINDS, case):
         result = cli(capsys, "train", "--data", data, "--workdir", work, "--config", config)
         if required("train", case):
             stopped_naming(result, required("train", case))
@@ -227,7 +229,6 @@ def test_every_command_works_or_names_the_missing_kind(
             assert all(k in out for k in read_by_features), out
             card = (work / "report" / "model_card.html").read_text()
             assert all(k in card for k in read_by_features)
-    if runs("promote", case):
         result = cli(capsys, "promote", "--data", data, "--workdir", work)
         if required("promote", case):
             stopped_naming(result, required("promote", case))
@@ -249,10 +250,10 @@ def test_every_command_works_or_names_the_missing_kind(
     assert ("absent input" in out) == bool(blind), out
     assert all(k in out for k in blind), out
 
-    if not runs("evaluate", case):
-        return
     for name in PLANS_RUN:
         plan = load_plan(PLANS / name).plan
+        if not runs(plan_kinds(plan), case):
+            continue
         evaluation = tmp_path / f"evaluation-{name}"
         result = cli(
             capsys, "evaluate", "--data", data, "--plan", PLANS / name, "--out", evaluation
@@ -267,4 +268,9 @@ def test_every_command_works_or_names_the_missing_kind(
             for outcome in design["outcomes"]:
                 lacking = {k.value for k in OUTCOME_KINDS[outcome["outcome"]]} & gone
                 assert ("not measured" in outcome["verdict"]) == bool(lacking), outcome
+        if plan.rd:
+            rd = next(d for d in saved["designs"] if d["design"] == "rd")
+            needed = {EventKind.RISK_LIST_SCORE.value, *OUTCOME_KINDS[plan.rd.outcome]}
+            blind = needed & gone or set(plan.exposure.kinds) <= gone
+            assert ("the data hold no" in rd["verdict"]) == bool(blind), rd["verdict"]
         assert (evaluation / "report.html").exists()
