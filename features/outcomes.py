@@ -20,6 +20,8 @@ outcome, the label it learns, is ``labels``.
 
 from __future__ import annotations
 
+from riskstrat.contract.schema import EventKind
+
 OUTCOMES: dict[str, str] = {
     "emergency_admissions": "emergency admissions",
     "avoidable_admissions": "potentially avoidable emergency admissions",
@@ -31,3 +33,18 @@ OUTCOMES: dict[str, str] = {
     "deaths": "deaths",
 }
 """Every outcome an evaluation can count, in the order results list them, and its label."""
+
+_ADMISSION = (EventKind.EMERGENCY_ADMISSION,)
+OUTCOME_KINDS: dict[str, tuple[EventKind, ...]] = {
+    "emergency_admissions": _ADMISSION,
+    "avoidable_admissions": _ADMISSION,
+    "bed_days": _ADMISSION,
+    "ae_attendances": (EventKind.AE_ATTENDANCE,),
+    # Without care-home admissions nobody is known to live in a care home.
+    "care_home_resident_admissions": (*_ADMISSION, EventKind.CARE_HOME_ADMISSION),
+    "care_home_admissions": (EventKind.CARE_HOME_ADMISSION,),
+    "package_cost": (EventKind.SOCIAL_CARE_PACKAGE,),
+    "deaths": (),  # the patients table's death dates
+}
+"""The event kinds each outcome is counted from: an outcome whose kinds the data lack is not
+measured (zero would read as "none happened")."""

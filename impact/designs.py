@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 
 from riskstrat.common.months import month_start
+from riskstrat.contract.schema import EventKind
 from riskstrat.contract.tables import ContractTables
-from riskstrat.features.outcomes import OUTCOMES
+from riskstrat.features.absent import describe_absent
+from riskstrat.features.outcomes import OUTCOME_KINDS, OUTCOMES
 from riskstrat.impact.cohort import Cohort
 from riskstrat.impact.did import staggered_did
 from riskstrat.impact.matching import SMD_TARGET, matched_comparison
@@ -58,6 +60,7 @@ MATCH_FEATURES = (
 """Prognostic baseline features matched on when the plan names none."""
 
 
+DID_TITLE = "Staggered difference-in-differences"
 MATCHED_TITLE = "Matched comparison (Improvement Analytics Unit style)"
 RD_TITLE = "Regression discontinuity at the list's cut-off"
 
@@ -85,6 +88,48 @@ def _unanswerable(
     )
 
 
+def _not_measured(name: str, kinds: tuple[str, ...], measure: str, who: str) -> OutcomeResult:
+    """An outcome the data cannot count: which event kinds it lacks, and no estimate."""
+    label = OUTCOMES[name]
+    reason = f"not measured: the data hold no {' or '.join(kinds)} events"
+    return OutcomeResult(
+        outcome=name,
+        label=label,
+        measure=measure,
+        effect=Interval(estimate=np.nan, ci_low=np.nan, ci_high=np.nan),
+        n_people=0,
+        verdict=reason,
+        summary=f"{label[:1].upper()}{label[1:]} among {who} could not be measured: the data "
+        f"hold no {' or '.join(kinds)} events.",
+    )
+
+
+def _absent_inputs(cohort: Cohort, columns: list[str], role: str) -> list[Check]:
+    """A failed check naming the ``columns`` (read by ``role``) whose event kinds the data
+    lack: they hold their defaults for everyone, so they select or balance nothing."""
+    absent = cohort.absent(columns)
+    if not absent:
+        return []
+    return [
+        Check(
+            name="absent inputs",
+            passed=False,
+            detail=f"{role} read features the data do not record, held at their defaults for "
+            f"everyone ({'; '.join(describe_absent(absent))})",
+        )
+    ]
+
+
+def _eligibility_columns(plan: Plan) -> list[str]:
+    required, alternatives = plan.population.conditions
+    return [c.feature for c in (*required, *alternatives)]
+
+
+def _in_plan_order(plan: Plan, results: list[OutcomeResult]) -> list[OutcomeResult]:
+    order = {name: i for i, name in enumerate(plan.outcomes.all)}
+    return sorted(results, key=lambda r: order[r.outcome])
+
+
 def _rows(frame: pd.DataFrame) -> list[dict]:
     return [
         {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
@@ -96,13 +141,38 @@ def _first_verdict(outcomes: list[OutcomeResult], primary: str) -> str:
     return next(o.verdict for o in outcomes if o.outcome == primary)
 
 
+def nobody_eligible(plan: Plan, cohort: Cohort, months: Months) -> list[DesignResult]:
+    """The difference-in-differences and matched comparison the plan names, when its
+    eligibility rule selects nobody (``cohort`` is empty): each says so, with no estimate."""
+    reason = (
+        f"nobody meets the eligibility rule ({plan.population.describe()}) on "
+        f"{plan.population.baseline}"
+    )
+    results = []
+    if plan.did:
+        results.append(_unanswerable("did", DID_TITLE, plan, months.first, months.end, reason))
+    if plan.matched:
+        groups = matched_groups(cohort, plan.matched, plan.start_dates)
+        results.append(
+            _unanswerable(
+                "matched", MATCHED_TITLE, plan, groups.go_live, groups.follow_up_end, reason
+            )
+        )
+    return results
+
+
 def run_did(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResult:
     """Staggered difference-in-differences over the cohort's person-months."""
     design = plan.did
     began = time.perf_counter()
     who = "eligible people in clusters after go-live"
-    outcomes, tables, checks = [], {}, []
-    for name in plan.outcomes.all:
+    measure = "difference in the rate per person-year"
+    outcomes, tables = [], {}
+    checks = _absent_inputs(cohort, _eligibility_columns(plan), "the eligibility rule")
+    for name, kinds in counts.absent.items():
+        if name in plan.outcomes.all:
+            outcomes.append(_not_measured(name, kinds, measure, who))
+    for name in (n for n in plan.outcomes.all if n in counts.outcomes):
         estimate = staggered_did(
             did_panel(counts, cohort, name),
             control=design.control,
@@ -145,7 +215,7 @@ def run_did(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResult:
             OutcomeResult(
                 outcome=name,
                 label=label,
-                measure="difference in the rate per person-year",
+                measure=measure,
                 effect=Interval(
                     estimate=12 * estimate.att,
                     ci_low=12 * estimate.ci_low,
@@ -177,7 +247,7 @@ def run_did(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResult:
     )
     return DesignResult(
         design="did",
-        title="Staggered difference-in-differences",
+        title=DID_TITLE,
         method=method,
         population=f"{plan.population.describe()} on {plan.population.baseline}",
         first_month=counts.months.first,
@@ -185,7 +255,7 @@ def run_did(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResult:
         verdict=_first_verdict(outcomes, plan.outcomes.primary),
         checks=checks,
         tables=tables,
-        outcomes=outcomes,
+        outcomes=_in_plan_order(plan, outcomes),
         seconds=round(time.perf_counter() - began, 1),
     )
 
@@ -216,11 +286,12 @@ def run_matched(
             cohort, features=cohort.features.assign(**{RISK_SCORE: model.predict(cohort.features)})
         )
         features.append(RISK_SCORE)
-    people = matched_people(counts, cohort, groups, plan.outcomes.all, features)
+    measured = tuple(n for n in plan.outcomes.all if n in counts.outcomes)
+    people = matched_people(counts, cohort, groups, measured, features)
     estimate = matched_comparison(
         people,
         features=features,
-        outcomes=list(plan.outcomes.all),
+        outcomes=list(measured),
         primary=plan.outcomes.primary,
         k=design.controls_per_treated,
         caliper=design.caliper,
@@ -230,7 +301,9 @@ def run_matched(
     against = "matched people in clusters not yet live"
     balance = estimate.balance
     failing = balance[~balance["balanced"]]
+    read = [*_eligibility_columns(plan), *features]
     checks = [
+        *_absent_inputs(cohort, read, "the eligibility rule and matching"),
         Check(
             name="balance",
             passed=failing.empty,
@@ -240,9 +313,13 @@ def run_matched(
                 if failing.empty
                 else f"above {SMD_TARGET} after matching: {', '.join(failing['feature'])}"
             ),
-        )
+        ),
     ]
-    outcomes = []
+    outcomes = [
+        _not_measured(name, kinds, "rate ratio", who)
+        for name, kinds in counts.absent.items()
+        if name in plan.outcomes.all
+    ]
     for effect in estimate.outcomes:
         label = OUTCOMES[effect.outcome]
         relative = Interval(
@@ -296,28 +373,66 @@ def run_matched(
         end_month=groups.follow_up_end,
         verdict=estimate.verdict,
         checks=checks,
-        tables={
-            "balance": _rows(
-                balance[["feature", "smd_before", "smd_after", "variance_ratio_after"]].rename(
-                    columns={"variance_ratio_after": "variance_ratio"}
-                )
-            )
-        },
-        outcomes=outcomes,
+        tables=_balance_table(balance),
+        outcomes=_in_plan_order(plan, outcomes),
         seconds=round(time.perf_counter() - began, 1),
     )
 
 
-def run_rd(plan: Plan, tables: ContractTables, last_day: date) -> DesignResult:
-    """Regression discontinuity at the list's cut-off, for the actions the list triggers."""
+def _rd_lacks(plan: Plan, present: frozenset[str]) -> str | None:
+    """Why the data cannot hold the [rd] design's inputs, if they cannot: no list runs, no
+    outcome, or none of the help the list triggers."""
+    design = plan.rd
+    needed = (EventKind.RISK_LIST_SCORE, *OUTCOME_KINDS[design.outcome])
+    lacking = [k.value for k in needed if k.value not in present]
+    if lacking:
+        return f"the data hold no {' or '.join(lacking)} events"
+    if not present & set(plan.exposure.kinds):
+        return (
+            f"the data hold no {' or '.join(plan.exposure.kinds)} events: nobody can be seen "
+            "taking up list-triggered help"
+        )
+    return None
+
+
+def _balance_table(balance: pd.DataFrame) -> dict[str, list[dict]]:
+    """The balance table the report plots, when anyone was matched (no table otherwise)."""
+    if balance["smd_after"].isna().any():
+        return {}
+    columns = ["feature", "smd_before", "smd_after", "variance_ratio_after"]
+    return {
+        "balance": _rows(
+            balance[columns].rename(columns={"variance_ratio_after": "variance_ratio"})
+        )
+    }
+
+
+def run_rd(
+    plan: Plan, tables: ContractTables, last_day: date, present: frozenset[str]
+) -> DesignResult:
+    """Regression discontinuity at the list's cut-off, for the actions the list triggers;
+    ``present`` are the event kinds the data hold."""
     design = plan.rd
     began = time.perf_counter()
     end = month_start(design.run, design.follow_up_months)
     data_end = months_end(last_day)
     if end > data_end:
         return _unanswerable("rd", RD_TITLE, plan, design.run, end, _too_short(end, data_end))
+    lacks = _rd_lacks(plan, present)
+    if lacks:
+        return _unanswerable("rd", RD_TITLE, plan, design.run, end, lacks)
     scored = list_run(tables, design, plan.exposure)
-    counts = count(tables, pd.Index(scored["person"]), Months(design.run, end), last_day)
+    if scored.empty:
+        return _unanswerable(
+            "rd",
+            RD_TITLE,
+            plan,
+            design.run,
+            end,
+            f"no list run on {design.run}: the data hold no "
+            f"{EventKind.RISK_LIST_SCORE.value} events that day",
+        )
+    counts = count(tables, pd.Index(scored["person"]), Months(design.run, end), last_day, present)
     frame = rd_frame(scored, counts, design)
     estimate = regression_discontinuity(frame, cutoff=design.cutoff)
     label = OUTCOMES[design.outcome]

@@ -263,7 +263,17 @@ def staggered_did(
         result = _influence(frame, table, cells, fit, inference, rng, draws)
     n_schedules = result.pop("n_schedules")
     verdict = _verdict(table, cells, fit, control, inference, result["pre_trend"], n_schedules)
+    if verdict == "answered" and not result["counterfactual_rate"] > 0:
+        verdict = (
+            "no events expected without the programme (a comparison rate of zero): "
+            "there is no change to measure"
+        )
     return DidEstimate(**result, **common, verdict=verdict)
+
+
+def _ratio(effect: float, base: float) -> float:
+    """The effect relative to a positive base rate; NaN when there is no base to compare."""
+    return effect / base if base > 0 else math.nan
 
 
 def _validated(panel: pd.DataFrame) -> pd.DataFrame:
@@ -502,7 +512,7 @@ def _randomisation(
         "ci_high": ci_high,
         "p_value": p_value,
         "counterfactual_rate": observed - att,
-        "relative_effect": att / (observed - att),
+        "relative_effect": _ratio(att, observed - att),
         "relative_ci_low": _relative(s_low),
         "relative_ci_high": _relative(s_high),
         "group_time": _group_time(table, cells, fit, np.nanstd(null_cells, axis=0)),
@@ -608,7 +618,7 @@ def _influence(
         "ci_high": att + float(margin[att_row]),
         "p_value": float(p_values[att_row]),
         "counterfactual_rate": counterfactual,
-        "relative_effect": att / counterfactual,
+        "relative_effect": _ratio(att, counterfactual),
         "relative_ci_low": math.expm1(log_ratio - float(margin[log_row])),
         "relative_ci_high": math.expm1(log_ratio + float(margin[log_row])),
         "group_time": _group_time(table, cells, fit, se[:n_cells]),

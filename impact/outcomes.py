@@ -5,10 +5,15 @@ the contract tables, read through ``ContractTables`` on its engine.
 ``exposure`` is the share of the month the person was registered and alive: rates are
 outcome per person-month of exposure, so people who die or leave count for the time they were
 there and no longer.
+
+An outcome counted from an event kind the data hold none of (``OUTCOME_KINDS``) is *absent*:
+it is kept out of ``outcomes`` and named in ``absent``, because a count of zero would read as
+"none happened" rather than "not recorded".
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
@@ -18,17 +23,13 @@ import numpy as np
 import pandas as pd
 
 from riskstrat.common.months import month_start
+from riskstrat.contract.needs import present_kinds
 from riskstrat.contract.schema import EVENTS, PATIENTS, EventKind
 from riskstrat.contract.tables import ContractTables, unbound
 from riskstrat.features.avoidable import potentially_avoidable
-from riskstrat.features.outcomes import OUTCOMES
+from riskstrat.features.outcomes import OUTCOME_KINDS, OUTCOMES
 
-_KINDS = (
-    EventKind.EMERGENCY_ADMISSION,
-    EventKind.AE_ATTENDANCE,
-    EventKind.CARE_HOME_ADMISSION,
-    EventKind.SOCIAL_CARE_PACKAGE,
-)
+_KINDS = tuple(k for k in EventKind if any(k in kinds for kinds in OUTCOME_KINDS.values()))
 _DAY = np.timedelta64(1, "D")
 
 
@@ -68,14 +69,27 @@ class Months:
         return np.where(np.isnat(months), -1, number)
 
 
+def absent_outcomes(present: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Each outcome that cannot be counted from data holding events of the ``present``
+    kinds, with the kinds it lacks."""
+    have = set(present)
+    lacking = {
+        name: tuple(k.value for k in kinds if k.value not in have)
+        for name, kinds in OUTCOME_KINDS.items()
+    }
+    return {name: kinds for name, kinds in lacking.items() if kinds}
+
+
 @dataclass(frozen=True, slots=True)
 class PersonMonths:
-    """Outcomes per person (rows, ``people`` order) and month (columns)."""
+    """Outcomes per person (rows, ``people`` order) and month (columns); ``absent`` names
+    the outcomes the data cannot count, with the event kinds they lack."""
 
     people: pd.Index
     months: Months
     exposure: np.ndarray
     outcomes: dict[str, np.ndarray]
+    absent: dict[str, tuple[str, ...]]
 
     def total(self, outcome: str, first: date, end: date) -> np.ndarray:
         """Each person's total of ``outcome`` over the months ``first``..before ``end``."""
@@ -102,9 +116,17 @@ class PersonMonths:
         )
 
 
-def count(tables: ContractTables, people: pd.Index, months: Months, last_day: date) -> PersonMonths:
+def count(
+    tables: ContractTables,
+    people: pd.Index,
+    months: Months,
+    last_day: date,
+    present: Iterable[str] | None = None,
+) -> PersonMonths:
     """Count every outcome for ``people`` (patient ids) over ``months``; ``last_day`` is the
-    last day the data covers (open stays and packages end there)."""
+    last day the data covers (open stays and packages end there); ``present`` the event kinds
+    the whole data hold (asked of ``tables`` when not given): the others' outcomes are
+    absent."""
     patients = tables.run(_patients()).set_index("patient_id").reindex(people)
     if patients["birth_month"].isna().any():
         missing = patients.index[patients["birth_month"].isna()][:3].tolist()
@@ -122,12 +144,13 @@ def count(tables: ContractTables, people: pd.Index, months: Months, last_day: da
     stay_end = admissions["end"].fillna(pd.Timestamp(limit - _DAY))
     stay = ((stay_end - admissions["start"]) / _DAY).clip(lower=0).to_numpy(dtype=float)
     homes = by_kind[EventKind.CARE_HOME_ADMISSION].groupby("patient_id")["start"].min()
-    resident = admissions["start"] >= admissions["patient_id"].map(homes)
+    # reindex, not map: pandas cannot map through an empty series of dates.
+    resident = admissions["start"].to_numpy() >= homes.reindex(admissions["patient_id"]).to_numpy()
     _add(counted["emergency_admissions"], admissions, row, starts)
     avoidable = potentially_avoidable(admissions["code"], admissions["code_system"])
     _add(counted["avoidable_admissions"], admissions[avoidable], row, starts)
     _add(counted["bed_days"], admissions, row, starts, weights=stay)
-    _add(counted["care_home_resident_admissions"], admissions[resident.to_numpy()], row, starts)
+    _add(counted["care_home_resident_admissions"], admissions[resident], row, starts)
     _add(counted["ae_attendances"], by_kind[EventKind.AE_ATTENDANCE], row, starts)
     _add(counted["care_home_admissions"], by_kind[EventKind.CARE_HOME_ADMISSION], row, starts)
     counted["package_cost"] = _package_cost(
@@ -137,9 +160,13 @@ def count(tables: ContractTables, people: pd.Index, months: Months, last_day: da
     _add(
         counted["deaths"], pd.DataFrame({"patient_id": deaths.index, "start": deaths}), row, starts
     )
-    for name in counted:
-        counted[name] = np.where(exposure > 0, counted[name], 0.0)
-    return PersonMonths(people, months, exposure, counted)
+    absent = absent_outcomes(present_kinds(tables) if present is None else present)
+    measured = {
+        name: np.where(exposure > 0, values, 0.0)
+        for name, values in counted.items()
+        if name not in absent
+    }
+    return PersonMonths(people, months, exposure, measured, absent)
 
 
 @cache

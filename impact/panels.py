@@ -88,17 +88,12 @@ def matched_people(
 def list_run(tables: ContractTables, design: RdDesign, rule: ExposureRule) -> pd.DataFrame:
     """Everyone scored in the saved band of the list run on ``design.run``: person, score,
     listed, took_up (list-triggered help, as ``rule`` defines it, starting in the run's
-    month)."""
+    month); no rows when the data hold no list run that day."""
     events = unbound(EVENTS.name)
     scores = events.filter(
         (events.kind == EventKind.RISK_LIST_SCORE.value) & (events.start == design.run)
     )
     scored = tables.run(scores.select("patient_id", "value", "code"), keep=False)
-    if scored.empty:
-        raise ValueError(
-            f"no {EventKind.RISK_LIST_SCORE.value} events on {design.run}: the plan's [rd] run "
-            "is not a list run in the data"
-        )
     helped = help_started(tables, design.run, month_start(design.run, 1), rule)
     frame = scored.sort_values(["patient_id", "value", "code"]).drop_duplicates("patient_id")
     frame = frame.rename(columns={"patient_id": "person", "value": "score"})

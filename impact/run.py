@@ -20,9 +20,11 @@ from riskstrat.common.errors import UserError
 from riskstrat.common.months import month_start
 from riskstrat.common.progress import QUIET, Progress
 from riskstrat.contract.engines import Engine
+from riskstrat.contract.needs import present_kinds, require
 from riskstrat.contract.schema import PRACTICES
 from riskstrat.contract.tables import ContractTables, unbound
 from riskstrat.features.engine import feature_specs
+from riskstrat.features.outcomes import OUTCOME_KINDS, OUTCOMES
 from riskstrat.impact import designs
 from riskstrat.impact.cohort import baseline_cohort
 from riskstrat.impact.outcomes import Months, count, months_end
@@ -57,7 +59,7 @@ def evaluate(
         first_day, last_day = tables.event_span()
         if first_day is None or last_day is None:
             raise UserError(f"{data_dir}: the events table is empty: there is nothing to evaluate")
-        results = _designs(tables, loaded, first_day, last_day, say, model)
+        results = _designs(tables, loaded, (first_day, last_day), say, model, str(data_dir))
     say.advance("evaluation", 2, 3, "report")
     evaluation = EvaluationResults(
         name=out.name,
@@ -77,13 +79,14 @@ def evaluate(
 def _designs(
     tables: ContractTables,
     loaded: LoadedPlan,
-    first_day: date,
-    last_day: date,
+    span: tuple[date, date],
     say: Progress,
     model: ModelBundle | None,
+    source: str,
 ) -> list[DesignResult]:
-    """Check the plan against the data (its events span ``first_day``..``last_day``), then
+    """Check the plan against the data (from ``source``, its events spanning ``span``), then
     run each of its designs."""
+    first_day, last_day = span
     check_against(
         loaded,
         _units(tables, loaded.plan.units.column),
@@ -92,21 +95,39 @@ def _designs(
         {s.name for s in feature_specs()},
     )
     plan = loaded.plan
+    present = present_kinds(tables)
     results: list[DesignResult] = []
     if plan.did or plan.matched:
+        _require_primary(loaded, present, source)
         say.advance("evaluation", 0, 3, f"population as of {plan.population.baseline}")
-        cohort = baseline_cohort(tables, plan)
+        cohort = baseline_cohort(tables, plan, present)
         pre_months = max(plan.did.pre_months if plan.did else 0, 12)
         first = max(month_start(plan.population.baseline, -pre_months), month_start(first_day))
-        say.advance("evaluation", 1, 3, f"outcomes of {len(cohort.people):,} eligible people")
-        counts = count(tables, cohort.people, Months(first, _panel_end(plan, last_day)), last_day)
-        if plan.did:
-            results.append(designs.run_did(plan, cohort, counts))
-        if plan.matched:
-            results.append(designs.run_matched(plan, cohort, counts, model))
+        months = Months(first, _panel_end(plan, last_day))
+        if cohort.people.empty:
+            results += designs.nobody_eligible(plan, cohort, months)
+        else:
+            say.advance("evaluation", 1, 3, f"outcomes of {len(cohort.people):,} eligible people")
+            counts = count(tables, cohort.people, months, last_day, present)
+            if plan.did:
+                results.append(designs.run_did(plan, cohort, counts))
+            if plan.matched:
+                results.append(designs.run_matched(plan, cohort, counts, model))
     if plan.rd:
-        results.append(designs.run_rd(plan, tables, last_day))
+        results.append(designs.run_rd(plan, tables, last_day, present))
     return results
+
+
+def _require_primary(loaded: LoadedPlan, present: frozenset[str], source: str) -> None:
+    """Stop when the data cannot count the plan's primary outcome (the difference-in-
+    differences and the matched comparison answer for it first)."""
+    primary = loaded.plan.outcomes.primary
+    require(
+        {kind: f"its primary outcome, {OUTCOMES[primary]}" for kind in OUTCOME_KINDS[primary]},
+        present,
+        source,
+        f"the plan {loaded.path}",
+    )
 
 
 def _panel_end(plan: Plan, last_day: date) -> date:

@@ -143,3 +143,27 @@ def test_spark_counts_what_duckdb_counts(counted, spark_engine: Engine) -> None:
     assert on_spark.outcomes.keys() == counted.outcomes.keys()
     for name, values in counted.outcomes.items():
         np.testing.assert_allclose(on_spark.outcomes[name], values, rtol=0, atol=1e-9)
+
+
+def test_an_outcome_whose_kind_is_absent_is_not_measured_and_the_rest_are() -> None:
+    """Without care-home admissions (a borough with no social-care data) nobody is known to
+    live in a care home: both care-home outcomes are absent, not zero; the others count."""
+    patients, events, practices = _extract()
+    events = events[events["kind"] != "care_home_admission"]
+    with ContractTables.from_frames(patients, events, practices) as tables:
+        counts = count(tables, pd.Index(["a", "b", "c"]), MONTHS, last_day=D(2023, 4, 30))
+    assert counts.absent == {
+        "care_home_resident_admissions": ("care_home_admission",),
+        "care_home_admissions": ("care_home_admission",),
+    }
+    assert set(counts.outcomes).isdisjoint(counts.absent)
+    np.testing.assert_array_equal(
+        counts.outcomes["emergency_admissions"], [[0, 1, 0, 1], [1, 0, 0, 0], [1, 0, 1, 0]]
+    )
+
+
+def test_nobody_to_count_gives_empty_counts() -> None:
+    with ContractTables.from_frames(*_extract()) as tables:
+        counts = count(tables, pd.Index([], dtype="str"), MONTHS, last_day=D(2023, 4, 30))
+    assert counts.exposure.shape == (0, len(MONTHS))
+    assert all(v.shape == (0, len(MONTHS)) for v in counts.outcomes.values())

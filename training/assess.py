@@ -7,6 +7,7 @@ beside their CSVs, and ``model_card.html``. Every number in the card is one of t
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -17,6 +18,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from riskstrat.common.errors import UserError
+from riskstrat.features.absent import describe_absent
 from riskstrat.models.bundle import ModelBundle
 from riskstrat.models.tiers import TierPolicy, Tiers
 from riskstrat.training import report
@@ -232,8 +234,14 @@ def assess(
     return Assessment(metrics, tables, tiers, risk)
 
 
-def write_report(folder: Path, assessment: Assessment, bundle: ModelBundle) -> Path:
-    """metrics.json, the tables as CSV, the plots as PNG, and the model card."""
+def write_report(
+    folder: Path,
+    assessment: Assessment,
+    bundle: ModelBundle,
+    absent: Mapping[str, tuple[str, ...]] | None = None,
+) -> Path:
+    """metrics.json, the tables as CSV, the plots as PNG, and the model card; ``absent``
+    names the features whose event kinds the data lacked (the card says so)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(assessment.metrics, indent=2))
     report.write_plots(folder, assessment.tables, bundle.described.test.phrase())
@@ -244,6 +252,7 @@ def write_report(folder: Path, assessment: Assessment, bundle: ModelBundle) -> P
         top_shares=assessment.tables["top_shares"],
         subgroups=assessment.tables["subgroups"],
         drift=assessment.tables.get("drift", pd.DataFrame()),
+        absent=describe_absent(absent or {}),
     )
     (folder / "model_card.html").write_text(card)
     return folder

@@ -64,8 +64,10 @@ def model_card(
     top_shares: pd.DataFrame,
     subgroups: pd.DataFrame,
     drift: pd.DataFrame,
+    absent: list[str] | None = None,
 ) -> str:
-    """The card's HTML."""
+    """The card's HTML; ``absent`` (``features.absent.describe_absent``) names the features
+    computed from event kinds the training data held none of."""
     return (
         _environment()
         .get_template("model_card.html")
@@ -78,5 +80,6 @@ def model_card(
             top_shares=top_shares,
             subgroups=subgroups,
             drift=drift,
+            absent=absent or [],
         )
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -12,7 +12,9 @@ import pandas as pd
 
 from riskstrat.common.progress import QUIET, Progress
 from riskstrat.contract.engines import Engine
+from riskstrat.contract.needs import absent_kinds, present_kinds, require_for
 from riskstrat.contract.tables import ContractTables, fingerprint
+from riskstrat.features.absent import absent_features
 from riskstrat.features.engine import build_features, cohort_context, feature_specs
 from riskstrat.features.exposure import ExposureRule, exposure
 from riskstrat.features.labels import build_labels
@@ -48,6 +50,8 @@ class TrainResult:
     metrics: dict[str, float]
     run: LoggedRun
     report_dir: Path
+    # Feature columns whose event kinds the data hold none of, with those kinds.
+    absent_features: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _rows(features: pd.DataFrame, labels: pd.DataFrame, as_of: tuple[date, ...]) -> Snapshots:
@@ -129,6 +133,9 @@ def train_from_contract(
         else None
     )
     sources = ContractTables.from_dir(data_dir, engine)
+    present = present_kinds(sources)
+    require_for("train", present, str(data_dir))
+    absent = absent_features(absent_kinds(present), [s.name for s in feature_specs()])
     later = later_as_of(sources, config.test_as_of, config.outcome.horizon_days)
     dates = (*config.train_as_of, config.test_as_of, *later)
     say(f"building features and labels for {len(dates)} as-of dates")
@@ -181,6 +188,7 @@ def train_from_contract(
         artifact_root=artifact_root,
         report_dir=report_dir,
         say=say,
+        absent=absent,
     )
 
 
@@ -288,9 +296,11 @@ def _finish(
     artifact_root: Path | None,
     report_dir: Path,
     say: Progress,
+    absent: dict[str, tuple[str, ...]] | None = None,
 ) -> TrainResult:
     """The description into the bundle, the report folder, and the MLflow run with the
-    challenger."""
+    challenger; ``absent`` names the features whose event kinds the data lack."""
+    absent = absent or {}
     metrics = assessment.metrics | {k: float(v) for k, v in facts.items()} | intervention.metrics()
     bundle = bundle.describe(
         ModelDescription(
@@ -311,7 +321,7 @@ def _finish(
             drift_reference=drift_reference(bundle, train.features),
         )
     )
-    write_report(report_dir, replace(assessment, metrics=metrics), bundle)
+    write_report(report_dir, replace(assessment, metrics=metrics), bundle, absent)
     say("logging the run and registering the model in MLflow")
     say.advance(TRAINING, 3, STEPS, "registering in MLflow")
     params = {
@@ -325,6 +335,7 @@ def _finish(
         "calibration_snapshots": config.calibration_snapshots,
         "intervention_strategy": intervention.strategy,
         "exposure_rule": intervention.rule.describe() if intervention.rule else "unknown",
+        "absent_event_kinds": ",".join(sorted({k for ks in absent.values() for k in ks})),
         **{f"lgb_{k}": v for k, v in config.lightgbm.booster_params(config.seed).items()},
     }
     run = log_training(
@@ -341,4 +352,4 @@ def _finish(
         },
     )
     say.advance(TRAINING, STEPS, STEPS, "registered")
-    return TrainResult(bundle, metrics, run, report_dir)
+    return TrainResult(bundle, metrics, run, report_dir, absent)

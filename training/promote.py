@@ -29,6 +29,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from riskstrat.common.errors import UserError
+from riskstrat.contract.needs import present_kinds, require_for
 from riskstrat.contract.tables import ContractTables
 from riskstrat.features.engine import build_features
 from riskstrat.features.exposure import ExposureRule, exposure
@@ -264,6 +265,9 @@ def promote(
     trained on contract tables, ``table`` for one trained on a feature table."""
     import mlflow
 
+    if data_dir is not None:
+        with ContractTables.from_dir(data_dir) as sources:
+            require_for("promote", present_kinds(sources), str(data_dir))
     challenger = _current(tracking_uri, CHALLENGER)
     if challenger is None:
         raise UserError(f"no model version has the alias '{CHALLENGER}': train one first")

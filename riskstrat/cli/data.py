@@ -161,13 +161,16 @@ def cmd_features(
     """Compute every feature for everyone registered and alive on each as-of date."""
     import json
 
+    from riskstrat.contract.needs import absent_kinds, present_kinds
     from riskstrat.contract.tables import ContractTables
+    from riskstrat.features.absent import absent_features, describe_absent
     from riskstrat.features.engine import build_features, feature_specs
 
     began = time.perf_counter()
     with reporting() as progress:
         sources = ContractTables.from_dir(data, make_engine(engine, config))
         frame = build_features(sources, as_of, progress=progress)
+        absent = absent_kinds(present_kinds(sources))
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.reset_index().to_parquet(out, index=False)
     specs = out.with_suffix(".features.json")
@@ -176,3 +179,5 @@ def cmd_features(
         f"{len(frame):,} rows x {frame.shape[1]} features for {len(set(as_of))} as-of "
         f"date(s) in {time.perf_counter() - began:.1f} s -> {out} (metadata: {specs})"
     )
+    for line in describe_absent(absent_features(absent, frame.columns)):
+        say(f"absent from the data, default for everyone: {line}")

@@ -32,6 +32,10 @@ def say_training(result: TrainResult) -> None:
         + f"; calibration slope {metrics['calibration_slope']:.2f}, in the large "
         f"{metrics['calibration_intercept']:+.3f}"
     )
+    from riskstrat.features.absent import describe_absent
+
+    for line in describe_absent(result.absent_features):
+        say(f"absent from the data, default for everyone: {line}")
 
 
 def say_week(result: WeeklyResult) -> None:
@@ -45,4 +49,11 @@ def say_week(result: WeeklyResult) -> None:
     )
     say(f"model check: {result.manifest['drift']['verdict']}")
     say(f"monitoring: {result.monitoring.message}")
+    absent = result.manifest["absent"]
+    if absent["kinds"]:
+        from riskstrat.features.absent import describe_absent
+
+        say(f"absent from the data: {', '.join(absent['kinds'])} events")
+        for line in describe_absent({k: tuple(v) for k, v in absent["features"].items()}):
+            say(f"  features at their default for everyone: {line}")
     say(f"lists in {result.folder}")

@@ -124,6 +124,7 @@ def cmd_referrals(
     reasons."""
     from riskstrat.serving.weekly.referrals import (
         ReferralCriteria,
+        absent_inputs,
         criteria_with,
         load_criteria,
         select_referrals,
@@ -152,6 +153,8 @@ def cmd_referrals(
     out.parent.mkdir(parents=True, exist_ok=True)
     chosen[columns].to_csv(out, index=False, lineterminator="\n")
     say(f"{len(chosen):,} people match in the week of {chosen_week}: {out}")
+    for sentence in absent_inputs(chosen_criteria, store.absent(chosen_week)):
+        say(f"absent input: {sentence}")
 
 
 @command(

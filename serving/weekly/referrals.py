@@ -52,6 +52,23 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
+DRIVER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "isolation": ("lives_alone_coded",),
+    "low_mood": ("has_depression", "has_anxiety"),
+    "frequent_gp": ("gp_contacts_365d",),
+    "bereavement": ("bereavements_365d",),
+}
+"""The feature columns each driver reads (``drivers`` below)."""
+EXCLUSION_COLUMNS: dict[str, tuple[str, ...]] = {
+    "exclude_care_home": ("care_home_resident",),
+    "not_referred_months": ("days_since_social_prescribing_referral",),
+    "exclude_mental_health_care": (
+        "mental_health_crisis_contacts_90d",
+        "mental_health_contacts_90d",
+    ),
+}
+"""The feature columns each exclusion reads (``select_referrals``)."""
+
 Tier = ListedTier
 Driver = Literal[tuple(DRIVERS)]
 LISTS = ("drivers", "localities")  # text for these is a comma-separated list
@@ -193,3 +210,24 @@ def select_referrals(people: pd.DataFrame, criteria: ReferralCriteria) -> pd.Dat
 def _tier_sentence(person: pd.Series) -> str:
     tier = f"{person['tier']} tier, " if person["tier"] else ""
     return f"{tier}risk {100 * person['risk']:.0f}%"
+
+
+def absent_inputs(criteria: ReferralCriteria, absent: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """What the ``criteria`` cannot see in a week whose ``absent`` features (with their
+    missing event kinds, ``WeekStore.absent``) hold defaults: one sentence per driver or
+    exclusion that reads one, so a list is not read as "nobody is isolated"."""
+    used = {f"driver {d}": DRIVER_COLUMNS[d] for d in criteria.drivers}
+    used |= {
+        f"exclusion {name}": columns
+        for name, columns in EXCLUSION_COLUMNS.items()
+        if getattr(criteria, name)
+    }
+    sentences = []
+    for rule, columns in used.items():
+        lacking = sorted({k for c in columns for k in absent.get(c, ())})
+        if lacking:
+            sentences.append(
+                f"{rule} cannot apply: the week's data hold no {' or '.join(lacking)} events "
+                f"({', '.join(c for c in columns if c in absent)})"
+            )
+    return sentences

@@ -27,7 +27,9 @@ import pandas as pd
 from riskstrat.common.errors import UserError
 from riskstrat.common.progress import QUIET, Progress
 from riskstrat.contract.engines import Engine
+from riskstrat.contract.needs import absent_kinds, present_kinds
 from riskstrat.contract.tables import ContractTables, fingerprint
+from riskstrat.features.absent import absent_features
 from riskstrat.features.bands import age_band
 from riskstrat.features.catalogue import FAMILIES, LIST_CONTEXT
 from riskstrat.features.engine import build_features, cohort_context
@@ -292,6 +294,7 @@ def weekly_run(
     say(f"{len(listed):,} people listed, {len(reasons):,} reasons kept, drift: {drift['verdict']}")
     say.advance(WEEKLY_RUN, 2, STEPS, "monitoring")
     with ContractTables.from_dir(data_dir, engine) as sources:
+        absent = absent_kinds(present_kinds(sources))
         monitoring = monitor(
             sources,
             store,
@@ -320,6 +323,7 @@ def weekly_run(
         "mean_risk": round(float(people["risk"].mean()), 6),
         "drift": drift,
         "monitoring": monitoring.to_manifest(),
+        "absent": {"kinds": list(absent), "features": absent_features(absent)},
     }
     say.advance(WEEKLY_RUN, 3, STEPS, "writing the files")
     folder, manifest = _write_week(

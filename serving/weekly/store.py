@@ -108,6 +108,16 @@ class WeekStore:
         only ``columns`` when given."""
         return pd.read_parquet(self.folder(self.choose(week)) / PEOPLE_FILE, columns=columns)
 
+    def absent(self, week: date) -> dict[str, tuple[str, ...]]:
+        """The features the week's data could not record (their event kinds absent), with
+        those kinds, from its manifest (none for a week written before they were kept)."""
+        manifest = json.loads((self.folder(week) / MANIFEST_FILE).read_text())
+        absent = manifest.get("absent")
+        features = absent.get("features") if isinstance(absent, dict) else None
+        if not isinstance(features, dict):
+            return {}
+        return {str(name): tuple(map(str, kinds)) for name, kinds in features.items()}
+
     def outcome(self, week: date) -> str | None:
         """The outcome (name) the week's model predicted, from its manifest."""
         manifest = json.loads((self.folder(week) / MANIFEST_FILE).read_text())
