@@ -9,7 +9,7 @@ WORK_OPTION = $(if $(WORK),--workdir $(WORK))
 WORKDIR = $(or $(WORK),$(shell $(BIN)/python -c \
 	"from riskstrat.common.defaults import WORKDIR; print(WORKDIR)" 2>/dev/null))
 
-.PHONY: setup run test test-fast lint docs bench-synth lock clean browser java wheel bento
+.PHONY: setup run test test-fast lint docs bench-synth lock clean browser java postgres wheel bento
 
 setup: $(VENV)/.installed
 
@@ -24,13 +24,13 @@ run: setup
 	BENTOML_DO_NOT_TRACK=True $(BIN)/riskstrat demo $(WORK_OPTION) \
 		$(if $(PATIENTS),--patients $(PATIENTS)) $(if $(SEED),--seed $(SEED))
 
-test: setup browser java wheel docs
+test: setup browser java postgres wheel docs
 	$(BIN)/ruff check .
 	BENTOML_DO_NOT_TRACK=True $(BIN)/pytest
 
 # The inner loop: the tests folder without the slow, browser and Spark tests (make test runs
 # them all, with the notebooks).
-test-fast: setup
+test-fast: setup postgres
 	$(BIN)/ruff check .
 	BENTOML_DO_NOT_TRACK=True $(BIN)/pytest tests -q -m "not slow and not browser and not spark"
 
@@ -56,6 +56,12 @@ JAVA ?= /usr/bin/java
 java:
 	@test -x $(JAVA) || { apt-get update && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y --quiet openjdk-17-jre-headless; }
+
+# Shared state on several servers is tested against a real PostgreSQL server, which the tests
+# start themselves (tests/postgres.py): Debian's postgresql, installed the same way.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --quiet postgresql; }
 
 # The documentation site (mkdocs.yml, docs/), warnings as errors so a broken link fails;
 # built into build/ (ignored by git), nothing fetched from the network. Not --quiet: it would

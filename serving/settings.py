@@ -71,6 +71,12 @@ class ServiceSettings(BaseSettings):
         30.0, ge=0, allow_inf_nan=False, description="how often to look for a new champion"
     )
     workers: int = Field(2, ge=1, le=64, description="worker processes (one per core)")
+    database_url: str | None = Field(
+        None,
+        pattern=r"^postgres(ql)?://",
+        description="the PostgreSQL database shared by every server (postgresql://...): "
+        "sessions, the sign-in throttle and the audit log; unset, they are files on this machine",
+    )
     trusted_proxies: int = Field(
         0,
         ge=0,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from postgres import postgres_server, postgres_url  # noqa: F401 (fixtures for every test)
 from servers import IN_PROCESS_TOKENS, InProcessService, write_access
 from starlette.testclient import TestClient
 
