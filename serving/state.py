@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from riskstrat.serving.database import connect
 from riskstrat.serving.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 class Transaction(Protocol):
@@ -72,12 +77,64 @@ class SQLiteStore(StateStore):
             yield _SQLiteTransaction(connection)
 
 
+class _PostgresTransaction:
+    def __init__(self, cursor: psycopg.Cursor) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        self._cursor.execute(sql.replace("?", "%s"), tuple(params))
+        return self._cursor.fetchall() if self._cursor.description else []
+
+
+class PostgresStore(StateStore):
+    """A PostgreSQL database (``RISKSTRAT_DATABASE_URL``) through one connection per process,
+    opened on first use (so never shared across a fork) and again after it was lost (the
+    request that lost it fails, the next one reconnects)."""
+
+    # Held while tables are created, so that servers starting together do not race.
+    CREATE_LOCK = 0x7269736B  # "risk"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._connection: psycopg.Connection | None = None
+        self._pid = 0
+
+    def _connected(self) -> psycopg.Connection:
+        connection = self._connection
+        if connection is None or connection.closed or connection.broken or self._pid != os.getpid():
+            connection, self._pid = connect(self.url), os.getpid()
+            self._connection = connection
+        return connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self._lock:
+            connection = self._connected()
+            with connection.transaction(), connection.cursor() as cursor:
+                yield _PostgresTransaction(cursor)
+
+    def create(self, statements: Sequence[str]) -> None:
+        with self.transaction() as db:
+            db.execute("SELECT pg_advisory_xact_lock(?)", (self.CREATE_LOCK,))
+            for statement in statements:
+                db.execute(statement)
+
+
 def state_store(settings: ServiceSettings) -> StateStore:
-    """The store the settings choose: ``RISKSTRAT_SESSIONS`` (or ``sessions.sqlite`` beside
-    the audit log); one object per store in a process, shared by sessions and throttle."""
-    return _store(settings.sessions_file())
+    """The store the settings choose: PostgreSQL at ``RISKSTRAT_DATABASE_URL`` if set, else
+    the SQLite file ``RISKSTRAT_SESSIONS`` (or ``sessions.sqlite`` beside the audit log); one
+    object per store in a process, shared by the sessions and the throttle."""
+    if settings.database_url:
+        return _postgres(settings.database_url)
+    return _sqlite(settings.sessions_file())
 
 
 @lru_cache(maxsize=8)
-def _store(path: Path) -> StateStore:
+def _postgres(url: str) -> StateStore:
+    return PostgresStore(url)
+
+
+@lru_cache(maxsize=8)
+def _sqlite(path: Path) -> StateStore:
     return SQLiteStore(path)

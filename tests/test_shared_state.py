@@ -9,15 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from riskstrat.serving.state import SQLiteStore, StateStore
+from riskstrat.serving.state import PostgresStore, SQLiteStore, StateStore
 from riskstrat.serving.throttle import Pause, Scope, TokenThrottle
 from riskstrat.serving.web.session import IDLE_SECONDS, LONGEST_SECONDS, SessionStore
 
 Stores = Callable[[], StateStore]  # another store object over the same database
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        return lambda: PostgresStore(url)
     return lambda: SQLiteStore(tmp_path / "state.sqlite")
 
 
