@@ -24,6 +24,7 @@ from riskstrat.training.tracking import log_training
 
 TOKEN = "two-servers-token"
 GUESSER = {"X-Forwarded-For": "192.0.2.50"}  # the address the (one trusted) proxy saw
+pytestmark = pytest.mark.slow  # two real servers and an MLflow registry made in PostgreSQL
 
 
 def _mlflow_uri(database_url: str) -> str:
