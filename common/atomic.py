@@ -5,7 +5,8 @@ that fails removes its staging folder; a run that is killed leaves a hidden
 ``.<name>.partial-*`` folder beside the target, which the next run removes before it starts.
 On Linux the swap is one ``renameat2(RENAME_EXCHANGE)``; elsewhere it is two renames, and a
 run killed between them leaves the old folder at ``.<name>.replaced``, which the next run
-puts back before anything else.
+puts back before anything else. The new folder's files and folders are fsynced before the
+swap and the parent folder after it, so the swap also survives a power cut.
 """
 
 from __future__ import annotations
@@ -105,6 +106,37 @@ def recover(target: Path) -> None:
 
 
 def _swap_in(staging: Path, target: Path) -> None:
+    """Make ``staging`` durable, swap it in, then make the swap durable: a power cut leaves
+    the old folder or the whole new one, never a new folder of empty files."""
+    sync_tree(staging)
+    _rename_in(staging, target)
+    sync_folder(target.parent)
+
+
+def sync_tree(root: Path) -> None:
+    """fsync every file and folder under ``root`` (and ``root``), deepest first."""
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                _fsync(path, os.O_RDONLY)
+        sync_folder(Path(folder))
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so that the names made or renamed in it survive a power cut."""
+    _fsync(folder, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _fsync(path: str | Path, flags: int) -> None:
+    handle = os.open(path, flags)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _rename_in(staging: Path, target: Path) -> None:
     if not target.exists():
         staging.rename(target)
     elif _exchange(staging, target):

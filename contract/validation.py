@@ -45,13 +45,18 @@ class ContractError(UserError):
 
 @dataclass(frozen=True, slots=True)
 class TableReport:
-    """Row counts for one table; ``read == accepted + quarantined`` always holds."""
+    """Row counts for one table; ``read == accepted + quarantined`` always holds.
+
+    ``running_after_extract_date``: accepted events per kind whose end lies after the
+    extract date (kept, with the end as planned; counted so that nobody mistakes them).
+    """
 
     table: str
     read: int
     accepted: int
     quarantined: int
     by_reason: dict[str, int] = field(default_factory=dict)
+    running_after_extract_date: dict[str, int] = field(default_factory=dict)
 
     @property
     def reconciles(self) -> bool:
@@ -134,16 +139,20 @@ def _after(limit: date, *columns: str) -> RowCheck:
     )
 
 
-def _future_event(limit: date) -> RowCheck:
-    """Start after the extract date; or end after it, except a prescription's covered period."""
+def _starts_after(limit: date) -> RowCheck:
+    """Start after the extract date: it has not happened yet. An end after it is kept: care
+    still running then (a reablement plan, a package to its review date, a prescription's
+    covered period) ends as planned, and the features cut every episode at the as-of date."""
     stamp = pd.Timestamp(limit)
+    return lambda f: (f["start"] > stamp).fillna(False).to_numpy()
 
-    def check(f: pd.DataFrame) -> np.ndarray:
-        planned = f["kind"] == EventKind.PRESCRIPTION.value
-        late_end = (f["end"] > stamp).fillna(False) & ~planned
-        return ((f["start"] > stamp).fillna(False) | late_end).to_numpy()
 
-    return check
+def running_on(events: pa.Table, extract_date: date) -> dict[str, int]:
+    """Accepted events per kind still running after the extract date (a planned end)."""
+    frame = events.select(["kind", "end"]).to_pandas(date_as_object=False)
+    running = frame[(frame["end"] > pd.Timestamp(extract_date)).fillna(False)]
+    counts = running["kind"].value_counts().sort_index()
+    return {str(k): int(v) for k, v in counts.items()}
 
 
 def _duplicated(key: str) -> RowCheck:
@@ -183,7 +192,7 @@ def event_checks(patient_ids: set[str], extract_date: date) -> dict[str, RowChec
         "unknown_kind": lambda f: ~f["kind"].isin(kinds).to_numpy(),
         "unknown_patient": lambda f: ~f["patient_id"].isin(patient_ids).to_numpy(),
         "end_before_start": lambda f: (f["end"] < f["start"]).fillna(False).to_numpy(),
-        "future_date": _future_event(extract_date),
+        "future_date": _starts_after(extract_date),
         "negative_value": lambda f: ((f["value"] < 0) | (f["cost"] < 0)).fillna(False).to_numpy(),
     }
 
@@ -244,8 +253,9 @@ def validate_into(
         pq.write_table(bad, folder / QUARANTINE_DIR / table.file_name)
         if table.key:
             accepted_keys[table.name] = set(good.column(table.key).to_pylist())
+        running = running_on(good, extract_date) if table is EVENTS else {}
         reports.append(
-            TableReport(table.name, data.num_rows, good.num_rows, bad.num_rows, by_reason)
+            TableReport(table.name, data.num_rows, good.num_rows, bad.num_rows, by_reason, running)
         )
     report = ValidationReport(
         origin or str(source), str(output), extract_date.isoformat(), tuple(reports)

@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import errno
 import hashlib
 import hmac
 import json
 import logging
-import os
 import time
 import tomllib
 from collections.abc import Iterable
@@ -44,6 +42,8 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from riskstrat.common.errors import UserError
+from riskstrat.serving.audit import AuditError, AuditLog
+from riskstrat.serving.audit_stores import open_audit_log
 from riskstrat.serving.roles import ROLES, Can, Role, roles_that
 from riskstrat.serving.settings import ServiceSettings
 from riskstrat.serving.state import state_store
@@ -88,10 +88,6 @@ READY_PATH = "/readyz"
 # Refused API requests: what they asked is read from at most this much of the body.
 ASKED_BYTES = 1 << 20
 ASKED_IDS = 10_000
-# The audit log's disk needs at least this much free space to count as writable.
-AUDIT_FREE_BYTES = 1 << 20
-# After a failed audit write, readiness stays false this long (then the next request retries).
-AUDIT_RETRY_SECONDS = 30.0
 
 # Filled by the endpoint (ids scored, model version) and written by the middleware.
 audit_record: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
@@ -335,80 +331,6 @@ def client_address(scope: dict, headers: dict[str, str], proxies: int = 0) -> st
     return str(client[0]) if client else None
 
 
-class AuditError(RuntimeError):
-    """An audit line could not be written; names the log and why."""
-
-
-# The last failed write to each audit log in this process: (monotonic time, why).
-_failures: dict[Path, tuple[float, str]] = {}
-
-
-def audit_problem(path: Path) -> str | None:
-    """Why the audit log at ``path`` cannot be written now, or None: it is a folder or
-    cannot be opened for appending, its disk is (nearly) full, or a write from this process
-    failed in the last ``AUDIT_RETRY_SECONDS`` (a fault the other checks cannot see, such as
-    a quota). Nothing is written to the log."""
-    failed = _failures.get(path)
-    if failed and time.monotonic() - failed[0] < AUDIT_RETRY_SECONDS:
-        return f"{path}: the last write failed ({failed[1]})"
-    if path.is_dir():
-        return f"{path} is a folder, not a file"
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666))
-        disk = os.statvfs(path)
-    except OSError as exc:
-        return f"{path}: cannot open it for appending ({exc.strerror or exc})"
-    if disk.f_bavail * disk.f_frsize < AUDIT_FREE_BYTES:
-        return f"{path}: its disk is full"
-    return None
-
-
-def audit_writable(settings: ServiceSettings | None = None) -> bool:
-    """Whether the configured audit log (``RISKSTRAT_AUDIT_LOG``) can be written now: the
-    service is not ready while it cannot (``RiskService.__is_ready__``)."""
-    path = (settings or ServiceSettings.current()).audit_log
-    return path is not None and audit_problem(path) is None
-
-
-class AuditLog:
-    """Append-only JSON lines: when, who, role, client, endpoint, outcome, patients, model
-    version, and what a refused request asked for."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        with contextlib.suppress(OSError):  # a folder that cannot be made shows in problem()
-            path.parent.mkdir(parents=True, exist_ok=True)
-
-    def problem(self) -> str | None:
-        """Why the log cannot be written now, or None (see ``audit_problem``)."""
-        return audit_problem(self.path)
-
-    def write(self, entry: dict) -> None:
-        """Append ``entry`` as one line in one write; ``AuditError`` unless all of it went."""
-        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
-        try:
-            handle = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-            try:
-                written = os.write(handle, line)
-            finally:
-                os.close(handle)
-            if written != len(line):
-                raise OSError(errno.ENOSPC, "only part of the line was written")
-        except OSError as exc:
-            why = exc.strerror or str(exc)
-            if self.path not in _failures:
-                logger.error(
-                    "audit log %s cannot be written (%s): requests for patient data answer "
-                    "503 until it can",
-                    self.path,
-                    why,
-                )
-            _failures[self.path] = (time.monotonic(), why)
-            raise AuditError(f"{self.path}: cannot append to the audit log ({why})") from exc
-        if _failures.pop(self.path, None):
-            logger.warning("audit log %s is written again", self.path)
-
-
 async def _unaudited(send) -> None:
     await _send_json(send, 503, UNAUDITED)
 
@@ -430,10 +352,9 @@ class Access:
     def from_settings(cls, settings: ServiceSettings) -> Access:
         """From ``RISKSTRAT_ACCESS_FILE`` and ``RISKSTRAT_AUDIT_LOG`` (both must be set),
         ``RISKSTRAT_TRUSTED_PROXIES`` and the state store (``serving.state``)."""
-        access_file, audit_log = settings.require("access_file"), settings.require("audit_log")
-        principals = load_principals(access_file)
+        principals = load_principals(settings.require("access_file"))
         throttle = TokenThrottle(state_store(settings))
-        return cls(principals, AuditLog(audit_log), throttle, settings.trusted_proxies)
+        return cls(principals, open_audit_log(settings), throttle, settings.trusted_proxies)
 
     def authenticate(self, token: str | None, client: str | None) -> Principal | Pause | None:
         """The principal whose token ``token`` is (from a bearer header or the sign-in form),

@@ -39,10 +39,10 @@ from riskstrat.models.tiers import LISTED_TIERS, SCORED_TIERS, ListedTier, spell
 from riskstrat.serving.access import (
     AccessMiddleware,
     OutsideScopeError,
-    audit_writable,
     caller,
     note,
 )
+from riskstrat.serving.audit import audit_writable
 from riskstrat.serving.errors import ErrorShape, error_json
 from riskstrat.serving.evaluations import (
     NAME_PATTERN,

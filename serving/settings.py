@@ -18,10 +18,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasGenerator, Field, ValidationError
+from pydantic import AliasGenerator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from riskstrat.common.errors import UserError
+from riskstrat.serving.rotation import DEFAULT as ROTATION_DEFAULT
+from riskstrat.serving.rotation import Rotation
 
 PREFIX = "RISKSTRAT_"
 # The BentoML service's name (``@bentoml.service(name=...)``), which keys its configuration.
@@ -85,6 +87,22 @@ class ServiceSettings(BaseSettings):
         "X-Forwarded-For (0: the header is ignored, the connection's address is the client's)",
     )
 
+    audit_key_file: Path | None = Field(
+        None,
+        description="the file holding the audit chain's key (default: audit.key beside the "
+        "audit log, made when missing)",
+    )
+    audit_rotate: str = Field(
+        ROTATION_DEFAULT,
+        description="when the audit log starts a new file: a size such as 64MiB, daily or monthly",
+    )
+
+    @field_validator("audit_rotate")
+    @classmethod
+    def _rotation(cls, value: str) -> str:
+        Rotation.parse(value)
+        return value
+
     @classmethod
     def load(cls, **values: Any) -> ServiceSettings:
         """The settings from the environment, ``values`` given here taking precedence."""
@@ -115,6 +133,10 @@ class ServiceSettings(BaseSettings):
     def sessions_file(self) -> Path:
         """Where the pages' sessions live: ``RISKSTRAT_SESSIONS``, or beside the audit log."""
         return self.sessions or self.require("audit_log").with_name("sessions.sqlite")
+
+    def audit_key_path(self) -> Path:
+        """Where the audit chain's key is: ``RISKSTRAT_AUDIT_KEY_FILE``, or beside the log."""
+        return self.audit_key_file or self.require("audit_log").with_name("audit.key")
 
     def environment(self, base: Mapping[str, str]) -> dict[str, str]:
         """``base`` with these settings as the variables a child server reads: the

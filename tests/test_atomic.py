@@ -85,3 +85,28 @@ def test_refuses_to_replace_an_input_a_file_or_a_folder_it_did_not_write(
     check_replaceable(_folder(tmp_path / "earlier", **{"report.json": "{}"}), "report.json")
     check_replaceable(_folder(tmp_path / "empty"), "report.json")
     check_replaceable(tmp_path / "new", "report.json")
+
+
+def test_the_new_folder_and_the_swap_are_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a power cut needs: every new file and folder on disk before the swap, and the
+    parent folder (the swap itself) after it. Which paths reach fsync is recorded."""
+    synced: list[Path] = []
+    real_fsync = atomic.os.fsync
+
+    def recording(handle: int) -> None:
+        synced.append(Path(atomic.os.readlink(f"/proc/self/fd/{handle}")))
+        real_fsync(handle)
+
+    monkeypatch.setattr(atomic.os, "fsync", recording)
+    target = _folder(tmp_path / "out", old="1")
+    with replacing(target) as staging:
+        (staging / "plots").mkdir()
+        (staging / "plots" / "a.png").write_text("png")
+        (staging / "table.csv").write_text("a,b")
+        named = staging.resolve()
+    assert synced[-1] == tmp_path.resolve()  # the swap, last
+    before = synced[:-1]
+    assert {named / "plots" / "a.png", named / "table.csv", named / "plots", named} <= set(before)
+    assert before.index(named / "plots" / "a.png") < before.index(named / "plots")

@@ -22,8 +22,9 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from riskstrat.models.registry import RegisteredBundle
-from riskstrat.serving import access as access_module
-from riskstrat.serving.access import UNAUDITED, AccessMiddleware, audit_writable, note
+from riskstrat.serving import audit as audit_module
+from riskstrat.serving.access import UNAUDITED, AccessMiddleware, note
+from riskstrat.serving.audit import audit_writable
 
 TOKEN = {"Authorization": "Bearer t-system"}
 SCORES = {"records": [{"id": "pt0042", "features": {}}, {"id": "pt0043", "features": {}}]}
@@ -71,8 +72,8 @@ def _read_only(log: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
         return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(access_module.os, "open", refusing)
-    return lambda: monkeypatch.setattr(access_module.os, "open", real_open)
+    monkeypatch.setattr(audit_module.os, "open", refusing)
+    return lambda: monkeypatch.setattr(audit_module.os, "open", real_open)
 
 
 @pytest.fixture

@@ -37,12 +37,15 @@ COMMANDS = {
     "serve",
     "demo",
     "evaluate",
+    "audit",
     "bench",
 }
 BENCHMARKS = {"features", "weekly", "serve", "evaluate", "retrain", "fit", "synth"}
 # Every command line with its own help: the commands, the bench group and its benchmarks.
-COMMAND_LINES = [(name,) for name in sorted(COMMANDS)] + [
-    ("bench", name) for name in sorted(BENCHMARKS)
+COMMAND_LINES = [
+    *[(name,) for name in sorted(COMMANDS - {"audit"})],
+    ("audit", "verify"),
+    *[("bench", name) for name in sorted(BENCHMARKS)],
 ]
 CONTROL = ("\x1b", "\r")
 
@@ -239,6 +242,9 @@ def test_serve_honours_every_riskstrat_variable_and_defaults_to_the_work_folder(
         "RISKSTRAT_EVALUATIONS_DIR": "/srv/evaluations",
         "RISKSTRAT_RELOAD_SECONDS": "5.0",
         "RISKSTRAT_TRUSTED_PROXIES": "1",
+        "RISKSTRAT_AUDIT_KEY_FILE": "/etc/riskstrat/audit.key",
+        "RISKSTRAT_AUDIT_ROTATE": "daily",
+        "RISKSTRAT_DATABASE_URL": "postgresql://riskstrat@db.internal/riskstrat",
     }
     assert set(given) == set(VARIABLES) - {"RISKSTRAT_WORKERS"}
     for name, value in given.items():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import re
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from weekly_fixture import PREVIOUS, WEEK, write_contract, write_week, write_wee
 from riskstrat.models.registry import RegisteredBundle
 from riskstrat.serving import throttle
 from riskstrat.serving.access import AccessMiddleware
+from riskstrat.serving.audit_chain import entry_of
 from riskstrat.serving.web import filters
 from riskstrat.serving.web.app import STATIC, build_app
 from riskstrat.serving.web.gate import PageGate
@@ -60,7 +60,7 @@ class Web:
     def entries(self) -> list[dict]:
         if not self.audit.exists():
             return []
-        return [json.loads(line) for line in self.audit.read_text().splitlines()]
+        return [entry_of(line) for line in self.audit.read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")

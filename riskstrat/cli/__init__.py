@@ -1,7 +1,8 @@
 """The ``riskstrat`` command: thin subcommands that parse options and call plain functions.
 
 One module per command group (``synthetic``, ``data``, ``training``, ``weekly``,
-``service``, ``evaluate``, ``bench``); this one gathers them and runs them (:func:`main`).
+``service``, ``evaluate``, ``audit``, ``bench``); this one gathers them and runs them
+(:func:`main`).
 Heavy libraries are imported inside each command, so ``riskstrat --help`` stays fast.
 Logging, the MLflow tracking URI and folders are set up here, never on import.
 """
@@ -17,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from riskstrat.cli import bench, data, evaluate, service, synthetic, training, weekly
+from riskstrat.cli import audit, bench, data, evaluate, service, synthetic, training, weekly
 from riskstrat.cli.options import HelpFlag, examples, no_command
 from riskstrat.cli.reporter import say
 from riskstrat.common.errors import UserError
@@ -41,6 +42,7 @@ app = typer.Typer(
 # In the order of the job: data in, models, the weekly lists, the service, evaluation.
 for group in (synthetic, data, training, weekly, service, evaluate):
     app.add_typer(group.app)
+app.add_typer(audit.app)
 app.add_typer(bench.app)
 app.add_typer(bench.deprecated)
 

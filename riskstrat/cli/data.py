@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
@@ -54,22 +54,33 @@ def cmd_validate(
 @command(
     app,
     "ingest",
-    "map an OMOP, Synthea or contract extract; quality report",
+    "map and link extracts into the contract; quality report",
     "riskstrat ingest --source omop --path EXTRACT --out work/ingested "
     "--key-file ~/keys/riskstrat.key",
-    "riskstrat ingest --source synthea --path duckdb:///extract.duckdb --out work/ingested "
-    "--practices practices.csv",
+    "riskstrat ingest --source hes=extracts/hes --source gp=extracts/gp --out work/ingested "
+    "--extract-date 2026-10-31",
+    "riskstrat ingest --manifest sources.toml --out work/ingested",
 )
 def cmd_ingest(
-    source: Annotated[
-        Literal["omop", "synthea", "contract"],
-        typer.Option(help="what the extract is laid out as", show_default=False),
-    ],
-    path: Annotated[
-        str,
-        typer.Option(metavar="PATH", help="folder of CSV/Parquet files, or duckdb:///file.duckdb"),
-    ],
     out: Annotated[Path, option("DIR", "folder for the contract tables and the reports")],
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME[=PATH]",
+            help="the extract's layout with --path, or NAME=PATH (repeat to link sources)",
+            show_default=False,
+        ),
+    ] = None,
+    path: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PATH", help="with one --source NAME: folder of CSV/Parquet, or duckdb:///file"
+        ),
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        option("FILE", "TOML manifest: [sources.NAME] kind, path, id (instead of --source)"),
+    ] = None,
     key_file: Annotated[
         Path | None,
         option("FILE", "pseudonymisation key file outside the data (else RISKSTRAT_PSEUDONYM_KEY)"),
@@ -79,17 +90,18 @@ def cmd_ingest(
     ] = None,
     extract_date: ExtractDate = None,
 ) -> None:
-    """Map an OMOP, Synthea or contract extract into validated, pseudonymised contract tables.
+    """Map one extract, or link several, into validated, pseudonymised contract tables.
 
-    Writes quality_report.md with a verdict: whether the extract can train a model or only
-    be scored.
+    Writes quality_report.md with a verdict: what the extract can support (train, evaluate,
+    score) and why, per source the kinds it supplied and the people linked or set aside.
     """
-    from riskstrat.sources.ingest.pipeline import ingest
+    from riskstrat.sources.ingest.linkage import sources_given
+    from riskstrat.sources.ingest.pipeline import ingest_sources
 
+    sources = sources_given(source or [], path, manifest)
     with reporting() as progress:
-        result = ingest(
-            source,
-            path,
+        result = ingest_sources(
+            sources,
             out,
             key_file=key_file,
             practices=practices,
@@ -102,10 +114,19 @@ def cmd_ingest(
             f"{table}: {counts['rows_in']:,} rows = {counts['rows_mapped']:,} mapped + "
             f"{counts['rows_ignored']:,} ignored {counts['ignored_by_reason'] or ''}"
         )
+    if len(sources) > 1:
+        for name, linked in report["sources"].items():
+            say(
+                f"{name}: {linked['people']:,} people, {linked['matched_to_registered']:,} "
+                f"registered, {linked['not_registered']:,} not registered (set aside), "
+                f"{linked['invalid_nhs_numbers']:,} invalid NHS numbers"
+            )
     say(f"events by kind: {report['events_by_kind']}")
     say(f"verdict: {result.verdict.text}")
+    for note in result.verdict.notes:
+        say(f"note: {note}")
     say(f"contract tables, quarantine, unmapped rows and quality_report.md in {out}")
-    if not result.verdict.can_train:
+    if result.verdict.can_score and not result.verdict.can_train:
         say(f"next: riskstrat weekly --data {out} --as-of DATE --out LISTS (champion)")
 
 

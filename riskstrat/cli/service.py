@@ -107,6 +107,19 @@ def service_environment(workdir: Path, access: Path | None = None) -> dict[str, 
     return settings.environment(base) | {"BENTOML_DO_NOT_TRACK": "True"}
 
 
+def check_audit_log(env: dict[str, str]) -> None:
+    """What each worker checks when it starts, once before any starts: a torn last line is
+    set aside and the audit chain must verify (a ``ChainBrokenError`` naming the line stops
+    ``serve``, where the service would refuse every request)."""
+    from riskstrat.serving.audit_stores import audit_store
+    from riskstrat.serving.settings import FIELDS, ServiceSettings, variable
+
+    given = {name: env[variable(name)] for name in FIELDS if variable(name) in env}
+    verified = audit_store(ServiceSettings.load(**given)).start()
+    if verified:
+        say(f"audit log: {verified.summary()}")
+
+
 def serve_command(port: int, host: str) -> list[str]:
     """The BentoML command line that runs the service."""
     return [
@@ -150,5 +163,6 @@ def cmd_serve(
     Every RISKSTRAT_* variable that is set (RISKSTRAT_TRACKING_URI, RISKSTRAT_AUDIT_LOG,
     RISKSTRAT_ACCESS_FILE and the rest) wins over the work folder."""
     env = service_environment(workdir, access)
+    check_audit_log(env)
     say(f"serving on http://{host}:{port} (OpenAPI at /docs.json); Ctrl-C stops")
     raise SystemExit(subprocess.call(serve_command(port, host), env=env))

@@ -133,6 +133,22 @@ class Extract:
             )
         return cls(connection, relations, where)
 
+    def with_person_column(self, column: str, names: Iterable[str]) -> Extract:
+        """This extract with ``column`` read in place of each of ``names`` (the person-id
+        spellings adapters read) in every table that has it: a manifest's already
+        pseudonymised id stands in for the NHS number or local id."""
+        relations = dict(self._relations)
+        for table in self.tables:
+            found = self._columns(table)
+            if column not in found:
+                continue
+            others = [n for n in names if n != column]
+            present = [_quote(found[n]) for n in others if n in found]
+            exclude = f" EXCLUDE ({', '.join(present)})" if present else ""
+            read_as = ", ".join(f"{_quote(found[column])} AS {_quote(n)}" for n in others)
+            relations[table] = f"(SELECT *{exclude}, {read_as} FROM {self._relations[table]})"
+        return Extract(self._connection, relations, self._where)
+
     @property
     def tables(self) -> tuple[str, ...]:
         return tuple(sorted(self._relations))
