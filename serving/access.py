@@ -46,7 +46,7 @@ from riskstrat.serving.audit import AuditError, AuditLog
 from riskstrat.serving.audit_stores import open_audit_log
 from riskstrat.serving.roles import ROLES, Can, Role, roles_that
 from riskstrat.serving.settings import ServiceSettings
-from riskstrat.serving.state import state_store
+from riskstrat.serving.state import StateUnavailableError, state_store
 from riskstrat.serving.throttle import Pause, TokenThrottle
 
 logger = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ OUTCOMES |= {429: "throttled", 503: "unavailable"}
 # What a client is told when its answer cannot be audited (the log says why, the client not).
 UNAUDITED = "the audit log cannot be written, so no patient data is sent; try again later"
 UNCHECKED = "the service cannot check access (its log says why); it must be restarted"
+NO_STATE = "the service cannot reach its shared state (its log says why); try again later"
 LIVE_PATHS = ("/livez", "/healthz", "/metrics")  # answered even when access cannot be checked
 READY_PATH = "/readyz"
 # Refused API requests: what they asked is read from at most this much of the body.
@@ -496,9 +497,27 @@ class AccessMiddleware:
             )
 
     async def __call__(self, scope, receive, send) -> None:
+        """Check the request; a 503 if the shared state (sessions, throttle) cannot be
+        reached before anything was answered."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = False
+
+        async def watched(message: dict) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self._checked(scope, receive, watched)
+        except StateUnavailableError as exc:
+            if started:
+                raise
+            logger.error("%s: requests that need a token answer 503 until it is back", exc)
+            await _send_json(send, 503, NO_STATE)
+
+    async def _checked(self, scope, receive, send) -> None:
         path = scope["path"].rstrip("/") or "/"
         if self.access is None:
             if path in LIVE_PATHS:

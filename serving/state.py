@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     import psycopg
 
 
+class StateUnavailableError(RuntimeError):
+    """The store cannot be reached now (its server down, the connection lost): the request
+    fails closed with a 503, the next one tries again."""
+
+
 class Transaction(Protocol):
     """What a transaction offers: run one statement and get its rows (none for a change)."""
 
@@ -109,10 +114,15 @@ class PostgresStore(StateStore):
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
+        import psycopg
+
         with self._lock:
-            connection = self._connected()
-            with connection.transaction(), connection.cursor() as cursor:
-                yield _PostgresTransaction(cursor)
+            try:
+                connection = self._connected()
+                with connection.transaction(), connection.cursor() as cursor:
+                    yield _PostgresTransaction(cursor)
+            except psycopg.OperationalError as exc:
+                raise StateUnavailableError(f"the shared state's database: {exc}") from exc
 
     def create(self, statements: Sequence[str]) -> None:
         with self.transaction() as db:

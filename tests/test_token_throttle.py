@@ -15,7 +15,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from riskstrat.serving import throttle
-from riskstrat.serving.access import AccessMiddleware
+from riskstrat.serving.access import NO_STATE, AccessMiddleware
+from riskstrat.serving.database import connect
 from riskstrat.serving.web.gate import PageGate
 
 TOKENS = {"ds": ("data_scientist", "t-ds", []), "system": ("system", "t-system", [])}
@@ -87,3 +88,23 @@ def test_sign_in_and_the_api_count_in_one_throttle(service: AccessMiddleware) ->
     assert "retry-after" in form.headers
     page = guesser.get("/ui/", headers=_bearer("t-ds"))  # a bearer header on a page
     assert page.status_code == 429 and "not checked" in page.text
+
+
+def test_a_lost_database_fails_closed_and_the_next_request_reconnects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    monkeypatch.setenv("RISKSTRAT_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("RISKSTRAT_ACCESS_FILE", str(write_access(tmp_path / "a.toml", TOKENS)))
+    monkeypatch.setenv("RISKSTRAT_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    (tmp_path / "audit.key").write_text("k" * 64)  # every server's, with a database
+    monkeypatch.setenv("RISKSTRAT_AUDIT_KEY_FILE", str(tmp_path / "audit.key"))
+    client = TestClient(AccessMiddleware(_shown(), pages=PageGate))
+    assert client.get("/v1/model", headers=_bearer("t-ds")).text == "shown"
+    with connect(postgres_url) as admin:  # the database server drops every other connection
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    lost = client.get("/v1/model", headers=_bearer("t-ds"))
+    assert lost.status_code == 503 and lost.json() == {"error": NO_STATE}
+    assert client.get("/v1/model", headers=_bearer("t-ds")).text == "shown"

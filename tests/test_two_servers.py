@@ -68,7 +68,9 @@ def servers(
 ) -> Iterator[tuple[httpx.Client, httpx.Client]]:
     """Two instances, each with its own files and BentoML home, sharing one database."""
     folder = tmp_path_factory.mktemp("two-servers")
+    (folder / "audit.key").write_text("two servers, one audit chain, one key: " + "k" * 32)
     shared = {
+        "RISKSTRAT_AUDIT_KEY_FILE": str(folder / "audit.key"),
         "RISKSTRAT_TRACKING_URI": registry,
         "RISKSTRAT_DATABASE_URL": postgres_server.create_database(),
         "RISKSTRAT_ACCESS_FILE": str(
