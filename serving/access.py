@@ -10,7 +10,9 @@ Tokens live in a TOML file (``RISKSTRAT_ACCESS_FILE``) as SHA-256 hashes only:
     localities = ["North"]            # locality_team only: the localities it may see
 
 No token: 401. A role not allowed on an endpoint: 403. Probes and the API description
-(/livez, /readyz, /metrics, /docs.json, /schema.json, /docs) need no token.
+(/livez, /readyz, /metrics, /docs.json, /schema.json, /docs) need no token. Wrong tokens are
+counted by the token throttle (``serving.throttle``, shared with the sign-in form); while it
+pauses a client's tokens they are not checked, and the answer is a 429 with ``Retry-After``.
 
 The web pages use the same principals and the same audit log, through a page gate handed to
 ``AccessMiddleware`` (``serving.web.gate``: sign-in, sessions, page roles); this module knows
@@ -44,6 +46,8 @@ from riskstrat.serving.audit import AuditError, AuditLog
 from riskstrat.serving.audit_stores import open_audit_log
 from riskstrat.serving.roles import ROLES, Can, Role, roles_that
 from riskstrat.serving.settings import ServiceSettings
+from riskstrat.serving.state import StateUnavailableError, state_store
+from riskstrat.serving.throttle import Pause, TokenThrottle
 
 logger = logging.getLogger(__name__)
 OPEN_PATHS = (
@@ -79,6 +83,7 @@ OUTCOMES |= {429: "throttled", 503: "unavailable"}
 # What a client is told when its answer cannot be audited (the log says why, the client not).
 UNAUDITED = "the audit log cannot be written, so no patient data is sent; try again later"
 UNCHECKED = "the service cannot check access (its log says why); it must be restarted"
+NO_STATE = "the service cannot reach its shared state (its log says why); try again later"
 LIVE_PATHS = ("/livez", "/healthz", "/metrics")  # answered even when access cannot be checked
 READY_PATH = "/readyz"
 # Refused API requests: what they asked is read from at most this much of the body.
@@ -279,11 +284,17 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.strip().encode()).hexdigest()
 
 
-def identify(principals: dict[str, Principal], authorization: str | None) -> Principal | None:
-    """The principal behind an ``Authorization: Bearer`` header, or None."""
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or None."""
     if not authorization or not authorization.startswith("Bearer "):
         return None
-    return by_digest(principals, token_digest(authorization[len("Bearer ") :]))
+    return authorization[len("Bearer ") :]
+
+
+def identify(principals: dict[str, Principal], authorization: str | None) -> Principal | None:
+    """The principal behind an ``Authorization: Bearer`` header, or None."""
+    token = bearer_token(authorization)
+    return None if token is None else by_digest(principals, token_digest(token))
 
 
 def by_digest(principals: dict[str, Principal], digest: str) -> Principal | None:
@@ -326,17 +337,39 @@ async def _unaudited(send) -> None:
 
 
 class Access:
-    """The principals and the audit log, shared by the API and the pages."""
+    """The principals, the audit log and the token throttle, shared by the API and the pages."""
 
-    def __init__(self, principals: dict[str, Principal], audit: AuditLog, proxies: int = 0) -> None:
+    def __init__(
+        self,
+        principals: dict[str, Principal],
+        audit: AuditLog,
+        throttle: TokenThrottle,
+        proxies: int = 0,
+    ) -> None:
         self.principals, self.audit, self.proxies = principals, audit, proxies
+        self.throttle = throttle
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> Access:
-        """From ``RISKSTRAT_ACCESS_FILE`` and ``RISKSTRAT_AUDIT_LOG`` (both must be set) and
-        ``RISKSTRAT_TRUSTED_PROXIES``."""
-        access_file = settings.require("access_file")
-        return cls(load_principals(access_file), open_audit_log(settings), settings.trusted_proxies)
+        """From ``RISKSTRAT_ACCESS_FILE`` and ``RISKSTRAT_AUDIT_LOG`` (both must be set),
+        ``RISKSTRAT_TRUSTED_PROXIES`` and the state store (``serving.state``)."""
+        principals = load_principals(settings.require("access_file"))
+        throttle = TokenThrottle(state_store(settings))
+        return cls(principals, open_audit_log(settings), throttle, settings.trusted_proxies)
+
+    def authenticate(self, token: str | None, client: str | None) -> Principal | Pause | None:
+        """The principal whose token ``token`` is (from a bearer header or the sign-in form),
+        or None; a ``Pause`` instead, without checking the token, while the throttle holds
+        tokens from ``client`` (or this token) back. A wrong token is counted."""
+        token = (token or "").strip()
+        digest = token_digest(token) if token else None
+        pause = self.throttle.pause(client, digest)
+        if pause or digest is None:
+            return pause
+        principal = by_digest(self.principals, digest)
+        if principal is None:
+            self.throttle.failed(client, digest)
+        return principal
 
     def client(self, scope: dict, headers: dict[str, str]) -> str | None:
         """The request's client address, as the audit log records it."""
@@ -464,9 +497,27 @@ class AccessMiddleware:
             )
 
     async def __call__(self, scope, receive, send) -> None:
+        """Check the request; a 503 if the shared state (sessions, throttle) cannot be
+        reached before anything was answered."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = False
+
+        async def watched(message: dict) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self._checked(scope, receive, watched)
+        except StateUnavailableError as exc:
+            if started:
+                raise
+            logger.error("%s: requests that need a token answer 503 until it is back", exc)
+            await _send_json(send, 503, NO_STATE)
+
+    async def _checked(self, scope, receive, send) -> None:
         path = scope["path"].rstrip("/") or "/"
         if self.access is None:
             if path in LIVE_PATHS:
@@ -481,16 +532,22 @@ class AccessMiddleware:
             await self.pages(scope, receive, send)
             return
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
-        principal = identify(self.access.principals, headers.get("authorization"))
         client = self.access.client(scope, headers)
-        refused = refusal(principal, path)
+        principal = None
+        if path not in OPEN_PATHS:
+            principal = self.access.authenticate(bearer_token(headers.get("authorization")), client)
+        if isinstance(principal, Pause):
+            pause, principal = principal, None
+            refused, extra = (429, pause.sentence()), [pause.header()]
+        else:
+            refused, extra = refusal(principal, path), None
         if refused:
             if path in PATIENT_ENDPOINTS:
                 body, complete = await _read_body(receive, ASKED_BYTES)
                 asked = Asked.from_body(body, complete)
-                await self._refuse(send, principal, path, refused, client, asked)
+                await self._refuse(send, principal, path, refused, client, asked, extra)
             else:
-                await _send_json(send, *refused)
+                await _send_json(send, *refused, extra)
             return
         if path in SCOPED_ENDPOINTS and principal.localities:
             body, _ = await _read_body(receive)
@@ -514,13 +571,15 @@ class AccessMiddleware:
         refused: tuple[int, str],
         client: str | None,
         asked: Asked,
+        extra: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        """Refuse a patient-data request, its audit line written first (503 if it cannot be)."""
+        """Refuse a patient-data request, its audit line written first (503 if it cannot be),
+        with the ``extra`` headers."""
         try:
             self.access.write(principal, path, refused[0], client=client, asked=asked)
         except AuditError:
-            refused = (503, UNAUDITED)
-        await _send_json(send, *refused)
+            refused, extra = (503, UNAUDITED), None
+        await _send_json(send, *refused, extra)
 
 
 async def _read_body(receive, limit: int | None = None) -> tuple[bytes, bool]:
@@ -551,8 +610,11 @@ def replayed(body: bytes, receive):
     return replay
 
 
-async def _send_json(send, status: int, message: str) -> None:
-    await send_whole(send, status, b"application/json", json.dumps({"error": message}).encode())
+async def _send_json(
+    send, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send_whole(send, status, b"application/json", body, extra)
 
 
 async def send_whole(

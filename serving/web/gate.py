@@ -7,7 +7,8 @@ page. Pages showing patient data or an evaluation are audited like the scoring e
 and so are sign-ins and sign-outs, in the service's one audit log, with the client's
 address and what the request asked for (ids, localities, week). As on the API, no such page
 leaves without its audit line: if it cannot be written the answer is a 503 page. Wrong
-tokens pause sign-in (``serving.web.throttle``).
+tokens pause sign-in and bearer tokens alike (``serving.throttle``, through
+``Access.authenticate``).
 
 ``serving.access.AccessMiddleware(app, pages=PageGate)`` builds the gate when the server
 starts, over the same principals and audit log as the API.
@@ -23,17 +24,18 @@ from riskstrat.serving.access import (
     Asked,
     AuditError,
     Principal,
+    bearer_token,
     by_digest,
-    identify,
     send_whole,
     token_digest,
 )
 from riskstrat.serving.settings import ServiceSettings
+from riskstrat.serving.state import state_store
+from riskstrat.serving.throttle import Pause
 from riskstrat.serving.web import session
 from riskstrat.serving.web.render import NO_STORE, SECURITY_HEADERS, render
 from riskstrat.serving.web.roles import BASE, home, is_audited, page_refusal
 from riskstrat.serving.web.session import SessionStore
-from riskstrat.serving.web.throttle import SignInThrottle
 
 LOGIN = f"{BASE}/login"
 LOGOUT = f"{BASE}/logout"
@@ -48,8 +50,7 @@ class PageGate:
     def __init__(self, app, access: Access, settings: ServiceSettings) -> None:
         self.app = app
         self.access = access
-        self.sessions = SessionStore(settings.sessions_file())
-        self.throttle = SignInThrottle(settings.sessions_file())
+        self.sessions = SessionStore(state_store(settings))
 
     async def __call__(self, scope, receive, send) -> None:
         path = scope["path"].rstrip("/") or "/"
@@ -67,7 +68,14 @@ class PageGate:
         cookie = session.cookie_value(headers)
         digest = self.sessions.digest(cookie)
         principal = by_digest(principals, digest) if digest else None
-        principal = principal or identify(principals, headers.get("authorization"))
+        if principal is None and "authorization" in headers:
+            principal = self.access.authenticate(bearer_token(headers["authorization"]), client)
+            if isinstance(principal, Pause):
+                title = "Access tokens are paused"
+                await _send_page(
+                    send, 429, title, principal.sentence(), headers=[principal.header()]
+                )
+                return
         audited = is_audited(path)
         asked = asked_in_query(scope) if audited else None
         if principal is None:
@@ -139,24 +147,20 @@ class PageGate:
             message = "The form is too large."
             await self._login_refusal(send, client, 413, "Sign in refused", message)
             return
-        pause = self.throttle.pause(client)
-        if pause:
-            retry = (b"retry-after", str(int(pause.seconds) + 1).encode())
-            title = "Signing in is paused"
-            await self._login_refusal(send, client, 429, title, pause.sentence(), [retry])
-            return
         token = form.get("token", "").strip()
-        digest = token_digest(token) if token else ""
-        principal = by_digest(self.access.principals, digest) if token else None
+        principal = self.access.authenticate(token, client)
+        if isinstance(principal, Pause):
+            title, sentence = "Signing in is paused", principal.sentence()
+            await self._login_refusal(send, client, 429, title, sentence, [principal.header()])
+            return
         target = session.safe_next(form.get("next") or None, "") or None
         if principal is None:
-            self.throttle.failed(client)
             if not self._audit(None, LOGIN, 401, client):
                 await _send_page(send, 503, "Not available", UNAUDITED)
                 return
             await _redirect(send, session.login_url(target, error="1"))
             return
-        session_id = self.sessions.open(digest)
+        session_id = self.sessions.open(token_digest(token))
         if not self._audit(principal, LOGIN, 303, client):
             self.sessions.close(session_id)
             await _send_page(send, 503, "Not available", UNAUDITED)

@@ -3,23 +3,21 @@
 Why not the token itself in the cookie: the bearer token is a long-lived credential that
 also opens the API; a session id opens only the pages, expires (30 minutes idle, 12 hours at
 most), ends for good at sign-out (the server forgets it), and never lets the token out of the
-login form. Sessions live in a small SQLite file (``ServiceSettings.sessions_file``: beside the
-audit log unless ``RISKSTRAT_SESSIONS`` names one) so that every worker of the service knows
-them; it holds only hashes of session ids and of tokens, never a usable cookie or token (and,
-for ``serving.web.throttle``, hashes of the addresses wrong tokens came from).
+login form. Sessions live in the service's ``StateStore`` (``serving.state``: a SQLite file
+beside the audit log by default, PostgreSQL with ``RISKSTRAT_DATABASE_URL``) so that every
+worker, and every server behind a load balancer, knows them; it holds only hashes of session
+ids and of tokens, never a usable cookie or token.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
-import sqlite3
 import time
-from contextlib import closing
-from pathlib import Path
 from urllib.parse import parse_qs, quote
+
+from riskstrat.serving.state import StateStore
 
 COOKIE = "riskstrat_session"
 COOKIE_PATH = "/ui"
@@ -29,38 +27,36 @@ MAX_FORM_BYTES = 8_192
 NEXT = re.compile(r"/ui(?:[/?][!-~]*)?")  # a path under /ui, printable ASCII only
 
 
+TABLES = (
+    "CREATE TABLE IF NOT EXISTS sessions (key TEXT PRIMARY KEY, digest TEXT NOT NULL,"
+    " began DOUBLE PRECISION NOT NULL, seen DOUBLE PRECISION NOT NULL)",
+)
+
+
 class SessionStore:
     """Session ids (stored hashed) mapped to the hash of the token they were opened with."""
 
-    def __init__(self, path: Path, clock=time.time) -> None:
-        self.path = path
+    def __init__(self, store: StateStore, clock=time.time) -> None:
+        self.store = store
         self._clock = clock
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as db, db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS sessions (key TEXT PRIMARY KEY, digest TEXT NOT NULL,"
-                " began REAL NOT NULL, seen REAL NOT NULL)"
-            )
-        os.chmod(path, 0o600)
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10, isolation_level="IMMEDIATE")
+        store.create(TABLES)
 
     @staticmethod
     def _key(session_id: str) -> str:
         return hashlib.sha256(session_id.encode()).hexdigest()
 
     def open(self, digest: str) -> str:
-        """A new session for the token with hash ``digest``; returns its id for the cookie."""
+        """A new session for the token with hash ``digest``; returns its id for the cookie.
+        Expired sessions are deleted here."""
         session_id = secrets.token_urlsafe(32)
         now = self._clock()
-        with closing(self._connect()) as db, db:
+        with self.store.transaction() as db:
             db.execute(
                 "DELETE FROM sessions WHERE seen < ? OR began < ?",
                 (now - IDLE_SECONDS, now - LONGEST_SECONDS),
             )
             db.execute(
-                "INSERT INTO sessions VALUES (?, ?, ?, ?)",
+                "INSERT INTO sessions (key, digest, began, seen) VALUES (?, ?, ?, ?)",
                 (self._key(session_id), digest, now, now),
             )
         return session_id
@@ -70,13 +66,11 @@ class SessionStore:
         if not session_id or len(session_id) > 100:
             return None
         now, key = self._clock(), self._key(session_id)
-        with closing(self._connect()) as db, db:
-            row = db.execute(
-                "SELECT digest, began, seen FROM sessions WHERE key = ?", (key,)
-            ).fetchone()
-            if row is None:
+        with self.store.transaction() as db:
+            rows = db.execute("SELECT digest, began, seen FROM sessions WHERE key = ?", (key,))
+            if not rows:
                 return None
-            digest, began, seen = row
+            digest, began, seen = rows[0]
             if now - seen > IDLE_SECONDS or now - began > LONGEST_SECONDS:
                 db.execute("DELETE FROM sessions WHERE key = ?", (key,))
                 return None
@@ -85,7 +79,7 @@ class SessionStore:
 
     def close(self, session_id: str | None) -> None:
         if session_id:
-            with closing(self._connect()) as db, db:
+            with self.store.transaction() as db:
                 db.execute("DELETE FROM sessions WHERE key = ?", (self._key(session_id),))
 
 
