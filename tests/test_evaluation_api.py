@@ -21,6 +21,7 @@ from servers import IN_PROCESS_TOKENS, InProcessService
 from starlette.testclient import TestClient
 
 from riskstrat.impact.results import EvaluationResults
+from riskstrat.serving.evaluations import PublicEvaluation
 
 WHO = ("ds", "system", "north", "prescriber")  # of IN_PROCESS_TOKENS: one of each role
 NAME = "pilot-2024"
@@ -97,7 +98,7 @@ def test_without_a_token_the_api_answers_401(served: Served) -> None:
 def test_any_principal_reads_the_typed_results_and_is_audited(served: Served, who: str) -> None:
     answer = served.api("/v1/evaluation", {"name": NAME}, who)
     assert answer.status_code == 200, answer.text
-    assert EvaluationResults.model_validate(answer.json()) == served.results
+    assert PublicEvaluation.model_validate(answer.json()) == PublicEvaluation.of(served.results)
     assert answer.json()["plan"]["title"] == HOSTILE_TITLE  # JSON, as written
     entry = served.entries()[-1]
     assert (entry["endpoint"], entry["who"], entry["status"]) == ("/v1/evaluation", who, 200)

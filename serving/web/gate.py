@@ -22,12 +22,15 @@ from riskstrat.serving.access import (
     Access,
     Asked,
     AuditError,
+    BadHeaderError,
     Principal,
     by_digest,
     identify,
+    request_headers,
     send_whole,
     token_digest,
 )
+from riskstrat.serving.errors import error_json
 from riskstrat.serving.settings import ServiceSettings
 from riskstrat.serving.web import session
 from riskstrat.serving.web.render import NO_STORE, SECURITY_HEADERS, render
@@ -53,9 +56,13 @@ class PageGate:
 
     async def __call__(self, scope, receive, send) -> None:
         path = scope["path"].rstrip("/") or "/"
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        try:
+            headers = request_headers(scope)
+        except BadHeaderError as exc:
+            await send_whole(send, 400, b"application/json", error_json(str(exc)))
+            return
         send = with_page_headers(send, no_store=not path.startswith(STATIC))
-        secure = session.is_https(scope, headers)
+        secure = self.access.is_https(scope, headers)
         client = self.access.client(scope, headers)
         if path == LOGIN and scope["method"] == "POST":
             await self._login(receive, send, headers, secure, client)
