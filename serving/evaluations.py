@@ -16,6 +16,7 @@ the plan is named by its file name only), the same for every role.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +29,6 @@ from riskstrat.impact.results import (
     PLOTS_DIR,
     REPORT_FILE,
     RESULTS_FILE,
-    Check,
     DesignResult,
     EvaluationResults,
     Interval,
@@ -117,38 +117,43 @@ class EvaluationStore:
         return resolved.is_file() and resolved.is_relative_to(self.root.resolve())
 
 
-# A number that is not finite (an unbounded interval's end, a check that could not be
-# computed) is null in the API's JSON, as its description types it.
-_PUBLIC = ConfigDict(ser_json_inf_nan="null")
+# How results.json writes a number that is not finite; read back as text in the untyped tables.
+NON_FINITE_TEXT = frozenset({"NaN", "Infinity", "-Infinity"})
+
+
+def finite(value: object, *, untyped: bool = False) -> object:
+    """``value`` (JSON-like) with every float that is not finite as None (JSON has no NaN
+    or infinity, and the API's description types such numbers as null); with ``untyped``
+    (a design's tables, whose cells have no type) also such a number written as text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if untyped and isinstance(value, str) and value in NON_FINITE_TEXT:
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v, untyped=untyped) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v, untyped=untyped) for v in value]
+    return value
 
 
 class PublicInterval(Interval):
     """An estimate and its 95% interval; an unbounded end is null."""
 
-    model_config = _PUBLIC
     estimate: float | None
     ci_low: float | None = Field(description="null: unbounded below")
     ci_high: float | None = Field(description="null: unbounded above")
 
 
-class PublicCheck(Check):
-    model_config = _PUBLIC
-
-
 class PublicOutcome(OutcomeResult):
-    model_config = _PUBLIC
     effect: PublicInterval
     relative: PublicInterval | None = None
 
 
 class PublicDesign(DesignResult):
-    model_config = _PUBLIC
-    checks: list[PublicCheck] = Field(default_factory=list)
     outcomes: list[PublicOutcome]
 
 
 class PublicPlan(PlanRecord):
-    model_config = _PUBLIC
     file: str = Field(description="the analysis plan's file name (not where it lies)")
 
     @field_validator("file", mode="before")
@@ -159,9 +164,10 @@ class PublicPlan(PlanRecord):
 
 class PublicEvaluation(BaseModel):
     """A finished evaluation as the API gives it to any role: ``EvaluationResults`` without
-    the server's data folder, its plan named by file name, non-finite numbers as null."""
+    the server's data folder, its plan named by file name, numbers that are not finite as
+    null."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="null")
+    model_config = ConfigDict(frozen=True, extra="forbid")
     format: int = FORMAT
     name: str
     created: datetime
@@ -171,7 +177,10 @@ class PublicEvaluation(BaseModel):
 
     @classmethod
     def of(cls, results: EvaluationResults) -> PublicEvaluation:
-        return cls.model_validate(results.model_dump(exclude=set(HIDDEN)))
+        data = finite(results.model_dump(exclude=set(HIDDEN)))
+        for design in data["designs"]:
+            design["tables"] = finite(design["tables"], untyped=True)
+        return cls.model_validate(data)
 
 
 HIDDEN = ("data",)  # fields of ``EvaluationResults`` the API leaves out: a server path

@@ -135,6 +135,6 @@ def test_weekly_workbooks_hold_the_names_as_text(hostile_week: Path) -> None:
         cells = [c for sheet in book for row in sheet.iter_rows() for c in row]
         assert not [c.coordinate for c in cells if c.data_type == "f"], path.name
         localities = {c.value for c in cells if c.column == 6 and c.row > 1}
-        assert localities <= {*(h.replace("\x00", UNREADABLE) for h in HOSTILE), "Central"}, (
-            path.name
-        )
+        # A workbook holds no NUL; its XML reads a CR back as LF.
+        kept = {h.replace("\x00", UNREADABLE).replace("\r", "\n") for h in HOSTILE}
+        assert localities <= {*kept, "Central"}, path.name
