@@ -140,3 +140,13 @@ def test_claimed_addresses_are_not_believed_without_trusted_proxies(
     lines = [json.loads(line) for line in audit.read_text().splitlines()[before:]]
     assert {e["client"] for e in lines} == {"127.0.0.1"}
     assert lines[-1]["status"] == 429 and {e["status"] for e in lines} == {401, 429}
+
+
+def test_the_description_says_which_bodies_are_required(real_server: tuple[str, Path]) -> None:
+    """A body with required fields is required (schemathesis sent none, by the description)."""
+    url, _ = real_server
+    paths = httpx.get(f"{url}/docs.json", timeout=30).json()["paths"]
+    required = {
+        p for p, item in paths.items() if item["post"].get("requestBody", {}).get("required")
+    }
+    assert required == {"/v1/score", "/v1/score-history", "/v1/evaluation"}
