@@ -17,7 +17,6 @@ no global backend or figure state), imported only when drawing.
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from riskstrat.common.spreadsheet import write_rows
 from riskstrat.impact.results import PLOTS_DIR, DesignResult, EvaluationResults
 
 if TYPE_CHECKING:
@@ -174,9 +174,7 @@ def _write(
 def _save_csv(path: Path, records: list[dict[str, Any]]) -> None:
     columns = list(dict.fromkeys(name for record in records for name in record))
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows(records)
+        write_rows(handle, columns, ([record.get(c) for c in columns] for record in records))
 
 
 def _save_png(path: Path, draw: Callable[[Axes], None]) -> None:

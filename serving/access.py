@@ -319,17 +319,59 @@ def refusal(principal: Principal | None, path: str) -> tuple[int, str] | None:
     return None
 
 
+class BadHeaderError(ValueError):
+    """A request header whose name or value is not UTF-8 text; names the header."""
+
+
+def request_headers(scope: dict) -> dict[str, str]:
+    """The request's headers as text, by lower-case name; a header sent more than once is
+    one, its values joined with ", " ("; " for cookies), as HTTP reads them.
+
+    ``BadHeaderError`` naming the first header that is not UTF-8 text. HTTP lets a value
+    carry other bytes (Latin-1, "obs-text"), but no header riskstrat reads (tokens,
+    cookies, addresses) holds any: such a request is refused (400), not guessed at.
+    """
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", []):
+        try:
+            name, value = raw_name.decode("ascii").lower(), raw_value.decode("utf-8")
+        except UnicodeDecodeError:
+            shown = raw_name.decode("latin-1")[:40]
+            raise BadHeaderError(f"the request header {shown!r} is not UTF-8 text") from None
+        joined = headers.get(name)
+        headers[name] = value if joined is None else joined + _JOINERS.get(name, ", ") + value
+    return headers
+
+
+_JOINERS = {"cookie": "; "}
+
+
+def _forwarded(headers: dict[str, str], name: str, proxies: int) -> str | None:
+    """The ``proxies``-th entry from the right of forwarded header ``name``: what the
+    outermost trusted proxy wrote (entries left of it, the client wrote itself); None
+    without proxies or without that many entries."""
+    hops = [h.strip() for h in headers.get(name, "").split(",") if h.strip()]
+    return hops[-proxies] if proxies and len(hops) >= proxies else None
+
+
 def client_address(scope: dict, headers: dict[str, str], proxies: int = 0) -> str | None:
     """The client's address: the connection's peer; with ``proxies`` reverse proxies in front
-    (``RISKSTRAT_TRUSTED_PROXIES``), the address the outermost of them saw, which is the
-    ``proxies``-th from the right of X-Forwarded-For (what stands left of it, the client
-    wrote itself). Without enough entries in the header, the peer."""
-    if proxies:
-        hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
-        if len(hops) >= proxies:
-            return hops[-proxies][:64]
+    (``RISKSTRAT_TRUSTED_PROXIES``), the address the outermost of them saw, from
+    X-Forwarded-For. Without enough entries in the header, the peer. Nothing else is
+    believed: the web server's own handling of forwarded headers is off
+    (``SERVER_PROXY_HEADERS``), and ``Forwarded`` is never read."""
+    forwarded = _forwarded(headers, "x-forwarded-for", proxies)
+    if forwarded:
+        return forwarded[:64]
     client = scope.get("client")
     return str(client[0]) if client else None
+
+
+def is_https(scope: dict, headers: dict[str, str], proxies: int = 0) -> bool:
+    """Whether the client's connection is https: the connection's own scheme, or with
+    ``proxies`` in front, what the outermost of them wrote in X-Forwarded-Proto."""
+    scheme = _forwarded(headers, "x-forwarded-proto", proxies) or scope.get("scheme")
+    return scheme == "https"
 
 
 async def _unaudited(send) -> None:
@@ -374,6 +416,10 @@ class Access:
     def client(self, scope: dict, headers: dict[str, str]) -> str | None:
         """The request's client address, as the audit log records it."""
         return client_address(scope, headers, self.proxies)
+
+    def is_https(self, scope: dict, headers: dict[str, str]) -> bool:
+        """Whether the client reached the service over https (see ``is_https``)."""
+        return is_https(scope, headers, self.proxies)
 
     async def run(
         self,
@@ -519,6 +565,11 @@ class AccessMiddleware:
 
     async def _checked(self, scope, receive, send) -> None:
         path = scope["path"].rstrip("/") or "/"
+        try:
+            headers = request_headers(scope)
+        except BadHeaderError as exc:
+            await _send_json(send, 400, str(exc))
+            return
         if self.access is None:
             if path in LIVE_PATHS:
                 await self.app(scope, receive, send)
@@ -531,7 +582,6 @@ class AccessMiddleware:
         if self.pages and (path == self.pages.prefix or path.startswith(self.pages.prefix + "/")):
             await self.pages(scope, receive, send)
             return
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
         client = self.access.client(scope, headers)
         principal = None
         if path not in OPEN_PATHS:

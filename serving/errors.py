@@ -87,7 +87,9 @@ def quiet_client_errors() -> None:
 
 
 def document_errors(spec: dict) -> dict:
-    """The OpenAPI description with ``ErrorBody`` as every error answer of every operation."""
+    """The OpenAPI description with ``ErrorBody`` as every error answer of every operation,
+    and a body marked required where it has required fields (BentoML leaves that out, so
+    the description allowed a request without a body that is then refused)."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas["ErrorBody"] = ErrorBody.model_json_schema()
     answer = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
@@ -95,6 +97,8 @@ def document_errors(spec: dict) -> dict:
         if not path.startswith(API_PREFIX):
             continue
         for operation in item.values():
+            if isinstance(operation, dict) and _required_fields(operation):
+                operation["requestBody"]["required"] = True
             if isinstance(operation, dict) and "responses" in operation:
                 operation["responses"].update(
                     {
@@ -103,6 +107,12 @@ def document_errors(spec: dict) -> dict:
                     }
                 )
     return spec
+
+
+def _required_fields(operation: dict) -> list:
+    """The required fields of an operation's JSON body, as its inline schema lists them."""
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    return body.get("schema", {}).get("required", [])
 
 
 class ErrorShape:

@@ -7,15 +7,34 @@ request can never name anything outside the folder; staging folders (dot-prefixe
 never listed. Anything that resolves outside the folder (a symbolic link pointing away) is
 treated as absent. The API (``/v1/evaluation``, ``/v1/evaluations``) and the pages
 (``/ui/evaluations``) both read through ``EvaluationStore``.
+
+The API answers an evaluation as ``PublicEvaluation``: the results as its description types
+them (a number or null, never the strings "NaN" or "Infinity" that ``results.json`` keeps
+for an unbounded interval) and without the server's paths (the data folder is left out,
+the plan is named by its file name only), the same for every role.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from riskstrat.impact.results import PLOTS_DIR, REPORT_FILE, RESULTS_FILE, EvaluationResults
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from riskstrat.impact.results import (
+    FORMAT,
+    PLOTS_DIR,
+    REPORT_FILE,
+    RESULTS_FILE,
+    DesignResult,
+    EvaluationResults,
+    Interval,
+    OutcomeResult,
+    PlanRecord,
+)
 from riskstrat.serving.settings import ServiceSettings, SettingsError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
@@ -96,3 +115,72 @@ class EvaluationStore:
         except (OSError, RuntimeError):
             return False
         return resolved.is_file() and resolved.is_relative_to(self.root.resolve())
+
+
+# How results.json writes a number that is not finite; read back as text in the untyped tables.
+NON_FINITE_TEXT = frozenset({"NaN", "Infinity", "-Infinity"})
+
+
+def finite(value: object, *, untyped: bool = False) -> object:
+    """``value`` (JSON-like) with every float that is not finite as None (JSON has no NaN
+    or infinity, and the API's description types such numbers as null); with ``untyped``
+    (a design's tables, whose cells have no type) also such a number written as text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if untyped and isinstance(value, str) and value in NON_FINITE_TEXT:
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v, untyped=untyped) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v, untyped=untyped) for v in value]
+    return value
+
+
+class PublicInterval(Interval):
+    """An estimate and its 95% interval; an unbounded end is null."""
+
+    estimate: float | None
+    ci_low: float | None = Field(description="null: unbounded below")
+    ci_high: float | None = Field(description="null: unbounded above")
+
+
+class PublicOutcome(OutcomeResult):
+    effect: PublicInterval
+    relative: PublicInterval | None = None
+
+
+class PublicDesign(DesignResult):
+    outcomes: list[PublicOutcome]
+
+
+class PublicPlan(PlanRecord):
+    file: str = Field(description="the analysis plan's file name (not where it lies)")
+
+    @field_validator("file", mode="before")
+    @classmethod
+    def _name_only(cls, value: object) -> object:
+        return re.split(r"[\\/]", value)[-1] if isinstance(value, str) else value
+
+
+class PublicEvaluation(BaseModel):
+    """A finished evaluation as the API gives it to any role: ``EvaluationResults`` without
+    the server's data folder, its plan named by file name, numbers that are not finite as
+    null."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    format: int = FORMAT
+    name: str
+    created: datetime
+    plan: PublicPlan
+    designs: list[PublicDesign]
+    seconds: float
+
+    @classmethod
+    def of(cls, results: EvaluationResults) -> PublicEvaluation:
+        data = finite(results.model_dump(exclude=set(HIDDEN)))
+        for design in data["designs"]:
+            design["tables"] = finite(design["tables"], untyped=True)
+        return cls.model_validate(data)
+
+
+HIDDEN = ("data",)  # fields of ``EvaluationResults`` the API leaves out: a server path

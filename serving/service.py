@@ -31,7 +31,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from riskstrat.impact.results import EvaluationResults
 from riskstrat.models.bundle import FeatureRangeError, ModelBundle
 from riskstrat.models.registry import RegisteredBundle
 from riskstrat.models.store import NoChampionError, champion_version, load_champion
@@ -50,6 +49,7 @@ from riskstrat.serving.evaluations import (
     BadNameError,
     EvaluationStore,
     NoEvaluationsError,
+    PublicEvaluation,
     evaluation_store,
 )
 from riskstrat.serving.history import MAX_PEOPLE, PersonHistory, history_features
@@ -68,14 +68,23 @@ SINGLE_THREAD_ROWS = 200
 # back costs more than scoring a few people. Larger batches go to a thread.
 INLINE_ROWS = 10
 
+# The request fields as the published description types them, strictly: a boolean is not
+# an integer (``top_k: false``), a number not a boolean. An optional date has no null: it is
+# left out for the default (the description says string, and so does the validator).
+TopK = Annotated[int, Field(strict=True, ge=0, le=10, description="reasons per person")]
+Limit = Annotated[int, Field(strict=True, ge=1, le=MAX_RECORDS, description="rows at most")]
+Offset = Annotated[int, Field(strict=True, ge=0, description="rows to skip")]
+Flag = Annotated[bool, Field(strict=True)]
+
 
 class FeatureRecord(BaseModel):
     """One person's feature values, keyed by feature name (see ``/v1/model``)."""
 
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=64, description="caller's pseudonymised id, echoed")
-    # Strict: a string or a boolean is refused, not read as a number.
-    features: dict[str, Annotated[float, Field(strict=True)] | None] = Field(
+    # Strict: a string or a boolean is refused, not read as a number; NaN and infinities are
+    # refused (null says a value is unknown).
+    features: dict[str, Annotated[float, Field(strict=True, allow_inf_nan=False)] | None] = Field(
         description="every feature of the model (see /v1/model), each within its valid range"
     )
 
@@ -239,12 +248,12 @@ def _evaluations() -> EvaluationStore:
         raise NotFound(str(exc)) from None
 
 
-def _evaluation(store: EvaluationStore, name: str) -> EvaluationResults | Response:
+def _evaluation(store: EvaluationStore, name: str) -> PublicEvaluation | Response:
     """Evaluation ``name``: 400 for a name that is not a plain folder name, 404 if there is
     none, 500 saying so (the log says why, the client not the server's paths) if its
     results cannot be read."""
     try:
-        return store.load(name)
+        return PublicEvaluation.of(store.load(name))
     except BadNameError as exc:
         raise InvalidArgument(str(exc)) from None
     except FileNotFoundError:
@@ -273,8 +282,8 @@ def _audit_problem() -> str | None:
 
 def records_matrix(records: list[FeatureRecord], names: list[str]) -> np.ndarray:
     """The records' values as a float array in the model's column order (null -> NaN);
-    400 naming the record on unknown, missing or infinite values (``in_range`` checks the
-    model's ranges).
+    400 naming the record on unknown or missing features (``FeatureRecord`` refuses NaN and
+    infinities, ``in_range`` checks the model's ranges).
 
     Built straight from the parsed JSON: a DataFrame here cost more than the model call.
     """
@@ -289,8 +298,6 @@ def records_matrix(records: list[FeatureRecord], names: list[str]) -> np.ndarray
             missing = [n for n in names if n not in given]
             raise InvalidArgument(f"records[{i}].features: missing feature(s) {missing[:5]}")
         values[i] = [given[n] for n in names]
-    if np.isinf(values).any():
-        raise InvalidArgument("records: feature values must be finite numbers or null")
     return values
 
 
@@ -402,7 +409,7 @@ class RiskService:
     async def score(
         self,
         records: Annotated[list[FeatureRecord], Field(min_length=1, max_length=MAX_RECORDS)],
-        top_k: Annotated[int, Field(ge=0, le=10)] = 3,
+        top_k: TopK = 3,
     ) -> ScoreResponse:
         """Calibrated risk, tier, percentile and the top reasons for each record."""
         model = self.model  # one model for the whole request, even if a switch happens
@@ -420,7 +427,7 @@ class RiskService:
         self,
         people: Annotated[list[PersonHistory], Field(min_length=1, max_length=MAX_PEOPLE)],
         as_of: date,
-        top_k: Annotated[int, Field(ge=0, le=10)] = 3,
+        top_k: TopK = 3,
     ) -> ScoreResponse:
         """The same answer as ``/v1/score``, from events: features computed as in training."""
         model = self.model
@@ -436,12 +443,12 @@ class RiskService:
     @bentoml.api(route="/v1/weekly-list")
     def weekly_list(
         self,
-        week: date | None = None,
+        week: date = None,  # noqa: RUF013 (left out: the latest week; null is refused)
         localities: list[str] = [],  # noqa: B006 (pydantic copies defaults)
         tiers: list[ListedTier] = [],  # noqa: B006
-        new_only: bool = False,
-        limit: Annotated[int, Field(ge=1, le=MAX_RECORDS)] = 500,
-        offset: Annotated[int, Field(ge=0)] = 0,
+        new_only: Flag = False,
+        limit: Limit = 500,
+        offset: Offset = 0,
     ) -> ListResponse:
         """A week's list (default: the latest), most at risk first; locality teams see theirs."""
         found = _week(week)
@@ -458,9 +465,9 @@ class RiskService:
     def referrals(
         self,
         criteria: dict[str, str | float | bool | list[str] | None] = {},  # noqa: B006
-        week: date | None = None,
-        limit: Annotated[int, Field(ge=1, le=MAX_RECORDS)] = 500,
-        offset: Annotated[int, Field(ge=0)] = 0,
+        week: date = None,  # noqa: RUF013 (left out: the latest week; null is refused)
+        limit: Limit = 500,
+        offset: Offset = 0,
     ) -> ListResponse:
         """The social prescribing filter (fields as ``riskstrat referrals``), with reasons."""
         try:
@@ -483,9 +490,9 @@ class RiskService:
                 json_schema_extra={"pattern": NAME_PATTERN},
             ),
         ],
-    ) -> EvaluationResults:
+    ) -> PublicEvaluation:
         """A finished evaluation's results (aggregate only): estimates, checks, verdicts,
-        summaries, and the analysis plan with its SHA-256."""
+        summaries, and the analysis plan with its SHA-256; numbers or null, no server paths."""
         note(evaluation=name)
         return _evaluation(_evaluations(), name)
 

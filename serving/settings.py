@@ -29,6 +29,11 @@ PREFIX = "RISKSTRAT_"
 # The BentoML service's name (``@bentoml.service(name=...)``), which keys its configuration.
 SERVICE_NAME = "riskstrat"
 BENTOML_OVERRIDES = "BENTOML_CONFIG_OVERRIDES"  # JSON, merged into BentoML's configuration
+# The web server BentoML runs (uvicorn) rewrites the client's address and scheme from
+# X-Forwarded-For and X-Forwarded-Proto sent from the addresses in this variable, by default
+# loopback, where ``riskstrat serve`` listens. Empty: from none. The service believes those
+# headers itself, only from ``RISKSTRAT_TRUSTED_PROXIES`` proxies (``serving.access``).
+SERVER_PROXY_HEADERS = {"FORWARDED_ALLOW_IPS": ""}
 
 
 def variable(name: str) -> str:
@@ -140,10 +145,11 @@ class ServiceSettings(BaseSettings):
 
     def environment(self, base: Mapping[str, str]) -> dict[str, str]:
         """``base`` with these settings as the variables a child server reads: the
-        ``RISKSTRAT_*`` ones that are set, and the worker count in BentoML's configuration."""
+        ``RISKSTRAT_*`` ones that are set, the worker count in BentoML's configuration, and
+        the web server's own handling of forwarded headers turned off."""
         ours = {variable(name): str(v) for name in FIELDS if (v := getattr(self, name)) is not None}
         overrides = self.bentoml_overrides(base.get(BENTOML_OVERRIDES))
-        return {**base, **ours, BENTOML_OVERRIDES: overrides}
+        return {**base, **ours, BENTOML_OVERRIDES: overrides, **SERVER_PROXY_HEADERS}
 
     def bentoml_overrides(self, existing: str | None = None) -> str:
         """``BENTOML_CONFIG_OVERRIDES`` (JSON): ``existing`` with this worker count set for

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,9 +22,11 @@ from servers import IN_PROCESS_TOKENS, InProcessService
 from starlette.testclient import TestClient
 
 from riskstrat.impact.results import EvaluationResults
+from riskstrat.serving.evaluations import PublicEvaluation
 
 WHO = ("ds", "system", "north", "prescriber")  # of IN_PROCESS_TOKENS: one of each role
 NAME = "pilot-2024"
+UNBOUNDED = "unbounded-2024"
 REPORT = f"/ui/evaluations/{NAME}/report.html"
 
 
@@ -64,6 +67,7 @@ def served(
     root = folder / "evaluations"
     results = evaluation(NAME)
     write_evaluation(root / NAME, results)
+    write_evaluation(root / UNBOUNDED, _unbounded(results))
     # Around it: what must never be listed or served.
     evaluation("staging").save(_made(root / ".pilot-2025.partial-1"))  # a run in progress
     _made(root / "empty")  # a folder without results
@@ -77,6 +81,32 @@ def served(
     patch.delenv("RISKSTRAT_WEEKLY_DIR", raising=False)
     yield Served(in_process_service, root, results)
     patch.undo()
+
+
+def _unbounded(results: EvaluationResults) -> EvaluationResults:
+    """``results`` with an interval no effect size bounds, a check without a value and a NaN
+    in a table, read from a data folder and a plan whose paths are the server's."""
+    design = results.designs[0]
+    outcome = design.outcomes[0]
+    effect = outcome.effect.model_copy(update={"ci_low": -math.inf, "ci_high": math.inf})
+    checks = [design.checks[0].model_copy(update={"value": math.nan}), *design.checks[1:]]
+    tables = {**design.tables, "extra": [{"x": math.nan, "y": math.inf}]}
+    design = design.model_copy(
+        update={
+            "outcomes": [outcome.model_copy(update={"effect": effect}), *design.outcomes[1:]],
+            "checks": checks,
+            "tables": tables,
+        }
+    )
+    plan = results.plan.model_copy(update={"file": "/srv/riskstrat/plans/ilm-pilot.toml"})
+    return results.model_copy(
+        update={
+            "name": UNBOUNDED,
+            "data": "/srv/riskstrat/validated",
+            "plan": plan,
+            "designs": [design, *results.designs[1:]],
+        }
+    )
 
 
 def _made(folder: Path) -> Path:
@@ -97,11 +127,26 @@ def test_without_a_token_the_api_answers_401(served: Served) -> None:
 def test_any_principal_reads_the_typed_results_and_is_audited(served: Served, who: str) -> None:
     answer = served.api("/v1/evaluation", {"name": NAME}, who)
     assert answer.status_code == 200, answer.text
-    assert EvaluationResults.model_validate(answer.json()) == served.results
+    assert PublicEvaluation.model_validate(answer.json()) == PublicEvaluation.of(served.results)
     assert answer.json()["plan"]["title"] == HOSTILE_TITLE  # JSON, as written
     entry = served.entries()[-1]
     assert (entry["endpoint"], entry["who"], entry["status"]) == ("/v1/evaluation", who, 200)
     assert (entry["evaluation"], entry["patients"]) == (NAME, 0)
+
+
+@pytest.mark.parametrize("who", WHO)
+def test_numbers_are_numbers_or_null_and_no_server_path_is_shown(served: Served, who: str) -> None:
+    """An unbounded interval, a check that could not be computed and a NaN in a table are
+    null, as the description types them; the data folder and the plan's folder are not sent."""
+    answer = served.api("/v1/evaluation", {"name": UNBOUNDED}, who)
+    assert answer.status_code == 200, answer.text
+    assert not re.search(r"NaN|Infinity", answer.text)
+    assert "/srv/riskstrat" not in answer.text and "plans/" not in answer.text
+    body = answer.json()
+    assert "data" not in body and body["plan"]["file"] == "ilm-pilot.toml"
+    effect = body["designs"][0]["outcomes"][0]["effect"]
+    assert (effect["ci_low"], effect["ci_high"]) == (None, None)
+    assert body["designs"][0]["checks"][0]["value"] is None
 
 
 @pytest.mark.parametrize("name", ["nobody", "empty", "linked"])
@@ -139,12 +184,13 @@ def test_the_list_holds_only_finished_readable_evaluations(served: Served) -> No
     assert answer.status_code == 200
     assert answer.json()["evaluations"] == [
         {
-            "name": NAME,
+            "name": name,
             "created": "2026-03-02T09:30:00Z",
             "title": HOSTILE_TITLE,
             "intervention": "Integrated locality model",
             "plan_sha256": served.results.plan.sha256,
         }
+        for name in (NAME, UNBOUNDED)
     ]
     assert served.entries()[-1]["endpoint"] == "/v1/evaluations"
 
@@ -168,7 +214,7 @@ def test_data_scientists_and_systems_see_the_link_and_the_list(served: Served, w
     assert page.status_code == 200
     assert 'href="/ui/evaluations"' in page.text  # in the menu
     links = re.findall(r'href="(/ui/evaluations/[^"]+)"', page.text)
-    assert links == [REPORT]
+    assert links == [REPORT, f"/ui/evaluations/{UNBOUNDED}/report.html"]
     assert str(escape(HOSTILE_TITLE)) in page.text and "<script" not in page.text
     assert "broken" in page.text and "its results cannot be read" in page.text
     for hidden in ("secret", "staging", "partial", "empty"):

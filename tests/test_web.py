@@ -22,6 +22,7 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 from weekly_fixture import PREVIOUS, WEEK, write_contract, write_week, write_weeks
 
+from riskstrat.common import spreadsheet
 from riskstrat.models.registry import RegisteredBundle
 from riskstrat.serving import throttle
 from riskstrat.serving.access import AccessMiddleware
@@ -29,7 +30,6 @@ from riskstrat.serving.audit_chain import entry_of
 from riskstrat.serving.web import filters
 from riskstrat.serving.web.app import STATIC, build_app
 from riskstrat.serving.web.gate import PageGate
-from riskstrat.serving.weekly import outputs
 from riskstrat.serving.weekly.referrals import ReferralCriteria, select_referrals
 
 TOKENS = {
@@ -395,13 +395,13 @@ def test_page_views_are_audited_with_the_ids_shown(web: Web) -> None:
     assert anonymous["asked"] == {"ids": [south_person]}
 
 
-def test_downloads_neutralise_formulas_by_the_weekly_files_rule(
+def test_downloads_neutralise_formulas_by_the_one_csv_rule(
     web: Web, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One rule for every spreadsheet we hand out: change it there, the pages follow."""
     hostile = ['=HYPERLINK("http://x","click")', "@SUM(1+1)", "+1+1", "|calc"]
     rows = web.people.head(len(hostile)).assign(practice_name=hostile)
-    monkeypatch.setattr(outputs, "FORMULA_STARTS", (*outputs.FORMULA_STARTS, "|"))
+    monkeypatch.setattr(spreadsheet, "FORMULA_LEADS", spreadsheet.FORMULA_LEADS | {"|"})
     written = _csv(filters.to_csv(rows, filters.LIST_CSV_COLUMNS))
     assert [r["practice_name"] for r in written] == ["'" + h for h in hostile]
 

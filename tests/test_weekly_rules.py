@@ -223,7 +223,8 @@ def test_no_text_from_data_becomes_a_formula_in_the_weekly_spreadsheets(tmp_path
 
     import openpyxl
 
-    from riskstrat.serving.weekly.outputs import write_csv, write_workbook
+    from riskstrat.common.spreadsheet import write_frame
+    from riskstrat.serving.weekly.outputs import write_workbook
 
     table = pd.DataFrame({"Locality": HOSTILE, "Change (points)": [1.0, -2.0, 0.5, -0.1, 3.0]})
     write_workbook({"list": table}, tmp_path / "list.xlsx", datetime(2026, 10, 26))
@@ -231,7 +232,7 @@ def test_no_text_from_data_becomes_a_formula_in_the_weekly_spreadsheets(tmp_path
     cells = [c for row in sheet.iter_rows() for c in row]
     assert not [c.coordinate for c in cells if c.data_type == "f"]
     assert [c.value for c in sheet["A"]][1:] == HOSTILE  # the text itself is kept as it was
-    write_csv(table, tmp_path / "list.csv")
+    write_frame(table, tmp_path / "list.csv")
     written = pd.read_csv(tmp_path / "list.csv")
     assert list(written["Locality"]) == ["'" + v for v in HOSTILE[:4]] + ["North"]
     assert list(written["Change (points)"]) == [1.0, -2.0, 0.5, -0.1, 3.0]  # numbers untouched

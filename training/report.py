@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from riskstrat.common.spreadsheet import write_frame
 from riskstrat.features.bands import age_band
 from riskstrat.training.calibration import smoothed_calibration
 
@@ -146,7 +147,7 @@ def write_plots(folder: Path, tables: dict[str, pd.DataFrame], tested: str) -> l
     written = []
     for name, table in tables.items():
         path = folder / f"{name}.csv"
-        table.to_csv(path, index=False)
+        write_frame(table, path)
         written.append(path)
 
     def calibration(ax) -> None:

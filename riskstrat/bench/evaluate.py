@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from riskstrat.common.progress import QUIET, Progress
+from riskstrat.common.spreadsheet import write_frame
 from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, LoadedPlan, load_plan
 from riskstrat.impact.results import ANSWERED, DesignResult, EvaluationResults, OutcomeResult
 from riskstrat.impact.run import evaluate
@@ -185,7 +186,7 @@ def bench_evaluate(
     frame = pd.DataFrame(rows).sort_values(["seed", "effects", "design", "outcome"])
     summary = summarise(frame)
     out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / "bench_evaluate_runs.csv", index=False)
+    write_frame(frame, out / "bench_evaluate_runs.csv")
     figures = {
         "date": date.today().isoformat(),
         "patients": patients,

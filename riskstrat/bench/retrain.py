@@ -44,6 +44,7 @@ from sklearn.metrics import roc_auc_score
 from riskstrat.common.defaults import SEED
 from riskstrat.common.months import add_months
 from riskstrat.common.progress import QUIET, Progress
+from riskstrat.common.spreadsheet import write_frame
 from riskstrat.contract.tables import ContractTables
 from riskstrat.features.engine import build_features, feature_specs
 from riskstrat.features.exposure import ExposureRule
@@ -376,7 +377,7 @@ def bench_retrain(
                 say.advance("strategies", done, len(tasks), futures[future])
     rounds = pd.DataFrame(rows).sort_values(["strategy", "round"], kind="stable")
     summary = summarise(rounds)
-    rounds.to_csv(out / ROUNDS_FILE, index=False)
+    write_frame(rounds, out / ROUNDS_FILE)
     (out / RESULTS_FILE).write_text(
         json.dumps(
             {

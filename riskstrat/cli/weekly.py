@@ -25,6 +25,7 @@ from riskstrat.cli.reporter import reporting, say
 from riskstrat.cli.summaries import say_week
 from riskstrat.common.defaults import WORKDIR
 from riskstrat.common.errors import UserError
+from riskstrat.common.spreadsheet import write_frame
 
 app = typer.Typer()
 
@@ -151,7 +152,7 @@ def cmd_referrals(
         "pathway",
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
-    chosen[columns].to_csv(out, index=False, lineterminator="\n")
+    write_frame(chosen[columns], out)
     say(f"{len(chosen):,} people match in the week of {chosen_week}: {out}")
     for sentence in absent_inputs(chosen_criteria, store.absent(chosen_week)):
         say(f"absent input: {sentence}")

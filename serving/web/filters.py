@@ -3,7 +3,6 @@ applied to a week's people. Pure functions over frames; the pages do the I/O."""
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from dataclasses import dataclass, fields
@@ -13,8 +12,8 @@ import pandas as pd
 from pydantic.fields import FieldInfo
 
 from riskstrat.common.settings import SettingsError, bounds, settings_fields, without_none
+from riskstrat.common.spreadsheet import write_rows
 from riskstrat.serving.weekly.flags import FLAGS as FLAG_RULES
-from riskstrat.serving.weekly.outputs import spreadsheet_safe
 from riskstrat.serving.weekly.pathways import PATHWAYS
 from riskstrat.serving.weekly.referrals import TIERS, Driver, ReferralCriteria, Tier
 
@@ -360,15 +359,13 @@ REFERRAL_CSV_COLUMNS = (
 
 def to_csv(rows: pd.DataFrame, columns: tuple[str, ...]) -> str:
     """The rows as CSV: risk as a percentage, change in percentage points, text safe to open
-    in a spreadsheet (the weekly files' rule, ``spreadsheet_safe``)."""
+    in a spreadsheet (the one rule for every CSV, ``common.spreadsheet``)."""
     frame = rows.assign(
         risk_percent=(100 * rows["risk"]).round(1),
         change_points=(100 * rows["change"]).round(1),
         new_or_stayed=rows["week_status"],
     )
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(columns)
-    for row in frame[list(columns)].itertuples(index=False):
-        writer.writerow(["" if pd.isna(v) else spreadsheet_safe(v) for v in row])
+    rows = frame[list(columns)].itertuples(index=False)
+    write_rows(out, columns, ([None if pd.isna(v) else v for v in row] for row in rows))
     return out.getvalue()

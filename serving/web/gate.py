@@ -23,12 +23,15 @@ from riskstrat.serving.access import (
     Access,
     Asked,
     AuditError,
+    BadHeaderError,
     Principal,
     bearer_token,
     by_digest,
+    request_headers,
     send_whole,
     token_digest,
 )
+from riskstrat.serving.errors import error_json
 from riskstrat.serving.settings import ServiceSettings
 from riskstrat.serving.state import state_store
 from riskstrat.serving.throttle import Pause
@@ -54,9 +57,13 @@ class PageGate:
 
     async def __call__(self, scope, receive, send) -> None:
         path = scope["path"].rstrip("/") or "/"
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        try:
+            headers = request_headers(scope)
+        except BadHeaderError as exc:
+            await send_whole(send, 400, b"application/json", error_json(str(exc)))
+            return
         send = with_page_headers(send, no_store=not path.startswith(STATIC))
-        secure = session.is_https(scope, headers)
+        secure = self.access.is_https(scope, headers)
         client = self.access.client(scope, headers)
         if path == LOGIN and scope["method"] == "POST":
             await self._login(receive, send, headers, secure, client)

@@ -102,11 +102,6 @@ def clear_cookie(secure: bool) -> bytes:
     return f"{COOKIE}={flags}{'; Secure' if secure else ''}".encode()
 
 
-def is_https(scope: dict, headers: dict[str, str]) -> bool:
-    """Served over https (directly, or behind a proxy that says so)."""
-    return scope.get("scheme") == "https" or headers.get("x-forwarded-proto") == "https"
-
-
 def safe_next(target: str | None, default: str) -> str:
     """Where to go after signing in: a path under /ui on this server, in printable ASCII (no
     space, CR or LF: it goes into a Location header), else ``default``."""

@@ -52,27 +52,6 @@ def readable(listed: pd.DataFrame) -> pd.DataFrame:
     return frame[list(COLUMNS)].rename(columns=COLUMNS).reset_index(drop=True)
 
 
-# A spreadsheet runs a cell starting with one of these as a formula (OWASP: CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value: object) -> object:
-    """Text a spreadsheet would run as a formula, with a leading apostrophe (OWASP's advice
-    for CSV); anything else unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def write_csv(table: pd.DataFrame, path: Path) -> None:
-    """The table as CSV, every text cell from data made safe to open in a spreadsheet."""
-    safe = table.copy()
-    for column in safe.columns:
-        if pd.api.types.is_string_dtype(safe[column]) or safe[column].dtype == object:
-            safe[column] = safe[column].map(spreadsheet_safe)
-    safe.to_csv(path, index=False, lineterminator="\n")
-
-
 def write_workbook(sheets: dict[str, pd.DataFrame], path: Path, stamp: datetime) -> None:
     """One sheet per entry (bold, frozen header, filters), dated ``stamp``, fixed bytes."""
     # Imported here: the service and its pages use this module's text rules, not workbooks.
@@ -86,7 +65,7 @@ def write_workbook(sheets: dict[str, pd.DataFrame], path: Path, stamp: datetime)
         sheet = book.create_sheet(_sheet_title(title))
         sheet.append(list(table.columns))
         for row in table.itertuples(index=False):
-            sheet.append([None if pd.isna(v) else v for v in row])
+            sheet.append([_cell(v) for v in row])
         for cells in sheet.iter_rows(min_row=2):
             for cell in cells:
                 if cell.data_type == "f":  # text from data that openpyxl took for a formula
@@ -105,9 +84,22 @@ def write_workbook(sheets: dict[str, pd.DataFrame], path: Path, stamp: datetime)
     path.write_bytes(_fixed_zip(buffer.getvalue(), stamp))
 
 
+# Characters a workbook cannot hold (control characters but tab, CR and LF): XML 1.0 has none.
+_NOT_IN_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+UNREADABLE = "\ufffd"  # what stands in a workbook cell for such a character
+
+
+def _cell(value: object) -> object:
+    """A cell's value: empty for missing, text with ``UNREADABLE`` for each character a
+    workbook cannot hold (the CSV keeps the text exactly)."""
+    if isinstance(value, str):
+        return _NOT_IN_XML.sub(UNREADABLE, value)
+    return None if pd.isna(value) else value
+
+
 def _sheet_title(title: str) -> str:
-    """Excel's rules: at most 31 characters, none of []:*?/\\."""
-    cleaned = "".join(" " if c in "[]:*?/\\" else c for c in title)
+    """Excel's rules: at most 31 characters, none of []:*?/\\ (nor control characters)."""
+    cleaned = "".join(" " if c in "[]:*?/\\" or not c.isprintable() else c for c in title)
     return cleaned[:31] or "list"
 
 

@@ -37,10 +37,11 @@ import pandas as pd
 
 from riskstrat.common.atomic import containing
 from riskstrat.common.errors import UserError
+from riskstrat.common.spreadsheet import write_frame
 from riskstrat.contract.pseudonym import Pseudonymiser, load_key
 from riskstrat.models.tiers import NOT_LISTED
 from riskstrat.serving.settings import ServiceSettings
-from riskstrat.serving.weekly.outputs import readable, write_csv
+from riskstrat.serving.weekly.outputs import readable
 from riskstrat.serving.weekly.store import WeekStore
 
 NHS_COLUMN = "nhs_number"  # the register's column, after ``column_key``
@@ -320,7 +321,7 @@ def _write(table: pd.DataFrame, out: Path) -> None:
     handle, staging = tempfile.mkstemp(prefix=f".{out.name}-", dir=out.parent)
     os.close(handle)
     try:
-        write_csv(table, Path(staging))
+        write_frame(table, Path(staging))
         os.replace(staging, out)
     except BaseException:
         Path(staging).unlink(missing_ok=True)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from riskstrat.common.errors import UserError
 from riskstrat.common.progress import QUIET, Progress
+from riskstrat.common.spreadsheet import write_frame
 from riskstrat.contract.engines import Engine
 from riskstrat.contract.needs import absent_kinds, present_kinds
 from riskstrat.contract.tables import ContractTables, fingerprint
@@ -41,7 +42,7 @@ from riskstrat.serving.weekly.config import WeeklyConfig
 from riskstrat.serving.weekly.drift import drift_check
 from riskstrat.serving.weekly.flags import COLUMNS as FLAG_COLUMNS
 from riskstrat.serving.weekly.monitoring import Monitoring, monitor
-from riskstrat.serving.weekly.outputs import readable, scope_stems, write_csv, write_workbook
+from riskstrat.serving.weekly.outputs import readable, scope_stems, write_workbook
 from riskstrat.serving.weekly.pathways import Rules, load_rules
 from riskstrat.serving.weekly.referrals import COLUMNS as REFERRAL_COLUMNS
 from riskstrat.serving.weekly.referrals import frequent_gp
@@ -213,7 +214,7 @@ def _write_scope(
     """CSV, workbook (one sheet per ``sheets_by`` value, else one) and report (``title``)
     for a scope, as ``<name>.csv``, ``.xlsx`` and ``.html``."""
     table = readable(listed)
-    write_csv(table, staging / f"{name}.csv")
+    write_frame(table, staging / f"{name}.csv")
     if sheets_by is None:
         sheets = {listed["gp_cluster"].iloc[0] if len(listed) else name: table}
     else:
@@ -374,7 +375,7 @@ def _write_week(
             staging / PEOPLE_FILE, index=False
         )
         reasons.to_parquet(staging / REASONS_FILE, index=False)
-        write_csv(_left_table(left), staging / LEFT_FILE)
+        write_frame(_left_table(left), staging / LEFT_FILE)
         (staging / BOROUGH_REPORT).write_text(
             _report("the borough", listed, left, manifest, readable(listed), monitoring)
         )
