@@ -3,6 +3,7 @@ those events; the public Artificial HES sample ingests, validated and reconciled
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -14,10 +15,11 @@ from riskstrat.sources.ingest.hes import map_hes
 from riskstrat.sources.ingest.hes_apc import primary_diagnosis
 from riskstrat.sources.ingest.hes_people import birth_months
 from riskstrat.sources.ingest.mapping import Mapped
-from riskstrat.sources.ingest.pipeline import IngestResult
+from riskstrat.sources.ingest.pipeline import IngestResult, ingest
 from riskstrat.sources.ingest.tables import Extract, IngestError
 
 ARTIFICIAL = DATA / "artificial_hes"
+ARTIFICIAL_EXTRACT_DATE = date(2008, 3, 30)  # the end of its latest file (A&E 2007/08)
 P1, P2, P3, P9 = "9000000017", "9000000025", "9000000033", "9000000009"  # valid check digits
 APC_COLUMNS = [
     "PARTYEAR",
@@ -250,7 +252,8 @@ def test_the_fixture_ingests_validated_and_reconciled(
 
 @pytest.fixture(scope="module")
 def artificial(tmp_path_factory: pytest.TempPathFactory, keyed: Path) -> IngestResult:
-    return run("hes", ARTIFICIAL, tmp_path_factory.mktemp("artificial"), keyed)
+    out = tmp_path_factory.mktemp("artificial")
+    return ingest("hes", ARTIFICIAL, out, key_file=keyed, extract_date=ARTIFICIAL_EXTRACT_DATE)
 
 
 def test_the_artificial_sample_ingests_with_every_row_accounted_for(
@@ -325,3 +328,21 @@ def test_birth_months_read_every_common_spelling() -> None:
     values = pd.Series(["031940", "31940", "194003", "1940-03-17", "17/03/1940", "131940", None])
     expected = [pd.Timestamp("1940-03-01")] * 5 + [pd.NaT, pd.NaT]
     assert list(birth_months(values)) == expected
+
+
+def test_the_artificial_sample_cannot_train_and_says_why(artificial: IngestResult) -> None:
+    verdict = artificial.verdict
+    assert verdict.emergency_admissions == 120
+    assert (verdict.can_train, verdict.can_evaluate, verdict.can_score) == (False, False, True)
+    train = verdict.reasons["train"]
+    assert train.startswith("no emergency admission can be learnt from")
+    assert "emergency admissions cover 2001-02..2001-10" in train
+    assert "ae_attendance 2007-04..2008-03" in train
+    assert "outpatient 2003-04..2004-03" in train
+    assert "no period holds both 730 days of history and the 365-day horizon" in train
+    assert "no period holds both" in verdict.text
+    assert "enough to train" not in verdict.text
+    assert "no possible go-live" in verdict.reasons["evaluate"]
+    # the dates fit the extract date: nothing to run again with
+    assert not any("--extract-date" in said for said in (verdict.text, *verdict.notes))
+    assert "--extract-date" not in verdict.reasons["score"]
