@@ -204,7 +204,6 @@ def test_the_rows_not_mapped_carry_their_reasons(mapped: Mapped) -> None:
             ("hes_ae", "planned_follow_up"),
             ("ecds", "planned_follow_up"),
             ("outpatients", "cancelled_appointment"),
-            ("ons_deaths", "death_of_person_in_no_other_record"),
             ("registrations", "earlier_registration"),
         ]
     )
@@ -216,8 +215,9 @@ def test_the_rows_not_mapped_carry_their_reasons(mapped: Mapped) -> None:
         "ecds": 2,
         "outpatients": 4,
         "ons_deaths": 2,
-        "patients": 3,
+        "patients": 4,  # P9's death is a patients row the linkage decides on
     }
+    assert mapped.unconfirmed == {P9}
 
 
 def test_people_take_their_registration_else_their_most_recent_record(mapped: Mapped) -> None:
@@ -231,7 +231,10 @@ def test_people_take_their_registration_else_their_most_recent_record(mapped: Ma
     assert people.loc[P3, "sex"] == "M"  # SEX 9 on the latest record is not usable
     assert people.loc[P3, "birth_month"] == pd.Timestamp("1941-09-01")  # 80 on 2022-03-10
     assert people.loc[P3, "death_date"] == pd.Timestamp("2022-06-01")
-    assert people["death_date"].notna().sum() == 1
+    assert people["death_date"].notna().sum() == 2
+    # P9, known only from the death: the date and nothing else, for the linkage to match
+    assert people.loc[P9, "death_date"] == pd.Timestamp("2022-07-01")
+    assert people.loc[P9, ["birth_month", "sex", "practice_id"]].isna().all()
     assert mapped.ledger.facts["people"]["from_registration_table"] == 2
     assert mapped.about["registration_rule"].startswith("practice and registration from the")
 
@@ -241,6 +244,10 @@ def test_the_fixture_ingests_validated_and_reconciled(
 ) -> None:
     result = run("hes", fixture_dir, tmp_path / "out", keyed)
     assert result.report["reconciles"]
+    # P9 died but is in no other record and no source registers them: set aside, counted
+    assert result.report["sources"]["hes"]["not_registered"] == 1
+    assert result.report["source_tables"]["patients"]["ignored_by_reason"] == {"not_registered": 1}
+    assert len(pd.read_parquet(tmp_path / "out" / "patients.parquet")) == 3
     assert result.report["events_by_kind"] == {
         "ae_attendance": 3,
         "care_home_admission": 1,
