@@ -388,6 +388,9 @@ COMMUNITY = Family(
 )
 
 FAMILIES: tuple[Family, ...] = (HOSPITAL, PRIMARY_CARE, CONDITION_FLAGS, MEDICINES, CARE, COMMUNITY)
+# The longest bounded look-back of the model's features: the history an as-of date needs
+# before it for every window to be full.
+LOOKBACK_DAYS = max(f.lookback_days for f in FAMILIES if f.lookback_days is not None)
 
 # Facts the weekly lists and the social prescribing filter need about a person that the
 # model does not use: computed by the same engine and windows, never fed to the model.

@@ -13,7 +13,7 @@ outcome only for the "emergency admission or death" outcome.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 
 import ibis
@@ -30,6 +30,13 @@ from riskstrat.features.engine import KEY, cohort
 EVENT, NO_EVENT, LEFT_AREA = "event", "no_event", "left_area"
 # The default outcome horizon, for the labels and the synthetic borough's ground truth alike.
 HORIZON_DAYS = 365
+
+
+def labelled_by(as_of: date, horizon_days: int, end: date) -> bool:
+    """Whether the whole outcome window of ``as_of`` ends on or before ``end``: the rule for
+    an as-of date whose labels are known (training, its out-of-time test, the ingest
+    verdict)."""
+    return as_of + timedelta(days=horizon_days) <= end
 
 
 @settings_model

@@ -8,6 +8,8 @@ days before is included. ``days_before`` (1 for yesterday) is what windows compa
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import ibis
 import ibis.expr.types as ir
 
@@ -25,3 +27,8 @@ def cut(events: ir.Table, as_of: ir.Table, lookback_days: int | None) -> ir.Tabl
     if lookback_days is None:
         return joined
     return joined.filter(joined.days_before <= lookback_days)
+
+
+def history_start(as_of: date, lookback_days: int) -> date:
+    """The earliest day whose events are history for ``as_of`` with this look-back."""
+    return as_of - timedelta(days=lookback_days)

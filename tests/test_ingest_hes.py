@@ -3,6 +3,7 @@ those events; the public Artificial HES sample ingests, validated and reconciled
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -14,10 +15,11 @@ from riskstrat.sources.ingest.hes import map_hes
 from riskstrat.sources.ingest.hes_apc import primary_diagnosis
 from riskstrat.sources.ingest.hes_people import birth_months
 from riskstrat.sources.ingest.mapping import Mapped
-from riskstrat.sources.ingest.pipeline import IngestResult
+from riskstrat.sources.ingest.pipeline import IngestResult, ingest
 from riskstrat.sources.ingest.tables import Extract, IngestError
 
 ARTIFICIAL = DATA / "artificial_hes"
+ARTIFICIAL_EXTRACT_DATE = date(2008, 3, 30)  # the end of its latest file (A&E 2007/08)
 P1, P2, P3, P9 = "9000000017", "9000000025", "9000000033", "9000000009"  # valid check digits
 APC_COLUMNS = [
     "PARTYEAR",
@@ -202,7 +204,6 @@ def test_the_rows_not_mapped_carry_their_reasons(mapped: Mapped) -> None:
             ("hes_ae", "planned_follow_up"),
             ("ecds", "planned_follow_up"),
             ("outpatients", "cancelled_appointment"),
-            ("ons_deaths", "death_of_person_in_no_other_record"),
             ("registrations", "earlier_registration"),
         ]
     )
@@ -214,8 +215,9 @@ def test_the_rows_not_mapped_carry_their_reasons(mapped: Mapped) -> None:
         "ecds": 2,
         "outpatients": 4,
         "ons_deaths": 2,
-        "patients": 3,
+        "patients": 4,  # P9's death is a patients row the linkage decides on
     }
+    assert mapped.unconfirmed == {P9}
 
 
 def test_people_take_their_registration_else_their_most_recent_record(mapped: Mapped) -> None:
@@ -229,7 +231,10 @@ def test_people_take_their_registration_else_their_most_recent_record(mapped: Ma
     assert people.loc[P3, "sex"] == "M"  # SEX 9 on the latest record is not usable
     assert people.loc[P3, "birth_month"] == pd.Timestamp("1941-09-01")  # 80 on 2022-03-10
     assert people.loc[P3, "death_date"] == pd.Timestamp("2022-06-01")
-    assert people["death_date"].notna().sum() == 1
+    assert people["death_date"].notna().sum() == 2
+    # P9, known only from the death: the date and nothing else, for the linkage to match
+    assert people.loc[P9, "death_date"] == pd.Timestamp("2022-07-01")
+    assert people.loc[P9, ["birth_month", "sex", "practice_id"]].isna().all()
     assert mapped.ledger.facts["people"]["from_registration_table"] == 2
     assert mapped.about["registration_rule"].startswith("practice and registration from the")
 
@@ -239,6 +244,10 @@ def test_the_fixture_ingests_validated_and_reconciled(
 ) -> None:
     result = run("hes", fixture_dir, tmp_path / "out", keyed)
     assert result.report["reconciles"]
+    # P9 died but is in no other record and no source registers them: set aside, counted
+    assert result.report["sources"]["hes"]["not_registered"] == 1
+    assert result.report["source_tables"]["patients"]["ignored_by_reason"] == {"not_registered": 1}
+    assert len(pd.read_parquet(tmp_path / "out" / "patients.parquet")) == 3
     assert result.report["events_by_kind"] == {
         "ae_attendance": 3,
         "care_home_admission": 1,
@@ -250,7 +259,8 @@ def test_the_fixture_ingests_validated_and_reconciled(
 
 @pytest.fixture(scope="module")
 def artificial(tmp_path_factory: pytest.TempPathFactory, keyed: Path) -> IngestResult:
-    return run("hes", ARTIFICIAL, tmp_path_factory.mktemp("artificial"), keyed)
+    out = tmp_path_factory.mktemp("artificial")
+    return ingest("hes", ARTIFICIAL, out, key_file=keyed, extract_date=ARTIFICIAL_EXTRACT_DATE)
 
 
 def test_the_artificial_sample_ingests_with_every_row_accounted_for(
@@ -325,3 +335,21 @@ def test_birth_months_read_every_common_spelling() -> None:
     values = pd.Series(["031940", "31940", "194003", "1940-03-17", "17/03/1940", "131940", None])
     expected = [pd.Timestamp("1940-03-01")] * 5 + [pd.NaT, pd.NaT]
     assert list(birth_months(values)) == expected
+
+
+def test_the_artificial_sample_cannot_train_and_says_why(artificial: IngestResult) -> None:
+    verdict = artificial.verdict
+    assert verdict.emergency_admissions == 120
+    assert (verdict.can_train, verdict.can_evaluate, verdict.can_score) == (False, False, True)
+    train = verdict.reasons["train"]
+    assert train.startswith("no emergency admission can be learnt from")
+    assert "emergency admissions cover 2001-02..2001-10" in train
+    assert "ae_attendance 2007-04..2008-03" in train
+    assert "outpatient 2003-04..2004-03" in train
+    assert "no period holds both 730 days of history and the 365-day horizon" in train
+    assert "no period holds both" in verdict.text
+    assert "enough to train" not in verdict.text
+    assert "no possible go-live" in verdict.reasons["evaluate"]
+    # the dates fit the extract date: nothing to run again with
+    assert not any("--extract-date" in said for said in (verdict.text, *verdict.notes))
+    assert "--extract-date" not in verdict.reasons["score"]

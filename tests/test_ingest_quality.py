@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,8 @@ from ingest_support import OMOP, OMOP_SKIP, TEST_KEY, copy_extract, key_file, ru
 from riskstrat.cli import main
 from riskstrat.features.engine import feature_specs
 from riskstrat.sources.ingest import quality
-from riskstrat.sources.ingest.quality import Thresholds, verdict
+from riskstrat.sources.ingest.pipeline import ingest
+from riskstrat.sources.ingest.quality import Coverage, Span, Thresholds, spans, verdict
 from riskstrat.sources.ingest.tables import IngestError
 
 
@@ -161,3 +163,79 @@ def test_a_value_missing_in_the_source_reads_as_not_recorded() -> None:
     specs = {s.name: s for s in feature_specs()}
     assert specs["deprivation_decile"].sentence(float("nan")) == "deprivation decile not recorded"
     assert specs["sex"].sentence(float("nan")) == "sex not recorded"
+
+
+def test_only_admissions_after_enough_history_and_within_a_known_horizon_train() -> None:
+    history = Span("gp_contact", date(2016, 1, 3), date(2023, 12, 20))
+    admissions = (
+        date(2016, 6, 1),  # less than 730 days of history before any as-of date
+        date(2019, 5, 1),
+        date(2023, 12, 1),  # every as-of date whose horizon holds it ends after the extract date
+    )
+    coverage = Coverage(
+        spans=(history, Span("emergency_admission", date(2016, 6, 1), date(2023, 12, 1))),
+        admissions=admissions,
+        extract_date=date(2023, 12, 31),
+    )
+    assert coverage.trainable() == 1
+    later = Coverage(spans=coverage.spans, admissions=admissions, extract_date=date(2024, 7, 1))
+    assert later.trainable() == 2
+    # the admissions themselves are not history for training (another kind must cover it)
+    alone = Coverage(spans=coverage.spans[1:], admissions=admissions, extract_date=date(2024, 7, 1))
+    assert alone.trainable() == 0
+
+
+def test_stretches_break_at_long_gaps_so_stray_early_dates_cover_nothing() -> None:
+    days = [date(1999, 3, 1), date(2001, 4, 2), date(2001, 6, 1), date(2001, 8, 30)]
+    assert [str(s) for s in spans("elective_admission", days, 92)] == [
+        "elective_admission 1999-03..1999-03",
+        "elective_admission 2001-04..2001-08",
+    ]
+
+
+def _trainable_extract(folder: Path) -> Path:
+    """120 people, a GP contact every month for eight years and one emergency admission each
+    over three of them: enough history before, and outcomes known by the extract date."""
+    folder.mkdir(parents=True)
+    ids = [f"p{i:03d}" for i in range(120)]
+    pd.DataFrame({"practice_id": ["A1"], "gp_cluster": ["x"], "locality": ["N"]}).to_csv(
+        folder / "practices.csv", index=False
+    )
+    pd.DataFrame(
+        {"patient_id": ids, "birth_month": "1940-03-01", "sex": "F", "practice_id": "A1"}
+        | {"deprivation_decile": "", "ethnicity_group": "Unknown"}
+        | {"registration_start": "2010-01-01", "registration_end": "", "death_date": ""}
+    ).to_csv(folder / "patients.csv", index=False)
+    contacts = [
+        (ids[m % 120], "gp_contact", f"{2016 + m // 12}-{m % 12 + 1:02d}-15") for m in range(96)
+    ]
+    admitted = [
+        (p, "emergency_admission", f"{2019 + i // 40}-{i % 40 * 3 // 10 + 1:02d}-{i % 10 + 1:02d}")
+        for i, p in enumerate(ids)
+    ]
+    pd.DataFrame(
+        [
+            {"patient_id": p, "kind": k, "start": s, "end": "", "code_system": "riskstrat"}
+            | {"code": "x", "value": "", "cost": ""}
+            for p, k, s in contacts + admitted
+        ]
+    ).to_csv(folder / "events.csv", index=False)
+    return folder
+
+
+def test_an_extract_with_history_and_known_outcomes_can_train(tmp_path: Path) -> None:
+    data = _trainable_extract(tmp_path / "contract")
+    result = ingest(
+        "contract",
+        data,
+        tmp_path / "out",
+        key_file=key_file(tmp_path / "k"),
+        extract_date=date(2024, 1, 1),
+    )
+    verdict = result.verdict
+    assert (verdict.can_train, verdict.can_evaluate, verdict.can_score) == (True, True, True)
+    assert verdict.text == (
+        "120 emergency admissions among 120 people: enough to train (at least 100) and to evaluate"
+    )
+    assert verdict.reasons["train"].startswith("120 of 120 emergency admissions fall within")
+    assert "possible go-live on" in verdict.reasons["evaluate"]

@@ -334,3 +334,49 @@ def test_a_kind_no_source_supplies_is_named_in_the_verdict(tmp_path: Path) -> No
     assert result.verdict.text.startswith("no source supplies emergency admissions")
     assert result.verdict.reasons["train"].startswith("no source supplies emergency")
     assert result.verdict.can_score and not result.verdict.can_train
+
+
+def test_a_death_known_only_to_hes_links_to_its_gp_registration(tmp_path: Path) -> None:
+    """HES holds one person's outpatient visit and the ONS deaths of that person, of one
+    the GP source registers and of one nobody else knows: the second keeps their death, the
+    third is set aside as not registered, counted."""
+    gp = _contract(
+        tmp_path / "gp",
+        [{"patient_id": BOTH}, {"patient_id": GP_ONLY}],
+        [(GP_ONLY, "gp_contact", "2023-09-01")],
+    )
+    hes = tmp_path / "hes"
+    hes.mkdir()
+    pd.DataFrame(
+        {"NEWNHSNO": [BOTH], "ATTENDKEY": ["O1"], "APPTDATE": ["2023-03-01"]}
+        | {"ATTENDED": ["5"], "APPTAGE": ["83"], "SEX": ["2"], "GPPRAC": ["A81001"]}
+    ).to_csv(hes / "outpatients.csv", index=False)
+    pd.DataFrame(
+        {
+            "NHS_NUMBER": [BOTH, GP_ONLY, HOSPITAL_ONLY],
+            "REG_DATE_OF_DEATH": ["2023-10-01", "2023-11-02", "2023-12-03"],
+            "S_UNDERLYING_COD_ICD10": ["I219", "C349", "J189"],
+        }
+    ).to_csv(hes / "ons_deaths.csv", index=False)
+    sources = [
+        Source.of("gp", "contract", str(gp), id="nhs_number", registrations=True),
+        Source.of("hes", "hes", str(hes)),
+    ]
+    result = ingest_sources(
+        sources, tmp_path / "out", key_file=key_file(tmp_path / "k"), extract_date=EXTRACT
+    )
+    patients = pd.read_parquet(tmp_path / "out" / "patients.parquet").set_index("patient_id")
+    assert str(patients.loc[KEY.one(GP_ONLY), "death_date"]) == "2023-11-02"
+    assert patients.loc[KEY.one(GP_ONLY), "practice_id"] == "A1"  # from the registration
+    assert str(patients.loc[KEY.one(BOTH), "death_date"]) == "2023-10-01"
+    assert KEY.one(HOSPITAL_ONLY) not in patients.index
+    counts = result.report["sources"]["hes"]
+    assert (counts["people"], counts["matched_to_registered"], counts["not_registered"]) == (
+        3,
+        2,
+        1,
+    )
+    assert result.report["source_tables"]["hes/patients"]["ignored_by_reason"] == {
+        "not_registered": 1
+    }
+    assert result.report["reconciles"]

@@ -15,7 +15,7 @@ from pydantic import Field, StrictBool, model_validator
 
 from riskstrat.common.defaults import SEED
 from riskstrat.common.settings import Integer, load_table, settings_model
-from riskstrat.features.labels import Outcome
+from riskstrat.features.labels import Outcome, labelled_by
 from riskstrat.models.description import Strategy
 from riskstrat.models.tiers import TierPolicy
 
@@ -131,7 +131,7 @@ class TrainConfig:
     @model_validator(mode="after")
     def _test_period_unseen(self) -> Self:
         latest = max(self.train_as_of)
-        if latest.toordinal() + self.outcome.horizon_days > self.test_as_of.toordinal():
+        if not labelled_by(latest, self.outcome.horizon_days, self.test_as_of):
             raise ValueError(
                 f"training labels of {latest} run {self.outcome.horizon_days} days, past the "
                 f"test as-of date {self.test_as_of}: the test would leak"

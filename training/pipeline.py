@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from riskstrat.contract.tables import ContractTables, fingerprint
 from riskstrat.features.absent import absent_features
 from riskstrat.features.engine import build_features, cohort_context, feature_specs
 from riskstrat.features.exposure import ExposureRule, exposure
-from riskstrat.features.labels import build_labels
+from riskstrat.features.labels import build_labels, labelled_by
 from riskstrat.models.bundle import ModelBundle
 from riskstrat.models.description import (
     FitDescription,
@@ -66,7 +66,7 @@ def later_as_of(sources: ContractTables, test_as_of: date, horizon_days: int) ->
     for months in (3, 6, 9, 12, 15, 18):
         index = test_as_of.year * 12 + test_as_of.month - 1 + months
         as_of = date(index // 12, index % 12 + 1, test_as_of.day)
-        if last is not None and as_of + timedelta(days=horizon_days) <= last:
+        if last is not None and labelled_by(as_of, horizon_days, last):
             dates.append(as_of)
     return tuple(dates)
 

@@ -104,7 +104,10 @@ def map_hes(extract: Extract, practices_file: pd.DataFrame | None) -> Mapped:
     everyone = pd.concat(records, ignore_index=True)
     people = build_people(extract, tables, everyone, hospital_deaths, ledger)
     all_events = pd.concat(events, ignore_index=True)
-    patients, all_events = complete_rows(people.patients, all_events, PATIENTS, ledger)
+    # a death-only row lacks what complete_rows asks of a person: the linkage decides on it
+    alone = people.patients["source_id"].isin(people.death_only)
+    patients, all_events = complete_rows(people.patients[~alone], all_events, PATIENTS, ledger)
+    patients = pd.concat([patients, people.patients[alone]])
     practices, assigned = practices_frame(people.practices, practices_file)
     used = sorted(t for names in tables.values() for t in names)
     about = {
@@ -116,4 +119,4 @@ def map_hes(extract: Extract, practices_file: pd.DataFrame | None) -> Mapped:
         "registration_rule": people.rule,
         "notes": _notes(all_events, everyone, people.rule, tables),
     }
-    return Mapped(practices, patients, all_events, ledger, about)
+    return Mapped(practices, patients, all_events, ledger, about, people.death_only)

@@ -17,9 +17,11 @@
   extract (columns ``LSOA11``, ``IMD_DECILE``) when given; else empty.
 - **Deaths** (ONS civil registration: ``REG_DATE_OF_DEATH`` or ``DOD``, underlying cause
   ``S_UNDERLYING_COD_ICD10``): the earliest date per person is the death date (other rows
-  ``duplicate_death_record``); a death of a person in no other record of the extract is not
-  mapped (``death_of_person_in_no_other_record``). Without an ONS death, a death in hospital
-  (admitted patient care) gives the date. The cause has no place in the contract: counted.
+  ``duplicate_death_record``); a death of a person in no other record of the extract is a
+  patients row of its own (the death date, nothing else: counted, and ``unconfirmed``), which
+  the linkage keeps only when another source (a GP registration) names the person, and sets
+  aside as ``not_registered`` otherwise. Without an ONS death, a death in hospital (admitted
+  patient care) gives the date. The cause has no place in the contract: counted.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class People:
     patients: pd.DataFrame
     practices: pd.DataFrame
     rule: str
+    death_only: frozenset[str] = frozenset()  # people known only from an ONS death
 
 
 def _latest(records: pd.DataFrame, values: pd.Series) -> pd.Series:
@@ -144,10 +147,8 @@ def _registrations(extract: Extract, rows: pd.DataFrame | None, ledger: Ledger) 
     )
 
 
-def _deaths(
-    extract: Extract, rows: pd.DataFrame | None, known: pd.Index, ledger: Ledger
-) -> pd.Series:
-    """The ONS death date per known person (see the module docstring)."""
+def _deaths(extract: Extract, rows: pd.DataFrame | None, ledger: Ledger) -> pd.Series:
+    """The ONS death date per person (see the module docstring)."""
     if rows is None:
         return pd.Series(dtype="datetime64[s]")
     rows = rows.assign(start=hf.dates_by_file(extract, rows, "reg_date_of_death"))
@@ -158,9 +159,6 @@ def _deaths(
     repeat = rows.duplicated("source_id", keep="first")
     hf.each_file(ledger, rows[repeat], "duplicate_death_record")
     rows = rows[~repeat]
-    unknown = ~rows["source_id"].isin(known)
-    hf.each_file(ledger, rows[unknown], "death_of_person_in_no_other_record")
-    rows = rows[~unknown]
     ledger.facts["ons_deaths"] = {
         "deaths": len(rows),
         "with_underlying_cause": int(rows["s_underlying_cod_icd10"].notna().sum()),
@@ -192,10 +190,14 @@ def build_people(
         records = pd.concat([records, hf.person_records(kept, dated)], ignore_index=True)
     records = records[records["source_id"].notna()]
     people = pd.Index(records["source_id"].unique(), name="source_id")
-    death = _deaths(extract, rows_of("deaths"), people, ledger)
+    death = _deaths(extract, rows_of("deaths"), ledger)
     in_hospital = hospital_deaths.sort_values("date").drop_duplicates("source_id")
     in_hospital = in_hospital.set_index("source_id")["date"]
-    frame = _patients(records, people, registered, death, in_hospital)
+    alone = death[~death.index.isin(people)]
+    frame = pd.concat(
+        [_patients(records, people, registered, death, in_hospital), _death_only(alone)],
+        ignore_index=True,
+    )
     frame["deprivation_decile"] = (
         frame["lsoa11"].map(_deprivation(extract, tables, ledger)).astype("Int8")
     )
@@ -213,19 +215,43 @@ def build_people(
         "practice_from_most_recent_record": int((~people.isin(registered.index)).sum()),
         "without_usable_practice": int((frame["practice_id"] == UNASSIGNED).sum()),
         "birth_month_estimated_from_age": int(frame.pop("birth_from_age").sum()),
-        "deaths_ons": int(frame["source_id"].isin(death.index).sum()),
+        "deaths_ons": int(people.isin(death.index).sum()),
+        "deaths_of_people_in_no_other_record": len(alone),
         "deaths_in_hospital_only": int(
             (frame["death_date"].notna() & ~frame["source_id"].isin(death.index)).sum()
         ),
         "with_deprivation_decile": int(frame["deprivation_decile"].notna().sum()),
     }
     practices = pd.DataFrame(
-        {"practice_id": frame["practice_id"].unique(), "practice_name": pd.NA, "locality": pd.NA}
+        {
+            "practice_id": frame["practice_id"].dropna().unique(),
+            "practice_name": pd.NA,
+            "locality": pd.NA,
+        }
     ).astype("str")
     practices.loc[practices["practice_id"] == UNASSIGNED, "practice_name"] = (
         "Unassigned (no practice code in the records)"
     )
-    return People(frame.drop(columns="lsoa11"), practices, rule)
+    return People(frame.drop(columns="lsoa11"), practices, rule, frozenset(alone.index))
+
+
+def _death_only(deaths: pd.Series) -> pd.DataFrame:
+    """A patients row per person known only from a death: the date, nothing else."""
+    empty = pd.Series(pd.NaT, index=deaths.index).to_numpy(dtype="datetime64[s]")
+    return pd.DataFrame(
+        {
+            "source_id": deaths.index.to_numpy(),
+            "birth_month": empty,
+            "sex": pd.Series(pd.NA, index=deaths.index, dtype="str").to_numpy(),
+            "practice_id": pd.Series(pd.NA, index=deaths.index, dtype="str").to_numpy(),
+            "ethnicity_group": "Unknown",
+            "registration_start": empty,
+            "registration_end": empty,
+            "death_date": deaths.to_numpy(dtype="datetime64[s]"),
+            "lsoa11": pd.Series(pd.NA, index=deaths.index, dtype="str").to_numpy(),
+            "birth_from_age": False,
+        }
+    )
 
 
 def _patients(

@@ -305,6 +305,12 @@ class _Checked:
     invalid_events: int
 
     @property
+    def unconfirmed(self) -> set[str]:
+        """The people (pseudonyms) the source knows only from rows that cannot stand alone."""
+        alone = self.mapped.patients["source_id"].isin(self.mapped.unconfirmed)
+        return set(self.patient_ids[alone.to_numpy()].dropna())
+
+    @property
     def people(self) -> set[str]:
         """Everyone the source names, in its patients rows or only in its events."""
         return set(self.patient_ids.dropna()) | set(self.event_ids.dropna())
@@ -343,6 +349,7 @@ def link(sources: Sequence[tuple[Source, Mapped]], key: Pseudonymiser) -> Linked
         invalid_people, invalid_events = item.invalid_people, item.invalid_events
         people = item.people
         outside = people - registered if registered is not None else set()
+        outside |= {p for p in item.unconfirmed if seen[p] < 2}
         outside_ids = item.source_ids(outside)
         kept, not_registered_events = _set_aside(mapped, outside_ids, NOT_REGISTERED)
         links.append(

@@ -395,6 +395,9 @@ class Mapped:
     """One extract in contract shape, still with source identifiers (``source_id``).
 
     ``events`` carries ``source_table`` and ``source_row`` so counts reconcile per table.
+    ``unconfirmed``: source ids of patients rows that cannot stand alone (a death
+    registration of a person in no other record: no birth, sex or practice); the linkage
+    keeps them only when another source names the person.
     """
 
     practices: pd.DataFrame
@@ -402,6 +405,7 @@ class Mapped:
     events: pd.DataFrame
     ledger: Ledger
     about: dict[str, object]
+    unconfirmed: frozenset[str] = frozenset()
 
 
 # A value the contract requires that a mapped row lacks, and the reason its source row is

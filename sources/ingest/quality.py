@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from riskstrat.common.months import month_start
 from riskstrat.contract.schema import EventKind
 from riskstrat.contract.validation import ValidationReport
+from riskstrat.features.catalogue import LOOKBACK_DAYS
+from riskstrat.features.labels import HORIZON_DAYS, labelled_by
+from riskstrat.features.window import history_start
 from riskstrat.sources.ingest import linkage
 from riskstrat.sources.ingest.mapping import Mapped
 
@@ -65,35 +69,170 @@ class Verdict:
     notes: tuple[str, ...] = ()
 
 
-def verdict(admissions: int, people: int, thresholds: Thresholds) -> Verdict:
-    """The verdict from the emergency admissions alone (dates that fit, admissions supplied)."""
+def verdict(
+    admissions: int,
+    people: int,
+    thresholds: Thresholds,
+    *,
+    trainable: int | None = None,
+    evaluable: int | None = None,
+    why_not: str | None = None,
+) -> Verdict:
+    """The verdict from the emergency admissions: ``trainable`` of them where training can
+    learn from them, ``evaluable`` around a possible go-live (both default to all of them);
+    ``why_not`` says in a few words why fewer are trainable than supplied."""
     t = thresholds
-    if admissions >= t.min_admissions_to_train:
+    train = admissions if trainable is None else trainable
+    evaluate = admissions if evaluable is None else evaluable
+    can_train = train >= t.min_admissions_to_train
+    can_evaluate = evaluate >= t.min_admissions_to_evaluate
+    usable = f"{train:,} of them where training can use them" if train != admissions else ""
+    if can_train:
         text = (
-            f"{admissions:,} emergency admissions among {people:,} people: enough to train "
-            f"(at least {t.min_admissions_to_train}) and to evaluate"
-        )
-    elif admissions >= t.min_admissions_to_evaluate:
-        text = (
-            f"{admissions:,} emergency admissions: too few to train (needs "
-            f"{t.min_admissions_to_train}); enough to evaluate the existing champion, "
-            "scoring with it"
+            f"{admissions:,} emergency admissions among {people:,} people"
+            + (f", {usable}" if usable else "")
+            + f": enough to train (at least {t.min_admissions_to_train})"
+            + (" and to evaluate" if can_evaluate else ", too few around a go-live to evaluate")
         )
     else:
-        text = (
-            f"{admissions:,} emergency admissions: too few to train (needs "
-            f"{t.min_admissions_to_train}) or to evaluate (needs {t.min_admissions_to_evaluate}); "
-            "scoring with the existing champion only"
+        why = why_not or usable
+        needs = (
+            f"{why}; needs {t.min_admissions_to_train}"
+            if why
+            else (f"needs {t.min_admissions_to_train}")
         )
-    can_train = admissions >= t.min_admissions_to_train
-    can_evaluate = admissions >= t.min_admissions_to_evaluate
+        text = f"{admissions:,} emergency admissions: too few to train ({needs})"
+        if can_evaluate:
+            text += "; enough to evaluate the existing champion, scoring with it"
+        else:
+            text += (
+                f" or to evaluate (needs {t.min_admissions_to_evaluate}); "
+                "scoring with the existing champion only"
+            )
     reasons = {
-        "train": f"{admissions:,} emergency admissions; training needs {t.min_admissions_to_train}",
-        "evaluate": f"{admissions:,} emergency admissions; evaluation needs "
+        "train": f"{train:,} emergency admissions; training needs {t.min_admissions_to_train}",
+        "evaluate": f"{evaluate:,} emergency admissions; evaluation needs "
         f"{t.min_admissions_to_evaluate}",
         "score": f"{people:,} people registered: the champion can score them",
     }
     return Verdict(admissions, people, can_train, can_evaluate, text, True, reasons)
+
+
+# Problem-list diagnoses carry the date first recorded, often years before the extract
+# begins: they say nothing about the period the extract covers.
+UNDATED_HISTORY = frozenset({EventKind.LTC_DIAGNOSIS.value})
+OUTCOME = EventKind.EMERGENCY_ADMISSION.value
+
+
+def _month(day: date) -> int:
+    return day.year * 12 + day.month - 1
+
+
+def _label(index: int) -> str:
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A stretch of calendar months over which a kind's events run without a long gap."""
+
+    kind: str
+    first: date
+    last: date
+
+    @property
+    def months(self) -> range:
+        return range(_month(self.first), _month(self.last) + 1)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {_label(_month(self.first))}..{_label(_month(self.last))}"
+
+
+def spans(kind: str, days: list[date], gap_days: int) -> list[Span]:
+    """The stretches of ``days`` (sorted) that no gap of more than ``gap_days`` breaks: a
+    file's own period, without the stray early dates of records that began before it."""
+    out: list[Span] = []
+    for day in days:
+        if out and (day - out[-1].last).days <= gap_days:
+            out[-1] = Span(kind, out[-1].first, day)
+        else:
+            out.append(Span(kind, day, day))
+    return out
+
+
+def _covers(months: set[int], start: date, end: date) -> bool:
+    """Every month from ``start``'s to the one holding the day before ``end`` is covered."""
+    return all(m in months for m in range(_month(start), _month(end - timedelta(days=1)) + 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """What the extract's dates can support, counted the way training and evaluation use
+    them: as-of dates are month starts (as training's); an as-of date is trainable when the
+    other kinds cover the features' look-back before it (``features.window.history_start``
+    with ``features.catalogue.LOOKBACK_DAYS``) and its outcome window ends on or before the
+    extract date (``features.labels.labelled_by``, ``HORIZON_DAYS``)."""
+
+    spans: tuple[Span, ...]
+    admissions: tuple[date, ...]  # starts of the accepted emergency admissions
+    extract_date: date
+    lookback_days: int = LOOKBACK_DAYS
+    horizon_days: int = HORIZON_DAYS
+
+    def _candidates(self) -> list[date]:
+        if not self.admissions:
+            return []
+        first = month_start(min(self.admissions), -(self.horizon_days // 28 + 1))
+        return [
+            month_start(first, m) for m in range(_month(max(self.admissions)) - _month(first) + 1)
+        ]
+
+    def history(self) -> set[int]:
+        """The months some kind other than the outcome covers."""
+        return {
+            m
+            for s in self.spans
+            if s.kind != OUTCOME and s.kind not in UNDATED_HISTORY
+            for m in s.months
+        }
+
+    def trainable(self) -> int:
+        """Admissions in the outcome window of some trainable as-of date."""
+        history = self.history()
+        valid = [
+            a
+            for a in self._candidates()
+            if labelled_by(a, self.horizon_days, self.extract_date)
+            and _covers(history, history_start(a, self.lookback_days), a)
+        ]
+        window = timedelta(days=self.horizon_days)
+        return sum(any(a <= day < a + window for a in valid) for day in self.admissions)
+
+    def evaluable(self) -> tuple[int, date | None]:
+        """The most admissions within a horizon either side of a possible go-live whose
+        both sides the emergency admissions cover, and that go-live."""
+        outcome = {m for s in self.spans if s.kind == OUTCOME for m in s.months}
+        best: tuple[int, date | None] = (0, None)
+        for g in self._candidates():
+            before = history_start(g, self.horizon_days)
+            after = g + timedelta(days=self.horizon_days)
+            if not labelled_by(g, self.horizon_days, self.extract_date):
+                continue
+            if not _covers(outcome, before, after):
+                continue
+            n = sum(before <= day < after for day in self.admissions)
+            best = max(best, (n, g), key=lambda b: b[0])
+        return best
+
+    def listed(self, kinds: set[str] | None = None) -> str:
+        """Each kind's longest stretch (of ``kinds``, default all), for a sentence."""
+        longest: dict[str, Span] = {}
+        for s in self.spans:
+            if kinds is None or s.kind in kinds:
+                held = longest.get(s.kind)
+                if held is None or len(s.months) > len(held.months):
+                    longest[s.kind] = s
+        return ", ".join(str(longest[k]) for k in sorted(longest))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +270,44 @@ def _dating(dates: Dates, t: Thresholds) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _reasons(coverage: Coverage, admissions: int, t: Thresholds) -> tuple[dict[str, str], str]:
+    """Why training and evaluation can or cannot use the admissions, one sentence each, and
+    the few words the verdict's text gives when dates alone stop training."""
+    trainable = coverage.trainable()
+    evaluable, go_live = coverage.evaluable()
+    days = f"{coverage.lookback_days} days of history"
+    horizon = f"the {coverage.horizon_days}-day horizon"
+    outcome = coverage.listed({OUTCOME})
+    others = coverage.listed(set(s.kind for s in coverage.spans) - {OUTCOME} - UNDATED_HISTORY)
+    if trainable == 0 and admissions:
+        why = (
+            f"emergency admissions cover {outcome.removeprefix(OUTCOME + ' ')}, the other "
+            f"kinds {others or 'nothing'}: no period holds both {days} and "
+            f"{horizon} after it ending by the extract date {coverage.extract_date}"
+        )
+        train = f"no emergency admission can be learnt from: {why}"
+    else:
+        why = ""
+        train = (
+            f"{trainable:,} of {admissions:,} emergency admissions fall within {horizon} after "
+            f"an as-of date with {days} before it and labels known by the extract date; "
+            f"training needs {t.min_admissions_to_train}"
+        )
+    if go_live is None:
+        evaluate = (
+            f"{outcome or 'no emergency admissions'}: no possible go-live has {horizon} of "
+            "emergency admissions both before and after it by the extract date"
+        )
+    else:
+        evaluate = (
+            f"{evaluable:,} emergency admissions within {horizon} either side of a possible "
+            f"go-live on {go_live}; evaluation needs {t.min_admissions_to_evaluate}"
+        )
+    return {"train": train, "evaluate": evaluate}, why
+
+
 def judge(
-    admissions: int,
+    coverage: Coverage,
     people: int,
     supplied: set[str],
     dates: Dates,
@@ -140,9 +315,28 @@ def judge(
     notes: tuple[str, ...] = (),
 ) -> Verdict:
     """The verdict: train, evaluate and score, each with its reason, and what to do."""
-    base = verdict(admissions, people, thresholds)
-    reasons = dict(base.reasons)
-    can = {"train": base.can_train, "evaluate": base.can_evaluate, "score": people > 0}
+    admissions = len(coverage.admissions)
+    explained, why = _reasons(coverage, admissions, thresholds)
+    base = verdict(
+        admissions,
+        people,
+        thresholds,
+        trainable=coverage.trainable(),
+        evaluable=coverage.evaluable()[0],
+        why_not=why or None,
+    )
+    reasons = {**base.reasons, **explained}
+    history = coverage.listed()
+    can = {
+        "train": base.can_train,
+        "evaluate": base.can_evaluate,
+        "score": people > 0 and dates.last_accepted is not None,
+    }
+    if history:
+        reasons["score"] = (
+            f"{people:,} people registered, with history before the extract date "
+            f"({history}): the champion can score them"
+        )
     lead = base.text
     if EventKind.EMERGENCY_ADMISSION.value not in supplied:
         missing = "no source supplies emergency admissions (add a hospital source: hes)"
@@ -150,6 +344,8 @@ def judge(
         lead = f"{missing}: scoring with the existing champion only"
     if people == 0:
         reasons["score"] = "nobody registered was accepted: nothing to score"
+    elif dates.last_accepted is None:
+        reasons["score"] = "no event before the extract date: nothing to compute features from"
     dating, how = _dating(dates, thresholds)
     if how == "shifted":
         reasons = {use: dating for use in USES} if dates.last_accepted is None else reasons
@@ -267,6 +463,30 @@ def _accepted(out_dir: Path) -> tuple[dict, dict, dict, int]:
     )
 
 
+def _coverage(out_dir: Path, extract_date: date, gap_days: int) -> Coverage:
+    """The accepted events' stretches per kind and the emergency admissions' starts."""
+    connection = duckdb.connect()
+    events = str(out_dir / "events.parquet")
+    days = connection.execute(
+        "SELECT DISTINCT kind, start FROM read_parquet(?) ORDER BY kind, start", [events]
+    ).fetchall()
+    starts = connection.execute(
+        "SELECT start FROM read_parquet(?) WHERE kind = ? ORDER BY start", [events, OUTCOME]
+    ).fetchall()
+    by_kind: dict[str, list[date]] = {}
+    for kind, start in days:
+        by_kind.setdefault(kind, []).append(_day(start))
+    return Coverage(
+        spans=tuple(s for kind, found in by_kind.items() for s in spans(kind, found, gap_days)),
+        admissions=tuple(_day(start) for (start,) in starts),
+        extract_date=extract_date,
+    )
+
+
+def _day(value: date) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
 def _dates(linked: linkage.Linked, validation: ValidationReport, last_accepted: str) -> Dates:
     events = next(t for t in validation.tables if t.table == "events")
     starts = pd.to_datetime(linked.events["start"]).dropna()
@@ -339,7 +559,7 @@ def build(
         )
     last_accepted = max((r["last"] for k, r in ranges.items() if k in by_kind), default="None")
     judged = judge(
-        by_kind.get(EventKind.EMERGENCY_ADMISSION.value, 0),
+        _coverage(out_dir, date.fromisoformat(validation.extract_date), thresholds.max_days_stale),
         people,
         supplied,
         _dates(linked, validation, last_accepted),
