@@ -4,8 +4,8 @@ contract (``riskstrat ingest --source asc-cld``; field mapping in docs/sources/a
 A CLD file has one row per event (request, assessment, service or review) with the person's
 details repeated on each. Every table of the extract with ``Event_Type`` and
 ``Event_Start_Date`` columns is read (quarterly submissions may come as several files);
-field names as in the specification, in any case, with spaces or underscores; dates
-ISO, ``YYYYMMDD`` or day-first ``DD/MM/YYYY``; the text ``NULL`` is an empty value.
+field names as in the specification, in any case, with spaces or underscores; dates by
+the shared rule (``tables.parse_dates``: ISO, ``YYYYMMDD``, day-first ``DD/MM/YYYY``).
 
 - Validity: rows failing the return's own rules (``asc_cld_rules``) are not mapped, with
   the rule as reason; carers known only by association have no event
