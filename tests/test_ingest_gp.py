@@ -132,8 +132,8 @@ def test_every_list_is_in_opencodelists_format_with_its_source_and_licence() -> 
 @pytest.mark.parametrize(
     ("table", "column", "value", "named"),
     [
-        ("Coded_Events.csv", "Effective_Date", "01/02/2015", "effective_date"),
-        ("Registrations.csv", "Date_of_Birth", "17/05/1940", "date_of_birth"),
+        ("Coded_Events.csv", "Effective_Date", "1st Feb 2015", "effective_date"),
+        ("Registrations.csv", "Date_of_Birth", "17/05/40", "date_of_birth"),
     ],
 )
 def test_dates_in_an_unknown_format_stop_with_one_line_naming_file_and_column(
@@ -147,6 +147,37 @@ def test_dates_in_an_unknown_format_stop_with_one_line_naming_file_and_column(
         map_gp(Extract.open(folder), None)
     message = str(caught.value)
     assert "\n" not in message and table in message and f"'{named}'" in message
+
+
+def _day_first(values: pd.Series, separator: str) -> pd.Series:
+    """Full ISO dates rewritten day-first (``3/5/2021``); other values as they are."""
+    full = values.str.fullmatch(r"\d{4}-\d{2}-\d{2}", na=False)
+    stamps = pd.to_datetime(values.where(full), format="%Y-%m-%d")
+    text = stamps.map(
+        lambda d: f"{d.day}{separator}{d.month}{separator}{d.year}", na_action="ignore"
+    )
+    return text.where(full, values)
+
+
+def test_day_first_dates_read_as_their_iso_spelling(tmp_path: Path, mapped: Mapped) -> None:
+    """GP systems export UK dates (``05/05/2021``): read day-first, the fixture maps the same."""
+    folder = shutil.copytree(FIXTURE, tmp_path / "gp")
+    dated = {
+        "Coded_Events.csv": (["Effective_Date"], "/"),
+        "Registrations.csv": (["Registration_Date", "Deregistration_Date", "Date_of_Birth"], "-"),
+        "Prescriptions.csv": (["Issue_Date"], "."),
+    }
+    for table, (columns, separator) in dated.items():
+        frame = pd.read_csv(folder / table, dtype="str")
+        for column in columns:
+            frame[column] = _day_first(frame[column], separator)
+        frame.to_csv(folder / table, index=False)
+    assert pd.read_csv(folder / "Coded_Events.csv", dtype="str")["Effective_Date"][5] == "5/5/2021"
+
+    day_first = map_gp(Extract.open(folder), None)
+
+    assert _events(day_first) == _events(mapped)
+    pd.testing.assert_frame_equal(day_first.patients, mapped.patients)
 
 
 def test_a_missing_table_or_column_is_named(tmp_path: Path) -> None:

@@ -353,3 +353,17 @@ def test_the_artificial_sample_cannot_train_and_says_why(artificial: IngestResul
     # the dates fit the extract date: nothing to run again with
     assert not any("--extract-date" in said for said in (verdict.text, *verdict.notes))
     assert "--extract-date" not in verdict.reasons["score"]
+
+
+def test_month_first_dates_stop_naming_the_file_and_the_field_as_it_is_spelt(
+    tmp_path: Path,
+) -> None:
+    """HES dates are read day-first (docs/data.md); a SUS+ file of US dates is a format error."""
+    apc = fixture_tables()["apc_2122"].rename(columns={"ADMIDATE": "Admission_Date"})
+    apc["Admission_Date"] = ["05/13/2021", "05/13/2021", "07/21/2021", "09/01/2021"]
+    folder = write_tables({"apc_2122": apc}, tmp_path / "extract")
+    with pytest.raises(IngestError) as error:
+        map_hes(Extract.open(folder), None)
+    message = str(error.value)
+    assert "apc_2122.csv: column 'admission_date': 3 of 4 values" in message
+    assert "'05/13/2021' (dates are read day-first" in message and "\n" not in message

@@ -2,10 +2,11 @@
 
 Small extracts cut from the public samples are mutated by Hypothesis: empty and null values
 in any column, concepts missing from CONCEPT, no vocabulary or other optional tables, dates
-as text in several formats or as typed timestamps, duplicated rows, visits ending before
-they start, empty tables, mixed letter case in file and column names, CSV or Parquet. Ingest
-must either succeed with every source table reconciled (rows in = mapped + ignored, rows in
-as written) or stop with a one-line ``IngestError`` naming the file and the column.
+as text in several formats (UK day-first too) or as typed timestamps, duplicated rows, visits
+ending before they start, empty tables, mixed letter case in file and column names, CSV or
+Parquet. Ingest must either succeed with every source table reconciled (rows in = mapped +
+ignored, rows in as written) or stop with a one-line ``IngestError`` naming the file and the
+column.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ from riskstrat.sources.ingest.tables import IngestError
 
 ROWS = 30  # rows kept per table: small enough for dozens of ingests in seconds
 MESS = (None, "", " ", "0", "NULL", "999999999", "not a date")
-DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y%m%d", "typed")
+DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y%m%d",
+    "%d/%m/%Y",
+    "typed",
+)
 EXAMPLES = 20  # per source; each example is a whole ingest
 
 

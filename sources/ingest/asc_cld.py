@@ -4,8 +4,8 @@ contract (``riskstrat ingest --source asc-cld``; field mapping in docs/sources/a
 A CLD file has one row per event (request, assessment, service or review) with the person's
 details repeated on each. Every table of the extract with ``Event_Type`` and
 ``Event_Start_Date`` columns is read (quarterly submissions may come as several files);
-field names as in the specification, in any case, with spaces or underscores; dates
-ISO, ``YYYYMMDD`` or day-first ``DD/MM/YYYY``; the text ``NULL`` is an empty value.
+field names as in the specification, in any case, with spaces or underscores; dates by
+the shared rule (``tables.parse_dates``: ISO, ``YYYYMMDD``, day-first ``DD/MM/YYYY``).
 
 - Validity: rows failing the return's own rules (``asc_cld_rules``) are not mapped, with
   the rule as reason; carers known only by association have no event
@@ -35,8 +35,6 @@ ISO, ``YYYYMMDD`` or day-first ``DD/MM/YYYY``; the text ``NULL`` is an empty val
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 
@@ -51,7 +49,7 @@ from riskstrat.sources.ingest.mapping import (
     first_of_month,
     practices_frame,
 )
-from riskstrat.sources.ingest.tables import Extract, IngestError, Spec, parse_dates, parse_numbers
+from riskstrat.sources.ingest.tables import Extract, IngestError, Spec, parse_numbers
 
 SOURCE = "asc-cld"
 CODE_SYSTEM = "asc_cld"
@@ -110,7 +108,6 @@ DATES = (
 PER_PLANNED_UNIT = ("hourly", "daily", "per_session")
 CARE_HOME = ("residential_care", "nursing_care")
 OPEN_END = pd.Timestamp("9999-12-31").as_unit("s")
-_UK_DATE = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
 
 
 def _spec(name: str) -> Spec:
@@ -138,13 +135,6 @@ def _tables(extract: Extract) -> tuple[str, ...]:
     return found
 
 
-def _dates(extract: Extract, name: str, values: pd.Series, column: str) -> pd.Series:
-    """ISO or compact dates (``tables.parse_dates``), and UK day-first ``31/01/2024``."""
-    parts = values.str.extract(_UK_DATE)
-    iso = parts[2] + "-" + parts[1].str.zfill(2) + "-" + parts[0].str.zfill(2)
-    return parse_dates(iso.fillna(values), extract.where(name), column)
-
-
 def _nhs_numbers(values: pd.Series) -> tuple[pd.Series, int]:
     """Valid NHS numbers (spaces removed) or pseudonymised values; NA otherwise, and how
     many were given but invalid (digits failing the length or Modulus 11 check)."""
@@ -166,10 +156,11 @@ def _nhs_numbers(values: pd.Series) -> tuple[pd.Series, int]:
 
 def _read(extract: Extract, name: str, ledger: Ledger) -> pd.DataFrame:
     """One table's rows with the fields the mapping uses, parsed and looked up."""
-    taken = ledger.take(extract, _spec(name))
+    spec = _spec(name)
+    taken = ledger.take(extract, spec)
     assert taken is not None
     raw = taken.mask(taken.apply(lambda c: c.str.upper() == "NULL"))  # SQL Server exports
-    date = {c: _dates(extract, name, raw[c], c) for c in DATES}
+    date = {c: extract.dates(spec, raw, c) for c in DATES}
     birth = date["date_of_birth"]
     born = birth - pd.to_timedelta(birth.dt.day - 1, unit="D")
     derived = first_of_month(raw["der_birth_year"], raw["der_birth_month"])

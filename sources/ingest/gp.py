@@ -43,7 +43,7 @@ from riskstrat.sources.ingest.mapping import (
     prescription_events,
     tag,
 )
-from riskstrat.sources.ingest.tables import Extract, IngestError, Spec, parse_dates, parse_numbers
+from riskstrat.sources.ingest.tables import Extract, IngestError, Spec, parse_numbers
 
 EFI_MODERATE = 9  # deficits of 36: an eFI above 0.24 is moderate frailty (Clegg et al. 2016)
 MAX_DAYS = 3660
@@ -142,13 +142,6 @@ def _spec(
     return Spec(name or names[0], required, canonical[:needed], canonical[needed:], aliases=columns)
 
 
-def _dates(extract: Extract, spec: Spec, frame: pd.DataFrame, column: str) -> pd.Series:
-    """A date column; an error names the column as the file spells it (an alias or not)."""
-    found = extract.columns(spec.name)
-    spelt = next((c for c in (column, *spec.aliases.get(column, ())) if c in found), column)
-    return parse_dates(frame[column], extract.where(spec.name), spelt)
-
-
 def _dedupe_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame[~frame.duplicated(keys, keep="first")]
 
@@ -158,8 +151,8 @@ def _birth_month(extract: Extract, spec: Spec, rows: pd.DataFrame) -> pd.Series:
     separate year and month columns (see the module docstring)."""
     text = rows["date_of_birth"].str.strip()
     partial = text.str.extract(r"^(\d{4})(?:-?(\d{2}))?$")
-    full = _dates(
-        extract, spec, rows.assign(date_of_birth=text.where(partial[0].isna())), "date_of_birth"
+    full = extract.dates(
+        spec, rows.assign(date_of_birth=text.where(partial[0].isna())), "date_of_birth"
     )
     year = partial[0].fillna(full.dt.year.astype("Int64").astype("str"))
     month = partial[1].fillna(full.dt.month.astype("Int64").astype("str"))
@@ -188,9 +181,9 @@ def _people(extract: Extract, ledger: Ledger) -> pd.DataFrame:
             f"columns present: {', '.join(found)}"
         )
     rows = rows.assign(
-        start=_dates(extract, spec, rows, "registration_start"),
-        end=_dates(extract, spec, rows, "registration_end"),
-        died=_dates(extract, spec, rows, "date_of_death"),
+        start=extract.dates(spec, rows, "registration_start"),
+        end=extract.dates(spec, rows, "registration_end"),
+        died=extract.dates(spec, rows, "date_of_death"),
         birth=_birth_month(extract, spec, rows),
         sex_code=rows["sex"].str.strip().str.upper().map(SEX).fillna(rows["sex"]),
     )
@@ -306,7 +299,7 @@ def _coded(extract: Extract, ledger: Ledger) -> pd.DataFrame:
     assert raw is not None
     rows = raw.assign(
         source_id=raw["person_id"],
-        start=_dates(extract, spec, raw, "event_date"),
+        start=extract.dates(spec, raw, "event_date"),
         code_system="SNOMED",
         code=raw["snomed_code"],
         description=raw["term"],
@@ -373,7 +366,7 @@ def _prescriptions(extract: Extract, ledger: Ledger) -> pd.DataFrame | None:
             f"{extract.where(spec.name)}: missing column 'dmd_code' (or bnf_code); "
             f"columns present: {', '.join(sorted(found))}"
         )
-    start = _dates(extract, spec, raw, "issue_date")
+    start = extract.dates(spec, raw, "issue_date")
     days = parse_numbers(raw["duration"])
     days = days.where((days >= 1) & (days <= MAX_DAYS))
     bnf = raw["bnf_code"].notna()

@@ -20,7 +20,6 @@ Code values (admission methods, discharge destinations, attendance categories, .
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -225,31 +224,23 @@ def dataset(name: str) -> Dataset:
     return next(d for d in DATASETS if d.name == name)
 
 
-_UK = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
-
-
-def dates(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
-    """A date field: ISO, ``YYYYMMDD`` or UK ``DD/MM/YYYY`` (also with ``-`` or ``.``).
-
-    HES's null placeholders (dates before 1850) become missing. A column where no value reads
-    as a date stops the run with one line naming the file and field.
-    """
-    text = frame[column].astype("str")
-    uk = text.str.extract(_UK)
-    iso = uk[2] + "-" + uk[1].str.zfill(2) + "-" + uk[0].str.zfill(2)
-    stamp = parse_dates(iso.where(uk[0].notna(), text), where, column)
-    return stamp.mask(stamp < FIRST_REAL_DATE)
-
-
 def dates_by_file(extract: Extract, frame: pd.DataFrame, column: str) -> pd.Series:
-    """``dates`` per source file, so an error names the file it comes from."""
+    """A date field read by the shared rule (``tables.parse_dates``), file by file so that an
+    error names the file it comes from; HES's null placeholders (dates before 1850) become
+    missing."""
+    spellings = aliases().get(column, ())
     parts = [
-        dates(rows, column, extract.where(str(table)))
+        parse_dates(
+            rows[column],
+            extract.where(str(table)),
+            extract.spelling(str(table), column, spellings),
+        )
         for table, rows in frame.groupby(TABLE, sort=False)
     ]
     if not parts:
         return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[s]")
-    return pd.concat(parts).reindex(frame.index).astype("datetime64[s]")
+    stamps = pd.concat(parts).reindex(frame.index).astype("datetime64[s]")
+    return stamps.mask(stamps < FIRST_REAL_DATE)
 
 
 @cache

@@ -33,7 +33,7 @@ import pandas as pd
 from riskstrat.common.months import month_start
 from riskstrat.sources.ingest import hes_fields as hf
 from riskstrat.sources.ingest.mapping import UNASSIGNED, Ledger, first_of_month
-from riskstrat.sources.ingest.tables import Extract
+from riskstrat.sources.ingest.tables import Extract, read_dates
 
 NO_PRACTICE = frozenset({"V81997", "V81998", "V81999"})
 INFANT_AGES = range(7001, 7008)  # HES codes for ages under one year
@@ -64,17 +64,16 @@ def practice_codes(values: pd.Series) -> pd.Series:
 
 
 def birth_months(values: pd.Series) -> pd.Series:
-    """``MYDOB`` (mmyyyy, or yyyymm), or a date of birth (ISO, ``YYYYMMDD``, ``DD/MM/YYYY``),
-    as the first of the month; missing when unreadable or outside 1880-2100."""
+    """``MYDOB`` (mmyyyy, or yyyymm), or a date of birth (``tables.read_dates``), as the
+    first of the month; missing when unreadable or outside 1880-2100."""
     text = values.astype("str").str.strip()
     digits = text.where(text.str.fullmatch(r"\d{5,6}", na=False)).str.zfill(6)
     month_first = digits.str[:2].astype("Float64").between(1, 12)
     month, year = digits.str[:2].where(month_first, digits.str[4:]), digits.str[2:]
     year = year.where(month_first, digits.str[:4])
-    dated = text.str.extract(r"^(\d{4})-?(\d{2})-?\d{2}").fillna(
-        text.str.extract(r"^\d{1,2}[/.-](\d{1,2})[/.-](\d{4})")[[1, 0]].set_axis([0, 1], axis=1)
-    )
-    year, month = year.fillna(dated[0]), month.fillna(dated[1])
+    dated = read_dates(text.where(digits.isna()))
+    year = year.fillna(dated.dt.year.astype("Int64").astype("str"))
+    month = month.fillna(dated.dt.month.astype("Int64").astype("str"))
     valid = pd.to_numeric(month, errors="coerce").between(1, 12) & pd.to_numeric(
         year, errors="coerce"
     ).between(1880, 2100)

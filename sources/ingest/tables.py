@@ -157,8 +157,19 @@ class Extract:
         return name in self._relations
 
     def dates(self, spec: Spec, frame: pd.DataFrame, column: str) -> pd.Series:
-        """A date column of a table read with ``spec``; errors name the file and column."""
-        return parse_dates(frame[column], self.where(spec.name), column)
+        """A date column of a table read with ``spec`` (``parse_dates``); an error names the
+        file and the column as the file spells it (the canonical name or an alias)."""
+        spelt = self.spelling(spec.name, column, spec.aliases.get(column, ()))
+        return parse_dates(frame[column], self.where(spec.name), spelt)
+
+    def spelling(self, name: str, column: str, aliases: Iterable[str]) -> str:
+        """The column's name as table ``name`` spells it (lower case): ``column`` or the first
+        of its ``aliases`` present, as ``read`` chooses; ``column`` when none is."""
+        aliases = tuple(aliases)
+        if not aliases:
+            return column
+        found = self.columns(name)
+        return next((c for c in (column, *aliases) if c in found), column)
 
     def where(self, name: str) -> str:
         return self._where.get(name, name)
@@ -251,31 +262,70 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=pd.RangeIndex(len(frame), name="source_row"))
 
 
-_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
-_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+# The one date rule of every adapter (docs/data.md). NHS extracts write dates day-first, so
+# ``03/05/2021`` is 3 May, never US month-first 5 March.
+_YEAR_FIRST = re.compile(
+    r"^(?P<year>\d{4})([-/.])(?P<month>\d{1,2})\2(?P<day>\d{1,2})(?:[T\s].*)?$"
+)
+_COMPACT = re.compile(r"^(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})$")
+_DAY_FIRST = re.compile(
+    r"^(?P<day>\d{1,2})[/.-](?P<month>\d{1,2})[/.-](?P<year>\d{4})(?:[T\s].*)?$"
+)
+_EMPTY = ("", "NULL")  # after trimming, any case: SQL Server exports write NULL
+MOSTLY_UNREADABLE = 0.5  # share of a column's given dates beyond which its format is wrong
+DATE_FORMATS = "YYYY-MM-DD or an ISO date-time, YYYYMMDD, day-first DD/MM/YYYY"
+
+
+def _given(values: pd.Series) -> pd.Series:
+    """True where a value is given: not missing, blank or the text NULL."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.notna()
+    text = values.astype("str").str.strip().str.upper()
+    return text.notna() & ~text.isin(_EMPTY)
+
+
+def read_dates(values: pd.Series) -> pd.Series:
+    """Each value as a date at midnight (``datetime64[s]``), NaT where empty or unreadable.
+
+    Text dates may be ISO (``2021-05-03``, also ``2021/05/03``, with or without a time),
+    compact ``20210503`` or UK day-first ``03/05/2021`` (also ``3/5/2021``, ``03-05-2021``,
+    ``03.05.2021``, with or without a time): NHS extracts are day-first, so a month-first
+    (US) date is never guessed. A typed date or timestamp (a Parquet column) is kept as it
+    is, its time of day dropped; an impossible date (``31/02/2022``) is NaT.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        stamps = values.dt.tz_localize(None) if values.dt.tz is not None else values
+        return stamps.dt.floor("D").astype("datetime64[s]")
+    text = values.astype("str").str.strip().where(_given(values))
+    parts = text.str.extract(_YEAR_FIRST)[["year", "month", "day"]]
+    for pattern in (_COMPACT, _DAY_FIRST):
+        parts = parts.fillna(text.str.extract(pattern)[["year", "month", "day"]])
+    iso = parts["year"] + "-" + parts["month"].str.zfill(2) + "-" + parts["day"].str.zfill(2)
+    return pd.to_datetime(iso, format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
+
+
+def _looks_month_first(value: object) -> bool:
+    found = _DAY_FIRST.match(str(value).strip())
+    return bool(found) and int(found["day"]) <= 12 < int(found["month"]) <= 31
 
 
 def parse_dates(values: pd.Series, where: str, column: str) -> pd.Series:
-    """ISO dates or date-times (``2020-01-31``, ``2020-01-31T10:00:00Z``) or ``20200131``.
-
-    Returns ``datetime64[s]`` at midnight (NaT where empty or invalid). Raises when no
-    non-empty value parses: that is a format problem, not a few bad rows.
-    """
-    text = values.astype("str")
-    iso = text.str.extract(_ISO)
-    compact = text.str.extract(_COMPACT)
-    parts = iso.fillna(compact)
-    stamp = pd.to_datetime(
-        parts[0] + "-" + parts[1] + "-" + parts[2], format="%Y-%m-%d", errors="coerce"
-    ).astype("datetime64[s]")
-    present = values.notna()
-    if present.any() and stamp[present].isna().all():
-        example = values[present].iloc[0]
+    """``read_dates`` of one column of a source file, checked: a few unreadable values are NaT
+    (the adapter sets their rows aside with a reason), but when more than half of the given
+    values are unreadable the format is wrong and this raises ``IngestError`` naming the file
+    (``where``), the column and an example."""
+    stamps = read_dates(values)
+    given = _given(values)
+    unreadable = values[given & stamps.isna()]
+    if len(unreadable) > MOSTLY_UNREADABLE * int(given.sum()):
+        month_first = [v for v in unreadable if _looks_month_first(v)]
+        example = (month_first or list(unreadable))[0]
+        hint = " (dates are read day-first, as NHS extracts write them)" if month_first else ""
         raise IngestError(
-            f"{where}: column '{column}' holds no dates in a known format (YYYY-MM-DD, "
-            f"YYYYMMDD, ISO date-time); first value {example!r}"
+            f"{where}: column '{column}': {len(unreadable)} of {int(given.sum())} values are "
+            f"not dates in a known format ({DATE_FORMATS}), e.g. {example!r}{hint}"
         )
-    return stamp
+    return stamps
 
 
 def parse_numbers(values: pd.Series) -> pd.Series:
