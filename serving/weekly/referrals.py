@@ -102,10 +102,11 @@ class ReferralCriteria:
 
     @model_validator(mode="before")
     @classmethod
-    def _from_text(cls, values: object, info: ValidationInfo) -> object:
-        if not isinstance(values, Mapping) or info.mode == "json":
+    def _from_source(cls, values: object, info: ValidationInfo) -> object:
+        if not isinstance(values, Mapping):
             return values
-        return {name: _text_value(name, raw) for name, raw in values.items()}
+        read = _json_value if info.mode == "json" else _text_value
+        return {name: read(name, raw) for name, raw in values.items()}
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object], source: str) -> ReferralCriteria:
@@ -125,6 +126,12 @@ class ReferralCriteria:
         schema = TypeAdapter(cls).json_schema()
         schema["description"] = "who is selected; any field left out takes its default"
         return schema
+
+
+def _json_value(name: str, raw: object) -> object:
+    """JSON as typed: only an array becomes the tuple a list field holds (parsed JSON reaches
+    the fields as Python lists, which strict validation would refuse)."""
+    return tuple(raw) if name in LISTS and isinstance(raw, list) else raw
 
 
 def _text_value(name: str, raw: object) -> object:
