@@ -21,6 +21,7 @@ code uses on configuration objects, and ``replace`` validates again.
 
 from __future__ import annotations
 
+import json
 import tomllib
 import types
 from collections.abc import Mapping
@@ -107,6 +108,15 @@ def validate(model: type[T], values: Mapping[str, Any], source: str, table: str 
         return _adapter(model).validate_python(values)
     except ValidationError as exc:
         raise _error(exc, model, values, source, table) from None
+
+
+def validate_json(model: type[T], raw: str | bytes, source: str) -> T:
+    """``raw`` JSON as ``model``, strictly (JSON's own types, no text read as a number or a
+    list); errors as ``validate``'s."""
+    try:
+        return _adapter(model).validate_json(raw, strict=True)
+    except ValidationError as exc:
+        raise _error(exc, model, json.loads(raw), source, "") from None
 
 
 @cache

@@ -14,6 +14,7 @@ design that cannot answer says why in words instead of giving a misleading numbe
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -109,8 +110,15 @@ class DesignResult(_Frozen):
         return self.verdict == ANSWERED
 
 
+def file_name(path: str) -> str:
+    """The last part of ``path`` (either slash): what a reader of the report or the API is
+    shown of a server path, which they have no use for and should not learn."""
+    return re.split(r"[\\/]", path)[-1]
+
+
 class PlanRecord(_Frozen):
-    """The analysis plan as it was when the evaluation ran: its text and SHA-256."""
+    """The analysis plan as it was when the evaluation ran: its text and SHA-256; ``file``
+    is where it was read (a server path, kept for the record; readers see ``file_name``)."""
 
     file: str
     sha256: str
@@ -118,6 +126,10 @@ class PlanRecord(_Frozen):
     intervention: str
     written: str
     text: str
+
+    @property
+    def file_name(self) -> str:
+        return file_name(self.file)
 
 
 class EvaluationResults(_Frozen):

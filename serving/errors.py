@@ -21,9 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 API_PREFIX = "/v1/"
 OPENAPI_PATH = "/docs.json"
 # What any /v1 operation may answer besides 200: bad input, no or wrong token, a role or
-# locality not allowed, no weekly lists, a body too large or not JSON, a server fault, and
-# no model (or audit) to serve with.
-ERROR_STATUSES = (400, 401, 403, 404, 413, 415, 500, 503)
+# locality not allowed, no weekly lists, a body too large or not JSON, too many wrong tokens
+# from one address (the token throttle answers any request while it pauses), a server fault,
+# and no model (or audit) to serve with.
+ERROR_STATUSES = (400, 401, 403, 404, 413, 415, 429, 500, 503)
 MAX_PROBLEMS = 3  # of pydantic's list, in the one line
 logger = logging.getLogger(__name__)
 # BentoML logs every exception of an endpoint here, with its traceback.
@@ -117,10 +118,13 @@ def _required_fields(operation: dict) -> list:
 
 class ErrorShape:
     """ASGI middleware: every 4xx under ``/v1/`` as ``ErrorBody``, logged in one line; the
-    OpenAPI description saying so. Built when the server starts (it installs the log filter)."""
+    OpenAPI description saying so, completed by ``describe`` (what only the running service
+    knows, such as the model's features). Built when the server starts (it installs the log
+    filter)."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, describe: Callable[[dict], dict] | None = None) -> None:
         self.app = app
+        self.describe = describe or (lambda spec: spec)
         quiet_client_errors()
 
     async def __call__(self, scope, receive, send) -> None:
@@ -138,7 +142,9 @@ class ErrorShape:
             send = _Rewriter(
                 send,
                 lambda status: status == 200,
-                lambda _, body: json.dumps(document_errors(json.loads(body))).encode(),
+                lambda _, body: json.dumps(
+                    self.describe(document_errors(json.loads(body)))
+                ).encode(),
             )
         await self.app(scope, receive, send)
 

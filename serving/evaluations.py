@@ -34,6 +34,7 @@ from riskstrat.impact.results import (
     Interval,
     OutcomeResult,
     PlanRecord,
+    file_name,
 )
 from riskstrat.serving.settings import ServiceSettings, SettingsError
 
@@ -159,7 +160,7 @@ class PublicPlan(PlanRecord):
     @field_validator("file", mode="before")
     @classmethod
     def _name_only(cls, value: object) -> object:
-        return re.split(r"[\\/]", value)[-1] if isinstance(value, str) else value
+        return file_name(value) if isinstance(value, str) else value
 
 
 class PublicEvaluation(BaseModel):

@@ -9,6 +9,7 @@ any feature to drift from training's (no train/serve skew).
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -20,6 +21,10 @@ from riskstrat.features.engine import build_features
 MAX_PEOPLE = 100
 MAX_EVENTS = 5_000
 REQUEST_PRACTICE = "request"
+# Strict, as the description types them: a boolean or a string is not a number.
+Value = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=1e6)]
+Cost = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=1e7)]
+EthnicityGroup = Literal[ETHNICITY_GROUPS]
 
 
 class EventIn(BaseModel):
@@ -28,14 +33,15 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: EventKind
     start: date
-    end: date | None = None
+    end: date | None = Field(default=None, description="on or after start (else 400)")
     code_system: str | None = Field(default=None, max_length=32)
     code: str | None = Field(default=None, max_length=64)
-    value: float | None = Field(default=None, ge=0, le=1e6)
-    cost: float | None = Field(default=None, ge=0, le=1e7)
+    value: Value | None = None
+    cost: Cost | None = None
 
     @model_validator(mode="after")
     def _end_not_before_start(self) -> EventIn:
+        # JSON Schema cannot compare two fields: the description says it in words.
         if self.end is not None and self.end < self.start:
             raise ValueError(f"end {self.end} is before start {self.start}")
         return self
@@ -49,14 +55,8 @@ class PersonHistory(BaseModel):
     birth_month: date = Field(description="first day of the month of birth")
     sex: str = Field(pattern="^[FM]$")
     deprivation_decile: int | None = Field(default=None, ge=1, le=10)
-    ethnicity_group: str | None = Field(default=None)
+    ethnicity_group: EthnicityGroup | None = None
     events: list[EventIn] = Field(default_factory=list, max_length=MAX_EVENTS)
-
-    @model_validator(mode="after")
-    def _known_ethnicity(self) -> PersonHistory:
-        if self.ethnicity_group is not None and self.ethnicity_group not in ETHNICITY_GROUPS:
-            raise ValueError(f"ethnicity_group must be one of {', '.join(ETHNICITY_GROUPS)}")
-        return self
 
 
 def history_sources(people: list[PersonHistory]) -> ContractTables:

@@ -15,22 +15,25 @@ from __future__ import annotations
 import asyncio
 import atexit
 import gc
+import json
 import logging
+import math
 import threading
 import time
 from dataclasses import replace
 from datetime import date, datetime
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, Any
 
 import bentoml
 import numpy as np
 import pandas as pd
 from bentoml.exceptions import BentoMLException, InvalidArgument, NotFound
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from riskstrat.features.spec import FeatureSpec
 from riskstrat.models.bundle import FeatureRangeError, ModelBundle
 from riskstrat.models.registry import RegisteredBundle
 from riskstrat.models.store import NoChampionError, champion_version, load_champion
@@ -75,6 +78,8 @@ TopK = Annotated[int, Field(strict=True, ge=0, le=10, description="reasons per p
 Limit = Annotated[int, Field(strict=True, ge=1, le=MAX_RECORDS, description="rows at most")]
 Offset = Annotated[int, Field(strict=True, ge=0, description="rows to skip")]
 Flag = Annotated[bool, Field(strict=True)]
+# Typed as ``ReferralCriteria.from_json`` reads it (the endpoint validates it with that).
+Criteria = Annotated[dict[str, Any], WithJsonSchema(ReferralCriteria.json_schema())]
 
 
 class FeatureRecord(BaseModel):
@@ -311,6 +316,39 @@ def in_range(bundle: ModelBundle, values: np.ndarray, where: str) -> np.ndarray:
     return values
 
 
+def feature_schema(spec: FeatureSpec) -> dict:
+    """One feature's value as ``FeatureRecord`` and ``ModelBundle.check_ranges`` accept it: a
+    number within its bounds (a whole code for a categorical), or null for unknown."""
+    low, high = spec.bounds
+    value: dict[str, Any] = {"type": "integer" if spec.categorical else "number"}
+    if math.isfinite(low):
+        value["minimum"] = low
+    if math.isfinite(high):
+        value["maximum"] = high
+    return {"anyOf": [value, {"type": "null"}], "description": spec.description}
+
+
+def features_schema(bundle: ModelBundle) -> dict:
+    """``FeatureRecord.features`` for ``bundle``: every feature, required, no other key."""
+    return {
+        "type": "object",
+        "description": "every feature of the model (see /v1/model), each within its range",
+        "properties": {s.name: feature_schema(s) for s in bundle.specs},
+        "required": bundle.feature_names,
+        "additionalProperties": False,
+    }
+
+
+def describe_model(spec: dict) -> dict:
+    """The OpenAPI description with the features of the model this worker serves (while
+    there is none, the model endpoints answer 503 and the features stay an open map)."""
+    model = bentoml.get_current_service().model
+    if model is not None:
+        record = spec["components"]["schemas"]["FeatureRecord"]
+        record["properties"]["features"] = features_schema(model.bundle)
+    return spec
+
+
 class NotReady(HTTPException):
     """/readyz's 503, saying why."""
 
@@ -464,14 +502,14 @@ class RiskService:
     @bentoml.api(route="/v1/referrals")
     def referrals(
         self,
-        criteria: dict[str, str | float | bool | list[str] | None] = {},  # noqa: B006
+        criteria: Criteria = {},  # noqa: B006
         week: date = None,  # noqa: RUF013 (left out: the latest week; null is refused)
         limit: Limit = 500,
         offset: Offset = 0,
     ) -> ListResponse:
         """The social prescribing filter (fields as ``riskstrat referrals``), with reasons."""
         try:
-            chosen = ReferralCriteria.from_mapping(criteria, "criteria")
+            chosen = ReferralCriteria.from_json(json.dumps(criteria), "criteria")
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from exc
         chosen = replace(chosen, localities=_scope(list(chosen.localities)))
@@ -583,6 +621,6 @@ def _respond(
 
 # The first added is the outermost: refusals take one shape and one log line; a body too
 # large or not JSON is refused before the access middleware or an endpoint reads it.
-RiskService.add_asgi_middleware(ErrorShape)
+RiskService.add_asgi_middleware(ErrorShape, describe=describe_model)
 RiskService.add_asgi_middleware(RequestLimits)
 RiskService.add_asgi_middleware(AccessMiddleware, pages=PageGate)

@@ -92,9 +92,22 @@ def test_a_design_that_cannot_answer_hides_the_numbers_of_all_its_outcomes() -> 
 def test_the_plan_is_identified_by_file_hash_and_date(written: tuple[Path, str]) -> None:
     text = _text(written[1])
     assert f"SHA-256 {PLAN_SHA}" in text
-    assert "File plans/ilm-pilot.toml" in text
+    assert "File ilm-pilot.toml" in text  # its name: where it lay is the server's business
     assert "Written 2023-05-14" in text
     assert 'title = "ILM pilot"' in text  # the plan's text itself, for the record
+
+
+def test_the_report_shows_no_server_path(tmp_path: Path) -> None:
+    """Every role that may read reports sees the same page: no data folder, no plan folder."""
+    results = evaluation().model_copy(
+        update={
+            "data": "/srv/riskstrat/work/validated",
+            "plan": evaluation().plan.model_copy(update={"file": "/srv/riskstrat/plans/p.toml"}),
+        }
+    )
+    page = (write_evaluation(tmp_path / "e", results) / REPORT_FILE).read_text(encoding="utf-8")
+    assert "/srv/riskstrat" not in page
+    assert "File p.toml" in _text(page)
 
 
 def test_hostile_text_is_escaped(written: tuple[Path, str]) -> None:

@@ -201,7 +201,7 @@ def test_the_openapi_description_documents_every_refusal(client: TestClient) -> 
     assert spec["components"]["schemas"]["ErrorBody"]["required"] == ["error"]
     for path in ENDPOINTS:
         responses = spec["paths"][path]["post"]["responses"]
-        for status in ("400", "401", "403", "404", "413", "415", "500", "503"):
+        for status in ("400", "401", "403", "404", "413", "415", "429", "500", "503"):
             schema = responses[status]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (path, status)
 
@@ -275,3 +275,95 @@ def _resolved(spec: dict, schema: dict) -> dict:
     """``schema``, or what its ``$ref`` points to."""
     ref = schema.get("$ref")
     return spec["components"]["schemas"][ref.rpartition("/")[2]] if ref else schema
+
+
+def _features_schema(client: TestClient) -> dict:
+    spec = client.get("/docs.json").json()
+    return spec["components"]["schemas"]["FeatureRecord"]["properties"]["features"]
+
+
+def test_the_description_lists_the_models_features_as_the_validator_checks_them(
+    client: TestClient, champion: RegisteredBundle
+) -> None:
+    """A record the description allows is scored; one it refuses is refused (the bounds and
+    whole codes of ``ModelBundle.check_ranges``, every feature required, no other)."""
+    from jsonschema import Draft202012Validator
+
+    described = _features_schema(client)
+    bundle = champion.bundle
+    assert described["required"] == bundle.feature_names
+    assert described["additionalProperties"] is False
+    schema = Draft202012Validator(described)
+    lowest = {s.name: s.bounds[0] if s.bounds[0] > -1e300 else -1e6 for s in bundle.specs}
+    highest = {s.name: s.bounds[1] if s.bounds[1] < 1e300 else 1e6 for s in bundle.specs}
+    extremes = [{"id": "low", "features": lowest}, {"id": "high", "features": highest}]
+    assert all(schema.is_valid(r["features"]) for r in extremes)
+    assert client.post("/v1/score", json={"records": extremes, "top_k": 0}).status_code == 200
+    wrong = [{**lowest, "not_a_feature": 0.0}, {k: v for k, v in lowest.items() if k != "age"}]
+    for spec in bundle.specs:
+        low, high = spec.bounds
+        wrong += [{**lowest, spec.name: low - 1}, {**lowest, spec.name: high + 1}]
+        if spec.categorical:
+            wrong.append({**lowest, spec.name: 0.5})
+    for features in wrong:
+        if any(abs(v) == float("inf") for v in features.values()):
+            continue  # an unbounded end: nothing lies beyond it
+        assert not schema.is_valid(features), features
+        answer = client.post("/v1/score", json={"records": [{"id": "p", "features": features}]})
+        assert answer.status_code == 400, features
+
+
+def test_the_description_types_history_and_referrals_as_their_validators(
+    client: TestClient,
+) -> None:
+    from riskstrat.contract.schema import ETHNICITY_GROUPS
+    from riskstrat.serving.weekly.referrals import ReferralCriteria
+
+    spec = client.get("/docs.json").json()
+    person = spec["components"]["schemas"]["PersonHistory"]["properties"]
+    assert tuple(person["ethnicity_group"]["anyOf"][0]["enum"]) == ETHNICITY_GROUPS
+    body = spec["paths"]["/v1/referrals"]["post"]["requestBody"]["content"]
+    criteria = _resolved(spec, body["application/json"]["schema"])["properties"]["criteria"]
+    assert criteria == {**ReferralCriteria.json_schema(), "default": {}}
+    assert criteria["additionalProperties"] is False
+    for status in ("400", "429"):
+        assert status in spec["paths"]["/v1/score-history"]["post"]["responses"]
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"value": False}, r"value: Input should be a valid number"),
+        ({"cost": "12"}, r"cost: Input should be a valid number"),
+        ({"end": "2023-12-31"}, r"end 2023-12-31 is before start 2024-01-01"),
+    ],
+)
+def test_history_events_are_typed_strictly(client: TestClient, event: dict, message: str) -> None:
+    person = {
+        "id": "p1",
+        "birth_month": "1950-01-01",
+        "sex": "F",
+        "events": [{"kind": "gp_contact", "start": "2024-01-01", **event}],
+    }
+    answer = client.post("/v1/score-history", json={"people": [person], "as_of": "2025-01-06"})
+    assert answer.status_code == 400
+    assert re.search(message, _one_shape(answer)), _one_shape(answer)
+
+
+@pytest.mark.parametrize(
+    ("criteria", "message"),
+    [
+        ({"min_tier": "rising", "shoe_size": 9}, "criteria: shoe_size: unknown setting"),
+        ({"localities": "North"}, "criteria: localities: must be a list"),
+        ({"min_risk": "0.5"}, "criteria: min_risk: must be a number"),
+        ({"exclude_care_home": "true"}, "criteria: exclude_care_home: must be true or false"),
+    ],
+)
+def test_referral_criteria_in_json_are_typed(
+    client: TestClient, criteria: dict, message: str
+) -> None:
+    """JSON says what it means: no key the description does not list, no number or list as
+    text (the web form and command line still take text)."""
+    answer = client.post("/v1/referrals", json={"criteria": criteria})
+    assert answer.status_code == 400
+    assert _one_shape(answer).startswith(message), _one_shape(answer)

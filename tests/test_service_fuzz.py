@@ -17,14 +17,6 @@ import schemathesis
 from evaluation_fixture import write_evaluation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    negative_data_rejection,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 from servers import running_service, write_access
 
 from riskstrat.models.registry import RegisteredBundle
@@ -62,33 +54,41 @@ def server(
         yield url
 
 
-# positive_data_acceptance is left out: the description cannot say which features a model
-# takes or their ranges, so a body valid by the description may rightly be refused.
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    negative_data_rejection,
-]
+# Every check, on every operation, as configured by default but for one thing: three rules of
+# /v1/score-history compare fields, which JSON Schema cannot (an event ending before it
+# starts, a person born after the as-of date, an id given twice), so there a body valid by
+# the description may rightly get its documented 400.
+ACCEPTED = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]  # default and 400
+CONFIG = schemathesis.config.SchemathesisConfig.from_dict(
+    {
+        "operations": [
+            {
+                "include-path": "/v1/score-history",
+                "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED}},
+            }
+        ]
+    }
+)
 
 
 @pytest.mark.parametrize("mode", list(schemathesis.GenerationMode))
 def test_the_api_keeps_to_its_description(server: str, mode: schemathesis.GenerationMode) -> None:
-    """Every /v1 operation, with data valid by the description and data that is not.
+    """Every operation, with data valid by the description and data that is not, and every
+    check schemathesis has (none left out).
 
     (Each operation is driven here rather than by ``schemathesis.pytest``, whose fixture
     loader does not run under pytest 9.)"""
-    schema = schemathesis.openapi.from_url(f"{server}/docs.json")
-    operations = [r.ok() for r in schema.include(path_regex="^/v1/").get_all_operations()]
-    assert len(operations) == 7
+    schema = schemathesis.openapi.from_url(f"{server}/docs.json", config=CONFIG)
+    operations = [r.ok() for r in schema.get_all_operations()]
+    assert len(operations) == 11  # the seven of /v1, the probes and /metrics
     for operation in operations:
+        if mode is schemathesis.GenerationMode.NEGATIVE and operation.method == "get":
+            continue  # the probes and /metrics take no input: nothing in them can be wrong
 
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy(mode))
         def check(case: schemathesis.Case) -> None:
-            case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=CHECKS)
+            case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"})
 
         check()
 

@@ -15,10 +15,17 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import Field, model_validator
+from pydantic import Field, TypeAdapter, ValidationInfo, model_validator
 
 from riskstrat.common.months import DAYS_PER_MONTH
-from riskstrat.common.settings import Integer, SettingsError, load_table, settings_model, validate
+from riskstrat.common.settings import (
+    Integer,
+    SettingsError,
+    load_table,
+    settings_model,
+    validate,
+    validate_json,
+)
 from riskstrat.features.catalogue import DAYS_SINCE_CAP
 from riskstrat.models.tiers import HIGH, LISTED_TIERS, ListedTier
 from riskstrat.serving.weekly.config import WeeklyConfig
@@ -79,8 +86,9 @@ class ReferralCriteria:
     """Who the social prescribing view selects (``[referrals]``); validated when built.
 
     Every source (a TOML table, ``--set FIELD=VALUE``, the API's JSON, the web form) goes
-    through this model: text is accepted for every field, lists as comma-separated text,
-    booleans as true/false, and an empty value for ``min_tier`` or ``min_risk`` as "any".
+    through this model. From text (all but JSON) text is accepted for every field, lists as
+    comma-separated text, booleans as true/false, and an empty value for ``min_tier`` or
+    ``min_risk`` as "any"; JSON (``from_json``) is typed as ``json_schema`` says.
     """
 
     min_tier: Tier | None = HIGH  # this tier or higher; None: listed or not
@@ -94,15 +102,36 @@ class ReferralCriteria:
 
     @model_validator(mode="before")
     @classmethod
-    def _from_text(cls, values: object) -> object:
+    def _from_source(cls, values: object, info: ValidationInfo) -> object:
         if not isinstance(values, Mapping):
             return values
-        return {name: _text_value(name, raw) for name, raw in values.items()}
+        read = _json_value if info.mode == "json" else _text_value
+        return {name: read(name, raw) for name, raw in values.items()}
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object], source: str) -> ReferralCriteria:
-        """Criteria from a request body, form or command line; errors name ``source`` and field."""
+        """Criteria from a form or command line (text); errors name ``source`` and field."""
         return validate(cls, values, source)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes, source: str) -> ReferralCriteria:
+        """Criteria from JSON (the API), typed strictly as ``json_schema``; errors name
+        ``source`` and field."""
+        return validate_json(cls, raw, source)
+
+    @classmethod
+    def json_schema(cls) -> dict:
+        """The JSON the API takes (``from_json``): the fields, their types and ranges, no
+        other key."""
+        schema = TypeAdapter(cls).json_schema()
+        schema["description"] = "who is selected; any field left out takes its default"
+        return schema
+
+
+def _json_value(name: str, raw: object) -> object:
+    """JSON as typed: only an array becomes the tuple a list field holds (parsed JSON reaches
+    the fields as Python lists, which strict validation would refuse)."""
+    return tuple(raw) if name in LISTS and isinstance(raw, list) else raw
 
 
 def _text_value(name: str, raw: object) -> object:
