@@ -16,7 +16,7 @@ from servers import InProcessService, started_service, write_access
 from starlette.testclient import TestClient
 
 from riskstrat.models.registry import RegisteredBundle
-from riskstrat.serving.web import throttle
+from riskstrat.serving import throttle
 
 TOKEN = "edges-token"  # a system token of the in-process service
 
