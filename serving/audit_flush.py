@@ -1,7 +1,7 @@
 """Group commit for the audit log, and appending off the event loop.
 
 An audit line must be on disk before the answer it records leaves, and the disk's flush
-(``fdatasync``, about 6 ms here) costs far more than the write. So a line is written under
+(``fdatasync``) costs far more than the write. So a line is written under
 the log's lock, and flushed after the lock is let go, by a flush that concurrent appends
 share: the first to wait flushes once for every line written before its flush began; lines
 written meanwhile wait for the next flush, started by one of them. A later flush of the
