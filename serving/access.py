@@ -43,6 +43,7 @@ from typing import ClassVar, Protocol
 
 from riskstrat.common.errors import UserError
 from riskstrat.serving.audit import AuditError, AuditLog
+from riskstrat.serving.audit_flush import write_off_loop
 from riskstrat.serving.audit_stores import open_audit_log
 from riskstrat.serving.roles import ROLES, Can, Role, roles_that
 from riskstrat.serving.settings import ServiceSettings
@@ -453,7 +454,9 @@ class Access:
                 state["written"] = True
                 seconds = time.perf_counter() - began
                 try:
-                    self.write(principal, path, message["status"], record, seconds, client, asked)
+                    await self.write(
+                        principal, path, message["status"], record, seconds, client, asked
+                    )
                 except AuditError:
                     state["withheld"] = True
                     await unaudited(send)
@@ -467,9 +470,9 @@ class Access:
             if not state["written"]:  # the app failed before answering
                 with contextlib.suppress(AuditError):  # logged; the app's error goes on
                     seconds = time.perf_counter() - began
-                    self.write(principal, path, 500, record, seconds, client, asked)
+                    await self.write(principal, path, 500, record, seconds, client, asked)
 
-    def write(
+    async def write(
         self,
         principal: Principal | None,
         path: str,
@@ -480,7 +483,8 @@ class Access:
         asked: Asked | None = None,
     ) -> None:
         """One audit entry (``AuditError`` if it cannot be written); ``record`` holds what
-        the endpoint noted (ids shown, model, week, and the reason for a refusal)."""
+        the endpoint noted (ids shown, model, week, and the reason for a refusal). Written
+        and flushed in a thread (``write_off_loop``): other requests go on meanwhile."""
         record = record or {}
         ids = record.get("patient_ids", [])
         entry = {
@@ -501,7 +505,7 @@ class Access:
                 entry[noted] = record[noted]
         if asked and asked.fields():
             entry["asked"] = asked.fields()
-        self.audit.write(entry)
+        await write_off_loop(self.audit, entry)
 
 
 class PageGate(Protocol):
@@ -626,7 +630,7 @@ class AccessMiddleware:
         """Refuse a patient-data request, its audit line written first (503 if it cannot be),
         with the ``extra`` headers."""
         try:
-            self.access.write(principal, path, refused[0], client=client, asked=asked)
+            await self.access.write(principal, path, refused[0], client=client, asked=asked)
         except AuditError:
             refused, extra = (503, UNAUDITED), None
         await _send_json(send, *refused, extra)

@@ -3,9 +3,11 @@ or reads an evaluation (written by ``serving.access`` and the pages' gate), seal
 chain (``serving.audit_chain``), and whether it can be written now (readiness depends on it).
 
 Each line is written whole or not at all: one ``write`` of the complete line on an
-``O_APPEND`` file, undone if only part of it went (a full disk), and fsynced before the
-answer it records leaves. Several worker processes append to one log: an ``fcntl`` lock on
-``<log>.lock`` covers reading the chain's head and appending the next line. When the service
+``O_APPEND`` file, undone if only part of it went (a full disk), and flushed (``fdatasync``)
+before the answer it records leaves. Several worker processes append to one log: an
+``fcntl`` lock on ``<log>.lock`` covers reading the chain's head and appending the next line;
+the flush comes after the lock is let go, shared by the lines written meanwhile
+(``serving.audit_flush``), so that one disk flush serves many requests. When the service
 starts, a torn last line (no newline, or not a sealed line: a power cut during a write) is
 moved aside to ``<log>.torn-<time>`` and reported, and the current file must verify, or the
 service refuses every request and says which line breaks the chain.
@@ -39,6 +41,7 @@ from riskstrat.serving.audit_chain import (
     seal,
     unseal,
 )
+from riskstrat.serving.audit_flush import GroupFlush
 from riskstrat.serving.rotation import DEFAULT, Rotation
 from riskstrat.serving.settings import ServiceSettings
 
@@ -216,6 +219,7 @@ class AuditLog:
         # The head after this process's last write, valid while the file is as it left it.
         self._known: tuple[int, int, Head] | None = None
         self._checked = False  # the current file verified (``start``)
+        self._flush = GroupFlush(self._sync)
         with contextlib.suppress(OSError):  # a folder that cannot be made shows in problem()
             path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -262,42 +266,58 @@ class AuditLog:
 
     def write(self, entry: dict) -> None:
         """Append ``entry`` as one sealed line in one write, on disk before this returns;
-        ``AuditError`` unless all of it went (then none of it stays)."""
-        with recording_failures(str(self.path)), self._locked():
-            if not self._checked:
-                self._check()
-            self._append(entry)
+        ``AuditError`` unless all of it went (then none of it stays), or if its flush
+        failed (then the line may stay, but the request it records is refused)."""
+        with recording_failures(str(self.path)), contextlib.ExitStack() as opened:
+            with self._locked():
+                if not self._checked:
+                    self._check()
+                handle = self._append(entry, opened)
+            self._flush.wait(self._flush.joined(), handle)
 
-    def _append(self, entry: dict) -> None:
-        """Seal and append one line (the lock held), rotating first when it is due."""
-        with self._opened() as handle:
-            head = self._head(handle)
-            size = os.fstat(handle).st_size
-            when = str(entry.get("when") or datetime.now(UTC).isoformat())
-            line, after = seal(entry, head, self.key, starts_file=not size)
-            if self.rotation.due(size, len(line), self._first_when(handle), when):
-                self._rotate(handle)
-                self._append(entry)
-                return
-            self._write_whole(handle, line, size)
-            if not size:
-                sync_folder(self.path.parent)
-            stat = os.fstat(handle)
-            self._known = (stat.st_ino, stat.st_size, after)
+    def _append(self, entry: dict, opened: contextlib.ExitStack) -> int:
+        """Seal and append one line (the lock held), rotating first when it is due; the
+        handle it went to, kept open in ``opened`` for its flush."""
+        handle = opened.enter_context(self._opened())
+        head = self._head(handle)
+        size = os.fstat(handle).st_size
+        when = str(entry.get("when") or datetime.now(UTC).isoformat())
+        line, after = seal(entry, head, self.key, starts_file=not size)
+        if self.rotation.due(size, len(line), self._first_when(handle), when):
+            self._rotate(handle)
+            return self._append(entry, opened)
+        self._write_whole(handle, line, size)
+        if not size:
+            sync_folder(self.path.parent)
+        stat = os.fstat(handle)
+        self._known = (stat.st_ino, stat.st_size, after)
+        return handle
 
     @staticmethod
     def _write_whole(handle: int, line: bytes, size: int) -> None:
-        """One write of the whole line, then fsync; if either fails, the file is cut back
-        to ``size`` so that no part of the line stays to be glued to the next."""
+        """One write of the whole line; if it fails or only part went, the file is cut back
+        to ``size`` so that no part of the line stays to be glued to the next. The flush
+        comes later, outside the lock (``GroupFlush``)."""
         try:
             written = os.write(handle, line)
             if written != len(line):
                 raise OSError(errno.ENOSPC, "only part of the line was written (disk full?)")
-            os.fdatasync(handle)  # the data and the new size: what a reader needs
         except OSError:
             with contextlib.suppress(OSError):  # what stays is set aside at the next start
                 os.ftruncate(handle, size)
             raise
+
+    def _sync(self, handle: int) -> None:
+        """Flush the file ``handle`` is open on (the data and the new size: what a reader
+        needs), and the log's current file if a rotation made a newer one since."""
+        os.fdatasync(handle)
+        with contextlib.suppress(FileNotFoundError):  # mid-rotation: the old file was synced
+            current = os.open(self.path, os.O_RDONLY)
+            try:
+                if os.fstat(current).st_ino != os.fstat(handle).st_ino:
+                    os.fdatasync(current)
+            finally:
+                os.close(current)
 
     def _head(self, handle: int) -> Head:
         """The chain's head: the last line of the open log; if the log is empty, the last

@@ -99,7 +99,9 @@ class DatabaseAuditLog:
 
     def write(self, entry: dict) -> None:
         """Append ``entry`` as the chain's next row, committed before this returns;
-        ``AuditError`` if it cannot be (then nothing was added)."""
+        ``AuditError`` if it cannot be (then nothing was added). The commit is the flush and
+        must come inside the advisory lock, so nothing is shared as in the file log; the
+        service calls this in a thread (``write_off_loop``), off its event loop."""
         with recording_failures(self.name):
             if not self._checked:
                 self._check()

@@ -88,7 +88,7 @@ class PageGate:
         if principal is None:
             query = scope.get("query_string", b"").decode("latin-1")
             target = scope["path"] + ("?" + query if query else "")
-            if audited and not self._audit(None, path, 303, client, asked):
+            if audited and not await self._audit(None, path, 303, client, asked):
                 await _send_page(send, 503, "Not available", UNAUDITED)
                 return
             await _redirect(send, session.login_url(target if scope["method"] == "GET" else None))
@@ -98,13 +98,13 @@ class PageGate:
                 await _send_page(send, 405, "Sign out with the button", "Use the Sign out button.")
                 return
             self.sessions.close(cookie)
-            self._audit(principal, path, 303, client)  # signing out goes ahead regardless
+            await self._audit(principal, path, 303, client)  # signing out goes ahead regardless
             await _redirect(send, session.login_url(ended="1"), cookie=session.clear_cookie(secure))
             return
         refused = page_refusal(principal, path)
         if refused:
             status, message = refused
-            if audited and not self._audit(principal, path, status, client, asked):
+            if audited and not await self._audit(principal, path, status, client, asked):
                 status, message = 503, UNAUDITED
             await _send_page(send, status, "You cannot open this page", message, principal)
             return
@@ -125,7 +125,7 @@ class PageGate:
             unaudited=unaudited,
         )
 
-    def _audit(
+    async def _audit(
         self,
         principal: Principal | None,
         path: str,
@@ -135,7 +135,7 @@ class PageGate:
     ) -> bool:
         """Write the audit line; False if it cannot be (the audit log says why in the log)."""
         try:
-            self.access.write(principal, path, status, client=client, asked=asked)
+            await self.access.write(principal, path, status, client=client, asked=asked)
         except AuditError:
             return False
         return True
@@ -162,13 +162,13 @@ class PageGate:
             return
         target = session.safe_next(form.get("next") or None, "") or None
         if principal is None:
-            if not self._audit(None, LOGIN, 401, client):
+            if not await self._audit(None, LOGIN, 401, client):
                 await _send_page(send, 503, "Not available", UNAUDITED)
                 return
             await _redirect(send, session.login_url(target, error="1"))
             return
         session_id = self.sessions.open(token_digest(token))
-        if not self._audit(principal, LOGIN, 303, client):
+        if not await self._audit(principal, LOGIN, 303, client):
             self.sessions.close(session_id)
             await _send_page(send, 503, "Not available", UNAUDITED)
             return
@@ -187,7 +187,7 @@ class PageGate:
         message: str,
         headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        if not self._audit(None, LOGIN, status, client):
+        if not await self._audit(None, LOGIN, status, client):
             status, title, message, headers = 503, "Not available", UNAUDITED, None
         await _send_page(send, status, title, message, headers=headers)
 
