@@ -19,6 +19,8 @@ from servers import started_service, write_access
 
 from riskstrat.models.registry import CHALLENGER, CHAMPION, MODEL_NAME, RegisteredBundle
 from riskstrat.serving import throttle
+from riskstrat.serving.audit_chain import read_key
+from riskstrat.serving.audit_db import verify_table
 from riskstrat.training.promote import promote
 from riskstrat.training.tracking import log_training
 
@@ -63,16 +65,26 @@ def registry(
 
 
 @pytest.fixture(scope="module")
+def shared_state(
+    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Path]:
+    """The database both instances share, and the audit key both hold."""
+    key = tmp_path_factory.mktemp("audit-key") / "audit.key"
+    key.write_text("two servers, one audit chain, one key: " + "k" * 32)
+    return postgres_server.create_database(), key
+
+
+@pytest.fixture(scope="module")
 def servers(
-    postgres_server: PostgresServer, registry: str, tmp_path_factory: pytest.TempPathFactory
+    shared_state: tuple[str, Path], registry: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[httpx.Client, httpx.Client]]:
     """Two instances, each with its own files and BentoML home, sharing one database."""
     folder = tmp_path_factory.mktemp("two-servers")
-    (folder / "audit.key").write_text("two servers, one audit chain, one key: " + "k" * 32)
+    database, key = shared_state
     shared = {
-        "RISKSTRAT_AUDIT_KEY_FILE": str(folder / "audit.key"),
+        "RISKSTRAT_AUDIT_KEY_FILE": str(key),
         "RISKSTRAT_TRACKING_URI": registry,
-        "RISKSTRAT_DATABASE_URL": postgres_server.create_database(),
+        "RISKSTRAT_DATABASE_URL": database,
         "RISKSTRAT_ACCESS_FILE": str(
             write_access(folder / "access.toml", {"system": ("system", TOKEN, [])})
         ),
@@ -139,3 +151,19 @@ def test_a_promotion_switches_both_servers(
     while _versions(servers) != ["2", "2"] and time.monotonic() < deadline:
         time.sleep(0.25)
     assert _versions(servers) == ["2", "2"]
+
+
+def test_both_servers_append_to_one_audit_chain_that_verifies(
+    servers: tuple[httpx.Client, httpx.Client], shared_state: tuple[str, Path]
+) -> None:
+    database, key_file = shared_state
+    key = read_key(key_file)
+    before = verify_table(database, key).lines
+    for i, client in enumerate(servers * 3):
+        refused = client.post(
+            "/v1/score",
+            json={},
+            headers={"X-Forwarded-For": f"198.51.100.{i}", "Authorization": "Bearer no-such"},
+        )
+        assert refused.status_code == 401  # a refused request for patient data is audited
+    assert verify_table(database, key).lines == before + 6
