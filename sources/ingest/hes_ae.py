@@ -41,11 +41,9 @@ def map_attendances(
     category_field, disposal_field = FIELDS[dataset]
     rows = rows.assign(start=hf.dates_by_file(extract, rows, "arrivaldate"))
     rows = hf.unique_records(rows, "aekey", ledger, "duplicate_attendance")
-    hf.each_file(ledger, rows[rows["source_id"].isna()], "no_person_id")
-    rows = rows[rows["source_id"].notna()]
+    rows = hf.present(ledger, rows, "source_id", "no_person_id")
     records = hf.person_records(rows, rows["start"])
-    hf.each_file(ledger, rows[rows["start"].isna()], "no_date")
-    rows = rows[rows["start"].notna()]
+    rows = hf.present(ledger, rows, "start", "no_date")
     raw = rows[category_field]
     category = hf.outcome(category_field, raw).mask(raw.isna(), "not_known")
     rows = rows.assign(code=raw, description=category)

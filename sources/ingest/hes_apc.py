@@ -213,8 +213,7 @@ def map_apc(extract: Extract, episodes: pd.DataFrame, ledger: Ledger) -> Admitte
     """Spells and their events from the episodes of all APC files (see the module docstring)."""
     episodes = _admission_date(extract, episodes)
     episodes = hf.unique_records(episodes, "epikey", ledger, "duplicate_episode")
-    hf.each_file(ledger, episodes[episodes["source_id"].isna()], "no_person_id")
-    episodes = episodes[episodes["source_id"].notna()]
+    episodes = hf.present(ledger, episodes, "source_id", "no_person_id")
     records = hf.person_records(episodes, episodes["epistart"].fillna(episodes["start"]))
     hf.each_file(ledger, episodes[episodes["start"].isna()], "no_admission_date")
     spells = _in_spells(episodes[episodes["start"].notna()])

@@ -273,6 +273,13 @@ def each_file(ledger: Ledger, rows: pd.DataFrame, reason: str, date: str = "star
         ledger.ignore(str(table), part.set_index(ROW), reason, date=date)
 
 
+def present(ledger: Ledger, rows: pd.DataFrame, column: str, reason: str) -> pd.DataFrame:
+    """``rows`` that have ``column``; the others recorded as not mapped for ``reason``."""
+    missing = rows[column].isna()
+    each_file(ledger, rows[missing], reason)
+    return rows[~missing]
+
+
 def event_frame(
     rows: pd.DataFrame,
     kind: str,

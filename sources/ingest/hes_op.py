@@ -27,11 +27,9 @@ def map_outpatients(
     """``outpatient`` events and person records from all outpatient files."""
     rows = rows.assign(start=hf.dates_by_file(extract, rows, "apptdate"))
     rows = hf.unique_records(rows, "attendkey", ledger, "duplicate_appointment")
-    hf.each_file(ledger, rows[rows["source_id"].isna()], "no_person_id")
-    rows = rows[rows["source_id"].notna()]
+    rows = hf.present(ledger, rows, "source_id", "no_person_id")
     records = hf.person_records(rows, rows["start"])
-    hf.each_file(ledger, rows[rows["start"].isna()], "no_date")
-    rows = rows[rows["start"].notna()]
+    rows = hf.present(ledger, rows, "start", "no_date")
     status = hf.outcome("attended", rows["attended"])
     rows = rows.assign(code=rows["attended"], description=status)
     for outcome, reason in NOT_MAPPED.items():

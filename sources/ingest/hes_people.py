@@ -130,10 +130,10 @@ def _registrations(extract: Extract, rows: pd.DataFrame | None, ledger: Ledger) 
         start=hf.dates_by_file(extract, rows, "registration_start"),
         end=hf.dates_by_file(extract, rows, "registration_end"),
     )
-    hf.each_file(ledger, rows[rows["source_id"].isna()], "no_person_id")
-    rows = rows[rows["source_id"].notna()]
-    hf.each_file(ledger, rows[rows["start"].isna()], "no_date")
-    rows = rows[rows["start"].notna()].sort_values(["start", hf.TABLE, hf.ROW], kind="stable")
+    rows = hf.present(ledger, rows, "source_id", "no_person_id")
+    rows = hf.present(ledger, rows, "start", "no_date").sort_values(
+        ["start", hf.TABLE, hf.ROW], kind="stable"
+    )
     earlier = rows.duplicated("source_id", keep="last")
     hf.each_file(ledger, rows[earlier], "earlier_registration")
     latest = rows[~earlier].set_index("source_id")
@@ -151,10 +151,10 @@ def _deaths(extract: Extract, rows: pd.DataFrame | None, ledger: Ledger) -> pd.S
     if rows is None:
         return pd.Series(dtype="datetime64[s]")
     rows = rows.assign(start=hf.dates_by_file(extract, rows, "reg_date_of_death"))
-    hf.each_file(ledger, rows[rows["source_id"].isna()], "no_person_id")
-    rows = rows[rows["source_id"].notna()]
-    hf.each_file(ledger, rows[rows["start"].isna()], "no_date")
-    rows = rows[rows["start"].notna()].sort_values(["start", hf.TABLE, hf.ROW], kind="stable")
+    rows = hf.present(ledger, rows, "source_id", "no_person_id")
+    rows = hf.present(ledger, rows, "start", "no_date").sort_values(
+        ["start", hf.TABLE, hf.ROW], kind="stable"
+    )
     repeat = rows.duplicated("source_id", keep="first")
     hf.each_file(ledger, rows[repeat], "duplicate_death_record")
     rows = rows[~repeat]
