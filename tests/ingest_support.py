@@ -7,6 +7,8 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from riskstrat.sources.ingest.pipeline import IngestResult, ingest
 
@@ -44,3 +46,39 @@ def run(source: str, path: Path | str, out: Path, key: Path, **kw: object) -> In
 
 def accepted_events(out: Path) -> pd.DataFrame:
     return pd.read_parquet(out / "events.parquet")
+
+
+def cased(text: str, how: str) -> str:
+    """``text`` in upper, lower or alternating case, or with spaces for underscores."""
+    if how == "upper":
+        return text.upper()
+    if how == "lower":
+        return text.lower()
+    if how == "spaced":
+        return text.replace("_", " ")
+    return "".join(c.upper() if i % 2 else c.lower() for i, c in enumerate(text))
+
+
+def write_tables(tables: dict[str, pd.DataFrame], storage: str, folder: Path) -> dict[str, Path]:
+    """Write each table as ``<name>.csv`` or ``.parquet`` (dates typed, the rest text);
+    table (lower case) -> file."""
+    folder.mkdir()
+    files = {}
+    for name, frame in tables.items():
+        path = folder / f"{name}.{storage}"
+        if storage == "csv":
+            frame.to_csv(path, index=False)
+        else:
+            columns = {}
+            for column in frame.columns:
+                values = frame[column]
+                if pd.api.types.is_datetime64_any_dtype(values):
+                    columns[column] = pa.array(values, pa.timestamp("us"))
+                else:
+                    text = values.astype(object).where(values.notna(), None)
+                    columns[column] = pa.array(
+                        [None if v is None else str(v) for v in text], pa.string()
+                    )
+            pq.write_table(pa.table(columns), path)
+        files[name.lower()] = path
+    return files

@@ -15,11 +15,10 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ingest_support import cased, write_tables
 
 from riskstrat.sources.ingest.asc_cld import map_asc_cld
 from riskstrat.sources.ingest.tables import Extract, IngestError
@@ -34,16 +33,6 @@ BASE = {p.stem: pd.read_csv(p, dtype="str", keep_default_na=False) for p in FIXT
 
 def _is_date(column: str) -> bool:
     return column.endswith("_Date") or column in ("Date_of_Birth", "Date_of_Death")
-
-
-def _cased(text: str, how: str) -> str:
-    if how == "upper":
-        return text.upper()
-    if how == "lower":
-        return text.lower()
-    if how == "spaced":
-        return text.replace("_", " ")
-    return "".join(c.upper() if i % 2 else c.lower() for i, c in enumerate(text))
 
 
 def _dates(values: pd.Series, how: str) -> pd.Series:
@@ -66,7 +55,7 @@ def messy(draw: st.DrawFn) -> tuple[dict[str, pd.DataFrame], str]:
             frame.loc[sorted(draw(rows)), column] = draw(st.sampled_from(MESS))
         for column in draw(st.sets(st.sampled_from(LISTED), max_size=3)):
             how = draw(st.sampled_from(["upper", "lower"]))
-            frame[column] = frame[column].map(lambda v, h=how: _cased(v, h) if v else v)
+            frame[column] = frame[column].map(lambda v, h=how: cased(v, h) if v else v)
         frame = pd.concat([frame, frame.iloc[sorted(draw(rows))]], ignore_index=True)
         for column in [c for c in frame.columns if _is_date(c)]:
             how = draw(st.sampled_from(DATE_FORMATS))
@@ -74,30 +63,9 @@ def messy(draw: st.DrawFn) -> tuple[dict[str, pd.DataFrame], str]:
                 frame[column], DATE_FORMATS[0] if how == "typed" and storage == "csv" else how
             )
         column_case = draw(st.sampled_from(["upper", "lower", "mixed", "spaced"]))
-        frame.columns = [_cased(c, column_case) for c in frame.columns]
-        out[_cased(name, draw(st.sampled_from(["upper", "lower"])))] = frame
+        frame.columns = [cased(c, column_case) for c in frame.columns]
+        out[cased(name, draw(st.sampled_from(["upper", "lower"])))] = frame
     return out, storage
-
-
-def _write(tables: dict[str, pd.DataFrame], storage: str, folder: Path) -> dict[str, Path]:
-    folder.mkdir()
-    files = {}
-    for name, frame in tables.items():
-        path = folder / f"{name}.{storage}"
-        if storage == "csv":
-            frame.to_csv(path, index=False)
-        else:
-            columns = {}
-            for column in frame.columns:
-                values = frame[column]
-                if pd.api.types.is_datetime64_any_dtype(values):
-                    columns[column] = pa.array(values, pa.timestamp("us"))
-                else:
-                    text = values.astype(object).where(values.notna(), None)
-                    columns[column] = pa.array([None if v is None else str(v) for v in text])
-            pq.write_table(pa.table(columns), path)
-        files[name.lower()] = path
-    return files
 
 
 @settings(max_examples=EXAMPLES)
@@ -108,7 +76,7 @@ def test_a_messy_return_is_mapped_with_every_row_accounted_for_or_named(
 ) -> None:
     tables, storage = case
     with tempfile.TemporaryDirectory() as work:
-        files = _write(tables, storage, Path(work) / "extract")
+        files = write_tables(tables, storage, Path(work) / "extract")
         try:
             mapped = map_asc_cld(Extract.open(Path(work) / "extract"), None)
         except IngestError as error:

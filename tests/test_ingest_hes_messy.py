@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ingest_support import cased
 from test_ingest_hes import fixture_tables
 
 from riskstrat.sources.ingest.hes import map_hes
@@ -31,14 +32,6 @@ DATE_COLUMNS = re.compile(
     re.IGNORECASE,
 )
 EXAMPLES = 6  # each example maps a whole extract (about 2 s)
-
-
-def _cased(text: str, how: str) -> str:
-    if how == "upper":
-        return text.upper()
-    if how == "lower":
-        return text.lower()
-    return "".join(c.upper() if i % 2 else c.lower() for i, c in enumerate(text))
 
 
 def _dates(values: pd.Series, how: str) -> pd.Series:
@@ -65,7 +58,7 @@ def messy(draw: st.DrawFn) -> tuple[dict[str, pd.DataFrame], str]:
             if DATE_COLUMNS.fullmatch(column):
                 frame[column] = _dates(frame[column], draw(st.sampled_from(DATE_FORMATS)))
         how = draw(st.sampled_from(["upper", "lower", "mixed"]))
-        frame.columns = [_cased(c, how) for c in frame.columns]
+        frame.columns = [cased(c, how) for c in frame.columns]
         out[name] = frame
     return out, storage
 

@@ -18,12 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ingest_support import OMOP, OMOP_SKIP, SYNTHEA, copy_extract, key_file, read, run
+from ingest_support import (
+    OMOP,
+    OMOP_SKIP,
+    SYNTHEA,
+    cased,
+    copy_extract,
+    key_file,
+    read,
+    run,
+    write_tables,
+)
 
 from riskstrat.sources.ingest.pipeline import IngestResult
 from riskstrat.sources.ingest.tables import IngestError
@@ -156,14 +164,6 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return key_file(tmp_path_factory.mktemp("key"))
 
 
-def _cased(text: str, how: str) -> str:
-    if how == "upper":
-        return text.upper()
-    if how == "lower":
-        return text.lower()
-    return "".join(c.upper() if i % 2 else c.lower() for i, c in enumerate(text))
-
-
 def _dates(values: pd.Series, how: str) -> pd.Series:
     """A text date column in another format, or typed (``datetime64``)."""
     stamps = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)
@@ -206,33 +206,9 @@ def messy(draw: st.DrawFn, source: Source) -> tuple[dict[str, pd.DataFrame], str
                     how = DATE_FORMATS[1]
                 frame[column] = _dates(frame[column], how)
         column_case = draw(st.sampled_from(["upper", "lower", "mixed"]))
-        frame.columns = [_cased(c, column_case) for c in frame.columns]
-        out[_cased(table, file_case)] = frame
+        frame.columns = [cased(c, column_case) for c in frame.columns]
+        out[cased(table, file_case)] = frame
     return out, storage
-
-
-def _write(tables: dict[str, pd.DataFrame], storage: str, folder: Path) -> dict[str, Path]:
-    """Write each table as ``<name>.csv`` or ``.parquet``; table (lower case) -> file."""
-    folder.mkdir()
-    files = {}
-    for name, frame in tables.items():
-        path = folder / f"{name}.{storage}"
-        if storage == "csv":
-            frame.to_csv(path, index=False)
-        else:
-            columns = {}
-            for column in frame.columns:
-                values = frame[column]
-                if pd.api.types.is_datetime64_any_dtype(values):
-                    columns[column] = pa.array(values, pa.timestamp("us"))
-                else:
-                    text = values.astype(object).where(values.notna(), None)
-                    columns[column] = pa.array(
-                        [None if v is None else str(v) for v in text], pa.string()
-                    )
-            pq.write_table(pa.table(columns), path)
-        files[name.lower()] = path
-    return files
 
 
 def _check_error(error: IngestError, files: dict[str, Path], tables: dict) -> None:
@@ -266,7 +242,7 @@ def _check_report(result: IngestResult, source: Source, tables: dict) -> None:
 def _ingest_messy(source: Source, keyed: Path, draw: Callable) -> None:
     tables, storage = draw(messy(source))
     with tempfile.TemporaryDirectory() as work:
-        files = _write(tables, storage, Path(work) / "extract")
+        files = write_tables(tables, storage, Path(work) / "extract")
         try:
             result = run(source.name, Path(work) / "extract", Path(work) / "out", keyed)
         except IngestError as error:
