@@ -41,6 +41,7 @@ import pandas as pd
 from riskstrat.contract.schema import EventKind as K
 from riskstrat.sources.ingest import asc_cld_codes as lists
 from riskstrat.sources.ingest.asc_cld_rules import first_failure
+from riskstrat.sources.ingest.linkage import not_valid
 from riskstrat.sources.ingest.mapping import (
     UNASSIGNED,
     Ledger,
@@ -139,19 +140,8 @@ def _nhs_numbers(values: pd.Series) -> tuple[pd.Series, int]:
     """Valid NHS numbers (spaces removed) or pseudonymised values; NA otherwise, and how
     many were given but invalid (digits failing the length or Modulus 11 check)."""
     text = values.str.replace(r"[\s-]", "", regex=True)
-    digits = text.str.fullmatch(r"\d+", na=False)
-
-    def valid(number: str) -> bool:
-        if len(number) != 10:
-            return False
-        total = sum(int(d) * w for d, w in zip(number[:9], range(10, 1, -1), strict=True))
-        check = 11 - total % 11
-        return (0 if check == 11 else check) == int(number[9])
-
-    ok = pd.Series([valid(n) if d else True for n, d in zip(text, digits, strict=True)])
-    ok.index = text.index
-    kept = text.where(ok & text.notna())
-    return kept, int((text.notna() & ~ok).sum())
+    invalid = text.map(lambda v: isinstance(v, str) and not_valid(v)).astype(bool)
+    return text.where(~invalid & text.notna()), int(invalid.sum())
 
 
 def _read(extract: Extract, name: str, ledger: Ledger) -> pd.DataFrame:
