@@ -312,10 +312,11 @@ class AuditLog:
         needs), and the log's current file if a rotation made a newer one since."""
         os.fdatasync(handle)
         with contextlib.suppress(FileNotFoundError):  # mid-rotation: the old file was synced
+            if os.stat(self.path).st_ino == os.fstat(handle).st_ino:
+                return
             current = os.open(self.path, os.O_RDONLY)
             try:
-                if os.fstat(current).st_ino != os.fstat(handle).st_ino:
-                    os.fdatasync(current)
+                os.fdatasync(current)
             finally:
                 os.close(current)
 

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -45,8 +45,10 @@ class StateStore(ABC):
 
     @abstractmethod
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
+    def transaction(self, write: bool = True) -> Iterator[Transaction]:
+        """One transaction: committed when the block ends, rolled back if it raises. One
+        that only reads (``write=False``) sees one consistent state without holding back
+        the writers where the store allows it."""
 
     def create(self, statements: Sequence[str]) -> None:
         """Run ``CREATE ... IF NOT EXISTS`` ``statements`` (tables on first use), all at once."""
@@ -64,22 +66,36 @@ class _SQLiteTransaction:
 
 
 class SQLiteStore(StateStore):
-    """A SQLite file readable by its owner only; each transaction takes the write lock at
-    once (``BEGIN IMMEDIATE``), so that workers never interleave a read and a change."""
+    """A SQLite file readable by its owner only. A transaction that writes takes the write
+    lock at once (``BEGIN IMMEDIATE``), so that workers never interleave a read and a
+    change; one that only reads takes a shared lock (``BEGIN``). Each thread keeps its own
+    connection, opened on first use (and again in a forked child): opening one per request
+    cost more than the queries it ran."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._connect().close()
+        sqlite3.connect(self.path).close()
         os.chmod(path, 0o600)
+        self._local = threading.local()
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10, isolation_level="IMMEDIATE")
+    def _connection(self) -> sqlite3.Connection:
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "held", None)
+        if held is None or held[0] != os.getpid():
+            connection = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            self._local.held = held = (os.getpid(), connection)
+        return held[1]
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        with closing(self._connect()) as connection, connection:
+    def transaction(self, write: bool = True) -> Iterator[Transaction]:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
             yield _SQLiteTransaction(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
 
 
 class _PostgresTransaction:
@@ -113,7 +129,7 @@ class PostgresStore(StateStore):
         return connection
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
+    def transaction(self, write: bool = True) -> Iterator[Transaction]:
         import psycopg
 
         with self._lock:

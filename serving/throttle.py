@@ -130,7 +130,7 @@ class TokenThrottle:
         if digest:
             same = (mine, _hashed(digest), since, self.per_token - 1)
             checks.append((Scope.TOKEN, LAST_OF_SAME, same))
-        with self.store.transaction() as db:
+        with self.store.transaction(write=False) as db:
             for scope, sql, params in checks:
                 rows = db.execute(sql, params)
                 if rows:

@@ -4,6 +4,7 @@ the one in-process service (``conftest.in_process_service``)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -60,9 +61,7 @@ def started_service(
         if os.environ.get(key) != value:
             patch.setenv(key, value)
     try:
-        with bentoml.serve(
-            "riskstrat.serving.service:RiskService", port=free_port(), host="127.0.0.1"
-        ) as server:
+        with serving_in_process(free_port()) as server:
             if ready:
                 with bentoml.SyncHTTPClient(server.url, token=token, server_ready_timeout=60):
                     yield server
@@ -71,6 +70,25 @@ def started_service(
                 yield server
     finally:
         patch.undo()
+
+
+@contextmanager
+def serving_in_process(port: int) -> Iterator[Server]:
+    """``bentoml.serve`` of the service on loopback at ``port``, leaving this process's logging
+    as it found it: BentoML applies its command-line logging configuration here, which
+    disables every logger that already exists (and later tests' ``caplog`` would see nothing
+    from them)."""
+    import bentoml
+
+    loggers = logging.root.manager.loggerDict.values()
+    enabled = [each for each in loggers if isinstance(each, logging.Logger) and not each.disabled]
+    level = logging.root.level
+    service = "riskstrat.serving.service:RiskService"
+    with bentoml.serve(service, port=port, host="127.0.0.1") as server:
+        for each in enabled:
+            each.disabled = False
+        logging.root.setLevel(level)
+        yield server
 
 
 def _wait_alive(url: str, seconds: float = 60) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from servers import free_port, write_access
+from servers import free_port, serving_in_process, write_access
 
 from riskstrat.contract.tables import ContractTables
 from riskstrat.features.engine import build_features
@@ -148,9 +148,7 @@ def test_real_server_on_loopback(
     body = [{"id": pid, "features": row.to_dict()} for (pid, _), row in features.iterrows()]
     ids = list(features.index.get_level_values("patient_id"))
     port = free_port()
-    with bentoml.serve(
-        "riskstrat.serving.service:RiskService", port=port, host="127.0.0.1"
-    ) as server:
+    with serving_in_process(port) as server:
         with bentoml.SyncHTTPClient(
             server.url, token=TOKENS["system"], server_ready_timeout=60
         ) as client:

@@ -5,6 +5,7 @@ object standing for another worker or server over the same database."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,31 @@ def test_every_worker_knows_a_session_and_only_hashes_are_kept(stores: Stores) -
     assert all(session not in map(str, row) for row in _rows(first.store, "sessions"))
     second.close(session)
     assert first.digest(session) is None
+
+
+def test_threads_of_one_worker_use_the_store_at_once(stores: Stores) -> None:
+    """A worker's request threads each reach the store (SQLite: a connection per thread),
+    while other threads write, without an error or a lost session."""
+    sessions = SessionStore(stores())
+    with ThreadPoolExecutor(8) as pool:
+        opened = list(pool.map(lambda i: sessions.open(f"{i:064x}"), range(48)))
+        found = list(pool.map(sessions.digest, opened))
+        list(pool.map(sessions.close, opened[::2]))
+        after = list(pool.map(sessions.digest, opened))
+    assert found == [f"{i:064x}" for i in range(48)]
+    assert after == [None if i % 2 == 0 else f"{i:064x}" for i in range(48)]
+
+
+def test_a_failed_transaction_leaves_nothing_and_the_store_carries_on(stores: Stores) -> None:
+    store = stores()
+    store.create(["CREATE TABLE IF NOT EXISTS notes (text TEXT NOT NULL)"])
+    with pytest.raises(ZeroDivisionError), store.transaction() as db:
+        db.execute("INSERT INTO notes (text) VALUES (?)", ("half",))
+        _ = 1 / 0
+    with store.transaction() as db:
+        db.execute("INSERT INTO notes (text) VALUES (?)", ("whole",))
+    with store.transaction(write=False) as db:
+        assert db.execute("SELECT text FROM notes") == [("whole",)]
 
 
 def test_expired_sessions_are_deleted(stores: Stores) -> None:
