@@ -75,3 +75,13 @@ def test_a_seed_already_saved_is_read_back_not_run_again(tmp_path) -> None:
     assert summary.iloc[0]["coverage"] == 0.75
     figures = json.loads((out / "bench_evaluate.json").read_text())
     assert figures["resumed_seeds"] == 4
+
+
+def test_the_bias_with_no_effect_is_reported_apart_from_the_bias_with_effects() -> None:
+    rows = _rows()
+    null = rows["effects"] == "null"
+    rows.loc[null, "estimate"] = [0.01, 0.03, 0.02, 0.02]
+    row = summarise(rows).iloc[0]
+    assert row["bias"] == pytest.approx(0.05)
+    assert row["null_bias"] == pytest.approx(0.02)
+    assert row["null_bias_se"] == pytest.approx(pd.Series([0.01, 0.03, 0.02, 0.02]).sem())

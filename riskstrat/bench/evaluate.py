@@ -133,9 +133,16 @@ def _share(flags: pd.Series) -> tuple[float, float]:
     return share, float(np.sqrt(share * (1 - share) / len(values)))
 
 
+def _se(values: pd.Series) -> float:
+    """The standard error of the mean of ``values``; NaN for fewer than two."""
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else np.nan
+
+
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     """Bias, coverage, false positives and pre-trend rejections per design and outcome, each
-    share with its standard error."""
+    share with its standard error. ``null_bias`` is the mean estimate's distance from no
+    effect in the boroughs without effects: a bias there is confounding, not a mistaken
+    truth or an effect the design cannot see."""
     out = []
     for (design, outcome), group in rows.groupby(["design", "outcome"], sort=False):
         true, null = group[group["effects"] == "true"], group[group["effects"] == "null"]
@@ -143,6 +150,7 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
         error = true["estimate"] - true["truth"]
         bias = error.mean()
         reference = mean_truth - (1.0 if design == "matched" else 0.0)
+        null_error = null["estimate"] - null["truth"]
         coverage, coverage_se = _share(true["covered"])
         false_positive, false_positive_se = _share(null["rejects_null"])
         pre_trend = group["pre_trend_p"] if "pre_trend_p" in group else pd.Series(dtype=float)
@@ -155,19 +163,17 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
                 "mean_truth": mean_truth,
                 "mean_estimate": true["estimate"].mean(),
                 "bias": bias,
-                "bias_se": error.std(ddof=1) / np.sqrt(len(error)) if len(error) > 1 else np.nan,
+                "bias_se": _se(error),
                 "relative_bias": abs(bias / reference) if reference else np.nan,
-                "relative_bias_se": (
-                    error.std(ddof=1) / np.sqrt(len(error)) / abs(reference)
-                    if reference and len(error) > 1
-                    else np.nan
-                ),
+                "relative_bias_se": _se(error) / abs(reference) if reference else np.nan,
                 "answered_share": (true["verdict"] == ANSWERED).mean(),
                 "coverage": coverage,
                 "coverage_se": coverage_se,
                 "false_positive_rate": false_positive,
                 "false_positive_rate_se": false_positive_se,
                 "null_coverage": null["covered"].mean() if len(null) else np.nan,
+                "null_bias": null_error.mean() if len(null) else np.nan,
+                "null_bias_se": _se(null_error),
                 "pretrend_tests": int(pre_trend.notna().sum()),
                 "pretrend_rejection_rate": rejection,
                 "pretrend_rejection_rate_se": rejection_se,
