@@ -11,9 +11,10 @@ the difference-in-differences also the pre-trend test's rejection rate: no desig
 reaches a month before go-live, so every borough, with effects or without, is a true null
 for it. Every share comes with its binomial standard error.
 
-Each seed's rows are written to ``seeds/seed-N.json`` in the output folder as soon as it
-finishes, and a seed already there is not run again: a long run interrupted resumes where it
-stopped, and adding seeds re-uses the ones done.
+Each seed's rows are written to ``seeds/seed-N-PATIENTS.json`` in the output folder as soon
+as it finishes, and a seed already there is not run again: a long run interrupted resumes
+where it stopped, and adding seeds re-uses the ones done (remove the folder after changing a
+design, or the old seeds are counted with the new).
 """
 
 from __future__ import annotations
