@@ -6,7 +6,15 @@ built-in plans are evaluated on both, and each estimate is compared with the gen
 truth, computed from the hazards with and without the intervention along the same simulated
 paths (``truth/``). Reported per design and outcome: bias (mean estimate minus truth, also as
 a share of the truth), coverage of the truth by the 95% interval, and the false-positive
-rate (intervals excluding no effect when there is none), with the seconds each took.
+rate (intervals excluding no effect when there is none), with the seconds each took. For
+the difference-in-differences also the pre-trend test's rejection rate: no design's effect
+reaches a month before go-live, so every borough, with effects or without, is a true null
+for it. Every share comes with its binomial standard error.
+
+Each seed's rows are written to ``seeds/seed-N-PATIENTS.json`` in the output folder as soon
+as it finishes, and a seed already there is not run again: a long run interrupted resumes
+where it stopped, and adding seeds re-uses the ones done (remove the folder after changing a
+design, or the old seeds are counted with the new).
 """
 
 from __future__ import annotations
@@ -26,12 +34,20 @@ import pandas as pd
 from riskstrat.common.progress import QUIET, Progress
 from riskstrat.common.spreadsheet import write_frame
 from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, LoadedPlan, load_plan
+from riskstrat.impact.power import ALPHA
 from riskstrat.impact.results import ANSWERED, DesignResult, EvaluationResults, OutcomeResult
 from riskstrat.impact.run import evaluate
 from riskstrat.sources.synthetic.borough import TRUTH_DIR, generate, write
 from riskstrat.sources.synthetic.config import SynthConfig
 
-TARGETS = {"coverage": (0.90, 0.98), "relative_bias": 0.10, "false_positive_rate": 0.08}
+TARGETS = {
+    "coverage": (0.90, 0.98),
+    "relative_bias": 0.10,
+    "false_positive_rate": 0.08,
+    "pretrend_rejection_rate": 0.08,
+}
+SEEDS_DIR = "seeds"
+PRE_TREND = "pre-trend: "
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +87,14 @@ def design_truth(
     return Truth(float(rows["expected_treated"].sum() / rows["expected_untreated"].sum()), 1.0)
 
 
+def _pre_trend_p(design: DesignResult, outcome: OutcomeResult) -> float:
+    """The p-value of the design's pre-trend test for ``outcome``; NaN when it has none."""
+    for check in design.checks:
+        if check.name == PRE_TREND + outcome.label and check.value is not None:
+            return float(check.value)
+    return np.nan
+
+
 def _rows(
     results: EvaluationResults, loaded: LoadedPlan, truth_dir: Path, seed: int, effects: str
 ) -> list[dict]:
@@ -93,6 +117,7 @@ def _rows(
                     "truth": target,
                     "covered": outcome.effect.ci_low <= target <= outcome.effect.ci_high,
                     "rejects_null": outcome.effect.excludes(truth.null),
+                    "pre_trend_p": _pre_trend_p(design, outcome),
                     "verdict": outcome.verdict,
                     "seconds": design.seconds,
                 }
@@ -100,8 +125,25 @@ def _rows(
     return rows
 
 
+def _share(flags: pd.Series) -> tuple[float, float]:
+    """The share of True among ``flags`` (NaN ignored) and its binomial standard error."""
+    values = flags.dropna().astype(bool)
+    if values.empty:
+        return np.nan, np.nan
+    share = float(values.mean())
+    return share, float(np.sqrt(share * (1 - share) / len(values)))
+
+
+def _se(values: pd.Series) -> float:
+    """The standard error of the mean of ``values``; NaN for fewer than two."""
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else np.nan
+
+
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
-    """Bias, coverage and false positives per design and outcome."""
+    """Bias, coverage, false positives and pre-trend rejections per design and outcome, each
+    share with its standard error. ``null_bias`` is the mean estimate's distance from no
+    effect in the boroughs without effects: a bias there is confounding, not a mistaken
+    truth or an effect the design cannot see."""
     out = []
     for (design, outcome), group in rows.groupby(["design", "outcome"], sort=False):
         true, null = group[group["effects"] == "true"], group[group["effects"] == "null"]
@@ -109,6 +151,11 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
         error = true["estimate"] - true["truth"]
         bias = error.mean()
         reference = mean_truth - (1.0 if design == "matched" else 0.0)
+        null_error = null["estimate"] - null["truth"]
+        coverage, coverage_se = _share(true["covered"])
+        false_positive, false_positive_se = _share(null["rejects_null"])
+        pre_trend = group["pre_trend_p"] if "pre_trend_p" in group else pd.Series(dtype=float)
+        rejection, rejection_se = _share(pre_trend.dropna() < ALPHA)
         out.append(
             {
                 "design": design,
@@ -117,12 +164,20 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
                 "mean_truth": mean_truth,
                 "mean_estimate": true["estimate"].mean(),
                 "bias": bias,
-                "bias_se": error.std(ddof=1) / np.sqrt(len(error)) if len(error) > 1 else np.nan,
+                "bias_se": _se(error),
                 "relative_bias": abs(bias / reference) if reference else np.nan,
+                "relative_bias_se": _se(error) / abs(reference) if reference else np.nan,
                 "answered_share": (true["verdict"] == ANSWERED).mean(),
-                "coverage": true["covered"].mean(),
-                "false_positive_rate": null["rejects_null"].mean() if len(null) else np.nan,
+                "coverage": coverage,
+                "coverage_se": coverage_se,
+                "false_positive_rate": false_positive,
+                "false_positive_rate_se": false_positive_se,
                 "null_coverage": null["covered"].mean() if len(null) else np.nan,
+                "null_bias": null_error.mean() if len(null) else np.nan,
+                "null_bias_se": _se(null_error),
+                "pretrend_tests": int(pre_trend.notna().sum()),
+                "pretrend_rejection_rate": rejection,
+                "pretrend_rejection_rate_se": rejection_se,
                 "seconds": group["seconds"].median(),
             }
         )
@@ -162,6 +217,29 @@ def _one_seed(seed: int, patients: int, work: Path) -> tuple[list[dict], list[di
     return rows, timings
 
 
+def seed_file(out: Path, seed: int, patients: int) -> Path:
+    """Where one seed's rows and timings are saved in the output folder ``out``."""
+    return out / SEEDS_DIR / f"seed-{seed}-{patients}.json"
+
+
+def _run_seed(seed: int, patients: int, work: Path, out: Path) -> tuple[list[dict], list[dict]]:
+    """One seed's rows and timings, saved to its file in ``out`` (written whole or not at
+    all, so an interrupted seed runs again)."""
+    rows, timings = _one_seed(seed, patients, work)
+    path = seed_file(out, seed, patients)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps({"rows": rows, "timings": timings}, default=_plain))
+    partial.replace(path)
+    return rows, timings
+
+
+def _plain(value: object) -> object:
+    """JSON for numpy scalars and dates in a seed's rows."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
 def bench_evaluate(
     out: Path,
     seeds: tuple[int, ...],
@@ -171,26 +249,39 @@ def bench_evaluate(
     progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Generate, evaluate and compare with the truth for every seed (``jobs`` seeds at a
-    time, each in its own process); write the figures."""
+    time, each in its own process), re-using the seeds already saved in ``out``; write the
+    figures."""
     say = progress or QUIET
     rows: list[dict] = []
     timings: list[dict] = []
     began = time.perf_counter()
+    (out / SEEDS_DIR).mkdir(parents=True, exist_ok=True)
+    todo = []
+    for seed in seeds:
+        path = seed_file(out, seed, patients)
+        if path.exists():
+            saved = json.loads(path.read_text())
+            rows += saved["rows"]
+            timings += saved["timings"]
+        else:
+            todo.append(seed)
+    done = len(seeds) - len(todo)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_one_seed, seed, patients, work) for seed in seeds]
-        for done, future in enumerate(as_completed(futures)):
+        futures = [pool.submit(_run_seed, seed, patients, work, out) for seed in todo]
+        for future in as_completed(futures):
             seed_rows, seed_timings = future.result()
             rows += seed_rows
             timings += seed_timings
-            say.advance("seeds", done + 1, len(seeds))
+            done += 1
+            say.advance("seeds", done, len(seeds))
     frame = pd.DataFrame(rows).sort_values(["seed", "effects", "design", "outcome"])
     summary = summarise(frame)
-    out.mkdir(parents=True, exist_ok=True)
     write_frame(frame, out / "bench_evaluate_runs.csv")
     figures = {
         "date": date.today().isoformat(),
         "patients": patients,
         "seeds": list(seeds),
+        "resumed_seeds": len(seeds) - len(todo),
         "jobs": jobs,
         "wall_seconds": round(time.perf_counter() - began),
         "targets": TARGETS,
