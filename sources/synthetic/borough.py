@@ -326,18 +326,8 @@ def generate_to(
             first_day=_first(config),
         )
     summary = _finished_summary(config, run, patients, counts, decisions)
-    _write_beside_events(
-        out,
-        Borough(
-            _practices_table(run),
-            patients,
-            pa.table({}),  # written above
-            _keyed(run),
-            summary,
-            effects=run.programme.effects(),
-            list_actions=run.programme.list_actions(run.ids),
-        ),
-    )
+    truth = _truth_files(_keyed(run), run.programme.effects(), run.programme.list_actions(run.ids))
+    _write_beside_events(out, _practices_table(run), patients, truth, summary)
     return summary
 
 
@@ -649,24 +639,34 @@ def write(borough: Borough, out: Path) -> None:
     record (``tables.json``, which readers check) to ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     pq.write_table(borough.events, out / EVENTS_FILE, row_group_size=ROW_GROUP)
-    _write_beside_events(out, borough)
+    truth = _truth_files(borough.truth, borough.effects, borough.list_actions)
+    _write_beside_events(out, borough.practices, borough.patients, truth, borough.summary)
 
 
-def _write_beside_events(out: Path, borough: Borough) -> None:
+def _truth_files(
+    truth: pd.DataFrame, effects: pd.DataFrame, list_actions: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """The frames of ``truth/``, by file name (without ``.parquet``)."""
+    return {"truth": truth, EFFECTS: effects, LIST_ACTIONS: list_actions}
+
+
+def _write_beside_events(
+    out: Path,
+    practices: pa.Table,
+    patients: pa.Table,
+    truth: dict[str, pd.DataFrame],
+    summary: dict,
+) -> None:
     """Everything ``write`` writes but the events, which must be there already (the record
     describes them)."""
-    pq.write_table(borough.practices, out / PRACTICES.file_name)
-    pq.write_table(borough.patients, out / PATIENTS.file_name)
+    pq.write_table(practices, out / PRACTICES.file_name)
+    pq.write_table(patients, out / PATIENTS.file_name)
     (out / TRUTH_DIR).mkdir(exist_ok=True)
-    for frame, name in (
-        (borough.truth, "truth"),
-        (borough.effects, EFFECTS),
-        (borough.list_actions, LIST_ACTIONS),
-    ):
+    for name, frame in truth.items():
         if not frame.empty:
             pq.write_table(
                 pa.Table.from_pandas(frame, preserve_index=False),
                 out / TRUTH_DIR / f"{name}.parquet",
             )
-    (out / MANIFEST).write_text(json.dumps(borough.summary, indent=2))
+    (out / MANIFEST).write_text(json.dumps(summary, indent=2))
     write_record(out)
