@@ -317,7 +317,7 @@ def generate_to(
         log = EventLog.spilling(Path(spill), block_people)
         run = _simulate(config, progress or QUIET, decisions, log)
         patients = _patients_table(run)
-        (progress or QUIET)(f"writing {len(log):,} events, a block of people at a time")
+        (progress or QUIET)(f"writing the events ({len(log):,} made), a block of people at a time")
         counts = log.write_parquet(
             out / EVENTS_FILE,
             run.ids,
