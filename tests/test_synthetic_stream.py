@@ -1,5 +1,6 @@
 """The generator in bounded memory: ``generate_to`` streams events to disk by month and
-writes them a block of people at a time, and its files are the in-memory path's, byte for byte."""
+writes them a block of people at a time, and its files are the in-memory path's, byte for byte;
+the state's arithmetic is done in blocks of people with the same answer."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pytest
 
 from riskstrat.contract.schema import EventKind
 from riskstrat.sources.synthetic.borough import MANIFEST, TRUTH_DIR, generate, generate_to, write
+from riskstrat.sources.synthetic.conditions import CONDITIONS
 from riskstrat.sources.synthetic.config import SynthConfig
+from riskstrat.sources.synthetic.dynamics import weighted
 from riskstrat.sources.synthetic.eventlog import EventLog
 
 # 30 months: the locality model's caseload and a risk list run, in a few tenths of a second
@@ -64,3 +67,9 @@ def test_a_spilling_log_recalls_only_the_kinds_the_simulation_asks_for(tmp_path:
     assert len(log) == 7
     with pytest.raises(ValueError, match="gp_contact is not kept for recall"):
         log.persons(EventKind.GP_CONTACT, 0, 100)
+
+
+def test_chunked_condition_weights_are_the_whole_product_exactly() -> None:
+    has = np.random.default_rng(4).random((1_000, len(CONDITIONS))) < 0.3
+    weights = np.linspace(-0.7, 1.3, len(CONDITIONS))
+    assert np.array_equal(weighted(has, weights, rows=64), has @ weights)
