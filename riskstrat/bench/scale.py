@@ -130,7 +130,7 @@ class Figures:
     memory_limit: str
 
 
-def _tree(root: int) -> list[int]:
+def process_tree(root: int) -> list[int]:
     """``root`` and every process below it."""
     found, queue = [], [root]
     while queue:
@@ -149,7 +149,7 @@ def _tree(root: int) -> list[int]:
     return found
 
 
-def _resident_bytes(pid: int) -> int:
+def resident_bytes(pid: int) -> int:
     try:
         fields = Path(f"/proc/{pid}/statm").read_text().split()
     except FileNotFoundError:
@@ -167,7 +167,7 @@ class TreeMemory:
 
     def _sample(self) -> None:
         while not self._stop.wait(_SAMPLE_SECONDS):
-            self.peak = max(self.peak, sum(_resident_bytes(p) for p in _tree(os.getpid())))
+            self.peak = max(self.peak, sum(resident_bytes(p) for p in process_tree(os.getpid())))
 
     def __enter__(self) -> TreeMemory:
         self._thread.start()

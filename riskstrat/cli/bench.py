@@ -149,6 +149,63 @@ def cmd_bench_features(
 
 @command(
     app,
+    "scale",
+    "validate, features, train and weekly at scale; figures to JSON",
+    "riskstrat bench scale --data work/borough --out work/scale --sizes 1,4,19",
+    "riskstrat bench scale --data work/borough --out work/scale --sizes 19 --step validate "
+    "--step features-duckdb --step features-spark",
+)
+def cmd_bench_scale(
+    data: Annotated[Path, option("DIR", "a raw borough's contract tables (riskstrat synth)")],
+    out: Annotated[
+        Path, option("DIR", "folder for the copies, each step's output and logs, scale.json")
+    ],
+    sizes: Annotated[
+        str,
+        typer.Option(
+            metavar="N,N,...",
+            help="sizes in borough copies (1,4,19: 265,000, 1.06 and 5.03 million people)",
+        ),
+    ] = "1,4,19",
+    step: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="STEP",
+            help="a step to measure (repeat; default all: validate, features-duckdb, "
+            "features-spark, train, weekly)",
+        ),
+    ] = None,
+    extract_date: Annotated[date, date_option("validate's extract date")] = date(2026, 10, 31),
+    as_of: Annotated[date, date_option("the features' as-of date")] = date(2025, 1, 1),
+    week: Annotated[date, date_option("the weekly run's date")] = date(2026, 10, 26),
+    train_engine: Annotated[
+        str, typer.Option(metavar="ENGINE", help="engine train builds its features on")
+    ] = "duckdb",
+    memory_limit: Annotated[
+        str,
+        typer.Option(metavar="SIZE", help="the engines' memory in copying and features, e.g. 6GB"),
+    ] = "6GB",
+) -> None:
+    """Each step at each size in its own process: time and peak memory of its process tree;
+    England projected from the per-core rates. Figures to OUT/scale.json as they come."""
+    from riskstrat.bench.scale import Limits
+    from riskstrat.bench.scale_steps import STEPS, ScaleBench, ScaleRun
+
+    run = ScaleRun(
+        sizes=tuple(int(n) for n in sizes.split(",")),
+        steps=tuple(step or STEPS),
+        extract_date=extract_date,
+        as_of=as_of,
+        week=week,
+        train_engine=train_engine,
+    )
+    figures = ScaleBench(data, out, run, Limits(memory_limit, out / "spill"), say).measure_all()
+    print_figures(figures)
+    say(f"figures in {out / 'scale.json'}")
+
+
+@command(
+    app,
     "weekly",
     "time the weekly run for two weeks; JSON figures",
     "riskstrat bench weekly --data work/bench --workdir work/bench-model --out work/bench-weekly",

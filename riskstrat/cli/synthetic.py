@@ -59,7 +59,7 @@ def cmd_synth(
     ] = False,
 ) -> None:
     """Generate a synthetic borough: contract tables, plus the ground truth no model sees."""
-    from riskstrat.sources.synthetic.borough import generate, write
+    from riskstrat.sources.synthetic.borough import generate_to
     from riskstrat.sources.synthetic.config import Interventions, SynthConfig
 
     services = {
@@ -76,9 +76,7 @@ def cmd_synth(
         interventions=services,
     )
     with reporting(steps=verbose) as progress:
-        borough = generate(config, progress=progress)
-        write(borough, out)
-    s = borough.summary
+        s = generate_to(config, out, progress=progress)
     say(
         f"synthetic borough: {s['people_ever_registered']:,} people, {s['events']:,} events "
         f"in {s['seconds']} s -> {out}"

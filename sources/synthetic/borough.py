@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,7 @@ import pyarrow.parquet as pq
 from riskstrat.common.months import DAYS_PER_YEAR, day_number
 from riskstrat.common.progress import QUIET, Progress
 from riskstrat.contract.record import write_record
-from riskstrat.contract.schema import PATIENTS, PRACTICES, EventKind
+from riskstrat.contract.schema import EVENTS, PATIENTS, PRACTICES, EventKind
 from riskstrat.sources.synthetic import emit
 from riskstrat.sources.synthetic.causes import CODES as CAUSE_CODES
 from riskstrat.sources.synthetic.causes import draw_causes
@@ -52,7 +53,13 @@ from riskstrat.sources.synthetic.dynamics import (
     monthly_leaving_rate,
     take,
 )
-from riskstrat.sources.synthetic.eventlog import NO_DAY, EventLog
+from riskstrat.sources.synthetic.eventlog import (
+    BLOCK_PEOPLE,
+    NO_DAY,
+    ROW_GROUP,
+    EventLog,
+    KindCounts,
+)
 from riskstrat.sources.synthetic.interventions import ListDecision, Programme
 from riskstrat.sources.synthetic.month import MonthStart
 from riskstrat.sources.synthetic.population import (
@@ -68,6 +75,7 @@ TRUTH_DIR = "truth"
 MANIFEST = "synth_manifest.json"
 EFFECTS = "effects"  # truth/effects.parquet: the interventions' true effects, month by month
 LIST_ACTIONS = "list_actions"  # truth/list_actions.parquet: each run's band and its effects
+EVENTS_FILE = EVENTS.file_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,17 +257,119 @@ def _draw_admissions(
     return death_time, who[before_death], u[before_death], rate
 
 
+@dataclass
+class _Run:
+    """What the month loop leaves behind, besides its events."""
+
+    began: float
+    start_day: int
+    people: People
+    practices: pd.DataFrame
+    ids: np.ndarray
+    register: _Register
+    programme: Programme
+    truth: pd.DataFrame  # by person number; ``_keyed`` swaps it for the pseudonym
+    admissions: tuple[np.ndarray, np.ndarray]  # person and day of every emergency admission
+
+
 def generate(
     config: SynthConfig,
     progress: Progress | None = None,
     decisions: Mapping[date, ListDecision] | None = None,
 ) -> Borough:
-    """Simulate the borough month by month; see the module docstring for the streams.
+    """Simulate the borough month by month, in memory; see the module docstring for the
+    streams.
 
     ``decisions`` (even empty) replaces the oracle's risk lists: lists run on exactly its
     dates (each the first of a simulated month), each scoring the decided people, who must
     be registered and alive then; it needs the list actions enabled."""
-    say = progress or QUIET
+    log = EventLog()
+    run = _simulate(config, progress or QUIET, decisions, log)
+    patients = _patients_table(run)
+    events, counts = log.to_arrow(
+        run.ids, keep=run.register.ever, last_day=day_number(config.end), first_day=_first(config)
+    )
+    summary = _finished_summary(config, run, patients, counts, decisions)
+    return Borough(
+        _practices_table(run),
+        patients,
+        events,
+        _keyed(run),
+        summary,
+        effects=run.programme.effects(),
+        list_actions=run.programme.list_actions(run.ids),
+    )
+
+
+def generate_to(
+    config: SynthConfig,
+    out: Path,
+    progress: Progress | None = None,
+    decisions: Mapping[date, ListDecision] | None = None,
+    block_people: int = BLOCK_PEOPLE,
+) -> dict:
+    """``write(generate(...), out)`` in bounded memory: each month's events go to disk
+    (blocks of ``block_people`` people, under ``out``, deleted at the end), and the events
+    table is written a block at a time. The files hold the same rows in the same order as
+    ``write``'s; returns the summary (the manifest)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".events-", dir=out) as spill:
+        log = EventLog.spilling(Path(spill), block_people)
+        run = _simulate(config, progress or QUIET, decisions, log)
+        patients = _patients_table(run)
+        (progress or QUIET)(f"writing the events ({len(log):,} made), a block of people at a time")
+        counts = log.write_parquet(
+            out / EVENTS_FILE,
+            run.ids,
+            keep=run.register.ever,
+            last_day=day_number(config.end),
+            first_day=_first(config),
+        )
+    summary = _finished_summary(config, run, patients, counts, decisions)
+    truth = _truth_files(_keyed(run), run.programme.effects(), run.programme.list_actions(run.ids))
+    _write_beside_events(out, _practices_table(run), patients, truth, summary)
+    return summary
+
+
+def _first(config: SynthConfig) -> int:
+    """The first day the summary's rates count events from."""
+    return day_number(config.start)
+
+
+def _finished_summary(
+    config: SynthConfig,
+    run: _Run,
+    patients: pa.Table,
+    counts: KindCounts,
+    decisions: Mapping[date, ListDecision] | None,
+) -> dict:
+    summary = _summary(config, patients, counts, run.truth, *run.admissions, run.register.end)
+    summary["list_decisions"] = (
+        None if decisions is None else sorted(day.isoformat() for day in decisions)
+    )
+    summary["seconds"] = round(time.perf_counter() - run.began, 1)
+    return summary
+
+
+def _keyed(run: _Run) -> pd.DataFrame:
+    """The truth keyed by pseudonym instead of person number."""
+    truth = run.truth.copy()
+    if not truth.empty:
+        truth.insert(0, "patient_id", run.ids[truth.pop("person").to_numpy()])
+    return truth
+
+
+def _practices_table(run: _Run) -> pa.Table:
+    return pa.Table.from_pandas(run.practices, schema=PRACTICES.schema, preserve_index=False)
+
+
+def _simulate(
+    config: SynthConfig,
+    say: Progress,
+    decisions: Mapping[date, ListDecision] | None,
+    log: EventLog,
+) -> _Run:
+    """The month loop: every event goes to ``log`` (settled at the end of each month)."""
     began = time.perf_counter()
     rng = np.random.default_rng(np.random.SeedSequence(config.seed))
     practices, share, deprivation = make_practices(rng)
@@ -267,7 +377,7 @@ def generate(
     n_joiners = round(config.patients * (config.yearly_leaving_rate + 0.01) * months / 12)
     people = make_people(rng, config.patients, n_joiners, months, share, deprivation)
     state, constants = initial_state(people, rng)
-    n, start_day, log = people.size, day_number(config.start), EventLog()
+    n, start_day = people.size, day_number(config.start)
     records = _history(state, people, constants, start_day, rng, log)
 
     register = _Register.at_start(people, start_day, rng)
@@ -344,32 +454,26 @@ def generate(
             rng.random(n) < monthly_leaving_rate(config.yearly_leaving_rate, state.age),
             first_day + days - 1,
         )
+        log.settle()
         say.advance("simulating months", m + 1, months, f"{first:%Y-%m}, {len(log):,} events")
         year, month_of_year = (year + 1, 1) if month_of_year == 12 else (year, month_of_year + 1)
 
     still_open = np.flatnonzero(records.package_start >= 0)
     emit.close_packages(log, records, still_open, None)
     programme.finish(log, register.exit_day(), day_number(config.end), constants)
-    patients = _patients_table(people, practices, ids, register, start_day)
-    events = log.to_arrow(ids, keep=register.ever, last_day=day_number(config.end))
-    truth = pd.concat(truth_frames, ignore_index=True) if truth_frames else pd.DataFrame()
-    adm_person = np.concatenate([a[0] for a in admissions])
-    adm_day = np.concatenate([a[1] for a in admissions])
-    summary = _summary(config, patients, events, truth, adm_person, adm_day, register.end)
-    summary["list_decisions"] = (
-        None if decisions is None else sorted(day.isoformat() for day in decisions)
-    )
-    summary["seconds"] = round(time.perf_counter() - began, 1)
-    if not truth.empty:
-        truth.insert(0, "patient_id", ids[truth.pop("person").to_numpy()])
-    return Borough(
-        pa.Table.from_pandas(practices, schema=PRACTICES.schema, preserve_index=False),
-        patients,
-        events,
-        truth,
-        summary,
-        effects=programme.effects(),
-        list_actions=programme.list_actions(ids),
+    return _Run(
+        began=began,
+        start_day=start_day,
+        people=people,
+        practices=practices,
+        ids=ids,
+        register=register,
+        programme=programme,
+        truth=pd.concat(truth_frames, ignore_index=True) if truth_frames else pd.DataFrame(),
+        admissions=(
+            np.concatenate([a[0] for a in admissions]),
+            np.concatenate([a[1] for a in admissions]),
+        ),
     )
 
 
@@ -415,12 +519,11 @@ def _pseudonyms(rng: np.random.Generator, n: int) -> np.ndarray:
             return np.array([f"{v:016x}" for v in raw], dtype=object)
 
 
-def _patients_table(
-    people: People, practices: pd.DataFrame, ids: np.ndarray, register: _Register, start_day: int
-) -> pa.Table:
+def _patients_table(run: _Run) -> pa.Table:
     """Everyone ever registered, with birth month, place and their registration dates."""
+    people, practices, ids, register = run.people, run.practices, run.ids, run.register
     idx = np.flatnonzero(register.ever)
-    birth_day = birth_days(people.take(idx), start_day)
+    birth_day = birth_days(people.take(idx), run.start_day)
 
     def dates(days: np.ndarray) -> pa.Array:
         return pa.array(days[idx], pa.int32(), mask=days[idx] == NO_DAY).cast(pa.date32())
@@ -446,7 +549,7 @@ def _patients_table(
 def _summary(
     config: SynthConfig,
     patients: pa.Table,
-    events: pa.Table,
+    counts: KindCounts,
     truth: pd.DataFrame,
     adm_person: np.ndarray,
     adm_day: np.ndarray,
@@ -465,17 +568,15 @@ def _summary(
         .clip(upper=window_end)
     )
     person_years = float(((ends - begins).dt.days.clip(lower=0)).sum() / DAYS_PER_YEAR)
-    kinds = events.column("kind").to_pandas()
-    starts = events.column("start").to_pandas(date_as_object=False)
-    in_window = (starts >= window_start) & (starts <= window_end)
-    counts = kinds[in_window].value_counts().sort_index()
     summary: dict = {
         "config": _plain(asdict(config)),
         "people_registered_at_start": int(config.patients),
         "people_ever_registered": patients.num_rows,
-        "events": events.num_rows,
+        "events": counts.events,
         "person_years": round(person_years),
-        "yearly_rate_per_person": {k: round(v / person_years, 4) for k, v in counts.items()},
+        "yearly_rate_per_person": {
+            k: round(v / person_years, 4) for k, v in counts.by_kind().items()
+        },
         "yearly_death_rate": round(int(pats["death_date"].notna().sum()) / person_years, 4),
         "truth": [],
     }
@@ -537,19 +638,35 @@ def write(borough: Borough, out: Path) -> None:
     """Write the contract tables, the truth (keyed by pseudonym), a manifest and the tables'
     record (``tables.json``, which readers check) to ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    pq.write_table(borough.practices, out / PRACTICES.file_name)
-    pq.write_table(borough.patients, out / PATIENTS.file_name)
-    pq.write_table(borough.events, out / "events.parquet", row_group_size=1_000_000)
+    pq.write_table(borough.events, out / EVENTS_FILE, row_group_size=ROW_GROUP)
+    truth = _truth_files(borough.truth, borough.effects, borough.list_actions)
+    _write_beside_events(out, borough.practices, borough.patients, truth, borough.summary)
+
+
+def _truth_files(
+    truth: pd.DataFrame, effects: pd.DataFrame, list_actions: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """The frames of ``truth/``, by file name (without ``.parquet``)."""
+    return {"truth": truth, EFFECTS: effects, LIST_ACTIONS: list_actions}
+
+
+def _write_beside_events(
+    out: Path,
+    practices: pa.Table,
+    patients: pa.Table,
+    truth: dict[str, pd.DataFrame],
+    summary: dict,
+) -> None:
+    """Everything ``write`` writes but the events, which must be there already (the record
+    describes them)."""
+    pq.write_table(practices, out / PRACTICES.file_name)
+    pq.write_table(patients, out / PATIENTS.file_name)
     (out / TRUTH_DIR).mkdir(exist_ok=True)
-    for frame, name in (
-        (borough.truth, "truth"),
-        (borough.effects, EFFECTS),
-        (borough.list_actions, LIST_ACTIONS),
-    ):
+    for name, frame in truth.items():
         if not frame.empty:
             pq.write_table(
                 pa.Table.from_pandas(frame, preserve_index=False),
                 out / TRUTH_DIR / f"{name}.parquet",
             )
-    (out / MANIFEST).write_text(json.dumps(borough.summary, indent=2))
+    (out / MANIFEST).write_text(json.dumps(summary, indent=2))
     write_record(out)

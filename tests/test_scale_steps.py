@@ -1,0 +1,82 @@
+"""The scale benchmark's steps: every step at a size in its own measured process, one JSON
+with them all, and England projected from their per-core rates."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from riskstrat.bench.scale import Limits
+from riskstrat.bench.scale_steps import (
+    CLUSTER_CORES,
+    ENGLAND_PEOPLE,
+    PARALLEL_EFFICIENCY,
+    RESULTS_FILE,
+    STEPS,
+    ScaleBench,
+    ScaleRun,
+    StepFigures,
+    england,
+    run_measured,
+)
+from riskstrat.common.errors import UserError
+from riskstrat.sources.synthetic.borough import generate_to
+from riskstrat.sources.synthetic.config import SynthConfig
+
+
+def _figures(step: str, people: int, events: int, seconds: float | None) -> StepFigures:
+    rate = round(events / seconds / 2) if seconds else None
+    return StepFigures(step, 1, people, events, 2, seconds, 1.0, 1.0, rate)
+
+
+def test_england_is_projected_from_each_steps_largest_completed_size() -> None:
+    figures = [
+        _figures("validate", 1_000, 80_000, 2.0),
+        _figures("validate", 4_000, 320_000, 10.0),  # 16,000 events a second per core
+        _figures("train", 1_000, 80_000, 4.0),  # 10,000
+        _figures("train", 4_000, 320_000, None),  # did not fit: not a rate
+    ]
+    projected = england(figures)["steps"]
+    assert list(projected) == ["validate", "train"]
+    assert projected["validate"]["from_people"] == 4_000
+    assert projected["train"]["from_people"] == 1_000
+    events = 80 * ENGLAND_PEOPLE
+    assert projected["validate"]["core_hours"] == round(events / 16_000 / 3600, 1)
+    assert projected["train"]["cluster_hours"] == round(
+        events / 10_000 / 3600 / (CLUSTER_CORES * PARALLEL_EFFICIENCY), 2
+    )
+
+
+def test_a_measured_command_reports_its_peak_and_failure(tmp_path: Path) -> None:
+    grow = "import sys; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); sys.exit(3)"
+    done = run_measured(["python3", "-c", grow], tmp_path / "log")
+    assert done.returncode == 3
+    assert done.peak_process >= 200 * 2**20 and done.peak_tree >= done.peak_process
+
+
+def test_an_unknown_step_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="unknown step"):
+        ScaleRun((1,), ("validate", "score"), date(2026, 10, 31), date(2025, 1, 1), date.today())
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_one_command_measures_every_step_into_one_json(tmp_path: Path) -> None:
+    borough = tmp_path / "borough"
+    generate_to(SynthConfig(patients=600, seed=2), borough)
+    run = ScaleRun((1,), STEPS, date(2026, 10, 31), date(2025, 1, 1), date(2026, 10, 26))
+    said: list[str] = []
+    limits = Limits("1GB", tmp_path / "spill")
+    ScaleBench(borough, tmp_path / "scale", run, limits, said.append).measure_all()
+    body = json.loads((tmp_path / "scale" / RESULTS_FILE).read_text())
+    steps = {row["step"]: row for row in body["steps"]}
+    assert list(steps) == list(STEPS)
+    for step, row in steps.items():
+        assert row["error"] is None, f"{step}: {row['error']}"
+        assert row["seconds"] > 0 and row["peak_tree_gib"] >= row["peak_process_gib"] > 0
+        assert row["events"] > 0 and row["people"] > 0
+    assert list(body["england"]["steps"]) == list(STEPS)
+    assert any("(preparing, not measured)" in line for line in said)  # promote, for weekly
