@@ -35,6 +35,7 @@ from riskstrat.impact.plan import Plan
 from riskstrat.impact.power import minimum_detectable_effect
 from riskstrat.impact.rd import rd_bins, regression_discontinuity
 from riskstrat.impact.results import ANSWERED, Check, DesignResult, Interval, OutcomeResult
+from riskstrat.impact.subgroups import RD_NOT_RUN, did_subgroups, matched_subgroups
 from riskstrat.impact.summary import cannot_answer, change_sentence
 from riskstrat.models.bundle import ModelBundle
 
@@ -245,6 +246,8 @@ def run_did(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResult:
         f" ({estimate.draws:,} {'exact re-assignments' if estimate.exact else 'draws'}),"
         f" {estimate.n_treated_units} of {estimate.n_units} units treated"
     )
+    measured = [n for n in plan.outcomes.all if n in counts.outcomes]
+    subgroups = did_subgroups(plan, cohort, lambda n: did_panel(counts, cohort, n), measured)
     return DesignResult(
         design="did",
         title=DID_TITLE,
@@ -257,6 +260,7 @@ def run_did(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResult:
         tables=tables,
         outcomes=_in_plan_order(plan, outcomes),
         seconds=round(time.perf_counter() - began, 1),
+        subgroups=subgroups,
     )
 
 
@@ -355,6 +359,7 @@ def run_matched(
             )
         )
     c = estimate.counts
+    subgroups = matched_subgroups(plan, cohort, people, features, list(measured))
     return DesignResult(
         design="matched",
         title=MATCHED_TITLE,
@@ -376,6 +381,7 @@ def run_matched(
         tables=_balance_table(balance),
         outcomes=_in_plan_order(plan, outcomes),
         seconds=round(time.perf_counter() - began, 1),
+        subgroups=subgroups,
     )
 
 
@@ -524,6 +530,7 @@ def run_rd(
         tables={f"rd_bins:{design.outcome}": _rows(_bins(frame, design.cutoff))},
         outcomes=[outcome],
         seconds=round(time.perf_counter() - began, 1),
+        subgroups_not_run=RD_NOT_RUN if plan.subgroups else None,
     )
 
 
