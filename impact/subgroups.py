@@ -61,6 +61,15 @@ def _finite(value: Interval) -> Interval | None:
     return value if all(math.isfinite(v) for v in parts) else None
 
 
+UNBOUNDED = "its interval has no finite end: the data cannot bound the change at this level"
+UNBOUNDED_DIFFERENCE = "the difference's interval has no finite end: the data cannot bound it"
+
+
+def _answered_when_bounded(verdict: str, value: Interval | None, unbounded: str) -> str:
+    """An answered verdict becomes ``unbounded`` when there is no finite interval to show."""
+    return unbounded if verdict == ANSWERED and value is None else verdict
+
+
 def _first_reason(*verdicts: str) -> str:
     return next((v for v in verdicts if v != ANSWERED), ANSWERED)
 
@@ -99,13 +108,14 @@ def _did_effect(outcome: str, level: str, estimate: DidEstimate) -> SubgroupEffe
         ci_high=estimate.relative_ci_high,
         p_value=estimate.p_value,
     )
+    relative = _finite(relative)
     return SubgroupEffect(
         outcome=outcome,
         level=level,
         n_people=estimate.n_people,
         effect=_finite(effect),
-        relative=_finite(relative),
-        verdict=estimate.verdict,
+        relative=relative,
+        verdict=_answered_when_bounded(estimate.verdict, relative, UNBOUNDED),
     )
 
 
@@ -127,10 +137,10 @@ def _did_difference(level: DidEstimate, reference: DidEstimate) -> Interval | No
 
 
 def did_subgroups(
-    plan: Plan, cohort: Cohort, panel: Callable[[str], pd.DataFrame], outcomes: list[str]
+    plan: Plan, cohort: Cohort, outcome: str, panel: pd.DataFrame
 ) -> list[SubgroupResult]:
-    """Each subgroup of the plan under its [did] settings, for each of the ``outcomes``
-    (``panel(outcome)`` builds its person-month panel; one is kept at a time)."""
+    """Each subgroup of the plan under its [did] settings, for one outcome and its
+    person-month ``panel`` (the whole cohort's; ``merged`` joins the outcomes)."""
     design: DidDesign = plan.did
     shared = design.inference != "person_cluster"
     method = (
@@ -146,15 +156,9 @@ def did_subgroups(
         )
     )
 
-    kept: dict[str, pd.DataFrame] = {}
-
-    def estimate(outcome: str, people: pd.Index) -> DidEstimate:
-        if outcome not in kept:
-            kept.clear()
-            kept[outcome] = panel(outcome)
-        frame = kept[outcome]
+    def estimate(people: pd.Index) -> DidEstimate:
         return staggered_did(
-            frame[frame["person"].isin(people)],
+            panel[panel["person"].isin(people)],
             control=design.control,
             inference=design.inference,
             seed=plan.seed,
@@ -166,13 +170,26 @@ def did_subgroups(
             str(subgroup),
             cohort,
             method,
-            lambda outcome, _level, people: estimate(outcome, people),
-            outcomes,
+            lambda _outcome, _level, people: estimate(people),
+            [outcome],
             _did_effect,
             _did_difference,
             _same_units(cohort, str(subgroup)) if shared else None,
         )
         for subgroup in plan.subgroup_list
+    ]
+
+
+def merged(parts: list[list[SubgroupResult]]) -> list[SubgroupResult]:
+    """The subgroups of several outcomes' ``did_subgroups``, one result per subgroup."""
+    return [
+        group[0].model_copy(
+            update={
+                "effects": [e for same in group for e in same.effects],
+                "interactions": [i for same in group for i in same.interactions],
+            }
+        )
+        for group in zip(*parts, strict=True)
     ]
 
 
@@ -218,13 +235,14 @@ def _matched_effect(outcome: str, level: str, found: _MatchedLevel) -> SubgroupE
         ci_high=effect.ci_high - 1,
         p_value=effect.p_value,
     )
+    relative = _finite(relative)
     return SubgroupEffect(
         outcome=outcome,
         level=level,
         n_people=found.n_people,
         effect=_finite(ratio),
-        relative=_finite(relative),
-        verdict=effect.verdict,
+        relative=relative,
+        verdict=_answered_when_bounded(effect.verdict, relative, UNBOUNDED),
     )
 
 
@@ -281,9 +299,7 @@ def matched_subgroups(
             str(subgroup),
             cohort,
             method,
-            lambda outcome, level, members, by=str(subgroup): estimate(
-                by, level, outcome, members
-            ),
+            lambda outcome, level, members, by=str(subgroup): estimate(by, level, outcome, members),
             outcomes,
             _matched_effect,
             _matched_difference,
@@ -310,9 +326,7 @@ def _by_level(
     ``effect``, each level against the reference by ``difference``; ``unpaired`` says why
     the levels' draws cannot be paired (each difference then says so)."""
     levels = cohort.levels(by)
-    members = {
-        level: cohort.people[(cohort.subgroups[by] == level).to_numpy()] for level in levels
-    }
+    members = {level: cohort.people[(cohort.subgroups[by] == level).to_numpy()] for level in levels}
     effects, interactions = [], []
     for outcome in outcomes:
         found = {level: estimate(outcome, level, members[level]) for level in levels}
@@ -323,13 +337,14 @@ def _by_level(
             verdict = _first_reason(shown[level].verdict, shown[reference].verdict)
             if unpaired:
                 verdict = _first_reason(verdict, f"the levels cannot be compared: {unpaired}")
+            value = None if unpaired else difference(found[level], found[reference])
             interactions.append(
                 Interaction(
                     outcome=outcome,
                     level=level,
                     reference=reference,
-                    difference=None if unpaired else difference(found[level], found[reference]),
-                    verdict=verdict,
+                    difference=value,
+                    verdict=_answered_when_bounded(verdict, value, UNBOUNDED_DIFFERENCE),
                 )
             )
     return SubgroupResult(
