@@ -3,16 +3,26 @@ separates a planted difference between levels and does not invent one."""
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from evaluation_fixture import evaluation
 
 from riskstrat.impact.cohort import Cohort, subgroup_levels
 from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, Plan, Subgroup, load_plan
-from riskstrat.impact.results import ANSWERED, SubgroupResult
+from riskstrat.impact.report import report_html
+from riskstrat.impact.results import (
+    ANSWERED,
+    Interaction,
+    Interval,
+    SubgroupEffect,
+    SubgroupResult,
+)
 from riskstrat.impact.subgroups import did_subgroups, matched_subgroups
 
 # Eight units: two go live at period 3, two at 5, one at 6, three never (1,680 schedules).
@@ -173,3 +183,45 @@ def test_a_feature_with_too_many_levels_needs_bands() -> None:
     assert banded.value_counts().to_dict() == {"65-74": 100, "75-84": 100, "85+": 800}
     over = subgroup_levels(Subgroup("age >= 85"), many)
     assert over.value_counts().to_dict() == {"no": 200, "yes": 800}
+
+
+def test_the_report_shows_each_level_and_the_difference_or_the_reason(tmp_path: Path) -> None:
+    answered = Interval(estimate=-0.25, ci_low=-0.31, ci_high=-0.19, p_value=0.001)
+    subgroup = SubgroupResult(
+        by="has_frailty",
+        levels=["0", "1"],
+        method="paired re-assignments",
+        effects=[
+            SubgroupEffect(outcome="deaths", level="0", n_people=1200, verdict="too few deaths"),
+            SubgroupEffect(outcome="deaths", level="1", n_people=3400, relative=answered),
+        ],
+        interactions=[
+            Interaction(
+                outcome="deaths",
+                level="1",
+                reference="0",
+                difference=Interval(estimate=-0.136, ci_low=-0.2, ci_high=-0.07, p_value=0.0004),
+                verdict="too few deaths",
+            )
+        ],
+    )
+    results = evaluation()
+    did = results.design("did").model_copy(update={"subgroups": [subgroup]})
+    rd = results.design("rd").model_copy(update={"subgroups_not_run": "not per subgroup here"})
+    results = results.model_copy(update={"designs": [did, rd]})
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", report_html(results, []))).split())
+    assert "Subgroups by has_frailty" in text
+    assert (
+        "Deaths (safety) Cannot answer: too few deaths 1,200 people 25.0% lower (95% CI "
+        "19.0% to 31.0% lower) 3,400 people Cannot answer: too few deaths" in text
+    )
+    assert "13.6 points" not in text  # an interaction with a level that cannot answer
+    assert "Subgroups not per subgroup here." in text
+    answered_test = subgroup.interactions[0].model_copy(update={"verdict": ANSWERED})
+    shown = subgroup.model_copy(update={"interactions": [answered_test]})
+    did = did.model_copy(update={"subgroups": [shown]})
+    page = report_html(results.model_copy(update={"designs": [did]}), [])
+    assert "\u221213.6 points (95% CI \u221220.0 to \u22127.0)" in html.unescape(page)
+    unanswered = did.model_copy(update={"verdict": "only 2 clusters of roll-out"})
+    page = report_html(results.model_copy(update={"designs": [unanswered]}), [])
+    assert "13.6 points" not in html.unescape(page)
