@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from evaluation_fixture import evaluation
 
+from riskstrat.bench.evaluate import subgroup_truth
 from riskstrat.impact.cohort import Cohort, subgroup_levels
 from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, Plan, Subgroup, load_plan
 from riskstrat.impact.report import report_html
@@ -24,6 +25,8 @@ from riskstrat.impact.results import (
     SubgroupResult,
 )
 from riskstrat.impact.subgroups import did_subgroups, matched_subgroups
+from riskstrat.sources.synthetic.borough import TRUTH_DIR
+from riskstrat.sources.synthetic.config import Interventions
 
 # Eight units: two go live at period 3, two at 5, one at 6, three never (1,680 schedules).
 SCHEDULE = (3, 3, 5, 5, 6, -1, -1, -1)
@@ -225,3 +228,27 @@ def test_the_report_shows_each_level_and_the_difference_or_the_reason(tmp_path: 
     unanswered = did.model_copy(update={"verdict": "only 2 clusters of roll-out"})
     page = report_html(results.model_copy(update={"designs": [unanswered]}), [])
     assert "13.6 points" not in html.unescape(page)
+
+
+def test_the_benchmarks_frailty_truth_is_the_generators_hazard_ratio_split(
+    small_borough_dir: Path,
+) -> None:
+    loaded = load_plan(PLANS / BUILT_IN_PLANS[0])
+    design = (
+        evaluation()
+        .design("did")
+        .model_copy(update={"first_month": date(2023, 7, 1), "end_month": date(2026, 10, 1)})
+    )
+    truth = small_borough_dir / TRUTH_DIR
+    frail, other = (
+        subgroup_truth(design, "emergency_admissions", level, loaded, truth).value
+        for level in ("1", "0")
+    )
+    model = Interventions().locality_model
+    # Each level's direct change (hazard ratio - 1), both scaled alike by the feedback.
+    assert frail / other == pytest.approx(
+        (model.admission_hr_frail - 1) / (model.admission_hr_not_frail - 1)
+    )
+    assert model.admission_hr_frail - 1 > frail > 1.2 * (model.admission_hr_frail - 1)
+    assert subgroup_truth(design, "deaths", "1", loaded, truth) is None
+    assert subgroup_truth(design, "emergency_admissions", "85+", loaded, truth) is None
