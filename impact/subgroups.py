@@ -77,6 +77,8 @@ def _first_reason(*verdicts: str) -> str:
 def _from_draws(estimate: float, draws: np.ndarray) -> Interval:
     """The difference with the interval and p-value from its null draws (estimate - truth)."""
     error = np.abs(draws[np.isfinite(draws)])
+    if error.size == 0:
+        return Interval(estimate=estimate, ci_low=math.nan, ci_high=math.nan)
     margin = float(np.quantile(error, 1 - ALPHA))
     p_value = float(np.mean(error >= abs(estimate) * (1 - 1e-9)))
     return Interval(
@@ -130,10 +132,12 @@ def _did_difference(level: DidEstimate, reference: DidEstimate) -> Interval | No
     if not math.isfinite(estimate):
         return None
     draws = (level.null_relative, reference.null_relative)
+    if level.inference == "person_cluster":
+        se = math.hypot(_relative_se(level), _relative_se(reference))
+        return _finite(_independent(estimate, se)) if math.isfinite(se) else None
     if all(isinstance(d, np.ndarray) for d in draws) and draws[0].shape == draws[1].shape:
         return _finite(_from_draws(estimate, draws[0] - draws[1]))
-    se = math.hypot(_relative_se(level), _relative_se(reference))
-    return _finite(_independent(estimate, se)) if math.isfinite(se) else None
+    return None
 
 
 def did_subgroups(

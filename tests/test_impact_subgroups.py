@@ -35,8 +35,9 @@ PEOPLE = 160  # per unit, half of them frail
 FRAIL, NOT_FRAIL = 0.6, 0.9  # the planted rate ratios
 
 
-def _plan(tmp_path: Path) -> Plan:
+def _plan(tmp_path: Path, inference: str = "randomisation") -> Plan:
     text = (PLANS / BUILT_IN_PLANS[0]).read_text()
+    text = text.replace('inference = "randomisation"', f'inference = "{inference}"')
     if "[subgroups]" not in text:
         text = text.replace("[did]", '[subgroups]\nby = ["has_frailty"]\n\n[did]', 1)
     path = tmp_path / "plan.toml"
@@ -90,15 +91,21 @@ def _panel(cohort: Cohort, seed: int, frail_ratio: float, other_ratio: float) ->
     return pd.concat(frames, ignore_index=True)
 
 
-def _did(tmp_path: Path, frail_ratio: float, other_ratio: float) -> SubgroupResult:
+def _did(
+    tmp_path: Path, frail_ratio: float, other_ratio: float, inference: str = "randomisation"
+) -> SubgroupResult:
     cohort = _cohort(len(SCHEDULE))
     panel = _panel(cohort, 3, frail_ratio, other_ratio)
-    (result,) = did_subgroups(_plan(tmp_path), cohort, "emergency_admissions", panel)
+    plan = _plan(tmp_path, inference)
+    (result,) = did_subgroups(plan, cohort, "emergency_admissions", panel)
     return result
 
 
-def test_the_did_separates_a_planted_difference_between_levels(tmp_path: Path) -> None:
-    result = _did(tmp_path, FRAIL, NOT_FRAIL)
+@pytest.mark.parametrize("inference", ["randomisation", "person_cluster"])
+def test_the_did_separates_a_planted_difference_between_levels(
+    tmp_path: Path, inference: str
+) -> None:
+    result = _did(tmp_path, FRAIL, NOT_FRAIL, inference)
     assert (result.by, result.levels) == ("has_frailty", ["0", "1"])
     effects = {e.level: e for e in result.effects}
     for level, ratio in (("0", NOT_FRAIL), ("1", FRAIL)):
