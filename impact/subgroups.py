@@ -338,7 +338,13 @@ def _by_level(
         effects += shown.values()
         reference = levels[0]
         for level in levels[1:]:
-            verdict = _first_reason(shown[level].verdict, shown[reference].verdict)
+            verdict = _first_reason(
+                *(
+                    f"at {by} {v}: {shown[v].verdict}"
+                    for v in (level, reference)
+                    if shown[v].verdict != ANSWERED
+                )
+            )
             if unpaired:
                 verdict = _first_reason(verdict, f"the levels cannot be compared: {unpaired}")
             value = None if unpaired else difference(found[level], found[reference])
