@@ -148,7 +148,7 @@ def did_subgroups(
     design: DidDesign = plan.did
     shared = design.inference != "person_cluster"
     method = (
-        "each level's own difference-in-differences with the plan's [did] settings; the "
+        "Each level's own difference-in-differences with the plan's [did] settings; the "
         "interaction's interval and p-value from "
         + (
             "the same re-assigned roll-out schedules (bootstrap weights) for every level, "
@@ -273,7 +273,7 @@ def matched_subgroups(
     takes them), features constant within the level left out."""
     design = plan.matched
     method = (
-        "treated people matched within each level to comparison people of the same level, "
+        "Treated people matched within each level to comparison people of the same level, "
         "with the plan's [matched] settings; the difference of the rate ratios with a "
         "delta-method interval (the levels' matched sets are disjoint, so independent)"
     )
