@@ -35,6 +35,7 @@ from riskstrat.impact.plan import Plan
 from riskstrat.impact.power import minimum_detectable_effect
 from riskstrat.impact.rd import rd_bins, regression_discontinuity
 from riskstrat.impact.results import ANSWERED, Check, DesignResult, Interval, OutcomeResult
+from riskstrat.impact.subgroups import RD_NOT_RUN, did_subgroups, matched_subgroups, merged
 from riskstrat.impact.summary import cannot_answer, change_sentence
 from riskstrat.models.bundle import ModelBundle
 
@@ -172,14 +173,17 @@ def run_did(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResult:
     for name, kinds in counts.absent.items():
         if name in plan.outcomes.all:
             outcomes.append(_not_measured(name, kinds, measure, who))
+    subgroups = []
     for name in (n for n in plan.outcomes.all if n in counts.outcomes):
+        panel = did_panel(counts, cohort, name)
         estimate = staggered_did(
-            did_panel(counts, cohort, name),
+            panel,
             control=design.control,
             inference=design.inference,
             seed=plan.seed,
             draws=design.bootstrap,
         )
+        subgroups.append(did_subgroups(plan, cohort, name, panel))
         label = OUTCOMES[name]
         pre = estimate.pre_trend
         passed = pre.n_pre_periods > 0 and pre.p_value >= 0.05
@@ -257,6 +261,7 @@ def run_did(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResult:
         tables=tables,
         outcomes=_in_plan_order(plan, outcomes),
         seconds=round(time.perf_counter() - began, 1),
+        subgroups=merged(subgroups),
     )
 
 
@@ -355,6 +360,7 @@ def run_matched(
             )
         )
     c = estimate.counts
+    subgroups = matched_subgroups(plan, cohort, people, features, list(measured))
     return DesignResult(
         design="matched",
         title=MATCHED_TITLE,
@@ -376,6 +382,7 @@ def run_matched(
         tables=_balance_table(balance),
         outcomes=_in_plan_order(plan, outcomes),
         seconds=round(time.perf_counter() - began, 1),
+        subgroups=subgroups,
     )
 
 
@@ -524,6 +531,7 @@ def run_rd(
         tables={f"rd_bins:{design.outcome}": _rows(_bins(frame, design.cutoff))},
         outcomes=[outcome],
         seconds=round(time.perf_counter() - began, 1),
+        subgroups_not_run=RD_NOT_RUN if plan.subgroups else None,
     )
 
 

@@ -65,7 +65,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 import numpy as np
@@ -157,6 +157,10 @@ class DidEstimate:
     exact: bool
     seed: int
     verdict: str
+    # The relative effect's null draws (estimate minus truth, NaN where a schedule cannot be
+    # estimated), one per re-assigned schedule or bootstrap draw in the order the seed fixes:
+    # two subgroups' draws line up, so their difference has a joint interval. None without.
+    null_relative: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -505,7 +509,10 @@ def _randomisation(
     spread = np.nanstd(null_event[:, pre], axis=0)
     pre_trend = _sup_test(fit.event[0, 0, pre], spread, null_event[:, pre], events[pre], True)
     event_est = fit.event[0, 0]
+    counterfactual = observed - att
+    null_att = np.where(keep, perm.overall[0] - shift * perm.overall[2], np.nan)
     return {
+        "null_relative": null_att * observed / counterfactual**2,
         "att": att,
         "se": float(np.std(a - shift * c)),
         "ci_low": ci_low,
@@ -612,6 +619,9 @@ def _influence(
     log_ratio = math.log(observed / counterfactual) if observed > 0 < counterfactual else math.nan
     event_est = estimate[event_rows]
     return {
+        "null_relative": (
+            boot[:, att_row] * observed / counterfactual**2 if inference == "wild_cluster" else None
+        ),
         "att": att,
         "se": float(se[att_row]),
         "ci_low": att - float(margin[att_row]),

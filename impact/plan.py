@@ -7,6 +7,9 @@ A plan is a TOML file (see ``impact/plans/`` for the built-in borough's)::
     [population]   baseline date, and the eligibility rule over riskstrat's features as of
                    the baseline: every ``require`` condition and at least one ``any_of``
     [outcomes]     primary, secondary
+    [subgroups]    by: effect modifiers, each a feature as of the baseline (``has_frailty``),
+                   a banded one (``age_band``) or a condition (``"age >= 85"``): every
+                   design that can reports its effect per level with an interaction test
     [did]          staggered difference-in-differences (optional)
     [matched]      matched comparison (optional)
     [rd]           regression discontinuity at the list's cut-off (optional)
@@ -23,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -33,6 +37,7 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from riskstrat.common.settings import Integer, SettingsError, parse_toml, settings_model, validate
+from riskstrat.features.bands import AGE_LABELS, age_band
 from riskstrat.features.exposure import ExposureRule
 from riskstrat.features.outcomes import OUTCOMES
 
@@ -86,6 +91,66 @@ def _conditions(texts: tuple[str, ...]) -> tuple[str, ...]:
     for text in texts:
         Condition.parse(text)
     return texts
+
+
+BANDS: dict[str, tuple[str, Callable[[pd.Series], pd.Series], tuple[str, ...]]] = {
+    "age_band": ("age", age_band, AGE_LABELS),
+}
+"""Banded features a subgroup may name: the feature each bands, how, and the bands in order."""
+MAX_LEVELS = 6
+"""The most levels a subgroup may have: more is a continuous feature that needs bands."""
+MIN_LEVEL_PEOPLE = 100
+"""The fewest eligible people a subgroup level needs for its effect to be estimated."""
+_NAME = re.compile(r"^\s*[a-z][a-z0-9_]*\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Subgroup:
+    """One effect modifier: a feature's own levels, its bands, or a condition (yes / no)."""
+
+    text: str
+
+    @property
+    def condition(self) -> Condition | None:
+        return None if _NAME.match(self.text) else Condition.parse(self.text)
+
+    @property
+    def feature(self) -> str:
+        """The feature column it reads."""
+        condition = self.condition
+        if condition is not None:
+            return condition.feature
+        name = self.text.strip()
+        return BANDS[name][0] if name in BANDS else name
+
+    def levels(self, features: pd.DataFrame) -> pd.Series:
+        """Each person's level, as text, in the order ``order`` sorts them."""
+        condition, name = self.condition, self.text.strip()
+        if condition is not None:
+            return pd.Series(np.where(condition.holds(features), "yes", "no"), features.index)
+        if name in BANDS:
+            return BANDS[name][1](features[self.feature]).set_axis(features.index)
+        values = features[name].to_numpy(dtype=float)
+        return pd.Series([f"{v:g}" for v in values], features.index)
+
+    def order(self, levels: set[str]) -> list[str]:
+        """The levels in reading order: bands as banded, "no" before "yes", numbers by value;
+        the first is the reference the others are compared with."""
+        name = self.text.strip()
+        if name in BANDS:
+            return [b for b in BANDS[name][2] if b in levels]
+        if self.condition is not None:
+            return [v for v in ("no", "yes") if v in levels]
+        return sorted(levels, key=float)
+
+    def __str__(self) -> str:
+        return str(self.condition) if self.condition is not None else self.text.strip()
+
+
+def _subgroup(text: str) -> str:
+    if not _NAME.match(text):
+        Condition.parse(text)
+    return text
 
 
 def _outcome(name: str) -> str:
@@ -162,6 +227,26 @@ class Outcomes:
 
 
 @settings_model
+class Subgroups:
+    by: tuple[str, ...] = Field(min_length=1, max_length=4)
+
+    @field_validator("by")
+    @classmethod
+    def _check_by(cls, texts: tuple[str, ...]) -> tuple[str, ...]:
+        for text in texts:
+            _subgroup(text)
+        named = [str(Subgroup(t)) for t in texts]
+        twice = sorted({n for n in named if named.count(n) > 1})
+        if twice:
+            raise ValueError(f"named more than once: {', '.join(twice)}")
+        return texts
+
+    @property
+    def all(self) -> tuple[Subgroup, ...]:
+        return tuple(Subgroup(t) for t in self.by)
+
+
+@settings_model
 class DidDesign:
     pre_months: Integer = Field(24, ge=3, le=120)
     end: date | None = None
@@ -195,6 +280,7 @@ class Plan:
     units: Units
     population: Population
     outcomes: Outcomes = Field(default_factory=Outcomes)
+    subgroups: Subgroups | None = None
     did: DidDesign | None = None
     matched: MatchedDesign | None = None
     rd: RdDesign | None = None
@@ -215,6 +301,11 @@ class Plan:
     @property
     def start_dates(self) -> dict[str, date]:
         return dict(self.units.start)
+
+    @property
+    def subgroup_list(self) -> tuple[Subgroup, ...]:
+        """The plan's effect modifiers (none without a [subgroups] table)."""
+        return self.subgroups.all if self.subgroups else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +364,15 @@ def check_against(
     if missing:
         raise SettingsError(
             source, f"features riskstrat does not compute: {', '.join(missing)}", "[population]"
+        )
+    unknown = [str(s) for s in plan.subgroup_list if s.feature not in features]
+    if unknown:
+        raise SettingsError(
+            source,
+            f"features riskstrat does not compute: {', '.join(unknown)} (banded: "
+            f"{', '.join(BANDS)})",
+            "[subgroups]",
+            "by",
         )
     if plan.matched:
         not_units = sorted(set(plan.matched.treated_units) - set(plan.units.start))

@@ -45,11 +45,15 @@ from jinja2 import Environment
 from riskstrat.common.templates import html_environment
 from riskstrat.impact.plots import SMD_TARGET, Plot, write_plots
 from riskstrat.impact.results import (
+    ANSWERED,
     REPORT_FILE,
     DesignResult,
     EvaluationResults,
+    Interaction,
     Interval,
     OutcomeResult,
+    SubgroupEffect,
+    SubgroupResult,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -100,6 +104,16 @@ def change(value: Interval) -> str:
     return f"{_direction(value.estimate)} (95% CI {ends})"
 
 
+def points(value: Interval) -> str:
+    """A difference of two proportional changes in signed percentage points: "-13.6 points
+    (95% CI -25.0 to -2.2)", with true minus signs."""
+
+    def pp(share: float) -> str:
+        return f"{100 * share:+.1f}".replace("-", MINUS)
+
+    return f"{pp(value.estimate)} points (95% CI {pp(value.ci_low)} to {pp(value.ci_high)})"
+
+
 def p_value(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return ""
@@ -125,10 +139,40 @@ class OutcomeView:
 
 
 @dataclass(frozen=True)
+class SubgroupRow:
+    """One outcome of a subgroup table: each level's effect and each level's interaction
+    with the reference, in the order of the levels."""
+
+    label: str
+    effects: list[SubgroupEffect]
+    interactions: list[Interaction]
+
+
+@dataclass(frozen=True)
+class SubgroupView:
+    result: SubgroupResult
+    rows: list[SubgroupRow]
+
+
+def _subgroup_view(result: SubgroupResult, labels: dict[str, str]) -> SubgroupView:
+    outcomes = list(dict.fromkeys(e.outcome for e in result.effects))
+    rows = [
+        SubgroupRow(
+            label=labels.get(name, name),
+            effects=[e for e in result.effects if e.outcome == name],
+            interactions=[i for i in result.interactions if i.outcome == name],
+        )
+        for name in outcomes
+    ]
+    return SubgroupView(result, rows)
+
+
+@dataclass(frozen=True)
 class DesignView:
     result: DesignResult
     outcomes: list[OutcomeView]
     plots: list[Plot]  # design-wide ones (balance)
+    subgroups: list[SubgroupView]
 
 
 def views(results: EvaluationResults, plots: Sequence[Plot]) -> list[DesignView]:
@@ -144,7 +188,15 @@ def views(results: EvaluationResults, plots: Sequence[Plot]) -> list[DesignView]
             )
             for o in design.outcomes
         ]
-        shown.append(DesignView(design, outcomes, [p for p in mine if p.outcome is None]))
+        labels = {o.outcome: o.label for o in design.outcomes}
+        shown.append(
+            DesignView(
+                design,
+                outcomes,
+                [p for p in mine if p.outcome is None],
+                [_subgroup_view(s, labels) for s in design.subgroups],
+            )
+        )
     return shown
 
 
@@ -158,6 +210,7 @@ def _environment() -> Environment:
             "change": change,
             "p_value": p_value,
             "count": count,
+            "points": points,
         },
     )
 
@@ -172,6 +225,7 @@ def report_html(results: EvaluationResults, plots: Sequence[Plot]) -> str:
             plan=results.plan,
             designs=views(results, plots),
             smd_target=SMD_TARGET,
+            answered=ANSWERED,
         )
     )
 

@@ -87,6 +87,43 @@ class OutcomeResult(_Frozen):
         return self.verdict == ANSWERED
 
 
+class SubgroupEffect(_Frozen):
+    """One outcome's effect among the eligible people at one level of an effect modifier,
+    in the design's measure (``effect``) and as a proportional change (``relative``); both
+    null when that level cannot answer (``verdict`` says why)."""
+
+    outcome: str
+    level: str
+    n_people: int
+    effect: Interval | None = None
+    relative: Interval | None = None
+    verdict: str = ANSWERED
+
+
+class Interaction(_Frozen):
+    """Is the effect different at ``level`` than at ``reference``? ``difference`` is the
+    proportional change at ``level`` minus that at ``reference`` (-0.13: 13 percentage points
+    more of a fall), with its 95% interval and the p-value of no difference; null, with the
+    reason in ``verdict``, when either level cannot answer."""
+
+    outcome: str
+    level: str
+    reference: str
+    difference: Interval | None = None
+    verdict: str = ANSWERED
+
+
+class SubgroupResult(_Frozen):
+    """A design's effects per level of one of the plan's subgroups (``by``, as the plan
+    names it), with the interaction tests, and how their intervals were made."""
+
+    by: str
+    levels: list[str]
+    method: str
+    effects: list[SubgroupEffect]
+    interactions: list[Interaction]
+
+
 class DesignResult(_Frozen):
     """One design's findings: how it was done, its checks, its tables and its outcomes.
 
@@ -104,6 +141,8 @@ class DesignResult(_Frozen):
     tables: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     outcomes: list[OutcomeResult]
     seconds: float
+    subgroups: list[SubgroupResult] = Field(default_factory=list)
+    subgroups_not_run: str | None = None  # why the plan's subgroups were not estimated
 
     @property
     def answered(self) -> bool:

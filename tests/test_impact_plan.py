@@ -204,3 +204,34 @@ def test_a_copy_of_the_data_with_later_outcomes_changed_gives_the_same_cohort(
         plan,
     )
     pd.testing.assert_index_equal(a.people, b.people)
+
+
+def _with_subgroups(tmp_path: Path, by: str) -> Path:
+    return _edited(tmp_path, "[did]", f"[subgroups]\nby = {by}\n\n[did]")
+
+
+def test_subgroups_name_features_bands_or_conditions(tmp_path: Path) -> None:
+    plan = load_plan(_with_subgroups(tmp_path, '["has_frailty", "age_band", "age >= 85"]')).plan
+    assert [str(s) for s in plan.subgroup_list] == ["has_frailty", "age_band", "age >= 85"]
+    assert [s.feature for s in plan.subgroup_list] == ["has_frailty", "age", "age"]
+
+
+@pytest.mark.parametrize(
+    ("by", "message"),
+    [
+        ('["age >> 85"]', "condition 'age >> 85' must read 'feature op number'"),
+        ('["Has Frailty"]', "condition 'Has Frailty' must read"),
+        ('["has_frailty", "has_frailty"]', "named more than once: has_frailty"),
+        ("[]", "must not be empty"),
+        ('"has_frailty"', "must be a list"),
+    ],
+)
+def test_a_wrong_subgroup_is_refused_naming_it(tmp_path: Path, by: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=r"plan\.toml: \[subgroups\] by: .*" + message):
+        load_plan(_with_subgroups(tmp_path, by))
+
+
+def test_a_subgroup_feature_riskstrat_does_not_compute_is_refused(tmp_path: Path) -> None:
+    loaded = load_plan(_with_subgroups(tmp_path, '["has_frailty", "shoe_size", "age_band"]'))
+    with pytest.raises(SettingsError, match=r"\[subgroups\] by: .* does not compute: shoe_size"):
+        check_against(loaded, UNITS, date(2021, 1, 1), date(2026, 10, 31), FEATURES)

@@ -35,10 +35,17 @@ from riskstrat.common.progress import QUIET, Progress
 from riskstrat.common.spreadsheet import write_frame
 from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, LoadedPlan, load_plan
 from riskstrat.impact.power import ALPHA
-from riskstrat.impact.results import ANSWERED, DesignResult, EvaluationResults, OutcomeResult
+from riskstrat.impact.results import (
+    ANSWERED,
+    DesignResult,
+    EvaluationResults,
+    Interval,
+    OutcomeResult,
+)
 from riskstrat.impact.run import evaluate
-from riskstrat.sources.synthetic.borough import TRUTH_DIR, generate, write
+from riskstrat.sources.synthetic.borough import MANIFEST, TRUTH_DIR, generate, write
 from riskstrat.sources.synthetic.config import SynthConfig
+from riskstrat.sources.synthetic.locality_model import LOCALITY_MODEL
 
 TARGETS = {
     "coverage": (0.90, 0.98),
@@ -64,7 +71,6 @@ def design_truth(
 ) -> Truth:
     """The generator's true effect matching one design's estimate, over the same months."""
     plan = loaded.plan
-    first, end = pd.Timestamp(design.first_month), pd.Timestamp(design.end_month)
     if design.design == "rd":
         actions = pd.read_parquet(truth_dir / "list_actions.parquet")
         run = actions[(actions["run"] == pd.Timestamp(plan.rd.run)) & (actions["action"] != "none")]
@@ -72,18 +78,10 @@ def design_truth(
         taken = near if len(near) else run
         difference = (taken["expected_treated"] - taken["expected_untreated"]).sum()
         return Truth(float(12 * difference / taken["person_months"].sum()), 0.0)
-    effects = pd.read_parquet(truth_dir / "effects.parquet")
-    rows = effects[
-        (effects["intervention"] == plan.plan.intervention)
-        & (effects["outcome"] == outcome.outcome)
-        & (effects["month"] >= first)
-        & (effects["month"] < end)
-    ]
+    rows = _design_rows(design, outcome.outcome, loaded, truth_dir)
     if design.design == "did":
         difference = (rows["expected_treated"] - rows["expected_untreated"]).sum()
         return Truth(float(12 * difference / rows["person_months"].sum()), 0.0)
-    treated = [pd.Timestamp(plan.units.start[u]) for u in plan.matched.treated_units]
-    rows = rows[rows["cohort"].isin(treated)]
     return Truth(float(rows["expected_treated"].sum() / rows["expected_untreated"].sum()), 1.0)
 
 
@@ -93,6 +91,127 @@ def _pre_trend_p(design: DesignResult, outcome: OutcomeResult) -> float:
         if check.name == PRE_TREND + outcome.label and check.value is not None:
             return float(check.value)
     return np.nan
+FRAILTY = "has_frailty"
+"""The subgroup the generator's locality model splits its admission hazard ratio by."""
+ADMISSION_HAZARD_OUTCOMES = (
+    "emergency_admissions",
+    "avoidable_admissions",
+    "care_home_resident_admissions",
+)
+"""The outcomes the locality model moves by exactly its admission hazard ratio."""
+
+
+def subgroup_truth(
+    design: DesignResult, outcome: str, level: str, loaded: LoadedPlan, truth_dir: Path
+) -> Truth | None:
+    """The true relative change at one level of ``has_frailty`` (1: frailty coded before
+    the baseline, exactly the generator's split), or None where the truth does not split.
+
+    The truth files hold each cohort's total effect, not split by frailty; the generator
+    multiplies the admission hazard of the managed by ``admission_hr_frail`` or
+    ``admission_hr_not_frail`` (``synth_manifest.json``). The total effect is a little
+    larger than that direct effect (a prevented admission lowers later hazards): each
+    level's direct change ``hr - 1`` is scaled by the design's total over direct effect over
+    the same months and cohorts (``effects.parquet``: expected_* against path_*), taken to be
+    the same at both levels (about 1.05 on the built-in borough)."""
+    if (
+        outcome not in ADMISSION_HAZARD_OUTCOMES
+        or level not in ("0", "1")
+        or loaded.plan.plan.intervention != LOCALITY_MODEL
+    ):
+        return None
+    config = json.loads((truth_dir.parent / MANIFEST).read_text())["config"]
+    model = config["interventions"]["locality_model"]
+    hazard_ratio = model["admission_hr_frail" if level == "1" else "admission_hr_not_frail"]
+    rows = _design_rows(design, outcome, loaded, truth_dir)
+    direct = 1 - rows["path_treated"].sum() / rows["path_untreated"].sum()
+    total = 1 - rows["expected_treated"].sum() / rows["expected_untreated"].sum()
+    scale = total / direct if direct > 0 else 1.0
+    return Truth(float((hazard_ratio - 1) * scale), 0.0)
+
+
+def _design_rows(
+    design: DesignResult, outcome: str, loaded: LoadedPlan, truth_dir: Path
+) -> pd.DataFrame:
+    """The truth's rows a design's estimate covers: its months, and the matched comparison's
+    treated cohorts."""
+    plan = loaded.plan
+    effects = pd.read_parquet(truth_dir / "effects.parquet")
+    rows = effects[
+        (effects["intervention"] == plan.plan.intervention)
+        & (effects["outcome"] == outcome)
+        & (effects["month"] >= pd.Timestamp(design.first_month))
+        & (effects["month"] < pd.Timestamp(design.end_month))
+    ]
+    if design.design == "matched":
+        treated = [pd.Timestamp(plan.units.start[u]) for u in plan.matched.treated_units]
+        rows = rows[rows["cohort"].isin(treated)]
+    return rows
+
+
+def subgroup_rows(
+    results: EvaluationResults, loaded: LoadedPlan, truth_dir: Path, seed: int, effects: str
+) -> list[dict]:
+    """Each design's frail and non-frail relative changes, and their difference, against the
+    truth: rows in ``_rows``' columns, the design named ``<design>/has_frailty`` and the
+    outcome ``<outcome> <level>`` (``1-0`` for the difference), all on the relative scale."""
+    rows = []
+    for design in results.designs:
+        for subgroup in (s for s in design.subgroups if s.by == FRAILTY):
+            truths = {}
+            for effect in subgroup.effects:
+                truth = subgroup_truth(design, effect.outcome, effect.level, loaded, truth_dir)
+                truths[effect.outcome, effect.level] = truth
+                if truth is not None and effect.relative is not None:
+                    rows.append(
+                        _compared(
+                            design,
+                            f"{effect.outcome} {effect.level}",
+                            effect.relative,
+                            truth,
+                            effect.verdict,
+                            seed,
+                            effects,
+                        )
+                    )
+            for test in subgroup.interactions:
+                one = truths.get((test.outcome, test.level))
+                other = truths.get((test.outcome, test.reference))
+                if one is None or other is None or test.difference is None:
+                    continue
+                truth = Truth(one.value - other.value, 0.0)
+                name = f"{test.outcome} {test.level}-{test.reference}"
+                rows.append(
+                    _compared(design, name, test.difference, truth, test.verdict, seed, effects)
+                )
+    return rows
+
+
+def _compared(
+    design: DesignResult,
+    outcome: str,
+    value: Interval,
+    truth: Truth,
+    verdict: str,
+    seed: int,
+    effects: str,
+) -> dict:
+    target = truth.value if effects == "true" else truth.null
+    return {
+        "seed": seed,
+        "effects": effects,
+        "design": f"{design.design}/{FRAILTY}",
+        "outcome": outcome,
+        "estimate": value.estimate,
+        "ci_low": value.ci_low,
+        "ci_high": value.ci_high,
+        "truth": target,
+        "covered": value.ci_low <= target <= value.ci_high,
+        "rejects_null": value.excludes(truth.null),
+        "pre_trend_p": np.nan,  # a subgroup's pre-trends are its design's
+        "verdict": verdict,
+        "seconds": design.seconds,
+    }
 
 
 def _rows(
@@ -212,6 +331,7 @@ def _one_seed(seed: int, patients: int, work: Path) -> tuple[list[dict], list[di
                 }
             )
             rows += _rows(results, loaded, borough_dir / TRUTH_DIR, seed, effects)
+            rows += subgroup_rows(results, loaded, borough_dir / TRUTH_DIR, seed, effects)
             shutil.rmtree(out)
         shutil.rmtree(borough_dir)
     return rows, timings
