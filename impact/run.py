@@ -124,9 +124,7 @@ def _designs(
         _require_primary(loaded, present, source)
         say.advance("evaluation", 0, 3, f"population as of {plan.population.baseline}")
         cohort = baseline_cohort(tables, plan, present)
-        pre_months = max(plan.did.pre_months if plan.did else 0, 12)
-        first = max(month_start(plan.population.baseline, -pre_months), month_start(first_day))
-        months = Months(first, _panel_end(plan, last_day))
+        months = panel_months(plan, first_day, last_day)
         if cohort.people.empty:
             results += designs.nobody_eligible(plan, cohort, months)
         else:
@@ -153,6 +151,15 @@ def _require_primary(loaded: LoadedPlan, present: frozenset[str], source: str) -
         source,
         f"the plan {loaded.path}",
     )
+
+
+def panel_months(plan: Plan, first_day: date, last_day: date) -> Months:
+    """The months whose outcomes the difference-in-differences and the matched comparison
+    read, for data spanning ``first_day``..``last_day``: the plan's pre-period (at least the
+    baseline year) to the panel's end."""
+    pre_months = max(plan.did.pre_months if plan.did else 0, 12)
+    first = max(month_start(plan.population.baseline, -pre_months), month_start(first_day))
+    return Months(first, _panel_end(plan, last_day))
 
 
 def _panel_end(plan: Plan, last_day: date) -> date:
