@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from riskstrat.cli.options import Workdir, command, option, tracking_uri
+from riskstrat.cli.options import (
+    EngineChoice,
+    Workdir,
+    command,
+    config_option,
+    make_engine,
+    option,
+    tracking_uri,
+)
 from riskstrat.cli.reporter import reporting, say
 from riskstrat.common.defaults import WORKDIR
 
@@ -51,6 +59,8 @@ def cmd_evaluate(
             "the null (default: sized to take a few minutes on a 265,000-person borough)",
         ),
     ] = None,
+    engine: EngineChoice = None,
+    config: Annotated[Path | None, config_option("an [engine] table")] = None,
     workdir: Workdir = WORKDIR,
 ) -> None:
     """Evaluate the care an intervention brought, by a plan written before looking at
@@ -68,6 +78,7 @@ def cmd_evaluate(
             out,
             progress=progress,
             model=model,
+            engine=make_engine(engine, config),
             check_runs=(check_runs or DEFAULT_RUNS) if check else None,
         )
     say(f"plan {results.plan.file} (SHA-256 {results.plan.sha256[:12]}), {results.seconds} s")
@@ -75,6 +86,9 @@ def cmd_evaluate(
         say(f"{design.title}: {design.verdict}")
         for outcome in design.outcomes:
             say(f"  {outcome.summary}")
+    if results.check:
+        check = results.check
+        say(f"plasmode check: {check.runs} runs a design and effect, {check.seconds} s")
     for checked in results.check.designs if results.check else ():
         say(f"Plasmode check, {checked.title}: {checked.verdict}")
         for outcome in checked.outcomes:
