@@ -194,15 +194,16 @@ def run_did(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResult:
                 ),
             )
         )
-        tables[f"event_study:{name}"] = [
-            {
-                "relative_period": p.relative_period,
-                "estimate": 12 * p.estimate,
-                "ci_low": 12 * p.ci_low,
-                "ci_high": 12 * p.ci_high,
-            }
-            for p in estimate.event_study
-        ]
+        if estimate.event_study:  # none when no cell could be estimated: nothing to plot
+            tables[f"event_study:{name}"] = [
+                {
+                    "relative_period": p.relative_period,
+                    "estimate": 12 * p.estimate,
+                    "ci_low": 12 * p.ci_low,
+                    "ci_high": 12 * p.ci_high,
+                }
+                for p in estimate.event_study
+            ]
         rate = estimate.counterfactual_rate
         relative = Interval(
             estimate=estimate.relative_effect,

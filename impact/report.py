@@ -2,12 +2,15 @@
 
 One self-contained page (inline styles, no script, nothing fetched from elsewhere; the PNGs
 under ``plots/`` are referenced relatively, so the page works opened from disk and served
-by the service under ``/ui/evaluations/<name>/``) saying, per design and outcome: the
+by the service under ``/ui/evaluations/<name>/``). It opens with one table a board paper can
+lift (``summary``: outcome, design, effect with its interval, verdict, and what the plasmode
+check says of that design on this data), then the sentences, then, per design and outcome: the
 estimate and its 95% interval, the relative change, the checks with pass or fail, the
 numbers of people and units, the minimum detectable effect, the plain-English summary a
 board paper can quote, and, when the data cannot answer, the reason in words instead of a
 number. The plan's title, file, SHA-256 and the date it was written head the page, so a
-changed plan shows. All text is escaped (``features.templates.html_environment``).
+changed plan shows; the plasmode check's numbers close it. An interval end with no bound
+says so in words, never "inf%". All text is escaped (``features.templates.html_environment``).
 
 The plots read these tables of ``DesignResult.tables`` (row models in ``impact.plots``;
 further columns are kept in results.json and ignored here; a table present but not as

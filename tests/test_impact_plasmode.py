@@ -1,22 +1,27 @@
 """``evaluate --check`` (impact/plasmode.py) on the small borough: an effect injected into a
 null made from the data is found more often the larger it is, the null is rarely "found",
-and the injection itself changes exactly the chosen person-months by the chosen ratio."""
+and the injection itself changes exactly the chosen person-months by the chosen ratio; and a
+roll-out no design can answer is reported, never raised."""
 
 from __future__ import annotations
 
 import dataclasses
+import html
 from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from evaluation_fixture import evaluation
 
 from riskstrat.contract.tables import ContractTables
-from riskstrat.impact import plasmode
+from riskstrat.impact import designs, plasmode
 from riskstrat.impact.cohort import Cohort, baseline_cohort
 from riskstrat.impact.inject import AMOUNTS, inject, window
 from riskstrat.impact.outcomes import Months, PersonMonths, count
 from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, Plan, load_plan
+from riskstrat.impact.report import write_report
 from riskstrat.impact.run import panel_months
 
 # Fast enough for the test budget: the primary outcome only, person-clustered inference
@@ -112,3 +117,16 @@ def test_a_null_window_too_short_is_a_verdict_not_a_number(
     (design,) = checked.designs
     assert design.outcomes == []
     assert design.verdict.startswith("only 4 months of data before the first go-live")
+
+
+def test_every_unit_going_live_at_once_is_reported_not_raised(
+    counted: tuple[Plan, Cohort, PersonMonths], tmp_path: Path
+) -> None:
+    plan, cohort, counts = counted
+    everyone = pd.Series(pd.Timestamp("2023-07-01"), index=cohort.go_live.index)
+    at_once = dataclasses.replace(cohort, go_live=everyone)
+    did = designs.run_did(plan, at_once, counts)
+    assert not did.answered and did.outcomes[0].summary.startswith("The data cannot say")
+    results = evaluation("at-once").model_copy(update={"designs": [did]})
+    page = write_report(results, tmp_path).read_text()
+    assert html.escape(did.verdict) in page
