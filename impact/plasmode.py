@@ -78,7 +78,11 @@ class Run:
     estimate: float
     ci_low: float
     ci_high: float
-    answered: bool
+    verdict: str
+
+    @property
+    def answered(self) -> bool:
+        return self.verdict == ANSWERED
 
     def claims(self, direction: int) -> bool:
         """Answered with an interval excluding no change (on the side of ``direction``: -1
@@ -283,15 +287,13 @@ def _measure(
 
 
 def _run(result: DesignResult, outcome: OutcomeResult) -> Run:
+    """The outcome's relative estimate; its verdict is the design's when the design cannot
+    answer (as the report shows it), else the outcome's own."""
+    verdict = outcome.verdict if result.answered else result.verdict
     relative = outcome.relative
     if relative is None:
-        return Run(math.nan, math.nan, math.nan, answered=False)
-    return Run(
-        relative.estimate,
-        relative.ci_low,
-        relative.ci_high,
-        answered=result.answered and outcome.answered,
-    )
+        return Run(math.nan, math.nan, math.nan, verdict)
+    return Run(relative.estimate, relative.ci_low, relative.ci_high, verdict)
 
 
 def _design(
@@ -357,6 +359,7 @@ def _outcome(
     power = share([r.claims(-1) for r in at_effect])
     false_positive = share([r.claims(0) for r in at_null])
     answered = share([r.answered for r in (*at_effect, *at_null)])
+    reason = _most_common([r.verdict for r in (*at_effect, *at_null)])
     return PlasmodeOutcome(
         outcome=name,
         label=OUTCOMES[name],
@@ -369,7 +372,7 @@ def _outcome(
         answered=answered,
         placebo_runs=placebo_runs,
         placebo_found=placebo_found,
-        verdict=sentence(design, OUTCOMES[name], effect, power, false_positive, answered),
+        verdict=sentence(design, OUTCOMES[name], effect, power, false_positive, answered, reason),
     )
 
 
@@ -386,14 +389,21 @@ def _percent(value: float) -> str:
 
 
 def sentence(
-    design: str, label: str, effect: float, power: Share, false_positive: Share, answered: Share
+    design: str,
+    label: str,
+    effect: float,
+    power: Share,
+    false_positive: Share,
+    answered: Share,
+    reason: str = ANSWERED,
 ) -> str:
     """The plain verdict: "On this extract, the matched comparison would detect a 10%
     reduction in emergency admissions 84% of the time and claims an effect that is not there
-    4% of the time (20 runs each)." """
+    4% of the time (20 runs each)."; ``reason`` is the commonest of the runs it could not
+    answer."""
     name = NAMES[design]
     if not answered.value:
-        return f"On this extract, the {name} could not answer for {label} in any run."
+        return f"On this extract, the {name} could not answer for {label} in any run: {reason}."
     runs = power.runs
     text = (
         f"On this extract, the {name} would detect a {_percent(-effect)} reduction in {label} "
@@ -401,5 +411,5 @@ def sentence(
         f"{_percent(false_positive.value or 0)} of the time ({runs} runs each)"
     )
     if answered.value < 1:
-        text += f"; it answered only {_percent(answered.value)} of the runs"
+        text += f"; it answered only {_percent(answered.value)} of the runs (else: {reason})"
     return text + "."
