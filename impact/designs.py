@@ -398,7 +398,7 @@ def _rd_lacks(plan: Plan, present: frozenset[str]) -> str | None:
 
 def _balance_table(balance: pd.DataFrame) -> dict[str, list[dict]]:
     """The balance table the report plots, when anyone was matched (no table otherwise)."""
-    if balance["smd_after"].isna().any():
+    if balance.empty or balance["smd_after"].isna().any():
         return {}
     columns = ["feature", "smd_before", "smd_after", "variance_ratio_after"]
     return {

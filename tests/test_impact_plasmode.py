@@ -127,6 +127,10 @@ def test_every_unit_going_live_at_once_is_reported_not_raised(
     at_once = dataclasses.replace(cohort, go_live=everyone)
     did = designs.run_did(plan, at_once, counts)
     assert not did.answered and did.outcomes[0].summary.startswith("The data cannot say")
-    results = evaluation("at-once").model_copy(update={"designs": [did]})
+    starts = {unit: date(2023, 7, 1) for unit in set(cohort.unit)}
+    everywhere = dataclasses.replace(plan, units=dataclasses.replace(plan.units, start=starts))
+    matched = designs.run_matched(everywhere, cohort, counts)
+    assert matched.verdict == "no comparison people"
+    results = evaluation("at-once").model_copy(update={"designs": [did, matched]})
     page = write_report(results, tmp_path).read_text()
-    assert html.escape(did.verdict) in page
+    assert html.escape(did.verdict) in page and matched.verdict in page
