@@ -43,7 +43,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from riskstrat.common.months import month_start
+from riskstrat.common.months import month_start, months_between
 from riskstrat.common.progress import QUIET, Progress
 from riskstrat.features.outcomes import OUTCOMES
 from riskstrat.impact import designs
@@ -145,7 +145,7 @@ def _did(
     )
     placebo = "the real roll-out moved back into the months before the first go-live"
     start, end = counts.months.first, min(first_live, counts.months.end)
-    length = (end.year - start.year) * 12 + end.month - start.month
+    length = months_between(start, end)
     if length < MIN_WINDOW:
         reason = (
             f"only {max(length, 0)} months of data before the first go-live ({first_live}); "
@@ -182,12 +182,12 @@ def _moved(plan: Plan, cohort: Cohort, months: Months, panel_end: date) -> dict[
     last has ``POST_MONTHS`` months on the programme."""
     first = month_start(min(plan.units.start.values()))
     offsets = {
-        u: (d.year - first.year) * 12 + d.month - first.month
+        u: months_between(first, d)
         for u, d in plan.units.start.items()
         if u in set(cohort.unit) and d < panel_end
     }
     half = len(months) // 2
-    span = max(offsets.values())
+    span = max(offsets.values(), default=0)
     scale = min(1.0, (half - POST_MONTHS) / span) if span else 1.0
     middle = month_start(months.first, half)
     return {u: month_start(middle, math.floor(o * scale)) for u, o in offsets.items()}
