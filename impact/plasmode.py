@@ -18,9 +18,11 @@ a *null made from the user's data*, where the truth is known by construction:
 In each run the plan's primary and secondary outcomes of the eligible people in the
 pseudo-treated unit-months are multiplied by ``1 - minimum_effect`` (``impact.inject``:
 events thinned binomially, amounts scaled), so the truth is exactly that relative change;
-the null runs inject nothing. Every design is then run through its public function
-(``impact.designs``), on the outcomes counted once, so a fix to an estimator applies here.
-Each run varies the re-assignment, the thinning and the design's seed.
+the null runs inject nothing (the difference-in-differences: as many re-assigned
+schedules; the matched comparison: each comparison unit once, its placebo in space). Every
+design is then run through its public function (``impact.designs``), on the outcomes
+counted once, so a fix to an estimator applies here. Each run varies the re-assignment, the
+thinning and the design's seed.
 
 The placebo designs run once on the real labels: the real roll-out moved back into the
 pre-period (difference-in-differences), and each comparison unit treated as if it had gone
@@ -28,15 +30,16 @@ live (matched comparison); the check counts how often they "find" an effect.
 
 What it cannot show: shocks that hit the real treated units only after go-live, and whether
 the real comparison units are as good as the pseudo ones; and a null with few units has few
-distinct re-assignments (the matched comparison's null runs cycle through the comparison
-units), which the Monte Carlo errors do not capture.
+distinct re-assignments (the matched comparison's null has one run a comparison unit, and
+its runs at the minimum effect cycle through them), which the Monte Carlo errors do not
+capture.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -170,8 +173,8 @@ def _did(
         )
 
     rng = np.random.default_rng([plan.seed, 24])
-    settings = (setting(i, rng.permutation(real)) for i in range(runs))
-    result = _measure("did", plan, cut, settings, runs, designs.run_did, say)
+    settings = [setting(i, rng.permutation(real)) for i in range(runs)]
+    result = _measure("did", plan, cut, settings, settings, designs.run_did, say)
     placebo_run = designs.run_did(plan, setting(0, real).cohort, cut)
     return _design("did", null, placebo, result, [placebo_run], plan, time.perf_counter() - began)
 
@@ -238,14 +241,18 @@ def _matched(
     rng = np.random.default_rng([plan.seed, 26])
     units = groups.comparison_units
     order = [u for _ in range(-(-runs // len(units))) for u in rng.permutation(units)]
-    settings = (setting(i, order[i]) for i in range(runs))
+    settings = [setting(i, order[i]) for i in range(runs)]
 
     def run(p: Plan, c: Cohort, pm: PersonMonths) -> DesignResult:
         return designs.run_matched(p, c, pm, model)
 
-    result = _measure("matched", plan, counts, settings, runs, run, say)
-    placebos = [run(s.plan, s.cohort, counts) for s in (setting(0, u) for u in units)]
-    return _design("matched", null, placebo, result, placebos, plan, time.perf_counter() - began)
+    # With nothing injected, runs on the same unit differ only in the seed that breaks ties
+    # between equally near matches: the null is each comparison unit once, the placebo itself.
+    placebos = [setting(0, u) for u in units]
+    result = _measure("matched", plan, counts, settings, placebos, run, say)
+    return _design(
+        "matched", null, placebo, result, result.null_results, plan, time.perf_counter() - began
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +261,7 @@ class _Measured:
 
     effect: dict[str, list[Run]]
     null: dict[str, list[Run]]
+    null_results: list[DesignResult]
     verdicts: list[str]
 
 
@@ -261,29 +269,33 @@ def _measure(
     design: str,
     plan: Plan,
     counts: PersonMonths,
-    settings: Iterator[Setting],
-    runs: int,
+    at_effect: list[Setting],
+    at_null: list[Setting],
     runner: Runner,
     say: Progress,
 ) -> _Measured:
-    """Run the design at the minimum effect and under the null in every setting."""
+    """Run the design with the minimum effect injected in each of the ``at_effect``
+    settings, and with nothing injected in each of the ``at_null`` ones."""
     outcomes = [n for n in plan.outcomes.all if n in counts.outcomes]
     ratio = 1 - plan.plan.minimum_effect
     rng = np.random.default_rng([plan.seed, 5])
     effect: dict[str, list[Run]] = {n: [] for n in outcomes}
     null: dict[str, list[Run]] = {n: [] for n in outcomes}
-    verdicts = []
-    for i, s in enumerate(settings):
-        say.advance(f"plasmode check: {NAMES[design]}", i, runs)
-        injected = inject(counts, s.where, ratio, outcomes, rng)
-        for into, data in ((effect, injected), (null, counts)):
-            result = runner(s.plan, s.cohort, data)
-            verdicts.append(result.verdict)
-            for o in result.outcomes:
-                if o.outcome in into:
-                    into[o.outcome].append(_run(result, o))
-    say.advance(f"plasmode check: {NAMES[design]}", runs, runs)
-    return _Measured(effect, null, verdicts)
+    null_results, verdicts = [], []
+    jobs = [(s, True) for s in at_effect] + [(s, False) for s in at_null]
+    for i, (s, injecting) in enumerate(jobs):
+        say.advance(f"plasmode check: {NAMES[design]}", i, len(jobs))
+        data = inject(counts, s.where, ratio, outcomes, rng) if injecting else counts
+        result = runner(s.plan, s.cohort, data)
+        verdicts.append(result.verdict)
+        if not injecting:
+            null_results.append(result)
+        into = effect if injecting else null
+        for o in result.outcomes:
+            if o.outcome in into:
+                into[o.outcome].append(_run(result, o))
+    say.advance(f"plasmode check: {NAMES[design]}", len(jobs), len(jobs))
+    return _Measured(effect, null, null_results, verdicts)
 
 
 def _run(result: DesignResult, outcome: OutcomeResult) -> Run:
@@ -399,8 +411,8 @@ def sentence(
 ) -> str:
     """The plain verdict: "On this extract, the matched comparison would detect a 10%
     reduction in emergency admissions 84% of the time and claims an effect that is not there
-    4% of the time (20 runs each)."; ``reason`` is the commonest of the runs it could not
-    answer."""
+    4% of the time (20 runs with the effect, 6 without)."; ``reason`` is the commonest
+    verdict of the runs it could not answer."""
     name = NAMES[design]
     if not answered.value:
         return f"On this extract, the {name} could not answer for {label} in any run: {reason}."
@@ -408,7 +420,8 @@ def sentence(
     text = (
         f"On this extract, the {name} would detect a {_percent(-effect)} reduction in {label} "
         f"{_percent(power.value or 0)} of the time and claims an effect that is not there "
-        f"{_percent(false_positive.value or 0)} of the time ({runs} runs each)"
+        f"{_percent(false_positive.value or 0)} of the time ({runs} runs with the effect, "
+        f"{false_positive.runs} without)"
     )
     if answered.value < 1:
         text += f"; it answered only {_percent(answered.value)} of the runs (else: {reason})"
