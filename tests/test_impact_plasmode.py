@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from evaluation_fixture import evaluation
 
+from riskstrat.cli import main
 from riskstrat.contract.tables import ContractTables
 from riskstrat.impact import designs, plasmode
 from riskstrat.impact.cohort import Cohort, baseline_cohort
@@ -22,6 +23,7 @@ from riskstrat.impact.inject import AMOUNTS, inject, window
 from riskstrat.impact.outcomes import Months, PersonMonths, count
 from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, Plan, load_plan
 from riskstrat.impact.report import write_report
+from riskstrat.impact.results import REPORT_FILE, EvaluationResults
 from riskstrat.impact.run import panel_months
 
 # Fast enough for the test budget: the primary outcome only, person-clustered inference
@@ -38,16 +40,19 @@ features = ["age", "frailty_index", "emergency_admissions_365d"]
 
 
 @pytest.fixture(scope="module")
-def counted(
-    validated: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Plan, Cohort, PersonMonths]:
+def fast_plan(tmp_path_factory: pytest.TempPathFactory) -> Path:
     text = (PLANS / BUILT_IN_PLANS[0]).read_text()
     text = (
         text[: text.index("[outcomes]")] + '[outcomes]\nprimary = "emergency_admissions"\n' + FAST
     )
     path = tmp_path_factory.mktemp("plan") / "fast.toml"
     path.write_text(text)
-    plan = load_plan(path).plan
+    return path
+
+
+@pytest.fixture(scope="module")
+def counted(validated: Path, fast_plan: Path) -> tuple[Plan, Cohort, PersonMonths]:
+    plan = load_plan(fast_plan).plan
     with ContractTables.from_dir(validated) as tables:
         first, last = tables.event_span()
         cohort = baseline_cohort(tables, plan)
@@ -134,3 +139,24 @@ def test_every_unit_going_live_at_once_is_reported_not_raised(
     results = evaluation("at-once").model_copy(update={"designs": [did, matched]})
     page = write_report(results, tmp_path).read_text()
     assert html.escape(did.verdict) in page and matched.verdict in page
+
+
+def test_the_command_runs_the_check_and_reports_it_beside_the_estimate(
+    validated: Path, fast_plan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "checked"
+    argv = ["evaluate", "--data", str(validated), "--plan", str(fast_plan), "--out", str(out)]
+    main([*argv, "--check", "--check-runs", "2"])
+    printed = capsys.readouterr().out
+    results = EvaluationResults.load(out)
+    assert results.check is not None and results.check.runs == 2
+    assert [d.design for d in results.check.designs] == ["did", "matched"]
+    page = (out / REPORT_FILE).read_text()
+    for checked in results.check.designs:
+        (outcome,) = checked.outcomes
+        assert outcome.verdict in printed and html.escape(outcome.verdict) in page
+        assert outcome.power.runs == 2
+    with pytest.raises(SystemExit) as refused:
+        main([*argv, "--check", "--check-runs", "1"])
+    assert refused.value.code == 2
+    assert "--check-runs 1: a plasmode check needs at least 2 runs" in capsys.readouterr().err
