@@ -136,6 +136,14 @@ def check(
     )
 
 
+def nothing(plan: Plan, runs: int) -> PlasmodeCheck:
+    """The check asked for when no design it covers could run (nobody eligible, or only a
+    regression discontinuity in the plan)."""
+    return PlasmodeCheck(
+        runs=runs, minimum_effect=plan.plan.minimum_effect, seed=plan.seed, designs=[], seconds=0.0
+    )
+
+
 def _did(
     plan: Plan, cohort: Cohort, counts: PersonMonths, runs: int, say: Progress
 ) -> PlasmodeDesign:

@@ -173,7 +173,7 @@ def views(results: EvaluationResults, plots: Sequence[Plot]) -> list[DesignView]
 NOT_RUN = "not run (riskstrat evaluate --check runs it)"
 NOT_CHECKED = (
     "not checked: the plasmode check covers the difference-in-differences and the matched "
-    "comparison"
+    "comparison, when they can run"
 )
 
 

@@ -119,7 +119,8 @@ def _designs(
     plan = loaded.plan
     present = present_kinds(tables)
     results: list[DesignResult] = []
-    checked = None
+    # Asked for, the check is recorded even when no design it covers can run (it says so).
+    checked = plasmode.nothing(plan, check_runs) if check_runs else None
     if plan.did or plan.matched:
         _require_primary(loaded, present, source)
         say.advance("evaluation", 0, 3, f"population as of {plan.population.baseline}")
