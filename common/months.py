@@ -24,6 +24,12 @@ def month_start(day: date, months: int = 0) -> date:
     return add_months(day.replace(day=1), months)
 
 
+def months_between(first: date, later: date) -> int:
+    """Whole calendar months from the month holding ``first`` to the one holding ``later``
+    (negative when ``later`` is earlier)."""
+    return (later.year - first.year) * 12 + later.month - first.month
+
+
 def day_number(day: date) -> int:
     """Days since ``EPOCH``: the integer dates of the event tables."""
     return (day - EPOCH).days

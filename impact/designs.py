@@ -198,15 +198,16 @@ def run_did(plan: Plan, cohort: Cohort, counts: PersonMonths) -> DesignResult:
                 ),
             )
         )
-        tables[f"event_study:{name}"] = [
-            {
-                "relative_period": p.relative_period,
-                "estimate": 12 * p.estimate,
-                "ci_low": 12 * p.ci_low,
-                "ci_high": 12 * p.ci_high,
-            }
-            for p in estimate.event_study
-        ]
+        if estimate.event_study:  # none when no cell could be estimated: nothing to plot
+            tables[f"event_study:{name}"] = [
+                {
+                    "relative_period": p.relative_period,
+                    "estimate": 12 * p.estimate,
+                    "ci_low": 12 * p.ci_low,
+                    "ci_high": 12 * p.ci_high,
+                }
+                for p in estimate.event_study
+            ]
         rate = estimate.counterfactual_rate
         relative = Interval(
             estimate=estimate.relative_effect,
@@ -404,7 +405,7 @@ def _rd_lacks(plan: Plan, present: frozenset[str]) -> str | None:
 
 def _balance_table(balance: pd.DataFrame) -> dict[str, list[dict]]:
     """The balance table the report plots, when anyone was matched (no table otherwise)."""
-    if balance["smd_after"].isna().any():
+    if balance.empty or balance["smd_after"].isna().any():
         return {}
     columns = ["feature", "smd_before", "smd_after", "variance_ratio_after"]
     return {

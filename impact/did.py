@@ -497,7 +497,8 @@ def _randomisation(
     keep = np.isfinite(perm.overall).all(axis=0)
     a, b, c = perm.overall[:, keep]
     att, observed = float(a[0]), float(fit.observed[0, 0])
-    shift = att / observed
+    # No event among the treated after go-live: no multiplicative effect to take out.
+    shift = att / observed if observed > 0 else 0.0
     p_value = float(np.mean(np.abs(a) >= np.abs(a[0]) * (1 - 1e-9)))
     ci_low, ci_high = _invert(a, b)
     s_low, s_high = _invert(a, c)

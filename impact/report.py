@@ -2,12 +2,15 @@
 
 One self-contained page (inline styles, no script, nothing fetched from elsewhere; the PNGs
 under ``plots/`` are referenced relatively, so the page works opened from disk and served
-by the service under ``/ui/evaluations/<name>/``) saying, per design and outcome: the
+by the service under ``/ui/evaluations/<name>/``). It opens with one table a board paper can
+lift (``summary``: outcome, design, effect with its interval, verdict, and what the plasmode
+check says of that design on this data), then the sentences, then, per design and outcome: the
 estimate and its 95% interval, the relative change, the checks with pass or fail, the
 numbers of people and units, the minimum detectable effect, the plain-English summary a
 board paper can quote, and, when the data cannot answer, the reason in words instead of a
 number. The plan's title, file, SHA-256 and the date it was written head the page, so a
-changed plan shows. All text is escaped (``features.templates.html_environment``).
+changed plan shows; the plasmode check's numbers close it. An interval end with no bound
+says so in words, never "inf%". All text is escaped (``features.templates.html_environment``).
 
 The plots read these tables of ``DesignResult.tables`` (row models in ``impact.plots``;
 further columns are kept in results.json and ignored here; a table present but not as
@@ -52,6 +55,7 @@ from riskstrat.impact.results import (
     Interaction,
     Interval,
     OutcomeResult,
+    Share,
     SubgroupEffect,
     SubgroupResult,
 )
@@ -75,9 +79,17 @@ def number(value: float | None) -> str:
     return text.replace("-", MINUS)
 
 
+def _unbounded(value: float) -> str | None:
+    """An interval end with no bound, in words; None for a finite end."""
+    if math.isinf(value):
+        return "no upper bound" if value > 0 else "no lower bound"
+    return None
+
+
 def interval(value: Interval) -> str:
-    """``estimate (95% CI low to high)``."""
-    low, high = number(value.ci_low), number(value.ci_high)
+    """``estimate (95% CI low to high)``; an end with no bound says so in words."""
+    low = _unbounded(value.ci_low) or number(value.ci_low)
+    high = _unbounded(value.ci_high) or number(value.ci_high)
     return f"{number(value.estimate)} (95% CI {low} to {high})"
 
 
@@ -88,12 +100,15 @@ def _percent(share: float) -> str:
 def _direction(share: float) -> str:
     if share == 0:
         return "no change"
-    return f"{_percent(share)} {'lower' if share < 0 else 'higher'}"
+    return _unbounded(share) or f"{_percent(share)} {'lower' if share < 0 else 'higher'}"
 
 
 def change(value: Interval) -> str:
     """A proportional change as a board paper says it: "14.0% lower (95% CI 8.0% to 20.0%
-    lower)"; an interval crossing zero names each end's direction."""
+    lower)"; an interval crossing zero, or with an end that has no bound, names each end."""
+    if not (math.isfinite(value.ci_low) and math.isfinite(value.ci_high)):
+        ends = f"{_direction(value.ci_low)} to {_direction(value.ci_high)}"
+        return f"{_direction(value.estimate)} (95% CI {ends})"
     if value.ci_high < 0:
         low, high = _percent(value.ci_high), _percent(value.ci_low)
         return f"{_percent(value.estimate)} lower (95% CI {low} to {high} lower)"
@@ -122,6 +137,13 @@ def p_value(value: float | None) -> str:
 
 def count(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
+
+
+def share(value: Share) -> str:
+    """A plasmode share with its Monte Carlo standard error: "84% (± 8)"."""
+    if value.value is None:
+        return "none counted"
+    return f"{100 * value.value:.0f}% (\u00b1 {100 * (value.se or 0):.0f})"
 
 
 @dataclass(frozen=True)
@@ -200,6 +222,59 @@ def views(results: EvaluationResults, plots: Sequence[Plot]) -> list[DesignView]
     return shown
 
 
+NOT_RUN = "not run (riskstrat evaluate --check runs it)"
+NOT_CHECKED = (
+    "not checked: the plasmode check covers the difference-in-differences and the matched "
+    "comparison, when they can run"
+)
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One line of the report's first table: an outcome under a design, the effect with its
+    interval (empty when it cannot answer), the verdict, and what the plasmode check says."""
+
+    outcome: str
+    design: str
+    effect: str
+    verdict: str
+    check: str
+
+
+def summary(results: EvaluationResults, shown: Sequence[DesignView]) -> list[SummaryRow]:
+    """The summary rows, outcome by outcome (in the plan's order), design by design."""
+    rows = [
+        SummaryRow(
+            outcome=o.result.label,
+            design=design.result.title,
+            effect=_effect(o) if o.answered else "",
+            verdict="answered" if o.answered else f"cannot answer: {o.reason}",
+            check=_checked(results, design.result.design, o.result.outcome),
+        )
+        for design in shown
+        for o in design.outcomes
+    ]
+    order = {label: i for i, label in enumerate(dict.fromkeys(r.outcome for r in rows))}
+    return sorted(rows, key=lambda r: order[r.outcome])
+
+
+def _effect(view: OutcomeView) -> str:
+    r = view.result
+    return change(r.relative) if r.relative is not None else f"{interval(r.effect)} ({r.measure})"
+
+
+def _checked(results: EvaluationResults, design: str, outcome: str) -> str:
+    if results.check is None:
+        return NOT_RUN
+    checked = results.check.design(design)
+    if checked is None:
+        return NOT_CHECKED
+    found = checked.outcome(outcome)
+    if found is None:
+        return f"not checked: {checked.verdict}"
+    return found.verdict if checked.answered else f"{found.verdict} ({checked.verdict})"
+
+
 @cache
 def _environment() -> Environment:
     return html_environment(
@@ -211,19 +286,23 @@ def _environment() -> Environment:
             "p_value": p_value,
             "count": count,
             "points": points,
+            "share": share,
         },
     )
 
 
 def report_html(results: EvaluationResults, plots: Sequence[Plot]) -> str:
     """The whole page for ``results`` with these written ``plots``."""
+    shown = views(results, plots)
     return (
         _environment()
         .get_template("report.html")
         .render(
             results=results,
             plan=results.plan,
-            designs=views(results, plots),
+            designs=shown,
+            summary=summary(results, shown),
+            check=results.check,
             smd_target=SMD_TARGET,
             answered=ANSWERED,
         )

@@ -14,12 +14,13 @@ design that cannot answer says why in words instead of giving a misleading numbe
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from riskstrat.common.errors import MissingInputError, UserError
 
@@ -33,18 +34,37 @@ Design = Literal["did", "matched", "rd"]
 
 
 class _Frozen(BaseModel):
-    # An interval can be unbounded (a randomisation test that no effect size rejects):
-    # infinities are written as the strings "Infinity" and "-Infinity", and read back.
-    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
+    # JSON has no NaN or infinity: a number that is not finite is written as null, so that
+    # any strict JSON reader reads results.json (``Interval`` says how it is read back).
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="null")
 
 
 class Interval(_Frozen):
-    """An estimate with its 95% confidence interval and two-sided p-value."""
+    """An estimate with its 95% confidence interval and two-sided p-value.
+
+    An end with no bound (a randomisation test that no effect size rejects) is infinite,
+    and no estimate at all is NaN; both are written as null and read back so: a null
+    estimate is NaN throughout, a null ``ci_low`` unbounded below, a null ``ci_high``
+    unbounded above."""
 
     estimate: float
     ci_low: float
     ci_high: float
     p_value: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_nulls(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if data.get("estimate") is None:
+            return {**data, "estimate": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+        low, high = data.get("ci_low"), data.get("ci_high")
+        return {
+            **data,
+            "ci_low": -math.inf if low is None else low,
+            "ci_high": math.inf if high is None else high,
+        }
 
     def excludes(self, value: float) -> bool:
         return not self.ci_low <= value <= self.ci_high
@@ -171,8 +191,78 @@ class PlanRecord(_Frozen):
         return file_name(self.file)
 
 
+class Share(_Frozen):
+    """A share of plasmode runs with its Monte Carlo standard error, out of ``runs`` counted
+    (``value`` is None when no run could be counted)."""
+
+    value: float | None
+    se: float | None
+    runs: int
+
+
+class PlasmodeOutcome(_Frozen):
+    """What the plasmode check found of one design on one outcome.
+
+    ``effect`` is the injected relative change (-0.1: a 10% reduction) whose truth is known
+    by construction; ``power`` the share of runs at that effect that the design answered
+    with an interval excluding no change on the right side; ``coverage`` the share of those
+    runs' intervals holding the injected change; ``bias`` the mean estimate minus it (with
+    its standard error); ``false_positive`` the share of null runs (no injected effect)
+    answered with an interval excluding no change; ``answered`` the share of all runs the
+    design answered at all. ``placebo_found`` of ``placebo_runs`` are the placebo designs on
+    the real labels that "found" an effect. ``verdict`` is the plain sentence."""
+
+    outcome: str
+    label: str
+    effect: float
+    power: Share
+    coverage: Share
+    bias: float | None
+    bias_se: float | None
+    false_positive: Share
+    answered: Share
+    placebo_runs: int
+    placebo_found: int
+    verdict: str
+
+
+class PlasmodeDesign(_Frozen):
+    """The plasmode check of one design: how its null was made (``null``), what its placebo
+    is (``placebo``), and its outcomes; ``verdict`` says why it could not be checked when
+    ``outcomes`` is empty."""
+
+    design: Design
+    title: str
+    null: str
+    placebo: str
+    verdict: str
+    outcomes: list[PlasmodeOutcome]
+    seconds: float
+
+    @property
+    def answered(self) -> bool:
+        return self.verdict == ANSWERED
+
+    def outcome(self, name: str) -> PlasmodeOutcome | None:
+        return next((o for o in self.outcomes if o.outcome == name), None)
+
+
+class PlasmodeCheck(_Frozen):
+    """``evaluate --check``: every design re-run ``runs`` times at the plan's minimum effect
+    and ``runs`` times under the null, on the user's own data (see ``impact.plasmode``)."""
+
+    runs: int
+    minimum_effect: float
+    seed: int
+    designs: list[PlasmodeDesign]
+    seconds: float
+
+    def design(self, design: Design) -> PlasmodeDesign | None:
+        return next((d for d in self.designs if d.design == design), None)
+
+
 class EvaluationResults(_Frozen):
-    """A finished evaluation."""
+    """A finished evaluation; ``check`` is the plasmode check when one was asked for."""
 
     format: int = FORMAT
     name: str
@@ -181,6 +271,7 @@ class EvaluationResults(_Frozen):
     plan: PlanRecord
     designs: list[DesignResult]
     seconds: float
+    check: PlasmodeCheck | None = None
 
     def design(self, design: Design) -> DesignResult:
         return next(d for d in self.designs if d.design == design)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from riskstrat.impact.results import Interval
 
 
@@ -11,6 +13,8 @@ def _sentence_case(text: str) -> str:
 
 
 def _percent(change: float) -> str:
+    if math.isinf(change):
+        return "no upper bound" if change > 0 else "no lower bound"
     size = abs(change) * 100
     text = f"{size:.0f}%" if size >= 1 else f"{size:.1f}%"
     return f"{text} {'lower' if change < 0 else 'higher'}"
@@ -20,9 +24,9 @@ def change_sentence(label: str, who: str, relative: Interval, against: str) -> s
     """ "Emergency admissions among <who> were 14% lower (95% CI 8% to 20% lower) than
     <against>.", with what an interval that spans no change means said in words."""
     low, high = relative.ci_low, relative.ci_high
-    if low < 0 < high:
+    if low < 0 < high or not (math.isfinite(low) and math.isfinite(high)):
         interval = f"95% CI {_percent(low)} to {_percent(high)}"
-        verdict = "; the data are consistent with no change"
+        verdict = "; the data are consistent with no change" if low < 0 < high else ""
     else:
         same = "lower" if high < 0 else "higher"
         a, b = sorted((abs(low), abs(high)))

@@ -9,9 +9,9 @@ treated as absent. The API (``/v1/evaluation``, ``/v1/evaluations``) and the pag
 (``/ui/evaluations``) both read through ``EvaluationStore``.
 
 The API answers an evaluation as ``PublicEvaluation``: the results as its description types
-them (a number or null, never the strings "NaN" or "Infinity" that ``results.json`` keeps
-for an unbounded interval) and without the server's paths (the data folder is left out,
-the plan is named by its file name only), the same for every role.
+them (a number or null; an unbounded interval end is null) and without the server's paths
+(the data folder is left out, the plan is named by its file name only), the same for every
+role.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from riskstrat.impact.results import (
     Interval,
     OutcomeResult,
     PlanRecord,
+    PlasmodeCheck,
     file_name,
 )
 from riskstrat.serving.settings import ServiceSettings, SettingsError
@@ -118,7 +119,8 @@ class EvaluationStore:
         return resolved.is_file() and resolved.is_relative_to(self.root.resolve())
 
 
-# How results.json writes a number that is not finite; read back as text in the untyped tables.
+# How results.json written before numbers that are not finite became null wrote them: read
+# back as text in the untyped tables.
 NON_FINITE_TEXT = frozenset({"NaN", "Infinity", "-Infinity"})
 
 
@@ -175,6 +177,7 @@ class PublicEvaluation(BaseModel):
     plan: PublicPlan
     designs: list[PublicDesign]
     seconds: float
+    check: PlasmodeCheck | None = None
 
     @classmethod
     def of(cls, results: EvaluationResults) -> PublicEvaluation:

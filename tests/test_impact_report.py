@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import html
+import json
+import math
 import re
 from pathlib import Path
 
@@ -19,9 +21,28 @@ from evaluation_fixture import (
 )
 from markupsafe import escape
 
+from riskstrat.impact import plasmode
 from riskstrat.impact.plots import PlotTableError, write_plots
-from riskstrat.impact.report import change, number, p_value, views, write_report
-from riskstrat.impact.results import PLOTS_DIR, REPORT_FILE, Interval
+from riskstrat.impact.report import (
+    NOT_CHECKED,
+    NOT_RUN,
+    change,
+    number,
+    p_value,
+    views,
+    write_report,
+)
+from riskstrat.impact.results import (
+    PLOTS_DIR,
+    REPORT_FILE,
+    RESULTS_FILE,
+    EvaluationResults,
+    Interval,
+    PlasmodeCheck,
+    PlasmodeDesign,
+    PlasmodeOutcome,
+    Share,
+)
 
 M = "\u2212"  # the minus sign the report writes
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -194,6 +215,8 @@ def test_a_design_without_tables_is_reported_without_plots(tmp_path: Path) -> No
         ((-0.14, -0.2, -0.08), "14.0% lower (95% CI 8.0% to 20.0% lower)"),
         ((0.25, 0.05, 0.5), "25.0% higher (95% CI 5.0% to 50.0% higher)"),
         ((0.0, -0.1, 0.1), "no change (95% CI 10.0% lower to 10.0% higher)"),
+        ((-0.05, -0.2, math.inf), "5.0% lower (95% CI 20.0% lower to no upper bound)"),
+        ((0.3, 0.1, math.inf), "30.0% higher (95% CI 10.0% higher to no upper bound)"),
     ],
 )
 def test_relative_changes_read_as_a_board_paper_says_them(
@@ -212,3 +235,85 @@ def test_numbers_are_formatted_for_reading() -> None:
         "",
     ]
     assert [p_value(v) for v in (0.0004, 0.0423, None)] == ["< 0.001", "0.042", ""]
+
+
+def _checked() -> EvaluationResults:
+    """The fixture's evaluation with a plasmode check of its difference-in-differences, and
+    its deaths interval unbounded above (a randomisation test no effect size rejects)."""
+    results = evaluation("checked")
+    did = results.designs[0]
+    unbounded = Interval(estimate=0.03, ci_low=-0.2, ci_high=math.inf, p_value=0.7)
+    deaths = did.outcomes[1].model_copy(update={"relative": unbounded, "effect": unbounded})
+    did = did.model_copy(update={"outcomes": [did.outcomes[0], deaths]})
+    power, none = Share(value=0.85, se=0.08, runs=20), Share(value=0.05, se=0.049, runs=20)
+    said = plasmode.sentence(
+        "did", "emergency admissions", -0.1, power, none, Share(value=1.0, se=0.0, runs=40)
+    )
+    checked = PlasmodeDesign(
+        design="did",
+        title="difference-in-differences",
+        null="the months before the first go-live",
+        placebo="the real roll-out moved back",
+        verdict="answered",
+        outcomes=[
+            PlasmodeOutcome(
+                outcome="emergency_admissions",
+                label="emergency admissions",
+                effect=-0.1,
+                power=power,
+                coverage=Share(value=0.95, se=0.049, runs=20),
+                bias=0.004,
+                bias_se=0.01,
+                false_positive=none,
+                answered=Share(value=1.0, se=0.0, runs=40),
+                placebo_runs=1,
+                placebo_found=0,
+                verdict=said,
+            )
+        ],
+        seconds=10.0,
+    )
+    check = PlasmodeCheck(runs=20, minimum_effect=0.1, seed=1, designs=[checked], seconds=12.0)
+    return results.model_copy(update={"designs": [did, *results.designs[1:]], "check": check})
+
+
+def test_the_report_opens_with_one_summary_table_with_the_plasmode_verdicts(tmp_path: Path) -> None:
+    results = _checked()
+    page = (write_evaluation(tmp_path / "checked", results) / REPORT_FILE).read_text()
+    first_table = page[page.index("<table") : page.index("</table>")]
+    assert page.index("<table") < page.index("Key findings") < page.index("The analysis plan")
+    rows = re.findall(r"<tr><th scope=\"row\">(.*?)</tr>", first_table, re.S)
+    assert len(rows) == sum(len(d.outcomes) for d in results.designs)
+    said = results.check.designs[0].outcomes[0].verdict
+    assert said.startswith("On this extract, the difference-in-differences would detect a 10% ")
+    assert "85% of the time and claims an effect that is not there 5% of the time" in said
+    (admissions,) = [r for r in rows if r.startswith("Emergency admissions<")]
+    assert (
+        "14.0% lower (95% CI 8.0% to 20.0% lower)" in admissions and html.escape(said) in admissions
+    )
+    assert any(html.escape(NOT_CHECKED) in r and html.escape(UNANSWERED) in r for r in rows)
+    assert "85% (\u00b1 8)" in page  # the plasmode section, with its Monte Carlo error
+
+
+def test_no_infinite_percentage_on_the_page_and_no_nan_in_results(tmp_path: Path) -> None:
+    folder = write_evaluation(tmp_path / "checked", _checked())
+    page = (folder / REPORT_FILE).read_text()
+    assert not re.search(r"inf%|\binf\b|Infinity|NaN", _text(page))
+    assert "20.0% lower to no upper bound" in _text(page)
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} in results.json")
+
+    raw = json.loads((folder / RESULTS_FILE).read_text(), parse_constant=refuse)
+    assert raw["designs"][0]["outcomes"][1]["relative"]["ci_high"] is None
+    back = EvaluationResults.load(folder)
+    assert back.designs[0].outcomes[1].relative.ci_high == math.inf
+    assert back.check == _checked().check
+    unanswered = back.designs[2].outcomes[0].effect
+    assert unanswered.estimate == pytest.approx(-0.4321)
+
+
+def test_without_the_check_the_summary_says_how_to_run_it(written: tuple[Path, str]) -> None:
+    _, page = written
+    first_table = page[page.index("<table") : page.index("</table>")]
+    assert first_table.count(html.escape(NOT_RUN)) == 4

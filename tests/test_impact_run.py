@@ -106,6 +106,8 @@ def test_the_list_plan_runs_and_the_command_prints_the_sentences(
             str(LIST_ACTIONS),
             "--out",
             str(out),
+            "--engine",
+            "duckdb",
         ]
     )
     printed = capsys.readouterr().out

@@ -13,6 +13,7 @@ from riskstrat.common.months import (
     day_number,
     from_day_number,
     month_start,
+    months_between,
 )
 
 
@@ -37,6 +38,12 @@ def test_month_start_is_the_first_of_the_shifted_month() -> None:
     assert month_start(date(2024, 1, 31), 1) == date(2024, 2, 1)
     assert month_start(date(2024, 1, 31), -12) == date(2023, 1, 1)
     assert month_start(date(2024, 7, 9)) == date(2024, 7, 1)
+
+
+def test_months_between_counts_calendar_months_either_way() -> None:
+    for day, months in [(date(2024, 1, 31), 3), (date(2024, 5, 31), -9), (date(2023, 7, 1), 0)]:
+        assert months_between(day, add_months(day, months)) == months
+    assert months_between(date(2023, 7, 31), date(2023, 8, 1)) == 1
 
 
 def test_day_numbers_round_trip_and_one_month_length() -> None:
