@@ -25,7 +25,6 @@ from riskstrat.contract.validation_read import BATCH_ROWS, batches, loose, unrea
 from riskstrat.contract.validation_rules import reasons_query, rules_for
 
 MEMORY_LIMIT = "1GB"  # DuckDB's share; a batch of rows and the writers take the rest of 2 GiB
-THREADS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +41,6 @@ def connect(spill: Path) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection that spills to ``spill`` beyond ``MEMORY_LIMIT``."""
     con = duckdb.connect()
     con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-    con.execute(f"SET threads = {THREADS}")
     con.execute("SET temp_directory = '" + str(spill).replace("'", "''") + "'")
     return con
 
@@ -95,7 +93,9 @@ def split(
     sql = reasons_query(table, rules_for(table, extract_date), source, folder)
     try:
         reasons = _Reasons(con.sql(sql).to_arrow_reader(BATCH_ROWS))
-    except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+    except duckdb.Error as exc:
+        if isinstance(exc, (duckdb.ProgrammingError, duckdb.InternalError)):
+            raise  # a fault in the query, not in the file
         raise unreadable(source, exc) from exc
     kept_as_read = loose(table).append(pa.field("source_row", pa.int64()))
     kept_as_read = kept_as_read.append(pa.field("reason", pa.string()))

@@ -17,7 +17,7 @@ from validation_oracle import oracle_validate
 from riskstrat.bench.validate import compare
 from riskstrat.contract import validation_read, validation_split
 from riskstrat.contract.schema import EVENTS, PATIENTS, PRACTICES, TABLES
-from riskstrat.contract.validation import validate_dir
+from riskstrat.contract.validation import ContractError, validate_dir
 from riskstrat.contract.validation_rules import rules_for
 
 EXTRACT = date(2026, 10, 31)
@@ -116,3 +116,25 @@ def test_streaming_writes_what_the_in_memory_validation_wrote(
         assert set(table.by_reason) == set(rules), table.table  # every reason was exercised
     events = next(t for t in report.tables if t.table == "events")
     assert sum(events.running_after_extract_date.values()) >= 3  # the planted ones at least
+
+
+def test_a_file_corrupt_past_its_footer_is_named_and_nothing_is_left(tmp_path: Path) -> None:
+    """The footer reads, so the file opens; the damage is met while streaming its rows."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for table in (PRACTICES, PATIENTS):
+        pq.write_table(table.schema.empty_table(), folder / table.file_name)
+    rows = pa.table({"patient_id": ["a"] * 60_000, "kind": ["gp_contact"] * 60_000})
+    events = rows.append_column("start", pa.array([date(2024, 1, 1)] * 60_000))
+    for column in EVENTS.columns[3:]:
+        events = events.append_column(column.name, pa.nulls(60_000, column.type))
+    path = folder / EVENTS.file_name
+    pq.write_table(events, path, row_group_size=10_000, compression="none")
+    damaged = bytearray(path.read_bytes())
+    middle = len(damaged) // 3
+    damaged[middle : middle + 2_000] = b"\xab" * 2_000
+    path.write_bytes(bytes(damaged))
+
+    with pytest.raises(ContractError, match=r"events\.parquet: cannot be read as Parquet"):
+        validate_dir(folder, tmp_path / "out", EXTRACT)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -51,7 +52,8 @@ def single_files(work: Path, copies: int, limits: Limits) -> Path:
 
 
 def measure(data: Path, out: Path, extract_date: date) -> dict:
-    """Time and peak tree memory of ``riskstrat validate`` on ``data`` in a fresh process."""
+    """Time and peak memory of ``riskstrat validate`` on ``data`` in a fresh process: of the
+    whole tree (this process too, sampled) and of validate's own process (its maximum)."""
     command = [sys.executable, "-m", "riskstrat.cli", "validate", "--data", str(data)]
     command += ["--out", str(out), "--extract-date", extract_date.isoformat()]
     began = time.perf_counter()
@@ -65,6 +67,9 @@ def measure(data: Path, out: Path, extract_date: date) -> dict:
         "events": rows["events"],
         "seconds": round(seconds, 1),
         "peak_tree_gib": round(memory.peak / 2**30, 2),
+        "peak_validate_gib": round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2
+        ),
     }
 
 
