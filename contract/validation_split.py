@@ -110,17 +110,13 @@ def split(
             rows, why = reasons.before(read + batch.num_rows)
             bad = np.zeros(batch.num_rows, dtype=bool)
             bad[rows - read] = True
-            good = pa.RecordBatch.from_arrays(
-                batch.filter(pa.array(~bad)).columns, schema=table.schema
-            )
+            kept = batch.filter(pa.array(~bad)) if len(rows) else batch
+            good = pa.RecordBatch.from_arrays(kept.columns, schema=table.schema)
             if good.num_rows:
                 good_out.write_batch(good)
             if len(rows):
-                bad_rows = batch.filter(pa.array(bad)).columns
-                extra = [pa.array(rows, pa.int64()), why]
-                bad_out.write_batch(
-                    pa.RecordBatch.from_arrays([*bad_rows, *extra], schema=kept_as_read)
-                )
+                quarantined = [*batch.filter(pa.array(bad)).columns, pa.array(rows), why]
+                bad_out.write_batch(pa.RecordBatch.from_arrays(quarantined, schema=kept_as_read))
                 by_reason += _counts(why)
             if table is EVENTS:
                 running += _running(good, extract_date)

@@ -60,6 +60,7 @@ def measure(data: Path, out: Path, extract_date: date) -> dict:
     with TreeMemory() as memory:
         subprocess.run(command, check=True)
     seconds = time.perf_counter() - began
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     rows = {t.name: pq.ParquetFile(data / t.file_name).metadata.num_rows for t in TABLES}
     return {
         "step": "validate",
@@ -67,9 +68,8 @@ def measure(data: Path, out: Path, extract_date: date) -> dict:
         "events": rows["events"],
         "seconds": round(seconds, 1),
         "peak_tree_gib": round(memory.peak / 2**30, 2),
-        "peak_validate_gib": round(
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2
-        ),
+        "cpu_seconds": round(used.ru_utime + used.ru_stime, 1),
+        "peak_validate_gib": round(used.ru_maxrss / 2**20, 2),
     }
 
 
