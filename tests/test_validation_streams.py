@@ -138,3 +138,34 @@ def test_a_file_corrupt_past_its_footer_is_named_and_nothing_is_left(tmp_path: P
     with pytest.raises(ContractError, match=r"events\.parquet: cannot be read as Parquet"):
         validate_dir(folder, tmp_path / "out", EXTRACT)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_the_comparison_finds_a_row_added_before_the_others_and_a_changed_count(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    practices = pa.table({"practice_id": ["Z1"], "gp_cluster": ["C"], "locality": ["N"]})
+    pq.write_table(
+        practices.add_column(1, "practice_name", pa.nulls(1, pa.string())),
+        folder / PRACTICES.file_name,
+    )
+    pq.write_table(PATIENTS.schema.empty_table(), folder / PATIENTS.file_name)
+    pq.write_table(EVENTS.schema.empty_table(), folder / EVENTS.file_name)
+    validate_dir(folder, tmp_path / "old", EXTRACT)
+    validate_dir(folder, tmp_path / "new", EXTRACT)
+    assert compare(tmp_path / "old", tmp_path / "new") == []
+
+    extra = pa.table(
+        {"practice_id": ["Z2"], "practice_name": ["Two"], "gp_cluster": ["C"], "locality": ["N"]},
+        schema=PRACTICES.schema,
+    )
+    accepted = pq.read_table(tmp_path / "new" / PRACTICES.file_name)
+    pq.write_table(pa.concat_tables([extra, accepted]), tmp_path / "new" / PRACTICES.file_name)
+    report = tmp_path / "new" / "validation_report.json"
+    report.write_text(report.read_text().replace('"accepted": 1', '"accepted": 2', 1))
+
+    assert compare(tmp_path / "old", tmp_path / "new") == [
+        "practices.parquet: 2 rows differ",
+        "validation_report.json: the reports differ",
+    ]
