@@ -188,10 +188,21 @@ class ContractTables:
         """Run an expression over the contract tables (and, when it reads them, the as-of
         table bound to ``as_of_dates``); dates come back as ``datetime64``. ``keep=False``
         for one-off expressions whose compiled SQL is not worth keeping."""
+        return self.run_arrow(expression, as_of_dates, keep=keep).to_pandas(date_as_object=False)
+
+    def run_arrow(
+        self,
+        expression: ir.Table,
+        as_of_dates: Iterable[date] | None = None,
+        *,
+        keep: bool = True,
+    ) -> pa.Table:
+        """``run`` without the pandas copy: the engine's Arrow table (a caller that keeps
+        only some columns, or narrows their types, converts column by column)."""
         sql = self.engine.compile(self.backend, expression, keep=keep)
         self._unchanged()
         if as_of_dates is None:
-            frame = self._frame(sql)
+            table = self.engine.to_arrow(self.backend, sql)
         else:
             dates = sorted(set(as_of_dates))
             if not dates:
@@ -199,11 +210,11 @@ class ContractTables:
             as_of = pa.table({"as_of": pa.array(dates, pa.date32())})
             self.engine.attach_arrow(self.backend, AS_OF_TABLE, as_of)
             try:
-                frame = self._frame(sql)
+                table = self.engine.to_arrow(self.backend, sql)
             finally:
                 self.engine.detach(self.backend, AS_OF_TABLE)
         self._unchanged()
-        return frame
+        return table
 
     def last_event_date(self) -> date | None:
         """The latest event start in the tables (None when there are no events)."""
@@ -216,9 +227,6 @@ class ContractTables:
         return tuple(  # type: ignore[return-value]
             None if pd.isna(day) else pd.Timestamp(day).date() for day in span.iloc[0]
         )
-
-    def _frame(self, sql: str) -> pd.DataFrame:
-        return self.engine.to_arrow(self.backend, sql).to_pandas(date_as_object=False)
 
     def close(self) -> None:
         """Release the backend (the shared Spark session stays up for the next tables)."""

@@ -18,6 +18,7 @@ from riskstrat.common.settings import Integer, load_table, settings_model
 from riskstrat.features.labels import Outcome, labelled_by
 from riskstrat.models.description import Strategy
 from riskstrat.models.tiers import TierPolicy
+from riskstrat.training.rows import RowSampling
 
 TABLE = "train"
 
@@ -127,6 +128,7 @@ class TrainConfig:
     refit_scale_rounds: StrictBool = False
     calibration_snapshots: Literal["latest", "all"] = "all"
     intervention: InterventionSettings = Field(default_factory=InterventionSettings)
+    rows: RowSampling = Field(default_factory=RowSampling)
 
     @model_validator(mode="after")
     def _test_period_unseen(self) -> Self:
