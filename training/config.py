@@ -110,6 +110,8 @@ class TrainConfig:
     fit on out-of-fold raw scores. ``refit_scale_rounds`` grows the rounds in proportion to
     the rows. ``calibration_snapshots`` fits Platt scaling on all training as-of dates or on
     the latest only (nearest the population scored, but fewer rows; docs/figures.md).
+    ``[train.rows]`` says which training snapshots the fit learns from (``training.rows``:
+    every positive, a weighted share of the negatives); the test rows are never sampled.
     """
 
     train_as_of: tuple[date, ...] = Field(
