@@ -16,7 +16,7 @@ from riskstrat.features.spec import FeatureSpec
 from riskstrat.training.config import LightGBMParams, TrainConfig
 from riskstrat.training.fit import Snapshots, fit_bundle
 from riskstrat.training.pipeline import snapshots_at, training_data
-from riskstrat.training.rows import RowSampling, choose_rows
+from riskstrat.training.rows import RowSampling, choose_rows, unweighted_share
 
 DATES = (date(2023, 1, 1), date(2023, 7, 1), date(2024, 1, 1))
 TEST = date(2025, 1, 1)
@@ -46,6 +46,10 @@ def test_every_positive_and_the_stated_share_of_negatives_are_kept_weighted_back
     # Weighted, the kept rows have the training rows' outcome rate.
     assert abs(np.average(kept, weights=chosen.weights) - training.mean()) < 0.005
     assert chosen.labelled == len(training)
+    # The uniform share of the kept rows (the drift reference's) has it unweighted.
+    share = unweighted_share(kept.index, RowSampling(negative_fraction=0.25), seed=42)
+    assert abs(share.sum() / len(training) - 0.25) < 0.01
+    assert abs(kept[share].mean() - training.mean()) < 0.01
     again = choose_rows(labels, DATES, RowSampling(negative_fraction=0.25), seed=42)
     assert again.weights.index.equals(chosen.weights.index)
     other = choose_rows(labels, DATES, RowSampling(negative_fraction=0.25), seed=43)

@@ -37,7 +37,7 @@ from riskstrat.training.intervention import (
     training_snapshots,
     unaffected,
 )
-from riskstrat.training.rows import ChosenRows, choose_rows
+from riskstrat.training.rows import ChosenRows, choose_rows, unweighted_share
 from riskstrat.training.table import load_table
 from riskstrat.training.tracking import LoggedRun, log_training
 
@@ -217,6 +217,7 @@ def train_from_contract(
         ),
         train_as_of=config.train_as_of,
         test_design=TestDesign(kind="out_of_time", as_of=config.test_as_of),
+        profiled=train.features[unweighted_share(train.features.index, config.rows, config.seed)],
         data_fingerprint=fingerprint(data_dir),
         table=None,
         source=str(data_dir),
@@ -325,6 +326,7 @@ def _finish(
     outcome: OutcomeDescription,
     train_as_of: tuple[date, ...],
     test_design: TestDesign,
+    profiled: pd.DataFrame | None = None,
     data_fingerprint: str,
     table: TableColumns | None,
     source: str,
@@ -336,7 +338,9 @@ def _finish(
     absent: dict[str, tuple[str, ...]] | None = None,
 ) -> TrainResult:
     """The description into the bundle, the report folder, and the MLflow run with the
-    challenger; ``absent`` names the features whose event kinds the data lack."""
+    challenger; ``absent`` names the features whose event kinds the data lack. The drift
+    reference profiles ``profiled`` (training rows as the population has them; default:
+    every training row)."""
     absent = absent or {}
     metrics = assessment.metrics | {k: float(v) for k, v in facts.items()} | intervention.metrics()
     bundle = bundle.describe(
@@ -355,7 +359,9 @@ def _finish(
             intervention=intervention.description(facts),
             tiers=assessment.tiers,
             test_risk_quantiles=tuple(np.quantile(assessment.test_risk, np.linspace(0, 1, 101))),
-            drift_reference=drift_reference(bundle, train.features),
+            drift_reference=drift_reference(
+                bundle, train.features if profiled is None else profiled
+            ),
         )
     )
     write_report(report_dir, replace(assessment, metrics=metrics), bundle, absent)

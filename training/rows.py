@@ -66,6 +66,14 @@ def uniform(index: pd.MultiIndex, seed: int) -> np.ndarray:
     return hashed / 2.0**64
 
 
+def unweighted_share(index: pd.MultiIndex, sampling: RowSampling, seed: int) -> np.ndarray:
+    """Per row of the kept ones: whether it is in the uniform share ``negative_fraction`` of
+    all labelled snapshots (the rows whose draw kept them whatever their label). Profiles
+    that must describe the population, not the oversampled positives (the drift reference),
+    are taken on these."""
+    return uniform(index, seed) < sampling.negative_fraction
+
+
 def choose_rows(
     labels: pd.Series, as_of_dates: Iterable[date], sampling: RowSampling, seed: int
 ) -> ChosenRows:
