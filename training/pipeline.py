@@ -376,7 +376,8 @@ def _finish(
         **{f"tiers_{k}": v for k, v in asdict(config.tiers).items()},
         "refit": config.refit,
         "calibration_snapshots": config.calibration_snapshots,
-        "rows_negative_fraction": config.rows.negative_fraction,
+        # A feature table's rows are all learnt: [train.rows] samples contract snapshots.
+        "rows_negative_fraction": config.rows.negative_fraction if table is None else 1.0,
         "intervention_strategy": intervention.strategy,
         "exposure_rule": intervention.rule.describe() if intervention.rule else "unknown",
         "absent_event_kinds": ",".join(sorted({k for ks in absent.values() for k in ks})),
