@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from riskstrat.common.progress import QUIET, Progress
 from riskstrat.contract.engines import Engine
@@ -128,9 +130,7 @@ def training_data(
     labels = build_labels(sources, dates, config.outcome, with_date=True)
     helped = exposure(sources, dates, horizon, rule)
     chosen = choose_rows(labels["label"], config.train_as_of, config.rows, config.seed)
-    features = build_features(
-        sources, config.train_as_of, progress=progress, rows=chosen.keys, compact=True
-    )
+    features = _chosen_features(sources, chosen, config.train_as_of, progress)
     train, facts = training_snapshots(
         config.intervention,
         features,
@@ -143,6 +143,28 @@ def training_data(
         sampled=chosen.weights,
     )
     return TrainingData(labels, helped, chosen, train, facts)
+
+
+def _chosen_features(
+    sources: ContractTables,
+    chosen: ChosenRows,
+    dates: tuple[date, ...],
+    progress: Progress | None,
+) -> pd.DataFrame:
+    """The chosen rows' compact features, one as-of date per query: the engine's own memory
+    (its joins and aggregates) then holds one date's cohort at a time, not all of them."""
+    keys = chosen.keys
+    frames = [
+        build_features(
+            sources,
+            [as_of],
+            progress=progress,
+            rows=keys.filter(pc.equal(keys["as_of"], pa.scalar(as_of, pa.date32()))),
+            compact=True,
+        )
+        for as_of in sorted(set(dates))
+    ]
+    return pd.concat(frames) if len(frames) > 1 else frames[0]
 
 
 def train_from_contract(
