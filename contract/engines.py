@@ -23,14 +23,17 @@ Settings live in one place, the ``[engine]`` table::
 from __future__ import annotations
 
 import shutil
+import tempfile
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.dataset as pads
 from pydantic import Field
 
 from riskstrat.common.settings import Integer, load_table, settings_model
@@ -115,6 +118,11 @@ class Engine(ABC):
         """Run SQL in the backend's dialect; the whole result as Arrow."""
 
     @abstractmethod
+    def to_batches(self, backend: BaseBackend, sql: str) -> Iterator[pa.RecordBatch]:
+        """Run SQL; the result in batches of at most ``BATCH_ROWS`` rows, never held whole
+        in this process (training reads millions of feature rows this way)."""
+
+    @abstractmethod
     def close(self, backend: BaseBackend) -> None:
         """Release what ``connect`` made (never the shared Spark session itself)."""
 
@@ -135,6 +143,7 @@ class Engine(ABC):
         return sql
 
 
+BATCH_ROWS = 65_536  # rows per batch of ``Engine.to_batches``
 _COMPILED_KEPT = 64
 _COMPILED: dict[tuple[str, object], str] = {}
 _COMPILING = threading.Lock()
@@ -159,6 +168,9 @@ class DuckDBEngine(Engine):
 
     def to_arrow(self, backend: BaseBackend, sql: str) -> pa.Table:
         return backend.con.sql(sql).to_arrow_table()
+
+    def to_batches(self, backend: BaseBackend, sql: str) -> Iterator[pa.RecordBatch]:
+        yield from backend.con.sql(sql).fetch_record_batch(BATCH_ROWS)
 
     def close(self, backend: BaseBackend) -> None:
         backend.disconnect()
@@ -188,6 +200,13 @@ class SparkEngine(Engine):
 
     def to_arrow(self, backend: BaseBackend, sql: str) -> pa.Table:
         return backend._session.sql(sql).toArrow()
+
+    def to_batches(self, backend: BaseBackend, sql: str) -> Iterator[pa.RecordBatch]:
+        """The executors write the result as Parquet to a temporary folder, read back here
+        batch by batch: nothing is collected on the driver."""
+        with tempfile.TemporaryDirectory(prefix="riskstrat-result-") as folder:
+            backend._session.sql(sql).write.mode("overwrite").parquet(folder)
+            yield from pads.dataset(folder, format="parquet").to_batches(batch_size=BATCH_ROWS)
 
     def close(self, backend: BaseBackend) -> None:
         for table in backend._session.catalog.listTables():

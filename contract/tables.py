@@ -15,7 +15,8 @@ SHA-256), so that nothing half-written or mixed from two runs is ever used. In-m
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -188,10 +189,40 @@ class ContractTables:
         """Run an expression over the contract tables (and, when it reads them, the as-of
         table bound to ``as_of_dates``); dates come back as ``datetime64``. ``keep=False``
         for one-off expressions whose compiled SQL is not worth keeping."""
+        return self.run_arrow(expression, as_of_dates, keep=keep).to_pandas(date_as_object=False)
+
+    def run_arrow(
+        self,
+        expression: ir.Table,
+        as_of_dates: Iterable[date] | None = None,
+        *,
+        keep: bool = True,
+    ) -> pa.Table:
+        """``run`` without the pandas copy: the engine's Arrow table."""
         sql = self.engine.compile(self.backend, expression, keep=keep)
+        with self._bound(as_of_dates):
+            return self.engine.to_arrow(self.backend, sql)
+
+    def batches(
+        self,
+        expression: ir.Table,
+        as_of_dates: Iterable[date] | None = None,
+        *,
+        keep: bool = True,
+    ) -> Iterator[pa.RecordBatch]:
+        """``run``'s result in Arrow batches, never whole in memory (``Engine.to_batches``);
+        the as-of dates stay bound until the last batch is read."""
+        sql = self.engine.compile(self.backend, expression, keep=keep)
+        with self._bound(as_of_dates):
+            yield from self.engine.to_batches(self.backend, sql)
+
+    @contextmanager
+    def _bound(self, as_of_dates: Iterable[date] | None) -> Iterator[None]:
+        """The as-of table bound to ``as_of_dates`` (if given) while a query runs, the
+        folder checked unchanged before and after."""
         self._unchanged()
         if as_of_dates is None:
-            frame = self._frame(sql)
+            yield
         else:
             dates = sorted(set(as_of_dates))
             if not dates:
@@ -199,11 +230,10 @@ class ContractTables:
             as_of = pa.table({"as_of": pa.array(dates, pa.date32())})
             self.engine.attach_arrow(self.backend, AS_OF_TABLE, as_of)
             try:
-                frame = self._frame(sql)
+                yield
             finally:
                 self.engine.detach(self.backend, AS_OF_TABLE)
         self._unchanged()
-        return frame
 
     def last_event_date(self) -> date | None:
         """The latest event start in the tables (None when there are no events)."""
@@ -216,9 +246,6 @@ class ContractTables:
         return tuple(  # type: ignore[return-value]
             None if pd.isna(day) else pd.Timestamp(day).date() for day in span.iloc[0]
         )
-
-    def _frame(self, sql: str) -> pd.DataFrame:
-        return self.engine.to_arrow(self.backend, sql).to_pandas(date_as_object=False)
 
     def close(self) -> None:
         """Release the backend (the shared Spark session stays up for the next tables)."""

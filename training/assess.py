@@ -164,11 +164,13 @@ def compare(
 
 
 def drift_table(
-    bundle: ModelBundle, later: dict[date, Snapshots], truth: pd.DataFrame | None
+    bundle: ModelBundle, later: Mapping[date, Snapshots], truth: pd.DataFrame | None
 ) -> pd.DataFrame:
-    """Discrimination and calibration at each later as-of date."""
+    """Discrimination and calibration at each later as-of date (each date's rows asked for
+    in turn: ``later`` may build them on demand)."""
     rows = []
-    for as_of, rows_at in sorted(later.items()):
+    for as_of in sorted(later):
+        rows_at = later[as_of]
         y, risk = rows_at.labels.to_numpy(), bundle.predict(rows_at.features)
         row = {  # what evaluate() says of these, without its smoothed calibration fit
             "as_of": as_of.isoformat(),
@@ -192,7 +194,7 @@ def assess(
     train: Snapshots,
     test: Snapshots,
     test_as_of: date | None,
-    later: dict[date, Snapshots],
+    later: Mapping[date, Snapshots],
     context: pd.DataFrame,
     truth: pd.DataFrame | None,
     policy: TierPolicy,

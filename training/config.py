@@ -18,6 +18,7 @@ from riskstrat.common.settings import Integer, load_table, settings_model
 from riskstrat.features.labels import Outcome, labelled_by
 from riskstrat.models.description import Strategy
 from riskstrat.models.tiers import TierPolicy
+from riskstrat.training.rows import RowSampling
 
 TABLE = "train"
 
@@ -109,6 +110,8 @@ class TrainConfig:
     fit on out-of-fold raw scores. ``refit_scale_rounds`` grows the rounds in proportion to
     the rows. ``calibration_snapshots`` fits Platt scaling on all training as-of dates or on
     the latest only (nearest the population scored, but fewer rows; docs/figures.md).
+    ``[train.rows]`` says which training snapshots the fit learns from (``training.rows``:
+    every positive, a weighted share of the negatives); the test rows are never sampled.
     """
 
     train_as_of: tuple[date, ...] = Field(
@@ -127,6 +130,7 @@ class TrainConfig:
     refit_scale_rounds: StrictBool = False
     calibration_snapshots: Literal["latest", "all"] = "all"
     intervention: InterventionSettings = Field(default_factory=InterventionSettings)
+    rows: RowSampling = Field(default_factory=RowSampling)
 
     @model_validator(mode="after")
     def _test_period_unseen(self) -> Self:

@@ -90,10 +90,15 @@ def unaffected(index: pd.Index, exposure: pd.DataFrame) -> np.ndarray:
 
 
 def censoring_weights(
-    features: pd.DataFrame, censored: np.ndarray, specs: tuple[FeatureSpec, ...], max_weight: float
+    features: pd.DataFrame,
+    censored: np.ndarray,
+    specs: tuple[FeatureSpec, ...],
+    max_weight: float,
+    sampled: np.ndarray | None = None,
 ) -> np.ndarray:
     """1 / (1 - P(censored | features)) per row, at most ``max_weight``: a logistic regression
-    of ``censored`` on the features (on at most ``CENSORING_MODEL_ROWS`` rows)."""
+    of ``censored`` on the features (on at most ``CENSORING_MODEL_ROWS`` rows), weighted by
+    the rows' sampling weights ``sampled`` (``training.rows``) when given."""
     if not censored.any():
         return np.ones(len(censored))
     learn = np.arange(len(censored))
@@ -101,7 +106,8 @@ def censoring_weights(
         rng = np.random.default_rng(CENSORING_SEED)
         learn = np.sort(rng.choice(learn, CENSORING_MODEL_ROWS, replace=False))
     columns = [s.name for s in specs]
-    model = logistic_model(specs).fit(features[columns].iloc[learn], censored[learn])
+    fit_weights = {} if sampled is None else {"logisticregression__sample_weight": sampled[learn]}
+    model = logistic_model(specs).fit(features[columns].iloc[learn], censored[learn], **fit_weights)
     p = model.predict_proba(features[columns])[:, 1]
     return np.minimum(1.0 / np.clip(1.0 - p, 1e-12, None), max_weight)
 
@@ -116,18 +122,22 @@ def training_snapshots(
     horizon_days: int,
     rule: ExposureRule,
     specs: tuple[FeatureSpec, ...],
+    sampled: pd.Series | None = None,
 ) -> tuple[Snapshots, InterventionFacts]:
     """The rows of ``as_of_dates`` with an observed label, as ``settings.strategy`` learns
     them, and what it did.
 
     ``labels`` is ``build_labels(..., with_date=True)`` (``label``, ``first_event``);
     ``exposure`` is ``features.exposure.exposure`` for these dates, ``horizon_days`` and
-    ``rule``; ``specs`` name the features (the censoring model uses them).
+    ``rule``; ``specs`` name the features (the censoring model uses them). ``sampled`` holds
+    the sampling weight of each row of ``features`` (``training.rows``; None: all 1), which
+    the strategy's own weights multiply.
     """
     keep = features.index.get_level_values("as_of").isin(list(as_of_dates))
     keep &= labels["label"].reindex(features.index).notna().to_numpy()
     x = features[keep]
     y = labels["label"].reindex(x.index).astype(float)
+    base = None if sampled is None else sampled.reindex(x.index).to_numpy(dtype=float)
     touched = ~unaffected(x.index, exposure)
     strategy = settings.strategy
     removed = censored = np.zeros(len(x), dtype=bool)
@@ -147,9 +157,14 @@ def training_snapshots(
         event_first = ~np.isnat(first_event) & (first_event < starts)
         censored = touched & ~running & ~event_first
         removed = running | censored
-        w = censoring_weights(x[~running], censored[~running], specs, settings.max_weight)
+        at_risk = None if base is None else base[~running]
+        w = censoring_weights(x[~running], censored[~running], specs, settings.max_weight, at_risk)
         weights = pd.Series(w, index=x.index[~running])[~censored[~running]]
     kept = ~removed
+    max_weight = float(weights.max()) if weights is not None and len(weights) else 1.0
+    if base is not None and not (base == 1).all():
+        sample = pd.Series(base[kept], index=x.index[kept])
+        weights = sample if weights is None else weights * sample
     data = Snapshots(
         x[kept],
         y[kept],
@@ -162,7 +177,7 @@ def training_snapshots(
         rows_exposed=int(touched.sum()),
         rows_removed=int(removed.sum()),
         rows_censored=int(censored.sum()),
-        max_weight=float(weights.max()) if weights is not None and len(weights) else 1.0,
+        max_weight=max_weight,
     )
     return data, facts
 

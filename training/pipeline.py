@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from riskstrat.common.progress import QUIET, Progress
 from riskstrat.contract.engines import Engine
@@ -36,6 +39,7 @@ from riskstrat.training.intervention import (
     training_snapshots,
     unaffected,
 )
+from riskstrat.training.rows import ChosenRows, choose_rows, unweighted_share
 from riskstrat.training.table import load_table
 from riskstrat.training.tracking import LoggedRun, log_training
 
@@ -54,9 +58,36 @@ class TrainResult:
     absent_features: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def _rows(features: pd.DataFrame, labels: pd.DataFrame, as_of: tuple[date, ...]) -> Snapshots:
-    keep = features.index.get_level_values("as_of").isin(as_of) & labels["label"].notna().to_numpy()
-    return Snapshots(features[keep], labels.loc[keep, "label"].astype(float))
+def _rows(features: pd.DataFrame, labels: pd.DataFrame) -> Snapshots:
+    """The rows of ``features`` whose label (from ``labels``, on any dates) is known."""
+    label = labels["label"].reindex(features.index)
+    keep = label.notna().to_numpy()
+    return Snapshots(features[keep], label[keep].astype(float))
+
+
+def snapshots_at(sources: ContractTables, labels: pd.DataFrame, as_of: date) -> Snapshots:
+    """Every labelled snapshot of one as-of date, unsampled (a test or later date), with
+    compact features: one date's rows in memory at a time."""
+    return _rows(build_features(sources, [as_of], compact=True), labels)
+
+
+class LaterDates(Mapping[date, Snapshots]):
+    """The snapshots of later as-of dates, each built when asked for and not kept, so that
+    the drift table holds one date's rows at a time."""
+
+    def __init__(self, sources: ContractTables, labels: pd.DataFrame, dates: tuple[date, ...]):
+        self._sources, self._labels, self._dates = sources, labels, dates
+
+    def __getitem__(self, as_of: date) -> Snapshots:
+        if as_of not in self._dates:
+            raise KeyError(as_of)
+        return snapshots_at(self._sources, self._labels, as_of)
+
+    def __iter__(self) -> Iterator[date]:
+        return iter(self._dates)
+
+    def __len__(self) -> int:
+        return len(self._dates)
 
 
 def later_as_of(sources: ContractTables, test_as_of: date, horizon_days: int) -> tuple[date, ...]:
@@ -73,12 +104,13 @@ def later_as_of(sources: ContractTables, test_as_of: date, horizon_days: int) ->
 
 @dataclass(frozen=True, slots=True)
 class TrainingData:
-    """Features, labels (with the outcome's date) and help for the dates asked, and the
-    training rows as the configured strategy learns them."""
+    """Labels (with the outcome's date) and help on every date asked, the training rows as
+    ``[train.rows]`` keeps them (``training.rows``) and the configured strategy learns
+    them."""
 
-    features: pd.DataFrame
     labels: pd.DataFrame
     helped: pd.DataFrame
+    chosen: ChosenRows
     train: Snapshots
     facts: InterventionFacts
 
@@ -90,13 +122,15 @@ def training_data(
     dates: tuple[date, ...],
     progress: Progress | None = None,
 ) -> TrainingData:
-    """Everything a training run learns from, on ``dates`` (the training and test dates and
-    any others to score), with help as ``rule`` says; one path for ``train_from_contract``
-    and the retraining benchmark."""
+    """Everything a training run learns from, with labels and help on ``dates`` (the
+    training and test dates and any others to score) and help as ``rule`` says; one path for
+    ``train_from_contract`` and the retraining benchmark. Only the sampled training rows'
+    features leave the engine (``snapshots_at`` gives another date's)."""
     horizon = config.outcome.horizon_days
-    features = build_features(sources, dates, progress=progress)
     labels = build_labels(sources, dates, config.outcome, with_date=True)
     helped = exposure(sources, dates, horizon, rule)
+    chosen = choose_rows(labels["label"], config.train_as_of, config.rows, config.seed)
+    features = _chosen_features(sources, chosen, config.train_as_of, progress)
     train, facts = training_snapshots(
         config.intervention,
         features,
@@ -106,8 +140,31 @@ def training_data(
         horizon_days=horizon,
         rule=rule,
         specs=feature_specs(),
+        sampled=chosen.weights,
     )
-    return TrainingData(features, labels, helped, train, facts)
+    return TrainingData(labels, helped, chosen, train, facts)
+
+
+def _chosen_features(
+    sources: ContractTables,
+    chosen: ChosenRows,
+    dates: tuple[date, ...],
+    progress: Progress | None,
+) -> pd.DataFrame:
+    """The chosen rows' compact features, one as-of date per query: the engine's own memory
+    (its joins and aggregates) then holds one date's cohort at a time, not all of them."""
+    keys = chosen.keys
+    frames = [
+        build_features(
+            sources,
+            [as_of],
+            progress=progress,
+            rows=keys.filter(pc.equal(keys["as_of"], pa.scalar(as_of, pa.date32()))),
+            compact=True,
+        )
+        for as_of in sorted(set(dates))
+    ]
+    return pd.concat(frames) if len(frames) > 1 else frames[0]
 
 
 def train_from_contract(
@@ -141,10 +198,12 @@ def train_from_contract(
     say(f"building features and labels for {len(dates)} as-of dates")
     say.advance(TRAINING, 0, STEPS, "features and labels")
     data = training_data(sources, config, exposure_rule, dates, progress=say)
-    features, labels, train, intervention = data.features, data.labels, data.train, data.facts
-    test = _rows(features, labels, (config.test_as_of,))
+    labels, train, intervention = data.labels, data.train, data.facts
+    test = snapshots_at(sources, labels, config.test_as_of)
     say(
-        f"training on {len(train.labels):,} snapshots ({config.intervention.strategy}: "
+        f"training on {len(train.labels):,} of {data.chosen.labelled:,} snapshots "
+        f"(every positive, {config.rows.negative_fraction:g} of the negatives; "
+        f"{config.intervention.strategy}: "
         f"{intervention.rows_exposed:,} touched by list-triggered help, "
         f"{intervention.rows_removed:,} left out), testing on {len(test.labels):,} people"
     )
@@ -157,7 +216,7 @@ def train_from_contract(
         train=train,
         test=test,
         test_as_of=config.test_as_of,
-        later={d: _rows(features, labels, (d,)) for d in later},
+        later=LaterDates(sources, labels, later),
         context=cohort_context(sources, [config.test_as_of]),
         truth=truth,
         policy=config.tiers,
@@ -180,6 +239,7 @@ def train_from_contract(
         ),
         train_as_of=config.train_as_of,
         test_design=TestDesign(kind="out_of_time", as_of=config.test_as_of),
+        profiled=train.features[unweighted_share(train.features.index, config.rows, config.seed)],
         data_fingerprint=fingerprint(data_dir),
         table=None,
         source=str(data_dir),
@@ -288,6 +348,7 @@ def _finish(
     outcome: OutcomeDescription,
     train_as_of: tuple[date, ...],
     test_design: TestDesign,
+    profiled: pd.DataFrame | None = None,
     data_fingerprint: str,
     table: TableColumns | None,
     source: str,
@@ -299,7 +360,9 @@ def _finish(
     absent: dict[str, tuple[str, ...]] | None = None,
 ) -> TrainResult:
     """The description into the bundle, the report folder, and the MLflow run with the
-    challenger; ``absent`` names the features whose event kinds the data lack."""
+    challenger; ``absent`` names the features whose event kinds the data lack. The drift
+    reference profiles ``profiled`` (training rows as the population has them; default:
+    every training row)."""
     absent = absent or {}
     metrics = assessment.metrics | {k: float(v) for k, v in facts.items()} | intervention.metrics()
     bundle = bundle.describe(
@@ -318,7 +381,9 @@ def _finish(
             intervention=intervention.description(facts),
             tiers=assessment.tiers,
             test_risk_quantiles=tuple(np.quantile(assessment.test_risk, np.linspace(0, 1, 101))),
-            drift_reference=drift_reference(bundle, train.features),
+            drift_reference=drift_reference(
+                bundle, train.features if profiled is None else profiled
+            ),
         )
     )
     write_report(report_dir, replace(assessment, metrics=metrics), bundle, absent)
@@ -333,6 +398,8 @@ def _finish(
         **{f"tiers_{k}": v for k, v in asdict(config.tiers).items()},
         "refit": config.refit,
         "calibration_snapshots": config.calibration_snapshots,
+        # A feature table's rows are all learnt: [train.rows] samples contract snapshots.
+        "rows_negative_fraction": config.rows.negative_fraction if table is None else 1.0,
         "intervention_strategy": intervention.strategy,
         "exposure_rule": intervention.rule.describe() if intervention.rule else "unknown",
         "absent_event_kinds": ",".join(sorted({k for ks in absent.values() for k in ks})),

@@ -188,9 +188,10 @@ def _fit(
     config = bench.train_config(now, strategy)
     data = training_data(sources, config, rule, (*config.train_as_of, config.test_as_of, now))
     bundle, _ = fit_bundle(data.train, feature_specs(), config)
-    at_test = data.features.index.get_level_values("as_of") == config.test_as_of
-    test = unaffected_rows(data.features[at_test], data.labels["label"], data.helped, rule)
-    return bundle, test, data.features
+    features = build_features(sources, (config.test_as_of, now))
+    at_test = features.index.get_level_values("as_of") == config.test_as_of
+    test = unaffected_rows(features[at_test], data.labels["label"], data.helped, rule)
+    return bundle, test, features
 
 
 def _measure(
