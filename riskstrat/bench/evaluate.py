@@ -91,6 +91,8 @@ def _pre_trend_p(design: DesignResult, outcome: OutcomeResult) -> float:
         if check.name == PRE_TREND + outcome.label and check.value is not None:
             return float(check.value)
     return np.nan
+
+
 FRAILTY = "has_frailty"
 """The subgroup the generator's locality model splits its admission hazard ratio by."""
 ADMISSION_HAZARD_OUTCOMES = (
