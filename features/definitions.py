@@ -25,7 +25,11 @@ COUNT_CAP = 10_000.0  # events, days in hospital or distinct codes within one lo
 LIFETIME_YEARS = 120.0  # ages and years since a first record
 
 
-def only(condition: ir.BooleanValue, value: ir.Column) -> ir.Column:
+# What a count of matching events counts: a constant is cheaper to carry than a column.
+EVENT = ibis.literal(1, type="int8")
+
+
+def only(condition: ir.BooleanValue, value: ir.Value) -> ir.Value:
     """``value`` where ``condition`` holds, else null: an aggregate over it sees only the
     matching events. Written as CASE inside the aggregate (not a FILTER clause), so that
     many definitions share one pass over the events on every engine."""
@@ -88,7 +92,7 @@ class Definition(Described):
 
     def matching(self, window: ir.Table) -> ir.IntegerScalar:
         """How many matching events (the partial of most counts and flags)."""
-        return only(self.matches(window), window.patient_id).count()
+        return only(self.matches(window), EVENT).count()
 
     def aggregate(self, window: ir.Table) -> ir.Scalar:
         """The column for one person and as-of date, from their window of events."""
@@ -216,10 +220,10 @@ class Trend(Definition):
     def aggregate(self, window: ir.Table) -> ir.Scalar:
         assert self.days is not None
         selected = self.selects(window)
-        recent = only(selected & (window.days_before <= self.recent_days), window.patient_id)
+        recent = only(selected & (window.days_before <= self.recent_days), EVENT)
         earlier = only(
             selected & (window.days_before > self.recent_days) & (window.days_before <= self.days),
-            window.patient_id,
+            EVENT,
         )
         return recent.count().cast("float64") * (365.0 / self.recent_days) - earlier.count().cast(
             "float64"
@@ -251,7 +255,7 @@ class ActiveFlag(Definition):
 
     def aggregate(self, window: ir.Table) -> ir.Scalar:
         running = self.matches(window) & window.active_on_as_of
-        return ibis.ifelse(only(running, window.patient_id).count() > 0, 1, 0).cast("float64")
+        return ibis.ifelse(only(running, EVENT).count() > 0, 1, 0).cast("float64")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
