@@ -1,8 +1,9 @@
 """Run the feature definitions: contract tables in, one model-ready row per (person, as-of date).
 
-The cohort at an as-of date is everyone registered and alive on that day. Every family cuts
-events with ``features.window.cut`` once, aggregates all its definitions in one pass, and is
-left-joined to the cohort; people without events get each column's declared default.
+The cohort at an as-of date is everyone registered and alive on that day. The events of all
+families are cut with ``features.window.cut`` once and aggregated in one pass (each
+definition's filter inside its aggregates), then left-joined to the cohort once; people
+without events get each column's declared default.
 
 The definitions are one Ibis expression over unbound tables, compiled once per feature set
 and engine and run by ``ContractTables`` on its engine (an embedded DuckDB by default, or
