@@ -25,6 +25,17 @@ COUNT_CAP = 10_000.0  # events, days in hospital or distinct codes within one lo
 LIFETIME_YEARS = 120.0  # ages and years since a first record
 
 
+# What a count of matching events counts: a constant is cheaper to carry than a column.
+EVENT = ibis.literal(1, type="int8")
+
+
+def only(condition: ir.BooleanValue, value: ir.Value) -> ir.Value:
+    """``value`` where ``condition`` holds, else null: an aggregate over it sees only the
+    matching events. Written as CASE inside the aggregate (not a FILTER clause), so that
+    many definitions share one pass over the events on every engine."""
+    return ibis.ifelse(condition, value, ibis.null(value.type()))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Described:
     """A column's name and how to say it: what every feature column carries into its spec."""
@@ -56,7 +67,11 @@ class Described:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Definition(Described):
-    """A column aggregated from events: which events count, and over how many days."""
+    """A column aggregated from events: which events count, and over how many days.
+
+    ``aggregate`` is one aggregate over a window of many kinds of events, the filter
+    inside it (``only``), so that every definition shares one pass over the events.
+    """
 
     kinds: tuple[str, ...]
     codes: tuple[str, ...] = ()
@@ -75,7 +90,12 @@ class Definition(Described):
             return self.selects(window)
         return self.selects(window) & (window.days_before <= self.days)
 
-    def aggregate(self, window: ir.Table) -> ir.Value:
+    def matching(self, window: ir.Table) -> ir.IntegerScalar:
+        """How many matching events (the partial of most counts and flags)."""
+        return only(self.matches(window), EVENT).count()
+
+    def aggregate(self, window: ir.Table) -> ir.Scalar:
+        """The column for one person and as-of date, from their window of events."""
         raise NotImplementedError
 
 
@@ -86,8 +106,8 @@ class Count(Definition):
     def bounds(self) -> tuple[float, float]:
         return 0.0, COUNT_CAP
 
-    def aggregate(self, window: ir.Table) -> ir.Value:
-        return window.patient_id.count(where=self.matches(window)).cast("float64")
+    def aggregate(self, window: ir.Table) -> ir.Scalar:
+        return self.matching(window).cast("float64")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,21 +117,31 @@ class Flag(Definition):
     def bounds(self) -> tuple[float, float]:
         return 0.0, 1.0
 
-    def aggregate(self, window: ir.Table) -> ir.Value:
-        return ibis.ifelse(window.patient_id.count(where=self.matches(window)) > 0, 1, 0).cast(
-            "float64"
-        )
+    def aggregate(self, window: ir.Table) -> ir.Scalar:
+        return ibis.ifelse(self.matching(window) > 0, 1, 0).cast("float64")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DistinctCodes(Definition):
-    """How many different codes among matching events (drug classes, conditions)."""
+    """How many different codes among matching events (drug classes, conditions).
+
+    Counted in two steps, with no DISTINCT aggregate (which Spark computes by copying every
+    event once per distinct column): ``latest`` per person, as-of date and code, then
+    ``count_codes`` over those, a code counting when its latest event is within ``days``.
+    """
 
     def bounds(self) -> tuple[float, float]:
         return 0.0, COUNT_CAP
 
-    def aggregate(self, window: ir.Table) -> ir.Value:
-        return window.code.nunique(where=self.matches(window)).cast("float64")
+    def latest(self, window: ir.Table) -> ir.Scalar:
+        """Days before the as-of date of the code's latest selected event (per person,
+        as-of date and code; null when none is selected)."""
+        return only(self.selects(window), window.days_before).min()
+
+    def count_codes(self, latest: ir.Column) -> ir.Scalar:
+        """How many codes have a latest event within ``days`` (any, when None)."""
+        recent = latest.notnull() if self.days is None else latest <= self.days
+        return only(recent, latest).count().cast("float64")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,8 +151,8 @@ class DaysInStay(Definition):
     def bounds(self) -> tuple[float, float]:
         return 0.0, COUNT_CAP
 
-    def aggregate(self, window: ir.Table) -> ir.Value:
-        return window.duration_to_as_of.sum(where=self.matches(window)).cast("float64")
+    def aggregate(self, window: ir.Table) -> ir.Scalar:
+        return only(self.matches(window), window.duration_to_as_of).sum().cast("float64")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,8 +162,8 @@ class DaysSince(Definition):
     def bounds(self) -> tuple[float, float]:
         return 0.0, self.default
 
-    def aggregate(self, window: ir.Table) -> ir.Value:
-        latest = window.days_before.min(where=self.matches(window)).cast("float64")
+    def aggregate(self, window: ir.Table) -> ir.Scalar:
+        latest = only(self.matches(window), window.days_before).min().cast("float64")
         return ibis.least(latest, self.default)
 
 
@@ -148,11 +178,10 @@ class DaysSinceEnd(Definition):
     def bounds(self) -> tuple[float, float]:
         return 0.0, self.default
 
-    def aggregate(self, window: ir.Table) -> ir.Value:
+    def aggregate(self, window: ir.Table) -> ir.Scalar:
         ended = window.days_before - window.duration_to_as_of
         finished = self.matches(window) & ~window.active_on_as_of
-        latest = ended.min(where=finished).cast("float64")
-        return ibis.least(latest, self.default)
+        return ibis.least(only(finished, ended).min().cast("float64"), self.default)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,8 +191,8 @@ class YearsSinceFirst(Definition):
     def bounds(self) -> tuple[float, float]:
         return 0.0, LIFETIME_YEARS
 
-    def aggregate(self, window: ir.Table) -> ir.Value:
-        earliest = window.days_before.max(where=self.matches(window))
+    def aggregate(self, window: ir.Table) -> ir.Scalar:
+        earliest = only(self.matches(window), window.days_before).max()
         return earliest.cast("float64") / DAYS_PER_YEAR
 
 
@@ -188,17 +217,17 @@ class Trend(Definition):
             COUNT_CAP * 365.0 / self.recent_days,
         )
 
-    def aggregate(self, window: ir.Table) -> ir.Value:
+    def aggregate(self, window: ir.Table) -> ir.Scalar:
+        assert self.days is not None
         selected = self.selects(window)
-        recent = window.patient_id.count(where=selected & (window.days_before <= self.recent_days))
-        earlier = window.patient_id.count(
-            where=selected
-            & (window.days_before > self.recent_days)
-            & (window.days_before <= self.days)
+        recent = only(selected & (window.days_before <= self.recent_days), EVENT)
+        earlier = only(
+            selected & (window.days_before > self.recent_days) & (window.days_before <= self.days),
+            EVENT,
         )
-        return recent.cast("float64") * (365.0 / self.recent_days) - earlier.cast("float64") * (
-            365.0 / (self.days - self.recent_days)
-        )
+        return recent.count().cast("float64") * (365.0 / self.recent_days) - earlier.count().cast(
+            "float64"
+        ) * (365.0 / (self.days - self.recent_days))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,9 +241,9 @@ class ActiveValue(Definition):
     def bounds(self) -> tuple[float, float]:
         return 0.0, self.maximum
 
-    def aggregate(self, window: ir.Table) -> ir.Value:
+    def aggregate(self, window: ir.Table) -> ir.Scalar:
         running = self.matches(window) & window.active_on_as_of
-        return window[self.column].sum(where=running).cast("float64")
+        return only(running, window[self.column]).sum().cast("float64")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -224,9 +253,9 @@ class ActiveFlag(Definition):
     def bounds(self) -> tuple[float, float]:
         return 0.0, 1.0
 
-    def aggregate(self, window: ir.Table) -> ir.Value:
-        running = window.patient_id.count(where=self.matches(window) & window.active_on_as_of)
-        return ibis.ifelse(running > 0, 1, 0).cast("float64")
+    def aggregate(self, window: ir.Table) -> ir.Scalar:
+        running = self.matches(window) & window.active_on_as_of
+        return ibis.ifelse(only(running, EVENT).count() > 0, 1, 0).cast("float64")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,8 +1,9 @@
 """Run the feature definitions: contract tables in, one model-ready row per (person, as-of date).
 
-The cohort at an as-of date is everyone registered and alive on that day. Every family cuts
-events with ``features.window.cut`` once, aggregates all its definitions in one pass, and is
-left-joined to the cohort; people without events get each column's declared default.
+The cohort at an as-of date is everyone registered and alive on that day. The events of all
+families are cut with ``features.window.cut`` once and aggregated in one pass (each
+definition's filter inside its aggregates), then left-joined to the cohort once; people
+without events get each column's declared default.
 
 The definitions are one Ibis expression over unbound tables, compiled once per feature set
 and engine and run by ``ContractTables`` on its engine (an embedded DuckDB by default, or
@@ -32,7 +33,7 @@ from riskstrat.common.progress import QUIET, Progress
 from riskstrat.contract.schema import ETHNICITY_GROUPS, SEXES
 from riskstrat.contract.tables import AS_OF_TABLE, ContractTables, unbound
 from riskstrat.features.catalogue import DERIVED, FAMILIES
-from riskstrat.features.definitions import LIFETIME_YEARS, Derived, Family
+from riskstrat.features.definitions import LIFETIME_YEARS, Derived, DistinctCodes, Family
 from riskstrat.features.spec import FeatureSpec
 from riskstrat.features.window import cut
 
@@ -97,13 +98,54 @@ def cohort() -> ir.Table:
     return members.left_join(unbound("practices"), "practice_id").drop("practice_id_right")
 
 
+def history(families: Sequence[Family]) -> ir.Table:
+    """The events every family reads, cut once at the as-of dates.
+
+    One window for all families: the union of their event kinds over the longest look-back
+    any of them has (the whole history when one is unbounded). A family's look-back bounds
+    each of its definitions (``Family`` refuses a definition looking further back), and each
+    definition selects its own kinds, codes and days, so every column aggregates exactly
+    the events its family's own window held.
+    """
+    kinds = sorted({k for f in families for k in f.kinds})
+    lookbacks = [f.lookback_days for f in families]
+    lookback = None if None in lookbacks else max(lookbacks, default=None)
+    events = unbound("events").select("patient_id", "kind", "start", "end", "code", "value", "cost")
+    return cut(events.filter(events.kind.isin(kinds)), unbound(AS_OF_TABLE), lookback)
+
+
+def event_features(families: Sequence[Family]) -> ir.Table:
+    """Every family's columns per (person, as-of date) with events, in definition order.
+
+    One aggregate over the window of all families (``history``), each definition's filter
+    inside its aggregates: no join per family. Distinct codes come from the same window
+    narrowed to their kinds, by way of each code's latest event (``DistinctCodes``), and
+    are joined once: every person and date there is also in the main aggregate.
+    """
+    window = history(families)
+    definitions = [d for f in families for d in f.definitions]
+    direct = [d for d in definitions if not isinstance(d, DistinctCodes)]
+    coded = [d for d in definitions if isinstance(d, DistinctCodes)]
+    table = window.group_by(KEY).aggregate(**{d.name: d.aggregate(window) for d in direct})
+    if coded:
+        kinds = sorted({k for d in coded for k in d.kinds})
+        codes = window.filter(window.kind.isin(kinds) & window.code.notnull())
+        latest = codes.group_by([*KEY, "code"]).aggregate(
+            **{d.name: d.latest(codes) for d in coded}
+        )
+        counted = latest.group_by(KEY).aggregate(
+            **{d.name: d.count_codes(latest[d.name]) for d in coded}
+        )
+        table = table.left_join(counted, KEY).drop("patient_id_right", "as_of_right")
+    return table.select(*KEY, *(d.name for d in definitions))
+
+
 @cache
 def feature_expression(
     families: tuple[Family, ...] = FAMILIES, derived: tuple[Derived, ...] = DERIVED
 ) -> ir.Table:
     """The whole feature computation as one Ibis expression over unbound tables (built once
     per feature set: expressions are immutable)."""
-    as_of = unbound(AS_OF_TABLE)
     members = cohort()
     result = members.select(
         "patient_id",
@@ -113,17 +155,12 @@ def feature_expression(
         deprivation_decile=members.deprivation_decile.cast("float64"),
         ethnicity_group=members.ethnicity_group,
     )
-    events = unbound("events").select("patient_id", "kind", "start", "end", "code", "value", "cost")
-    for family in families:
-        relevant = events.filter(events.kind.isin(family.kinds))
-        window = cut(relevant, as_of, family.lookback_days)
-        aggregated = window.group_by(KEY).aggregate(
-            **{d.name: d.aggregate(window) for d in family.definitions}
+    definitions = [d for f in families for d in f.definitions]
+    if definitions:
+        result = result.left_join(event_features(families), KEY).drop(
+            "patient_id_right", "as_of_right"
         )
-        result = result.left_join(aggregated, KEY).drop("patient_id_right", "as_of_right")
-        result = result.mutate(
-            **{d.name: result[d.name].fill_null(d.default) for d in family.definitions}
-        )
+        result = result.mutate(**{d.name: result[d.name].fill_null(d.default) for d in definitions})
     for column in derived:
         missing = [c for c in column.inputs if c not in result.columns]
         if missing:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
+import ibis.expr.types as ir
 import pandas as pd
 import pytest
 from contract_frames import patients_frame
@@ -11,10 +13,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from riskstrat.contract.schema import EventKind
-from riskstrat.contract.tables import ContractTables
-from riskstrat.features.catalogue import DAYS_SINCE_CAP, LIST_CONTEXT
-from riskstrat.features.engine import build_features, feature_specs, feature_sql
+from riskstrat.contract.tables import AS_OF_TABLE, ContractTables, unbound
+from riskstrat.features.catalogue import DAYS_SINCE_CAP, FAMILIES, LIST_CONTEXT
+from riskstrat.features.definitions import DistinctCodes, Family
+from riskstrat.features.engine import (
+    build_features,
+    cohort,
+    feature_expression,
+    feature_specs,
+    feature_sql,
+)
 from riskstrat.features.timeline import KIND_LABELS, patient_timeline
+from riskstrat.features.window import cut
 
 AS_OF = date(2024, 1, 1)
 
@@ -320,3 +330,47 @@ def test_community_mental_health_and_coordination_contacts() -> None:
 
 def test_every_event_kind_has_a_readable_name_in_the_timeline() -> None:
     assert set(KIND_LABELS) == set(EventKind)
+
+
+def _one_join_per_family(families: tuple[Family, ...]) -> ir.Table:
+    """The features the plain way: each family's own window, aggregated and joined apart
+    (DISTINCT for distinct codes), then the declared defaults."""
+    as_of = unbound(AS_OF_TABLE)
+    events = unbound("events")
+    result = cohort().select("patient_id", "as_of")
+    for family in families:
+        window = cut(events.filter(events.kind.isin(family.kinds)), as_of, family.lookback_days)
+        columns = {
+            d.name: window.code.nunique(where=d.matches(window)).cast("float64")
+            if isinstance(d, DistinctCodes)
+            else d.aggregate(window)
+            for d in family.definitions
+        }
+        aggregated = window.group_by(["patient_id", "as_of"]).aggregate(**columns)
+        result = result.left_join(aggregated, ["patient_id", "as_of"]).drop(
+            "patient_id_right", "as_of_right"
+        )
+        result = result.mutate(
+            **{d.name: result[d.name].fill_null(d.default) for d in family.definitions}
+        )
+    return result
+
+
+def test_one_pass_gives_exactly_what_one_join_per_family_gives(validated: Path) -> None:
+    families = (*FAMILIES, LIST_CONTEXT)
+    names = [d.name for f in families for d in f.definitions]
+    dates = [date(2023, 3, 1), date(2025, 1, 1)]
+    with ContractTables.from_dir(validated) as sources:
+        one_pass = sources.run(feature_expression(families, ()), dates, keep=False)
+        per_family = sources.run(_one_join_per_family(families), dates, keep=False)
+    key = ["as_of", "patient_id"]
+    expected = per_family.sort_values(key).reset_index(drop=True)[key + names]
+    actual = one_pass.sort_values(key).reset_index(drop=True)[key + names]
+    assert len(actual) > 10_000
+    pd.testing.assert_frame_equal(expected, actual, check_exact=True)
+
+
+def test_events_are_read_once_whatever_the_number_of_families() -> None:
+    fewer, more = feature_sql(FAMILIES), feature_sql((*FAMILIES, LIST_CONTEXT))
+    assert fewer.count('"events"') == more.count('"events"') == 1
+    assert fewer.count("JOIN") == more.count("JOIN")
