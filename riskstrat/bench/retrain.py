@@ -286,6 +286,7 @@ def _round(
         "list_date": now.isoformat(),
         "promoted": bool(promoted),
         "gate": "; ".join(failed) or "passed",
+        "scored": float(len(features.xs(now, level="as_of"))),
         **{
             f"champion_{k}": v
             for k, v in _measure(champion, features, now, truth, observed).items()
