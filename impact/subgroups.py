@@ -94,6 +94,22 @@ def _independent(estimate: float, se: float) -> Interval:
     )
 
 
+def _level_effect(
+    outcome: str, level: str, n_people: int, effect: Interval, relative: Interval, verdict: str
+) -> SubgroupEffect:
+    """One level's effect as the results keep it: intervals with no infinite end, and a
+    verdict that answers only when the relative change is bounded."""
+    relative = _finite(relative)
+    return SubgroupEffect(
+        outcome=outcome,
+        level=level,
+        n_people=n_people,
+        effect=_finite(effect),
+        relative=relative,
+        verdict=_answered_when_bounded(verdict, relative, UNBOUNDED),
+    )
+
+
 # ---- difference-in-differences -----------------------------------------------------------
 
 
@@ -110,15 +126,7 @@ def _did_effect(outcome: str, level: str, estimate: DidEstimate) -> SubgroupEffe
         ci_high=estimate.relative_ci_high,
         p_value=estimate.p_value,
     )
-    relative = _finite(relative)
-    return SubgroupEffect(
-        outcome=outcome,
-        level=level,
-        n_people=estimate.n_people,
-        effect=_finite(effect),
-        relative=relative,
-        verdict=_answered_when_bounded(estimate.verdict, relative, UNBOUNDED),
-    )
+    return _level_effect(outcome, level, estimate.n_people, effect, relative, estimate.verdict)
 
 
 def _relative_se(estimate: DidEstimate) -> float:
@@ -239,15 +247,7 @@ def _matched_effect(outcome: str, level: str, found: _MatchedLevel) -> SubgroupE
         ci_high=effect.ci_high - 1,
         p_value=effect.p_value,
     )
-    relative = _finite(relative)
-    return SubgroupEffect(
-        outcome=outcome,
-        level=level,
-        n_people=found.n_people,
-        effect=_finite(ratio),
-        relative=relative,
-        verdict=_answered_when_bounded(effect.verdict, relative, UNBOUNDED),
-    )
+    return _level_effect(outcome, level, found.n_people, ratio, relative, effect.verdict)
 
 
 def _matched_difference(level: _MatchedLevel, reference: _MatchedLevel) -> Interval | None:
