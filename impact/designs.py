@@ -370,9 +370,11 @@ def run_matched(
             f"outside the caliper) to {c.controls_used:,} of {c.comparison:,} people in "
             f"{c.control_units} clusters not yet live, {estimate.k} per person on propensity and "
             f"prognostic scores"
-            f"{' (the model risk score among the features)' if model else ''}; rate ratios "
-            "from a Poisson model with the matching weights, "
-            f"the baseline year's rate and standard errors clustered on the matched sets; "
+            f"{' (the model risk score among the features)' if model else ''}; doubly "
+            "robust rate ratios: the treated people's observed over expected events against "
+            "their matched controls', the expected from a Poisson model of the follow-up on "
+            "the matching features and the baseline year fitted on every comparison person, "
+            "standard errors clustered on the matched sets and people; "
             f"follow-up {groups.go_live} to {groups.follow_up_end}"
         ),
         population=f"{plan.population.describe()} on {plan.population.baseline}",

@@ -26,14 +26,29 @@ The steps, and why:
 3. Balance: the standardised mean difference of every feature and both scores before and
    after matching (controls weighted by how often, and in how large a set, they are used),
    with the variance ratio; the target is |SMD| < 0.1.
-4. Effects: per outcome, a Poisson quasi-likelihood GLM (statsmodels) on the matched sample
-   with a ``log(exposure)`` offset, the matching weights and ``log(1 + pre-period rate)`` as
-   an adjustment. Poisson QMLE needs only the mean to be right, so it serves counts and
-   non-negative totals (bed days, package cost in GBP) alike: one model for all outcomes.
+4. Effects: per outcome, a rate ratio that is doubly robust. An outcome model, a Poisson
+   regression of the follow-up total on the matching features and ``log(1 + pre-period
+   total)`` with a ``log(exposure)`` offset, is fitted on every comparison person (not only
+   the matched, and never on a treated person's outcome) and gives each person an expected
+   total without the programme. The rate ratio is the treated people's observed over
+   expected total divided by the same ratio among their matched controls (weighted): a
+   Poisson quasi-likelihood GLM (statsmodels) on the matched sample with the expected total
+   as offset. Why both: matching alone leaves the matched sets' residual differences in
+   the features (inexact matches on two scores, means balanced but not every feature's
+   distribution), which bias the ratio when the outcome depends on them; on the synthetic
+   borough the pilot's people had 2-5% more events than their matched controls with no
+   effect at all. The outcome model removes those differences (Abadie and Imbens' bias
+   correction for matching, on the ratio scale); if it is wrong, the controls' own observed
+   over expected ratio corrects it as far as matching balanced the features. Poisson QMLE
+   needs only the mean to be right, so it serves counts and non-negative totals (bed
+   days, package cost in GBP) alike: one model for all outcomes.
    Standard errors are clustered two ways, on the matched set and on the person: a treated
    person and their controls were chosen for being alike, so their outcomes are correlated;
    and with replacement one control serves several sets, so those rows are the same person
    (clustering on the set alone would count them as independent; Austin and Cafri 2020).
+   The outcome model's own uncertainty is not added: the ratio moves with its coefficients
+   only through what remains unbalanced between the treated people and their matched
+   controls, which matching keeps small, and it is fitted on every comparison person.
    This is person-level inference: it assumes no shocks shared by everyone in a unit (a
    new ward, a closed care home) that differ between treated and comparison units; the
    difference-in-differences design clusters at the unit for that reason.
@@ -221,7 +236,7 @@ def _compare(
     # Too few matched people give no number rather than a misleading one; a failed balance
     # still gives the numbers, flagged by the verdict, for the evaluator to inspect.
     effects = (
-        tuple(_effect(people, o, matches, treated, verdict) for o in outcomes)
+        tuple(_effect(people, o, matches, treated, verdict, features) for o in outcomes)
         if counts.matched >= MIN_TREATED
         else ()
     )
@@ -483,25 +498,51 @@ def _verdict(counts: MatchCounts, balance: pd.DataFrame) -> str:
     return ANSWERED
 
 
+def expected_untreated(people: pd.DataFrame, features: list[str], outcome: str) -> np.ndarray:
+    """Each person's expected follow-up total of ``outcome`` without the programme: a Poisson
+    regression of the follow-up rate on the standardised features and ``log(1 + pre-period
+    total)``, weighted by exposure (a log-exposure offset), fitted on every comparison
+    person, so that no treated person's outcome shapes it. Features are held within the
+    comparison people's range, so that the model never extrapolates beyond the people it
+    was fitted on."""
+    treated = people["treated"].to_numpy(dtype=bool)
+    x = np.column_stack(
+        [
+            people[features].to_numpy(dtype=float),
+            np.log1p(people[f"pre_{outcome}"].to_numpy(dtype=float)),
+        ]
+    )
+    x = np.clip(x, x[~treated].min(axis=0), x[~treated].max(axis=0))
+    centre, sd = x[~treated].mean(axis=0), x[~treated].std(axis=0)
+    z = (x - centre) / np.where(sd > 0, sd, 1.0)
+    y = people[outcome].to_numpy(dtype=float)
+    exposure = people["exposure"].to_numpy(dtype=float)
+    model = PoissonRegressor(alpha=1e-6, solver="newton-cholesky", max_iter=1000)
+    model.fit(z[~treated], y[~treated] / exposure[~treated], sample_weight=exposure[~treated])
+    return np.exp(z @ model.coef_ + model.intercept_) * exposure
+
+
 def _effect(
     people: pd.DataFrame,
     outcome: str,
     matches: pd.DataFrame,
     treated: np.ndarray,
     verdict: str,
+    features: list[str],
 ) -> OutcomeEffect:
-    """The rate ratio of one outcome: a weighted Poisson QMLE on the stacked matched sets (each
-    treated person with weight 1, each of their controls with 1/set size), clustered on the
-    set and the person."""
+    """The rate ratio of one outcome, doubly robust: the treated people's observed over
+    expected totals (``expected_untreated``), divided by the same ratio among their matched
+    controls. It is a weighted Poisson QMLE on the stacked matched sets (each treated person
+    with weight 1, each of their controls with 1/set size) with the expected total as the
+    offset, clustered on the set and the person."""
     y_all = people[outcome].to_numpy(dtype=float)
-    pre_all = people[f"pre_{outcome}"].to_numpy(dtype=float)
     exposure_all = people["exposure"].to_numpy(dtype=float)
     first = matches.drop_duplicates("set")
     rows = np.concatenate([first["treated_row"].to_numpy(), matches["control_row"].to_numpy()])
     sets = np.concatenate([first["set"].to_numpy(), matches["set"].to_numpy()])
     weights = np.concatenate([np.ones(len(first)), matches["weight"].to_numpy()])
     is_treated = np.concatenate([np.ones(len(first)), np.zeros(len(matches))])
-    y, pre, exposure = y_all[rows], pre_all[rows], exposure_all[rows]
+    y, exposure = y_all[rows], exposure_all[rows]
 
     treated_rate = y[is_treated == 1].sum() / exposure[is_treated == 1].sum()
     control_w = weights * (is_treated == 0)
@@ -525,15 +566,12 @@ def _effect(
             **counts,
         )
 
-    adjust = np.log1p(pre)
-    columns = [np.ones_like(y), is_treated]
-    if adjust.std() > 0:  # e.g. no deaths before baseline: nothing to adjust for
-        columns.append(adjust)
+    expected = expected_untreated(people, features, outcome)[rows]
     model = sm.GLM(
         y,
-        np.column_stack(columns),
+        np.column_stack([np.ones_like(y), is_treated]),
         family=sm.families.Poisson(),
-        offset=np.log(exposure),
+        offset=np.log(expected),
         var_weights=weights,
     )
     with warnings.catch_warnings():

@@ -19,8 +19,10 @@ from riskstrat.cli import main
 from riskstrat.contract.tables import ContractTables
 from riskstrat.impact import designs, plasmode
 from riskstrat.impact.cohort import Cohort, baseline_cohort
-from riskstrat.impact.inject import AMOUNTS, inject, window
+from riskstrat.impact.did import staggered_did
+from riskstrat.impact.inject import AMOUNTS, from_month, inject, window
 from riskstrat.impact.outcomes import Months, PersonMonths, count
+from riskstrat.impact.panels import did_panel
 from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, Plan, load_plan
 from riskstrat.impact.report import write_report
 from riskstrat.impact.results import REPORT_FILE, EvaluationResults
@@ -111,6 +113,31 @@ def test_thinning_changes_only_the_chosen_person_months_by_the_ratio() -> None:
     assert np.array_equal(counts.outcomes["emergency_admissions"], events)  # input unchanged
     cut = window(out, Months(date(2024, 2, 1), date(2024, 5, 1)))
     assert np.array_equal(cut.outcomes["emergency_admissions"], thinned[:, 1:4])
+
+
+def test_the_injected_person_months_are_the_did_s_post_go_live_months_of_the_treated(
+    counted: tuple[Plan, Cohort, PersonMonths],
+) -> None:
+    """A roll-out moved into the months before the first go-live, as the check moves it, and
+    bed days scaled by 0.8 from each pseudo go-live on: the difference-in-differences, being
+    linear in the outcome, must then give exactly 1 + effect = 0.8 (1 + effect without the
+    injection). Thinning months the design does not count as post (or the comparison's)
+    would break the identity."""
+    plan, cohort, counts = counted
+    months = Months(counts.months.first, min(plan.units.start.values()))
+    cut = window(counts, months)
+    units = sorted(set(cohort.unit))
+    starts = [date(2022, 7, 1), date(2023, 1, 1), date(2023, 1, 1), date(2023, 4, 1)]
+    go_live = cohort.unit.map(dict(zip(units, map(pd.Timestamp, starts), strict=False)))
+    moved = dataclasses.replace(cohort, go_live=go_live)
+    where = from_month(months, months.periods(go_live))
+    scaled = inject(cut, where, 0.8, ["bed_days"], np.random.default_rng(0))
+    effects = [
+        staggered_did(did_panel(data, moved, "bed_days"), inference="person_cluster")
+        for data in (cut, scaled)
+    ]
+    before, after = (e.relative_effect for e in effects)
+    assert 1 + after == pytest.approx(0.8 * (1 + before), rel=1e-9)
 
 
 def test_a_null_window_too_short_is_a_verdict_not_a_number(

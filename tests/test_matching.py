@@ -15,6 +15,7 @@ from riskstrat.impact.matching import (
     PROPENSITY,
     SMD_TARGET,
     MatchedEstimate,
+    expected_untreated,
     matched_comparison,
 )
 
@@ -146,20 +147,11 @@ def test_the_clustered_standard_error_is_the_two_way_sandwich(confounded):
     rows = np.concatenate([first["treated_row"], matches["control_row"]])
     sets = np.concatenate([first["set"], matches["set"]])
     weights = np.concatenate([np.ones(len(first)), matches["weight"]])
-    x = np.column_stack(
-        [
-            np.ones(rows.size),
-            np.r_[np.ones(len(first)), np.zeros(len(matches))],
-            np.log1p(people[f"pre_{PRIMARY}"].to_numpy()[rows]),
-        ]
-    )
+    x = np.column_stack([np.ones(rows.size), np.r_[np.ones(len(first)), np.zeros(len(matches))]])
     y = people[PRIMARY].to_numpy(dtype=float)[rows]
+    expected = expected_untreated(people, FEATURES, PRIMARY)[rows]
     fit = sm.GLM(
-        y,
-        x,
-        family=sm.families.Poisson(),
-        offset=np.log(people["exposure"].to_numpy()[rows]),
-        var_weights=weights,
+        y, x, family=sm.families.Poisson(), offset=np.log(expected), var_weights=weights
     ).fit()
     scores = x * (weights * (y - fit.mu))[:, None]
     bread = np.linalg.inv((x * (weights * fit.mu)[:, None]).T @ x)
