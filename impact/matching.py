@@ -502,9 +502,7 @@ def expected_untreated(people: pd.DataFrame, features: list[str], outcome: str) 
     """Each person's expected follow-up total of ``outcome`` without the programme: a Poisson
     regression of the follow-up rate on the standardised features and ``log(1 + pre-period
     total)``, weighted by exposure (a log-exposure offset), fitted on every comparison
-    person, so that no treated person's outcome shapes it. Features are held within the
-    comparison people's range, so that the model never extrapolates beyond the people it
-    was fitted on."""
+    person, so that no treated person's outcome shapes it."""
     treated = people["treated"].to_numpy(dtype=bool)
     x = np.column_stack(
         [
@@ -512,7 +510,6 @@ def expected_untreated(people: pd.DataFrame, features: list[str], outcome: str) 
             np.log1p(people[f"pre_{outcome}"].to_numpy(dtype=float)),
         ]
     )
-    x = np.clip(x, x[~treated].min(axis=0), x[~treated].max(axis=0))
     centre, sd = x[~treated].mean(axis=0), x[~treated].std(axis=0)
     z = (x - centre) / np.where(sd > 0, sd, 1.0)
     y = people[outcome].to_numpy(dtype=float)
