@@ -36,8 +36,8 @@ The steps, and why:
    as offset. Why both: matching alone leaves the matched sets' residual differences in
    the features (inexact matches on two scores, means balanced but not every feature's
    distribution), which bias the ratio when the outcome depends on them; on the synthetic
-   borough the pilot's people had 2-5% more events than their matched controls with no
-   effect at all. The outcome model removes those differences (Abadie and Imbens' bias
+   borough the pilot's people had more events than their matched controls with no effect
+   at all. The outcome model removes those differences (Abadie and Imbens' bias
    correction for matching, on the ratio scale); if it is wrong, the controls' own observed
    over expected ratio corrects it as far as matching balanced the features. Poisson QMLE
    needs only the mean to be right, so it serves counts and non-negative totals (bed
