@@ -6,7 +6,9 @@ sending its next request as soon as the last is answered (the most the server ca
 then pausing ``pause`` seconds between requests (a steady load below saturation, as from
 staff looking people up); then a series of 1,000-person batches; and times the bare
 in-process model call on the same input.
-Reports medians and tails, requests per second, errors, and server-to-bare ratios.
+Reports medians and tails, requests per second, the server's CPU time per request (all its
+processes: a figure that other work on the machine disturbs far less than the rates),
+errors, and server-to-bare ratios.
 """
 
 from __future__ import annotations
@@ -89,9 +91,35 @@ async def _single_person_load(
     return latencies, errors, time.perf_counter() - began
 
 
-def _phase(name: str, latencies: list[float], errors: int, elapsed: float) -> dict:
-    """One load phase's figures, keyed ``<name>_...``."""
+def _server_cpu_seconds() -> float:
+    """CPU seconds (user and system) used so far by this process's descendants: the server
+    (``bentoml.serve`` runs its supervisor here and the workers as its children)."""
+    root = os.getpid()
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended while being read
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = set(), [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(used.get(pid, 0.0) for pid in tree)
+
+
+def _phase(name: str, latencies: list[float], errors: int, elapsed: float, cpu: float) -> dict:
+    """One load phase's figures, keyed ``<name>_...``; ``cpu``: the server's CPU seconds."""
     return {
+        f"{name}_server_cpu_ms_per_request": round(1000 * cpu / max(len(latencies), 1), 2),
         f"{name}_requests": len(latencies),
         f"{name}_errors": errors,
         f"{name}_p50_ms": round(1000 * _percentile(latencies, 50), 1),
@@ -156,12 +184,15 @@ def run(
         ) as server,
         bentoml.SyncHTTPClient(server.url, token=token, server_ready_timeout=120),
     ):
+        began = _server_cpu_seconds()
         latencies, errors, elapsed = asyncio.run(
             _single_person_load(server.url, token, singles, clients, seconds, max_requests)
         )
+        single_cpu, began = _server_cpu_seconds() - began, _server_cpu_seconds()
         paced, paced_errors, paced_elapsed = asyncio.run(
             _single_person_load(server.url, token, singles, clients, seconds, max_requests, pause)
         )
+        paced_cpu = _server_cpu_seconds() - began
         batch_times, batch_errors = [], 0
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
@@ -175,9 +206,9 @@ def run(
     bare_batch = _bare(bundle, frame.head(1000), 10)
     return {
         "clients": clients,
-        **_phase("single", latencies, errors, elapsed),
+        **_phase("single", latencies, errors, elapsed, single_cpu),
         "paced_pause_seconds": pause,
-        **_phase("paced", paced, paced_errors, paced_elapsed),
+        **_phase("paced", paced, paced_errors, paced_elapsed, paced_cpu),
         "batch_1000_median_ms": round(1000 * statistics.median(batch_times), 1),
         "batch_1000_errors": int(batch_errors),
         "bare_single_ms": round(1000 * bare_single, 2),
