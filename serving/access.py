@@ -43,7 +43,6 @@ from typing import ClassVar, Protocol
 
 from riskstrat.common.errors import UserError
 from riskstrat.serving.audit import AuditError, AuditLog
-from riskstrat.serving.audit_flush import write_off_loop
 from riskstrat.serving.audit_stores import open_audit_log
 from riskstrat.serving.roles import ROLES, Can, Role, roles_that
 from riskstrat.serving.settings import ServiceSettings
@@ -483,8 +482,8 @@ class Access:
         asked: Asked | None = None,
     ) -> None:
         """One audit entry (``AuditError`` if it cannot be written); ``record`` holds what
-        the endpoint noted (ids shown, model, week, and the reason for a refusal). Written
-        and flushed in a thread (``write_off_loop``): other requests go on meanwhile."""
+        the endpoint noted (ids shown, model, week, and the reason for a refusal). Other
+        requests go on while it is written and flushed (``write_async``)."""
         record = record or {}
         ids = record.get("patient_ids", [])
         entry = {
@@ -505,7 +504,7 @@ class Access:
                 entry[noted] = record[noted]
         if asked and asked.fields():
             entry["asked"] = asked.fields()
-        await write_off_loop(self.audit, entry)
+        await self.audit.write_async(entry)
 
 
 class PageGate(Protocol):

@@ -5,9 +5,11 @@ chain (``serving.audit_chain``), and whether it can be written now (readiness de
 Each line is written whole or not at all: one ``write`` of the complete line on an
 ``O_APPEND`` file, undone if only part of it went (a full disk), and flushed (``fdatasync``)
 before the answer it records leaves. Several worker processes append to one log: an
-``fcntl`` lock on ``<log>.lock`` covers reading the chain's head and appending the next line;
-the flush comes after the lock is let go, shared by the lines written meanwhile
-(``serving.audit_flush``), so that one disk flush serves many requests. When the service
+``fcntl`` lock on ``<log>.lock`` (and a thread lock within a process) covers reading the
+chain's head and appending the next line; the flush comes after the lock is let go, shared
+by the lines written meanwhile (``serving.audit_flush``), so that one disk flush serves many
+requests. The service appends on its event loop when the lock is free at once (it is held
+for microseconds), and from a thread when it is not. When the service
 starts, a torn last line (no newline, or not a sealed line: a power cut during a write) is
 moved aside to ``<log>.torn-<time>`` and reported, and the current file must verify, or the
 service refuses every request and says which line breaks the chain.
@@ -15,6 +17,7 @@ service refuses every request and says which line breaks the chain.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
@@ -23,6 +26,7 @@ import logging
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -41,7 +45,7 @@ from riskstrat.serving.audit_chain import (
     seal,
     unseal,
 )
-from riskstrat.serving.audit_flush import GroupFlush
+from riskstrat.serving.audit_flush import Flusher, in_thread
 from riskstrat.serving.rotation import DEFAULT, Rotation
 from riskstrat.serving.settings import ServiceSettings
 
@@ -206,6 +210,26 @@ def _first_line(handle: int) -> bytes:
     return data.split(b"\n", 1)[0]
 
 
+def _same_file(handle: int, path: Path) -> bool:
+    """Whether the open file ``handle`` is the file at ``path`` now (not moved or replaced)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(handle)
+    return (held.st_ino, held.st_dev) == (named.st_ino, named.st_dev)
+
+
+class _Handles:
+    """One process's thread lock and open lock and log files, kept open between lines."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.mutex = threading.Lock()
+        self.lock: int | None = None
+        self.log: int | None = None
+
+
 class AuditLog:
     """The audit log's file (and the files rotated from it): sealed JSON lines recording
     when, who, role, client, endpoint, outcome, patients, model version, and what a refused
@@ -219,7 +243,8 @@ class AuditLog:
         # The head after this process's last write, valid while the file is as it left it.
         self._known: tuple[int, int, Head] | None = None
         self._checked = False  # the current file verified (``start``)
-        self._flush = GroupFlush(self._sync)
+        self._flusher = Flusher(self._sync)
+        self._handles = _Handles()
         with contextlib.suppress(OSError):  # a folder that cannot be made shows in problem()
             path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -253,12 +278,11 @@ class AuditLog:
 
     def _check(self) -> Verified:
         """Set a torn tail aside and verify the current file (the lock held)."""
-        with self._opened() as handle:
-            self._head(handle)
-            before = rotated_files(self.path)
-            chain = Chain(self.key, self._end_of(before[-1]) if before else None)
-            for number, line, whole in lines_of(self.path):
-                chain.check(f"{self.path} line {number}", line, whole, starts_file=number == 1)
+        self._head(self._log_handle())
+        before = rotated_files(self.path)
+        chain = Chain(self.key, self._end_of(before[-1]) if before else None)
+        for number, line, whole in lines_of(self.path):
+            chain.check(f"{self.path} line {number}", line, whole, starts_file=number == 1)
         verified = chain.verified()
         self._checked = True
         logger.info("audit log %s: %s", self.path, verified.summary())
@@ -268,36 +292,52 @@ class AuditLog:
         """Append ``entry`` as one sealed line in one write, on disk before this returns;
         ``AuditError`` unless all of it went (then none of it stays), or if its flush
         failed (then the line may stay, but the request it records is refused)."""
-        with recording_failures(str(self.path)), contextlib.ExitStack() as opened:
-            with self._locked():
-                if not self._checked:
-                    self._check()
-                handle = self._append(entry, opened)
-            self._flush.wait(self._flush.joined(), handle)
+        with recording_failures(str(self.path)):
+            self._append_locked(entry)
+            self._flusher.after_now().result()
 
-    def _append(self, entry: dict, opened: contextlib.ExitStack) -> int:
-        """Seal and append one line (the lock held), rotating first when it is due; the
-        handle it went to, kept open in ``opened`` for its flush."""
-        handle = opened.enter_context(self._opened())
+    async def write_async(self, entry: dict) -> None:
+        """``write`` for the event loop: the line appended there if the lock is free at
+        once and the log checked, else from a thread; then its flush awaited."""
+        with recording_failures(str(self.path)):
+            if self._checked and self._acquire(wait=False):
+                try:
+                    self._append(entry)
+                finally:
+                    self._release()
+            else:
+                await in_thread(self._append_locked, entry)
+            # shielded: a request that goes away must not cancel the flush others share
+            await asyncio.shield(asyncio.wrap_future(self._flusher.after_now()))
+
+    def _append_locked(self, entry: dict) -> None:
+        with self._locked():
+            if not self._checked:
+                self._check()
+            self._append(entry)
+
+    def _append(self, entry: dict) -> None:
+        """Seal and append one line (the lock held), rotating first when it is due."""
+        handle = self._log_handle()
         head = self._head(handle)
         size = os.fstat(handle).st_size
         when = str(entry.get("when") or datetime.now(UTC).isoformat())
         line, after = seal(entry, head, self.key, starts_file=not size)
         if self.rotation.due(size, len(line), self._first_when(handle), when):
             self._rotate(handle)
-            return self._append(entry, opened)
+            self._append(entry)
+            return
         self._write_whole(handle, line, size)
         if not size:
             sync_folder(self.path.parent)
         stat = os.fstat(handle)
         self._known = (stat.st_ino, stat.st_size, after)
-        return handle
 
     @staticmethod
     def _write_whole(handle: int, line: bytes, size: int) -> None:
         """One write of the whole line; if it fails or only part went, the file is cut back
         to ``size`` so that no part of the line stays to be glued to the next. The flush
-        comes later, outside the lock (``GroupFlush``)."""
+        comes later, outside the lock (``Flusher``)."""
         try:
             written = os.write(handle, line)
             if written != len(line):
@@ -307,18 +347,17 @@ class AuditLog:
                 os.ftruncate(handle, size)
             raise
 
-    def _sync(self, handle: int) -> None:
-        """Flush the file ``handle`` is open on (the data and the new size: what a reader
-        needs), and the log's current file if a rotation made a newer one since."""
-        os.fdatasync(handle)
-        with contextlib.suppress(FileNotFoundError):  # mid-rotation: the old file was synced
-            if os.stat(self.path).st_ino == os.fstat(handle).st_ino:
-                return
+    def _sync(self) -> None:
+        """Flush the log's current file (the data and the new size: what a reader needs):
+        every line written before this began, as a file rotated away was flushed then."""
+        try:
             current = os.open(self.path, os.O_RDONLY)
-            try:
-                os.fdatasync(current)
-            finally:
-                os.close(current)
+        except FileNotFoundError:  # mid-rotation: the old file was flushed, no new one yet
+            return
+        try:
+            os.fdatasync(current)
+        finally:
+            os.close(current)
 
     def _head(self, handle: int) -> Head:
         """The chain's head: the last line of the open log; if the log is empty, the last
@@ -389,20 +428,70 @@ class AuditLog:
         os.rename(self.path, self.path.with_name(f"{self.path.name}.{first.seq:012d}"))
         sync_folder(self.path.parent)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """This log to this process alone (every worker takes the same lock)."""
-        handle = os.open(self.lock, os.O_WRONLY | os.O_CREAT, 0o666)
+    def close(self) -> None:
+        """Close this process's lock and log files (they are kept open between lines)."""
+        mine = self._mine()
+        with mine.mutex:
+            for handle in (mine.lock, mine.log):
+                if handle is not None:
+                    os.close(handle)
+            mine.lock = mine.log = None
+
+    def _mine(self) -> _Handles:
+        """This process's handles (a forked child closes its parent's and opens its own)."""
+        if self._handles.pid != os.getpid():
+            for inherited in (self._handles.lock, self._handles.log):
+                if inherited is not None:
+                    os.close(inherited)  # the parent's lock stays: it has its own handle
+            self._handles = _Handles()
+        return self._handles
+
+    def _acquire(self, wait: bool = True) -> bool:
+        """Take this log for this thread alone (every worker and thread takes the same
+        lock); False at once if ``wait`` is false and another holds it."""
+        mine = self._mine()
+        if not mine.mutex.acquire(blocking=wait):
+            return False
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(handle)
+            while True:
+                if mine.lock is None:
+                    mine.lock = os.open(self.lock, os.O_WRONLY | os.O_CREAT, 0o666)
+                try:
+                    fcntl.flock(mine.lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    mine.mutex.release()
+                    return False
+                if _same_file(mine.lock, self.lock):
+                    return True
+                os.close(mine.lock)  # the lock file was replaced: take the one others take
+                mine.lock = None
+        except BaseException:
+            mine.mutex.release()
+            raise
+
+    def _release(self) -> None:
+        mine = self._mine()
+        assert mine.lock is not None
+        fcntl.flock(mine.lock, fcntl.LOCK_UN)
+        mine.mutex.release()
 
     @contextlib.contextmanager
-    def _opened(self) -> Iterator[int]:
-        handle = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    def _locked(self) -> Iterator[None]:
+        """This log to this thread alone, waiting for it (see ``_acquire``)."""
+        self._acquire()
         try:
-            yield handle
+            yield
         finally:
-            os.close(handle)
+            self._release()
+
+    def _log_handle(self) -> int:
+        """The log's current file, open for appending (the lock held): kept open until a
+        rotation, here or in another worker, puts a new file in its place."""
+        mine = self._mine()
+        if mine.log is not None and _same_file(mine.log, self.path):
+            return mine.log
+        if mine.log is not None:
+            os.close(mine.log)
+            mine.log = None
+        mine.log = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+        return mine.log

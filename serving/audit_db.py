@@ -24,6 +24,7 @@ from riskstrat.serving.audit import (
     recording_failures,
 )
 from riskstrat.serving.audit_chain import Chain, Head, Verified, seal, unseal
+from riskstrat.serving.audit_flush import in_thread
 from riskstrat.serving.database import connect
 
 if TYPE_CHECKING:
@@ -100,8 +101,7 @@ class DatabaseAuditLog:
     def write(self, entry: dict) -> None:
         """Append ``entry`` as the chain's next row, committed before this returns;
         ``AuditError`` if it cannot be (then nothing was added). The commit is the flush and
-        must come inside the advisory lock, so nothing is shared as in the file log; the
-        service calls this in a thread (``write_off_loop``), off its event loop."""
+        must come inside the advisory lock, so nothing is shared as in the file log."""
         with recording_failures(self.name):
             if not self._checked:
                 self._check()
@@ -114,6 +114,10 @@ class DatabaseAuditLog:
                 connection.execute(
                     "INSERT INTO audit_log (seq, line) VALUES (%s, %s)", (after.seq, line[:-1])
                 )
+
+    async def write_async(self, entry: dict) -> None:
+        """``write`` from a thread, so that the event loop serves other requests meanwhile."""
+        await in_thread(self.write, entry)
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[psycopg.Connection]:

@@ -1,13 +1,13 @@
-"""Group commit for the audit log, and appending off the event loop.
+"""Group commit for the audit log, and appending off the event loop when it must wait.
 
 An audit line must be on disk before the answer it records leaves, and the disk's flush
-(``fdatasync``) costs far more than the write. So a line is written under
-the log's lock, and flushed after the lock is let go, by a flush that concurrent appends
-share: the first to wait flushes once for every line written before its flush began; lines
-written meanwhile wait for the next flush, started by one of them. A later flush of the
-same file covers every earlier write to it (lines in a file rotated away were flushed by the
-rotation, before the rename), so no line's wait ends before a flush that began after it
-was written has finished.
+(``fdatasync``) costs far more than the write. So a line is written under the log's lock,
+and flushed after the lock is let go by this process's flushing thread: each flush covers
+every line written before it began, and the lines written meanwhile wait together for the
+next one. A flush of the log's current file covers every earlier line (lines in a file
+rotated away were flushed by the rotation, before the rename). The event loop awaits the
+flush without a thread of its own per request: the threads that fought over the
+interpreter lock for each request cost more than the flush.
 """
 
 from __future__ import annotations
@@ -17,69 +17,53 @@ import errno
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
-# Appends in flight at once in one process: each holds a thread while it waits for its
-# flush, and all waiting together share one flush.
-APPENDERS = 32
+T = TypeVar("T")
 
-
-class _Batch:
-    """The lines that one flush covers, and how that flush went."""
-
-    __slots__ = ("done", "error")
-
-    def __init__(self) -> None:
-        self.done = False
-        self.error: BaseException | None = None
+# Appends that must wait for the log's lock (another process holds it) or check the log
+# first, at once in one process: each holds one of these threads while it waits.
+APPENDERS = 8
 
 
-class GroupFlush:
-    """One flush for every line written before it began (``joined`` after the write,
-    then ``wait``); ``sync(handle)`` flushes the file the waiter wrote to and any newer."""
+class Flusher:
+    """This process's flushing thread: ``after_now()`` is the flush that covers every line
+    written before the call (``sync()`` flushes them all); a failed flush fails every line
+    it covered, and the next begins afresh."""
 
-    def __init__(self, sync: Callable[[int], None]) -> None:
+    def __init__(self, sync: Callable[[], None]) -> None:
         self._sync = sync
+        self._pid: int | None = None  # the process whose thread runs (made again in a child)
         self._changed = threading.Condition()
-        self._open: _Batch | None = None  # the lines written since the last flush began
-        self._busy = False  # a flush is running
+        self._next: Future[None] | None = None  # the flush the lines written now wait for
 
-    def joined(self) -> _Batch:
-        """The batch of the line just written: flushed by the next flush to begin."""
+    def after_now(self) -> Future[None]:
+        """The flush that will cover every line written so far (started if none waits)."""
         with self._changed:
-            if self._open is None:
-                self._open = _Batch()
-            return self._open
+            if self._pid != os.getpid():
+                self._pid, self._next = os.getpid(), None
+                threading.Thread(target=self._run, name="audit-flush", daemon=True).start()
+            if self._next is None:
+                self._next = Future()
+                self._changed.notify()
+            return self._next
 
-    def wait(self, batch: _Batch, handle: int) -> None:
-        """Return once ``batch`` is flushed, flushing it (from ``handle``, the file this
-        waiter wrote to) if no flush is running; ``OSError`` if its flush failed."""
-        with self._changed:
-            while self._busy and not batch.done:
-                self._changed.wait()
-            if not batch.done:  # nobody flushes it: this waiter does, for all in it
-                self._busy, self._open = True, None
-                leader = True
-            else:
-                leader = False
-        if leader:
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while self._next is None:
+                    self._changed.wait()
+                flush, self._next = self._next, None
             try:
-                self._sync(handle)
-            except BaseException as exc:  # whatever it was, every waiter on it must fail
-                batch.error = exc
-            finally:
-                with self._changed:
-                    batch.done, self._busy = True, False
-                    self._changed.notify_all()
-        if batch.error is not None:
-            cause = batch.error
-            code = cause.errno if isinstance(cause, OSError) and cause.errno else errno.EIO
-            raise OSError(code, f"flushing the audit line failed ({cause})") from cause
-
-
-class Appendable(Protocol):
-    def write(self, entry: dict) -> None: ...
+                self._sync()
+            except Exception as exc:  # whatever it was, every line it covered must fail
+                code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.EIO
+                failed = OSError(code, f"flushing the audit line failed ({exc})")
+                failed.__cause__ = exc
+                flush.set_exception(failed)
+            else:
+                flush.set_result(None)
 
 
 _appenders: tuple[int, ThreadPoolExecutor] | None = None
@@ -96,7 +80,7 @@ def _executor() -> ThreadPoolExecutor:
         return _appenders[1]
 
 
-async def write_off_loop(log: Appendable, entry: dict) -> None:
-    """``log.write(entry)`` in a thread of its own, so that the event loop serves other
-    requests while this line is written and flushed; returns (or raises) as it does."""
-    await asyncio.get_running_loop().run_in_executor(_executor(), log.write, entry)
+async def in_thread(call: Callable[..., T], *args: object) -> T:
+    """``call(*args)`` in one of this process's appending threads, so that the event loop
+    serves other requests while it waits (for a lock, a database, a disk)."""
+    return await asyncio.get_running_loop().run_in_executor(_executor(), call, *args)

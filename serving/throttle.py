@@ -46,6 +46,8 @@ LAST_OF_DIFFERENT = (
     "SELECT max(at) AS last FROM failed_tokens WHERE at > ? {mine}"
     " GROUP BY token ORDER BY last DESC LIMIT 1 OFFSET ?"
 )
+# Whether any wrong token was tried in the window (none: no pause can hold).
+ANY_SINCE = "SELECT 1 FROM failed_tokens WHERE at > ? LIMIT 1"
 LAST_OF_SAME = (
     "SELECT at FROM failed_tokens WHERE client = ? AND token = ? AND at > ?"
     " ORDER BY at DESC LIMIT 1 OFFSET ?"
@@ -131,6 +133,8 @@ class TokenThrottle:
             same = (mine, _hashed(digest), since, self.per_token - 1)
             checks.append((Scope.TOKEN, LAST_OF_SAME, same))
         with self.store.transaction(write=False) as db:
+            if not db.execute(ANY_SINCE, (since,)):  # the usual case: one look at an index
+                return None
             for scope, sql, params in checks:
                 rows = db.execute(sql, params)
                 if rows:

@@ -270,6 +270,7 @@ def test_a_write_cut_short_by_a_full_disk_leaves_nothing_behind(tmp_path: Path) 
     assert "cannot append to the audit log" in said
     assert log.path.read_bytes() == before  # the 30 bytes that fitted were taken back
     log.write(_entry(3))
+    log.close()  # its files are kept open between lines; the disk is unmounted next
     assert verify_files([log.path], KEY).head.seq == 3
 
 
@@ -303,6 +304,7 @@ def test_on_a_really_full_disk_no_half_line_stays(tiny_disk: Path) -> None:
     assert log.path.read_bytes() == before
     filler.unlink()
     log.write(_entry(3))
+    log.close()  # its files are kept open between lines; the disk is unmounted next
     assert verify_files([log.path], KEY).head.seq == 3
 
 

@@ -63,17 +63,28 @@ def _full_disk(log: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]
 
 
 def _read_only(log: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
-    """Opening the log fails with EROFS, as on a file system remounted read-only (the
-    tests may run as root, whom a chmod does not stop)."""
-    real_open = os.open
+    """Opening the log for writing, and writing to it through a handle opened before, fail
+    with EROFS, as on a file system remounted read-only (the tests may run as root, whom a
+    chmod does not stop)."""
+    real_open, real_write = os.open, os.write
+    refused = OSError(errno.EROFS, os.strerror(errno.EROFS), str(log))
 
-    def refusing(path, flags, *args, **kwargs):
+    def refusing_open(path, flags, *args, **kwargs):
         if Path(path) == log and flags & (os.O_WRONLY | os.O_RDWR):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            raise refused
         return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(audit_module.os, "open", refusing)
-    return lambda: monkeypatch.setattr(audit_module.os, "open", real_open)
+    def refusing_write(handle: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{handle}") == str(log):
+            raise refused
+        return real_write(handle, data)
+
+    monkeypatch.setattr(audit_module.os, "open", refusing_open)
+    monkeypatch.setattr(audit_module.os, "write", refusing_write)
+    return lambda: (
+        monkeypatch.setattr(audit_module.os, "open", real_open),
+        monkeypatch.setattr(audit_module.os, "write", real_write),
+    )
 
 
 @pytest.fixture

@@ -1,12 +1,13 @@
 """Group commit of the audit log: concurrent appends, from threads, from two processes and
-from concurrent requests, each return only after a flush that began once their line was
-written, share flushes, and leave one chain that verifies; a failed flush fails every
-append it covered."""
+from concurrent requests (on the event loop, and from threads when the lock is held
+elsewhere), each return only after a flush that began once their line was written, share
+flushes, and leave one chain that verifies; a failed flush fails every append it covered."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import multiprocessing
 import os
 import threading
@@ -14,12 +15,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-
 from riskstrat.serving.access import Access, Principal
 from riskstrat.serving.audit import AuditLog, rotated_files
 from riskstrat.serving.audit_chain import entry_of, verify_files
-from riskstrat.serving.audit_flush import GroupFlush
+from riskstrat.serving.audit_flush import Flusher
 from riskstrat.serving.rotation import Rotation
 from riskstrat.serving.state import SQLiteStore
 from riskstrat.serving.throttle import TokenThrottle
@@ -38,10 +37,10 @@ class WatchedLog(AuditLog):
         self.flushed: list[tuple[int, int]] = []
         self._noted = threading.Lock()
 
-    def _sync(self, handle: int) -> None:
-        before = os.fstat(handle)
+    def _sync(self) -> None:
+        before = os.stat(self.path)
         time.sleep(self.pause)  # a slow disk: more lines come in while it flushes
-        super()._sync(handle)
+        super()._sync()
         with self._noted:
             self.flushed.append((before.st_ino, before.st_size))
 
@@ -150,31 +149,67 @@ def test_concurrent_requests_are_answered_only_after_their_lines_are_flushed(
     assert any(size >= len(data) for _, size in log.flushed)
 
 
-def test_a_failed_flush_fails_every_append_it_covered_and_the_next_flushes_again(
+def test_a_request_waits_in_a_thread_while_another_worker_holds_the_log(
+    tmp_path: Path,
+) -> None:
+    """The event loop never waits for the log's lock: while another worker holds it, the
+    line is appended from a thread once it is let go, and flushed before the await ends."""
+    log = WatchedLog(tmp_path / "audit.jsonl")
+    log.start()
+    held = os.open(log.lock, os.O_WRONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)  # another worker's hold (its own open file)
+    letting_go = threading.Timer(5.0, fcntl.flock, (held, fcntl.LOCK_UN))  # if the loop hangs
+    letting_go.start()
+
+    async def main() -> None:
+        began = time.perf_counter()
+        writing = asyncio.create_task(log.write_async(_entry("late")))
+        await asyncio.sleep(0.3)
+        assert time.perf_counter() - began < 2.0 and not writing.done()
+        letting_go.cancel()
+        fcntl.flock(held, fcntl.LOCK_UN)
+        await asyncio.wait_for(writing, 10)
+
+    try:
+        asyncio.run(main())
+    finally:
+        letting_go.cancel()
+        os.close(held)
+    assert _marks(log.path) == ["late"] and log.covered("late")
+
+
+def test_a_failed_flush_fails_every_line_it_covered_and_the_next_flushes_again(
     tmp_path: Path,
 ) -> None:
     handle = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
     closed = os.dup(handle)
     os.close(closed)  # a number no file is open on (until the next open)
-    flush = GroupFlush(os.fdatasync)
-    batch = flush.joined()
+    handles, started, gate = [closed, handle], threading.Event(), threading.Event()
+
+    def sync() -> None:
+        started.set()
+        gate.wait(10)
+        os.fdatasync(handles.pop(0))
+
+    flusher = Flusher(sync)
+    failing = flusher.after_now()
+    started.wait(10)
+    later = flusher.after_now()  # lines written while the first flush runs wait for the next
+    assert later is not failing and flusher.after_now() is later
     outcomes: list[int] = []
 
     def waiter() -> None:
         try:
-            flush.wait(batch, handle)
+            failing.result(10)
         except OSError as exc:
             outcomes.append(exc.errno)
 
-    others = [threading.Thread(target=waiter) for _ in range(3)]
-    with pytest.raises(OSError) as failed:
-        flush.wait(batch, closed)  # the flush itself fails (EBADF), before the others
-    for other in others:
-        other.start()
-    for other in others:
-        other.join(10)
-    assert failed.value.errno == errno.EBADF and outcomes == [errno.EBADF] * 3
-    later = flush.joined()
-    assert later is not batch
-    flush.wait(later, handle)  # a new batch: flushed afresh, and it works
+    waiters = [threading.Thread(target=waiter) for _ in range(3)]
+    for thread in waiters:
+        thread.start()
+    gate.set()
+    for thread in waiters:
+        thread.join(10)
+    assert outcomes == [errno.EBADF] * 3
+    assert later.result(10) is None  # a new flush, and it works
     os.close(handle)
