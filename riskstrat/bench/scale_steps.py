@@ -11,7 +11,8 @@ another: ``validate`` turns the raw copies into the validated tables that featur
 first, unmeasured). A step that is not selected but is needed by one that is runs first,
 unmeasured. A failed step (a 5-million-person ``train`` may not fit) is recorded with the
 end of its error and the steps that need it are skipped. Every figure goes to
-``<work>/scale.json`` as soon as it is measured.
+``<work>/scale.json`` as soon as it is measured, in place of an earlier run's figure for the
+same step and size (so a run split by ``--step`` ends in one file).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import os
 import platform
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -90,6 +91,7 @@ class StepFigures:
     peak_process_gib: float | None
     events_per_second_per_core: int | None
     error: str | None = None
+    measured: str | None = None  # when (UTC): a run split by ``--step`` spans hours
 
 
 @dataclass
@@ -162,7 +164,7 @@ class ScaleBench:
             limits,
             say,
         )
-        self.figures: list[StepFigures] = []
+        self.figures = _earlier(work / RESULTS_FILE)
 
     def measure_all(self) -> dict:
         """Every selected step at every size, smallest first; returns the JSON written."""
@@ -272,13 +274,16 @@ class ScaleBench:
         )
 
     def _add(self, figures: StepFigures) -> None:
-        self.figures.append(figures)
+        """Record ``figures``, in place of an earlier run's of the same step and size."""
+        figures = replace(figures, measured=_now())
+        same = (figures.step, figures.copies)
+        self.figures = [f for f in self.figures if (f.step, f.copies) != same] + [figures]
         self.say(f"  {asdict(figures)}")
         self.save()
 
     def save(self) -> dict:
         body = {
-            "measured": datetime.now(UTC).isoformat(timespec="seconds"),
+            "measured": _now(),
             "machine": machine(),
             "run": {
                 **asdict(self.run),
@@ -290,6 +295,18 @@ class ScaleBench:
         }
         (self.work / RESULTS_FILE).write_text(json.dumps(body, indent=2) + "\n")
         return body
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _earlier(results: Path) -> list[StepFigures]:
+    """The figures an earlier run left in ``results`` (a run split by ``--step`` adds to
+    them; measure into another folder to start afresh)."""
+    if not results.exists():
+        return []
+    return [StepFigures(**row) for row in json.loads(results.read_text())["steps"]]
 
 
 def machine() -> dict:
