@@ -115,3 +115,4 @@ def test_one_command_measures_every_step_into_one_json(tmp_path: Path) -> None:
         assert row["seconds"] > 0 and row["peak_tree_gib"] >= row["peak_process_gib"] > 0
         assert row["events"] > 0 and row["people"] > 0 and row["measured"]
     assert list(body["england"]["steps"]) == list(steps)
+    assert 0 < measured["features-duckdb"]["query_seconds"] < measured["features-duckdb"]["seconds"]

@@ -29,7 +29,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from riskstrat.bench.scale import CORES, PARTS, Limits, features_command, write_copies
+from riskstrat.bench.scale import CORES, PARTS, Limits, built, features_command, write_copies
 from riskstrat.bench.scale_process import Finished, run_measured
 from riskstrat.common.errors import UserError
 from riskstrat.contract.schema import TABLES
@@ -92,6 +92,7 @@ class StepFigures:
     events_per_second_per_core: int | None
     error: str | None = None
     measured: str | None = None  # when (UTC): a run split by ``--step`` spans hours
+    query_seconds: float | None = None  # features: the engine's feature query alone
 
 
 @dataclass
@@ -234,9 +235,12 @@ class ScaleBench:
             )
         if step.startswith("features-"):
             engine = step.removeprefix("features-")
-            out = self.work / "features" / f"{engine}-{size.copies}.parquet"
+            out = self._features_out(size, step)
             return features_command(engine, self._tables(size), run.as_of, self.limits, out)  # type: ignore[arg-type]
         raise ValueError(f"no command for step {step!r}")
+
+    def _features_out(self, size: _Size, step: str) -> Path:
+        return self.work / "features" / f"{step.removeprefix('features-')}-{size.copies}.parquet"
 
     def _tables(self, size: _Size) -> Path:
         """The validated tables at ``size`` as the feature benchmark reads them: a folder
@@ -270,8 +274,15 @@ class ScaleBench:
                     round(size.events / done.seconds / CORES) if done else None
                 ),
                 error=error,
+                query_seconds=self._query_seconds(size, step) if done else None,
             )
         )
+
+    def _query_seconds(self, size: _Size, step: str) -> float | None:
+        """A feature step's query time as its process measured it (the engines compared)."""
+        if not step.startswith("features-"):
+            return None
+        return json.loads(built(self._features_out(size, step)).read_text())["seconds"]
 
     def _add(self, figures: StepFigures) -> None:
         """Record ``figures``, in place of an earlier run's of the same step and size."""
