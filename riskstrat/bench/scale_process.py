@@ -14,6 +14,7 @@ from ``/proc`` every 0.2 s. The launcher prints the figures as one JSON line.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -120,7 +121,8 @@ def _reap_the_rest() -> None:
         if waited > ORPHAN_SECONDS:
             ending = signal.SIGTERM if waited < ORPHAN_SECONDS + 10 else signal.SIGKILL
             for left in process_tree(os.getpid())[1:]:
-                os.kill(left, ending)
+                with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                    os.kill(left, ending)
         time.sleep(0.05 if waited < ORPHAN_SECONDS else 1)
 
 
