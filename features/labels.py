@@ -18,8 +18,8 @@ from functools import cache
 
 import ibis
 import ibis.expr.types as ir
-import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pydantic import Field
 
 from riskstrat.common.settings import Integer, settings_model
@@ -65,15 +65,28 @@ def first_admissions(horizon_days: int) -> ir.Table:
 
 
 @cache
-def _first_admission(horizon_days: int) -> ir.Table:
-    """Cohort with registration end, death and the first admission in the horizon."""
+def _labelled(horizon_days: int, include_death: bool, with_date: bool) -> ir.Table:
+    """The cohort's ``label``, ``status`` (and ``first_event``) per (patient, as-of date),
+    decided in the engine: only these columns leave it, so labelling millions of people
+    costs little more than the labels themselves."""
     members = cohort().select(*KEY, "registration_end", "death_date")
-    frame = (
-        members.left_join(first_admissions(horizon_days), KEY)
-        .drop("patient_id_right", "as_of_right")
-        .mutate(horizon_end=lambda t: t.as_of + ibis.interval(days=horizon_days - 1))
+    t = members.left_join(first_admissions(horizon_days), KEY).drop(
+        "patient_id_right", "as_of_right"
     )
-    return frame
+    horizon_end = t.as_of + ibis.interval(days=horizon_days - 1)
+    first, death, end = t.first_event, t.death_date, t.registration_end
+    event = first.notnull()
+    if include_death:
+        died = death.notnull() & (death <= horizon_end)
+        event |= died
+        first = died.ifelse(ibis.least(first.fill_null(death), death), first)
+    left = end.notnull() & (end < horizon_end)
+    died_first = death.notnull() & end.notnull() & (death <= end)
+    censored = left & ~died_first
+    status = ibis.cases((censored, LEFT_AREA), (event, EVENT), else_=NO_EVENT)
+    label = ibis.cases((censored, ibis.null("float64")), (event, 1.0), else_=0.0)
+    dated = {"first_event": first} if with_date else {}
+    return t.select(*KEY, label=label, status=status, **dated)
 
 
 def build_labels(
@@ -86,21 +99,12 @@ def build_labels(
     """``label`` (1.0, 0.0, or NaN when censored) and ``status`` per (patient, as-of date);
     ``with_date`` adds ``first_event``, the day of the outcome (NaT without one), which
     censoring at the start of other care needs."""
-    frame = sources.run(_first_admission(outcome.horizon_days), as_of_dates)
-    for column in ("as_of", "registration_end", "death_date", "first_event", "horizon_end"):
-        frame[column] = pd.to_datetime(frame[column])
-    event = frame["first_event"].notna()
-    if outcome.include_death:
-        died = frame["death_date"].notna() & (frame["death_date"] <= frame["horizon_end"])
-        event |= died
-        frame["first_event"] = frame["first_event"].where(
-            ~died, frame[["first_event", "death_date"]].min(axis=1)
-        )
-    left = frame["registration_end"].notna() & (frame["registration_end"] < frame["horizon_end"])
-    died_first = frame["death_date"].notna() & (frame["death_date"] <= frame["registration_end"])
-    censored = left & ~died_first
-    frame["status"] = np.select([censored, event], [LEFT_AREA, EVENT], NO_EVENT)
-    frame["label"] = np.where(censored, np.nan, event.astype(float))
+    expression = _labelled(outcome.horizon_days, outcome.include_death, with_date)
+    dates = list(as_of_dates)
+    # In batches, not collected by the engine (a Spark driver's result size is capped).
+    batches = list(sources.batches(expression, dates))
+    table = pa.Table.from_batches(batches) if batches else sources.run_arrow(expression, dates)
+    table = table.sort_by([("as_of", "ascending"), ("patient_id", "ascending")])
+    frame = table.to_pandas(date_as_object=False)
     frame["as_of"] = frame["as_of"].dt.date
-    columns = ["label", "status", *(["first_event"] if with_date else [])]
-    return frame.sort_values(["as_of", "patient_id"]).set_index(KEY)[columns]
+    return frame.set_index(KEY)

@@ -67,4 +67,4 @@ def test_duckdb_builds_everyone_in_the_population(work: Path, tmp_path: Path) ->
     assert figures.events == _count(
         f"SELECT count(*) FROM read_parquet('{folder}/events/*.parquet')"
     )
-    assert figures.peak_tree_gib >= figures.peak_python_gib > 0
+    assert figures.seconds > 0

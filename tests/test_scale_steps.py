@@ -4,12 +4,14 @@ with them all, and England projected from their per-core rates."""
 from __future__ import annotations
 
 import json
+import sys
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from riskstrat.bench.scale import Limits
+from riskstrat.bench.scale_process import run_measured
 from riskstrat.bench.scale_steps import (
     CLUSTER_CORES,
     ENGLAND_PEOPLE,
@@ -19,7 +21,6 @@ from riskstrat.bench.scale_steps import (
     ScaleRun,
     StepFigures,
     england,
-    run_measured,
 )
 from riskstrat.common.errors import UserError
 from riskstrat.sources.synthetic.borough import generate_to
@@ -56,6 +57,38 @@ def test_a_measured_command_reports_its_peak_and_failure(tmp_path: Path) -> None
     assert done.peak_process >= 200 * 2**20 and done.peak_tree >= done.peak_process
 
 
+def _touch(mib: int) -> bytearray:
+    """``mib`` MiB made resident."""
+    block = bytearray(mib * 2**20)
+    block[::4096] = b"x" * len(block[::4096])
+    return block
+
+
+def test_a_step_reports_its_own_peak_not_the_measuring_process(tmp_path: Path) -> None:
+    """A child of a large process starts with that process's high-water mark (Linux keeps
+    ``ru_maxrss`` across fork and exec): a small step measured by a benchmark that has held
+    a lot, and after a step that used a lot, must still report little."""
+    held = _touch(400)  # the benchmark copying tables in its own process
+    big = f"b = bytearray({300 * 2**20}); b[::4096] = b'x' * len(b[::4096])"
+    large = run_measured([sys.executable, "-c", big], tmp_path / "large.log")
+    small = run_measured([sys.executable, "-c", "pass"], tmp_path / "small.log")
+    del held
+    assert large.peak_process >= 300 * 2**20
+    assert small.peak_process < 100 * 2**20 and small.peak_tree < 100 * 2**20
+
+
+def test_a_steps_processes_are_all_measured_even_when_left_behind(tmp_path: Path) -> None:
+    """A grandchild its parent never waits for (as Spark's JVM) is still the step's."""
+    grandchild = (
+        f"import time; b = bytearray({250 * 2**20}); b[::4096] = b'x' * len(b[::4096]); "
+        "time.sleep(0.5)"
+    )
+    orphan = f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {grandchild!r}])"
+    done = run_measured([sys.executable, "-c", orphan], tmp_path / "log")
+    assert done.returncode == 0
+    assert done.peak_process >= 250 * 2**20 and done.peak_tree >= 250 * 2**20
+
+
 def test_an_unknown_step_is_a_user_error() -> None:
     with pytest.raises(UserError, match="unknown step"):
         ScaleRun((1,), ("validate", "score"), date(2026, 10, 31), date(2025, 1, 1), date.today())
@@ -69,15 +102,17 @@ def test_one_command_measures_every_step_into_one_json(tmp_path: Path) -> None:
     borough = tmp_path / "borough"
     generate_to(SynthConfig(patients=600, seed=2), borough)
     steps = ("validate", "features-duckdb")
-    run = ScaleRun((1,), steps, date(2026, 10, 31), date(2025, 1, 1), date(2026, 10, 26))
     said: list[str] = []
     limits = Limits("1GB", tmp_path / "spill")
-    ScaleBench(borough, tmp_path / "scale", run, limits, said.append).measure_all()
+    for step in steps:  # split by --step, as a long run is: one JSON all the same
+        run = ScaleRun((1,), (step,), date(2026, 10, 31), date(2025, 1, 1), date(2026, 10, 26))
+        ScaleBench(borough, tmp_path / "scale", run, limits, said.append).measure_all()
     body = json.loads((tmp_path / "scale" / RESULTS_FILE).read_text())
     measured = {row["step"]: row for row in body["steps"]}
     assert list(measured) == list(steps)
     for step, row in measured.items():
         assert row["error"] is None, f"{step}: {row['error']}"
         assert row["seconds"] > 0 and row["peak_tree_gib"] >= row["peak_process_gib"] > 0
-        assert row["events"] > 0 and row["people"] > 0
+        assert row["events"] > 0 and row["people"] > 0 and row["measured"]
     assert list(body["england"]["steps"]) == list(steps)
+    assert 0 < measured["features-duckdb"]["query_seconds"] < measured["features-duckdb"]["seconds"]

@@ -6,23 +6,20 @@ memory-capped DuckDB, into ``<work>/parts/<table>/part-<k>.parquet``. A size of 
 copies is a folder ``<work>/copies-<n>/<table>/`` of links to the first ``n`` parts, which
 either engine reads as a partitioned table.
 
-Each measurement (``measure``) runs in a fresh process (``python -m features.scale``) so that
-its memory is its own: it builds every feature for everyone at one as-of date with the same
-Ibis expression on the engine and writes them to Parquet where the engine runs (a national
-population's features are not collected into one pandas frame). DuckDB runs with a memory
-limit and spills to a folder; Spark runs ``local[2]`` with its spill folder
-(``spark.local.dir``). Peak memory is that of the whole process tree (Python, the JVM and
-Spark's Python workers), sampled from ``/proc``.
+Each measurement (``measure``) runs in a fresh process (``python -m riskstrat.bench.scale``,
+under ``scale_process.run_measured``, so that its memory is its own): it builds every
+feature for everyone at one as-of date with the same Ibis expression on the engine and
+writes them to Parquet where the engine runs (a national population's features are not
+collected into one pandas frame). DuckDB runs with a memory limit and spills to a folder;
+Spark runs ``local[2]`` with its spill folder (``spark.local.dir``). Peak memory is that of
+the step's processes (Python, the JVM and Spark's Python workers) at once, sampled, and of
+the largest one, exact (``scale_process``).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import resource
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -33,6 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from riskstrat.bench.scale_process import run_measured
 from riskstrat.contract.engines import (
     ENGINES,
     DuckDBEngine,
@@ -47,7 +45,6 @@ from riskstrat.features.engine import feature_expression
 
 PARTS = "parts"
 CORES = 2  # DuckDB's threads and Spark's local[N]: the machine's cores, named in the figures
-_SAMPLE_SECONDS = 0.2
 _ID_COLUMNS = {
     "practices": ("practice_id",),
     "patients": ("patient_id", "practice_id"),
@@ -115,6 +112,17 @@ def population(work: Path, copies: int) -> Path:
 
 
 @dataclass(frozen=True, slots=True)
+class Built:
+    """What one engine built, as its own process counts and times it."""
+
+    engine: str
+    people: int
+    events: int
+    startup_seconds: float  # connecting and attaching the tables
+    seconds: float  # compiling, running and writing the feature query
+
+
+@dataclass(frozen=True, slots=True)
 class Figures:
     """One engine on one population: the rows of the scale table in docs/figures.md."""
 
@@ -125,57 +133,10 @@ class Figures:
     startup_seconds: float
     seconds: float
     events_per_second_per_core: int
-    peak_tree_gib: float
-    peak_python_gib: float
+    process_seconds: float  # the whole process, from its start to its end
+    peak_tree_gib: float  # the step's processes at once (Python, the JVM, Spark's workers)
+    peak_process_gib: float  # the largest single one, exact
     memory_limit: str
-
-
-def process_tree(root: int) -> list[int]:
-    """``root`` and every process below it."""
-    found, queue = [], [root]
-    while queue:
-        pid = queue.pop()
-        found.append(pid)
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except FileNotFoundError:
-            continue
-        for task in tasks:
-            try:
-                children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
-            except FileNotFoundError:
-                continue
-            queue.extend(int(c) for c in children)
-    return found
-
-
-def resident_bytes(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/statm").read_text().split()
-    except FileNotFoundError:
-        return 0
-    return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class TreeMemory:
-    """The largest resident memory of this process and its descendants, sampled."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(_SAMPLE_SECONDS):
-            self.peak = max(self.peak, sum(resident_bytes(p) for p in process_tree(os.getpid())))
-
-    def __enter__(self) -> TreeMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def _engine_settings(name: EngineName, limits: Limits) -> EngineSettings:
@@ -210,47 +171,36 @@ def _write(engine_name: str, backend: object, sql: str, out: Path) -> None:
         backend._session.sql(sql).write.mode("overwrite").parquet(str(out))  # type: ignore[attr-defined]
 
 
-def measure(
-    engine_name: EngineName, folder: Path, as_of: date, limits: Limits, out: Path
-) -> Figures:
-    """Features for everyone in ``folder`` (a ``population``) at ``as_of`` on one engine."""
+def measure(engine_name: EngineName, folder: Path, as_of: date, limits: Limits, out: Path) -> Built:
+    """Features for everyone in ``folder`` (a ``population``) at ``as_of`` on one engine;
+    its memory is measured from outside (``measure_in_child``)."""
     limits.spill_dir.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with TreeMemory() as memory:
-        began = time.perf_counter()
-        engine = make_engine(_engine_settings(engine_name, limits))
-        backend = engine.connect()
-        if isinstance(engine, DuckDBEngine):
-            _limit_duckdb(backend, limits)
-        for table in TABLES:
-            engine.attach_parquet(backend, table.name, str(folder / table.name / "*.parquet"))
-        sources = ContractTables(engine, backend)
-        counted = {}
-        for name in ("events", "patients"):
-            table = unbound(name)
-            counted[name] = int(sources.run(table.aggregate(n=table.count()))["n"].iloc[0])
-        started = time.perf_counter()
-        sql = engine.compile(backend, feature_expression())
-        engine.attach_arrow(
-            backend, AS_OF_TABLE, pa.table({"as_of": pa.array([as_of], pa.date32())})
-        )
-        _write(engine_name, backend, sql, out)
-        seconds = time.perf_counter() - started
-        engine.detach(backend, AS_OF_TABLE)
-        engine.close(backend)
-    rows = _count_parquet(out)
-    python = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # exact, not sampled
-    return Figures(
+    began = time.perf_counter()
+    engine = make_engine(_engine_settings(engine_name, limits))
+    backend = engine.connect()
+    if isinstance(engine, DuckDBEngine):
+        _limit_duckdb(backend, limits)
+    for table in TABLES:
+        engine.attach_parquet(backend, table.name, str(folder / table.name / "*.parquet"))
+    sources = ContractTables(engine, backend)
+    counted = {}
+    for name in ("events", "patients"):
+        table = unbound(name)
+        counted[name] = int(sources.run(table.aggregate(n=table.count()))["n"].iloc[0])
+    started = time.perf_counter()
+    sql = engine.compile(backend, feature_expression())
+    engine.attach_arrow(backend, AS_OF_TABLE, pa.table({"as_of": pa.array([as_of], pa.date32())}))
+    _write(engine_name, backend, sql, out)
+    seconds = time.perf_counter() - started
+    engine.detach(backend, AS_OF_TABLE)
+    engine.close(backend)
+    return Built(
         engine=engine_name,
-        people=rows,
+        people=_count_parquet(out),
         events=counted["events"],
-        cores=CORES,
         startup_seconds=round(started - began, 1),
         seconds=round(seconds, 1),
-        events_per_second_per_core=round(counted["events"] / seconds / CORES),
-        peak_tree_gib=round(max(memory.peak, python) / 2**30, 2),
-        peak_python_gib=round(python / 2**30, 2),
-        memory_limit=limits.memory,
     )
 
 
@@ -260,24 +210,43 @@ def _count_parquet(out: Path) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
 
 
-def measure_in_child(
+def features_command(
     engine_name: EngineName, folder: Path, as_of: date, limits: Limits, out: Path
-) -> Figures:
-    """``measure`` in a fresh Python process (its memory is its own); a failure names the
-    engine and population and keeps the child's last words."""
-    command = [
+) -> list[str]:
+    """The command that runs ``measure`` in a fresh process, its ``Built`` to ``built(out)``."""
+    return [
         sys.executable,
         "-m",
         "riskstrat.bench.scale",
-        engine_name,
-        str(folder),
-        as_of.isoformat(),
+        *(engine_name, str(folder), as_of.isoformat()),
+        *(limits.memory, str(limits.spill_dir), str(out)),
     ]
-    command += [limits.memory, str(limits.spill_dir), str(out)]
-    done = subprocess.run(command, capture_output=True, text=True)
+
+
+def built(out: Path) -> Path:
+    """Where the process that wrote ``out`` leaves its ``Built`` as JSON."""
+    return out.parent / f"{out.name}.json"
+
+
+def measure_in_child(
+    engine_name: EngineName, folder: Path, as_of: date, limits: Limits, out: Path
+) -> Figures:
+    """``measure`` in a fresh process, measured by ``run_measured`` (the memory is the
+    step's own); a failure names the engine and population and keeps its last words."""
+    command = features_command(engine_name, folder, as_of, limits, out)
+    done = run_measured(command, out.parent / f"{out.name}.log")
     if done.returncode != 0:
-        raise RuntimeError(f"{engine_name} on {folder} failed:\n{done.stderr[-3000:]}")
-    return Figures(**json.loads(done.stdout.strip().splitlines()[-1]))
+        raise RuntimeError(f"{engine_name} on {folder} failed:\n{done.stderr}")
+    got = Built(**json.loads(built(out).read_text()))
+    return Figures(
+        **asdict(got),
+        cores=CORES,
+        events_per_second_per_core=round(got.events / got.seconds / CORES),
+        process_seconds=round(done.seconds, 1),
+        peak_tree_gib=round(done.peak_tree / 2**30, 2),
+        peak_process_gib=round(done.peak_process / 2**30, 2),
+        memory_limit=limits.memory,
+    )
 
 
 def run_scale(
@@ -319,4 +288,4 @@ if __name__ == "__main__":
         Limits(memory, Path(spill)),
         Path(out_arg),
     )
-    print(json.dumps(asdict(result)))
+    built(Path(out_arg)).write_text(json.dumps(asdict(result)) + "\n")

@@ -1,15 +1,18 @@
 """The scale benchmark, step by step: ``validate``, features on each engine, ``train`` and one
 ``weekly`` run at each size (in copies of one raw borough), and England projected from them.
 
-Each step is the public command (or, for features, ``scale.measure``) in a fresh process;
-its time is the wall clock around the process and its memory the peak of the whole process
-tree (sampled from ``/proc``, and the exact peak of the largest single process from
-``wait4``). The steps of a size feed one another: ``validate`` turns the raw copies into
-the validated tables that features, ``train`` and ``weekly`` read, and ``weekly`` scores
-with the model ``train`` made (promoted first, unmeasured). A step that is not selected but
-is needed by one that is runs first, unmeasured. A failed step (a 5-million-person ``train``
-may not fit) is recorded with the end of its error and the steps that need it are skipped.
-Every figure goes to ``<work>/scale.json`` as soon as it is measured.
+Each step is the public command (or, for features, ``scale.measure``) in a fresh process,
+every step recorded the same way (``scale_process.run_measured``): its time is the wall
+clock of the whole process, imports and engine start included, and its memory that of its
+own processes, not inherited from the benchmark's (the whole tree at once, sampled from
+``/proc``, and the exact peak of the largest single process). The steps of a size feed one
+another: ``validate`` turns the raw copies into the validated tables that features,
+``train`` and ``weekly`` read, and ``weekly`` scores with the model ``train`` made (promoted
+first, unmeasured). A step that is not selected but is needed by one that is runs first,
+unmeasured. A failed step (a 5-million-person ``train`` may not fit) is recorded with the
+end of its error and the steps that need it are skipped. Every figure goes to
+``<work>/scale.json`` as soon as it is measured, in place of an earlier run's figure for the
+same step and size (so a run split by ``--step`` ends in one file).
 """
 
 from __future__ import annotations
@@ -17,27 +20,17 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 
-from riskstrat.bench.scale import (
-    CORES,
-    PARTS,
-    Limits,
-    measure_in_child,
-    process_tree,
-    resident_bytes,
-    write_copies,
-)
+from riskstrat.bench.scale import CORES, PARTS, Limits, built, features_command, write_copies
+from riskstrat.bench.scale_process import Finished, run_measured
 from riskstrat.common.errors import UserError
 from riskstrat.contract.schema import TABLES
 
@@ -61,7 +54,6 @@ ASSUMPTIONS = (
     "holds when the step's memory is bounded (flat in people); where it grows with people "
     "the step must be split by population (for example by integrated care board).",
 )
-_SAMPLE_SECONDS = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,41 +91,8 @@ class StepFigures:
     peak_process_gib: float | None
     events_per_second_per_core: int | None
     error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """A command's wall time and peak memory (tree: sampled; process: exact, from wait4)."""
-
-    seconds: float
-    peak_tree: int
-    peak_process: int
-    returncode: int
-    stderr: str
-
-
-def run_measured(command: list[str], log: Path) -> Finished:
-    """Run ``command`` in a new process, its standard output and error to ``log``."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as out:
-        began = time.perf_counter()
-        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        peak, stop = [0], threading.Event()
-
-        def sample() -> None:
-            while not stop.wait(_SAMPLE_SECONDS):
-                tree = process_tree(child.pid)
-                peak[0] = max(peak[0], sum(resident_bytes(p) for p in tree))
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - began
-        child.returncode = os.waitstatus_to_exitcode(status)
-        stop.set()
-        sampler.join()
-    exact = usage.ru_maxrss * 1024
-    return Finished(seconds, max(peak[0], exact), exact, child.returncode, log.read_text()[-3000:])
+    measured: str | None = None  # when (UTC): a run split by ``--step`` spans hours
+    query_seconds: float | None = None  # features: the engine's feature query alone
 
 
 @dataclass
@@ -206,7 +165,7 @@ class ScaleBench:
             limits,
             say,
         )
-        self.figures: list[StepFigures] = []
+        self.figures = _earlier(work / RESULTS_FILE)
 
     def measure_all(self) -> dict:
         """Every selected step at every size, smallest first; returns the JSON written."""
@@ -232,8 +191,6 @@ class ScaleBench:
                 return self._skipped(size, step, need) if measured else False
         prepare = "" if measured else " (preparing, not measured)"
         self.say(f"{step}: {size.copies} copies ({size.people:,} people){prepare}")
-        if step.startswith("features-"):
-            return self._features(size, step.removeprefix("features-"))
         finished = run_measured(self._command(size, step), size.log(step))
         ok = finished.returncode == 0
         if not ok:
@@ -276,37 +233,25 @@ class ScaleBench:
                 *("--data", str(size.validated), "--workdir", str(size.workdir)),
                 *("--as-of", run.week.isoformat(), "--out", str(size.workdir / "lists")),
             )
+        if step.startswith("features-"):
+            engine = step.removeprefix("features-")
+            out = self._features_out(size, step)
+            return features_command(engine, self._tables(size), run.as_of, self.limits, out)  # type: ignore[arg-type]
         raise ValueError(f"no command for step {step!r}")
 
-    def _features(self, size: _Size, engine: str) -> bool:
+    def _features_out(self, size: _Size, step: str) -> Path:
+        return self.work / "features" / f"{step.removeprefix('features-')}-{size.copies}.parquet"
+
+    def _tables(self, size: _Size) -> Path:
+        """The validated tables at ``size`` as the feature benchmark reads them: a folder
+        of parts per table (here one, a link)."""
         tables = self.work / f"validated-tables-{size.copies}"
         for table in TABLES:
             (tables / table.name).mkdir(parents=True, exist_ok=True)
             link = tables / table.name / "part-0000.parquet"
             if not link.exists():
                 link.symlink_to((size.validated / table.file_name).resolve())
-        out = self.work / "features" / f"{engine}-{size.copies}.parquet"
-        step = f"features-{engine}"
-        try:
-            got = measure_in_child(engine, tables, self.run.as_of, self.limits, out)  # type: ignore[arg-type]
-        except RuntimeError as failed:
-            self._record(size, step, None, str(failed)[-3000:])
-            return False
-        seconds = got.startup_seconds + got.seconds
-        self._add(
-            StepFigures(
-                step=step,
-                copies=size.copies,
-                people=size.people,
-                events=got.events,
-                cores=CORES,
-                seconds=round(seconds, 1),
-                peak_tree_gib=got.peak_tree_gib,
-                peak_process_gib=got.peak_python_gib,
-                events_per_second_per_core=round(got.events / seconds / CORES),
-            )
-        )
-        return True
+        return tables
 
     # ---- the figures -----------------------------------------------------------------
 
@@ -329,17 +274,27 @@ class ScaleBench:
                     round(size.events / done.seconds / CORES) if done else None
                 ),
                 error=error,
+                query_seconds=self._query_seconds(size, step) if done else None,
             )
         )
 
+    def _query_seconds(self, size: _Size, step: str) -> float | None:
+        """A feature step's query time as its process measured it (the engines compared)."""
+        if not step.startswith("features-"):
+            return None
+        return json.loads(built(self._features_out(size, step)).read_text())["seconds"]
+
     def _add(self, figures: StepFigures) -> None:
-        self.figures.append(figures)
+        """Record ``figures``, in place of an earlier run's of the same step and size."""
+        figures = replace(figures, measured=_now())
+        same = (figures.step, figures.copies)
+        self.figures = [f for f in self.figures if (f.step, f.copies) != same] + [figures]
         self.say(f"  {asdict(figures)}")
         self.save()
 
     def save(self) -> dict:
         body = {
-            "measured": datetime.now(UTC).isoformat(timespec="seconds"),
+            "measured": _now(),
             "machine": machine(),
             "run": {
                 **asdict(self.run),
@@ -351,6 +306,18 @@ class ScaleBench:
         }
         (self.work / RESULTS_FILE).write_text(json.dumps(body, indent=2) + "\n")
         return body
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _earlier(results: Path) -> list[StepFigures]:
+    """The figures an earlier run left in ``results`` (a run split by ``--step`` adds to
+    them; measure into another folder to start afresh)."""
+    if not results.exists():
+        return []
+    return [StepFigures(**row) for row in json.loads(results.read_text())["steps"]]
 
 
 def machine() -> dict:
