@@ -229,6 +229,13 @@ class _Handles:
         self.lock: int | None = None
         self.log: int | None = None
 
+    def close(self) -> None:
+        """Close the open files (a flock held through them goes when no handle is left)."""
+        for handle in (self.lock, self.log):
+            if handle is not None:
+                os.close(handle)
+        self.lock = self.log = None
+
 
 class AuditLog:
     """The audit log's file (and the files rotated from it): sealed JSON lines recording
@@ -432,17 +439,12 @@ class AuditLog:
         """Close this process's lock and log files (they are kept open between lines)."""
         mine = self._mine()
         with mine.mutex:
-            for handle in (mine.lock, mine.log):
-                if handle is not None:
-                    os.close(handle)
-            mine.lock = mine.log = None
+            mine.close()
 
     def _mine(self) -> _Handles:
         """This process's handles (a forked child closes its parent's and opens its own)."""
         if self._handles.pid != os.getpid():
-            for inherited in (self._handles.lock, self._handles.log):
-                if inherited is not None:
-                    os.close(inherited)  # the parent's lock stays: it has its own handle
+            self._handles.close()  # inherited copies: the parent's lock stays with its own
             self._handles = _Handles()
         return self._handles
 

@@ -27,6 +27,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from riskstrat.bench.scale_process import process_tree
 from riskstrat.models.bundle import ModelBundle
 from riskstrat.serving.access import token_digest
 from riskstrat.serving.service import freeze_long_lived, threads_for
@@ -94,26 +95,14 @@ async def _single_person_load(
 def _server_cpu_seconds() -> float:
     """CPU seconds (user and system) used so far by this process's descendants: the server
     (``bentoml.serve`` runs its supervisor here and the workers as its children)."""
-    root = os.getpid()
-    parents: dict[int, int] = {}
-    used: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    tick, used = os.sysconf("SC_CLK_TCK"), 0
+    for pid in process_tree(os.getpid())[1:]:
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # it ended while being read
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # it ended meanwhile
             continue
-        parents[int(entry.name)] = int(fields[1])
-        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    tree, frontier = set(), [root]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent]
-        tree.update(children)
-        frontier.extend(children)
-    return sum(used.get(pid, 0.0) for pid in tree)
+        used += int(fields[11]) + int(fields[12])
+    return used / tick
 
 
 def _phase(name: str, latencies: list[float], errors: int, elapsed: float, cpu: float) -> dict:
