@@ -51,6 +51,8 @@ def log_training(
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
+    from riskstrat.training.datasets import snapshot_dataset
+
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
@@ -71,7 +73,7 @@ def log_training(
             warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways")
             warnings.filterwarnings("ignore", message=".*Inferred schema contains integer")
             for context, (frame, source) in datasets.items():
-                dataset = mlflow.data.from_pandas(frame, source=source, name=f"{context} snapshots")
+                dataset = snapshot_dataset(frame, source, f"{context} snapshots")
                 mlflow.log_input(dataset, context=context)
         if report_dir is not None:
             mlflow.log_artifacts(str(report_dir), "report")
