@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from riskstrat.bench.scale import Limits, measure, population, write_copies
+from riskstrat.common.errors import UserError
 
 AS_OF = date(2025, 1, 1)
 
@@ -39,6 +40,35 @@ def test_copies_are_new_people_with_their_own_places(validated: Path, work: Path
         f"ANTI JOIN {people} p USING (patient_id)"
     )
     assert _count(orphans) == 0
+
+
+def _half(validated: Path, folder: Path) -> Path:
+    """Another borough: the first half of ``validated``'s people, their events, every practice."""
+    folder.mkdir()
+    people = f"(SELECT patient_id FROM read_parquet('{validated}/patients.parquet') "
+    people += "ORDER BY patient_id LIMIT (SELECT count(*) // 2 FROM "
+    people += f"read_parquet('{validated}/patients.parquet')))"
+    for table in ("practices", "patients", "events"):
+        where = "" if table == "practices" else f" WHERE patient_id IN {people}"
+        duckdb.sql(
+            f"COPY (SELECT * FROM read_parquet('{validated}/{table}.parquet'){where}) "
+            f"TO '{folder / table}.parquet' (FORMAT parquet)"
+        )
+    return folder
+
+
+def test_copies_take_turns_over_several_boroughs(validated: Path, tmp_path: Path) -> None:
+    other = _half(validated, tmp_path / "other")
+    work = tmp_path / "work"
+    parts = write_copies([validated, other], work, 3, Limits("1GB", work / "spill"))
+    counted = [
+        _count(f"SELECT count(*) FROM read_parquet('{parts}/patients/part-000{k}.parquet')")
+        for k in range(3)
+    ]
+    whole = _count(f"SELECT count(*) FROM read_parquet('{validated}/patients.parquet')")
+    assert counted == [whole, whole // 2, whole]
+    with pytest.raises(UserError, match="its copies are of other boroughs"):
+        write_copies([other], work, 1, Limits("1GB", work / "spill"))
 
 
 def test_a_population_needs_its_copies_written(work: Path) -> None:

@@ -1,10 +1,14 @@
 """The scale benchmark: the feature engine at borough, region and national size, per engine.
 
-A national-size population is made from copies of one borough under new identifiers
+A national-size population is made from copies of boroughs under new identifiers
 (``write_copies``): each copy is one Parquet file per table, written one at a time by a
 memory-capped DuckDB, into ``<work>/parts/<table>/part-<k>.parquet``. A size of ``n``
 copies is a folder ``<work>/copies-<n>/<table>/`` of links to the first ``n`` parts, which
-either engine reads as a partitioned table.
+either engine reads as a partitioned table. Copy ``k`` is of borough ``k`` modulo their
+number: copies of one borough are the same people again, which is as good as new people to
+the feature engine but not to training (a person's copies fall in different parts of its
+patient split, so early stopping would see its own training people and not stop); several
+boroughs (``riskstrat synth`` with other seeds) make independent people.
 
 Each measurement (``measure``) runs in a fresh process (``python -m riskstrat.bench.scale``,
 under ``scale_process.run_measured``, so that its memory is its own): it builds every
@@ -21,7 +25,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -31,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskstrat.bench.scale_process import run_measured
+from riskstrat.common.errors import UserError
 from riskstrat.contract.engines import (
     ENGINES,
     DuckDBEngine,
@@ -44,6 +49,7 @@ from riskstrat.contract.tables import AS_OF_TABLE, ContractTables, unbound
 from riskstrat.features.engine import feature_expression
 
 PARTS = "parts"
+SOURCES = "sources.json"  # in the parts folder: the borough each part copies
 CORES = 2  # DuckDB's threads and Spark's local[N]: the machine's cores, named in the figures
 _ID_COLUMNS = {
     "practices": ("practice_id",),
@@ -68,10 +74,13 @@ class Limits:
         return self.memory[:-2] + self.memory[-2].lower()
 
 
-def write_copies(borough_dir: Path, work: Path, copies: int, limits: Limits) -> Path:
-    """Parts 0..copies-1 of the borough's tables (identifiers prefixed ``<k>-``, each copy's
-    GP clusters and localities its own), each written once; returns the parts folder."""
+def write_copies(boroughs: Path | Sequence[Path], work: Path, copies: int, limits: Limits) -> Path:
+    """Parts 0..copies-1: copy ``k`` is borough ``k`` modulo their number (identifiers
+    prefixed ``<k>-``, each copy's GP clusters and localities its own), each written once;
+    returns the parts folder. Parts written earlier from other boroughs are refused."""
+    boroughs = [boroughs] if isinstance(boroughs, Path) else list(boroughs)
     parts = work / PARTS
+    _same_sources(parts, [boroughs[k % len(boroughs)] for k in range(copies)])
     con = duckdb.connect()
     con.execute(f"SET memory_limit = '{limits.memory}'")
     con.execute(f"SET temp_directory = '{limits.spill_dir}'")
@@ -79,8 +88,8 @@ def write_copies(borough_dir: Path, work: Path, copies: int, limits: Limits) -> 
     for table in TABLES:
         folder = parts / table.name
         folder.mkdir(parents=True, exist_ok=True)
-        source = borough_dir / table.file_name
         for k in range(copies):
+            source = boroughs[k % len(boroughs)] / table.file_name
             target = folder / f"part-{k:04d}.parquet"
             if target.exists():
                 continue
@@ -93,6 +102,21 @@ def write_copies(borough_dir: Path, work: Path, copies: int, limits: Limits) -> 
             partial.rename(target)  # a part exists only once it is whole
     con.close()
     return parts
+
+
+def _same_sources(parts: Path, sources: list[Path]) -> None:
+    """Record which borough each part copies (``parts/sources.json``), refusing a folder
+    whose parts copy other boroughs: a part is written once and kept."""
+    record = parts / SOURCES
+    wanted = [str(s.resolve()) for s in sources]
+    kept = json.loads(record.read_text()) if record.exists() else []
+    if any(old != new for old, new in zip(kept, wanted, strict=False)):
+        raise UserError(
+            f"{parts}: its copies are of other boroughs ({', '.join(sorted(set(kept)))}): "
+            "measure into another folder"
+        )
+    parts.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(wanted if len(wanted) > len(kept) else kept, indent=1) + "\n")
 
 
 def population(work: Path, copies: int) -> Path:

@@ -21,7 +21,7 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -93,6 +93,7 @@ class StepFigures:
     error: str | None = None
     measured: str | None = None  # when (UTC): a run split by ``--step`` spans hours
     query_seconds: float | None = None  # features: the engine's feature query alone
+    note: str | None = None  # what makes the figure not what it seems (repeated people)
 
 
 @dataclass
@@ -153,25 +154,26 @@ def _cli(*args: str) -> list[str]:
 
 
 class ScaleBench:
-    """Runs the steps of a ``ScaleRun`` on copies of ``borough`` (raw tables) under ``work``."""
+    """Runs the steps of a ``ScaleRun`` on copies of ``boroughs`` (raw tables; copy ``k`` of
+    borough ``k`` modulo their number) under ``work``."""
 
     def __init__(
-        self, borough: Path, work: Path, run: ScaleRun, limits: Limits, say: Callable[[str], None]
+        self,
+        boroughs: Path | Sequence[Path],
+        work: Path,
+        run: ScaleRun,
+        limits: Limits,
+        say: Callable[[str], None],
     ) -> None:
-        self.borough, self.work, self.run, self.limits, self.say = (
-            borough,
-            work,
-            run,
-            limits,
-            say,
-        )
+        self.boroughs = (boroughs,) if isinstance(boroughs, Path) else tuple(boroughs)
+        self.work, self.run, self.limits, self.say = work, run, limits, say
         self.figures = _earlier(work / RESULTS_FILE)
 
     def measure_all(self) -> dict:
         """Every selected step at every size, smallest first; returns the JSON written."""
         self.work.mkdir(parents=True, exist_ok=True)
         self.limits.spill_dir.mkdir(parents=True, exist_ok=True)
-        write_copies(self.borough, self.work, max(self.run.sizes), self.limits)
+        write_copies(self.boroughs, self.work, max(self.run.sizes), self.limits)
         for copies in sorted(self.run.sizes):
             size = _Size(self.work, copies)
             contract_folder(self.work / PARTS, size.raw, copies, self.limits)
@@ -191,6 +193,8 @@ class ScaleBench:
                 return self._skipped(size, step, need) if measured else False
         prepare = "" if measured else " (preparing, not measured)"
         self.say(f"{step}: {size.copies} copies ({size.people:,} people){prepare}")
+        if step == "train" and measured and self._repeated(size):
+            self.say(f"  note: {self._repeated(size)}")
         finished = run_measured(self._command(size, step), size.log(step))
         ok = finished.returncode == 0
         if not ok:
@@ -200,6 +204,16 @@ class ScaleBench:
         if measured:
             self._record(size, step, finished if ok else None, None if ok else finished.stderr)
         return ok
+
+    def _repeated(self, size: _Size) -> str | None:
+        """Why ``train`` at ``size`` is not a fit on as many different people, if it is not."""
+        if size.copies <= len(self.boroughs):
+            return None
+        return (
+            f"{size.copies} copies of {len(self.boroughs)} borough(s) repeat people, whom "
+            "training's patient split puts in different parts: early stopping sees its own "
+            "training people and runs to max_rounds (give as many boroughs as copies)"
+        )
 
     def _ready(self, size: _Size, step: str) -> bool:
         """Whether ``step``'s output exists at ``size``, making it (unmeasured) if not."""
@@ -275,6 +289,7 @@ class ScaleBench:
                 ),
                 error=error,
                 query_seconds=self._query_seconds(size, step) if done else None,
+                note=self._repeated(size) if step == "train" else None,
             )
         )
 
@@ -300,6 +315,7 @@ class ScaleBench:
                 **asdict(self.run),
                 **{k: getattr(self.run, k).isoformat() for k in ("extract_date", "as_of", "week")},
                 "memory_limit": self.limits.memory,
+                "boroughs": [str(b) for b in self.boroughs],
             },
             "steps": [asdict(f) for f in self.figures],
             "england": england(self.figures),

@@ -154,9 +154,19 @@ def cmd_bench_features(
     "riskstrat bench scale --data work/borough --out work/scale --sizes 1,4,19",
     "riskstrat bench scale --data work/borough --out work/scale --sizes 19 --step validate "
     "--step features-duckdb --step features-spark",
+    "riskstrat bench scale --data work/borough --data work/borough-43 --data work/borough-44 "
+    "--data work/borough-45 --out work/scale-train --sizes 4 --step train",
 )
 def cmd_bench_scale(
-    data: Annotated[Path, option("DIR", "a raw borough's contract tables (riskstrat synth)")],
+    data: Annotated[
+        list[Path],
+        option(
+            "DIR",
+            "a raw borough's contract tables (riskstrat synth); repeat with boroughs of other "
+            "seeds: copy k is of the k-th (modulo their number), and train needs different "
+            "people in each copy",
+        ),
+    ],
     out: Annotated[
         Path, option("DIR", "folder for the copies, each step's output and logs, scale.json")
     ],
