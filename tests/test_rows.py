@@ -16,7 +16,13 @@ from riskstrat.features.spec import FeatureSpec
 from riskstrat.training.config import LightGBMParams, TrainConfig
 from riskstrat.training.fit import Snapshots, fit_bundle
 from riskstrat.training.pipeline import snapshots_at, training_data
-from riskstrat.training.rows import RowSampling, choose_rows, unweighted_share
+from riskstrat.training.rows import (
+    HASHED_AT_ONCE,
+    RowSampling,
+    choose_rows,
+    uniform,
+    unweighted_share,
+)
 
 DATES = (date(2023, 1, 1), date(2023, 7, 1), date(2024, 1, 1))
 TEST = date(2025, 1, 1)
@@ -33,6 +39,19 @@ def _labels(patients: int, prevalence: float, seed: int) -> pd.Series:
     y = (rng.uniform(size=len(index)) < prevalence).astype(float)
     y[rng.uniform(size=len(index)) < 0.05] = np.nan  # censored
     return pd.Series(y, index=index)
+
+
+def test_each_rows_draw_is_the_keyed_hash_of_its_patient_and_date() -> None:
+    """The rule that says which rows are kept: the same draws however the keys are made
+    (in slices, from an index with unused levels, with dates as dates or timestamps)."""
+    people = [f"p{i:05d}" for i in range(HASHED_AT_ONCE // len(DATES) + 7)]
+    days = pd.MultiIndex.from_product([people, DATES], names=["patient_id", "as_of"])
+    stamps = days.set_levels(pd.to_datetime(list(DATES)), level="as_of")
+    key = "rows:9".ljust(16, "\0")
+    for index in (days, stamps[:999], days[::50]):
+        text = [f"{p}|{d:%Y-%m-%d}" for p, d in index]
+        expected = pd.util.hash_array(np.array(text, dtype=object), hash_key=key) / 2.0**64
+        assert np.array_equal(expected, uniform(index, 9))
 
 
 def test_every_positive_and_the_stated_share_of_negatives_are_kept_weighted_back() -> None:

@@ -18,6 +18,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from riskstrat.common.settings import settings_model
@@ -53,17 +54,34 @@ class ChosenRows:
         )
 
 
+HASHED_AT_ONCE = 1 << 16  # keys turned into Python strings at a time, to be hashed
+
+
 def uniform(index: pd.MultiIndex, seed: int) -> np.ndarray:
     """A number in [0, 1) per (patient, as-of date) row from a keyed hash of the seed: the
-    same row and seed, the same number, whatever else is in the data."""
-    keys = (
-        index.get_level_values("patient_id").astype(str)
-        + "|"
-        + pd.Index(index.get_level_values("as_of").astype(str))
+    same row and seed, the same number, whatever else is in the data.
+
+    The hash is pandas' keyed hash of the text ``"<patient_id>|<as_of>"``; the keys are
+    made in Arrow from the index's levels and hashed a slice at a time, so that millions of
+    rows never become millions of Python strings at once."""
+    keys = pc.binary_join_element_wise(
+        _level(index, "patient_id", pa.string()),
+        pc.cast(_level(index, "as_of", pa.date32()), pa.string()),
+        "|",
     )
     key = f"rows:{seed}".encode().ljust(16, b"\0")[:16].decode("latin-1")
-    hashed = pd.util.hash_array(np.asarray(keys, dtype=object), hash_key=key, categorize=False)
-    return hashed / 2.0**64
+    drawn = np.empty(len(keys))
+    for start in range(0, len(keys), HASHED_AT_ONCE):
+        text = keys.slice(start, HASHED_AT_ONCE).to_numpy(zero_copy_only=False)
+        hashed = pd.util.hash_array(text, hash_key=key, categorize=False)
+        drawn[start : start + len(text)] = hashed / 2.0**64
+    return drawn
+
+
+def _level(index: pd.MultiIndex, name: str, kind: pa.DataType) -> pa.Array:
+    """One level of ``index`` row by row, as Arrow (from its distinct values and codes)."""
+    at = index.names.index(name)
+    return pa.array(index.levels[at], kind).take(pa.array(index.codes[at]))
 
 
 def unweighted_share(index: pd.MultiIndex, sampling: RowSampling, seed: int) -> np.ndarray:
