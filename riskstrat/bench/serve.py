@@ -92,23 +92,37 @@ async def _single_person_load(
     return latencies, errors, time.perf_counter() - began
 
 
-def _server_cpu_seconds() -> float:
-    """CPU seconds (user and system) used so far by this process's descendants: the server
-    (``bentoml.serve`` runs its supervisor here and the workers as its children)."""
-    tick, used = os.sysconf("SC_CLK_TCK"), 0
+def _server_cpu() -> dict[int, float]:
+    """CPU seconds (user and system) used so far by each of this process's descendants: the
+    server (``bentoml.serve`` runs its supervisor here and the workers as its children)."""
+    tick, used = os.sysconf("SC_CLK_TCK"), {}
     for pid in process_tree(os.getpid())[1:]:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:  # it ended meanwhile
             continue
-        used += int(fields[11]) + int(fields[12])
-    return used / tick
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return used
 
 
-def _phase(name: str, latencies: list[float], errors: int, elapsed: float, cpu: float) -> dict:
-    """One load phase's figures, keyed ``<name>_...``; ``cpu``: the server's CPU seconds."""
+def _phase(
+    name: str,
+    latencies: list[float],
+    errors: int,
+    elapsed: float,
+    cpu: tuple[dict[int, float], dict[int, float]],
+) -> dict:
+    """One load phase's figures, keyed ``<name>_...``; ``cpu``: the server's CPU seconds per
+    process before and after the phase. The busiest process's share of that CPU shows how
+    the connections fell on the workers (each keeps its connection, and a worker that
+    accepted most of them is saturated while the other idles: the rates and tails then
+    measure the split, not the server)."""
+    before, after = cpu
+    used = [after[pid] - before.get(pid, 0.0) for pid in after]
+    total = sum(used)
     return {
-        f"{name}_server_cpu_ms_per_request": round(1000 * cpu / max(len(latencies), 1), 2),
+        f"{name}_server_cpu_ms_per_request": round(1000 * total / max(len(latencies), 1), 2),
+        f"{name}_busiest_process_cpu_share": round(max(used, default=0.0) / max(total, 1e-9), 2),
         f"{name}_requests": len(latencies),
         f"{name}_errors": errors,
         f"{name}_p50_ms": round(1000 * _percentile(latencies, 50), 1),
@@ -173,15 +187,15 @@ def run(
         ) as server,
         bentoml.SyncHTTPClient(server.url, token=token, server_ready_timeout=120),
     ):
-        began = _server_cpu_seconds()
+        began = _server_cpu()
         latencies, errors, elapsed = asyncio.run(
             _single_person_load(server.url, token, singles, clients, seconds, max_requests)
         )
-        single_cpu, began = _server_cpu_seconds() - began, _server_cpu_seconds()
+        between = _server_cpu()
         paced, paced_errors, paced_elapsed = asyncio.run(
             _single_person_load(server.url, token, singles, clients, seconds, max_requests, pause)
         )
-        paced_cpu = _server_cpu_seconds() - began
+        paced_cpu = (between, _server_cpu())
         batch_times, batch_errors = [], 0
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
@@ -195,7 +209,7 @@ def run(
     bare_batch = _bare(bundle, frame.head(1000), 10)
     return {
         "clients": clients,
-        **_phase("single", latencies, errors, elapsed, single_cpu),
+        **_phase("single", latencies, errors, elapsed, (began, between)),
         "paced_pause_seconds": pause,
         **_phase("paced", paced, paced_errors, paced_elapsed, paced_cpu),
         "batch_1000_median_ms": round(1000 * statistics.median(batch_times), 1),
