@@ -28,9 +28,11 @@ The steps, and why:
    with the variance ratio; the target is |SMD| < 0.1.
 4. Effects: per outcome, a rate ratio that is doubly robust. An outcome model, a Poisson
    regression of the follow-up total on the matching features and ``log(1 + pre-period
-   total)`` with a ``log(exposure)`` offset, is fitted on every comparison person (not only
+   total)`` with a ``log(exposure)`` offset, is fitted on the comparison people (not only
    the matched, and never on a treated person's outcome) and gives each person an expected
-   total without the programme. The rate ratio is the treated people's observed over
+   total without the programme. It is cross-fitted (``expected_untreated``): nobody's
+   expectation comes from a model fitted to their own outcome, so the treated people's and
+   their controls' expectations err alike. The rate ratio is the treated people's observed over
    expected total divided by the same ratio among their matched controls (weighted): a
    Poisson quasi-likelihood GLM (statsmodels) on the matched sample with the expected total
    as offset. Why both: matching alone leaves the matched sets' residual differences in
@@ -48,7 +50,7 @@ The steps, and why:
    (clustering on the set alone would count them as independent; Austin and Cafri 2020).
    The outcome model's own uncertainty is not added: the ratio moves with its coefficients
    only through what remains unbalanced between the treated people and their matched
-   controls, which matching keeps small, and it is fitted on every comparison person.
+   controls, which matching keeps small, and it is fitted on the comparison people.
    This is person-level inference: it assumes no shocks shared by everyone in a unit (a
    new ward, a closed care home) that differ between treated and comparison units; the
    difference-in-differences design clusters at the unit for that reason.
