@@ -579,10 +579,11 @@ def _schedule_se(
             with np.errstate(invalid="ignore", divide="ignore"):
                 coefficient = np.where(e > 0, sign * overall_map[part] / e, 0.0)
                 rate = np.where(e > 0, y / e, 0.0)
-            alpha += np.einsum("pk,pku,kt->put", coefficient, mask, at[index])
-            beta += np.einsum("pk,pku,kt->put", coefficient * rate, mask, at[index])
-        both = np.concatenate([alpha, -beta], axis=2)
-        variance[part] = np.einsum("pui,uij,puj->p", both, products, both)
+            by_unit = mask.transpose(0, 2, 1)  # (P, U, K)
+            alpha += (by_unit * coefficient[:, None, :]) @ at[index]
+            beta += (by_unit * (coefficient * rate)[:, None, :]) @ at[index]
+        both = np.concatenate([alpha, -beta], axis=2).transpose(1, 0, 2)  # (U, P, 2T)
+        variance[part] = ((both @ products) * both).sum(axis=(0, 2))
     return np.where(total[:, 0] > 0, np.sqrt(np.clip(variance, 0, None)), np.nan)
 
 
