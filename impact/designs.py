@@ -373,7 +373,7 @@ def run_matched(
             f"{' (the model risk score among the features)' if model else ''}; doubly "
             "robust rate ratios: the treated people's observed over expected events against "
             "their matched controls', the expected from a Poisson model of the follow-up on "
-            "the matching features and the baseline year fitted on every comparison person, "
+            "the matching features and the baseline year, cross-fitted on the comparison people, "
             "standard errors clustered on the matched sets and people; "
             f"follow-up {groups.go_live} to {groups.follow_up_end}"
         ),

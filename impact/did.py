@@ -28,10 +28,16 @@ Inference (``inference=``), recorded in the result:
 
 - ``"randomisation"``: the roll-out schedule (the multiset of go-live periods) is re-assigned
   across units, every distinct schedule when there are at most ``EXACT_SCHEDULES`` (exact),
-  otherwise ``draws`` random ones. The p-value is that of the sharp null of no effect in any
+  otherwise ``draws`` random ones. The statistic is the overall ATT studentised by its own
+  person-clustered standard error under each schedule (randomisation-t, MacKinnon and Webb
+  2020): unstudentised, the reference distribution mixes schedules whose first cohort is a
+  quiet cluster with the one that happened, and when the cluster that went first is noisier
+  than most (smaller, sicker) the interval is too narrow for it; the test stays exact
+  whatever the statistic. The p-value is that of the sharp null of no effect in any
   person-month. The interval for the ATT inverts the test of a constant additive effect on
   the rate, the interval for the relative effect the test of a constant multiplicative
-  effect (both exactly, from the test statistic's linearity in the hypothesised effect).
+  effect (both exactly: the standard errors come from the observed outcomes, so the
+  statistic stays linear in the hypothesised effect).
   Event-study and group-time spreads come from the re-assignment distribution after
   removing the estimated relative effect. Valid with area-level (unit-by-month) shocks if
   the schedule is as good as randomly assigned across units.
@@ -262,7 +268,8 @@ def staggered_did(
             **common,
         )
     if inference == "randomisation":
-        result = _randomisation(table, cells, fit, control, rng, draws)
+        products = _cross_products(frame, table)
+        result = _randomisation(table, cells, fit, control, rng, draws, products)
     else:
         result = _influence(frame, table, cells, fit, inference, rng, draws)
     n_schedules = result.pop("n_schedules")
@@ -489,19 +496,24 @@ def _randomisation(
     control: Control,
     rng: np.random.Generator,
     draws: int,
+    products: np.ndarray,
 ) -> dict:
+    """Randomisation inference on the studentised overall ATT (module docstring);
+    ``products`` are the panel's ``_cross_products``."""
     schedules, exact = _schedules(table.cohort, rng, draws)
     treated_now = np.arange(table.y.shape[1])[None, :] >= table.cohort[:, None]
     outcomes = np.stack([table.y, table.exposure * treated_now, table.y * treated_now])
     perm = _fit(schedules, cells, outcomes, table.exposure, control)
-    keep = np.isfinite(perm.overall).all(axis=0)
+    scale = _schedule_se(schedules, cells, table, perm.weight, products)
+    keep = np.isfinite(perm.overall).all(axis=0) & (scale > 0)
     a, b, c = perm.overall[:, keep]
     att, observed = float(a[0]), float(fit.observed[0, 0])
     # No event among the treated after go-live: no multiplicative effect to take out.
     shift = att / observed if observed > 0 else 0.0
-    p_value = float(np.mean(np.abs(a) >= np.abs(a[0]) * (1 - 1e-9)))
-    ci_low, ci_high = _invert(a, b)
-    s_low, s_high = _invert(a, c)
+    t_a, t_b, t_c = (a, b, c) / scale[keep]
+    p_value = float(np.mean(np.abs(t_a) >= np.abs(t_a[0]) * (1 - 1e-9)))
+    ci_low, ci_high = _invert(t_a, t_b)
+    s_low, s_high = _invert(t_a, t_c)
     null_event = (perm.event[0] - shift * perm.event[2])[keep]
     null_cells = (perm.att[0] - shift * perm.att[2])[keep]
     margin = np.nanquantile(np.abs(null_event), 1 - ALPHA, axis=0)
@@ -530,6 +542,49 @@ def _randomisation(
         "exact": exact,
         "n_schedules": len(a),
     }
+
+
+def _schedule_se(
+    schedules: np.ndarray,
+    cells: _Cells,
+    table: _Table,
+    weight: np.ndarray,
+    products: np.ndarray,
+) -> np.ndarray:
+    """The person-clustered standard error of the overall ATT under each schedule (P, U),
+    from the observed outcomes: the scale that studentises the randomisation statistic. It
+    does not move with the hypothesised effect, so the statistic stays linear in it and
+    ``_invert`` stays exact. ``weight`` is the fit's (P, K) cell weights; NaN for a
+    schedule with no estimable post-go-live cell. The linearisation is ``_linearised``'s
+    overall-ATT row (aggregation weights held fixed), for every schedule at once."""
+    n_periods = table.y.shape[1]
+    post_weight = weight * cells.post
+    total = post_weight.sum(axis=1, keepdims=True)
+    overall_map = np.divide(post_weight, total, out=np.zeros_like(post_weight), where=total > 0)
+    at = np.eye(n_periods)
+    variance = np.empty(len(schedules))
+    for start in range(0, len(schedules), _CHUNK):
+        part = slice(start, start + _CHUNK)
+        treated, comparison = _masks(schedules[part], cells, table.late)
+        alpha = np.zeros((treated.shape[0], len(table.units), n_periods))
+        beta = np.zeros_like(alpha)
+        for mask, index, sign in (
+            (treated, cells.t, 1.0),
+            (treated, cells.base, -1.0),
+            (comparison, cells.t, -1.0),
+            (comparison, cells.base, 1.0),
+        ):
+            y = np.einsum("pku,ku->pk", mask, table.y[:, index].T)
+            e = np.einsum("pku,ku->pk", mask, table.exposure[:, index].T)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                coefficient = np.where(e > 0, sign * overall_map[part] / e, 0.0)
+                rate = np.where(e > 0, y / e, 0.0)
+            by_unit = mask.transpose(0, 2, 1)  # (P, U, K)
+            alpha += (by_unit * coefficient[:, None, :]) @ at[index]
+            beta += (by_unit * (coefficient * rate)[:, None, :]) @ at[index]
+        both = np.concatenate([alpha, -beta], axis=2).transpose(1, 0, 2)  # (U, P, 2T)
+        variance[part] = ((both @ products) * both).sum(axis=(0, 2))
+    return np.where(total[:, 0] > 0, np.sqrt(np.clip(variance, 0, None)), np.nan)
 
 
 def _relative(shift: float) -> float:
@@ -704,14 +759,10 @@ def _linearised(
     return alpha, beta, estimate
 
 
-def _person_covariance(
-    frame: pd.DataFrame, table: _Table, alpha: np.ndarray, beta: np.ndarray
-) -> np.ndarray:
-    """Covariance of the estimates with the influence functions summed within each person.
-
-    Per unit, the cross-products of the people's monthly (y, exposure) vectors are sufficient:
-    cov = sum_u C_u Z_u C_u' with C_u = [alpha[:, u], -beta[:, u]] and Z_u = X_u' X_u.
-    """
+def _cross_products(frame: pd.DataFrame, table: _Table) -> np.ndarray:
+    """Per unit, Z_u = X_u' X_u of its people's monthly (y, exposure) vectors X_u, stacked
+    (U, 2T, 2T): sufficient for the person-clustered variance of any estimate linear in the
+    unit x period totals, sum_u C_u Z_u C_u' with C_u = [alpha[:, u], -beta[:, u]]."""
     person_code, _ = pd.factorize(frame["person"])
     t = frame["period"].to_numpy() - table.start
     n_periods = table.y.shape[1]
@@ -721,12 +772,21 @@ def _person_covariance(
     wide[person_code, n_periods + t] = frame["exposure"].to_numpy(dtype=float)
     person_unit = np.zeros(n_people, dtype=int)
     person_unit[person_code] = table.row_unit
+    return np.stack(
+        [wide[person_unit == u].T @ wide[person_unit == u] for u in range(len(table.units))]
+    )
+
+
+def _person_covariance(
+    frame: pd.DataFrame, table: _Table, alpha: np.ndarray, beta: np.ndarray
+) -> np.ndarray:
+    """Covariance of the estimates with the influence functions summed within each person
+    (``_cross_products``)."""
+    products = _cross_products(frame, table)
     covariance = np.zeros((alpha.shape[0], alpha.shape[0]))
     for u in range(len(table.units)):
-        x = wide[person_unit == u]
         coefficients = np.concatenate([alpha[:, u], -beta[:, u]], axis=1)
-        projected = x @ coefficients.T
-        covariance += projected.T @ projected
+        covariance += coefficients @ products[u] @ coefficients.T
     return covariance
 
 

@@ -28,9 +28,11 @@ The steps, and why:
    with the variance ratio; the target is |SMD| < 0.1.
 4. Effects: per outcome, a rate ratio that is doubly robust. An outcome model, a Poisson
    regression of the follow-up total on the matching features and ``log(1 + pre-period
-   total)`` with a ``log(exposure)`` offset, is fitted on every comparison person (not only
+   total)`` with a ``log(exposure)`` offset, is fitted on the comparison people (not only
    the matched, and never on a treated person's outcome) and gives each person an expected
-   total without the programme. The rate ratio is the treated people's observed over
+   total without the programme. It is cross-fitted (``expected_untreated``): nobody's
+   expectation comes from a model fitted to their own outcome, so the treated people's and
+   their controls' expectations err alike. The rate ratio is the treated people's observed over
    expected total divided by the same ratio among their matched controls (weighted): a
    Poisson quasi-likelihood GLM (statsmodels) on the matched sample with the expected total
    as offset. Why both: matching alone leaves the matched sets' residual differences in
@@ -48,7 +50,7 @@ The steps, and why:
    (clustering on the set alone would count them as independent; Austin and Cafri 2020).
    The outcome model's own uncertainty is not added: the ratio moves with its coefficients
    only through what remains unbalanced between the treated people and their matched
-   controls, which matching keeps small, and it is fitted on every comparison person.
+   controls, which matching keeps small, and it is fitted on the comparison people.
    This is person-level inference: it assumes no shocks shared by everyone in a unit (a
    new ward, a closed care home) that differ between treated and comparison units; the
    difference-in-differences design clusters at the unit for that reason.
@@ -76,6 +78,8 @@ SMD_TARGET = 0.1
 """Balance is achieved when every |standardised mean difference| after matching is below it."""
 MIN_TREATED = 50
 """Fewer matched treated people than this cannot answer the question."""
+FOLDS = 5
+"""Cross-fitting folds of the outcome model (``expected_untreated``)."""
 ANSWERED = "answered"
 PROPENSITY = "propensity_logit"
 PROGNOSTIC = "prognostic_score"
@@ -236,7 +240,7 @@ def _compare(
     # Too few matched people give no number rather than a misleading one; a failed balance
     # still gives the numbers, flagged by the verdict, for the evaluator to inspect.
     effects = (
-        tuple(_effect(people, o, matches, treated, verdict, features) for o in outcomes)
+        tuple(_effect(people, o, matches, treated, verdict, features, seed) for o in outcomes)
         if counts.matched >= MIN_TREATED
         else ()
     )
@@ -498,11 +502,28 @@ def _verdict(counts: MatchCounts, balance: pd.DataFrame) -> str:
     return ANSWERED
 
 
-def expected_untreated(people: pd.DataFrame, features: list[str], outcome: str) -> np.ndarray:
+def expected_untreated(
+    people: pd.DataFrame,
+    features: list[str],
+    outcome: str,
+    *,
+    folds: int = FOLDS,
+    seed: int = 0,
+) -> np.ndarray:
     """Each person's expected follow-up total of ``outcome`` without the programme: a Poisson
     regression of the follow-up rate on the standardised features and ``log(1 + pre-period
-    total)``, weighted by exposure (a log-exposure offset), fitted on every comparison
-    person, so that no treated person's outcome shapes it."""
+    total)``, weighted by exposure (a log-exposure offset), fitted on comparison people only,
+    so that no treated person's outcome shapes it.
+
+    Cross-fitted: the comparison people are split at random (``seed``) into ``folds``
+    folds, a model is fitted without each fold, and each comparison person's expectation
+    comes from the model fitted without them; a treated person's is the mean over the
+    models. So nobody's expectation is fitted to their own outcome: the treated people's
+    and their matched controls' expectations are both out-of-sample, and err alike. Fitted
+    in-sample, the controls' expectations would follow their own outcomes, the treated
+    people's would not, and for a rare outcome (deaths, care-home moves: a few hundred
+    events against some twenty coefficients) that difference alone made the treated look
+    better than their controls with no effect at all."""
     treated = people["treated"].to_numpy(dtype=bool)
     x = np.column_stack(
         [
@@ -512,11 +533,31 @@ def expected_untreated(people: pd.DataFrame, features: list[str], outcome: str) 
     )
     centre, sd = x[~treated].mean(axis=0), x[~treated].std(axis=0)
     z = (x - centre) / np.where(sd > 0, sd, 1.0)
-    y = people[outcome].to_numpy(dtype=float)
     exposure = people["exposure"].to_numpy(dtype=float)
-    model = PoissonRegressor(alpha=1e-6, solver="newton-cholesky", max_iter=1000)
-    model.fit(z[~treated], y[~treated] / exposure[~treated], sample_weight=exposure[~treated])
-    return np.exp(z @ model.coef_ + model.intercept_) * exposure
+    rate = people[outcome].to_numpy(dtype=float) / exposure
+    comparison = np.flatnonzero(~treated)
+    fold = _folds(rate[comparison], folds, seed)
+    n_folds = int(fold.max()) + 1
+    expected = np.zeros(len(people))
+    for k in range(n_folds):
+        train = comparison[fold != k] if n_folds > 1 else comparison
+        model = PoissonRegressor(alpha=1e-6, solver="newton-cholesky", max_iter=1000)
+        model.fit(z[train], rate[train], sample_weight=exposure[train])
+        predicted = np.exp(z @ model.coef_ + model.intercept_) * exposure
+        held_out = comparison[fold == k]
+        expected[held_out] = predicted[held_out]
+        expected[treated] += predicted[treated] / n_folds
+    return expected
+
+
+def _folds(rate: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Each comparison person's fold (0 .. folds - 1, at random from ``seed``); one fold for
+    everyone (an in-sample fit) when some fold's complement holds no event, since a model
+    fitted to no event expects none anywhere."""
+    fold = np.random.default_rng(seed).permutation(rate.size) % max(folds, 1)
+    if all(rate[fold != k].sum() > 0 for k in range(int(fold.max(initial=0)) + 1)):
+        return fold
+    return np.zeros(rate.size, dtype=int)
 
 
 def _effect(
@@ -526,6 +567,7 @@ def _effect(
     treated: np.ndarray,
     verdict: str,
     features: list[str],
+    seed: int = 0,
 ) -> OutcomeEffect:
     """The rate ratio of one outcome, doubly robust: the treated people's observed over
     expected totals (``expected_untreated``), divided by the same ratio among their matched
@@ -563,7 +605,7 @@ def _effect(
             **counts,
         )
 
-    expected = expected_untreated(people, features, outcome)[rows]
+    expected = expected_untreated(people, features, outcome, seed=seed)[rows]
     model = sm.GLM(
         y,
         np.column_stack([np.ones_like(y), is_treated]),

@@ -149,7 +149,7 @@ def test_the_clustered_standard_error_is_the_two_way_sandwich(confounded):
     weights = np.concatenate([np.ones(len(first)), matches["weight"]])
     x = np.column_stack([np.ones(rows.size), np.r_[np.ones(len(first)), np.zeros(len(matches))]])
     y = people[PRIMARY].to_numpy(dtype=float)[rows]
-    expected = expected_untreated(people, FEATURES, PRIMARY)[rows]
+    expected = expected_untreated(people, FEATURES, PRIMARY, seed=7)[rows]
     fit = sm.GLM(
         y, x, family=sm.families.Poisson(), offset=np.log(expected), var_weights=weights
     ).fit()
@@ -168,6 +168,31 @@ def test_the_clustered_standard_error_is_the_two_way_sandwich(confounded):
         math.sqrt((bread @ both @ bread)[1, 1]), rel=1e-9
     )
     assert result.outcome(PRIMARY).rate_ratio == pytest.approx(math.exp(fit.params[1]))
+
+
+def test_no_one_s_expected_count_is_fitted_to_their_own_outcome():
+    """Cross-fitting: a comparison person's expectation comes from a model fitted without
+    them, as a treated person's does, so their own events cannot pull it towards them (fitted
+    in-sample, a rare outcome's expectations followed the controls' own outcomes and made the
+    treated look better than their controls with no effect at all)."""
+    people = population(seed=5, n=400)
+    before = expected_untreated(people, FEATURES, "deaths", seed=3)
+    control = int(np.flatnonzero(~people["treated"].to_numpy())[0])
+    changed = people.assign(deaths=people["deaths"].where(people.index != control, 4))
+    after = expected_untreated(changed, FEATURES, "deaths", seed=3)
+    assert after[control] == before[control]
+    moved = np.flatnonzero(after != before)
+    assert moved.size and control not in moved  # the others' models saw the change
+    assert (after > 0).all()
+
+
+def test_without_an_event_outside_some_fold_the_outcome_model_is_fitted_once():
+    people = population(seed=5, n=300).assign(deaths=0)
+    first = int(np.flatnonzero(~people["treated"].to_numpy())[0])
+    people.loc[first, "deaths"] = 1  # one event: the models without its fold would see none
+    expected = expected_untreated(people, FEATURES, "deaths")
+    assert np.isfinite(expected).all() and (expected > 0).all()
+    np.testing.assert_array_equal(expected, expected_untreated(people, FEATURES, "deaths", folds=1))
 
 
 def test_each_treated_person_gets_the_nearest_comparison_people_within_the_caliper():
