@@ -187,7 +187,7 @@ def run(
         ) as server,
         bentoml.SyncHTTPClient(server.url, token=token, server_ready_timeout=120),
     ):
-        began = _server_cpu()
+        cpu_before = _server_cpu()
         latencies, errors, elapsed = asyncio.run(
             _single_person_load(server.url, token, singles, clients, seconds, max_requests)
         )
@@ -209,7 +209,7 @@ def run(
     bare_batch = _bare(bundle, frame.head(1000), 10)
     return {
         "clients": clients,
-        **_phase("single", latencies, errors, elapsed, (began, between)),
+        **_phase("single", latencies, errors, elapsed, (cpu_before, between)),
         "paced_pause_seconds": pause,
         **_phase("paced", paced, paced_errors, paced_elapsed, paced_cpu),
         "batch_1000_median_ms": round(1000 * statistics.median(batch_times), 1),
