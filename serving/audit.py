@@ -7,9 +7,10 @@ Each line is written whole or not at all: one ``write`` of the complete line on 
 before the answer it records leaves. Several worker processes append to one log: an
 ``fcntl`` lock on ``<log>.lock`` (and a thread lock within a process) covers reading the
 chain's head and appending the next line; the flush comes after the lock is let go, shared
-by the lines written meanwhile (``serving.audit_flush``), so that one disk flush serves many
-requests. The service appends on its event loop when the lock is free at once (it is held
-for microseconds), and from a thread when it is not. When the service
+by the lines written meanwhile and run by a flushing process of each worker's
+(``serving.audit_flush``), so that one disk flush serves many requests and the event loop
+never waits for the disk. The service appends on its event loop when the lock is free at
+once (it is held for microseconds), and from a thread when it is not. When the service
 starts, a torn last line (no newline, or not a sealed line: a power cut during a write) is
 moved aside to ``<log>.torn-<time>`` and reported, and the current file must verify, or the
 service refuses every request and says which line breaks the chain.
@@ -17,7 +18,6 @@ service refuses every request and says which line breaks the chain.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import fcntl
@@ -45,7 +45,7 @@ from riskstrat.serving.audit_chain import (
     seal,
     unseal,
 )
-from riskstrat.serving.audit_flush import Flusher, in_thread
+from riskstrat.serving.audit_flush import Flushed, Flusher, in_thread
 from riskstrat.serving.rotation import DEFAULT, Rotation
 from riskstrat.serving.settings import ServiceSettings
 
@@ -250,7 +250,7 @@ class AuditLog:
         # The head after this process's last write, valid while the file is as it left it.
         self._known: tuple[int, int, Head] | None = None
         self._checked = False  # the current file verified (``start``)
-        self._flusher = Flusher(self._sync)
+        self._flusher = Flusher(path)
         self._handles = _Handles()
         with contextlib.suppress(OSError):  # a folder that cannot be made shows in problem()
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -295,17 +295,19 @@ class AuditLog:
         logger.info("audit log %s: %s", self.path, verified.summary())
         return verified
 
-    def write(self, entry: dict) -> None:
-        """Append ``entry`` as one sealed line in one write, on disk before this returns;
-        ``AuditError`` unless all of it went (then none of it stays), or if its flush
-        failed (then the line may stay, but the request it records is refused)."""
+    def write(self, entry: dict) -> Flushed:
+        """Append ``entry`` as one sealed line in one write, on disk before this returns
+        (what the flush covered is returned); ``AuditError`` unless all of it went (then
+        none of it stays), or if its flush failed (then the line may stay, but the request
+        it records is refused)."""
         with recording_failures(str(self.path)):
             self._append_locked(entry)
-            self._flusher.after_now().result()
+            return Flushed.now(self.path)
 
-    async def write_async(self, entry: dict) -> None:
+    async def write_async(self, entry: dict) -> Flushed:
         """``write`` for the event loop: the line appended there if the lock is free at
-        once and the log checked, else from a thread; then its flush awaited."""
+        once and the log checked, else from a thread; then a flush shared with the lines
+        written meanwhile awaited (``Flusher``)."""
         with recording_failures(str(self.path)):
             if self._checked and self._acquire(wait=False):
                 try:
@@ -314,8 +316,7 @@ class AuditLog:
                     self._release()
             else:
                 await in_thread(self._append_locked, entry)
-            # shielded: a request that goes away must not cancel the flush others share
-            await asyncio.shield(asyncio.wrap_future(self._flusher.after_now()))
+            return await self._flusher.after_now()
 
     def _append_locked(self, entry: dict) -> None:
         with self._locked():
@@ -344,7 +345,7 @@ class AuditLog:
     def _write_whole(handle: int, line: bytes, size: int) -> None:
         """One write of the whole line; if it fails or only part went, the file is cut back
         to ``size`` so that no part of the line stays to be glued to the next. The flush
-        comes later, outside the lock (``Flusher``)."""
+        comes later, outside the lock."""
         try:
             written = os.write(handle, line)
             if written != len(line):
@@ -353,18 +354,6 @@ class AuditLog:
             with contextlib.suppress(OSError):  # what stays is set aside at the next start
                 os.ftruncate(handle, size)
             raise
-
-    def _sync(self) -> None:
-        """Flush the log's current file (the data and the new size: what a reader needs):
-        every line written before this began, as a file rotated away was flushed then."""
-        try:
-            current = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:  # mid-rotation: the old file was flushed, no new one yet
-            return
-        try:
-            os.fdatasync(current)
-        finally:
-            os.close(current)
 
     def _head(self, handle: int) -> Head:
         """The chain's head: the last line of the open log; if the log is empty, the last
@@ -436,10 +425,12 @@ class AuditLog:
         sync_folder(self.path.parent)
 
     def close(self) -> None:
-        """Close this process's lock and log files (they are kept open between lines)."""
+        """Close this process's lock and log files (they are kept open between lines) and
+        end its flushing process."""
         mine = self._mine()
         with mine.mutex:
             mine.close()
+        self._flusher.close()
 
     def _mine(self) -> _Handles:
         """This process's handles (a forked child closes its parent's and opens its own)."""

@@ -1,7 +1,9 @@
 """Group commit of the audit log: concurrent appends, from threads, from two processes and
 from concurrent requests (on the event loop, and from threads when the lock is held
-elsewhere), each return only after a flush that began once their line was written, share
-flushes, and leave one chain that verifies; a failed flush fails every append it covered."""
+elsewhere), each return only after a flush that covers their line, requests share flushes
+by a flushing process of their worker's own while the event loop goes on, one chain
+verifies, and a failed flush, or a flushing process that ends, fails every line it covered
+while the next flush starts afresh."""
 
 from __future__ import annotations
 
@@ -10,15 +12,18 @@ import errno
 import fcntl
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from riskstrat.serving.access import Access, Principal
 from riskstrat.serving.audit import AuditLog, rotated_files
 from riskstrat.serving.audit_chain import entry_of, verify_files
-from riskstrat.serving.audit_flush import Flusher
+from riskstrat.serving.audit_flush import Flushed, Flusher
 from riskstrat.serving.rotation import Rotation
 from riskstrat.serving.state import SQLiteStore
 from riskstrat.serving.throttle import TokenThrottle
@@ -27,126 +32,131 @@ KEY = b"k" * 32
 THREADS, EACH = 8, 12
 
 
-class WatchedLog(AuditLog):
-    """The real log, noting each finished flush: the file and the size it had when the flush
-    began (every byte below that size was on disk when the flush returned)."""
-
-    def __init__(self, path: Path, pause: float = 0.0) -> None:
-        super().__init__(path, KEY, Rotation(max_bytes=1 << 30))
-        self.pause = pause
-        self.flushed: list[tuple[int, int]] = []
-        self._noted = threading.Lock()
-
-    def _sync(self) -> None:
-        before = os.stat(self.path)
-        time.sleep(self.pause)  # a slow disk: more lines come in while it flushes
-        super()._sync()
-        with self._noted:
-            self.flushed.append((before.st_ino, before.st_size))
-
-    def write_checked(self, entry: dict) -> None:
-        """Write ``entry``; once that returns, its line must be below a finished flush."""
-        self.write(entry)
-        assert self.covered(entry["mark"]), f"line {entry['mark']} returned before its flush"
-
-    def covered(self, mark: str) -> bool:
-        data = self.path.read_bytes()
-        end = data.index(f'"mark":"{mark}"'.encode())
-        end = data.index(b"\n", end) + 1
-        inode = os.stat(self.path).st_ino
-        with self._noted:
-            return any(ino == inode and size >= end for ino, size in self.flushed)
+def _log(path: Path) -> AuditLog:
+    return AuditLog(path, KEY, Rotation(max_bytes=1 << 30))
 
 
 def _entry(mark: str) -> dict:
     return {"when": "2026-03-02T10:00:00.000+00:00", "endpoint": "/v1/score", "mark": mark}
 
 
-def _from_threads(path: str, writer: str) -> int:
-    """``THREADS`` threads each appending ``EACH`` lines at once; how many flushes it took."""
-    log = WatchedLog(Path(path), pause=0.003)  # a flush as slow as a disk's, on any disk
-    start = threading.Barrier(THREADS)
-
-    def append(thread: int) -> None:
-        start.wait()
-        for n in range(EACH):
-            log.write_checked(_entry(f"{writer}-{thread}-{n}"))
-
-    with ThreadPoolExecutor(THREADS) as pool:
-        list(pool.map(append, range(THREADS)))
-    return len(log.flushed)
+def _covered(path: Path, mark: str, flushed: Flushed) -> bool:
+    """Whether the line marked ``mark`` lies below what the flush covered."""
+    data = path.read_bytes()
+    end = data.index(b"\n", data.index(f'"mark":"{mark}"'.encode())) + 1
+    return flushed.inode == os.stat(path).st_ino and flushed.size >= end
 
 
 def _marks(path: Path) -> list[str]:
     return [entry_of(line)["mark"] for line in path.read_bytes().splitlines()]
 
 
-def test_concurrent_threads_share_flushes_and_each_waits_for_its_own(tmp_path: Path) -> None:
+def _syncers() -> list[int]:
+    """This process's flushing processes."""
+    found = []
+    for task in Path("/proc/self/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if b"audit_syncer" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(int(child))
+    return found
+
+
+def _from_threads(path: str, writer: str) -> None:
+    """``THREADS`` threads each appending ``EACH`` lines at once, each flushed on return."""
+    log, start = _log(Path(path)), threading.Barrier(THREADS)
+
+    def append(thread: int) -> None:
+        start.wait()
+        for n in range(EACH):
+            mark = f"{writer}-{thread}-{n}"
+            flushed = log.write(_entry(mark))
+            assert _covered(log.path, mark, flushed), f"{mark} returned before its flush"
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(append, range(THREADS)))
+
+
+def _from_requests(path: str, writer: str) -> None:
+    """``THREADS * EACH`` requests at once on one event loop, each flushed on return."""
+    log = _log(Path(path))
+    log.start()
+
+    async def request(mark: str) -> None:
+        flushed = await log.write_async(_entry(mark))
+        assert _covered(log.path, mark, flushed), f"{mark} returned before its flush"
+
+    async def main() -> None:
+        await asyncio.gather(*(request(f"{writer}-{n}") for n in range(THREADS * EACH)))
+
+    asyncio.run(main())
+    log.close()
+
+
+def test_concurrent_threads_append_to_one_chain_each_flushed_on_return(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    flushes = _from_threads(str(path), "t")
+    _from_threads(str(path), "t")
     verified = verify_files([path], KEY)
     assert verified.lines == THREADS * EACH == verified.head.seq
     assert len(set(_marks(path))) == THREADS * EACH
-    assert flushes < THREADS * EACH  # lines written during a flush shared the next one
 
 
-def _in_child(path: str, writer: str) -> None:
-    _from_threads(path, writer)  # a line returned before its flush: AssertionError, exit 1
-
-
-def test_two_processes_of_threads_append_to_one_chain(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", [_from_threads, _from_requests])
+def test_two_processes_append_to_one_chain(tmp_path: Path, writer) -> None:
     path = tmp_path / "audit.jsonl"
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_in_child, args=(str(path), w)) for w in "ab"]
+    workers = [context.Process(target=writer, args=(str(path), w)) for w in "ab"]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(120)
-        assert worker.exitcode == 0
+        assert worker.exitcode == 0  # a line returned before its flush: AssertionError
     assert not rotated_files(path)
     verified = verify_files([path], KEY)
     assert verified.lines == 2 * THREADS * EACH == verified.head.seq
-    marks = _marks(path)
-    assert sorted(m.split("-")[0] for m in marks) == ["a"] * THREADS * EACH + ["b"] * (
+    assert sorted(m.split("-")[0] for m in _marks(path)) == ["a"] * THREADS * EACH + ["b"] * (
         THREADS * EACH
     )
 
 
-def test_concurrent_requests_are_answered_only_after_their_lines_are_flushed(
-    tmp_path: Path,
-) -> None:
-    """Twenty audited writes at once through ``Access.write``, over a disk whose flush takes
-    0.2 s: the event loop goes on while they flush and they share flushes (one after the
-    other they would take at least 4 s), and each is flushed when its await returns."""
-    log = WatchedLog(tmp_path / "audit.jsonl", pause=0.2)
+def test_concurrent_requests_share_flushes_while_the_event_loop_goes_on(tmp_path: Path) -> None:
+    """Twenty audited writes at once through ``Access.write`` while the flushing process is
+    stopped (a disk that hangs): the event loop goes on and none is answered; once it
+    continues, all are answered, each after a flush that covers its line, sharing two."""
+    log = _log(tmp_path / "audit.jsonl")
+    log.start()
     access = Access({}, log, TokenThrottle(SQLiteStore(tmp_path / "state.db")))
     principal = Principal("north-team", "locality_team", ("north",))
-    ticks = 0
-
-    async def ticking() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
+    flushes: list[Flushed] = []
+    shared: list[int] = []  # flushes the twenty requests took: the first's, then the rest's
 
     async def request(n: int) -> None:
         await access.write(principal, "/v1/score", 200, {"patient_ids": [f"p{n}"]})
 
-    async def main() -> float:
-        ticker = asyncio.create_task(ticking())
-        began = time.perf_counter()
-        await asyncio.gather(*(request(n) for n in range(20)))
-        took = time.perf_counter() - began
-        ticker.cancel()
-        return took
+    async def main() -> None:
+        await log.write_async(_entry("first"))  # starts this worker's flushing process
+        (syncer,) = _syncers()
+        before = log._flusher.flushes
+        os.kill(syncer, signal.SIGSTOP)
+        try:
+            requests = asyncio.gather(*(request(n) for n in range(20)))
+            ticks = 0
+            for _ in range(20):
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert ticks == 20 and not requests.done()
+        finally:
+            os.kill(syncer, signal.SIGCONT)
+        await asyncio.wait_for(requests, 10)
+        shared.append(log._flusher.flushes - before)
+        flushes.append(await log.write_async(_entry("last")))
 
-    took = asyncio.run(main())
-    assert took < 2.0 and ticks > 10  # shared flushes; the loop was free meanwhile
-    assert verify_files([log.path], KEY).lines == 20
-    ids = [entry_of(line)["patient_ids"][0] for line in log.path.read_bytes().splitlines()]
-    assert sorted(ids) == sorted(f"p{n}" for n in range(20))
-    data = log.path.read_bytes()
-    assert any(size >= len(data) for _, size in log.flushed)
+    asyncio.run(main())
+    lines = log.path.read_bytes().splitlines()
+    assert verify_files([log.path], KEY).lines == 22
+    ids = sorted(entry_of(line)["patient_ids"][0] for line in lines[1:-1])
+    assert ids == sorted(f"p{n}" for n in range(20))
+    assert _covered(log.path, "last", flushes[0]) and shared == [2]
+    log.close()
 
 
 def test_a_request_waits_in_a_thread_while_another_worker_holds_the_log(
@@ -154,62 +164,73 @@ def test_a_request_waits_in_a_thread_while_another_worker_holds_the_log(
 ) -> None:
     """The event loop never waits for the log's lock: while another worker holds it, the
     line is appended from a thread once it is let go, and flushed before the await ends."""
-    log = WatchedLog(tmp_path / "audit.jsonl")
+    log = _log(tmp_path / "audit.jsonl")
     log.start()
     held = os.open(log.lock, os.O_WRONLY)
     fcntl.flock(held, fcntl.LOCK_EX)  # another worker's hold (its own open file)
     letting_go = threading.Timer(5.0, fcntl.flock, (held, fcntl.LOCK_UN))  # if the loop hangs
     letting_go.start()
 
-    async def main() -> None:
+    async def main() -> Flushed:
         began = time.perf_counter()
         writing = asyncio.create_task(log.write_async(_entry("late")))
         await asyncio.sleep(0.3)
         assert time.perf_counter() - began < 2.0 and not writing.done()
         letting_go.cancel()
         fcntl.flock(held, fcntl.LOCK_UN)
-        await asyncio.wait_for(writing, 10)
+        return await asyncio.wait_for(writing, 10)
 
     try:
-        asyncio.run(main())
+        flushed = asyncio.run(main())
     finally:
         letting_go.cancel()
         os.close(held)
-    assert _marks(log.path) == ["late"] and log.covered("late")
+        log.close()
+    assert _marks(log.path) == ["late"] and _covered(log.path, "late", flushed)
 
 
 def test_a_failed_flush_fails_every_line_it_covered_and_the_next_flushes_again(
     tmp_path: Path,
 ) -> None:
-    handle = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
-    closed = os.dup(handle)
-    os.close(closed)  # a number no file is open on (until the next open)
-    handles, started, gate = [closed, handle], threading.Event(), threading.Event()
+    """The log's path names a device whose flush the kernel refuses (EINVAL): every line
+    waiting fails with it; once the path names a file again, the next flush works."""
+    path, real = tmp_path / "audit.jsonl", tmp_path / "real.jsonl"
+    path.symlink_to("/dev/null")
+    real.write_bytes(b"line\n")
+    flusher = Flusher(path)
 
-    def sync() -> None:
-        started.set()
-        gate.wait(10)
-        os.fdatasync(handles.pop(0))
+    async def main() -> tuple[list, Flushed]:
+        failed = await asyncio.gather(
+            *(flusher.after_now() for _ in range(3)), return_exceptions=True
+        )
+        path.unlink()
+        path.symlink_to(real)
+        return failed, await flusher.after_now()
 
-    flusher = Flusher(sync)
-    failing = flusher.after_now()
-    started.wait(10)
-    later = flusher.after_now()  # lines written while the first flush runs wait for the next
-    assert later is not failing and flusher.after_now() is later
-    outcomes: list[int] = []
+    failed, flushed = asyncio.run(main())
+    assert [getattr(e, "errno", e) for e in failed] == [errno.EINVAL] * 3
+    assert flushed == Flushed(os.stat(real).st_ino, 5)
+    flusher.close()
 
-    def waiter() -> None:
-        try:
-            failing.result(10)
-        except OSError as exc:
-            outcomes.append(exc.errno)
 
-    waiters = [threading.Thread(target=waiter) for _ in range(3)]
-    for thread in waiters:
-        thread.start()
-    gate.set()
-    for thread in waiters:
-        thread.join(10)
-    assert outcomes == [errno.EBADF] * 3
-    assert later.result(10) is None  # a new flush, and it works
-    os.close(handle)
+def test_a_flushing_process_that_ends_fails_its_lines_and_a_new_one_flushes_the_next(
+    tmp_path: Path,
+) -> None:
+    log = _log(tmp_path / "audit.jsonl")
+    log.start()
+
+    async def main() -> tuple[BaseException | Flushed, Flushed]:
+        await log.write_async(_entry("first"))
+        (syncer,) = _syncers()
+        os.kill(syncer, signal.SIGSTOP)  # so that the next line waits for it
+        waiting = asyncio.ensure_future(log.write_async(_entry("lost")))
+        await asyncio.sleep(0.05)
+        os.kill(syncer, signal.SIGKILL)
+        (failed,) = await asyncio.gather(waiting, return_exceptions=True)
+        return failed, await log.write_async(_entry("after"))
+
+    failed, flushed = asyncio.run(main())
+    assert "flushing process ended" in str(failed)
+    assert _covered(log.path, "after", flushed) and len(_syncers()) == 1
+    log.close()
+    assert _syncers() == []
