@@ -43,13 +43,13 @@ class Flushed:
     """What a finished flush covered: every byte below ``size`` of the file ``inode``
     (0 and 0: the log was not there, its last file having been flushed by its rotation)."""
 
+    inode: int
+    size: int
+
     @classmethod
     def now(cls, path: Path) -> Flushed:
         """Flush ``path`` in this thread (``audit_syncer.flush``)."""
         return cls(*audit_syncer.flush(str(path)))
-
-    inode: int
-    size: int
 
 
 class Flusher:
@@ -73,9 +73,7 @@ class Flusher:
         loop = asyncio.get_running_loop()
         channel = self._channel
         if channel is None or not channel.serves(loop):
-            if channel is not None:
-                channel.close()
-                self._earlier += channel.answered
+            self.close()
             channel = self._channel = _Channel(self.path, loop)
         # shielded: a request that goes away must not cancel the flush others share
         return await asyncio.shield(channel.after_now())
@@ -163,7 +161,7 @@ class _Channel:
         self._running = self._next = None
         self.process.stdin.close()  # type: ignore[union-attr]
         self.process.stdout.close()  # type: ignore[union-attr]
-        if self.pid == os.getpid():  # in a forked child, the copies closed were the parent's
+        if self.pid == os.getpid():  # in a forked child: its copies of the parent's pipes, closed
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(5)
 
