@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from differences import ATTgt
+from panels import unit_panel
 
 from riskstrat.impact.did import ALPHA, DidEstimate, _invert, staggered_did
 
@@ -67,18 +68,7 @@ def _poisson(
         rate = 0.3 * (1 + 0.1 * u) * frailty * (1 + 0.01 * period)
         if g >= 0:
             rate = rate * np.where(period >= g, ratio, 1 + pre_trend * (period - g))
-        frames.append(
-            pd.DataFrame(
-                {
-                    "person": [f"u{u}-p{i}" for i in person],
-                    "unit": f"unit{u}",
-                    "period": period,
-                    "first_treated": g,
-                    "y": rng.poisson(rate).astype(float),
-                    "exposure": 1.0,
-                }
-            )
-        )
+        frames.append(unit_panel(u, g, [f"u{u}-p{i}" for i in person], period, rng.poisson(rate)))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -324,18 +314,8 @@ def test_a_noisy_first_cluster_is_covered_by_the_studentised_randomisation_inter
             n, rate, shape = (60, 1.2, 0.5) if u == 0 else (300, 0.3, 2.0)
             person, period = np.repeat(np.arange(n), 10), np.tile(np.arange(10), n)
             frailty = rng.gamma(shape, 1 / shape, n)[person]
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "person": [f"u{u}-p{i}" for i in person],
-                        "unit": f"unit{u}",
-                        "period": period,
-                        "first_treated": g,
-                        "y": rng.poisson(rate * frailty).astype(float),
-                        "exposure": 1.0,
-                    }
-                )
-            )
+            people = [f"u{u}-p{i}" for i in person]
+            frames.append(unit_panel(u, g, people, period, rng.poisson(rate * frailty)))
         result = staggered_did(pd.concat(frames, ignore_index=True), inference="randomisation")
         assert result.exact
         covered += result.ci_low <= 0 <= result.ci_high

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from evaluation_fixture import evaluation
+from panels import unit_panel
 
 from riskstrat.bench.evaluate import subgroup_truth
 from riskstrat.impact.cohort import Cohort, subgroup_levels
@@ -76,18 +77,7 @@ def _panel(cohort: Cohort, seed: int, frail_ratio: float, other_ratio: float) ->
         if g >= 0:
             ratio = np.where(frail[who], frail_ratio, other_ratio)
             rate = rate * np.where(period >= g, ratio, 1.0)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "person": mine[who],
-                    "unit": f"unit{u}",
-                    "period": period,
-                    "first_treated": g,
-                    "y": rng.poisson(rate).astype(float),
-                    "exposure": 1.0,
-                }
-            )
-        )
+        frames.append(unit_panel(u, g, mine[who], period, rng.poisson(rate)))
     return pd.concat(frames, ignore_index=True)
 
 
