@@ -185,7 +185,11 @@ class SparkEngine(Engine):
         self.settings = settings
 
     def connect(self) -> BaseBackend:
-        return ibis.pyspark.connect(spark_session(self.settings).newSession())
+        from riskstrat.contract.spark_sql import COMPILER
+
+        backend = ibis.pyspark.connect(spark_session(self.settings).newSession())
+        backend.compiler = COMPILER
+        return backend
 
     def attach_parquet(self, backend: BaseBackend, name: str, location: str) -> None:
         backend._session.read.parquet(location).createOrReplaceTempView(name)

@@ -22,7 +22,7 @@ from riskstrat.contract.schema import EventKind as K
 from riskstrat.contract.tables import ContractTables
 from riskstrat.contract.validation import validate_dir
 from riskstrat.features.catalogue import FAMILIES, LIST_CONTEXT
-from riskstrat.features.engine import build_features, cohort_context
+from riskstrat.features.engine import build_features, cohort_context, feature_expression
 from riskstrat.features.labels import Outcome, build_labels
 from riskstrat.features.timeline import patient_timeline
 from riskstrat.sources.synthetic.borough import generate, write
@@ -197,3 +197,14 @@ def test_engine_settings_read_from_toml_and_refuse_an_unknown_engine(tmp_path: P
     bad.write_text('[engine]\nname = "postgres"\n')
     with pytest.raises(SettingsError, match=r"bad.toml: \[engine\] name: "):
         EngineSettings.from_toml(bad)
+
+
+def test_spark_counts_days_between_dates_without_timestamps(spark_engine: Engine) -> None:
+    """Every day difference in Spark's feature query is the two-argument DATEDIFF on the
+    dates: the three-argument form is ``timestampdiff``, a time-zone conversion per event
+    (a tenth of Spark's feature query). The parity tests above check the days are equal."""
+    backend = spark_engine.connect()
+    sql = spark_engine.compile(backend, feature_expression(), keep=False)
+    spark_engine.close(backend)
+    assert sql.count("DATEDIFF(") >= 3
+    assert "DATEDIFF(DAY" not in sql and "TIMESTAMPDIFF" not in sql.upper()
