@@ -2,9 +2,8 @@
 
 Ibis writes a date difference in days as ``DATEDIFF(DAY, start, end)``, which Spark runs as
 ``timestampdiff``: both dates become timestamps in the session's time zone and back, per
-row. The feature window takes two such differences for every event, which made the date
-and time-zone arithmetic a tenth of Spark's feature query. ``DATEDIFF(end, start)`` is the
-same whole number of days, counted on the dates themselves.
+row. The feature window takes two such differences for every event. ``DATEDIFF(end,
+start)`` is the same whole number of days, counted on the dates themselves.
 """
 
 from __future__ import annotations

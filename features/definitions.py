@@ -18,6 +18,7 @@ import ibis.expr.types as ir
 
 from riskstrat.common.months import DAYS_PER_YEAR
 from riskstrat.features.spec import FeatureSpec
+from riskstrat.features.window import KIND_NUMBERS
 
 # Generous caps for valid values: far above any person's record, low enough that a value
 # beyond them is a mistake (1e308 admissions, an age of 500).
@@ -79,7 +80,7 @@ class Definition(Described):
 
     def selects(self, window: ir.Table) -> ir.BooleanValue:
         """Events of the right kind and code, at any time in the window."""
-        match = window.kind.isin(self.kinds)
+        match = window.kind_number.isin([KIND_NUMBERS[kind] for kind in self.kinds])
         if self.codes:
             match &= window.code.isin(self.codes)
         return match

@@ -201,8 +201,8 @@ def test_engine_settings_read_from_toml_and_refuse_an_unknown_engine(tmp_path: P
 
 def test_spark_counts_days_between_dates_without_timestamps(spark_engine: Engine) -> None:
     """Every day difference in Spark's feature query is the two-argument DATEDIFF on the
-    dates: the three-argument form is ``timestampdiff``, a time-zone conversion per event
-    (a tenth of Spark's feature query). The parity tests above check the days are equal."""
+    dates: the three-argument form is ``timestampdiff``, a time-zone conversion per event.
+    The parity tests above check the days are equal."""
     backend = spark_engine.connect()
     sql = spark_engine.compile(backend, feature_expression(), keep=False)
     spark_engine.close(backend)
