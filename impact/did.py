@@ -505,7 +505,13 @@ def _randomisation(
     outcomes = np.stack([table.y, table.exposure * treated_now, table.y * treated_now])
     perm = _fit(schedules, cells, outcomes, table.exposure, control)
     scale = _schedule_se(schedules, cells, table, perm.weight, products)
+    if not (np.isfinite(scale[0]) and scale[0] > 0):
+        # The observed schedule's effect has no spread to divide by (no event varies among
+        # its treated people): compare the raw effects, Fisher's statistic, instead.
+        scale = np.ones_like(scale)
     keep = np.isfinite(perm.overall).all(axis=0) & (scale > 0)
+    if not keep[0]:
+        raise ValueError("the observed schedule's effect is not finite")
     a, b, c = perm.overall[:, keep]
     att, observed = float(a[0]), float(fit.observed[0, 0])
     # No event among the treated after go-live: no multiplicative effect to take out.

@@ -320,3 +320,11 @@ def test_a_noisy_first_cluster_is_covered_by_the_studentised_randomisation_inter
         assert result.exact
         covered += result.ci_low <= 0 <= result.ci_high
     assert covered >= 14
+
+
+def test_an_outcome_no_one_has_is_answered_without_an_error():
+    """No event anywhere (a rare outcome thinned by the plasmode check): no schedule's effect
+    has a spread to studentise by, so the randomisation falls back to the raw effect."""
+    panel = _poisson(seed=11).assign(y=0.0)
+    result = staggered_did(panel, inference="randomisation", seed=2)
+    assert result.att == 0 and result.p_value == 1
