@@ -530,8 +530,10 @@ def _randomisation(
     event_est = fit.event[0, 0]
     counterfactual = observed - att
     null_att = np.where(keep, perm.overall[0] - shift * perm.overall[2], np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):  # no events: no relative change (nan)
+        null_relative = null_att * observed / counterfactual**2
     return {
-        "null_relative": null_att * observed / counterfactual**2,
+        "null_relative": null_relative,
         "att": att,
         "se": float(np.std(a - shift * c)),
         "ci_low": ci_low,
