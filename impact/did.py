@@ -756,9 +756,11 @@ def _linearised(
     beta = np.tensordot(att_map, beta_att, 1) + np.tensordot(obs_map, beta_obs, 1)
     att, observed = fit.overall[0, 0], fit.observed[0, 0]
     counterfactual = observed - att
-    # log(O / CF) with CF = O - ATT: d = dO (1/O - 1/CF) + dATT / CF.
-    a_log = alpha[-1] * (1 / observed - 1 / counterfactual) + alpha[-2] / counterfactual
-    b_log = beta[-1] * (1 / observed - 1 / counterfactual) + beta[-2] / counterfactual
+    # log(O / CF) with CF = O - ATT: d = dO (1/O - 1/CF) + dATT / CF; not finite when no
+    # event was observed, which the outcome's verdict then reports.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a_log = alpha[-1] * (1 / observed - 1 / counterfactual) + alpha[-2] / counterfactual
+        b_log = beta[-1] * (1 / observed - 1 / counterfactual) + beta[-2] / counterfactual
     alpha = np.concatenate([alpha, a_log[None]])
     beta = np.concatenate([beta, b_log[None]])
     estimate = np.concatenate(

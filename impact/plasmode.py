@@ -187,7 +187,34 @@ def _did(
     settings = [setting(i, rng.permutation(real)) for i in range(runs)]
     result = _measure("did", plan, cut, settings, settings, designs.run_did, say)
     placebo_run = designs.run_did(plan, setting(0, real).cohort, cut)
-    return _design("did", null, placebo, result, [placebo_run], plan, time.perf_counter() - began)
+    return _design(
+        "did",
+        null,
+        placebo,
+        result,
+        [placebo_run],
+        plan,
+        time.perf_counter() - began,
+        _none_before(plan, cut),
+    )
+
+
+def _none_before(plan: Plan, cut: PersonMonths) -> dict[str, str]:
+    """Why each outcome nobody in the cohort has in the months before the first go-live
+    cannot be checked there: a change in nothing is not measurable. Deaths are the usual
+    case, since the cohort is drawn from the living on the baseline date."""
+    last = month_start(cut.months.end, -1)
+    why = {}
+    for name in plan.outcomes.all:
+        if name in cut.outcomes and not cut.outcomes[name].any():
+            why[name] = (
+                f"nobody in the cohort has {OUTCOMES[name]} in the months before the first "
+                f"go-live ({cut.months.first:%B %Y} to {last:%B %Y}), where this check's null lies"
+            )
+            baseline = plan.population.baseline
+            if name == "deaths" and baseline >= cut.months.end:
+                why[name] += f": all of it was alive on the baseline date, {baseline}"
+    return why
 
 
 def _moved(plan: Plan, cohort: Cohort, months: Months, panel_end: date) -> dict[str, date]:
@@ -327,14 +354,17 @@ def _design(
     placebos: list[DesignResult],
     plan: Plan,
     seconds: float,
+    unmeasurable: dict[str, str] | None = None,
 ) -> PlasmodeDesign:
+    """The design's check, outcome by outcome; ``unmeasurable`` gives, for an outcome no
+    run could answer for a known reason, that reason in place of the runs' commonest."""
     effect = -plan.plan.minimum_effect
     outcomes = []
     for name, at_effect in measured.effect.items():
         found = [_run(p, o).claims(0) for p in placebos for o in p.outcomes if o.outcome == name]
-        outcomes.append(
-            _outcome(design, name, effect, at_effect, measured.null[name], len(found), sum(found))
-        )
+        counted = (at_effect, measured.null[name], len(found), sum(found))
+        why = (unmeasurable or {}).get(name)
+        outcomes.append(_outcome(design, name, effect, *counted, why))
     answered = any(o.answered.value for o in outcomes)
     return PlasmodeDesign(
         design=design,
@@ -374,6 +404,7 @@ def _outcome(
     at_null: list[Run],
     placebo_runs: int,
     placebo_found: int,
+    why: str | None = None,
 ) -> PlasmodeOutcome:
     estimated = [r for r in at_effect if math.isfinite(r.estimate)]
     errors = np.array([r.estimate - effect for r in estimated])
@@ -382,7 +413,7 @@ def _outcome(
     power = share([r.claims(-1) for r in at_effect])
     false_positive = share([r.claims(0) for r in at_null])
     answered = share([r.answered for r in (*at_effect, *at_null)])
-    reason = _most_common([r.verdict for r in (*at_effect, *at_null)])
+    reason = why or _most_common([r.verdict for r in (*at_effect, *at_null)])
     return PlasmodeOutcome(
         outcome=name,
         label=OUTCOMES[name],

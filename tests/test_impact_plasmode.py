@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import warnings
 from datetime import date
 from pathlib import Path
 
@@ -187,3 +188,27 @@ def test_the_command_runs_the_check_and_reports_it_beside_the_estimate(
         main([*argv, "--check", "--check-runs", "1"])
     assert refused.value.code == 2
     assert "--check-runs 1: a plasmode check needs at least 2 runs" in capsys.readouterr().err
+
+
+def test_deaths_before_go_live_are_said_to_be_uncheckable_and_why(
+    validated: Path, fast_plan: Path
+) -> None:
+    loaded = load_plan(fast_plan).plan
+    outcomes = dataclasses.replace(loaded.outcomes, secondary=("deaths",))
+    plan = dataclasses.replace(loaded, outcomes=outcomes, matched=None)
+    with ContractTables.from_dir(validated) as tables:
+        first, last = tables.event_span()
+        cohort = baseline_cohort(tables, plan)
+        counts = count(tables, cohort.people, panel_months(plan, first, last), last)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        did = plasmode.check(plan, cohort, counts, runs=2).design("did")
+    deaths = did.outcome("deaths")
+    assert deaths.answered.value == 0
+    assert deaths.verdict == (
+        "On this extract, the difference-in-differences could not answer for deaths in any "
+        "run: nobody in the cohort has deaths in the months before the first go-live "
+        f"({counts.months.first:%B %Y} to June 2023), where this check's null lies: all of it "
+        f"was alive on the baseline date, {plan.population.baseline}."
+    )
+    assert did.outcome("emergency_admissions").answered.value > 0
