@@ -40,8 +40,10 @@ COMMANDS = {
     "audit",
     "bench",
 }
-BENCHMARKS = {"features", "weekly", "serve", "evaluate", "retrain", "fit", "synth", "scale"}
-OLD_NAMED = BENCHMARKS - {"scale"}  # a benchmark newer than the old names has none
+BENCHMARKS = {
+    *("features", "weekly", "serve", "evaluate", "check", "retrain", "fit", "synth", "scale")
+}
+OLD_NAMED = BENCHMARKS - {"scale", "check"}  # benchmarks newer than the old names have none
 # Every command line with its own help: the commands, the bench group and its benchmarks.
 COMMAND_LINES = [
     *[(name,) for name in sorted(COMMANDS - {"audit"})],

@@ -85,6 +85,15 @@ def design_truth(
     return Truth(float(rows["expected_treated"].sum() / rows["expected_untreated"].sum()), 1.0)
 
 
+def relative_truth(
+    design: DesignResult, outcome: str, loaded: LoadedPlan, truth_dir: Path
+) -> float:
+    """The generator's true relative change in ``outcome`` over a design's months and
+    cohorts (-0.24: 24% fewer), whatever measure the design reports in."""
+    rows = _design_rows(design, outcome, loaded, truth_dir)
+    return float(rows["expected_treated"].sum() / rows["expected_untreated"].sum() - 1)
+
+
 def _pre_trend_p(design: DesignResult, outcome: OutcomeResult) -> float:
     """The p-value of the design's pre-trend test for ``outcome``; NaN when it has none."""
     for check in design.checks:

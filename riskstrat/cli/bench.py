@@ -323,6 +323,27 @@ def cmd_bench_evaluate(
 
 @command(
     app,
+    "check",
+    "does evaluate --check agree with bench evaluate? JSON",
+    "riskstrat bench check --against work/bench --seeds 6 --out work/bench-check",
+)
+def cmd_bench_check(
+    out: Annotated[Path, option("DIR", "folder for bench_check.json and the check's rows")],
+    against: Annotated[Path, option("DIR", "a finished `riskstrat bench evaluate` folder")],
+    seeds: Annotated[int, typer.Option(metavar="N", help="boroughs, seeds 1..N")] = 6,
+    runs: Annotated[int, typer.Option(metavar="K", help="the check's runs per borough")] = 40,
+) -> None:
+    """Run `evaluate --check` on boroughs as large as the benchmark's, at their true effect,
+    and compare its power and false positives with what the benchmark found."""
+    from riskstrat.bench.check import bench_check
+
+    with scratch("check") as (work, progress):
+        comparison = bench_check(out, against, tuple(range(1, seeds + 1)), runs, work, progress)
+    print_summary(comparison, out / "bench_check.json")
+
+
+@command(
+    app,
     "retrain",
     "retraining strategies under repeated deployment; JSON",
     "riskstrat bench retrain --out work/bench-retrain --patients 30000 --jobs 2",
