@@ -31,7 +31,7 @@ from riskstrat.impact.panels import (
     matched_people,
     rd_frame,
 )
-from riskstrat.impact.plan import Plan
+from riskstrat.impact.plan import Plan, RdDesign
 from riskstrat.impact.power import minimum_detectable_effect
 from riskstrat.impact.rd import rd_bins, regression_discontinuity
 from riskstrat.impact.results import ANSWERED, Check, DesignResult, Interval, OutcomeResult
@@ -417,6 +417,19 @@ def _balance_table(balance: pd.DataFrame) -> dict[str, list[dict]]:
     }
 
 
+def _cutoff_outside(scores: pd.Series, design: RdDesign) -> str:
+    """Why the list run's saved scores cannot straddle the plan's cut-off, or "" when they
+    do: with nobody on one side there is no discontinuity to estimate."""
+    low, high = float(scores.min()), float(scores.max())
+    if low < design.cutoff <= high:
+        return ""
+    side = "below" if design.cutoff <= low else "at or above"
+    return (
+        f"no list score {side} the cut-off ({design.cutoff:g}) on {design.run}: the run's "
+        f"saved scores run from {low:.3g} to {high:.3g}"
+    )
+
+
 def run_rd(
     plan: Plan, tables: ContractTables, last_day: date, present: frozenset[str]
 ) -> DesignResult:
@@ -442,6 +455,9 @@ def run_rd(
             f"no list run on {design.run}: the data hold no "
             f"{EventKind.RISK_LIST_SCORE.value} events that day",
         )
+    outside = _cutoff_outside(scored["score"], design)
+    if outside:
+        return _unanswerable("rd", RD_TITLE, plan, design.run, end, outside)
     counts = count(tables, pd.Index(scored["person"]), Months(design.run, end), last_day, present)
     frame = rd_frame(scored, counts, design)
     estimate = regression_discontinuity(frame, cutoff=design.cutoff)
