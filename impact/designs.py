@@ -121,6 +121,31 @@ def _absent_inputs(cohort: Cohort, columns: list[str], role: str) -> list[Check]
     ]
 
 
+def _missing_features(people: pd.DataFrame, features: list[str]) -> tuple[list[str], str]:
+    """Of the matching ``features``, those missing for everyone in ``people`` (not recorded
+    in the data: nothing to match on, so left out), and those missing for some people, as
+    "name (n of N)" (no match for them, so the design cannot run as planned)."""
+    missing = people[features].isna().sum()
+    unrecorded = [f for f in features if missing[f] == len(people)]
+    partial = [
+        f"{f} ({missing[f]:,} of {len(people):,})" for f in features if 0 < missing[f] < len(people)
+    ]
+    return unrecorded, ", ".join(partial)
+
+
+def _unrecorded_inputs(unrecorded: list[str]) -> list[Check]:
+    """A failed check naming the matching features the data do not record for anyone."""
+    if not unrecorded:
+        return []
+    return [
+        Check(
+            name="unrecorded inputs",
+            passed=False,
+            detail="not matched on, missing for everyone: " + ", ".join(unrecorded),
+        )
+    ]
+
+
 def _eligibility_columns(plan: Plan) -> list[str]:
     required, alternatives = plan.population.conditions
     return [c.feature for c in (*required, *alternatives)]
@@ -294,6 +319,19 @@ def run_matched(
         features.append(RISK_SCORE)
     measured = tuple(n for n in plan.outcomes.all if n in counts.outcomes)
     people = matched_people(counts, cohort, groups, measured, features)
+    unrecorded, gaps = _missing_features(people, features)
+    if gaps or len(unrecorded) == len(features):
+        reason = (
+            f"matching features missing for some people: {gaps}; name [matched] features "
+            "recorded for everyone"
+            if gaps
+            else f"no matching feature is recorded: {', '.join(unrecorded)}"
+        )
+        return _unanswerable(
+            "matched", MATCHED_TITLE, plan, groups.go_live, groups.follow_up_end, reason
+        )
+    features = [f for f in features if f not in unrecorded]
+    people = people.drop(columns=unrecorded)
     estimate = matched_comparison(
         people,
         features=features,
@@ -310,6 +348,7 @@ def run_matched(
     read = [*_eligibility_columns(plan), *features]
     checks = [
         *_absent_inputs(cohort, read, "the eligibility rule and matching"),
+        *_unrecorded_inputs(unrecorded),
         Check(
             name="balance",
             passed=failing.empty,
