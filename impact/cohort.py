@@ -16,7 +16,7 @@ from datetime import date
 
 import pandas as pd
 
-from riskstrat.common.errors import UserError
+from riskstrat.common.settings import SettingsError
 from riskstrat.contract.needs import absent_kinds, present_kinds
 from riskstrat.contract.tables import ContractTables
 from riskstrat.features.absent import absent_features
@@ -49,10 +49,14 @@ class Cohort:
 
 
 def baseline_cohort(
-    tables: ContractTables, plan: Plan, present: Iterable[str] | None = None
+    tables: ContractTables,
+    plan: Plan,
+    present: Iterable[str] | None = None,
+    source: str = "the plan",
 ) -> Cohort:
     """Apply the plan's rule to features as of its baseline; ``present`` are the event kinds
-    the data hold (asked of ``tables`` when not given)."""
+    the data hold (asked of ``tables`` when not given); ``source`` names the plan's file in
+    a refusal."""
     baseline = plan.population.baseline
     features = build_features(tables, [baseline]).droplevel("as_of")
     context = cohort_context(tables, [baseline]).droplevel("as_of")
@@ -66,31 +70,35 @@ def baseline_cohort(
         unit=unit[keep],
         go_live=go_live,
         absent_kinds=absent_kinds(present_kinds(tables) if present is None else present),
-        subgroups={str(s): subgroup_levels(s, features[keep]) for s in plan.subgroup_list},
+        subgroups={str(s): subgroup_levels(s, features[keep], source) for s in plan.subgroup_list},
     )
 
 
-def subgroup_levels(subgroup: Subgroup, features: pd.DataFrame) -> pd.Series:
+def subgroup_levels(
+    subgroup: Subgroup, features: pd.DataFrame, source: str = "the plan"
+) -> pd.Series:
     """Each eligible person's level (an ordered category, the reference first); a subgroup
-    with too many levels, or a level too small to estimate, is refused naming it. Nobody
-    eligible: no levels, and nothing to refuse (the designs say nobody is eligible)."""
+    with too many levels, or a level too small to estimate, is refused naming it and the
+    plan ``source``. Nobody eligible: no levels, and nothing to refuse (the designs say
+    nobody is eligible)."""
     levels = subgroup.levels(features)
     sizes = levels.value_counts()
     order = subgroup.order(set(sizes.index))
-    name = f"[subgroups] by: {subgroup}"
+
+    def refuse(problem: str) -> SettingsError:
+        return SettingsError(source, f"{subgroup}{problem}", "[subgroups]", "by")
+
     if len(order) > MAX_LEVELS:
-        raise UserError(
-            f"{name} has {len(order)} levels among the eligible people (at most {MAX_LEVELS}): "
+        raise refuse(
+            f" has {len(order)} levels among the eligible people (at most {MAX_LEVELS}): "
             "band it or name a condition such as 'age >= 85'"
         )
     if len(order) == 1 and len(features):
-        raise UserError(
-            f"{name}: every eligible person is at one level ({order[0]}): nothing to compare"
-        )
+        raise refuse(f": every eligible person is at one level ({order[0]}): nothing to compare")
     small = [f"{level} ({sizes[level]:,})" for level in order if sizes[level] < MIN_LEVEL_PEOPLE]
     if small and len(features):
-        raise UserError(
-            f"{name}: level {', '.join(small)} has fewer than {MIN_LEVEL_PEOPLE} eligible "
+        raise refuse(
+            f": level {', '.join(small)} has fewer than {MIN_LEVEL_PEOPLE} eligible "
             "people, too few to estimate an effect in"
         )
     return pd.Series(pd.Categorical(levels, categories=order, ordered=True), features.index)

@@ -31,7 +31,7 @@ from riskstrat.impact.panels import (
     matched_people,
     rd_frame,
 )
-from riskstrat.impact.plan import Plan
+from riskstrat.impact.plan import Plan, RdDesign
 from riskstrat.impact.power import minimum_detectable_effect
 from riskstrat.impact.rd import rd_bins, regression_discontinuity
 from riskstrat.impact.results import ANSWERED, Check, DesignResult, Interval, OutcomeResult
@@ -117,6 +117,31 @@ def _absent_inputs(cohort: Cohort, columns: list[str], role: str) -> list[Check]
             passed=False,
             detail=f"{role} read features the data do not record, held at their defaults for "
             f"everyone ({'; '.join(describe_absent(absent))})",
+        )
+    ]
+
+
+def _missing_features(people: pd.DataFrame, features: list[str]) -> tuple[list[str], str]:
+    """Of the matching ``features``, those missing for everyone in ``people`` (not recorded
+    in the data: nothing to match on, so left out), and those missing for some people, as
+    "name (n of N)" (no match for them, so the design cannot run as planned)."""
+    missing = people[features].isna().sum()
+    unrecorded = [f for f in features if missing[f] == len(people)]
+    partial = [
+        f"{f} ({missing[f]:,} of {len(people):,})" for f in features if 0 < missing[f] < len(people)
+    ]
+    return unrecorded, ", ".join(partial)
+
+
+def _unrecorded_inputs(unrecorded: list[str]) -> list[Check]:
+    """A failed check naming the matching features the data do not record for anyone."""
+    if not unrecorded:
+        return []
+    return [
+        Check(
+            name="unrecorded inputs",
+            passed=False,
+            detail="not matched on, missing for everyone: " + ", ".join(unrecorded),
         )
     ]
 
@@ -294,6 +319,19 @@ def run_matched(
         features.append(RISK_SCORE)
     measured = tuple(n for n in plan.outcomes.all if n in counts.outcomes)
     people = matched_people(counts, cohort, groups, measured, features)
+    unrecorded, gaps = _missing_features(people, features)
+    if gaps or len(unrecorded) == len(features):
+        reason = (
+            f"matching features missing for some people: {gaps}; name [matched] features "
+            "recorded for everyone"
+            if gaps
+            else f"no matching feature is recorded: {', '.join(unrecorded)}"
+        )
+        return _unanswerable(
+            "matched", MATCHED_TITLE, plan, groups.go_live, groups.follow_up_end, reason
+        )
+    features = [f for f in features if f not in unrecorded]
+    people = people.drop(columns=unrecorded)
     estimate = matched_comparison(
         people,
         features=features,
@@ -310,6 +348,7 @@ def run_matched(
     read = [*_eligibility_columns(plan), *features]
     checks = [
         *_absent_inputs(cohort, read, "the eligibility rule and matching"),
+        *_unrecorded_inputs(unrecorded),
         Check(
             name="balance",
             passed=failing.empty,
@@ -417,6 +456,19 @@ def _balance_table(balance: pd.DataFrame) -> dict[str, list[dict]]:
     }
 
 
+def _cutoff_outside(scores: pd.Series, design: RdDesign) -> str:
+    """Why the list run's saved scores cannot straddle the plan's cut-off, or "" when they
+    do: with nobody on one side there is no discontinuity to estimate."""
+    low, high = float(scores.min()), float(scores.max())
+    if low < design.cutoff <= high:
+        return ""
+    side = "below" if design.cutoff <= low else "at or above"
+    return (
+        f"no list score {side} the cut-off ({design.cutoff:g}) on {design.run}: the run's "
+        f"saved scores run from {low:.3g} to {high:.3g}"
+    )
+
+
 def run_rd(
     plan: Plan, tables: ContractTables, last_day: date, present: frozenset[str]
 ) -> DesignResult:
@@ -442,6 +494,9 @@ def run_rd(
             f"no list run on {design.run}: the data hold no "
             f"{EventKind.RISK_LIST_SCORE.value} events that day",
         )
+    outside = _cutoff_outside(scored["score"], design)
+    if outside:
+        return _unanswerable("rd", RD_TITLE, plan, design.run, end, outside)
     counts = count(tables, pd.Index(scored["person"]), Months(design.run, end), last_day, present)
     frame = rd_frame(scored, counts, design)
     estimate = regression_discontinuity(frame, cutoff=design.cutoff)

@@ -596,9 +596,12 @@ def _schedule_se(
 
 
 def _relative(shift: float) -> float:
-    """Relative effect theta - 1 from s = 1 - 1/theta (s >= 1: unbounded)."""
+    """Relative effect theta - 1 from s = 1 - 1/theta (s >= 1: unbounded; s = -infinity is
+    theta = 0, a 100% reduction)."""
     if shift >= 1:
         return math.inf
+    if shift == -math.inf:
+        return -1.0
     return shift / (1 - shift)
 
 

@@ -560,6 +560,22 @@ def _folds(rate: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return np.zeros(rate.size, dtype=int)
 
 
+def _too_few_for_outcome_model(comparison_y: np.ndarray, features: list[str], outcome: str) -> str:
+    """Why ``expected_untreated`` cannot be fitted for ``outcome``, or "" when it can: with
+    no more comparison people with an event than the model has coefficients (the features,
+    the pre-period total and the intercept), the events can be separated from the rest, the
+    near-unpenalised Poisson fit's coefficients diverge and its expected totals run to
+    exp(+-hundreds), which leave the matched fit's information matrix singular."""
+    coefficients = len(features) + 2
+    with_event = int((comparison_y > 0).sum())
+    if with_event > coefficients:
+        return ""
+    return (
+        f"too few comparison people with {outcome} ({with_event}) to fit the outcome model's "
+        f"{coefficients} coefficients"
+    )
+
+
 def _effect(
     people: pd.DataFrame,
     outcome: str,
@@ -605,6 +621,18 @@ def _effect(
             **counts,
         )
 
+    lacking = _too_few_for_outcome_model(y_all[~treated], features, outcome)
+    if lacking:
+        return unestimated(
+            OutcomeEffect,
+            math.nan,
+            outcome=outcome,
+            treated_rate=float(treated_rate),
+            control_rate=control_rate,
+            naive_rate_ratio=naive,
+            verdict=verdict if verdict != ANSWERED else lacking,
+            **counts,
+        )
     expected = expected_untreated(people, features, outcome, seed=seed)[rows]
     model = sm.GLM(
         y,

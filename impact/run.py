@@ -124,7 +124,7 @@ def _designs(
     if plan.did or plan.matched:
         _require_primary(loaded, present, source)
         say.advance("evaluation", 0, 3, f"population as of {plan.population.baseline}")
-        cohort = baseline_cohort(tables, plan, present)
+        cohort = baseline_cohort(tables, plan, present, str(loaded.path))
         months = panel_months(plan, first_day, last_day)
         if cohort.people.empty:
             results += designs.nobody_eligible(plan, cohort, months)

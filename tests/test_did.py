@@ -11,7 +11,7 @@ import pytest
 from differences import ATTgt
 from panels import unit_panel
 
-from riskstrat.impact.did import ALPHA, DidEstimate, _invert, staggered_did
+from riskstrat.impact.did import ALPHA, DidEstimate, _invert, _relative, staggered_did
 
 # Eight units: two go live at period 3, two at period 5, one at period 6, three never.
 SCHEDULE = (3, 3, 5, 5, 6, -1, -1, -1)
@@ -331,3 +331,11 @@ def test_an_outcome_no_one_has_is_answered_without_an_error():
         warnings.simplefilter("error")  # and without a warning for the user's console
         result = staggered_did(panel, inference="randomisation", seed=2)
     assert result.att == 0 and result.p_value == 1
+
+
+def test_a_relative_bound_at_the_end_of_the_scale_is_a_number_not_nan() -> None:
+    # s = 1 - 1/theta: s = -infinity is theta = 0, every event gone (a -100% change), which a
+    # randomisation interval reaches on small panels ("95% CI nan% higher" in the report).
+    assert _relative(-math.inf) == -1.0
+    assert _relative(1.0) == math.inf
+    assert _relative(0.5) == 1.0

@@ -3,8 +3,10 @@ refuses before reading any outcome, and that a plan changed afterwards shows."""
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -15,14 +17,18 @@ import pytest
 from riskstrat.cli import main
 from riskstrat.common.settings import SettingsError
 from riskstrat.contract.engines import Engine
+from riskstrat.contract.needs import present_kinds
 from riskstrat.contract.record import FolderError
 from riskstrat.contract.tables import ContractTables
 from riskstrat.features.exposure import ExposureRule
 from riskstrat.features.outcomes import OUTCOMES
+from riskstrat.impact.cohort import baseline_cohort
+from riskstrat.impact.designs import run_matched
+from riskstrat.impact.outcomes import count
 from riskstrat.impact.panels import list_run
 from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, load_plan
 from riskstrat.impact.results import REPORT_FILE, RESULTS_FILE, EvaluationResults
-from riskstrat.impact.run import evaluate
+from riskstrat.impact.run import evaluate, panel_months
 from riskstrat.sources.synthetic.borough import Borough
 
 LOCALITY_MODEL = PLANS / BUILT_IN_PLANS[0]
@@ -201,3 +207,40 @@ def test_the_plans_exposure_table_is_the_rule_the_list_design_states(
     plan.write_text(LIST_ACTIONS.read_text() + '\n[exposure]\nkinds = ["home_visit"]\n')
     with pytest.raises(SettingsError, match=r"plan\.toml: \[exposure\] kinds.*home_visit"):
         evaluate(small_borough_dir, plan, tmp_path / "out")
+
+
+def test_a_cut_off_above_every_saved_score_is_a_verdict_not_a_traceback(
+    small_borough_dir: Path, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text(LIST_ACTIONS.read_text().replace("cutoff = 0.7", "cutoff = 0.999"))
+    (design,) = evaluate(small_borough_dir, plan, tmp_path / "out").designs
+    assert design.verdict.startswith(
+        "no list score at or above the cut-off (0.999) on 2024-01-01: the run's saved scores "
+        "run from"
+    )
+    assert design.outcomes == []
+
+
+def test_matching_features_missing_for_everyone_are_left_out_and_for_some_refused(
+    small_borough_dir: Path,
+) -> None:
+    plan = load_plan(LOCALITY_MODEL).plan
+    with ContractTables.from_dir(small_borough_dir) as tables:
+        present = present_kinds(tables)
+        cohort = baseline_cohort(tables, plan, present)
+        first_day, last_day = tables.event_span()
+        months = panel_months(plan, first_day, last_day)
+        counts = count(tables, cohort.people, months, last_day, present)
+    # An extract without deprivation (the ingested Synthea and OMOP samples have none).
+    unrecorded = replace(cohort, features=cohort.features.assign(deprivation_decile=math.nan))
+    design = run_matched(plan, unrecorded, counts)
+    assert design.outcomes
+    assert "not matched on, missing for everyone: deprivation_decile" in [
+        c.detail for c in design.checks
+    ]
+    some = cohort.features["deprivation_decile"].mask(cohort.features["age"] > 90)
+    partly = replace(cohort, features=cohort.features.assign(deprivation_decile=some))
+    design = run_matched(plan, partly, counts)
+    assert design.verdict.startswith("matching features missing for some people: deprivation_")
+    assert design.outcomes == []

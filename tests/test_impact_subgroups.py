@@ -249,3 +249,9 @@ def test_the_benchmarks_frailty_truth_is_the_generators_hazard_ratio_split(
     assert model.admission_hr_frail - 1 > frail > 1.2 * (model.admission_hr_frail - 1)
     assert subgroup_truth(design, "deaths", "1", loaded, truth) is None
     assert subgroup_truth(design, "emergency_admissions", "85+", loaded, truth) is None
+
+
+def test_a_refused_subgroup_names_the_plan_file() -> None:
+    features = pd.DataFrame({"age": np.full(300, 70.0)})
+    with pytest.raises(ValueError, match=r"^plan\.toml: \[subgroups\] by: age >= 85: every "):
+        subgroup_levels(Subgroup("age >= 85"), features, "plan.toml")

@@ -380,3 +380,18 @@ def test_no_effect_is_found_where_the_pre_period_predicts_the_follow_up_poorly()
         logs.append(math.log(result.outcome(PRIMARY).rate_ratio))
     assert abs(np.mean(logs)) < 0.02
     assert abs(np.mean(logs)) < 2.5 * np.std(logs, ddof=1) / math.sqrt(len(logs))
+
+
+def test_an_outcome_model_with_no_more_events_than_coefficients_is_not_fitted():
+    # Five comparison deaths against seven coefficients: the near-unpenalised Poisson fit
+    # separates them and its expected totals run to exp(+-hundreds) (a singular matched fit
+    # on a small locality-level borough), so no number is given.
+    people = population(seed=6)
+    comparison = np.flatnonzero(~people["treated"].to_numpy())
+    people.loc[comparison[5:], "deaths"] = 0
+    people.loc[comparison[:5], "deaths"] = 1
+    deaths = compare(people).outcome("deaths")
+    assert deaths.verdict == (
+        "too few comparison people with deaths (5) to fit the outcome model's 7 coefficients"
+    )
+    assert math.isnan(deaths.rate_ratio)
