@@ -225,8 +225,8 @@ class _Run:
 
     def __post_init__(self) -> None:
         n = len(self.person)
-        self.person_months, self.with_action, self.without_action = (np.zeros(n) for _ in "123")
-        self.avoidable_with, self.avoidable_without = np.zeros(n), np.zeros(n)
+        self.person_months, self.with_action, self.without_action = np.zeros((3, n))
+        self.avoidable_with, self.avoidable_without = np.zeros((2, n))
         self.prevented = np.zeros((len(ACTIONS) - 1, n))
 
     @property
