@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -16,7 +17,12 @@ from riskstrat.features.engine import build_features
 from riskstrat.features.exposure import ExposureRule, exposure
 from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, load_plan
 from riskstrat.sources.synthetic.borough import Borough, generate, write
-from riskstrat.sources.synthetic.config import Interventions, LocalityModel, SynthConfig
+from riskstrat.sources.synthetic.config import (
+    Interventions,
+    ListActions,
+    LocalityModel,
+    SynthConfig,
+)
 from riskstrat.sources.synthetic.locality_model import OUTCOMES, expected_stay
 
 BASE = SynthConfig(patients=4_000, seed=21, truth_as_of=())
@@ -158,6 +164,19 @@ def test_truth_has_effects_only_where_the_config_puts_them(on: Borough, null: Bo
     treated, untreated = actions["expected_treated"], actions["expected_untreated"]
     assert (treated[took] < untreated[took]).all()
     assert (treated[~took] == untreated[~took]).all()
+    prevented = actions.filter(like="prevented_")
+    assert list(prevented.columns) == ["prevented_reablement_plan", "prevented_social_prescribing"]
+    assert (prevented > 0).all().all()
+    given = np.where(
+        actions["action"] == "reablement_plan",
+        actions["prevented_reablement_plan"],
+        actions["prevented_social_prescribing"],
+    )
+    assert (untreated - treated)[took].to_numpy() == pytest.approx(given[took], rel=1e-9)
+    nothing = null.list_actions
+    assert (nothing.filter(like="prevented_") == 0.0).all().all()
+    assert (nothing.filter(like="hr_") == 1.0).all().all()
+    assert nothing["expected_treated"].equals(nothing["expected_untreated"])
 
 
 def test_the_total_effect_counts_the_admissions_that_prevented_admissions_prevent(
@@ -299,3 +318,117 @@ def test_expected_stay_is_the_mean_of_the_capped_floored_lognormal() -> None:
 def test_a_wrong_locality_model_is_refused_naming_the_field(change: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         LocalityModel(**change)
+
+
+def test_list_actions_lower_only_the_potentially_avoidable_admissions(on: Borough) -> None:
+    """In the truth, exactly; in the events, within Poisson error: the actions' treated
+    person-months have as many other admissions as without them and fewer avoidable ones."""
+    actions = on.list_actions
+    took = actions[actions["action"] != "none"]
+    other = {
+        arm: took[f"expected_{arm}"] - took[f"expected_avoidable_{arm}"]
+        for arm in ("treated", "untreated")
+    }
+    assert other["treated"].to_numpy() == pytest.approx(other["untreated"].to_numpy(), rel=1e-9)
+    assert (took["expected_avoidable_treated"] < took["expected_avoidable_untreated"]).all()
+
+    events = _events(on)
+    admissions = events[events["kind"] == "emergency_admission"].merge(
+        took[["patient_id", "run"]], on="patient_id"
+    )
+    months = BASE.interventions.list_actions.follow_up_months
+    inside = (admissions["start"] >= admissions["run"]) & (
+        admissions["start"] < admissions["run"] + pd.DateOffset(months=months)
+    )
+    avoidable = admissions.loc[inside, "code"].map(is_potentially_avoidable)
+    for observed, treated in (
+        (avoidable.sum(), took["expected_avoidable_treated"]),
+        ((~avoidable).sum(), other["treated"]),
+    ):
+        expected = treated.sum()
+        assert abs(observed - expected) < 3 * np.sqrt(expected)
+    untreated_avoidable = took["expected_avoidable_untreated"].sum()
+    assert avoidable.sum() < untreated_avoidable - 2 * np.sqrt(untreated_avoidable)
+
+
+def test_reablement_helps_the_frail_living_alone_and_social_prescribing_the_lonely_more(
+    on: Borough,
+) -> None:
+    """At the same risk (a quarter of the band by expected admissions), the truth of the
+    admissions each action would prevent is larger for those it is meant to reach."""
+    actions = on.list_actions
+    quarter = pd.qcut(actions["expected_untreated"], 4, labels=False)
+    reached = {
+        "prevented_reablement_plan": actions["frail"] & actions["lives_alone"],
+        "prevented_social_prescribing": actions["lonely"] | actions["mental_health"],
+    }
+    for column, reach in reached.items():
+        for _, rows in actions.groupby(quarter):
+            helped = reach[rows.index]
+            assert helped.sum() > 20 and (~helped).sum() > 20
+            assert rows.loc[helped, column].mean() > 1.2 * rows.loc[~helped, column].mean()
+
+
+SMALL = SynthConfig(
+    patients=3_000,
+    seed=23,
+    start=date(2023, 1, 1),
+    end=date(2024, 6, 30),
+    truth_as_of=(),
+    interventions=Interventions(
+        locality_model=LocalityModel(enabled=False),
+        list_actions=ListActions(band_fraction=1e-9),  # the truth for every adult scored
+    ),
+)
+
+
+def test_uniform_effects_give_everyone_the_average_of_the_varying_ones() -> None:
+    """The same borough with effects that vary and with effects that do not: the first run
+    scores the same people and acts on the same; without variation everyone has one ratio
+    per action, the varying ratios' average over the adults weighted by their avoidable
+    admissions, so offering an action to all would prevent about as many in either."""
+    lists = SMALL.interventions.list_actions
+    varying = generate(SMALL).list_actions
+    uniform = generate(
+        replace(SMALL, interventions=replace(SMALL.interventions, list_actions=lists.uniform()))
+    ).list_actions
+    assert len(uniform) == len(varying)
+    assert uniform["action"].equals(varying["action"])
+    first = varying["run"] == pd.Timestamp(lists.first_run)
+    assert first.sum() > 0.7 * SMALL.patients  # nearly every adult
+    for action in ("reablement_plan", "social_prescribing"):
+        hr, prevented = f"hr_{action}", f"prevented_{action}"
+        assert (uniform.groupby("run")[hr].nunique() == 1).all()
+        assert varying.loc[first, hr].std() > 0.1
+        average = 1 - varying.loc[first, prevented].sum() / (
+            varying.loc[first, "expected_avoidable_untreated"].sum()
+        )
+        assert uniform.loc[first, hr].iloc[0] == pytest.approx(average, abs=0.02)
+        assert uniform.loc[first, prevented].sum() == pytest.approx(
+            varying.loc[first, prevented].sum(), rel=0.05
+        )
+
+
+UNCHANGED = SynthConfig(
+    patients=1_500, seed=7, start=date(2022, 7, 1), end=date(2024, 9, 30), truth_as_of=()
+)
+UNCHANGED_DIGESTS = {"off": "5348acc917b438aa", "null": "7b1d286093c9166d"}
+
+
+@pytest.mark.parametrize(
+    ("name", "interventions"),
+    [("off", Interventions.off()), ("null", Interventions().null_effects())],
+)
+def test_without_effects_the_borough_is_what_it_always_was(
+    name: str, interventions: Interventions
+) -> None:
+    """Switched off or with no effects, every event and patient of a fixed seed is what the
+    generator made before list actions had effects that depend on the person and the
+    cause (the digests were taken then). A change to the borough itself changes them too:
+    then check that the change is meant, and take them again."""
+    borough = generate(replace(UNCHANGED, interventions=interventions))
+    digest = hashlib.sha256()
+    for table in (borough.events, borough.patients):
+        frame = table.to_pandas(date_as_object=False)
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    assert digest.hexdigest()[:16] == UNCHANGED_DIGESTS[name]

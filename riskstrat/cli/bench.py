@@ -369,11 +369,13 @@ def cmd_bench_retrain(
     ] = None,
     reablement_hr: Annotated[
         float | None,
-        typer.Option(metavar="HR", help="admission hazard ratio under a reablement plan [0.5]"),
+        typer.Option(metavar="HR", help="avoidable-admission hazard ratio, reablement [0.5]"),
     ] = None,
     social_prescribing_hr: Annotated[
         float | None,
-        typer.Option(metavar="HR", help="admission hazard ratio under social prescribing [0.7]"),
+        typer.Option(
+            metavar="HR", help="avoidable-admission hazard ratio, social prescribing [0.7]"
+        ),
     ] = None,
     jobs: Annotated[
         int, typer.Option(metavar="N", help="strategies run at once, each in its own process")

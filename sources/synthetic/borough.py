@@ -43,6 +43,7 @@ from riskstrat.sources.synthetic.causes import draw_causes
 from riskstrat.sources.synthetic.conditions import CONDITIONS, DRUG_CLASSES
 from riskstrat.sources.synthetic.config import SynthConfig
 from riskstrat.sources.synthetic.dynamics import (
+    FRAILTY_CODED_ABOVE,
     N_CONDITIONS,
     State,
     admission_log_hazard,
@@ -138,7 +139,7 @@ def _history(
     )
     emit.start_drugs(records, person, condition, rng)
 
-    frail = np.flatnonzero((state.log_frailty > 0.3) & (rng.random(n) < 0.5))
+    frail = np.flatnonzero((state.log_frailty > FRAILTY_CODED_ABOVE) & (rng.random(n) < 0.5))
     records.frailty_coded[frail] = True
     log.add(
         EventKind.LTC_DIAGNOSIS,
@@ -412,7 +413,12 @@ def _simulate(
         month = emit.Month(m, first_day, days, present, death_time, rng, log)
         seen = register.registered[who]
         admitted = who[seen]
-        causes = draw_causes(take(state, admitted), people.take(admitted), streams.diagnoses)
+        causes = draw_causes(
+            take(state, admitted),
+            people.take(admitted),
+            streams.diagnoses,
+            programme.avoidable_ratio(m, admitted),
+        )
         emit.emergency_care(
             month,
             state,
@@ -422,6 +428,7 @@ def _simulate(
             ),
         )
         programme.record_month(start, rate, death_time)
+        programme.admitted(m, admitted)
         admissions.append((admitted, month.day(u[seen])))
         for record in (
             emit.primary_care,

@@ -118,8 +118,32 @@ def avoidable_share(state: State, people: People) -> np.ndarray:
     return weights[:, AVOIDABLE].sum(axis=1) / weights.sum(axis=1)
 
 
-def draw_causes(state: State, people: People, rng: np.random.Generator) -> np.ndarray:
-    """Index into ``CODES`` of one cause per row of ``state`` (an admission each)."""
-    weights = np.cumsum(cause_weights(state, people), axis=1)
+def hazard_ratio(share: np.ndarray, avoidable_hr: np.ndarray) -> np.ndarray:
+    """What multiplies the whole admission hazard when the hazard of potentially avoidable
+    admissions is multiplied by ``avoidable_hr`` and the others are left alone, for people
+    whose avoidable ``share`` (``avoidable_share``) is as given: exactly 1 where the ratio
+    is 1."""
+    return 1.0 - share * (1.0 - avoidable_hr)
+
+
+def treated_avoidable_share(share: np.ndarray, avoidable_hr: np.ndarray) -> np.ndarray:
+    """The share of admissions that are potentially avoidable once their hazard is
+    multiplied by ``avoidable_hr`` (``share`` itself where the ratio is 1)."""
+    return share * avoidable_hr / hazard_ratio(share, avoidable_hr)
+
+
+def draw_causes(
+    state: State,
+    people: People,
+    rng: np.random.Generator,
+    avoidable_hr: np.ndarray | None = None,
+) -> np.ndarray:
+    """Index into ``CODES`` of one cause per row of ``state`` (an admission each), the
+    potentially avoidable causes' weights multiplied by ``avoidable_hr`` (per row; None: by
+    1), the ratio of an action lowering their hazard."""
+    weights = cause_weights(state, people)
+    if avoidable_hr is not None:
+        weights[:, AVOIDABLE] *= avoidable_hr[:, None]
+    weights = np.cumsum(weights, axis=1)
     u = rng.random(len(weights)) * weights[:, -1]
     return (weights < u[:, None]).sum(axis=1)

@@ -91,6 +91,21 @@ class LocalityModel:
             _ratio(f"locality_model.{name}", getattr(self, name))
 
 
+REABLEMENT_RATIOS = (
+    "reablement_hr",
+    "reablement_hr_frail",
+    "reablement_hr_recent_discharge",
+    "reablement_hr_lives_alone",
+)
+"""``ListActions``' reablement ratios: for no characteristic, then per characteristic."""
+SOCIAL_PRESCRIBING_RATIOS = (
+    "social_prescribing_hr",
+    "social_prescribing_hr_lonely",
+    "social_prescribing_hr_mental_health",
+)
+"""``ListActions``' social prescribing ratios: for no characteristic, then per one."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ListActions:
     """Actions the risk list triggers. Every ``every_months`` months from ``first_run`` each
@@ -100,10 +115,34 @@ class ListActions:
     ``cutoff`` are listed; scores of at least ``band_fraction * cutoff`` are kept. A listed
     person without a list-triggered action running gets one with probability
     ``capacity_share``: a reablement plan (share ``reablement_share``) or else a social
-    prescribing referral, which multiply the admission hazard by ``reablement_hr`` or
-    ``social_prescribing_hr`` for ``action_months``. The truth counts expected admissions
-    over ``follow_up_months`` after each run. When the caller decides the lists (``generate``'s
-    ``decisions``), they replace the schedule, the scores and the cut-off; the rest applies.
+    prescribing referral, which runs for ``action_months``. The truth counts expected
+    admissions over ``follow_up_months`` after each run. When the caller decides the lists
+    (``generate``'s ``decisions``), they replace the schedule, the scores and the cut-off; the
+    rest applies.
+
+    An action lowers only the hazard of potentially avoidable admissions (the causes
+    ``features.avoidable`` lists): it multiplies their hazard by the person's hazard ratio
+    ``hr``, so the whole admission hazard by ``1 - a * (1 - hr)`` with ``a`` the person's
+    avoidable share of admissions that month, and the others are left alone. ``hr`` is set
+    at the run from the person's true characteristics then (the truth of who the help can
+    reach): a product of the action's ratio for someone with none of them and one factor
+    per characteristic they have (a factor below 1 makes the help stronger):
+
+    - reablement: ``reablement_hr``, times ``reablement_hr_frail`` if frail (the log-frailty
+      above which frailty gets coded), ``reablement_hr_recent_discharge`` after an emergency
+      admission in the 3 calendar months before the run, ``reablement_hr_lives_alone`` if
+      living alone;
+    - social prescribing: ``social_prescribing_hr``, times ``social_prescribing_hr_lonely``
+      if lonely or isolated (loneliness above the level at which it raises the admission
+      hazard) and ``social_prescribing_hr_mental_health`` if in contact with mental-health
+      services (mental ill-health at the level that brings contacts, or a serious mental
+      illness).
+
+    ``varying=False`` (``uniform()``) gives every person the same ratio per action and run:
+    the average of the varying ratios over the registered adults weighted by their hazard
+    of an avoidable admission that month, so that offering the action to everyone would
+    prevent as many avoidable admissions in either world. A benchmark can then compare
+    targeting where effects vary against where they do not at the same average effect.
     """
 
     enabled: bool = True
@@ -117,8 +156,14 @@ class ListActions:
     reablement_share: float = 0.5
     action_months: int = 6
     follow_up_months: int = 3
-    reablement_hr: float = 0.8
-    social_prescribing_hr: float = 0.9
+    reablement_hr: float = 0.9
+    reablement_hr_frail: float = 0.6
+    reablement_hr_recent_discharge: float = 0.7
+    reablement_hr_lives_alone: float = 0.75
+    social_prescribing_hr: float = 0.95
+    social_prescribing_hr_lonely: float = 0.55
+    social_prescribing_hr_mental_health: float = 0.75
+    varying: bool = True
 
     def __post_init__(self) -> None:
         _first_of_month("list_actions.first_run", self.first_run)
@@ -143,8 +188,16 @@ class ListActions:
                 "list_actions.follow_up_months must be at least 1 and at most action_months "
                 f"and every_months, got {self.follow_up_months}"
             )
-        _ratio("list_actions.reablement_hr", self.reablement_hr)
-        _ratio("list_actions.social_prescribing_hr", self.social_prescribing_hr)
+        for name in (*REABLEMENT_RATIOS, *SOCIAL_PRESCRIBING_RATIOS):
+            _ratio(f"list_actions.{name}", getattr(self, name))
+
+    def uniform(self) -> ListActions:
+        """The same actions with effects that do not vary: everyone gets the average."""
+        return replace(self, varying=False)
+
+    def no_effect(self) -> ListActions:
+        """The same runs and actions, every hazard ratio 1 (no effect on anyone)."""
+        return replace(self, **dict.fromkeys((*REABLEMENT_RATIOS, *SOCIAL_PRESCRIBING_RATIOS), 1.0))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,7 +226,7 @@ class Interventions:
                 care_home_hr=1.0,
                 package_cost_multiplier=1.0,
             ),
-            list_actions=replace(self.list_actions, reablement_hr=1.0, social_prescribing_hr=1.0),
+            list_actions=self.list_actions.no_effect(),
         )
 
 

@@ -41,6 +41,9 @@ ADMISSION_BASE = -6.65
 DEATH_BASE = -6.25
 MAX_ADMISSIONS_PER_MONTH = 0.25
 CARE_HOME_MONTHLY_CHANCE = 0.05  # of a permanent move for people whose needs pass the threshold
+FRAILTY_CODED_ABOVE = 0.3  # log-frailty above which a practice may code frailty
+LONELY_ABOVE = 0.5  # loneliness above which it raises the admission hazard and GP use
+MENTAL_HEALTH_CONTACTS_ABOVE = 0.8  # mental ill-health above which services see the person
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +193,7 @@ def admission_log_hazard(state: State, people: People, calendar_month: int) -> n
     cap): the sickest people are admitted a few times a year, not hundreds.
     """
     mental_crisis = np.maximum(mental_ill_health(state, people) - 1.5, 0.0)
-    isolation = np.maximum(loneliness(state, people) - 0.5, 0.0)
+    isolation = np.maximum(loneliness(state, people) - LONELY_ABOVE, 0.0)
     has = state.has
     n_conditions = has.sum(axis=1)
     unmet_need = has[:, DEMENTIA] & state.lives_alone & ~state.package & ~state.care_home

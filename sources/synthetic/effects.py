@@ -25,7 +25,11 @@ from scipy.special import ndtr
 
 from riskstrat.features.outcomes import OUTCOMES as EVALUATION_OUTCOMES
 from riskstrat.sources.synthetic import emit
-from riskstrat.sources.synthetic.causes import avoidable_share
+from riskstrat.sources.synthetic.causes import (
+    avoidable_share,
+    hazard_ratio,
+    treated_avoidable_share,
+)
 from riskstrat.sources.synthetic.dynamics import (
     CARE_HOME_MONTHLY_CHANCE,
     Constants,
@@ -198,7 +202,7 @@ class _World:
 def simulate(
     cohort: Cohort,
     arms: tuple[Arm, Arm],
-    list_ratio: np.ndarray,
+    list_hr: np.ndarray,
     months: Months,
     constants: Constants,
     leaving: float,
@@ -206,8 +210,9 @@ def simulate(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Both arms' expected caseload totals, shape (arm, outcome, month from go-live, path),
-    from ``paths`` coupled paths to the end of the data. ``list_ratio``: (month from
-    go-live, member) hazard ratio of the list actions that happened."""
+    from ``paths`` coupled paths to the end of the data. ``list_hr``: (month from
+    go-live, member) ratio of the potentially avoidable admissions' hazard of the list actions
+    that happened."""
     n, horizon = len(cohort.person), months.count - cohort.month
     totals = np.zeros((2, len(OUTCOMES), horizon, paths))
     per_batch = max(1, _ROWS_PER_BATCH // max(n, 1))
@@ -242,7 +247,7 @@ def simulate(
                     arm,
                     world,
                     cohort.month + step,
-                    list_ratio[step][index],
+                    list_hr[step][index],
                     u,
                     np.random.default_rng(drift),
                     opening=step == 0,
@@ -258,21 +263,23 @@ def _month(
     arm: Arm,
     world: _World,
     month: int,
-    list_ratio: np.ndarray,
+    list_hr: np.ndarray,
     u: np.ndarray,
     drift: np.random.Generator,
     opening: bool,
 ) -> np.ndarray:
     """One month of one arm: its expected outcomes (outcome x row); moves the arm's paths on
-    to the next month. ``u``: the shared uniforms for deaths, admissions and leaving;
-    ``drift``: the shared stream of the state's drift."""
+    to the next month. ``list_hr``: each row's ratio of the list action running (of the
+    potentially avoidable admissions' hazard); ``u``: the shared uniforms for deaths,
+    admissions and leaving; ``drift``: the shared stream of the state's drift."""
     state, present, people = run.state, run.present, world.people
     months, constants, rows = world.months, world.constants, len(world.index)
     days = months.days[month]
+    share = avoidable_share(state, people)
     rate = (
         np.exp(admission_log_hazard(state, people, months.calendar_month[month]))
         * arm.admission[world.index]
-        * list_ratio
+        * hazard_ratio(share, list_hr)
     )
     death = np.exp(death_log_hazard(state))
     dying = -np.expm1(-death)
@@ -318,7 +325,7 @@ def _month(
     values = np.stack(
         [
             admissions,
-            admissions * avoidable_share(state, people),
+            admissions * treated_avoidable_share(share, list_hr),
             admissions * _interpolate(log_mean, bed_table),
             emit.ae_discharged_yearly_rate(state, people, np.arange(rows)) / 12 * exposure
             + emit.ADMITTED_VIA_AE * admissions,

@@ -17,6 +17,9 @@ from riskstrat.sources.synthetic.conditions import ACUTE_DRUGS, CONDITIONS, DRUG
 from riskstrat.sources.synthetic.dynamics import (
     CANCER,
     DEMENTIA,
+    FRAILTY_CODED_ABOVE,
+    LONELY_ABOVE,
+    MENTAL_HEALTH_CONTACTS_ABOVE,
     SMI,
     Constants,
     State,
@@ -110,7 +113,7 @@ def primary_care(month: Month, state: State, people: People) -> None:
     rate = base * np.exp(
         0.17 * n_conditions
         + 0.3 * _crisis(state, people, idx, 1.0)
-        + 0.3 * np.maximum(loneliness(state, people)[idx] - 0.5, 0.0)
+        + 0.3 * np.maximum(loneliness(state, people)[idx] - LONELY_ABOVE, 0.0)
         + 0.3 * _frailty_load(state, idx)
     )
     person, u = month.poisson(rate)
@@ -230,14 +233,16 @@ def community_and_mental_health(month: Month, state: State, people: People) -> N
     crisis = mental_ill_health(state, people)[person] > 2.8
     codes = np.where(crisis, log.code("crisis"), log.code("community_team"))
     log.add(EventKind.MENTAL_HEALTH_CONTACT, person, month.day(u), code=codes)
-    therapy_rate = 0.6 * ((mental > 0.8) & (mental <= 1.8) & (state.age[idx] >= 16))
+    therapy_rate = 0.6 * (
+        (mental > MENTAL_HEALTH_CONTACTS_ABOVE) & (mental <= 1.8) & (state.age[idx] >= 16)
+    )
     person, u = month.poisson(therapy_rate)
     log.add(EventKind.MENTAL_HEALTH_CONTACT, person, month.day(u), code="talking_therapy")
 
 
 def coordination_and_prescribing(month: Month, state: State, people: People) -> None:
     idx = month.present
-    lonely = np.maximum(loneliness(state, people)[idx] - 0.5, 0.0)
+    lonely = np.maximum(loneliness(state, people)[idx] - LONELY_ABOVE, 0.0)
     frail = 1 / (1 + np.exp(-2.0 * (state.log_frailty[idx] - 0.2)))
     calls = (
         0.03
@@ -302,7 +307,9 @@ def diagnoses(month: Month, state: State, records: Records) -> None:
     start_drugs(records, person, condition, rng)
     idx = month.present
     noticed = idx[
-        (state.log_frailty[idx] > 0.3) & ~records.frailty_coded[idx] & (rng.random(len(idx)) < 0.08)
+        (state.log_frailty[idx] > FRAILTY_CODED_ABOVE)
+        & ~records.frailty_coded[idx]
+        & (rng.random(len(idx)) < 0.08)
     ]
     noticed, u = month.once(noticed)
     records.frailty_coded[noticed] = True

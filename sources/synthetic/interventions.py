@@ -57,6 +57,17 @@ class Programme:
         ratio = (self.locality.admission_ratio(month) * self.lists.admission_ratio(month))[who]
         return self.thinning_rng.random(len(who)) < ratio
 
+    def admitted(self, month: int, who: np.ndarray) -> None:
+        """Note the month's emergency admissions (``who``: one entry each), which the list's
+        actions help more soon after."""
+        if self.lists.enabled:
+            self.lists.admitted(month, who)
+
+    def avoidable_ratio(self, month: int, who: np.ndarray) -> np.ndarray | None:
+        """What multiplies the potentially avoidable causes' weights for the admissions of
+        ``who`` this month: the ratio of the list action running (None without the list)."""
+        return self.lists.avoidable_ratio(month)[who] if self.lists.enabled else None
+
     def stay_multiplier(self, month: int, who: np.ndarray) -> np.ndarray | float:
         return self.locality.stay_multiplier(month, who)
 
@@ -70,15 +81,16 @@ class Programme:
         """Hazard ratios over the next ``months`` months for ``person``, as known on the
         first day of ``month``: the roll-out schedule for the caseload (decided at the
         baseline) and list actions already running; actions of later runs are not known.
-        With the list on, ``untreated_admission`` is the same without the list's actions (the
+        With the list on, ``avoidable`` is what the list's actions multiply the hazard of
+        potentially avoidable admissions by (the truth without them keeps the rest: the
         locality model's ratios kept: the list does not trigger it)."""
         if not (self.locality.enabled or self.lists.enabled):
             return None
         admission, care_home = self.locality.known_ratios(month, months, person)
         if not self.lists.enabled:
             return HazardRatios(admission, care_home)
-        with_list = admission * self.lists.known_ratio(month, months, person)
-        return HazardRatios(with_list, care_home, untreated_admission=admission)
+        avoidable = self.lists.known_avoidable_ratio(month, months, person)
+        return HazardRatios(admission, care_home, avoidable=avoidable)
 
     # ---- the start of a month: caseload, go-live, list run ------------------------------
 
@@ -96,11 +108,15 @@ class Programme:
         month, present = start.month, start.present
         exposure = np.zeros(self.people.size)
         exposure[present] = np.minimum(death_time[present], 1.0)
-        list_ratio = self.lists.admission_ratio(month)
-        realised = rate * self.locality.admission_ratio(month) * list_ratio
-        self.lists.follow_up(month, realised, exposure)
+        self.lists.follow_up(month, rate * self.locality.admission_ratio(month), exposure)
         self.locality.record_month(
-            month, start.first, start.state, rate * list_ratio, exposure, present
+            month,
+            start.first,
+            start.state,
+            rate * self.lists.admission_ratio(month),
+            exposure,
+            present,
+            self.lists.avoidable_ratio(month),
         )
 
     # ---- the end: events and truth tables ----------------------------------------------
@@ -112,7 +128,7 @@ class Programme:
         out the truth that needs the whole run (package cost, the total effects)."""
         self.locality.write_events(log, exit_day, last_day)
         self.lists.write_events(log, exit_day)
-        self.locality.finish(log, exit_day, last_day, constants, self.lists.ratios)
+        self.locality.finish(log, exit_day, last_day, constants, self.lists.avoidable_ratios)
 
     def effects(self) -> pd.DataFrame:
         """``truth/effects.parquet``: one row per intervention, cohort, outcome and month."""

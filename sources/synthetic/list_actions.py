@@ -4,11 +4,19 @@ The list is the generator's own noisy oracle, run on a schedule, unless the call
 the lists (``ListDecision`` per run date): then the lists run on exactly those dates, the
 decided people are the band, and the same capacity draws pick who gets an action. A listed
 person without an action running may get a reablement plan or a social prescribing
-referral; while it runs, their admission hazard is multiplied by its hazard ratio.
+referral; while it runs, the hazard of their potentially avoidable admissions is multiplied
+by its hazard ratio for them, set at the run from their characteristics then (``Reach``),
+and the others are left alone (``ListActions`` says how).
+
+The one place the avoidable share of each person's admission hazard is worked out in the
+month loop is ``start_month``: once a month, from the state at its start, for the people an
+action runs for and the people whose truth is being followed up; the hazard, the causes and
+the truth all read it.
 
 The actions are recorded as what the features count as list-triggered help: the event kinds
 and code of ``ExposureRule``'s defaults (``riskstrat.features.exposure``, the one definition).
-Each run's band is kept with its follow-up sums (``truth/list_actions.parquet``).
+Each run's band is kept with its follow-up sums (``truth/list_actions.parquet``, described in
+``ListActionsSim.table``).
 """
 
 from __future__ import annotations
@@ -23,11 +31,18 @@ import pandas as pd
 from riskstrat.common.months import day_number, from_day_number, month_start
 from riskstrat.contract.schema import EventKind
 from riskstrat.features.exposure import ExposureRule
-from riskstrat.sources.synthetic.config import SynthConfig
+from riskstrat.sources.synthetic.causes import avoidable_share, hazard_ratio
+from riskstrat.sources.synthetic.config import ListActions, SynthConfig
 from riskstrat.sources.synthetic.dynamics import (
+    FRAILTY_CODED_ABOVE,
+    LONELY_ABOVE,
+    MENTAL_HEALTH_CONTACTS_ABOVE,
+    SMI,
     State,
     admission_log_hazard,
     death_log_hazard,
+    loneliness,
+    mental_ill_health,
     take,
 )
 from riskstrat.sources.synthetic.eventlog import NO_DAY, EventLog
@@ -39,6 +54,9 @@ from riskstrat.sources.synthetic.population import People
 (RISK_LIST,) = ExposureRule().codes
 REABLEMENT, SOCIAL_PRESCRIBING = (EventKind(kind) for kind in ExposureRule().kinds)
 ACTIONS: tuple[str, ...] = ("none", "reablement_plan", "social_prescribing")  # in the truth
+RECENT_MONTHS = 3  # a recent discharge: an emergency admission in this many months before
+_NEVER = -(10**6)  # the month of the latest admission of someone never admitted
+_REACH = ("frail", "recent_discharge", "lives_alone", "lonely", "mental_health")
 _TABLE_COLUMNS = [
     "patient_id",
     "run",
@@ -48,7 +66,57 @@ _TABLE_COLUMNS = [
     "person_months",
     "expected_treated",
     "expected_untreated",
+    "expected_avoidable_treated",
+    "expected_avoidable_untreated",
+    *(f"hr_{action}" for action in ACTIONS[1:]),
+    *(f"prevented_{action}" for action in ACTIONS[1:]),
+    *_REACH,
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """The characteristics that decide how much an action helps a person, true on a run
+    date (not as recorded): ``frail`` (log-frailty above the level at which frailty gets
+    coded), ``recent_discharge`` (an emergency admission in the ``RECENT_MONTHS`` calendar
+    months before), ``lives_alone``, ``lonely`` (loneliness above the level at which it
+    raises the admission hazard) and ``mental_health`` (in contact with mental-health
+    services: mental ill-health at the level that brings contacts, or a serious mental
+    illness)."""
+
+    frail: np.ndarray
+    recent_discharge: np.ndarray
+    lives_alone: np.ndarray
+    lonely: np.ndarray
+    mental_health: np.ndarray
+
+    @classmethod
+    def of(cls, state: State, people: People, recent_discharge: np.ndarray) -> Reach:
+        return cls(
+            frail=state.log_frailty > FRAILTY_CODED_ABOVE,
+            recent_discharge=recent_discharge,
+            lives_alone=state.lives_alone.copy(),
+            lonely=loneliness(state, people) > LONELY_ABOVE,
+            mental_health=(mental_ill_health(state, people) > MENTAL_HEALTH_CONTACTS_ABOVE)
+            | state.has[:, SMI],
+        )
+
+    def avoidable_hr(self, lists: ListActions) -> np.ndarray:
+        """(action, person): each action's hazard ratio of potentially avoidable admissions
+        for each person, as ``ListActions`` sets it, for the actions in ``ACTIONS[1:]``'s
+        order; effects that do not vary are averaged by the caller."""
+        reablement = (
+            lists.reablement_hr
+            * np.where(self.frail, lists.reablement_hr_frail, 1.0)
+            * np.where(self.recent_discharge, lists.reablement_hr_recent_discharge, 1.0)
+            * np.where(self.lives_alone, lists.reablement_hr_lives_alone, 1.0)
+        )
+        social = (
+            lists.social_prescribing_hr
+            * np.where(self.lonely, lists.social_prescribing_hr_lonely, 1.0)
+            * np.where(self.mental_health, lists.social_prescribing_hr_mental_health, 1.0)
+        )
+        return np.stack([reablement, social])
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +206,7 @@ def _decided_bands(
 
 @dataclass
 class _Run:
-    """One list run's saved band and its follow-up sums."""
+    """One list run's saved band, each action's ratio for them, and the follow-up sums."""
 
     month: int
     day: int
@@ -146,15 +214,26 @@ class _Run:
     score: np.ndarray
     listed: np.ndarray
     action: np.ndarray  # index into ACTIONS
-    ratio: np.ndarray  # this run's action's hazard ratio (1 for none)
+    hr: np.ndarray  # (action, person): ACTIONS[1:]'s avoidable-admission hazard ratios
+    reach: Reach
     person_months: np.ndarray = field(init=False)
     with_action: np.ndarray = field(init=False)
     without_action: np.ndarray = field(init=False)
+    avoidable_with: np.ndarray = field(init=False)
+    avoidable_without: np.ndarray = field(init=False)
+    prevented: np.ndarray = field(init=False)  # (action, person)
 
     def __post_init__(self) -> None:
-        self.person_months = np.zeros(len(self.person))
-        self.with_action = np.zeros(len(self.person))
-        self.without_action = np.zeros(len(self.person))
+        n = len(self.person)
+        self.person_months, self.with_action, self.without_action = np.zeros((3, n))
+        self.avoidable_with, self.avoidable_without = np.zeros((2, n))
+        self.prevented = np.zeros((len(ACTIONS) - 1, n))
+
+    @property
+    def given_hr(self) -> np.ndarray:
+        """Each person's ratio of the action this run gave them (1 for none)."""
+        given = np.concatenate([np.ones((1, len(self.person))), self.hr])
+        return given[self.action, np.arange(len(self.person))]
 
 
 def twelve_month_probability(state: State, people: People, month_of_year: int) -> np.ndarray:
@@ -187,7 +266,10 @@ class ListActionsSim:
         self.lists = config.interventions.list_actions
         self.rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x1157]))
         self.action_until = np.zeros(n, np.int64)  # first month the list action no longer runs
-        self.action_ratio = np.ones(n)
+        self.action_hr = np.ones(n)  # its ratio of the avoidable admissions' hazard
+        self.last_admission = np.full(n, _NEVER)  # month of each person's latest admission
+        self.share = np.zeros(n)  # this month's avoidable share, for those who need it
+        self.share_month = -1
         self.person_noise = self.rng.normal(0.0, self.lists.person_noise_sd, n)
         self.runs: list[_Run] = []
         self.actions: list[tuple[EventKind, np.ndarray, int, int]] = []
@@ -201,19 +283,33 @@ class ListActionsSim:
 
     # ---- what multiplies what -------------------------------------------------------------
 
-    def admission_ratio(self, month: int) -> np.ndarray:
-        """Everyone's admission hazard ratio this month (1 without an action running)."""
-        return np.where(self.action_until > month, self.action_ratio, 1.0)
+    def avoidable_ratio(self, month: int) -> np.ndarray:
+        """Everyone's ratio of the avoidable admissions' hazard this month (1 without an
+        action running)."""
+        return np.where(self.action_until > month, self.action_hr, 1.0)
 
-    def known_ratio(self, month: int, months: int, person: np.ndarray) -> np.ndarray:
-        """Admission hazard ratios over the next ``months`` months for ``person``, as known on
-        the first day of ``month``: the actions already running (later runs are not known)."""
+    def admission_ratio(self, month: int) -> np.ndarray:
+        """Everyone's ratio of the whole admission hazard this month (1 without an action
+        running), from the avoidable shares ``start_month`` worked out."""
+        if not self.enabled:
+            return np.ones(self.people.size)
+        if self.share_month != month:
+            raise RuntimeError(
+                f"the avoidable shares are for month {self.share_month}, not {month}"
+            )
+        return hazard_ratio(self.share, self.avoidable_ratio(month))
+
+    def known_avoidable_ratio(self, month: int, months: int, person: np.ndarray) -> np.ndarray:
+        """Ratios of the avoidable admissions' hazard over the next ``months`` months for
+        ``person``, as known on the first day of ``month``: the actions already running
+        (later runs are not known)."""
         steps = month + np.arange(months)[:, None]
         running = steps < self.action_until[person][None, :]
-        return np.where(running, self.action_ratio[person][None, :], 1.0)
+        return np.where(running, self.action_hr[person][None, :], 1.0)
 
-    def ratios(self, person: np.ndarray, from_month: int) -> np.ndarray:
-        """(month from ``from_month``, person) hazard ratio of the list actions that ran."""
+    def avoidable_ratios(self, person: np.ndarray, from_month: int) -> np.ndarray:
+        """(month from ``from_month``, person) ratio of the avoidable admissions' hazard of
+        the list actions that ran."""
         ratio = np.ones((self.config.months - from_month, len(person)))
         column = np.full(self.people.size, -1)
         column[person] = np.arange(len(person))
@@ -221,19 +317,42 @@ class ListActionsSim:
             took = run.action != 0
             who = column[run.person[took]]
             inside = who >= 0
+            given = run.given_hr[took][inside]
             for month in range(run.month, run.month + self.lists.action_months):
                 if from_month <= month < self.config.months:
-                    ratio[month - from_month, who[inside]] = run.ratio[took][inside]
+                    ratio[month - from_month, who[inside]] = given
         return ratio
 
-    # ---- the start of a month: the list run -----------------------------------------------
+    def admitted(self, month: int, who: np.ndarray) -> None:
+        """Note this month's emergency admissions (``who``: one entry each)."""
+        self.last_admission[who] = month
+
+    # ---- the start of a month: the list run, then the avoidable shares --------------------
 
     def start_month(self, start: MonthStart) -> None:
-        """Run the list if this month has one."""
+        """Run the list if this month has one; work out the avoidable shares this month
+        needs (the one place they are computed in the month loop)."""
         if self.lists.enabled:
             band = self._band(start.first, start.present, start.register_ok, start.state)
             if band is not None:
-                self._run_list(start.month, start.first, band, start.log)
+                self._run_list(start, band)
+            self._shares(start.month, start.state)
+
+    def _shares(self, month: int, state: State) -> None:
+        """The avoidable share of everyone an action runs for or whose run is being
+        followed up, from the state at the start of ``month`` (0 for the others)."""
+        need = np.zeros(self.people.size, bool)
+        need[self.action_until > month] = True
+        for run in self._following(month):
+            need[run.person] = True
+        who = np.flatnonzero(need)
+        self.share = np.zeros(self.people.size)
+        self.share[who] = avoidable_share(take(state, who), self.people.take(who))
+        self.share_month = month
+
+    def _following(self, month: int) -> list[_Run]:
+        """The runs whose follow-up includes ``month``."""
+        return [r for r in self.runs if r.month <= month < r.month + self.lists.follow_up_months]
 
     def _is_run(self, first: date) -> bool:
         gap = self.config.month_index(first) - self.config.month_index(self.lists.first_run)
@@ -270,45 +389,77 @@ class ListActionsSim:
         band = score >= lists.cutoff * lists.band_fraction
         return _Band(adults[band], score[band], score[band] >= lists.cutoff)
 
-    def _run_list(self, month: int, first: date, band: _Band, log: EventLog) -> None:
+    def _reach(self, month: int, state: State, person: np.ndarray) -> Reach:
+        recent = self.last_admission[person] >= month - RECENT_MONTHS
+        return Reach.of(take(state, person), self.people.take(person), recent)
+
+    def _hr(self, start: MonthStart, band: Reach) -> np.ndarray:
+        """(action, person) ratios for the band: their own, or with effects that do not
+        vary, each action's average over the registered adults weighted by their hazard of
+        an avoidable admission this month (exact where the ratios do not vary anyway)."""
+        hr = band.avoidable_hr(self.lists)
+        if self.lists.varying:
+            return hr
+        state, people = start.state, self.people
+        adults = start.present[state.age[start.present] >= 18]
+        sub, their = take(state, adults), people.take(adults)
+        everyone = self._reach(start.month, state, adults).avoidable_hr(self.lists)
+        weight = np.exp(admission_log_hazard(sub, their, start.first.month)) * avoidable_share(
+            sub, their
+        )
+        average = [
+            ratios[0] if np.all(ratios == ratios[0]) else np.average(ratios, weights=weight)
+            for ratios in everyone
+        ]
+        return np.broadcast_to(np.asarray(average)[:, None], hr.shape).copy()
+
+    def _run_list(self, start: MonthStart, band: _Band) -> None:
         """Score events for the band; listed people without an action running may get one."""
-        lists, rng = self.lists, self.rng
+        lists, rng, month, first, log = self.lists, self.rng, start.month, start.first, start.log
         person, score, listed = band.person, band.score, band.listed
         free = listed & (self.action_until[person] <= month)
         takes = free & (rng.random(len(person)) < lists.capacity_share)
         reable = rng.random(len(person)) < lists.reablement_share
         action = np.where(takes, np.where(reable, 1, 2), 0)
-        ratio = np.select(
-            [action == 1, action == 2], [lists.reablement_hr, lists.social_prescribing_hr], 1.0
+        reach = self._reach(month, start.state, person)
+        run = _Run(
+            month, day_number(first), person, score, listed, action, self._hr(start, reach), reach
         )
-        day = day_number(first)
         log.add(
             EventKind.RISK_LIST_SCORE,
             person,
-            np.full(len(person), day),
+            np.full(len(person), run.day),
             value=score,
             code=np.where(listed, log.code("listed"), log.code("not_listed")),
         )
-        until = month + lists.action_months
-        self.action_until[person[takes]] = until
-        self.action_ratio[person[takes]] = ratio[takes]
+        self.action_until[person[takes]] = month + lists.action_months
+        self.action_hr[person[takes]] = run.given_hr[takes]
         end = day_number(month_start(first, lists.action_months)) - 1
-        self.actions.append((REABLEMENT, person[action == 1], day, end))
-        self.actions.append((SOCIAL_PRESCRIBING, person[action == 2], day, end))
-        self.runs.append(_Run(month, day, person, score, listed, action, ratio))
+        self.actions.append((REABLEMENT, person[action == 1], run.day, end))
+        self.actions.append((SOCIAL_PRESCRIBING, person[action == 2], run.day, end))
+        self.runs.append(run)
 
     # ---- the truth, month by month ---------------------------------------------------------
 
-    def follow_up(self, month: int, realised: np.ndarray, exposure: np.ndarray) -> None:
-        """Add this month to each run's follow-up sums: ``realised`` is everyone's monthly
-        admission hazard with every intervention, ``exposure`` the share of the month each
-        is present."""
-        for run in self.runs:
-            if run.month <= month < run.month + self.lists.follow_up_months:
-                expected = realised[run.person] * exposure[run.person]
-                run.person_months += exposure[run.person]
-                run.with_action += expected
-                run.without_action += expected / run.ratio
+    def follow_up(self, month: int, rate: np.ndarray, exposure: np.ndarray) -> None:
+        """Add this month to each followed run's sums: ``rate`` is everyone's monthly
+        admission hazard with every intervention but the list's actions, ``exposure`` the
+        share of the month each is present. Without this run's action is with only the
+        actions of other runs; each action's admissions prevented are those it would
+        prevent in that world (all avoidable: the others' hazard is left alone)."""
+        running = self.avoidable_ratio(month)
+        for run in self._following(month):
+            person = run.person
+            share, base = self.share[person], rate[person] * exposure[person]
+            now = running[person]
+            other = np.where(run.action != 0, 1.0, now)  # without this run's action
+            avoidable = base * share * other
+            run.person_months += exposure[person]
+            run.with_action += base * hazard_ratio(share, now)
+            run.without_action += base * hazard_ratio(share, other)
+            run.avoidable_with += base * share * now
+            run.avoidable_without += avoidable
+            run.prevented += avoidable[None, :] * (1.0 - run.hr)
 
     # ---- the end: events and the truth table ----------------------------------------------
 
@@ -323,7 +474,20 @@ class ListActionsSim:
                 log.add(kind, person, np.full(len(person), day), code=RISK_LIST)
 
     def table(self, ids: np.ndarray) -> pd.DataFrame:
-        """``truth/list_actions.parquet``: one row per person in a run's saved band."""
+        """``truth/list_actions.parquet``: one row per person in a run's saved band.
+
+        ``score``, ``listed`` and ``action`` (the one given: none, reablement_plan or
+        social_prescribing) as the run decided; then sums over the ``follow_up_months``
+        from the run, each month's hazard times the share of it the person was present, along
+        the path that happened: ``person_months``, ``expected_treated`` and
+        ``expected_untreated`` (emergency admissions with and without the action given; equal
+        for none), ``expected_avoidable_treated`` and ``expected_avoidable_untreated`` (the
+        potentially avoidable ones). ``hr_<action>`` is each action's hazard ratio of
+        potentially avoidable admissions for the person at this run and
+        ``prevented_<action>`` the admissions it would have prevented had they been offered
+        it (for the action given, ``expected_untreated - expected_treated``); every
+        prevented admission is a potentially avoidable one. The ``Reach`` flags say why the
+        ratios are what they are."""
         frames = [
             pd.DataFrame(
                 {
@@ -335,6 +499,11 @@ class ListActionsSim:
                     "person_months": run.person_months,
                     "expected_treated": run.with_action,
                     "expected_untreated": run.without_action,
+                    "expected_avoidable_treated": run.avoidable_with,
+                    "expected_avoidable_untreated": run.avoidable_without,
+                    **{f"hr_{a}": run.hr[k] for k, a in enumerate(ACTIONS[1:])},
+                    **{f"prevented_{a}": run.prevented[k] for k, a in enumerate(ACTIONS[1:])},
+                    **{name: getattr(run.reach, name) for name in _REACH},
                 }
             )
             for run in self.runs

@@ -25,7 +25,7 @@ from scipy.special import ndtr
 from riskstrat.common.months import DAYS_PER_YEAR, EPOCH, day_number, month_start
 from riskstrat.contract.schema import EventKind
 from riskstrat.sources.synthetic import effects, emit
-from riskstrat.sources.synthetic.causes import avoidable_share
+from riskstrat.sources.synthetic.causes import avoidable_share, treated_avoidable_share
 from riskstrat.sources.synthetic.config import SynthConfig
 from riskstrat.sources.synthetic.dynamics import (
     CARE_HOME_MONTHLY_CHANCE,
@@ -44,8 +44,9 @@ NEVER = np.iinfo(np.int32).max
 OUTCOMES = effects.OUTCOMES
 _STAY_DAYS = np.arange(1, emit.MAX_STAY + 1, dtype=float)
 
-# The ratios of list actions over (month from a start month, person): the locality model's
-# total effects are simulated with the list's actions as they ran.
+# The ratios of the list actions over (month from a start month, person) of the potentially
+# avoidable admissions' hazard: the locality model's total effects are simulated with the
+# list's actions as they ran.
 ListRatios = Callable[[np.ndarray, int], np.ndarray]
 
 
@@ -205,10 +206,12 @@ class LocalityModelSim:
         rate: np.ndarray,
         exposure: np.ndarray,
         present: np.ndarray,
+        list_avoidable_hr: np.ndarray,
     ) -> None:
         """Expected outcomes of the managed this month, with and without, from the state at
         its start. ``rate`` is everyone's monthly admission hazard without the locality model
-        (the list's actions included); ``exposure`` the share of the month each is present."""
+        (the list's actions included, which multiply the avoidable admissions' hazard by
+        ``list_avoidable_hr``); ``exposure`` the share of the month each is present."""
         if not self.model.enabled:
             return
         cohort = present[self.managed(month)[present]]
@@ -221,7 +224,7 @@ class LocalityModelSim:
         log_mean = emit.stay_log_mean(sub, np.arange(len(cohort)))
         stay_untreated = expected_stay(log_mean, 1.0)
         stay_treated = expected_stay(log_mean, self.model.stay_multiplier)
-        avoidable = avoidable_share(sub, people)
+        avoidable = treated_avoidable_share(avoidable_share(sub, people), list_avoidable_hr[cohort])
         discharged = emit.ae_discharged_yearly_rate(sub, people, np.arange(len(cohort))) / 12
         deaths = -np.expm1(-np.exp(death_log_hazard(sub)))
         values = {

@@ -8,7 +8,9 @@ new conditions, mood, loneliness, care transitions) is random, so the answer is 
 
 The probability without the risk list's actions (``p_admission_untreated``) is summed along
 the very same paths (the list's actions change the admission hazard only, never the drift), so
-the two differ only by the list's effect.
+the two differ only by the list's effect. The actions lower the hazard of potentially
+avoidable admissions only, so along each path the avoidable share of the treated people's
+hazard is worked out month by month from the path's state.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import date
 
 import numpy as np
 
+from riskstrat.sources.synthetic.causes import avoidable_share, hazard_ratio
 from riskstrat.sources.synthetic.dynamics import (
     Constants,
     State,
@@ -40,13 +43,14 @@ class Truth:
 
 @dataclass(frozen=True, slots=True)
 class HazardRatios:
-    """Per horizon month (rows) and person (columns): what multiplies the admission hazard
-    and the chance of moving into a care home. ``untreated_admission``, when given, is what
-    multiplies the admission hazard without the risk list's actions."""
+    """Per horizon month (rows) and person (columns): what multiplies the whole admission
+    hazard (the locality model) and the chance of moving into a care home. ``avoidable``,
+    when given, is what the risk list's actions multiply the hazard of potentially avoidable
+    admissions by; the truth without them leaves it out."""
 
     admission: np.ndarray
     care_home: np.ndarray
-    untreated_admission: np.ndarray | None = None
+    avoidable: np.ndarray | None = None
 
 
 def month_fractions(as_of: date, horizon_days: int) -> list[tuple[int, float]]:
@@ -71,9 +75,9 @@ def _path_probabilities(
     untreated: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """P(admission) and P(admission or death) along one sampled drift path per row, and
-    P(admission) without the list's actions for the people ``untreated`` indexes (those
-    whose ratios differ without them); the rows are ``batch`` copies of the people
-    ``ratios`` has columns for."""
+    P(admission) without the list's actions for the people ``untreated`` indexes (those an
+    action runs for); the rows are ``batch`` copies of the people ``ratios`` has columns
+    for."""
     n = len(state.age)
     survival, p_admission = np.ones(n), np.zeros(n)
     people_n = n // batch
@@ -84,13 +88,17 @@ def _path_probabilities(
         base = np.exp(admission_log_hazard(state, people, calendar_month))
         death = np.exp(death_log_hazard(state))
         admission = base if ratios is None else base * np.tile(ratios.admission[step], batch)
+        if len(rows):
+            without = admission[rows]
+            share = avoidable_share(take(state, rows), people.take(rows))
+            hr = np.tile(ratios.avoidable[step, untreated], batch)
+            admission[rows] = without * hazard_ratio(share, hr)
         total = admission + death
         p_admission += survival * admission / total * -np.expm1(-total * fraction)
         survival *= np.exp(-total * fraction)
         if len(rows):
-            admission = base[rows] * np.tile(ratios.untreated_admission[step, untreated], batch)
-            total = admission + death[rows]
-            p_untreated += survival_untreated * admission / total * -np.expm1(-total * fraction)
+            total = without + death[rows]
+            p_untreated += survival_untreated * without / total * -np.expm1(-total * fraction)
             survival_untreated *= np.exp(-total * fraction)
         if step + 1 < len(months):
             care_home = 1.0 if ratios is None else np.tile(ratios.care_home[step], batch)
@@ -111,14 +119,14 @@ def exact_risk(
 ) -> Truth:
     """Average over ``paths`` drift paths of the closed-form admission probability, with
     the hazard ratios of the interventions known on the as-of date, if any. The untreated
-    probability is summed only for people whose ratios differ without the list's actions
-    (the same arithmetic gives the same number for the others); without
-    ``ratios.untreated_admission`` it is ``p_admission`` (no list)."""
+    probability is summed only for people a list action runs for (the same arithmetic
+    gives the same number for the others); without ``ratios.avoidable`` it is
+    ``p_admission`` (no list)."""
     n = len(state.age)
     months = month_fractions(as_of, horizon_days)
     untreated = (
-        np.flatnonzero((ratios.untreated_admission != ratios.admission).any(axis=0))
-        if ratios is not None and ratios.untreated_admission is not None
+        np.flatnonzero((ratios.avoidable != 1.0).any(axis=0))
+        if ratios is not None and ratios.avoidable is not None
         else np.zeros(0, np.int64)
     )
     draws = np.empty((paths, n))
