@@ -32,7 +32,8 @@ What it cannot show: shocks that hit the real treated units only after go-live, 
 the real comparison units are as good as the pseudo ones; and a null with few units has few
 distinct re-assignments (the matched comparison's null has one run a comparison unit, and
 its runs at the minimum effect cycle through them), which the Monte Carlo errors do not
-capture.
+capture. An outcome nobody in the cohort has before the first go-live (deaths, for a cohort
+drawn on the baseline) cannot be checked by the difference-in-differences; it says why.
 """
 
 from __future__ import annotations
