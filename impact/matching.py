@@ -610,6 +610,10 @@ def _effect(
     counts = {"n_treated": len(first), "n_controls": n_controls}
     if treated_rate == 0 or control_rate == 0:
         side = "treated" if treated_rate == 0 else "matched comparison"
+        why = f"no {outcome} among the {side} people"
+    else:
+        why = _too_few_for_outcome_model(y_all[~treated], features, outcome)
+    if why:
         return unestimated(
             OutcomeEffect,
             math.nan,
@@ -617,20 +621,7 @@ def _effect(
             treated_rate=float(treated_rate),
             control_rate=control_rate,
             naive_rate_ratio=naive,
-            verdict=verdict if verdict != ANSWERED else f"no {outcome} among the {side} people",
-            **counts,
-        )
-
-    lacking = _too_few_for_outcome_model(y_all[~treated], features, outcome)
-    if lacking:
-        return unestimated(
-            OutcomeEffect,
-            math.nan,
-            outcome=outcome,
-            treated_rate=float(treated_rate),
-            control_rate=control_rate,
-            naive_rate_ratio=naive,
-            verdict=verdict if verdict != ANSWERED else lacking,
+            verdict=verdict if verdict != ANSWERED else why,
             **counts,
         )
     expected = expected_untreated(people, features, outcome, seed=seed)[rows]
