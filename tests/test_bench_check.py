@@ -75,3 +75,17 @@ def test_a_missing_benchmark_is_refused_in_one_line(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "bench_evaluate.json: not there; run `riskstrat bench evaluate` first" in err
+
+
+def test_a_benchmark_folder_of_the_wrong_files_is_refused_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bench_evaluate.json").write_text('{"patients": 30000}')
+    (tmp_path / "bench_evaluate_runs.csv").write_text("seed,design\n1,did\n")
+    argv = ["bench", "check", "--against", str(tmp_path), "--out", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "bench_evaluate_runs.csv: not a bench evaluate runs file (no effects, outcome" in err
+    assert len(err.splitlines()) == 1

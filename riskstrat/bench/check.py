@@ -30,7 +30,7 @@ import pandas as pd
 from scipy.stats import fisher_exact
 
 from riskstrat.bench.evaluate import relative_truth
-from riskstrat.common.errors import MissingInputError
+from riskstrat.common.errors import MissingInputError, UserError
 from riskstrat.common.progress import QUIET, Progress
 from riskstrat.common.spreadsheet import write_frame
 from riskstrat.impact.plan import PLANS, load_plan
@@ -151,7 +151,16 @@ def read_bench(folder: Path) -> tuple[int, pd.DataFrame]:
     for path in (figures, runs):
         if not path.is_file():
             raise MissingInputError(f"{path}: not there; run `riskstrat bench evaluate` first")
-    patients = int(json.loads(figures.read_text())["patients"])
+    try:
+        patients = int(json.loads(figures.read_text())["patients"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(
+            f"{figures}: not a bench evaluate figures file (no patients: {exc})"
+        ) from None
+    header = pd.read_csv(runs, nrows=0).columns
+    lacking = [c for c in BENCH_COLUMNS if c not in header]
+    if lacking:
+        raise UserError(f"{runs}: not a bench evaluate runs file (no {', '.join(lacking)})")
     return patients, pd.read_csv(runs, keep_default_na=False, usecols=BENCH_COLUMNS)
 
 
