@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
@@ -61,6 +62,20 @@ def normalise(code: str) -> str:
 def is_potentially_avoidable(code: str | None) -> bool:
     """Whether an ICD-10 primary diagnosis is ambulatory-care-sensitive."""
     return bool(code) and _PATTERN.match(normalise(code)) is not None
+
+
+def is_potentially_avoidable_expr(
+    code: ir.StringColumn, system: ir.StringColumn
+) -> ir.BooleanColumn:
+    """The same test as an engine expression (DuckDB and Spark alike): the normalised code's
+    first characters, one ``isin`` per prefix length, so no regular expression is compiled."""
+    bare = code.strip().upper().replace(".", "")
+    lengths = sorted({len(p) for p in PREFIXES})
+    matches = [bare.substr(0, n).isin([p for p in PREFIXES if len(p) == n]) for n in lengths]
+    found = matches[0]
+    for match in matches[1:]:
+        found |= match
+    return (system == ICD10) & code.notnull() & found
 
 
 def potentially_avoidable(codes: pd.Series, systems: pd.Series) -> np.ndarray:

@@ -1,5 +1,9 @@
 """Outcome labels: an emergency admission (or death) within a horizon after the as-of date.
 
+The admission counted is any emergency admission, or only a potentially avoidable one
+(``features.avoidable``: the admissions list-triggered help can reach), as ``Outcome.admissions``
+says; each is its own model (``models.registry.registered_name``).
+
 The outcome window is ``as_of <= start < as_of + horizon_days``: it begins on the as-of
 date, the first day features no longer see. People who leave the practice list before the
 horizon ends are *censored*, whether or not they had the outcome before leaving: their label
@@ -15,21 +19,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, timedelta
 from functools import cache
+from typing import Literal, Self
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from riskstrat.common.settings import Integer, settings_model
 from riskstrat.contract.schema import EventKind
 from riskstrat.contract.tables import AS_OF_TABLE, ContractTables, unbound
+from riskstrat.features.avoidable import is_potentially_avoidable_expr
 from riskstrat.features.engine import KEY, cohort
 
 EVENT, NO_EVENT, LEFT_AREA = "event", "no_event", "left_area"
 # The default outcome horizon, for the labels and the synthetic borough's ground truth alike.
 HORIZON_DAYS = 365
+Admissions = Literal["any", "avoidable"]
 
 
 def labelled_by(as_of: date, horizon_days: int, end: date) -> bool:
@@ -45,32 +52,50 @@ class Outcome:
 
     horizon_days: Integer = Field(HORIZON_DAYS, ge=1, le=1095)
     include_death: bool = False
+    admissions: Admissions = "any"
+
+    @model_validator(mode="after")
+    def _death_with_any_admission(self) -> Self:
+        if self.include_death and self.admissions != "any":
+            raise ValueError(
+                "include_death counts deaths beside any emergency admission; a death is not a "
+                'potentially avoidable admission (set admissions = "any" or include_death = false)'
+            )
+        return self
 
     @property
     def name(self) -> str:
         what = "emergency_admission_or_death" if self.include_death else "emergency_admission"
+        if self.admissions == "avoidable":
+            what = "avoidable_emergency_admission"
         return f"{what}_{self.horizon_days}d"
 
 
 @cache
-def first_admissions(horizon_days: int) -> ir.Table:
-    """Per patient and as-of date that has one: the first emergency admission in the
-    outcome window (``first_event``; ``as_of <= start < as_of + horizon_days``)."""
+def first_admissions(horizon_days: int, admissions: Admissions = "any") -> ir.Table:
+    """Per patient and as-of date that has one: the first emergency admission (of
+    ``admissions``) in the outcome window (``first_event``;
+    ``as_of <= start < as_of + horizon_days``)."""
     as_of = unbound(AS_OF_TABLE)
     events = unbound("events")
-    admissions = events.filter(events.kind == EventKind.EMERGENCY_ADMISSION.value)
-    joined = admissions.inner_join(as_of, admissions.start >= as_of.as_of)
+    admitted = events.kind == EventKind.EMERGENCY_ADMISSION.value
+    if admissions == "avoidable":
+        admitted &= is_potentially_avoidable_expr(events.code, events.code_system)
+    chosen = events.filter(admitted)
+    joined = chosen.inner_join(as_of, chosen.start >= as_of.as_of)
     in_horizon = joined.filter(joined.start.delta(joined.as_of, unit="day") < horizon_days)
     return in_horizon.group_by(KEY).aggregate(first_event=in_horizon.start.min())
 
 
 @cache
-def _labelled(horizon_days: int, include_death: bool, with_date: bool) -> ir.Table:
+def _labelled(
+    horizon_days: int, include_death: bool, admissions: Admissions, with_date: bool
+) -> ir.Table:
     """The cohort's ``label``, ``status`` (and ``first_event``) per (patient, as-of date),
     decided in the engine: only these columns leave it, so labelling millions of people
     costs little more than the labels themselves."""
     members = cohort().select(*KEY, "registration_end", "death_date")
-    t = members.left_join(first_admissions(horizon_days), KEY).drop(
+    t = members.left_join(first_admissions(horizon_days, admissions), KEY).drop(
         "patient_id_right", "as_of_right"
     )
     horizon_end = t.as_of + ibis.interval(days=horizon_days - 1)
@@ -99,7 +124,9 @@ def build_labels(
     """``label`` (1.0, 0.0, or NaN when censored) and ``status`` per (patient, as-of date);
     ``with_date`` adds ``first_event``, the day of the outcome (NaT without one), which
     censoring at the start of other care needs."""
-    expression = _labelled(outcome.horizon_days, outcome.include_death, with_date)
+    expression = _labelled(
+        outcome.horizon_days, outcome.include_death, outcome.admissions, with_date
+    )
     dates = list(as_of_dates)
     # In batches, not collected by the engine (a Spark driver's result size is capped).
     batches = list(sources.batches(expression, dates))

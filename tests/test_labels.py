@@ -5,16 +5,22 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pandas as pd
+import pytest
 from contract_frames import patients_frame
+from pydantic import ValidationError
 
 from riskstrat.contract.tables import ContractTables
+from riskstrat.features.avoidable import is_potentially_avoidable
 from riskstrat.features.labels import EVENT, LEFT_AREA, NO_EVENT, Outcome, build_labels
 
 AS_OF = date(2024, 1, 1)
 
 
 def _sources(
-    registration_end: list, death_date: list, admissions: list[tuple[str, date]]
+    registration_end: list,
+    death_date: list,
+    admissions: list[tuple[str, date]],
+    codes: list[tuple[str | None, str | None]] | None = None,
 ) -> ContractTables:
     n = len(registration_end)
     ids = [f"p{i}" for i in range(n)]
@@ -25,8 +31,8 @@ def _sources(
             "kind": "emergency_admission",
             "start": [d for _, d in admissions],
             "end": [d for _, d in admissions],
-            "code_system": None,
-            "code": None,
+            "code_system": None if codes is None else [system for system, _ in codes],
+            "code": None if codes is None else [code for _, code in codes],
             "value": None,
             "cost": None,
         }
@@ -81,3 +87,41 @@ def test_shorter_horizons() -> None:
     sources = _sources([None], [None], [("p0", AS_OF + timedelta(days=120))])
     assert build_labels(sources, [AS_OF], Outcome(horizon_days=90))["label"].tolist() == [0.0]
     assert build_labels(sources, [AS_OF], Outcome(horizon_days=180))["label"].tolist() == [1.0]
+
+
+def test_avoidable_label_counts_only_ambulatory_care_sensitive_admissions() -> None:
+    """The engine's test of a code agrees with ``is_potentially_avoidable`` on the forms
+    extracts write (dots, case, spaces, 3- and 4-character prefixes, other vocabularies)."""
+    day = AS_OF + timedelta(days=10)
+    codes = [
+        ("ICD10", "J44.1"),  # COPD
+        ("ICD10", " n390 "),  # urinary tract infection, 4-character prefix
+        ("ICD10", "N39.4"),  # N394: not N390
+        ("ICD10", "S72.0"),  # hip fracture
+        ("SNOMED", "J441"),  # looks like COPD, wrong vocabulary
+        ("ICD10", None),
+        (None, None),
+    ]
+    ids = [f"p{i}" for i in range(len(codes))]
+    sources = _sources([None] * len(codes), [None] * len(codes), [(p, day) for p in ids], codes)
+    avoidable = build_labels(sources, [AS_OF], Outcome(admissions="avoidable"))
+    expected = [
+        float(system == "ICD10" and is_potentially_avoidable(code)) for system, code in codes
+    ]
+    assert avoidable["label"].tolist() == expected == [1.0, 1.0, 0, 0, 0, 0, 0]
+    assert build_labels(sources, [AS_OF], Outcome())["label"].tolist() == [1.0] * len(codes)
+
+
+def test_the_first_avoidable_admission_dates_the_outcome() -> None:
+    first, later = AS_OF + timedelta(days=5), AS_OF + timedelta(days=40)
+    sources = _sources(
+        [None], [None], [("p0", first), ("p0", later)], [("ICD10", "S720"), ("ICD10", "I50")]
+    )
+    labels = build_labels(sources, [AS_OF], Outcome(admissions="avoidable"), with_date=True)
+    assert labels["first_event"].tolist() == [pd.Timestamp(later)]
+
+
+def test_avoidable_outcome_is_its_own_name_and_refuses_death() -> None:
+    assert Outcome(admissions="avoidable").name == "avoidable_emergency_admission_365d"
+    with pytest.raises(ValidationError, match="not a potentially avoidable admission"):
+        Outcome(admissions="avoidable", include_death=True)

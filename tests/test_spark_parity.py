@@ -29,7 +29,11 @@ from riskstrat.sources.synthetic.borough import generate, write
 from riskstrat.sources.synthetic.config import SynthConfig
 
 AS_OF = (date(2024, 3, 1), date(2025, 1, 1))
-OUTCOMES = (Outcome(), Outcome(horizon_days=90, include_death=True))
+OUTCOMES = (
+    Outcome(),
+    Outcome(horizon_days=90, include_death=True),
+    Outcome(admissions="avoidable"),
+)
 
 
 def _both(duckdb: ContractTables, spark: ContractTables, compute) -> pd.DataFrame:
