@@ -34,6 +34,7 @@ class EventKind(StrEnum):
     CASE_MANAGEMENT = "case_management"
     REABLEMENT_PLAN = "reablement_plan"
     RISK_LIST_SCORE = "risk_list_score"
+    RISK_LIST_LOTTERY = "risk_list_lottery"
 
 
 EVENT_KIND_MEANING: dict[EventKind, str] = {
@@ -68,6 +69,10 @@ EVENT_KIND_MEANING: dict[EventKind, str] = {
     EventKind.RISK_LIST_SCORE: "a person's score on a risk-list run, kept for everyone the run "
     "scored within its saved band; start: the run's date; value: risk (0-1); code: listed or "
     "not_listed",
+    EventKind.RISK_LIST_LOTTERY: "a person's draw in a risk-list run's lottery for scarce "
+    "list-triggered help (more qualified than there were offers); start: the run's date; code: "
+    "the help drawn for (reablement_plan, social_prescribing_referral); value: 1 drawn "
+    "(offered), 0 not drawn",
 }
 
 SEXES: tuple[str, ...] = ("F", "M")

@@ -34,6 +34,7 @@ KIND_LABELS: dict[str, str] = {
     EventKind.CASE_MANAGEMENT: "Integrated case management",
     EventKind.REABLEMENT_PLAN: "Reablement plan",
     EventKind.RISK_LIST_SCORE: "Scored on a risk list",
+    EventKind.RISK_LIST_LOTTERY: "In a risk list's lottery for help",
 }
 STAYS = {EventKind.EMERGENCY_ADMISSION, EventKind.ELECTIVE_ADMISSION}
 

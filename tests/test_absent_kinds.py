@@ -47,9 +47,15 @@ from riskstrat.serving.weekly.referrals import (
     absent_inputs,
 )
 from riskstrat.sources.synthetic.borough import generate, write
-from riskstrat.sources.synthetic.config import SynthConfig
+from riskstrat.sources.synthetic.config import Interventions, ListActions, SynthConfig
 
-BOROUGH = SynthConfig(patients=1_500, seed=11, truth_as_of=(date(2025, 1, 1),))
+# Every kind present: the list's capacity draw is recorded as a lottery.
+BOROUGH = SynthConfig(
+    patients=1_500,
+    seed=11,
+    truth_as_of=(date(2025, 1, 1),),
+    interventions=Interventions(list_actions=ListActions(lottery=True)),
+)
 EXTRACT_DATE = "2026-10-31"
 WEEK = "2026-10-26"
 ALL_OPTIONAL = "all_optional"

@@ -320,3 +320,66 @@ def test_the_synth_command_switches_the_interventions(
     assert not {"case_management", "risk_list_score", "reablement_plan"} & kinds["off"]
     assert admissions["null"].equals(admissions["off"])  # every event, no effect
     assert not admissions["on"].equals(admissions["off"])
+
+
+def _with_lists(**changes: object) -> SynthConfig:
+    lists = replace(CONFIG.interventions.list_actions, **changes)
+    return replace(CONFIG, interventions=replace(CONFIG.interventions, list_actions=lists))
+
+
+def _lottery(borough: Borough) -> pd.DataFrame:
+    events = _events(borough)
+    return events[events["kind"] == "risk_list_lottery"]
+
+
+@pytest.fixture(scope="module")
+def decisions(first_decision: ListDecision, second_decision: ListDecision) -> dict:
+    return {D1: first_decision, D2: second_decision}
+
+
+def test_the_recorded_lottery_is_the_capacity_draw_and_changes_nothing_else(
+    two: Borough, decisions: dict
+) -> None:
+    recorded = generate(_with_lists(lottery=True), decisions=decisions)
+    lottery = _lottery(recorded)
+    assert _lottery(two).empty  # off by default: nothing recorded
+    others = _events(recorded)
+    others = others[others["kind"] != "risk_list_lottery"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(others, _events(two).reset_index(drop=True))
+
+    truth = recorded.list_actions
+    entered = truth[truth["drawn_for"] != "none"]
+    assert set(entered["listed"]) == {True}
+    kinds = {"reablement_plan": "reablement_plan", "social_prescribing": ACTION_KINDS[1]}
+    expected = pd.DataFrame(
+        {
+            "patient_id": entered["patient_id"],
+            "start": entered["run"],
+            "code": entered["drawn_for"].map(kinds),
+            "value": entered["drawn"].astype(float),
+        }
+    )
+    key = ["start", "patient_id"]
+    got = lottery[[*key, "code", "value"]].sort_values(key, ignore_index=True)
+    assert len(got) == len(entered) > 100
+    pd.testing.assert_frame_equal(
+        got,
+        expected[[*key, "code", "value"]].sort_values(key, ignore_index=True),
+        check_dtype=False,
+    )
+    assert (entered["drawn"] == (entered["action"] != "none")).all()  # uptake 1: all take it
+
+
+def test_with_partial_uptake_only_some_of_those_drawn_get_help(
+    first_decision: ListDecision,
+) -> None:
+    uptake = 0.6
+    borough = generate(_with_lists(lottery=True, uptake=uptake), decisions={D1: first_decision})
+    truth = borough.list_actions
+    drawn = truth[truth["drawn"]]
+    took = drawn["action"] != "none"
+    assert (truth.loc[~truth["drawn"], "action"] == "none").all()  # never help undrawn
+    assert (drawn.loc[took, "action"] == drawn.loc[took, "drawn_for"]).all()
+    n = len(drawn)
+    assert abs(took.sum() - uptake * n) < 4 * np.sqrt(n * uptake * (1 - uptake))
+    assert len(_actions(borough, D1)) == took.sum()

@@ -115,7 +115,12 @@ class ListActions:
     ``cutoff`` are listed; scores of at least ``band_fraction * cutoff`` are kept. A listed
     person without a list-triggered action running gets one with probability
     ``capacity_share``: a reablement plan (share ``reablement_share``) or else a social
-    prescribing referral, which runs for ``action_months``. The truth counts expected
+    prescribing referral, which runs for ``action_months``. That draw is a lottery among the
+    listed without an action running: with ``lottery`` it is recorded as
+    ``risk_list_lottery`` events (the help drawn for, drawn or not), as a weekly run's
+    recorded lottery would be. Of those drawn, a share ``uptake`` take the offer up (the
+    rest get nothing), so the lottery's effect among those who take help up differs from
+    its effect of an offer. The truth counts expected
     admissions over ``follow_up_months`` after each run. When the caller decides the lists
     (``generate``'s ``decisions``), they replace the schedule, the scores and the cut-off; the
     rest applies.
@@ -154,6 +159,8 @@ class ListActions:
     run_noise_sd: float = 0.3
     capacity_share: float = 0.4
     reablement_share: float = 0.5
+    lottery: bool = False
+    uptake: float = 1.0
     action_months: int = 6
     follow_up_months: int = 3
     reablement_hr: float = 0.9
@@ -178,7 +185,7 @@ class ListActions:
         for name in ("person_noise_sd", "run_noise_sd"):
             if not 0.0 <= getattr(self, name) <= 3.0:
                 raise UserError(f"list_actions.{name} must be 0..3, got {getattr(self, name)}")
-        for name in ("capacity_share", "reablement_share"):
+        for name in ("capacity_share", "reablement_share", "uptake"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"list_actions.{name} must be 0..1, got {getattr(self, name)}")
         if not 1 <= self.action_months <= 24:

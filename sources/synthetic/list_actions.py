@@ -63,6 +63,8 @@ _TABLE_COLUMNS = [
     "score",
     "listed",
     "action",
+    "drawn_for",
+    "drawn",
     "person_months",
     "expected_treated",
     "expected_untreated",
@@ -214,6 +216,8 @@ class _Run:
     score: np.ndarray
     listed: np.ndarray
     action: np.ndarray  # index into ACTIONS
+    drawn_for: np.ndarray  # index into ACTIONS: the action the capacity draw was for (0: not in it)
+    drawn: np.ndarray  # drawn for it (offered); those who took it up have it as ``action``
     hr: np.ndarray  # (action, person): ACTIONS[1:]'s avoidable-admission hazard ratios
     reach: Reach
     person_months: np.ndarray = field(init=False)
@@ -418,12 +422,22 @@ class ListActionsSim:
         lists, rng, month, first, log = self.lists, self.rng, start.month, start.first, start.log
         person, score, listed = band.person, band.score, band.listed
         free = listed & (self.action_until[person] <= month)
-        takes = free & (rng.random(len(person)) < lists.capacity_share)
+        drawn = free & (rng.random(len(person)) < lists.capacity_share)
         reable = rng.random(len(person)) < lists.reablement_share
+        takes = drawn if lists.uptake == 1.0 else drawn & (rng.random(len(person)) < lists.uptake)
         action = np.where(takes, np.where(reable, 1, 2), 0)
         reach = self._reach(month, start.state, person)
         run = _Run(
-            month, day_number(first), person, score, listed, action, self._hr(start, reach), reach
+            month,
+            day_number(first),
+            person,
+            score,
+            listed,
+            action,
+            np.where(free, np.where(reable, 1, 2), 0),
+            drawn,
+            self._hr(start, reach),
+            reach,
         )
         log.add(
             EventKind.RISK_LIST_SCORE,
@@ -432,6 +446,16 @@ class ListActionsSim:
             value=score,
             code=np.where(listed, log.code("listed"), log.code("not_listed")),
         )
+        if lists.lottery:
+            log.add(
+                EventKind.RISK_LIST_LOTTERY,
+                person[free],
+                np.full(int(free.sum()), run.day),
+                value=drawn[free].astype(float),
+                code=np.where(
+                    reable[free], log.code(REABLEMENT.value), log.code(SOCIAL_PRESCRIBING.value)
+                ),
+            )
         self.action_until[person[takes]] = month + lists.action_months
         self.action_hr[person[takes]] = run.given_hr[takes]
         end = day_number(month_start(first, lists.action_months)) - 1
@@ -477,7 +501,10 @@ class ListActionsSim:
         """``truth/list_actions.parquet``: one row per person in a run's saved band.
 
         ``score``, ``listed`` and ``action`` (the one given: none, reablement_plan or
-        social_prescribing) as the run decided; then sums over the ``follow_up_months``
+        social_prescribing) as the run decided; ``drawn_for`` the action the capacity draw
+        was for (none for those not in it: not listed, or an action already running) and
+        ``drawn`` whether they were drawn (offered; those who took it up have it as
+        ``action``); then sums over the ``follow_up_months``
         from the run, each month's hazard times the share of it the person was present, along
         the path that happened: ``person_months``, ``expected_treated`` and
         ``expected_untreated`` (emergency admissions with and without the action given; equal
@@ -496,6 +523,8 @@ class ListActionsSim:
                     "score": run.score,
                     "listed": run.listed,
                     "action": np.asarray(ACTIONS)[run.action],
+                    "drawn_for": np.asarray(ACTIONS)[run.drawn_for],
+                    "drawn": run.drawn,
                     "person_months": run.person_months,
                     "expected_treated": run.with_action,
                     "expected_untreated": run.without_action,
