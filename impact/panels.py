@@ -15,10 +15,11 @@ import pandas as pd
 from riskstrat.common.months import month_start
 from riskstrat.contract.schema import EVENTS, EventKind
 from riskstrat.contract.tables import ContractTables, unbound
+from riskstrat.features.engine import cohort_context
 from riskstrat.features.exposure import ExposureRule, help_started
 from riskstrat.impact.cohort import Cohort
 from riskstrat.impact.outcomes import PersonMonths
-from riskstrat.impact.plan import MatchedDesign, RdDesign
+from riskstrat.impact.plan import LotteryDesign, MatchedDesign, RdDesign
 
 
 def did_panel(counts: PersonMonths, cohort: Cohort, outcome: str) -> pd.DataFrame:
@@ -114,3 +115,58 @@ def rd_frame(scored: pd.DataFrame, counts: PersonMonths, design: RdDesign) -> pd
     )
     frame = scored.join(by_person, on="person")
     return frame[frame["exposure"] > 0].reset_index(drop=True)
+
+
+def lottery_draws(tables: ContractTables, design: LotteryDesign) -> pd.DataFrame:
+    """Everyone in a recorded lottery on the plan's runs (every run when it names none):
+    person, run (a date), help (the kind drawn for), drawn; one row per person and run."""
+    events = unbound(EVENTS.name)
+    chosen = events.kind == EventKind.RISK_LIST_LOTTERY.value
+    if design.runs:
+        chosen &= events.start.isin(list(design.runs))
+    picked = events.filter(chosen).select("patient_id", "start", "code", "value")
+    frame = tables.run(picked, keep=False)
+    frame = frame.rename(columns={"patient_id": "person", "start": "run", "code": "help"})
+    frame["run"] = pd.to_datetime(frame["run"]).dt.date
+    frame["drawn"] = frame["value"] == 1
+    frame = frame.sort_values(["run", "person", "help", "drawn"])
+    frame = frame.drop_duplicates(["run", "person"])
+    return frame[["person", "run", "help", "drawn"]].reset_index(drop=True)
+
+
+def lottery_frame(
+    tables: ContractTables,
+    draws: pd.DataFrame,
+    counts: PersonMonths,
+    design: LotteryDesign,
+    rule: ExposureRule,
+) -> pd.DataFrame:
+    """The draws with their lottery (run, help and team), whether they took the help drawn
+    for up (list-triggered help of that kind starting in the run's month), and each of
+    ``counts``' outcomes over the follow-up (``<o>``) and the year before the run
+    (``pre_<o>``)."""
+    frame = draws.copy()
+    runs = sorted(frame["run"].unique())
+    context = cohort_context(tables, runs)[design.team_column].astype(str)
+    at = pd.MultiIndex.from_arrays([frame["person"], frame["run"]])
+    frame["team"] = context.reindex(at).fillna("unknown").to_numpy()
+    frame["lottery"] = (
+        frame["run"].astype(str) + "/" + frame["help"].astype(str) + "/" + frame["team"]
+    )
+    took = pd.concat(
+        [help_started(tables, run, month_start(run, 1), rule).assign(run=run) for run in runs]
+    )
+    started = set(zip(took["patient_id"], took["run"], took["kind"], strict=True))
+    frame["took_up"] = [
+        key in started for key in zip(frame["person"], frame["run"], frame["help"], strict=True)
+    ]
+    row = pd.Series(np.arange(len(counts.people)), index=counts.people)
+    position = row.reindex(frame["person"]).to_numpy()
+    for name in counts.outcomes:
+        for run in runs:
+            mine = (frame["run"] == run).to_numpy()
+            end = month_start(run, design.follow_up_months)
+            frame.loc[mine, name] = counts.total(name, run, end)[position[mine]]
+            before = counts.total(name, month_start(run, -12), run)
+            frame.loc[mine, f"pre_{name}"] = before[position[mine]]
+    return frame

@@ -13,6 +13,8 @@ A plan is a TOML file (see ``impact/plans/`` for the built-in borough's)::
     [did]          staggered difference-in-differences (optional)
     [matched]      matched comparison (optional)
     [rd]           regression discontinuity at the list's cut-off (optional)
+    [lottery]      the list runs' recorded lotteries for scarce help, compared as the
+                   randomised trials they are (optional)
     [exposure]     what counts as list-triggered help, the [rd] design's take-up (optional;
                    the one rule, ``features.exposure``, that training and monitoring read)
 
@@ -275,6 +277,21 @@ class RdDesign:
 
 
 @settings_model
+class LotteryDesign:
+    """Which recorded lotteries to compare (``runs``; none named: every run whose follow-up
+    the data cover), over how many months after the run, and the level of the teams each
+    drew for (each run, help and team is one lottery, with its own chance of a draw)."""
+
+    runs: tuple[date, ...] = ()
+    follow_up_months: Integer = Field(3, ge=1, le=24)
+    team: UnitLevel = "locality"
+
+    @property
+    def team_column(self) -> str:
+        return UNIT_COLUMNS[self.team]
+
+
+@settings_model
 class Plan:
     plan: PlanHeader
     units: Units
@@ -284,13 +301,14 @@ class Plan:
     did: DidDesign | None = None
     matched: MatchedDesign | None = None
     rd: RdDesign | None = None
+    lottery: LotteryDesign | None = None
     exposure: ExposureRule = Field(default_factory=ExposureRule)
     seed: Integer = 20231
 
     @model_validator(mode="after")
     def _designs(self) -> Plan:
-        if not (self.did or self.matched or self.rd):
-            raise ValueError("names no design: add a [did], [matched] or [rd] table")
+        if not (self.did or self.matched or self.rd or self.lottery):
+            raise ValueError("names no design: add a [did], [matched], [rd] or [lottery] table")
         if self.plan.written > self.population.baseline:
             raise ValueError(
                 f"[plan] written {self.plan.written} is after the baseline "
@@ -351,6 +369,8 @@ def check_against(
     dated += [("[units]", f"start.{u}", d) for u, d in plan.units.start.items()]
     if plan.rd:
         dated.append(("[rd]", "run", plan.rd.run))
+    if plan.lottery:
+        dated += [("[lottery]", "runs", day) for day in plan.lottery.runs]
     if plan.did and plan.did.end:
         dated.append(("[did]", "end", plan.did.end))
     for table, field, day in dated:

@@ -30,7 +30,7 @@ PLOTS_DIR = "plots"
 FORMAT = 1
 ANSWERED = "answered"
 
-Design = Literal["did", "matched", "rd"]
+Design = Literal["did", "matched", "rd", "lottery"]
 
 
 class _Frozen(BaseModel):
@@ -86,6 +86,8 @@ class OutcomeResult(_Frozen):
     ``effect`` is in the design's own measure (``measure`` says which: a rate difference per
     person-year, a rate ratio, or a difference at the cut-off); ``relative`` is the same
     effect as a proportional change (-0.14: 14% lower), the form a board paper quotes.
+    ``among_takers`` is a lottery's effect among those its draw made take help up (the
+    instrumental-variable estimate), in the same measure as ``effect``.
     """
 
     outcome: str
@@ -93,6 +95,7 @@ class OutcomeResult(_Frozen):
     measure: str
     effect: Interval
     relative: Interval | None = None
+    among_takers: Interval | None = None
     comparison_rate: float | None = None
     treated_rate: float | None = None
     minimum_detectable: float | None = None

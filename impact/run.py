@@ -28,6 +28,7 @@ from riskstrat.features.engine import feature_specs
 from riskstrat.features.outcomes import OUTCOME_KINDS, OUTCOMES
 from riskstrat.impact import designs, plasmode
 from riskstrat.impact.cohort import baseline_cohort
+from riskstrat.impact.lottery_design import run_lottery
 from riskstrat.impact.outcomes import Months, count, months_end
 from riskstrat.impact.plan import LoadedPlan, Plan, check_against, load_plan
 from riskstrat.impact.report import write_report
@@ -139,6 +140,8 @@ def _designs(
                 checked = plasmode.check(plan, cohort, counts, check_runs, model, say)
     if plan.rd:
         results.append(designs.run_rd(plan, tables, last_day, present))
+    if plan.lottery:
+        results.append(run_lottery(plan, tables, span, present))
     return _Found(results, checked)
 
 

@@ -47,15 +47,9 @@ from riskstrat.serving.weekly.referrals import (
     absent_inputs,
 )
 from riskstrat.sources.synthetic.borough import generate, write
-from riskstrat.sources.synthetic.config import Interventions, ListActions, SynthConfig
+from riskstrat.sources.synthetic.config import SynthConfig
 
-# Every kind present: the list's capacity draw is recorded as a lottery.
-BOROUGH = SynthConfig(
-    patients=1_500,
-    seed=11,
-    truth_as_of=(date(2025, 1, 1),),
-    interventions=Interventions(list_actions=ListActions(lottery=True)),
-)
+BOROUGH = SynthConfig(patients=1_500, seed=11, truth_as_of=(date(2025, 1, 1),))
 EXTRACT_DATE = "2026-10-31"
 WEEK = "2026-10-26"
 ALL_OPTIONAL = "all_optional"
@@ -70,11 +64,13 @@ TRAINING_KINDS = {k.value for c in ("train", "promote") for k in REQUIRED_KINDS[
 
 def plan_kinds(plan: Plan) -> set[str]:
     """The kinds that change what evaluating ``plan`` does beyond feature values: those its
-    outcomes are counted from, and its discontinuity's list runs and help."""
+    outcomes are counted from, its discontinuity's list runs and help, and its lotteries."""
     outcomes = [*plan.outcomes.all, *([plan.rd.outcome] if plan.rd else [])]
     kinds = {k.value for name in outcomes for k in OUTCOME_KINDS[name]}
     if plan.rd:
         kinds |= {EventKind.RISK_LIST_SCORE.value, *plan.exposure.kinds}
+    if plan.lottery:
+        kinds |= {EventKind.RISK_LIST_LOTTERY.value, *plan.exposure.kinds}
     return kinds
 
 
@@ -279,4 +275,8 @@ def test_every_command_works_or_names_the_missing_kind(
             needed = {EventKind.RISK_LIST_SCORE.value, *OUTCOME_KINDS[plan.rd.outcome]}
             blind = needed & gone or set(plan.exposure.kinds) <= gone
             assert ("the data hold no" in rd["verdict"]) == bool(blind), rd["verdict"]
+        if plan.lottery:
+            lottery = next(d for d in saved["designs"] if d["design"] == "lottery")
+            unrecorded = EventKind.RISK_LIST_LOTTERY.value in gone
+            assert ("no risk_list_lottery events" in lottery["verdict"]) == unrecorded
         assert (evaluation / "report.html").exists()

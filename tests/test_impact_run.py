@@ -7,6 +7,7 @@ import math
 import re
 import shutil
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from riskstrat.cli import main
+from riskstrat.common.months import month_start
 from riskstrat.common.settings import SettingsError
 from riskstrat.contract.engines import Engine
 from riskstrat.contract.needs import present_kinds
@@ -24,8 +26,8 @@ from riskstrat.features.exposure import ExposureRule
 from riskstrat.features.outcomes import OUTCOMES
 from riskstrat.impact.cohort import baseline_cohort
 from riskstrat.impact.designs import run_matched
-from riskstrat.impact.outcomes import count
-from riskstrat.impact.panels import list_run
+from riskstrat.impact.outcomes import Months, count
+from riskstrat.impact.panels import list_run, lottery_draws, lottery_frame
 from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, load_plan
 from riskstrat.impact.results import REPORT_FILE, RESULTS_FILE, EvaluationResults
 from riskstrat.impact.run import evaluate, panel_months
@@ -118,9 +120,13 @@ def test_the_list_plan_runs_and_the_command_prints_the_sentences(
     )
     printed = capsys.readouterr().out
     results = EvaluationResults.load(out)
-    (design,) = results.designs
-    assert design.design == "rd"
-    assert design.outcomes[0].summary in printed
+    assert [d.design for d in results.designs] == ["rd", "lottery"]
+    for design in results.designs:
+        assert design.outcomes[0].summary in printed
+    lottery = results.design("lottery")
+    assert [o.outcome for o in lottery.outcomes] == ["emergency_admissions", "avoidable_admissions"]
+    assert {c.name for c in lottery.checks} == {"arms alike before the run", "first stage"}
+    assert lottery.subgroups[0].levels == ["reablement_plan", "social_prescribing_referral"]
 
 
 def test_a_follow_up_longer_than_the_data_is_a_verdict_not_a_number(
@@ -197,13 +203,46 @@ def test_take_up_is_the_help_the_generator_gave_as_the_exposure_rule_defines_it(
         pd.testing.assert_frame_equal(list_run(tables, design, loaded.exposure), found)
 
 
+def test_the_lottery_frame_is_the_generators_draw_uptake_and_outcomes(
+    small_borough: Borough, small_borough_dir: Path, spark_engine: Engine
+) -> None:
+    """Everyone the generator put in a capacity draw, with the help drawn for, whether drawn,
+    whether they took it up and their admissions over the follow-up, and nobody else; one
+    lottery per run, help and locality; Spark reads the same draws."""
+    plan = load_plan(LIST_ACTIONS).plan
+    with ContractTables.from_dir(small_borough_dir) as tables:
+        draws = lottery_draws(tables, plan.lottery)
+        run = min(draws["run"])
+        first = draws[draws["run"] == run]
+        end = month_start(run, plan.lottery.follow_up_months)
+        people = pd.Index(first["person"].unique())
+        counts = count(tables, people, Months(month_start(run, -12), end), date(2026, 10, 31))
+        frame = lottery_frame(tables, first, counts, plan.lottery, plan.exposure)
+    truth = small_borough.list_actions
+    truth = truth[(truth["run"] == pd.Timestamp(run)) & (truth["drawn_for"] != "none")]
+    truth = truth.set_index("patient_id").loc[frame["person"]]
+    assert len(frame) == len(truth) > 50
+    assert frame["drawn"].tolist() == truth["drawn"].tolist()
+    assert frame["took_up"].tolist() == (truth["action"] != "none").tolist()
+    kinds = {
+        "reablement_plan": "reablement_plan",
+        "social_prescribing": "social_prescribing_referral",
+    }
+    assert frame["help"].tolist() == truth["drawn_for"].map(kinds).tolist()
+    assert frame["lottery"].nunique() == frame[["help", "team"]].drop_duplicates().shape[0] > 2
+    admissions = counts.total("emergency_admissions", run, end)
+    assert frame["emergency_admissions"].sum() == admissions.sum() > 0
+    with ContractTables.from_dir(small_borough_dir, spark_engine) as tables:
+        pd.testing.assert_frame_equal(lottery_draws(tables, plan.lottery), draws)
+
+
 def test_the_plans_exposure_table_is_the_rule_the_list_design_states(
     small_borough_dir: Path, tmp_path: Path
 ) -> None:
     plan = tmp_path / "plan.toml"
     plan.write_text(LIST_ACTIONS.read_text() + '\n[exposure]\nkinds = ["reablement_plan"]\n')
-    (design,) = evaluate(small_borough_dir, plan, tmp_path / "out").designs
-    assert "list-triggered help: reablement_plan with code risk_list" in design.method
+    for design in evaluate(small_borough_dir, plan, tmp_path / "out").designs:
+        assert "list-triggered help: reablement_plan with code risk_list" in design.method
     plan.write_text(LIST_ACTIONS.read_text() + '\n[exposure]\nkinds = ["home_visit"]\n')
     with pytest.raises(SettingsError, match=r"plan\.toml: \[exposure\] kinds.*home_visit"):
         evaluate(small_borough_dir, plan, tmp_path / "out")
@@ -214,7 +253,7 @@ def test_a_cut_off_above_every_saved_score_is_a_verdict_not_a_traceback(
 ) -> None:
     plan = tmp_path / "plan.toml"
     plan.write_text(LIST_ACTIONS.read_text().replace("cutoff = 0.7", "cutoff = 0.999"))
-    (design,) = evaluate(small_borough_dir, plan, tmp_path / "out").designs
+    design = evaluate(small_borough_dir, plan, tmp_path / "out").design("rd")
     assert design.verdict.startswith(
         "no list score at or above the cut-off (0.999) on 2024-01-01: the run's saved scores "
         "run from"

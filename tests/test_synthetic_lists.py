@@ -340,12 +340,12 @@ def decisions(first_decision: ListDecision, second_decision: ListDecision) -> di
 def test_the_recorded_lottery_is_the_capacity_draw_and_changes_nothing_else(
     two: Borough, decisions: dict
 ) -> None:
-    recorded = generate(_with_lists(lottery=True), decisions=decisions)
-    lottery = _lottery(recorded)
-    assert _lottery(two).empty  # off by default: nothing recorded
+    recorded, lottery = two, _lottery(two)
+    unrecorded = generate(_with_lists(lottery=False), decisions=decisions)
+    assert _lottery(unrecorded).empty
     others = _events(recorded)
     others = others[others["kind"] != "risk_list_lottery"].reset_index(drop=True)
-    pd.testing.assert_frame_equal(others, _events(two).reset_index(drop=True))
+    pd.testing.assert_frame_equal(others, _events(unrecorded).reset_index(drop=True))
 
     truth = recorded.list_actions
     entered = truth[truth["drawn_for"] != "none"]
@@ -374,7 +374,7 @@ def test_with_partial_uptake_only_some_of_those_drawn_get_help(
     first_decision: ListDecision,
 ) -> None:
     uptake = 0.6
-    borough = generate(_with_lists(lottery=True, uptake=uptake), decisions={D1: first_decision})
+    borough = generate(_with_lists(uptake=uptake), decisions={D1: first_decision})
     truth = borough.list_actions
     drawn = truth[truth["drawn"]]
     took = drawn["action"] != "none"

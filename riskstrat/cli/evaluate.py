@@ -64,8 +64,9 @@ def cmd_evaluate(
     workdir: Workdir = WORKDIR,
 ) -> None:
     """Evaluate the care an intervention brought, by a plan written before looking at
-    outcomes: staggered difference-in-differences, a matched comparison and a regression
-    discontinuity at the list's cut-off, as the plan names them."""
+    outcomes: staggered difference-in-differences, a matched comparison, a regression
+    discontinuity at the list's cut-off and the list's recorded lotteries, as the plan names
+    them."""
     from riskstrat.impact.plasmode import DEFAULT_RUNS
     from riskstrat.impact.run import evaluate
     from riskstrat.models.store import load_champion

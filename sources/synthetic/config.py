@@ -116,7 +116,7 @@ class ListActions:
     person without a list-triggered action running gets one with probability
     ``capacity_share``: a reablement plan (share ``reablement_share``) or else a social
     prescribing referral, which runs for ``action_months``. That draw is a lottery among the
-    listed without an action running: with ``lottery`` it is recorded as
+    listed without an action running: with ``lottery`` (the default) it is recorded as
     ``risk_list_lottery`` events (the help drawn for, drawn or not), as a weekly run's
     recorded lottery would be. Of those drawn, a share ``uptake`` take the offer up (the
     rest get nothing), so the lottery's effect among those who take help up differs from
@@ -159,7 +159,7 @@ class ListActions:
     run_noise_sd: float = 0.3
     capacity_share: float = 0.4
     reablement_share: float = 0.5
-    lottery: bool = False
+    lottery: bool = True
     uptake: float = 1.0
     action_months: int = 6
     follow_up_months: int = 3
