@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from riskstrat.common.months import month_start
 from riskstrat.common.progress import QUIET, Progress
 from riskstrat.common.spreadsheet import write_frame
 from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, LoadedPlan, load_plan
@@ -68,9 +69,14 @@ class Truth:
 
 def design_truth(
     design: DesignResult, outcome: OutcomeResult, loaded: LoadedPlan, truth_dir: Path
-) -> Truth:
-    """The generator's true effect matching one design's estimate, over the same months."""
+) -> Truth | None:
+    """The generator's true effect matching one design's estimate, over the same months;
+    None where the truth does not say (a lottery's outcomes other than admissions)."""
     plan = loaded.plan
+    if design.design == "lottery":
+        if outcome.outcome not in LOTTERY_OUTCOMES:
+            return None
+        return _lottery_truth(design, loaded, truth_dir)
     if design.design == "rd":
         actions = pd.read_parquet(truth_dir / "list_actions.parquet")
         run = actions[(actions["run"] == pd.Timestamp(plan.rd.run)) & (actions["action"] != "none")]
@@ -83,6 +89,37 @@ def design_truth(
         difference = (rows["expected_treated"] - rows["expected_untreated"]).sum()
         return Truth(float(12 * difference / rows["person_months"].sum()), 0.0)
     return Truth(float(rows["expected_treated"].sum() / rows["expected_untreated"].sum()), 1.0)
+
+
+LOTTERY_HELP = {
+    "reablement_plan": "prevented_reablement_plan",
+    "social_prescribing": "prevented_social_prescribing",
+}
+"""The truth's admissions prevented per person by each kind of help the draw was for."""
+LOTTERY_OUTCOMES = ("emergency_admissions", "avoidable_admissions")
+"""The outcomes the prevented admissions are the truth of (every one is avoidable)."""
+
+
+def _lottery_truth(design: DesignResult, loaded: LoadedPlan, truth_dir: Path) -> Truth:
+    """The offer's true effect on admissions per person over the follow-up: minus the
+    admissions the help drawn for would prevent, averaged over everyone in the draws of the
+    runs the design covers, times the share of those drawn who take it up (every prevented
+    admission is an avoidable one, so emergency and avoidable admissions share it)."""
+    actions = pd.read_parquet(truth_dir / "list_actions.parquet")
+    follow_up = loaded.plan.lottery.follow_up_months
+    ends = actions["run"].map(lambda run: pd.Timestamp(month_start(run.date(), follow_up)))
+    drawn = actions[
+        (actions["drawn_for"] != "none")
+        & (actions["run"] >= pd.Timestamp(design.first_month))
+        & (ends <= pd.Timestamp(design.end_month))
+    ]
+    prevented = np.select(
+        [drawn["drawn_for"] == help for help in LOTTERY_HELP],
+        [drawn[column] for column in LOTTERY_HELP.values()],
+    )
+    config = json.loads((truth_dir.parent / MANIFEST).read_text())["config"]
+    uptake = config["interventions"]["list_actions"]["uptake"]
+    return Truth(float(-uptake * prevented.mean()), 0.0)
 
 
 def relative_truth(
@@ -234,6 +271,8 @@ def _rows(
             if not np.isfinite(outcome.effect.estimate):
                 continue
             truth = design_truth(design, outcome, loaded, truth_dir)
+            if truth is None:
+                continue
             target = truth.value if effects == "true" else truth.null
             rows.append(
                 {
