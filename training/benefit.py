@@ -299,14 +299,22 @@ def _take(n: Nuisances, rows: np.ndarray) -> Nuisances:
     return Nuisances(n.propensity[rows], n.untreated[rows], n.treated[rows])
 
 
+def benefit_model(
+    data: BenefitData, settings: BenefitSettings, actions: Iterable[ActionEffect]
+) -> BenefitModel:
+    """The saved form of the actions' estimates, for the model's features and the runs
+    ``data`` holds."""
+    return BenefitModel(
+        features=tuple(s.name for s in feature_specs()),
+        horizon_days=settings.horizon_days,
+        runs=tuple(sorted(set(data.units.index.get_level_values("as_of")))),
+        actions=tuple(actions),
+    )
+
+
 def fit_benefit(data: BenefitData, settings: BenefitSettings, kinds: Iterable[str]) -> BenefitModel:
     """Every action's estimate (or refusal) from the units of past list runs."""
-    runs = tuple(sorted(set(data.units.index.get_level_values("as_of"))))
-    names = tuple(s.name for s in feature_specs())
-    actions = tuple(estimate_action(data, kind, settings)[0] for kind in kinds)
-    return BenefitModel(
-        features=names, horizon_days=settings.horizon_days, runs=runs, actions=actions
-    )
+    return benefit_model(data, settings, (estimate_action(data, k, settings)[0] for k in kinds))
 
 
 def train_benefit(

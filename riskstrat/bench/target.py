@@ -187,9 +187,11 @@ def build_borough(bench: TargetBench, seed: int, world: str, work: Path) -> Scor
             "refused": a.refused,
             "spearman_at_test_runs": float(
                 stats.spearmanr(
-                    frame[benefit_column(a.kind)], frame[f"prevented_{a.kind}"], nan_policy="omit"
+                    frame[benefit_column(a.kind)], frame[f"prevented_{a.kind}"]
                 ).statistic
-            ),
+            )
+            if a.estimated
+            else None,
         }
         for a in benefit.actions
     }
