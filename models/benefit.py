@@ -8,6 +8,10 @@ model's features, saved as text, with the average effect and its standard error)
 one-line reason it was refused (help that never varied, too little overlap). Saved as one
 JSON file, no pickle.
 
+The per-person effect is the avoidable admissions expected without help (a baseline
+model) times a relative effect (fitted to the pseudo-outcomes): help that scales a hazard
+prevents in proportion to the admissions it can reach.
+
 Benefit is ``-CATE``: the estimated conditional average treatment effect on the count of
 avoidable admissions over ``horizon_days`` after the list run (a difference: with help minus
 without), sign flipped so that a positive benefit is admissions prevented. It is *not*
@@ -50,8 +54,9 @@ class ActionEffect:
     given the action, ``trimmed`` left out for a propensity outside the overlap bounds;
     ``ate`` the average effect on avoidable admissions per person over the horizon among the
     units kept (negative: fewer admissions), ``se`` its standard error (from the
-    pseudo-outcomes, clustered by person); ``model`` the final LightGBM (text) of the
-    per-person effect. ``refused`` is the reason when nothing was estimated."""
+    pseudo-outcomes, clustered by person). The per-person effect is ``baseline(x) *
+    model(x)``, two LightGBM boosters (text): the avoidable admissions expected without help
+    and the relative effect. ``refused`` is the reason when nothing was estimated."""
 
     kind: str
     units: int
@@ -59,12 +64,14 @@ class ActionEffect:
     trimmed: int = 0
     ate: float | None = None
     se: float | None = None
+    baseline: str | None = None
     model: str | None = None
     refused: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.refused is None) == (self.model is None):
-            raise ValueError(f"{self.kind}: an action has either a model or a refusal")
+        fitted = self.model is not None and self.baseline is not None
+        if (self.refused is None) != fitted:
+            raise ValueError(f"{self.kind}: an action has either both models or a refusal")
 
     @property
     def estimated(self) -> bool:
@@ -95,11 +102,15 @@ class BenefitModel:
     horizon_days: int
     runs: tuple[date, ...]  # the list runs it learnt from
     actions: tuple[ActionEffect, ...]
-    boosters: dict[str, lgb.Booster] = field(init=False, repr=False, compare=False)
+    boosters: dict[str, tuple[lgb.Booster, lgb.Booster]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         boosters = {
-            a.kind: lgb.Booster(model_str=a.model) for a in self.actions if a.model is not None
+            a.kind: (lgb.Booster(model_str=a.baseline), lgb.Booster(model_str=a.model))
+            for a in self.actions
+            if a.model is not None and a.baseline is not None
         }
         object.__setattr__(self, "boosters", boosters)
 
@@ -155,8 +166,10 @@ def expected_prevented(model: BenefitModel, features: pd.DataFrame) -> pd.DataFr
     matrix = features[list(model.features)].to_numpy(dtype="float64")
     out = {}
     for effect in model.actions:
-        booster = model.boosters.get(effect.kind)
-        out[benefit_column(effect.kind)] = (
-            -booster.predict(matrix) if booster is not None else np.full(len(features), np.nan)
-        )
+        fitted = model.boosters.get(effect.kind)
+        if fitted is None:
+            out[benefit_column(effect.kind)] = np.full(len(features), np.nan)
+        else:
+            baseline, relative = fitted
+            out[benefit_column(effect.kind)] = -baseline.predict(matrix) * relative.predict(matrix)
     return pd.DataFrame(out, index=features.index)

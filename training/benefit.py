@@ -20,8 +20,9 @@ robust learner (the DR-learner, Kennedy 2023) per action:
   plus the run's score (allocation may depend on it);
 - AIPW pseudo-outcomes ``mu1 - mu0 + T (Y - mu1) / e - (1 - T) (Y - mu0) / (1 - e)``, whose
   mean is the average effect (its standard error clustered by person, as people recur over
-  runs), and a final regularised LightGBM regression of them on the model's features: the
-  per-person effect, saved in ``models.benefit``.
+  runs), and a final stage on the model's features: the per-person effect as the
+  admissions expected without help times a relative effect, a shallow regression fitted
+  to the pseudo-outcomes (``final_stage``), saved in ``models.benefit``.
 
 Overlap: units whose out-of-fold propensity is outside ``[trim, 1 - trim]`` are left out;
 the action is refused (a one-line reason, no estimate) when nobody or everybody was helped,
@@ -60,6 +61,7 @@ from riskstrat.models.benefit import ActionEffect, BenefitModel
 TABLE = "benefit"
 NONE = "none"  # the treatment of a unit no help started for
 SCORE = "list_score"  # the run's score, a nuisance input (not a model feature)
+MIN_BASELINE = 1e-3  # expected admissions below which the relative effect's weight is floored
 
 
 @settings_model
@@ -72,7 +74,7 @@ class BenefitSettings:
     max_trimmed_share: float = Field(0.5, gt=0, le=1)
     min_treated: Integer = Field(30, ge=1)
     nuisance_rounds: Integer = Field(150, ge=1)
-    final_rounds: Integer = Field(40, ge=1)
+    final_rounds: Integer = Field(20, ge=1)
     seed: Integer = SEED
     threads: Integer = Field(1, ge=1)  # small data: a second thread only adds overhead
 
@@ -277,11 +279,7 @@ def estimate_action(
         )
         return ActionEffect(kind, len(t), int(t.sum()), trimmed, refused=reason), empty
     phi = pseudo_outcomes(t[kept], y[kept], _take(nuisances, kept))
-    final = lgb.train(
-        _params("regression", settings, final=True),
-        lgb.Dataset(features.to_numpy("float64")[kept], phi),
-        num_boost_round=settings.final_rounds,
-    )
+    baseline, relative = final_stage(features.to_numpy("float64"), t, y, kept, phi, settings)
     effect = ActionEffect(
         kind,
         units=len(t),
@@ -289,10 +287,36 @@ def estimate_action(
         trimmed=trimmed,
         ate=float(phi.mean()),
         se=clustered_se(phi, patients[kept]),
-        model=final.model_to_string(),
+        baseline=baseline.model_to_string(),
+        model=relative.model_to_string(),
     )
     checks = pd.DataFrame({"propensity": e[kept], "pseudo_outcome": phi}, index=units.index[kept])
     return effect, checks
+
+
+def final_stage(
+    x: np.ndarray,
+    t: np.ndarray,
+    y: np.ndarray,
+    kept: np.ndarray,
+    phi: np.ndarray,
+    settings: BenefitSettings,
+) -> tuple[lgb.Booster, lgb.Booster]:
+    """The per-person effect as ``baseline(x) * relative(x)``: the baseline is the avoidable
+    admissions expected without help (LightGBM Poisson on the untreated units' features),
+    the relative effect a shallow regression of ``phi / baseline`` weighted by
+    ``baseline ** 2`` (least squares of ``phi - baseline * relative``). Help that scales a
+    hazard prevents in proportion to the admissions it can reach, so the noisy
+    pseudo-outcomes need only say how the proportion varies; with effects that do not vary
+    the ranking falls back on the baseline."""
+    baseline = _fit(x[~t], y[~t], "poisson", settings)
+    base = np.maximum(baseline.predict(x[kept]), MIN_BASELINE)
+    relative = lgb.train(
+        _params("regression", settings, final=True),
+        lgb.Dataset(x[kept], phi / base, weight=base**2),
+        num_boost_round=settings.final_rounds,
+    )
+    return baseline, relative
 
 
 def _take(n: Nuisances, rows: np.ndarray) -> Nuisances:
