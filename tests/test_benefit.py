@@ -117,7 +117,9 @@ def test_units_are_the_listed_without_help_running_and_their_help_is_the_truths(
 ) -> None:
     borough, data = varying
     truth = _truth(borough).reindex(data.units.index)
-    assert truth["listed"].all()
+    assert truth["score"].notna().all()  # everyone was scored in a run's band
+    assert (truth["listed"] == data.units["listed"]).all()
+    assert 0.1 < data.units["listed"].mean() < 0.9  # the unlisted teach the baseline only
     given = truth["action"].map({"none": NONE, **{v: k for k, v in TRUTH_NAME.items()}})
     assert (data.units["treatment"] == given).all()
     runs = pd.to_datetime(pd.Series(data.units.index.get_level_values("as_of")))
@@ -144,8 +146,9 @@ def test_estimated_benefit_ranks_the_truth_and_covers_its_average(
     borough, data = varying
     effect = model.action(kind)
     assert effect.estimated and effect.trimmed < 0.05 * effect.units
-    truth = _truth(borough).reindex(data.units.index)[f"prevented_{TRUTH_NAME[kind]}"]
-    estimated = expected_prevented(model, data.features)[benefit_column(kind)]
+    listed = data.units["listed"].to_numpy()
+    truth = _truth(borough).reindex(data.units.index[listed])[f"prevented_{TRUTH_NAME[kind]}"]
+    estimated = expected_prevented(model, data.features[listed])[benefit_column(kind)]
     rho = stats.spearmanr(estimated, truth).statistic
     assert rho > (0.5 if kind == "reablement_plan" else 0.2)
     checks = estimates[kind][1]
@@ -183,7 +186,7 @@ def test_refuses_where_help_followed_the_score(varying: tuple[Borough, BenefitDa
     """Help given to exactly the higher scores: no overlap, no estimate."""
     _, data = varying
     score = data.units["score"]
-    by_score = np.where(score > score.median(), KINDS[0], NONE)
+    by_score = np.where(score > score[data.units["listed"]].median(), KINDS[0], NONE)
     effect, _ = estimate_action(
         BenefitData(data.units.assign(treatment=by_score), data.features), KINDS[0], SETTINGS
     )

@@ -8,7 +8,8 @@ robust learner (the DR-learner, Kennedy 2023) per action:
 - units: (person, list run) for people listed on the run without list-triggered help
   already running that day, whose whole outcome window is in the data and who did not leave
   the area inside it (the labels' censoring). Only listed people are ever offered help, so
-  only they have a chance of either arm: the estimate is for them;
+  only they have a chance of either arm: the estimate is for them (the people scored but
+  not listed teach only the baseline below);
 - treatment: the action started by the list in the run's month; a unit given the other
   action is left out of this action's comparison (it is neither this help nor none);
 - outcome: the count of potentially avoidable emergency admissions in ``horizon_days`` from
@@ -90,9 +91,11 @@ class BenefitSettings:
 
 @dataclass(frozen=True, slots=True)
 class BenefitData:
-    """The units, indexed by (patient, run date): ``score``, ``treatment`` (an event kind or
-    ``none``) and ``outcome`` (avoidable admissions in the horizon), and their model
-    features as of the run date (same index and order)."""
+    """Everyone a list run scored in its band without help running, whose outcome window is
+    complete, indexed by (patient, run date): ``score``, ``listed``, ``treatment`` (an event
+    kind or ``none``) and ``outcome`` (avoidable admissions in the horizon), and their model
+    features as of the run date (same index and order). The listed ones are the units
+    compared; everyone without help teaches the baseline (``final_stage``)."""
 
     units: pd.DataFrame
     features: pd.DataFrame
@@ -135,12 +138,13 @@ def benefit_data(
     *,
     until: date,
 ) -> BenefitData:
-    """The units of every list run whose outcome window ends on or before ``until`` (the
-    end of the data, or of a training period), with their treatment, outcome and features."""
+    """The people scored on every list run whose outcome window ends on or before ``until``
+    (the end of the data, or of a training period), with their treatment, outcome and
+    features."""
     scored = list_runs(sources)
     horizon = settings.horizon_days
     ends = pd.to_datetime(scored["as_of"]) + pd.Timedelta(days=horizon)
-    units = scored[scored["listed"] & (ends <= pd.Timestamp(until))].set_index(KEY)
+    units = scored[ends <= pd.Timestamp(until)].set_index(KEY)
     runs = sorted(set(units.index.get_level_values("as_of")))
     if not runs:
         return BenefitData(units.assign(treatment=NONE, outcome=0.0), pd.DataFrame())
@@ -161,7 +165,7 @@ def benefit_data(
     )
     features = build_features(sources, runs, rows=keys)
     units = units.reindex(features.index)
-    return BenefitData(units[["score", "treatment", "outcome"]], features)
+    return BenefitData(units[["score", "listed", "treatment", "outcome"]], features)
 
 
 # ---- the learner ---------------------------------------------------------------------------
@@ -257,7 +261,7 @@ def estimate_action(
 ) -> tuple[ActionEffect, pd.DataFrame]:
     """One action against no help: its ``ActionEffect`` and the kept units' out-of-fold
     propensity and pseudo-outcome (for checks); a refusal has no units kept."""
-    compared = data.units["treatment"].isin([kind, NONE]).to_numpy()
+    compared = (data.units["listed"] & data.units["treatment"].isin([kind, NONE])).to_numpy()
     units, features = data.units[compared], data.features[compared]
     t = (units["treatment"] == kind).to_numpy()
     empty = pd.DataFrame(columns=["propensity", "pseudo_outcome"])
@@ -279,7 +283,15 @@ def estimate_action(
         )
         return ActionEffect(kind, len(t), int(t.sum()), trimmed, refused=reason), empty
     phi = pseudo_outcomes(t[kept], y[kept], _take(nuisances, kept))
-    baseline, relative = final_stage(features.to_numpy("float64"), t, y, kept, phi, settings)
+    untreated = (data.units["treatment"] == NONE).to_numpy()
+    baseline = _fit(
+        data.features[untreated].to_numpy("float64"),
+        data.units.loc[untreated, "outcome"].to_numpy("float64"),
+        "poisson",
+        settings,
+    )
+    x_kept = features.to_numpy("float64")[kept]
+    relative = final_stage(baseline, x_kept, phi, settings)
     effect = ActionEffect(
         kind,
         units=len(t),
@@ -295,28 +307,21 @@ def estimate_action(
 
 
 def final_stage(
-    x: np.ndarray,
-    t: np.ndarray,
-    y: np.ndarray,
-    kept: np.ndarray,
-    phi: np.ndarray,
-    settings: BenefitSettings,
-) -> tuple[lgb.Booster, lgb.Booster]:
-    """The per-person effect as ``baseline(x) * relative(x)``: the baseline is the avoidable
-    admissions expected without help (LightGBM Poisson on the untreated units' features),
-    the relative effect a shallow regression of ``phi / baseline`` weighted by
-    ``baseline ** 2`` (least squares of ``phi - baseline * relative``). Help that scales a
-    hazard prevents in proportion to the admissions it can reach, so the noisy
-    pseudo-outcomes need only say how the proportion varies; with effects that do not vary
-    the ranking falls back on the baseline."""
-    baseline = _fit(x[~t], y[~t], "poisson", settings)
-    base = np.maximum(baseline.predict(x[kept]), MIN_BASELINE)
-    relative = lgb.train(
+    baseline: lgb.Booster, x: np.ndarray, phi: np.ndarray, settings: BenefitSettings
+) -> lgb.Booster:
+    """The relative effect, so that the per-person effect is ``baseline(x) * relative(x)``:
+    a shallow regression of ``phi / baseline`` weighted by ``baseline ** 2`` (least squares
+    of ``phi - baseline * relative``). ``baseline`` is the avoidable admissions expected
+    without help, learnt from everyone scored without help (listed or not: many more people
+    than the units). Help that scales a hazard prevents in proportion to the admissions it
+    can reach, so the noisy pseudo-outcomes need only say how that proportion varies; with
+    effects that do not vary the ranking falls back on the baseline."""
+    base = np.maximum(baseline.predict(x), MIN_BASELINE)
+    return lgb.train(
         _params("regression", settings, final=True),
-        lgb.Dataset(x[kept], phi / base, weight=base**2),
+        lgb.Dataset(x, phi / base, weight=base**2),
         num_boost_round=settings.final_rounds,
     )
-    return baseline, relative
 
 
 def _take(n: Nuisances, rows: np.ndarray) -> Nuisances:
