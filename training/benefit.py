@@ -61,6 +61,7 @@ from riskstrat.models.benefit import ActionEffect, BenefitModel
 
 TABLE = "benefit"
 NONE = "none"  # the treatment of a unit no help started for
+MIXED = "mixed"  # more than one kind started: in neither action's comparison
 SCORE = "list_score"  # the run's score, a nuisance input (not a model feature)
 MIN_BASELINE = 1e-3  # expected admissions below which the relative effect's weight is floored
 
@@ -117,12 +118,12 @@ def list_runs(sources: ContractTables) -> pd.DataFrame:
 
 def _treatments(sources: ContractTables, runs: Iterable[date], rule: ExposureRule) -> pd.Series:
     """The kind of help the list started in each run's month, per (patient, run date); a
-    person with more than one kind started is marked ``mixed``."""
+    person with more than one kind started is marked ``MIXED``."""
     frames = []
     for run in runs:
         started = help_started(sources, run, month_start(run, 1), rule)
         kinds = started.groupby("patient_id")["kind"].agg(
-            lambda k: k.iloc[0] if k.nunique() == 1 else "mixed"
+            lambda k: k.iloc[0] if k.nunique() == 1 else MIXED
         )
         frames.append(kinds.to_frame("treatment").assign(as_of=run).reset_index())
     if not frames:
