@@ -71,11 +71,9 @@ class Outcome:
         return f"{what}_{self.horizon_days}d"
 
 
-@cache
-def first_admissions(horizon_days: int, admissions: Admissions = "any") -> ir.Table:
-    """Per patient and as-of date that has one: the first emergency admission (of
-    ``admissions``) in the outcome window (``first_event``;
-    ``as_of <= start < as_of + horizon_days``)."""
+def _in_window(horizon_days: int, admissions: Admissions) -> ir.Table:
+    """Emergency admissions (of ``admissions``) in each as-of date's outcome window
+    (``as_of <= start < as_of + horizon_days``), one row per admission and as-of date."""
     as_of = unbound(AS_OF_TABLE)
     events = unbound("events")
     admitted = events.kind == EventKind.EMERGENCY_ADMISSION.value
@@ -83,8 +81,32 @@ def first_admissions(horizon_days: int, admissions: Admissions = "any") -> ir.Ta
         admitted &= is_potentially_avoidable_expr(events.code, events.code_system)
     chosen = events.filter(admitted)
     joined = chosen.inner_join(as_of, chosen.start >= as_of.as_of)
-    in_horizon = joined.filter(joined.start.delta(joined.as_of, unit="day") < horizon_days)
+    return joined.filter(joined.start.delta(joined.as_of, unit="day") < horizon_days)
+
+
+@cache
+def first_admissions(horizon_days: int, admissions: Admissions = "any") -> ir.Table:
+    """Per patient and as-of date that has one: the first emergency admission (of
+    ``admissions``) in the outcome window (``first_event``)."""
+    in_horizon = _in_window(horizon_days, admissions)
     return in_horizon.group_by(KEY).aggregate(first_event=in_horizon.start.min())
+
+
+@cache
+def _admission_counts(horizon_days: int, admissions: Admissions) -> ir.Table:
+    in_horizon = _in_window(horizon_days, admissions)
+    return in_horizon.group_by(KEY).aggregate(admissions=in_horizon.count())
+
+
+def count_admissions(
+    sources: ContractTables, as_of_dates: Iterable[date], outcome: Outcome
+) -> pd.Series:
+    """Emergency admissions (of ``outcome.admissions``) in the outcome window, per (patient,
+    as-of date) that has at least one (float64; the others had none). Censoring is
+    ``build_labels``' (its ``status``): a count says nothing of who left the area."""
+    frame = sources.run(_admission_counts(outcome.horizon_days, outcome.admissions), as_of_dates)
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+    return frame.set_index(KEY)["admissions"].astype("float64").sort_index()
 
 
 @cache

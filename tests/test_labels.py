@@ -11,7 +11,14 @@ from pydantic import ValidationError
 
 from riskstrat.contract.tables import ContractTables
 from riskstrat.features.avoidable import is_potentially_avoidable
-from riskstrat.features.labels import EVENT, LEFT_AREA, NO_EVENT, Outcome, build_labels
+from riskstrat.features.labels import (
+    EVENT,
+    LEFT_AREA,
+    NO_EVENT,
+    Outcome,
+    build_labels,
+    count_admissions,
+)
 
 AS_OF = date(2024, 1, 1)
 
@@ -125,3 +132,20 @@ def test_avoidable_outcome_is_its_own_name_and_refuses_death() -> None:
     assert Outcome(admissions="avoidable").name == "avoidable_emergency_admission_365d"
     with pytest.raises(ValidationError, match="not a potentially avoidable admission"):
         Outcome(admissions="avoidable", include_death=True)
+
+
+def test_admission_counts_use_the_labels_window_and_avoidable_codes() -> None:
+    """Every admission in the window counts, once per as-of date; the window's last day is
+    inside and the next outside; only avoidable codes count for the avoidable outcome."""
+    days = [AS_OF, AS_OF + timedelta(days=89), AS_OF + timedelta(days=90), AS_OF]
+    codes = [("ICD10", "J441"), ("ICD10", "I50"), ("ICD10", "J441"), ("ICD10", "S720")]
+    sources = _sources(
+        [None, None], [None, None], [("p0", d) for d in days[:3]] + [("p1", days[3])], codes
+    )
+    later = AS_OF + timedelta(days=30)
+    avoidable = count_admissions(
+        sources, [AS_OF, later], Outcome(horizon_days=90, admissions="avoidable")
+    )
+    assert avoidable.to_dict() == {("p0", AS_OF): 2.0, ("p0", later): 2.0}
+    every = count_admissions(sources, [AS_OF], Outcome(horizon_days=90))
+    assert every.to_dict() == {("p0", AS_OF): 2.0, ("p1", AS_OF): 1.0}

@@ -408,6 +408,47 @@ def cmd_bench_retrain(
 
 @command(
     app,
+    "target",
+    "whom to offer scarce help: risk, benefit, oracle, random; JSON and Markdown",
+    "riskstrat bench target --out work/bench-target",
+    "riskstrat bench target --out work/bench-target --seeds 1 --seeds 2 --patients 10000",
+)
+def cmd_bench_target(
+    out: Annotated[Path, option("DIR", "folder for bench_target.json and bench_target.md")],
+    patients: Patients = 30_000,
+    seeds: Annotated[
+        list[int] | None,
+        option("N", "a borough's seed; repeat for more (default: 1 to 5)"),
+    ] = None,
+    capacity: Annotated[
+        int, typer.Option(metavar="N", help="offers per list run per action", min=1)
+    ] = 40,
+    world: Annotated[
+        list[str] | None,
+        option("NAME", "varying or uniform effects; repeat for both (default: both)"),
+    ] = None,
+) -> None:
+    """Repeated list runs on synthetic boroughs with fixed capacity: admissions prevented per
+    100 offers by rule (any-admission risk, avoidable-admission risk, estimated benefit, the
+    oracle, random), with effects that vary and that do not, and who receives offers."""
+    from riskstrat.bench.target import RESULTS_FILE, TABLE_FILE, WORLDS, TargetBench, bench_target
+    from riskstrat.common.errors import UserError
+
+    worlds = tuple(world or WORLDS)
+    unknown = sorted(set(worlds) - set(WORLDS))
+    if unknown:
+        raise UserError(f"--world: unknown {', '.join(unknown)} (known: {', '.join(WORLDS)})")
+    bench = TargetBench(
+        seeds=tuple(seeds or (1, 2, 3, 4, 5)), patients=patients, capacity=capacity, worlds=worlds
+    )
+    with scratch("target") as (work, progress):
+        bench_target(out, bench, work, progress)
+    print((out / TABLE_FILE).read_text())
+    say(f"figures: {out / RESULTS_FILE}")
+
+
+@command(
+    app,
     "fit",
     "compare fitting and calibration choices; figures to JSON",
     "riskstrat bench fit --out work/bench/bench_fit.json --patients 50000",
