@@ -15,6 +15,11 @@ help running: the people help is offered to), one action per person:
 - ``benefit``: highest estimated admissions prevented first, over (person, action) pairs
   (an action the learner refused is ranked last);
 - ``oracle``: the truth's ``prevented_<action>``, the best any rule could do;
+- ``feature_oracle``: a LightGBM regression of the truth's ``prevented_<action>`` on the
+  features, learnt from the candidates of the runs before ``test_from``: the best a rule
+  that sees only the features could learn with perfect labels, so the gap between it and
+  ``oracle`` is what the features cannot see, and the gap to ``benefit`` what learning
+  from past help loses;
 - ``random``: a seeded lottery.
 
 What a rule's offers prevent is the truth's ``prevented_<action>`` summed over them (the
@@ -34,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -55,7 +61,7 @@ from riskstrat.training.pipeline import training_data
 
 RESULTS_FILE = "bench_target.json"
 TABLE_FILE = "bench_target.md"
-RULES = ("any_risk", "avoidable_risk", "benefit", "oracle", "random")
+RULES = ("any_risk", "avoidable_risk", "benefit", "feature_oracle", "oracle", "random")
 WORLDS = ("varying", "uniform")
 # The generator's own action names in the truth, by the contract's event kind.
 TRUTH_ACTION = {
@@ -128,6 +134,42 @@ def _test_runs(truth: pd.DataFrame, bench: TargetBench, follow_up_months: int) -
     ]
 
 
+def _train_runs(truth: pd.DataFrame, bench: TargetBench, follow_up_months: int) -> list[date]:
+    """List runs whose truth follow-up ends by ``test_from``: what ``feature_oracle`` learns
+    from."""
+    runs = sorted({d.date() for d in truth["run"]})
+    return [r for r in runs if add_months(r, follow_up_months) <= bench.test_from]
+
+
+def _candidates(
+    sources: ContractTables, truth: pd.DataFrame, runs: list[date], rule: ExposureRule, days: int
+) -> pd.DataFrame:
+    """The truth's rows of the people listed on ``runs`` without help running, keyed like
+    the features."""
+    chosen = truth[truth["listed"] & truth["run"].dt.date.isin(runs)].copy()
+    chosen["as_of"] = chosen["run"].dt.date
+    chosen = chosen.set_index(KEY)
+    running = exposure(sources, runs, days, rule)
+    busy = running.index[running["running"].to_numpy(bool)]
+    return chosen[~chosen.index.isin(busy)]
+
+
+def _feature_oracle(features: pd.DataFrame, prevented: pd.Series, seed: int) -> lgb.LGBMRegressor:
+    """The truth's admissions prevented learnt from the features (perfect labels)."""
+    model = lgb.LGBMRegressor(
+        n_estimators=300,
+        learning_rate=0.05,
+        num_leaves=15,
+        min_child_samples=50,
+        subsample=0.8,
+        subsample_freq=1,
+        random_state=seed,
+        n_jobs=1,
+        verbose=-1,
+    )
+    return model.fit(features, prevented)
+
+
 def _age_band(birth: pd.Series, on: pd.Series) -> pd.Series:
     years = (pd.to_datetime(on) - pd.to_datetime(birth)).dt.days / 365.25
     edges = [*AGE_BANDS, np.inf]
@@ -153,16 +195,14 @@ def build_borough(bench: TargetBench, seed: int, world: str, work: Path) -> Scor
         }
         settings = BenefitSettings(seed=seed)
         benefit = train_benefit(sources, settings, rule, until=bench.test_from)
-        truth = borough.list_actions
         lists = config.interventions.list_actions
-        runs = _test_runs(truth, bench, lists.follow_up_months)
-        truth = truth[truth["listed"] & truth["run"].dt.date.isin(runs)].copy()
-        truth["as_of"] = truth["run"].dt.date
-        truth = truth.set_index(KEY)
-        running = exposure(sources, runs, settings.horizon_days, rule)
-        busy = running.index[running["running"].to_numpy(bool)]
-        truth = truth[~truth.index.isin(busy)]
+        runs = _test_runs(borough.list_actions, bench, lists.follow_up_months)
+        days = settings.horizon_days
+        truth = _candidates(sources, borough.list_actions, runs, rule, days)
         features = build_features(sources, runs).reindex(truth.index)
+        before = _train_runs(borough.list_actions, bench, lists.follow_up_months)
+        learnt = _candidates(sources, borough.list_actions, before, rule, days)
+        learn_from = build_features(sources, before).reindex(learnt.index)
         patients = pd.read_parquet(work / "contract" / "patients.parquet").set_index("patient_id")
     frame = pd.DataFrame(index=truth.index)
     for name, bundle in models.items():
@@ -171,6 +211,8 @@ def build_borough(bench: TargetBench, seed: int, world: str, work: Path) -> Scor
     for kind, truth_name in TRUTH_ACTION.items():
         frame[benefit_column(kind)] = estimated[benefit_column(kind)].to_numpy()
         frame[f"prevented_{kind}"] = truth[f"prevented_{truth_name}"].to_numpy()
+        oracle = _feature_oracle(learn_from, learnt[f"prevented_{truth_name}"], seed)
+        frame[f"feature_oracle_{kind}"] = oracle.predict(features)
     frame["expected_untreated"] = truth["expected_untreated"].to_numpy()
     who = patients.reindex(truth.index.get_level_values("patient_id"))
     frame["deprivation_decile"] = who["deprivation_decile"].astype("Int64").astype(str).to_numpy()
@@ -230,6 +272,8 @@ def rule_scores(candidates: pd.DataFrame, rule: str, seed: int) -> np.ndarray:
         return candidates[[benefit_column(k) for k in kinds]].to_numpy()
     if rule == "oracle":
         return candidates[[f"prevented_{k}" for k in kinds]].to_numpy()
+    if rule == "feature_oracle":
+        return candidates[[f"feature_oracle_{k}" for k in kinds]].to_numpy()
     if rule == "random":
         draw = np.random.default_rng(seed).random(n)
         return np.repeat(draw[:, None], len(kinds), axis=1)
