@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -84,8 +85,8 @@ def read_overrides(path: Path) -> Overrides:
         raise OverrideError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise OverrideError(f"{path}: not UTF-8 text") from None
-    reader = csv.DictReader(text.splitlines())
-    heading = [h.strip() for h in reader.fieldnames or []]
+    records = list(csv.reader(io.StringIO(text, newline="")))
+    heading = [h.strip() for h in records[0]] if records else []
     missing = [c for c in COLUMNS if c not in heading]
     if missing:
         raise OverrideError(
@@ -93,8 +94,9 @@ def read_overrides(path: Path) -> Overrides:
         )
     found = Overrides(str(path), (), hashlib.sha256(raw).hexdigest())
     rows: list[Override] = []
-    for number, record in enumerate(reader, start=2):
-        values = {k.strip(): (v or "").strip() for k, v in record.items() if k is not None}
+    # A spreadsheet's row numbers: one per record (blank ones too), the heading is row 1.
+    for number, record in enumerate(records[1:], start=2):
+        values = {h: v.strip() for h, v in zip(heading, record, strict=False)}
         if not any(values.values()):
             continue
         rows.append(_row(found, number, values, rows))
