@@ -241,7 +241,7 @@ def test_overrides_are_applied_counted_and_recorded(tmp_path: Path) -> None:
     line = offers.manifest["lines"][REABLE]["North"]
     assert (line["by_team"], line["declined"], line["ranked"]) == (1, 1, 4)
     recorded = offers.manifest["overrides"]
-    assert recorded["file"] == str(path) and len(recorded["sha256"]) == 64
+    assert recorded["file"] == "overrides.csv" and len(recorded["sha256"]) == 64
     assert [r["row"] for r in recorded["rows"]] == [2, 3]
     assert recorded["rows"][1] == {
         "row": 3,
@@ -375,9 +375,10 @@ def test_the_lottery_orders_only_the_tied_band_and_is_reproducible_from_its_reco
     winner = draws.loc[draws["won"], "patient_id"].item()
     assert offers.columns.at[winner, "offer_by"] == "lottery"
     assert offers.columns.at[winner, "offer_reason"].startswith(
-        "offered reablement plan: 5th of 5 in North, drawn 1st of 8 in the lottery among 8 "
-        "people within 10% of each other by risk of emergency admission"
+        "offered reablement plan: 5th of 5 in North, drawn 1st of 8 by lottery (risk of "
+        "emergency admission "
     )
+    assert offers.columns.at[winner, "offer_reason"].endswith("within 10% of the boundary's 50.7%)")
     # The recorded seed, week, team and action give the same order again.
     first = draws.iloc[0]
     again = draw(list(draws["patient_id"]), int(first["seed"]), WEEK, "North", REABLE)

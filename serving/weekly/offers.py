@@ -398,10 +398,7 @@ def _draw(
     values = {p[0]: p[1] for p in band}
     boundary = band[places - 1][1]  # the key of the last place by rank: the band's centre
     width = settings.lottery_band * abs(boundary)
-    among = (
-        f"the lottery among {len(band)} people within {settings.lottery_band:.0%} of each "
-        f"other by {key.words}"
-    )
+    within = f"within {settings.lottery_band:.0%} of the boundary's {key.shown(boundary)}"
     capacity = state.places(action, team)
     for drawn, pid in enumerate(order, start=1):
         won = drawn <= places
@@ -413,13 +410,15 @@ def _draw(
                 action,
                 "lottery",
                 f"offered {words(action)}: {ordinal(before + drawn)} of {capacity} in {team}, "
-                f"drawn {ordinal(drawn)} of {len(band)} in {among} ({shown})",
+                f"drawn {ordinal(drawn)} of {len(band)} by lottery ({key.words} {shown}, "
+                f"{within})",
             )
         else:
             state.refuse(
                 pid,
                 f"not offered {words(action)}: capacity of {capacity} in {team} reached, "
-                f"drawn {ordinal(drawn)} of {len(band)} in {among} ({shown})",
+                f"drawn {ordinal(drawn)} of {len(band)} by lottery ({key.words} {shown}, "
+                f"{within})",
             )
         state.draws.append(
             {

@@ -56,7 +56,8 @@ class Override:
 
 @dataclass(frozen=True, slots=True)
 class Overrides:
-    """The rows of one file (none when no file was given), its name and SHA-256."""
+    """The rows of one file (none when no file was given), its path and SHA-256 (the
+    manifest keeps the file's name: the week's bytes do not depend on where it was saved)."""
 
     source: str
     rows: tuple[Override, ...] = ()
@@ -67,7 +68,7 @@ class Overrides:
 
     def to_manifest(self) -> dict:
         return {
-            "file": self.source if self.sha256 else None,
+            "file": Path(self.source).name if self.sha256 else None,
             "sha256": self.sha256,
             "rows": [o.to_manifest() for o in self.rows],
         }
