@@ -11,11 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from riskstrat.cli import main
 from riskstrat.common.errors import UserError
 from riskstrat.common.settings import SettingsError
+from riskstrat.features.exposure import ExposureRule
 from riskstrat.serving.weekly.config import OfferSettings, WeeklyConfig
 from riskstrat.serving.weekly.offers import CapacityError, allocate, draw
 from riskstrat.serving.weekly.overrides import OverrideError, read_overrides
+from riskstrat.serving.weekly.run import weekly_run
 
 WEEK = date(2026, 10, 26)
 REABLE, SOCIAL = "reablement_plan", "social_prescribing_referral"
@@ -424,3 +427,32 @@ def test_no_tie_at_the_boundary_means_no_draw() -> None:
     offers = allocate(people, chosen, NO_HELP, WEEK)  # the 4th and 5th are far apart
     assert offers.draws.empty
     assert list(offers.columns.index[offers.offered]) == list(people.index[:4])
+
+
+def test_the_command_refuses_a_wrong_overrides_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = overrides_file(
+        tmp_path, "pt0001,reablement_plan,offer,A,b", "pt0002,reablement_plan,,A,b"
+    )
+    argv = ["weekly", "--data", str(tmp_path), "--as-of", "2026-10-26", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, "--overrides", str(path), "--workdir", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == (
+        f"[riskstrat] error: {path}: row 3: decision is empty (every row needs patient_id, "
+        "action, decision, who, why)\n"
+    )
+
+
+def test_places_for_help_the_exposure_rule_does_not_count_are_refused(tmp_path: Path) -> None:
+    only_reablement = ExposureRule(kinds=(REABLE,))
+    with pytest.raises(UserError, match=r"\[weekly.offers.capacity.social_prescribing_referral\]"):
+        weekly_run(
+            tmp_path,
+            WEEK,
+            None,  # refused before the model is needed
+            tmp_path,
+            WeeklyConfig(offers=settings()),
+            exposure_rule=only_reablement,
+        )
