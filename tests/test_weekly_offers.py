@@ -456,3 +456,19 @@ def test_places_for_help_the_exposure_rule_does_not_count_are_refused(tmp_path: 
             WeeklyConfig(offers=settings()),
             exposure_rule=only_reablement,
         )
+
+
+def test_a_decline_and_a_missed_place_are_both_said(tmp_path: Path) -> None:
+    people = week_people().assign(
+        benefit_reablement_plan=0.05, benefit_social_prescribing_referral=0.01
+    )
+    first = people.index[(people["locality"] == "North") & (people["tier"] != "")][0]
+    path = overrides_file(tmp_path, f"{first},reablement_plan,decline,A Nurse,not wanted")
+    few = settings(capacity={REABLE: {"North": 5}, SOCIAL: {"North": 0, "South": 1}})
+    offers = allocate(people, few, NO_HELP, WEEK, read_overrides(path))
+    reason = offers.columns.at[first, "offer_reason"]
+    assert reason.startswith("very high risk, not offered reablement plan: declined by the team")
+    assert reason.endswith(
+        "very high risk, not offered: no expected admissions prevented by "
+        "any help with places in North"
+    )

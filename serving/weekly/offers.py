@@ -192,10 +192,12 @@ class _Week:
         self.offer[pid], self.by[pid], self.reason[pid] = action, by, reason
 
     def refuse(self, pid: str, reason: str) -> None:
-        """Not offered: the reason, said first for anyone at very high risk."""
+        """Not offered: the reason (after any earlier one, such as a decline of the other
+        action), said first for anyone at very high risk."""
         if self.people.at[pid, "tier"] == VERY_HIGH:
             reason = reason.replace("not offered", "very high risk, not offered", 1)
-        self.reason.setdefault(pid, reason)
+        earlier = self.reason.get(pid)
+        self.reason[pid] = f"{earlier}; {reason}" if earlier else reason
 
 
 def allocate(
