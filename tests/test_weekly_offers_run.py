@@ -10,13 +10,14 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from riskstrat.common.errors import UserError
-from riskstrat.contract.schema import PRACTICES
+from riskstrat.contract.schema import EVENTS, PRACTICES, EventKind
 from riskstrat.models.registry import RegisteredBundle
 from riskstrat.serving.weekly.config import OfferSettings, WeeklyConfig
-from riskstrat.serving.weekly.offers import draw
+from riskstrat.serving.weekly.offers import draw, draw_events
 from riskstrat.serving.weekly.overrides import read_overrides
 from riskstrat.serving.weekly.run import weekly_run
 from riskstrat.serving.weekly.store import LOTTERY_FILE, WeekStore
@@ -139,6 +140,13 @@ def test_the_lottery_is_kept_with_the_week_and_read_back(offers_week: tuple[Path
         assert (people.loc[winners, "offer_by"] == "lottery").all()
         losers = rows.loc[~rows["won"], "patient_id"]
         assert (people.loc[losers, "offer"] == "").all()
+    # Fed back as contract events, the draw is what the evaluation's lottery design reads.
+    events = draw_events(draws)
+    table = pa.Table.from_pandas(events, schema=EVENTS.schema, preserve_index=False)
+    assert table.num_rows == len(draws)
+    assert set(events["kind"]) == {EventKind.RISK_LIST_LOTTERY.value}
+    assert (events["value"] == draws["won"].astype(float)).all()
+    assert set(events["start"]) == {WEEK}
 
 
 def test_same_inputs_give_the_same_bytes(

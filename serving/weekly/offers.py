@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from riskstrat.common.settings import SettingsError
+from riskstrat.contract.schema import EVENTS, EventKind
 from riskstrat.serving.weekly.config import ACTIONS, OFFERS_TABLE, OfferSettings
 from riskstrat.serving.weekly.overrides import NO_OVERRIDES, Decision, Override, Overrides
 from riskstrat.serving.weekly.tiers import listed_mask
@@ -511,6 +512,26 @@ def _result(state: _Week, overrides: Overrides) -> Offers:
         },
     }
     return Offers(columns, draws, manifest)
+
+
+def draw_events(draws: pd.DataFrame) -> pd.DataFrame:
+    """A week's draws (``WeekStore.lottery``) as contract events, the way ``riskstrat
+    evaluate`` reads a recorded lottery: one ``risk_list_lottery`` event per person drawn,
+    on the week's date, code the action drawn for, value 1 won (offered) or 0 not; to be
+    fed back with the next extract, like the list's scores."""
+    return pd.DataFrame(
+        {
+            "patient_id": draws["patient_id"].astype("str").to_numpy(),
+            "kind": EventKind.RISK_LIST_LOTTERY.value,
+            "start": [date.fromisoformat(w) for w in draws["week"]],
+            "end": None,
+            "code_system": "riskstrat",
+            "code": draws["action"].astype("str").to_numpy(),
+            "value": draws["won"].astype("float64").to_numpy(),
+            "cost": np.nan,
+        },
+        columns=list(EVENTS.schema.names),
+    )
 
 
 def _draws_manifest(draws: pd.DataFrame) -> list[dict]:
