@@ -174,6 +174,7 @@ class _Week:
     people: pd.DataFrame
     settings: OfferSettings
     key: RankingKey
+    very_high: frozenset[str] = frozenset()
     offer: dict[str, str] = field(default_factory=dict)
     by: dict[str, str] = field(default_factory=dict)
     key_value: dict[str, float] = field(default_factory=dict)
@@ -195,7 +196,7 @@ class _Week:
     def refuse(self, pid: str, reason: str) -> None:
         """Not offered: the reason (after any earlier one, such as a decline of the other
         action), said first for anyone at very high risk."""
-        if self.people.at[pid, "tier"] == VERY_HIGH:
+        if pid in self.very_high:
             reason = reason.replace("not offered", "very high risk, not offered", 1)
         earlier = self.reason.get(pid)
         self.reason[pid] = f"{earlier}; {reason}" if earlier else reason
@@ -221,7 +222,8 @@ def allocate(
         return _blank(people, settings, overrides)
     listed = people[listed_mask(people["tier"]).to_numpy()]
     actions = [a for a in ACTIONS if a in settings.capacity]
-    state = _Week(people, settings, ranking_key(listed, actions))
+    very_high = frozenset(people.index[people["tier"].to_numpy() == VERY_HIGH].astype("str"))
+    state = _Week(people, settings, ranking_key(listed, actions), very_high)
     declined = _apply_overrides(state, overrides)
     lines = _lines(state, listed, running, declined)
     for (team, action), line in sorted(lines.items()):
@@ -230,7 +232,7 @@ def allocate(
 
 
 def _check_teams(people: pd.DataFrame, settings: OfferSettings) -> None:
-    teams = set(people[settings.team].dropna().astype(str))
+    teams = {str(t) for t in people[settings.team].dropna().unique()}
     for action, places in settings.capacity.items():
         for team in places:
             if team not in teams:
@@ -297,14 +299,16 @@ def _lines(
 ) -> dict[tuple[str, str], list[tuple[str, float, float]]]:
     """Each team's line per action: (patient, key, risk) of everyone put in it."""
     lines: dict[tuple[str, str], list[tuple[str, float, float]]] = {}
-    team_column = state.settings.team
     key = state.key
-    for pid, row in listed.iterrows():
-        pid = str(pid)
+    helped = running.to_dict()
+    columns = ["risk", "pathway", *dict.fromkeys(key.columns.values())]
+    values_of = {c: listed[c].to_numpy() for c in columns}
+    rows = listed[state.settings.team].astype("str").to_numpy()
+    for i, (pid, team) in enumerate(zip(listed.index.astype("str"), rows, strict=True)):
         if pid in state.offer:
             continue
-        team = str(row[team_column])
-        kinds = running.get(pid)
+        row = {c: values_of[c][i] for c in columns}
+        kinds = helped.get(pid)
         if isinstance(kinds, tuple) and kinds:
             said = " and ".join(f"a {words(k)}" for k in kinds)
             state.refuse(pid, f"not offered: {said} already running")
