@@ -195,7 +195,7 @@ def _offers_summary(listed: pd.DataFrame, block: dict) -> list[tuple[str, str]]:
     if not block["active"]:
         return []
     made = listed["offer"].value_counts()
-    said = ", ".join(f"{int(made.get(a, 0)):,} {words(a)}" for a in block["capacity"])
+    said = ", ".join(f"{words(a)} {int(made.get(a, 0)):,}" for a in block["capacity"])
     lottery = "on" if block["lottery"]["on"] else "off"
     return [
         ("Offers proposed", said),
@@ -387,7 +387,7 @@ def _offers_said(offers: Offers) -> str:
     block = offers.manifest
     if not block["active"]:
         return "offers: no places set ([weekly.offers] capacity)"
-    made = ", ".join(f"{n:,} {words(a)}" for a, n in block["offered"].items())
+    made = ", ".join(f"{words(a)} {n:,}" for a, n in block["offered"].items())
     return f"offers: {made}, ranked by {block['ranking']['words']}"
 
 
