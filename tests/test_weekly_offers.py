@@ -137,7 +137,7 @@ def test_the_ranking_key_falls_back_and_says_which_was_used() -> None:
     chosen = np.where(made["offer"] == REABLE, made["benefit_reablement_plan"], 0)
     chosen = np.where(made["offer"] == SOCIAL, made["benefit_social_prescribing_referral"], chosen)
     assert (chosen > 0).all()
-    north = made[made["locality"] == "North"]
+    north = made[(made["locality"] == "North") & (made["offer_by"] != "second choice")]
     assert (
         north["offer_key"]
         >= north[["benefit_reablement_plan", "benefit_social_prescribing_referral"]].max(axis=1)
@@ -472,3 +472,40 @@ def test_a_decline_and_a_missed_place_are_both_said(tmp_path: Path) -> None:
         "very high risk, not offered: no expected admissions prevented by "
         "any help with places in North"
     )
+
+
+def test_places_left_after_first_choices_go_to_people_the_help_fits_too() -> None:
+    people = week_people(200, 4)
+    people["pathway"] = np.where(people.index.str[-1].isin(list("0123")), PATHWAYS[2], PATHWAYS[0])
+    fits = pd.DataFrame(
+        {p: False for p in PATHWAYS} | {"social prescribing": people.index.str[-1] < "6"},
+        index=people.index,
+    )
+    chosen = settings(lottery=True, lottery_seed=3, lottery_band=0.2)
+    offers = allocate(people, chosen, NO_HELP, WEEK, fits=fits)
+    table = people.join(offers.columns).join(fits["social prescribing"].rename("fits_social"))
+    social = table[table["offer"] == SOCIAL]
+    # Nobody's suggested pathway is social prescribing: North's 4 places go to second choices
+    # the help fits, in risk order, never to anyone in a draw, within the places.
+    assert len(social) == 4 and (social["locality"] == "North").all()
+    assert (social["offer_by"] == "second choice").all() and social["fits_social"].all()
+    assert not set(social.index) & set(offers.draws["patient_id"])
+    waiting = table[
+        (table["locality"] == "North")
+        & (table["tier"] != "")
+        & table["fits_social"]
+        & (table["offer"] == "")
+        & ~table.index.isin(offers.draws["patient_id"])
+    ]
+    assert social["risk"].min() >= waiting["risk"].max()
+    assert (
+        social["offer_reason"]
+        .str.startswith(
+            "offered social prescribing referral, which fits them too, with places left after "
+            "the first choices: "
+        )
+        .all()
+    )
+    assert offers.manifest["lines"][SOCIAL]["North"]["second_choice"] == 4
+    # Without the rules' view of what fits, those places stay empty.
+    assert not (allocate(people, chosen, NO_HELP, WEEK)).columns["offer"].eq(SOCIAL).any()

@@ -208,11 +208,14 @@ def allocate(
     running: pd.Series,
     week: date,
     overrides: Overrides = NO_OVERRIDES,
+    fits: pd.DataFrame | None = None,
 ) -> Offers:
     """The week's offers for ``people`` (indexed by patient: the team column, ``tier``,
     ``risk``, ``pathway``, and optionally ``avoidable_risk`` and ``benefit_<action>``);
     ``running`` holds, per patient with list-triggered help running, the kinds running
-    (``features.exposure.running_kinds``). See the module docstring."""
+    (``features.exposure.running_kinds``); ``fits`` (``pathways.Rules.fits``: a column per
+    pathway) says which other pathways' rules hold for each person, for the second choices.
+    See the module docstring."""
     _check_teams(people, settings)
     _check_people(people, overrides)
     if not settings.active:
@@ -228,7 +231,70 @@ def allocate(
     lines = _lines(state, listed, running, declined)
     for (team, action), line in sorted(lines.items()):
         _offer_line(state, team, action, line, week)
+    _second_choices(state, listed, running, declined, _fitting(listed, state.key, fits))
     return _result(state, overrides)
+
+
+def _fitting(listed: pd.DataFrame, key: RankingKey, fits: pd.DataFrame | None) -> pd.DataFrame:
+    """Per listed person and action, whether the action fits them: by estimated benefit,
+    when it is above zero; by a risk, when the suggested pathway names it or a rule for a
+    pathway naming it holds too (``fits``)."""
+    found = {}
+    for action in key.columns:
+        if key.per_action:
+            found[action] = listed[key.columns[action]].to_numpy() > 0
+            continue
+        pathways = [p for p, a in PATHWAY_ACTION.items() if a == action]
+        holds = listed["pathway"].isin(pathways).to_numpy()
+        for pathway in pathways:
+            if fits is not None and pathway in fits.columns:
+                holds = holds | fits[pathway].reindex(listed.index, fill_value=False).to_numpy(bool)
+        found[action] = holds
+    return pd.DataFrame(found, index=listed.index)
+
+
+def _second_choices(
+    state: _Week,
+    listed: pd.DataFrame,
+    running: pd.Series,
+    declined: dict[str, dict[str, Override]],
+    fitting: pd.DataFrame,
+) -> None:
+    """Places left after everyone's first choice go, in the same order, to listed people not
+    offered help (nor in a draw, which stays as drawn) whom the action fits too."""
+    drawn = {d["patient_id"] for d in state.draws}
+    helped = set(running.index.astype("str"))
+    key = state.key
+    team_of = listed[state.settings.team].astype("str")
+    for action in key.columns:
+        for team in sorted(state.settings.capacity[action]):
+            line = state.tally.get(action, {}).get(team, {})
+            taken = sum(line.get(k, 0) for k in ("by_team", "ranked", "lottery", "second_choice"))
+            free = state.places(action, team) - taken
+            if free <= 0:
+                continue
+            chosen = fitting[action].to_numpy() & (team_of == team).to_numpy()
+            waiting = [
+                (pid, float(listed.at[pid, key.columns[action]]), float(listed.at[pid, "risk"]))
+                for pid in listed.index[chosen].astype("str")
+                if pid not in state.offer
+                and pid not in drawn
+                and pid not in helped
+                and action not in declined.get(pid, {})
+            ]
+            waiting.sort(key=lambda p: (-p[1], -p[2], p[0]))
+            places = state.places(action, team)
+            for i, (pid, value, _) in enumerate(waiting[:free]):
+                state.count(action, team, "second_choice")
+                state.give(
+                    pid,
+                    action,
+                    "second choice",
+                    f"offered {words(action)}, which fits them too, with places left after "
+                    f"the first choices: {ordinal(taken + i + 1)} of {places} in {team} by "
+                    f"{key.words} {key.shown(value)}",
+                )
+                state.key_value[pid] = value
 
 
 def _check_teams(people: pd.DataFrame, settings: OfferSettings) -> None:

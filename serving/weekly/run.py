@@ -335,7 +335,7 @@ def weekly_run(
         )
     watch.lap("monitoring")
     say(f"monitoring: {monitoring.message}")
-    offers = allocate(people, config.offers, running, as_of, overrides)
+    offers = allocate(people, config.offers, running, as_of, overrides, rules.fits(people))
     people = people.join(offers.columns)
     shown = people[listed_mask(people["tier"]).to_numpy() | offers.offered.to_numpy()]
     listed = people.loc[listed.index]
