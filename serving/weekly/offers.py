@@ -13,6 +13,9 @@ team's line for an action is offered in order until its places are taken:
 - **The action**: by estimated benefit, the action with places in the person's team whose
   benefit is largest (none when no benefit is above zero); by a risk, the action the
   person's suggested pathway names (``PATHWAY_ACTION``): the pathway rules say what help fits.
+- **Second choices**: places still free after the first choices go, in the same order, to
+  listed people not offered help (nor in a draw) whom the action fits too: a benefit above
+  zero, or a rule of the action's pathway holding for them (``pathways.Rules.fits``).
 - **The team's overrides** (``overrides.Overrides``) come first: an offer takes one of the
   team's places for that action (refused beyond them), a decline takes the person out of
   that action's line this week.
