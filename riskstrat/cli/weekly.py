@@ -51,7 +51,10 @@ def cmd_weekly(
     workdir: Workdir = WORKDIR,
     config: Annotated[
         Path | None,
-        config_option("a [weekly] table of settings (and optional [engine] and [exposure] tables)"),
+        config_option(
+            "a [weekly] table of settings (with [weekly.offers]; optional [engine] and "
+            "[exposure] tables)"
+        ),
     ] = None,
     rules: Annotated[
         Path | None, option("FILE", "pathway rules file (default: the built-in one)")
