@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from weekly_fixture import write_week
 
 from riskstrat.cli import main
 from riskstrat.common.errors import UserError
@@ -18,6 +19,8 @@ from riskstrat.features.exposure import ExposureRule
 from riskstrat.serving.weekly.config import OfferSettings, WeeklyConfig
 from riskstrat.serving.weekly.offers import CapacityError, allocate, draw
 from riskstrat.serving.weekly.overrides import OverrideError, read_overrides
+from riskstrat.serving.weekly.pathways import load_rules
+from riskstrat.serving.weekly.referrals import drivers
 from riskstrat.serving.weekly.run import weekly_run
 
 WEEK = date(2026, 10, 26)
@@ -509,3 +512,22 @@ def test_places_left_after_first_choices_go_to_people_the_help_fits_too() -> Non
     assert offers.manifest["lines"][SOCIAL]["North"]["second_choice"] == 4
     # Without the rules' view of what fits, those places stay empty.
     assert not (allocate(people, chosen, NO_HELP, WEEK)).columns["offer"].eq(SOCIAL).any()
+
+
+def test_the_rules_say_which_pathways_fit_besides_the_one_that_fired(tmp_path: Path) -> None:
+    folder = write_week(tmp_path, WEEK, None)
+    people = pd.read_parquet(folder / "people.parquet").set_index("patient_id")
+    rules = load_rules()
+    fits = rules.fits(people)
+    fired = rules.apply(people)["pathway"]
+    assert all(fits.at[pid, pathway] for pid, pathway in fired.items())
+    applies = drivers(people)
+    social = (
+        (people["tier"] != "")
+        & applies.any(axis=1)
+        & ~people["flag_care_home"]
+        & (people["age"] >= 18)
+    )
+    assert fits["social prescribing"].equals(social.rename("social prescribing"))
+    both = fits["social prescribing"] & (fired == "integrated reablement plan")
+    assert both.any()  # frail and isolated: reablement first, social prescribing fits too
