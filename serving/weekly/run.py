@@ -338,7 +338,6 @@ def weekly_run(
     offers = allocate(people, config.offers, running, as_of, overrides, rules.fits(people))
     people = people.join(offers.columns)
     shown = people[listed_mask(people["tier"]).to_numpy() | offers.offered.to_numpy()]
-    listed = people.loc[listed.index]
     say(_offers_said(offers))
     manifest = {
         "as_of": as_of.isoformat(),
