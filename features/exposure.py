@@ -147,3 +147,19 @@ def exposure_shares(
     columns = [f"days_{k}" for k in rule.kinds]
     days = exposed.reindex(index)[columns].astype("float64").fillna(0.0)
     return days / horizon_days
+
+
+def running_kinds(sources: ContractTables, as_of: date, rule: ExposureRule) -> pd.Series:
+    """Per patient with help running on ``as_of`` (started before it, not yet ended): the
+    kinds running, in ``rule.kinds`` order, as a tuple; indexed by patient_id, sorted."""
+    frame = sources.run(_exposure(rule, 1), [as_of])
+    frame = frame[frame["running"].astype(bool)]
+    order = {kind: i for i, kind in enumerate(rule.kinds)}
+    kinds = (
+        frame.assign(order=frame["kind"].map(order))
+        .sort_values(["patient_id", "order"])
+        .groupby("patient_id", sort=True)["kind"]
+        .agg(lambda k: tuple(map(str, k)))
+    )
+    kinds.name = "running"
+    return kinds

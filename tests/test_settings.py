@@ -166,7 +166,7 @@ def test_riskstrat_train_refuses_an_unknown_lightgbm_key_in_one_line(tmp_path: P
     ],
 )
 def test_defaults_round_trip_through_their_table(tmp_path: Path, model: type, table: str) -> None:
-    values = {k: v for k, v in dataclasses.asdict(model()).items() if v is not None}
+    values = _without_none(dataclasses.asdict(model()))
     for part in reversed(table.split(".")):
         values = {part: values}
     path = tmp_path / "settings.toml"
@@ -180,6 +180,15 @@ def test_defaults_round_trip_through_their_table(tmp_path: Path, model: type, ta
         assert loaded[model](path) == model()
     else:
         assert getattr(TrainConfig.from_toml(path), table.split(".")[1]) == model()
+
+
+def _without_none(values: dict) -> dict:
+    """``values`` without unset settings, in sub-tables too (TOML has no null)."""
+    return {
+        k: _without_none(v) if isinstance(v, dict) else v
+        for k, v in values.items()
+        if v is not None
+    }
 
 
 def test_the_pathway_rules_round_trip(tmp_path: Path) -> None:
@@ -203,6 +212,13 @@ def test_the_weekly_manifest_keeps_its_settings() -> None:
         "recent_discharge_days": 30,
         "frailty_index_threshold": 0.25,
         "frequent_gp_contacts": 12,
+        "offers": {
+            "team": "locality",
+            "capacity": {},
+            "lottery": False,
+            "lottery_band": 0.1,
+            "lottery_seed": None,
+        },
     }
 
 

@@ -35,6 +35,8 @@ app = typer.Typer()
     "weekly",
     "score everyone and write the weekly lists",
     "riskstrat weekly --data work/validated --as-of 2026-10-26 --out work/lists",
+    "riskstrat weekly --data work/validated --as-of 2026-10-26 --out work/lists "
+    "--config weekly.toml --overrides north_overrides.csv",
     "riskstrat weekly --check-rules --rules my_pathways.toml",
 )
 def cmd_weekly(
@@ -49,7 +51,10 @@ def cmd_weekly(
     workdir: Workdir = WORKDIR,
     config: Annotated[
         Path | None,
-        config_option("a [weekly] table of settings (and optional [engine] and [exposure] tables)"),
+        config_option(
+            "a [weekly] table of settings (with [weekly.offers]; optional [engine] and "
+            "[exposure] tables)"
+        ),
     ] = None,
     rules: Annotated[
         Path | None, option("FILE", "pathway rules file (default: the built-in one)")
@@ -58,6 +63,14 @@ def cmd_weekly(
         bool, typer.Option("--check-rules", help="only check the rules file, then stop")
     ] = False,
     engine: EngineChoice = None,
+    overrides: Annotated[
+        Path | None,
+        option(
+            "FILE",
+            "the team's overrides of the proposed offers: CSV with patient_id, action, "
+            "decision (offer or decline), who, why",
+        ),
+    ] = None,
 ) -> None:
     """The main job for locality teams: score everyone with the champion, compare with last
     week, explain, suggest pathways and write each locality's and cluster's lists.
@@ -74,23 +87,30 @@ def cmd_weekly(
         raise UserError("weekly needs --data, --as-of and --out (or --check-rules)")
     from riskstrat.features.exposure import ExposureRule
     from riskstrat.models.store import load_champion
+    from riskstrat.serving.weekly.offers import CapacityError
+    from riskstrat.serving.weekly.overrides import NO_OVERRIDES, read_overrides
     from riskstrat.serving.weekly.run import weekly_run
 
     settings = from_config(WeeklyConfig, config)
     exposure_rule = from_config(ExposureRule, config)
+    team_overrides = read_overrides(overrides) if overrides else NO_OVERRIDES
     model = load_champion(tracking_uri(workdir))
     with reporting() as progress:
-        result = weekly_run(
-            data,
-            as_of,
-            model,
-            out,
-            settings,
-            loaded,
-            progress,
-            make_engine(engine, config),
-            exposure_rule=exposure_rule,
-        )
+        try:
+            result = weekly_run(
+                data,
+                as_of,
+                model,
+                out,
+                settings,
+                loaded,
+                progress,
+                make_engine(engine, config),
+                exposure_rule=exposure_rule,
+                overrides=team_overrides,
+            )
+        except CapacityError as exc:
+            raise exc.in_file(config) from None
     say_week(result)
 
 

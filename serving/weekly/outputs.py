@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from riskstrat.serving.weekly.offers import words
+
 # people.parquet column -> heading in the files people open, in order.
 COLUMNS: dict[str, str] = {
     "rank": "Rank",
@@ -37,17 +39,30 @@ COLUMNS: dict[str, str] = {
     "flags": "Flags",
     "pathway": "Suggested pathway",
     "pathway_rule": "Rule that suggested it",
+    "offer": "Offer this week",
+    "offer_reason": "Why offered or not",
 }
-_WIDTHS = {"Reason 1": 48, "Reason 2": 48, "Reason 3": 48, "Flags": 30, "Practice name": 28}
+_WIDTHS = {
+    "Why offered or not": 60,
+    "Reason 1": 48,
+    "Reason 2": 48,
+    "Reason 3": 48,
+    "Flags": 30,
+    "Practice name": 28,
+}
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _MODIFIED = re.compile(r"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
 
 
 def readable(listed: pd.DataFrame) -> pd.DataFrame:
-    """Listed rows (indexed by patient) as people read them: percentages, points, headings."""
+    """Listed rows (indexed by patient) as people read them: percentages, points, headings.
+    Offers are in words; a week written before offers existed shows none."""
+    offer = listed["offer"] if "offer" in listed.columns else pd.Series("", index=listed.index)
     frame = listed.reset_index().assign(
         risk_percent=(100 * listed["risk"].to_numpy()).round(1),
         change_points=(100 * listed["change"].to_numpy()).round(1),
+        offer=[words(a) if a else "" for a in offer],
+        offer_reason=listed.get("offer_reason", pd.Series("", index=listed.index)).to_numpy(),
     )
     return frame[list(COLUMNS)].rename(columns=COLUMNS).reset_index(drop=True)
 

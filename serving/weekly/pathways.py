@@ -82,6 +82,15 @@ class Rules:
             {"pathway": pathway, "pathway_rule": fired}, index=people.index, dtype="str"
         )
 
+    def fits(self, people: pd.DataFrame) -> pd.DataFrame:
+        """Per person and pathway, whether any rule for that pathway holds, whichever fired
+        first: the help a person's needs fit besides the suggested one."""
+        applies = drivers(people)
+        found = {p: np.zeros(len(people), dtype=bool) for p in PATHWAYS}
+        for rule in self.rules:
+            found[rule.pathway] |= _holds(rule, people, applies)
+        return pd.DataFrame(found, index=people.index)
+
 
 def _holds(rule: Rule, people: pd.DataFrame, applies: pd.DataFrame) -> np.ndarray:
     holds = np.ones(len(people), dtype=bool)

@@ -34,7 +34,7 @@ from riskstrat.features.absent import absent_features
 from riskstrat.features.bands import age_band
 from riskstrat.features.catalogue import FAMILIES, LIST_CONTEXT
 from riskstrat.features.engine import build_features, cohort_context
-from riskstrat.features.exposure import ExposureRule
+from riskstrat.features.exposure import ExposureRule, running_kinds
 from riskstrat.models.bundle import ModelBundle
 from riskstrat.models.registry import RegisteredBundle
 from riskstrat.models.tiers import LISTED_TIERS, top_mask
@@ -42,7 +42,9 @@ from riskstrat.serving.weekly.config import WeeklyConfig
 from riskstrat.serving.weekly.drift import drift_check
 from riskstrat.serving.weekly.flags import COLUMNS as FLAG_COLUMNS
 from riskstrat.serving.weekly.monitoring import Monitoring, monitor
+from riskstrat.serving.weekly.offers import Offers, allocate, words
 from riskstrat.serving.weekly.outputs import readable, scope_stems, write_workbook
+from riskstrat.serving.weekly.overrides import NO_OVERRIDES, Overrides
 from riskstrat.serving.weekly.pathways import Rules, load_rules
 from riskstrat.serving.weekly.referrals import COLUMNS as REFERRAL_COLUMNS
 from riskstrat.serving.weekly.referrals import frequent_gp
@@ -51,6 +53,7 @@ from riskstrat.serving.weekly.scoring import RISK, LocalScorer, Scorer, reason_c
 from riskstrat.serving.weekly.store import (
     BOROUGH_REPORT,
     LEFT_FILE,
+    LOTTERY_FILE,
     MANIFEST_FILE,
     PEOPLE_FILE,
     REASONS_FILE,
@@ -157,13 +160,15 @@ def _report(
     """The HTML report of a scope; ``table`` is ``readable(listed)``, already made."""
     by_tier = listed["tier"].value_counts()
     by_pathway = listed["pathway"].value_counts().sort_index()
+    on_list = int(listed_mask(listed["tier"]).sum())
     return report_html(
         title=f"Emergency admission risk list: {scope}, week of {manifest['as_of']}",
         summary=[
             ("Week (as of)", manifest["as_of"]),
             ("Compared with", manifest["previous_week"] or "no earlier week"),
             ("Model", f"{manifest['model']['name']} version {manifest['model']['version']}"),
-            ("People listed", f"{len(listed):,}"),
+            ("People listed", f"{on_list:,}"),
+            *_offers_summary(listed, manifest["offers"]),
         ],
         charts=[
             ("People per tier", [(t, float(by_tier.get(t, 0))) for t in LISTED_TIERS]),
@@ -183,6 +188,20 @@ def _report(
         table=table,
         outcome=manifest["model"]["outcome_description"],
     )
+
+
+def _offers_summary(listed: pd.DataFrame, block: dict) -> list[tuple[str, str]]:
+    """The report's lines about offers: how many of each action, and what ranked them."""
+    if not block["active"]:
+        return []
+    made = listed["offer"].value_counts()
+    said = ", ".join(f"{words(a)} {int(made.get(a, 0)):,}" for a in block["capacity"])
+    lottery = "on" if block["lottery"]["on"] else "off"
+    return [
+        ("Offers proposed", said),
+        ("Offers ranked by", block["ranking"]["words"]),
+        ("Lottery at the capacity boundary", lottery),
+    ]
 
 
 def _left_table(left: pd.DataFrame) -> pd.DataFrame:
@@ -267,12 +286,17 @@ def weekly_run(
     engine: Engine | None = None,
     inputs: WeekInputs | None = None,
     exposure_rule: ExposureRule | None = None,
+    overrides: Overrides = NO_OVERRIDES,
 ) -> WeeklyResult:
-    """Score, compare, explain, monitor and write the week; see the module docstring.
-    Features are built on ``engine`` (DuckDB by default) and scored where they are
+    """Score, compare, explain, monitor, propose offers and write the week; see the module
+    docstring. Features are built on ``engine`` (DuckDB by default) and scored where they are
     (``inputs_for``); the monitoring (``serving.weekly.monitoring``) asks the same engine,
-    with ``exposure_rule`` (``[exposure]``) saying what list-triggered help is."""
+    with ``exposure_rule`` (``[exposure]``) saying what list-triggered help is, which also
+    says who has help running and so is not proposed again (``serving.weekly.offers``, with
+    the team's ``overrides``)."""
     config = config or WeeklyConfig()
+    exposure_rule = exposure_rule or ExposureRule()
+    _check_actions(config, exposure_rule)
     rules = rules or load_rules()
     say = progress or QUIET
     watch = Stopwatch()
@@ -302,10 +326,19 @@ def weekly_run(
             as_of,
             listed.index,
             about.outcome,
-            exposure_rule or ExposureRule(),
+            exposure_rule,
+        )
+        running = (
+            running_kinds(sources, as_of, exposure_rule)
+            if config.offers.active
+            else pd.Series(dtype="object")
         )
     watch.lap("monitoring")
     say(f"monitoring: {monitoring.message}")
+    offers = allocate(people, config.offers, running, as_of, overrides, rules.fits(people))
+    people = people.join(offers.columns)
+    shown = people[listed_mask(people["tier"]).to_numpy() | offers.offered.to_numpy()]
+    say(_offers_said(offers))
     manifest = {
         "as_of": as_of.isoformat(),
         "model": {
@@ -325,15 +358,36 @@ def weekly_run(
         "drift": drift,
         "monitoring": monitoring.to_manifest(),
         "absent": {"kinds": list(absent), "features": absent_features(absent)},
+        "offers": offers.manifest,
     }
     say.advance(WEEKLY_RUN, 3, STEPS, "writing the files")
     folder, manifest = _write_week(
-        store, as_of, people, reasons, listed, left, manifest, monitoring
+        store, as_of, people, reasons, shown, left, manifest, monitoring, offers
     )
     watch.lap("outputs")
     say.advance(WEEKLY_RUN, STEPS, STEPS, "written")
     store.log_run(as_of, watch.seconds)
     return WeeklyResult(folder, manifest, watch.seconds, monitoring)
+
+
+def _check_actions(config: WeeklyConfig, rule: ExposureRule) -> None:
+    """Places for help the exposure rule does not count could be offered again and again:
+    who has it running would not be known."""
+    for action in config.offers.capacity:
+        if action not in rule.kinds:
+            raise UserError(
+                f"[weekly.offers.capacity.{action}]: {action} is not help the [exposure] rule "
+                f"counts (kinds: {', '.join(rule.kinds)}), so who has it running is unknown"
+            )
+
+
+def _offers_said(offers: Offers) -> str:
+    """One line for the command line: offers made per action, and what ranked them."""
+    block = offers.manifest
+    if not block["active"]:
+        return "offers: no places set ([weekly.offers] capacity)"
+    made = ", ".join(f"{words(a)} {n:,}" for a, n in block["offered"].items())
+    return f"offers: {made}, ranked by {block['ranking']['words']}"
 
 
 def _counts(
@@ -365,11 +419,15 @@ def _write_week(
     left: pd.DataFrame,
     manifest: dict,
     monitoring: Monitoring,
+    offers: Offers,
 ) -> tuple[Path, dict]:
-    """Write every file of the week through the store (staging, then one rename).
+    """Write every file of the week through the store (staging, then one rename); ``listed``
+    is who the teams' files show (the list and anyone offered help).
 
     Returns the folder and the manifest as written (with every file's digest)."""
     with store.writing(as_of) as staging:
+        if offers.manifest["lottery"]["on"]:
+            write_frame(offers.draws, staging / LOTTERY_FILE)
         stamp = datetime(as_of.year, as_of.month, as_of.day)
         people.drop(columns="reason_concepts").reset_index().to_parquet(
             staging / PEOPLE_FILE, index=False

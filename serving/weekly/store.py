@@ -32,6 +32,7 @@ REASONS_FILE = "reasons.parquet"
 MANIFEST_FILE = "manifest.json"
 LEFT_FILE = "left.csv"
 BOROUGH_REPORT = "report.html"
+LOTTERY_FILE = "lottery.csv"  # the week's draws, when the lottery is on
 RUN_LOG = "runs.jsonl"
 
 
@@ -124,6 +125,19 @@ class WeekStore:
         model = manifest.get("model")
         outcome = model.get("outcome") if isinstance(model, dict) else None
         return str(outcome) if outcome else None
+
+    def lottery(self, week: date | None = None) -> pd.DataFrame:
+        """The draws of the given week (or the latest), one row per person drawn, as the
+        weekly run kept them (``serving.weekly.offers.DRAW_COLUMNS``: team, action, seeds,
+        the band, places, the order drawn, patient_id, key, won); empty when none were
+        drawn, None when the lottery was off that week."""
+        path = self.folder(self.choose(week)) / LOTTERY_FILE
+        if not path.exists():
+            return None
+        text = {"week": "str", "team": "str", "action": "str", "draw_seed": "str"}
+        return pd.read_csv(
+            path, dtype=text | {"patient_id": "str", "won": "bool"}, keep_default_na=False
+        )
 
     def previous(self, as_of: date, columns: list[str]) -> tuple[date | None, pd.DataFrame]:
         """The latest week before ``as_of`` and its people's ``columns``, indexed by patient
