@@ -57,7 +57,7 @@ CASES = [
     (
         TrainConfig.from_toml,
         "[train.outcome]\nhorizon = 90\n",
-        "[train.outcome] horizon: unknown setting (known: horizon_days, include_death)",
+        "[train.outcome] horizon: unknown setting (known: horizon_days, include_death, admissions)",
     ),
     (
         TrainConfig.from_toml,
