@@ -1,4 +1,5 @@
-"""Models: ``train`` a challenger, ``promote`` it to champion if it passes the gate."""
+"""Models: ``train`` a challenger, ``promote`` it to champion if it passes the gate, and
+``benefit``: learn from past list-triggered help whom each kind of help helps."""
 
 from __future__ import annotations
 
@@ -143,3 +144,39 @@ def cmd_promote(
     say(decision.explain())
     if not decision.promoted:
         raise SystemExit(1)
+
+
+@command(
+    app,
+    "benefit",
+    "learn from past list-triggered help how much each kind prevents, person by person",
+    "riskstrat benefit --data work/validated --workdir work",
+    "riskstrat benefit --data work/validated --config benefit.toml --out benefit.json",
+)
+def cmd_benefit(
+    data: Annotated[Path, option("DIR", "folder of validated contract tables")],
+    out: Annotated[
+        Path | None, option("FILE", "where to save the model (default: WORKDIR/benefit.json)")
+    ] = None,
+    workdir: Workdir = WORKDIR,
+    config: Annotated[
+        Path | None, config_option("a [benefit] table (optional: [exposure], [engine])")
+    ] = None,
+    engine: EngineChoice = None,
+) -> None:
+    """Fit the benefit learner on every list run whose outcome window the data cover and save
+    it where the weekly run ranks offers by it (docs/targeting.md says what it rests on)."""
+    from riskstrat.contract.tables import ContractTables
+    from riskstrat.features.exposure import ExposureRule
+    from riskstrat.training.benefit import BenefitSettings, train_benefit
+
+    settings = from_config(BenefitSettings, config)
+    rule = from_config(ExposureRule, config)
+    path = out or WorkFolder(workdir).benefit
+    with reporting(), ContractTables.from_dir(data, make_engine(engine, config)) as sources:
+        model = train_benefit(sources, settings, rule, until=sources.event_span()[1])
+    model.save(path)
+    say(f"benefit model from {len(model.runs)} list runs, horizon {model.horizon_days} days")
+    for action in model.actions:
+        say(f"  {action.describe()}")
+    say(f"saved: {path}")
