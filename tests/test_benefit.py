@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from riskstrat.cli import main
+from riskstrat.common.defaults import WorkFolder
 from riskstrat.common.errors import UserError
 from riskstrat.contract.tables import ContractTables
 from riskstrat.contract.validation import validate_dir
@@ -217,3 +219,14 @@ def test_settings_refuse_a_window_too_short_to_count(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"\[benefit\] horizon_days"):
         BenefitSettings.from_toml(path)
     assert replace(SETTINGS, folds=3).folds == 3
+
+
+def test_the_command_saves_the_model_the_weekly_run_reads_and_says_each_actions_effect(
+    validated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["benefit", "--data", str(validated), "--workdir", str(tmp_path)])
+    printed = capsys.readouterr().out
+    saved = BenefitModel.load(WorkFolder(tmp_path).benefit)
+    assert saved.kinds == ExposureRule().kinds
+    for action in saved.actions:
+        assert action.describe() in printed
