@@ -46,8 +46,8 @@ def log_training(
 
     The bundle is registered under its outcome's name (``models.registry.bundle_name``); the
     new version gets that model's ``challenger`` alias, and ``champion`` moves only through
-    the promotion gate (``training.promote``). Both outcomes' runs share one experiment. ``datasets`` maps a context ("training",
-    "test") to a frame and the source it came from.
+    the promotion gate (``training.promote``). Both outcomes' runs share one experiment.
+    ``datasets`` maps a context ("training", "test") to a frame and the source it came from.
     """
     import mlflow
     from mlflow import MlflowClient
