@@ -60,7 +60,8 @@ def cmd_weekly(
     engine: EngineChoice = None,
 ) -> None:
     """The main job for locality teams: score everyone with the champion, compare with last
-    week, explain, suggest pathways and write each locality's and cluster's lists.
+    week, explain, suggest pathways and write each locality's and cluster's lists. With a
+    champion of potentially avoidable admissions too, its risk is shown beside the first.
 
     --data, --as-of and --out are needed unless --check-rules is given."""
     from riskstrat.serving.weekly.config import WeeklyConfig
@@ -73,12 +74,15 @@ def cmd_weekly(
     if data is None or as_of is None or out is None:
         raise UserError("weekly needs --data, --as-of and --out (or --check-rules)")
     from riskstrat.features.exposure import ExposureRule
-    from riskstrat.models.store import load_champion
+    from riskstrat.models.registry import registered_name
+    from riskstrat.models.store import champion_if_any, load_champion
     from riskstrat.serving.weekly.run import weekly_run
 
     settings = from_config(WeeklyConfig, config)
     exposure_rule = from_config(ExposureRule, config)
-    model = load_champion(tracking_uri(workdir))
+    uri = tracking_uri(workdir)
+    model = load_champion(uri)
+    avoidable = champion_if_any(uri, registered_name("avoidable"))
     with reporting() as progress:
         result = weekly_run(
             data,
@@ -90,6 +94,7 @@ def cmd_weekly(
             progress,
             make_engine(engine, config),
             exposure_rule=exposure_rule,
+            avoidable=avoidable,
         )
     say_week(result)
 

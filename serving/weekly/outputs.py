@@ -38,18 +38,29 @@ COLUMNS: dict[str, str] = {
     "pathway": "Suggested pathway",
     "pathway_rule": "Rule that suggested it",
 }
+# Shown after the risk when the week has the second model (``avoidable_risk``).
+AVOIDABLE_HEADING = "Risk of a potentially avoidable emergency admission in 12 months (%)"
 _WIDTHS = {"Reason 1": 48, "Reason 2": 48, "Reason 3": 48, "Flags": 30, "Practice name": 28}
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _MODIFIED = re.compile(r"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
 
 
 def readable(listed: pd.DataFrame) -> pd.DataFrame:
-    """Listed rows (indexed by patient) as people read them: percentages, points, headings."""
+    """Listed rows (indexed by patient) as people read them: percentages, points, headings
+    (the avoidable-admission risk after the risk, when the rows have one)."""
     frame = listed.reset_index().assign(
         risk_percent=(100 * listed["risk"].to_numpy()).round(1),
         change_points=(100 * listed["change"].to_numpy()).round(1),
     )
-    return frame[list(COLUMNS)].rename(columns=COLUMNS).reset_index(drop=True)
+    headings = COLUMNS
+    if "avoidable_risk" in listed.columns:
+        frame["avoidable_risk_percent"] = (100 * listed["avoidable_risk"].to_numpy()).round(1)
+        headings = {}
+        for column, heading in COLUMNS.items():
+            headings[column] = heading
+            if column == "risk_percent":
+                headings["avoidable_risk_percent"] = AVOIDABLE_HEADING
+    return frame[list(headings)].rename(columns=headings).reset_index(drop=True)
 
 
 def write_workbook(sheets: dict[str, pd.DataFrame], path: Path, stamp: datetime) -> None:

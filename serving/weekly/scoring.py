@@ -21,6 +21,7 @@ from riskstrat.serving.weekly.referrals import COLUMNS as REFERRAL_COLUMNS
 
 KEY = "patient_id"
 RISK = "risk"
+AVOIDABLE_RISK = "avoidable_risk"  # the second model's risk, when the week has one
 REASON_COLUMNS = (
     "patient_id",
     "position",
@@ -99,6 +100,11 @@ class Scorer(Protocol):
         """``person_rows`` for everyone, indexed by patient (any order)."""
         ...
 
+    def risk(self, bundle: ModelBundle) -> pd.Series:
+        """Another model's risk for everyone, from the same features, indexed by patient
+        (any order); asked before ``reasons``."""
+        ...
+
     def reasons(self, explained: pd.Index) -> pd.DataFrame:
         """``reason_table`` for the ``explained`` patients, in their order."""
         ...
@@ -112,6 +118,9 @@ class LocalScorer:
 
     def rows(self) -> pd.DataFrame:
         return person_rows(self.features, self.bundle, self.config)
+
+    def risk(self, bundle: ModelBundle) -> pd.Series:
+        return pd.Series(bundle.predict(self.features), index=self.features.index, name=RISK)
 
     def reasons(self, explained: pd.Index) -> pd.DataFrame:
         chosen = self.features.index.isin(explained)

@@ -6,7 +6,8 @@ pickles as its model text). What comes back to the driver:
 
 - for everyone, the narrow ``person_rows``: risk, the flags and the few feature columns the
   week's files and drift check show (``people.parquet`` has a row per person, so the driver
-  needs one; the model's other inputs never leave the executors);
+  needs one; the model's other inputs never leave the executors); and, when the week has a
+  second model (potentially avoidable admissions), its risk from a pass of its own;
 - for the explained people only (everyone listed and the top ``explain_share``), their
   reasons, from a second pass over just those people (who they are depends on everyone's
   risk, so it cannot be decided within a partition).
@@ -107,6 +108,19 @@ class SparkScorer:
 
         scored = self.features.mapInPandas(score, _schema(fields))
         return _collect(scored, fields).set_index(KEY)
+
+    def risk(self, bundle: ModelBundle) -> pd.Series:
+        missing = [c for c in bundle.feature_names if c not in self.features.columns]
+        if missing:
+            raise ValueError(f"Spark features lack column(s): {', '.join(missing)}")
+        fields = [(KEY, "string"), (RISK, "double")]
+
+        def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            for batch in batches:
+                yield pd.DataFrame({KEY: batch[KEY], RISK: bundle.predict(batch.set_index(KEY))})
+
+        scored = self.features.mapInPandas(score, _schema(fields))
+        return _collect(scored, fields).set_index(KEY)[RISK]
 
     def reasons(self, explained: pd.Index) -> pd.DataFrame:
         """The last pass: the persisted features are released after it."""
