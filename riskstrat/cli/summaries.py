@@ -51,9 +51,7 @@ def say_week(result: WeeklyResult) -> None:
     if second["version"] is None:
         say(f"potentially avoidable admissions: none scored ({second['absent']})")
     else:
-        say(
-            f"potentially avoidable admissions scored with {second['name']} version {second['version']}"
-        )
+        say(f"potentially avoidable admissions: {second['name']} version {second['version']}")
     say(f"model check: {result.manifest['drift']['verdict']}")
     say(f"monitoring: {result.monitoring.message}")
     absent = result.manifest["absent"]
