@@ -65,6 +65,7 @@ def test_the_avoidable_models_report_is_against_its_own_oracle(
     assert mine.metrics["auroc"] < mine.metrics["oracle_auroc"] + 0.01
     card = (avoidable_trained.report_dir / "model_card.html").read_text()
     assert "potentially avoidable emergency admission" in card
+    assert f"<h1>Model card: {AVOIDABLE} (avoidable_emergency_admission_365d)</h1>" in card
 
 
 @pytest.fixture
