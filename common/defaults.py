@@ -26,6 +26,8 @@ class WorkFolder:
         self.artifacts = root / "mlartifacts"  # MLflow's artifact store
         self.bentoml = root / "bentoml"  # BentoML's model store
         self.report = root / "report"  # the latest training's report and model card
+        # The demo's second model (potentially avoidable admissions): its report and card.
+        self.avoidable_report = root / "report-avoidable"
         self.lists = root / "lists"  # the weekly runs, one folder a week
         self.evaluations = root / "evaluations"  # the built-in plans' evaluations
         self.access = root / "access.toml"  # the service's tokens
