@@ -244,3 +244,22 @@ def test_without_the_second_champion_the_api_says_null(
     assert answer.avoidable_model is None and answer.scores[0].avoidable_risk is None
     assert answer.scores[0].risk == pytest.approx(champion.bundle.predict(some_people.iloc[:1])[0])
     assert service.model_info().avoidable_model is None
+
+
+def test_the_pages_show_the_avoidable_risk_when_the_week_has_it(
+    in_process_service: InProcessService,
+    weeks: dict[str, WeeklyResult],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in in_process_service.environment.items():
+        monkeypatch.setenv(key, value)
+    heading = "Risk of a potentially avoidable"
+    for name, shown in (("both", True), ("first", False)):
+        monkeypatch.setenv("RISKSTRAT_WEEKLY_DIR", str(weeks[name].folder.parent))
+        client = in_process_service.client(follow_redirects=False)
+        assert client.post("/ui/login", data={"token": "token-ds"}).status_code == 303
+        page = client.get("/ui/")
+        assert page.status_code == 200 and (heading in page.text) == shown
+        top = _people(weeks[name]).index[0]
+        person = client.get("/ui/patient", params={"id": top})
+        assert person.status_code == 200 and (heading in person.text) == shown
