@@ -113,17 +113,9 @@ def cause_weights(state: State, people: People) -> np.ndarray:
 
 
 def avoidable_share(state: State, people: People) -> np.ndarray:
-    """Each person's probability that an emergency admission now is potentially avoidable
-    (summed cause by cause: the truth asks this of everyone on every path and month, and the
-    person-by-cause matrix cost more than the sums)."""
-    n, terms = len(state.age), Terms.of(state, people)
-    avoidable, total = np.zeros(n), np.zeros(n)
-    for cause, counts in zip(CAUSES, AVOIDABLE, strict=True):
-        weight = cause.weight(terms)
-        total += weight
-        if counts:
-            avoidable += weight
-    return avoidable / total
+    """Each person's probability that an emergency admission now is potentially avoidable."""
+    weights = cause_weights(state, people)
+    return weights[:, AVOIDABLE].sum(axis=1) / weights.sum(axis=1)
 
 
 def hazard_ratio(share: np.ndarray, avoidable_hr: np.ndarray) -> np.ndarray:
