@@ -201,24 +201,27 @@ def exact_risk(
         if ratios is not None and ratios.avoidable is not None
         else np.zeros(0, np.int64)
     )
-    draws = np.empty((paths, n))
-    either, avoidable = np.zeros(n), np.zeros(n)
-    untreated_sums = np.zeros((2, len(untreated)))
+    # Averaged alike (the mean over paths), so that an untreated risk equals the treated one
+    # to the last bit wherever no action runs, whoever else a run acts on.
+    draws, avoidable = np.empty((paths, n)), np.empty((paths, n))
+    untreated_draws = np.empty((2, paths, len(untreated)))
+    either = np.zeros(n)
     for first in range(0, paths, paths_per_batch):
         batch = min(paths_per_batch, paths - first)
         index = np.tile(np.arange(n), batch)
         found = _path_probabilities(
             take(state, index), people.take(index), constants, months, rng, ratios, batch, untreated
         )
-        draws[first : first + batch] = found.admission.reshape(batch, n)
+        done = slice(first, first + batch)
+        draws[done] = found.admission.reshape(batch, n)
+        avoidable[done] = found.avoidable.reshape(batch, n)
         either += found.admission_or_death.reshape(batch, n).sum(axis=0)
-        avoidable += found.avoidable.reshape(batch, n).sum(axis=0)
         for i, p in enumerate((found.admission_untreated, found.avoidable_untreated)):
-            untreated_sums[i] += p.reshape(batch, len(untreated)).sum(axis=0)
-    p_admission, p_avoidable = draws.mean(axis=0), avoidable / paths
+            untreated_draws[i, done] = p.reshape(batch, len(untreated))
+    p_admission, p_avoidable = draws.mean(axis=0), avoidable.mean(axis=0)
     p_admission_untreated, p_avoidable_untreated = p_admission.copy(), p_avoidable.copy()
-    p_admission_untreated[untreated] = untreated_sums[0] / paths
-    p_avoidable_untreated[untreated] = untreated_sums[1] / paths
+    p_admission_untreated[untreated] = untreated_draws[0].mean(axis=0)
+    p_avoidable_untreated[untreated] = untreated_draws[1].mean(axis=0)
     return Truth(
         p_admission=p_admission,
         p_admission_or_death=either / paths,
