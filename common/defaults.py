@@ -27,6 +27,8 @@ class WorkFolder:
         self.bentoml = root / "bentoml"  # BentoML's model store
         self.report = root / "report"  # the latest training's report and model card
         self.benefit = root / "benefit.json"  # the benefit model (riskstrat benefit)
+        # The demo's second model (potentially avoidable admissions): its report and card.
+        self.avoidable_report = root / "report-avoidable"
         self.lists = root / "lists"  # the weekly runs, one folder a week
         self.evaluations = root / "evaluations"  # the built-in plans' evaluations
         self.access = root / "access.toml"  # the service's tokens

@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from riskstrat.features.labels import Admissions
 from riskstrat.models.drift import DriftReference
 from riskstrat.models.tiers import Tiers
 
@@ -26,7 +27,9 @@ class OutcomeDescription(BaseModel):
     """What the model predicts.
 
     From contract tables: an emergency admission (or death, with ``include_death``) starting
-    within ``horizon_days`` of the as-of date. From a feature table: its ``label_column``.
+    within ``horizon_days`` of the as-of date, any or only a potentially avoidable one
+    (``admissions``; bundles saved before it was recorded predict any). From a feature table:
+    its ``label_column``.
     """
 
     model_config = _FROZEN
@@ -34,6 +37,7 @@ class OutcomeDescription(BaseModel):
     name: str = Field(min_length=1)
     horizon_days: int = Field(ge=1, le=1095)
     include_death: bool = False
+    admissions: Admissions = "any"
     label_column: str | None = None
 
     def sentence(self) -> str:
@@ -41,6 +45,11 @@ class OutcomeDescription(BaseModel):
         if self.label_column is not None:
             return f"the feature table's label column '{self.label_column}' (1 = the outcome)"
         what = "an emergency admission or death" if self.include_death else "an emergency admission"
+        if self.admissions == "avoidable":
+            what = (
+                "a potentially avoidable emergency admission (a primary diagnosis usually "
+                "managed in the community, such as COPD, heart failure or a urinary infection)"
+            )
         return f"{what} within {self.horizon_days} days of the as-of date (that day included)"
 
 

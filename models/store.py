@@ -90,6 +90,15 @@ def store(registered: RegisteredBundle) -> str:
     return str(entry.tag)
 
 
+def champion_if_any(tracking_uri: str, name: str) -> RegisteredBundle | None:
+    """``load_champion`` of a model a deployment may run without (the potentially avoidable
+    admissions' model): None when the registry has no champion of it."""
+    try:
+        return load_champion(tracking_uri, name)
+    except NoChampionError:
+        return None
+
+
 def load_champion(tracking_uri: str, name: str = MODEL_NAME) -> RegisteredBundle:
     """The champion's bundle from the store, importing it from MLflow if missing."""
     version = champion_version(tracking_uri, name)

@@ -1,6 +1,8 @@
 """The whole job on a synthetic borough, as a library function: generate, validate, train,
 promote, list two weeks and evaluate the built-in plans (what ``riskstrat demo`` and
-``make run`` do).
+``make run`` do). Both outcome models are trained and promoted (any emergency admission, and
+potentially avoidable ones), and the weeks show both risks; ``second_model=False`` leaves
+the second out.
 
 The command line parses options and prints the :class:`DemoResult`; everything else is
 here, so the demo can also be run from a notebook or a test.
@@ -38,6 +40,9 @@ class DemoResult:
     training: TrainResult
     decision: Decision
     weekly: WeeklyResult  # the second of the two weeks
+    # The model of potentially avoidable admissions (None when left out).
+    avoidable_training: TrainResult | None
+    avoidable_decision: Decision | None
     evaluations: tuple[EvaluationResults, ...]
     seconds: float
 
@@ -53,15 +58,20 @@ def run_demo(
     *,
     tracking_uri: str,
     progress: Progress = QUIET,
+    second_model: bool = True,
 ) -> DemoResult:
     """Run the main job on a synthetic borough of ``patients`` people under ``workdir``,
     registering models at ``tracking_uri``; ``progress`` hears each of the five steps.
+    ``second_model``: also train, promote and list with the model of potentially avoidable
+    admissions.
 
     A ``UserError`` when no model can be promoted (a borough too small to train on)."""
     from riskstrat.contract.validation import validate_dir
+    from riskstrat.features.labels import Outcome
     from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS
     from riskstrat.impact.run import evaluate
-    from riskstrat.models.store import load_champion
+    from riskstrat.models.registry import registered_name
+    from riskstrat.models.store import champion_if_any, load_champion
     from riskstrat.serving.weekly.run import weekly_run
     from riskstrat.serving.weekly.store import latest_monday
     from riskstrat.sources.synthetic.borough import TRUTH_DIR, generate, write
@@ -103,12 +113,30 @@ def run_demo(
     progress(f"    promotion gate: {decision.explain()}")
     if not decision.promoted and decision.champion_version is None:
         raise UserError(f"no champion to score with: {decision.explain()} (try more --patients)")
+    avoidable_training = avoidable_decision = None
+    if second_model:
+        progress(f"3/{STEPS} the second model: potentially avoidable admissions")
+        avoidable_training = train_from_contract(
+            validated,
+            TrainConfig(seed=seed, outcome=Outcome(admissions="avoidable")),
+            tracking_uri=tracking_uri,
+            artifact_root=folder.artifacts,
+            report_dir=folder.avoidable_report,
+            truth_path=borough / TRUTH_DIR / "truth.parquet",
+            progress=progress,
+        )
+        name = registered_name("avoidable")
+        avoidable_decision = promote(validated, tracking_uri, seed=seed, name=name)
+        progress(f"    promotion gate: {avoidable_decision.explain()}")
 
     as_of = latest_monday(synth.end)
     model = load_champion(tracking_uri)
+    avoidable = champion_if_any(tracking_uri, registered_name("avoidable"))
     for week in (as_of - timedelta(days=7), as_of):
         progress(f"4/{STEPS} weekly risk lists as of {week} (champion)")
-        weekly = weekly_run(validated, week, model, folder.lists, progress=progress)
+        weekly = weekly_run(
+            validated, week, model, folder.lists, progress=progress, avoidable=avoidable
+        )
 
     evaluations = []
     for plan in BUILT_IN_PLANS:
@@ -123,6 +151,8 @@ def run_demo(
         training=training,
         decision=decision,
         weekly=weekly,
+        avoidable_training=avoidable_training,
+        avoidable_decision=avoidable_decision,
         evaluations=tuple(evaluations),
         seconds=time.perf_counter() - began,
     )

@@ -499,7 +499,7 @@ class Access:
             "model_version": record.get("model_version"),
             "seconds": round(seconds, 4),
         }
-        for noted in ("week", "evaluation", "reason"):
+        for noted in ("avoidable_model_version", "week", "evaluation", "reason"):
             if noted in record:
                 entry[noted] = record[noted]
         if asked and asked.fields():

@@ -8,6 +8,11 @@ settings: ``serving.settings.ServiceSettings``). Start it with ``riskstrat serve
 Without a champion (none promoted yet, the registry unreachable) it starts all the same:
 ``/livez`` answers, ``/readyz`` and the model endpoints answer 503 saying why, and the model
 is loaded as soon as one is promoted.
+
+When the registry also has a champion of potentially avoidable admissions
+(``avoidable-admission-risk``), every score carries that risk too (``avoidable_risk``, and the
+model's version in the response); without one those fields are null. Tiers, percentiles and
+reasons are the first model's.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from starlette.responses import Response
 
 from riskstrat.features.spec import FeatureSpec
 from riskstrat.models.bundle import FeatureRangeError, ModelBundle
-from riskstrat.models.registry import RegisteredBundle
+from riskstrat.models.registry import RegisteredBundle, registered_name
 from riskstrat.models.store import NoChampionError, champion_version, load_champion
 from riskstrat.models.tiers import LISTED_TIERS, SCORED_TIERS, ListedTier, spelled
 from riskstrat.serving.access import (
@@ -110,6 +115,11 @@ class ScoreOut(BaseModel):
         description=f"{spelled(SCORED_TIERS)}: the model's cut-offs, as the weekly lists"
     )
     reasons: list[ReasonOut]
+    avoidable_risk: float | None = Field(
+        None,
+        description="calibrated probability of a potentially avoidable emergency admission "
+        "(avoidable_model); null when the service has no such model",
+    )
 
 
 class ScoreResponse(BaseModel):
@@ -117,6 +127,11 @@ class ScoreResponse(BaseModel):
     model_version: str
     outcome: str
     scores: list[ScoreOut]
+    avoidable_model: str | None = Field(
+        None, description="the model behind avoidable_risk; null when there is none"
+    )
+    avoidable_model_version: str | None = None
+    avoidable_outcome: str | None = None
 
 
 class TierCutoffs(BaseModel):
@@ -135,6 +150,12 @@ class ModelInfo(BaseModel):
     tiers: TierCutoffs = Field(description="the cut-offs /v1/score and the weekly lists apply")
     features: list[str]
     metrics: dict[str, float]
+    avoidable_model: str | None = Field(
+        None, description="the model of potentially avoidable admissions; null when none"
+    )
+    avoidable_model_version: str | None = None
+    avoidable_outcome_description: str | None = None
+    avoidable_metrics: dict[str, float] | None = None
 
 
 class EvaluationListed(BaseModel):
@@ -375,6 +396,7 @@ class RiskService:
         self.tracking_uri = settings.require("tracking_uri")
         cancel_request_timers()
         self.model: RegisteredBundle | None = None
+        self.avoidable: RegisteredBundle | None = None  # the optional second model
         self.no_model = "the champion is being loaded"  # why there is no model, while none
         self._load_first()
         threading.Thread(target=self._watch, args=(settings.reload_seconds,), daemon=True).start()
@@ -407,6 +429,7 @@ class RiskService:
             reason = f"the champion could not be loaded ({type(exc).__name__}, see the log)"
             detail = f"the champion could not be loaded: {type(exc).__name__}: {exc}"
         else:
+            self._second()
             freeze_long_lived()
             logger.info("serving admission-risk version %s", self.model.version)
             return True
@@ -426,10 +449,43 @@ class RiskService:
             return self._load_first()
         version = champion_version(self.tracking_uri)
         if version == self.model.version:
-            return False
+            return self._second()
         self.model = load_champion(self.tracking_uri)
+        self._second(recheck=True)
         freeze_long_lived()
         logger.info("switched to admission-risk version %s", self.model.version)
+        return True
+
+    def _second(self, recheck: bool = False) -> bool:
+        """Switch to the current champion of potentially avoidable admissions, or to none;
+        True if it changed. ``recheck``: load it again even if unchanged (the first model
+        changed: its features must still cover the second's). A registry or store failure
+        keeps what is served (logged)."""
+        name = registered_name("avoidable")
+        try:
+            try:
+                version: str | None = champion_version(self.tracking_uri, name)
+            except NoChampionError:
+                version = None
+            if not recheck and version == (self.avoidable.version if self.avoidable else None):
+                return False
+            found = load_champion(self.tracking_uri, name) if version else None
+        except Exception:  # the first model is served all the same
+            logger.exception("could not load the champion of %s", name)
+            return False
+        if found is not None and self.model is not None:
+            lacking = set(found.bundle.feature_names) - set(self.model.bundle.feature_names)
+            if lacking:
+                logger.warning(
+                    "not serving %s version %s: it needs features the first model does not "
+                    "take (%s)",
+                    name,
+                    found.version,
+                    ", ".join(sorted(lacking)[:5]),
+                )
+                found = None
+        self.avoidable = found
+        logger.info("serving %s version %s", name, found.version if found else "none")
         return True
 
     def _watch(self, seconds: float) -> None:
@@ -450,15 +506,16 @@ class RiskService:
         top_k: TopK = 3,
     ) -> ScoreResponse:
         """Calibrated risk, tier, percentile and the top reasons for each record."""
-        model = self.model  # one model for the whole request, even if a switch happens
+        # One pair of models for the whole request, even if a switch happens.
+        model, avoidable = self.model, self.avoidable
         if model is None:
             return self._no_model()
         values = records_matrix(records, model.bundle.feature_names)
         in_range(model.bundle, values, "records[{}].features")
         ids = [r.id for r in records]
         if len(values) <= INLINE_ROWS:
-            return _respond(model, ids, values, top_k)
-        return await asyncio.to_thread(_respond, model, ids, values, top_k)
+            return _respond(model, ids, values, top_k, avoidable)
+        return await asyncio.to_thread(_respond, model, ids, values, top_k, avoidable)
 
     @bentoml.api(route="/v1/score-history")
     def score_history(
@@ -468,7 +525,7 @@ class RiskService:
         top_k: TopK = 3,
     ) -> ScoreResponse:
         """The same answer as ``/v1/score``, from events: features computed as in training."""
-        model = self.model
+        model, avoidable = self.model, self.avoidable
         if model is None:
             return self._no_model()
         try:
@@ -476,7 +533,7 @@ class RiskService:
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from exc
         values = in_range(model.bundle, model.bundle.values(features), "people[{}]")
-        return _respond(model, list(features.index), values, top_k)
+        return _respond(model, list(features.index), values, top_k, avoidable)
 
     @bentoml.api(route="/v1/weekly-list")
     def weekly_list(
@@ -559,10 +616,11 @@ class RiskService:
     @bentoml.api(route="/v1/model")
     def model_info(self) -> ModelInfo:
         """Which model answers, what it predicts, and how well it did out of time."""
-        model = self.model
+        model, avoidable = self.model, self.avoidable
         if model is None:
             return self._no_model()
         about = model.bundle.described
+        second = avoidable.bundle.described if avoidable else None
         return ModelInfo(
             model=model.name,
             model_version=model.version,
@@ -573,18 +631,54 @@ class RiskService:
             test_as_of=about.test.as_of,
             tiers=TierCutoffs(very_high=about.tiers.very_high, high=about.tiers.high),
             features=model.bundle.feature_names,
-            metrics={k: v for k, v in about.metrics.items() if np.isfinite(v)},
+            metrics=_finite(about.metrics),
+            avoidable_model=avoidable.name if avoidable else None,
+            avoidable_model_version=avoidable.version if avoidable else None,
+            avoidable_outcome_description=second.outcome.sentence() if second else None,
+            avoidable_metrics=_finite(second.metrics) if second else None,
         )
 
 
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if np.isfinite(v)}
+
+
+def second_risk(
+    avoidable: RegisteredBundle | None, names: list[str], values: np.ndarray, threads: int
+) -> np.ndarray | None:
+    """The second model's risk for rows of ``values`` (columns ``names``, the first model's
+    order), or None without one (or, for the moment a first model switches, with one whose
+    features the first does not cover)."""
+    if avoidable is None:
+        return None
+    wanted = avoidable.bundle.feature_names
+    if wanted != names:
+        where = {n: i for i, n in enumerate(names)}
+        if not all(n in where for n in wanted):
+            return None
+        values = values[:, [where[n] for n in wanted]]
+    return avoidable.bundle.predict(values, threads)
+
+
 def _respond(
-    model: RegisteredBundle, ids: list[str], values: np.ndarray, top_k: int
+    model: RegisteredBundle,
+    ids: list[str],
+    values: np.ndarray,
+    top_k: int,
+    avoidable: RegisteredBundle | None = None,
 ) -> ScoreResponse:
     """Scores, tiers and reasons for rows of model-ready values (in ``feature_names`` order),
-    noted in the request's audit record."""
-    note(patient_ids=[str(i) for i in ids], model_version=model.version)
+    with the second model's risk when there is one, noted in the request's audit record."""
     bundle = model.bundle
     threads = threads_for(len(values))
+    second = second_risk(avoidable, bundle.feature_names, values, threads)
+    if second is None:
+        avoidable, second_values = None, [None] * len(values)
+    else:
+        second_values = [float(r) for r in second]
+    note(patient_ids=[str(i) for i in ids], model_version=model.version)
+    if avoidable is not None:
+        note(avoidable_model_version=avoidable.version)
     if top_k:
         risk, reasons = bundle.predict_and_explain(values, top_k, threads)
     else:
@@ -608,14 +702,20 @@ def _respond(
                 )
                 for x in why
             ],
+            avoidable_risk=a,
         )
-        for person, r, p, t, why in zip(ids, risk, percentile, tiers, reasons, strict=True)
+        for person, r, p, t, why, a in zip(
+            ids, risk, percentile, tiers, reasons, second_values, strict=True
+        )
     ]
     return ScoreResponse(
         model=model.name,
         model_version=model.version,
         outcome=about.outcome.name,
         scores=scores,
+        avoidable_model=avoidable.name if avoidable else None,
+        avoidable_model_version=avoidable.version if avoidable else None,
+        avoidable_outcome=avoidable.bundle.described.outcome.name if avoidable else None,
     )
 
 

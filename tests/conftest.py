@@ -18,7 +18,8 @@ from starlette.testclient import TestClient
 
 from riskstrat.contract.engines import SparkEngine, SparkSettings
 from riskstrat.contract.validation import validate_dir
-from riskstrat.models.registry import RegisteredBundle, load_registered
+from riskstrat.features.labels import Outcome
+from riskstrat.models.registry import RegisteredBundle, load_registered, registered_name
 from riskstrat.serving.settings import ServiceSettings
 from riskstrat.sources.synthetic.borough import TRUTH_DIR, Borough, generate, write
 from riskstrat.sources.synthetic.config import SynthConfig
@@ -107,11 +108,44 @@ def champion(trained: TrainResult, validated: Path, tracking_uri: str) -> Regist
 
 
 @pytest.fixture(scope="session")
+def avoidable_trained(
+    validated: Path,
+    small_borough_dir: Path,
+    tracking_uri: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> TrainResult:
+    """The second model, of potentially avoidable admissions, in the same registry."""
+    work = tmp_path_factory.mktemp("train-avoidable")
+    return train_from_contract(
+        validated,
+        TrainConfig(bootstrap=20, outcome=Outcome(admissions="avoidable")),
+        tracking_uri=tracking_uri,
+        artifact_root=work / "artifacts",
+        report_dir=work / "report",
+        truth_path=small_borough_dir / TRUTH_DIR / "truth.parquet",
+    )
+
+
+@pytest.fixture(scope="session")
+def avoidable_champion(
+    avoidable_trained: TrainResult, validated: Path, tracking_uri: str
+) -> RegisteredBundle:
+    name = registered_name("avoidable")
+    decision = promote(validated, tracking_uri, resamples=20, name=name)
+    assert decision.promoted and decision.champion_version is None
+    return load_registered(tracking_uri, name=name)
+
+
+@pytest.fixture(scope="session")
 def in_process_service(
-    champion: RegisteredBundle, tracking_uri: str, tmp_path_factory: pytest.TempPathFactory
+    champion: RegisteredBundle,
+    avoidable_champion: RegisteredBundle,
+    tracking_uri: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[InProcessService]:
     """One in-process service for every test that needs one: BentoML sets up its Prometheus
-    metrics once per process, so a second app in the same process fails on its first request."""
+    metrics once per process, so a second app in the same process fails on its first request.
+    It serves both champions (any emergency admission, and potentially avoidable ones)."""
     from riskstrat.serving.service import RiskService
 
     folder = tmp_path_factory.mktemp("in-process")

@@ -73,6 +73,20 @@ def test_only_the_narrow_rows_and_the_explained_come_back(
     assert reasons.groupby("patient_id")["position"].max().max() <= config.reasons_kept
 
 
+def test_the_second_model_is_scored_on_the_executors_as_in_pandas(
+    validated: Path,
+    champion: RegisteredBundle,
+    avoidable_champion: RegisteredBundle,
+    spark: SparkSession,
+) -> None:
+    bundle, config = champion.bundle, WeeklyConfig()
+    _, local = local_inputs(validated, WEEK, bundle, config, QUIET)
+    _, on_spark = _on_spark(spark)(validated, WEEK, bundle, config, QUIET)
+    second = avoidable_champion.bundle
+    expected = local.risk(second)
+    pd.testing.assert_series_equal(on_spark.risk(second).reindex(expected.index), expected)
+
+
 def test_features_without_a_model_column_are_refused(
     validated: Path, champion: RegisteredBundle, spark: SparkSession
 ) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from riskstrat.contract.schema import EVENTS, PATIENTS, EventKind
+from riskstrat.features.avoidable import potentially_avoidable
 from riskstrat.features.catalogue import CONDITIONS
 from riskstrat.features.labels import Outcome
 from riskstrat.sources.synthetic.borough import Borough, generate
@@ -92,6 +93,8 @@ def _truth_with_outcomes(borough: Borough) -> pd.DataFrame:
     patients = borough.patients.to_pandas(date_as_object=False).set_index("patient_id")
     frame = truth.set_index("patient_id").join(patients)
     frame["admitted"] = frame.index.isin(admissions["patient_id"])
+    avoidable = potentially_avoidable(admissions["code"], admissions["code_system"])
+    frame["avoidable_admitted"] = frame.index.isin(admissions.loc[avoidable, "patient_id"])
     left = frame["registration_end"] < as_of + pd.Timedelta(days=364)
     frame["age"] = (as_of - frame["birth_month"]).dt.days / 365.25
     return frame[~left]
@@ -123,6 +126,26 @@ def test_oracle_is_calibrated_by_risk_group(small_borough: Borough) -> None:
         observed = group["admitted"].mean()
         standard_error = np.sqrt(expected * (1 - expected) / len(group))
         assert abs(observed - expected) < 3.5 * standard_error + 0.005
+
+
+def test_the_avoidable_oracle_is_calibrated_and_below_any_admission(
+    small_borough: Borough,
+) -> None:
+    """Any potentially avoidable admission in the horizon counts, as in the labels: the
+    truth's risk of one matches the observed rate, overall and by risk group, and is below the
+    risk of any admission for everyone (and never above its untreated version)."""
+    truth = small_borough.truth
+    assert (truth["p_avoidable_admission"] < truth["p_admission"]).all()
+    assert (truth["p_avoidable_admission"] <= truth["p_avoidable_admission_untreated"]).all()
+    frame = _truth_with_outcomes(small_borough)
+    groups = pd.qcut(frame["p_avoidable_admission"], 5, labels=False)
+    for group in (frame, *(g for _, g in frame.groupby(groups))):
+        expected = group["p_avoidable_admission"].mean()
+        observed = group["avoidable_admitted"].mean()
+        standard_error = np.sqrt((group["p_avoidable_admission"] * (1 - expected)).sum()) / len(
+            group
+        )
+        assert abs(observed - expected) < 3.5 * standard_error + 0.003
 
 
 def test_risk_rises_steeply_with_age(small_borough: Borough) -> None:

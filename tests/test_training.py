@@ -179,3 +179,11 @@ def test_the_oracle_is_the_truth_of_the_labels_outcome() -> None:
         matched_truth(truth, Outcome())
     with pytest.raises(OracleMismatchError, match="records no horizon_days"):
         matched_truth(truth.drop(columns="horizon_days"), Outcome(horizon_days=180))
+    avoidable = Outcome(horizon_days=180, admissions="avoidable")
+    with pytest.raises(OracleMismatchError, match="no p_avoidable_admission column"):
+        matched_truth(truth, avoidable)
+    truth = truth.assign(
+        p_avoidable_admission=[0.03, 0.05], p_avoidable_admission_untreated=[0.04, 0.05]
+    )
+    matched = matched_truth(truth, avoidable)
+    assert matched[[ORACLE, UNTREATED]].to_numpy().tolist() == [[0.03, 0.04], [0.05, 0.05]]

@@ -63,15 +63,28 @@ class Outcome(Protocol):
     @property
     def include_death(self) -> bool: ...
 
+    @property
+    def admissions(self) -> str: ...
+
+
+def _truth_columns(outcome: Outcome) -> dict[str, str]:
+    """The truth's columns for the outcome's risk and (when it has one) its untreated risk."""
+    if outcome.include_death:
+        return {"p_admission_or_death": ORACLE}
+    if outcome.admissions == "avoidable":
+        return {"p_avoidable_admission": ORACLE, "p_avoidable_admission_untreated": UNTREATED}
+    return {"p_admission": ORACLE, "p_admission_untreated": UNTREATED}
+
 
 def matched_truth(truth: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
     """The synthetic truth's exact risk of the labels' very outcome: ``patient_id``,
-    ``as_of``, ``ORACLE`` and, for admissions alone, ``UNTREATED`` (the risk without the
-    list's actions; the generator has none for admission or death).
+    ``as_of``, ``ORACLE`` and, for admissions alone (any, or potentially avoidable ones),
+    ``UNTREATED`` (the risk without the list's actions; the generator has none for admission
+    or death).
 
-    ``OracleMismatchError`` when the truth records no horizon or another horizon than the
-    labels': joined by as-of date alone, a 180-day label would be scored against a
-    365-day risk.
+    ``OracleMismatchError`` when the truth lacks the outcome's risk, or records no horizon or
+    another horizon than the labels': joined by as-of date alone, a 180-day label would be
+    scored against a 365-day risk.
     """
     if "horizon_days" not in truth.columns:
         raise OracleMismatchError(
@@ -85,10 +98,14 @@ def matched_truth(truth: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
             f"{outcome.horizon_days} days: they cannot be compared (generate the borough with "
             f"that horizon, or leave the truth out)"
         )
-    risk = "p_admission_or_death" if outcome.include_death else "p_admission"
-    columns = {risk: ORACLE}
-    if not outcome.include_death and "p_admission_untreated" in truth.columns:
-        columns["p_admission_untreated"] = UNTREATED
+    wanted = _truth_columns(outcome)
+    risk = next(iter(wanted))
+    if risk not in truth.columns:
+        raise OracleMismatchError(
+            f"the truth file has no {risk} column (written by an older generator): generate "
+            "the borough again, or leave the truth out"
+        )
+    columns = {k: v for k, v in wanted.items() if k in truth.columns}
     matched = truth[["patient_id", "as_of", *columns]].rename(columns=columns)
     return matched.assign(as_of=pd.to_datetime(matched["as_of"]).dt.date)
 

@@ -18,6 +18,7 @@ from markupsafe import Markup
 from riskstrat.common.templates import html_environment
 from riskstrat.features.spec import FeatureSpec
 from riskstrat.models.description import ModelDescription
+from riskstrat.models.registry import registered_name
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -66,13 +67,15 @@ def model_card(
     drift: pd.DataFrame,
     absent: list[str] | None = None,
 ) -> str:
-    """The card's HTML; ``absent`` (``features.absent.describe_absent``) names the features
-    computed from event kinds the training data held none of."""
+    """The card's HTML, titled with the registered model's name (one per outcome);
+    ``absent`` (``features.absent.describe_absent``) names the features computed from event
+    kinds the training data held none of."""
     return (
         _environment()
         .get_template("model_card.html")
         .render(
             d=description,
+            name=registered_name(description.outcome.admissions),
             m=description.metrics,
             n_features=len(specs),
             missing_data=missing_data(specs),

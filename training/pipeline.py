@@ -236,6 +236,7 @@ def train_from_contract(
             name=outcome.name,
             horizon_days=outcome.horizon_days,
             include_death=outcome.include_death,
+            admissions=outcome.admissions,
         ),
         train_as_of=config.train_as_of,
         test_design=TestDesign(kind="out_of_time", as_of=config.test_as_of),

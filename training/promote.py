@@ -16,6 +16,9 @@ The challenger passes when:
 With no champion yet, only the calibration gate applies. Every decision is recorded as an
 MLflow run in the ``admission-risk-promotions`` experiment and as tags on the challenger's
 model version.
+
+Each outcome is its own registered model (``models.registry.registered_name``): the gate
+compares a model's challenger with the champion of that same model, and moves only its alias.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from riskstrat.models.registry import (
     CHALLENGER,
     CHAMPION,
     MODEL_NAME,
+    MODEL_NAMES,
     RegisteredBundle,
     load_registered,
 )
@@ -63,12 +67,14 @@ class Decision:
     failed_gates: tuple[str, ...]
     figures: dict[str, float] = field(default_factory=dict)
     test_rows: str = ""  # which test rows the models were compared on, in words
+    model_name: str = MODEL_NAME  # the registered model (one per outcome)
 
     def explain(self) -> str:
         rows = f" ({self.test_rows})" if self.test_rows else ""
+        version = f"{self.model_name} version {self.challenger_version}"
         if self.promoted:
-            return f"version {self.challenger_version} promoted to champion{rows}"
-        return f"version {self.challenger_version} refused{rows}: " + "; ".join(self.failed_gates)
+            return f"{version} promoted to champion{rows}"
+        return f"{version} refused{rows}: " + "; ".join(self.failed_gates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +193,9 @@ def _test_set(bundle: ModelBundle, data_dir: Path | None, table: Path | None) ->
         )
     as_of = described.test.as_of
     outcome = Outcome(
-        horizon_days=described.outcome.horizon_days, include_death=described.outcome.include_death
+        horizon_days=described.outcome.horizon_days,
+        include_death=described.outcome.include_death,
+        admissions=described.outcome.admissions,
     )
     sources = ContractTables.from_dir(data_dir)
     features = build_features(sources, [as_of])
@@ -232,13 +240,32 @@ def judge(
     return failed, figures | {"test_rows_left_out_exposed": float(test.left_out)}
 
 
-def _current(tracking_uri: str, alias: str) -> RegisteredBundle | None:
+def _current(tracking_uri: str, alias: str, name: str) -> RegisteredBundle | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return load_registered(tracking_uri, alias=alias)
+        return load_registered(tracking_uri, name=name, alias=alias)
     except MlflowException:
         return None
+
+
+def latest_challenger(tracking_uri: str) -> str:
+    """The registered model whose challenger was registered last (the one just trained): what
+    ``riskstrat promote`` promotes unless told which. ``UserError`` if no model has one."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    registered = {}
+    for name in MODEL_NAMES.values():
+        try:
+            found = client.get_model_version_by_alias(name, CHALLENGER)
+        except MlflowException:
+            continue
+        registered[name] = found.creation_timestamp
+    if not registered:
+        raise UserError(f"no model version has the alias '{CHALLENGER}': train one first")
+    return max(registered, key=registered.__getitem__)
 
 
 def _promotions_experiment(client: MlflowClient) -> str:
@@ -258,8 +285,10 @@ def promote(
     seed: int = 0,
     *,
     table: Path | None = None,
+    name: str = MODEL_NAME,
 ) -> Decision:
-    """Run the gate for the current challenger; move ``champion`` if it passes; record it.
+    """Run the gate for registered model ``name``'s challenger against its own champion; move
+    that ``champion`` if it passes; record it.
 
     The test set is the challenger's own (see ``_test_set``): ``data_dir`` for a model
     trained on contract tables, ``table`` for one trained on a feature table."""
@@ -268,13 +297,13 @@ def promote(
     if data_dir is not None:
         with ContractTables.from_dir(data_dir) as sources:
             require_for("promote", present_kinds(sources), str(data_dir))
-    challenger = _current(tracking_uri, CHALLENGER)
+    challenger = _current(tracking_uri, CHALLENGER, name)
     if challenger is None:
-        raise UserError(f"no model version has the alias '{CHALLENGER}': train one first")
-    champion = _current(tracking_uri, CHAMPION)
+        raise UserError(f"no version of {name} has the alias '{CHALLENGER}': train one first")
+    champion = _current(tracking_uri, CHAMPION, name)
     if champion is not None and champion.version == challenger.version:
         store(challenger)
-        return Decision(challenger.version, champion.version, True, (), {})
+        return Decision(challenger.version, champion.version, True, (), {}, model_name=name)
     test = _test_set(challenger.bundle, data_dir, table)
     failed, figures = judge(
         challenger.bundle, champion.bundle if champion else None, test, resamples, seed
@@ -286,23 +315,23 @@ def promote(
         failed,
         figures,
         test.phrase,
+        name,
     )
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
     if decision.promoted:
         store(challenger)
-        client.set_registered_model_alias(MODEL_NAME, CHAMPION, challenger.version)
+        client.set_registered_model_alias(name, CHAMPION, challenger.version)
     client.set_model_version_tag(
-        MODEL_NAME, challenger.version, "promotion", "promoted" if decision.promoted else "refused"
+        name, challenger.version, "promotion", "promoted" if decision.promoted else "refused"
     )
-    client.set_model_version_tag(
-        MODEL_NAME, challenger.version, "promotion_reason", decision.explain()
-    )
+    client.set_model_version_tag(name, challenger.version, "promotion_reason", decision.explain())
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run(experiment_id=_promotions_experiment(client)):
         mlflow.log_params(
             {
+                "registered_model": name,
                 "challenger_version": challenger.version,
                 "champion_version": decision.champion_version or "none",
                 "promoted": decision.promoted,

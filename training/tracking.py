@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from riskstrat.models.bundle import ModelBundle
-from riskstrat.models.registry import BUNDLE_ARTIFACT, CHALLENGER, MODEL_NAME
+from riskstrat.models.registry import BUNDLE_ARTIFACT, CHALLENGER, bundle_name
 
 EXPERIMENT = "admission-risk"
 # The model-from-code file, located without importing it (importing it registers a model).
@@ -28,6 +28,7 @@ RUNTIME = ("lightgbm", "pandas", "numpy", "mlflow", "pyarrow")
 class LoggedRun:
     run_id: str
     model_version: str
+    model_name: str  # the registered model: one per outcome (``models.registry``)
 
 
 def log_training(
@@ -43,9 +44,10 @@ def log_training(
 ) -> LoggedRun:
     """One MLflow run: params, metrics, datasets, report files, and the registered bundle.
 
-    The new version gets the ``challenger`` alias; ``champion`` moves only through the
-    promotion gate (``training.promote``). ``datasets`` maps a context ("training",
-    "test") to a frame and the source it came from.
+    The bundle is registered under its outcome's name (``models.registry.bundle_name``); the
+    new version gets that model's ``challenger`` alias, and ``champion`` moves only through
+    the promotion gate (``training.promote``). Both outcomes' runs share one experiment.
+    ``datasets`` maps a context ("training", "test") to a frame and the source it came from.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -53,6 +55,7 @@ def log_training(
 
     from riskstrat.training.datasets import snapshot_dataset
 
+    name = bundle_name(bundle)
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
@@ -65,7 +68,7 @@ def log_training(
         )
     )
     with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
-        mlflow.log_params(params)
+        mlflow.log_params(params | {"registered_model": name})
         mlflow.log_metrics(metrics)
         with warnings.catch_warnings():
             # A local path is both a file and an artifact source to MLflow, and categorical
@@ -88,8 +91,8 @@ def log_training(
             artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
             signature=infer_signature(sample, bundle.predict(sample)),
             pip_requirements=[f"{p}=={version(p)}" for p in RUNTIME],
-            registered_model_name=MODEL_NAME,
+            registered_model_name=name,
         )
         model_version = str(info.registered_model_version)
-    client.set_registered_model_alias(MODEL_NAME, CHALLENGER, model_version)
-    return LoggedRun(run.info.run_id, model_version)
+    client.set_registered_model_alias(name, CHALLENGER, model_version)
+    return LoggedRun(run.info.run_id, model_version, name)

@@ -47,6 +47,11 @@ def say_week(result: WeeklyResult) -> None:
         f"(new {counts['new']:,}, stayed {counts['stayed']:,}, left {counts['left']:,}) "
         f"in {sum(result.seconds.values()):.1f} s"
     )
+    second = result.manifest["avoidable_model"]
+    if second["version"] is None:
+        say(f"potentially avoidable admissions: none scored ({second['absent']})")
+    else:
+        say(f"potentially avoidable admissions: {second['name']} version {second['version']}")
     say(f"model check: {result.manifest['drift']['verdict']}")
     say(f"monitoring: {result.monitoring.message}")
     absent = result.manifest["absent"]

@@ -100,18 +100,37 @@ def cmd_demo(
     workdir: Workdir = WORKDIR,
     patients: Patients = DEMO_PATIENTS,
     seed: Seed = SEED,
+    second_model: Annotated[
+        bool,
+        typer.Option(
+            "--second-model/--no-second-model",
+            help="also train, promote and list with the model of potentially avoidable admissions",
+        ),
+    ] = True,
 ) -> None:
-    """The main job on a synthetic borough: generate, validate, train, promote, list two
-    weeks, evaluate the built-in plans."""
+    """The main job on a synthetic borough: generate, validate, train, promote (both outcome
+    models), list two weeks, evaluate the built-in plans."""
     from riskstrat.demo import run_demo
 
     uri = tracking_uri(workdir)
     with reporting() as progress:
-        done = run_demo(workdir, patients, seed, tracking_uri=uri, progress=progress)
+        done = run_demo(
+            workdir,
+            patients,
+            seed,
+            tracking_uri=uri,
+            progress=progress,
+            second_model=second_model,
+        )
     say(f"done in {done.seconds:.0f} s")
     say_training(done.training)
-    say(f"admission-risk {done.decision.explain()}")
+    say(done.decision.explain())
     say(f"evaluation report and model card: {done.training.report_dir}")
+    if done.avoidable_training is not None and done.avoidable_decision is not None:
+        say("potentially avoidable admissions:")
+        say_training(done.avoidable_training)
+        say(done.avoidable_decision.explain())
+        say(f"its report and model card: {done.avoidable_training.report_dir}")
     say_week(done.weekly)
     for evaluation in done.evaluations:
         say(f"{evaluation.plan.title}: {done.evaluation_report(evaluation)}")

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -75,6 +75,7 @@ def cmd_train(
     """Train on contract tables or your own feature table, test out of time, write the report
     and register the model as challenger."""
     from riskstrat.features.exposure import ExposureRule
+    from riskstrat.models.registry import registered_name
     from riskstrat.training.config import TrainConfig
     from riskstrat.training.pipeline import train_from_contract, train_from_table
 
@@ -104,10 +105,11 @@ def cmd_train(
                 **common,
             )
     say_training(result)
-    say(f"registered admission-risk version {result.run.model_version} as challenger")
+    say(f"registered {result.run.model_name} version {result.run.model_version} as challenger")
     say(f"report and model card: {result.report_dir}")
     source = f"--data {data}" if data else f"--features {features}"
-    say(f"to compare with the champion: riskstrat promote {source}")
+    which = "avoidable" if result.run.model_name == registered_name("avoidable") else "any"
+    say(f"to compare with the champion: riskstrat promote {source} --admissions {which}")
 
 
 @command(
@@ -115,6 +117,7 @@ def cmd_train(
     "promote",
     "make the challenger champion if it passes the gate",
     "riskstrat promote --data work/validated --workdir work",
+    "riskstrat promote --data work/validated --admissions avoidable",
     "riskstrat promote --features table.parquet",
 )
 def cmd_promote(
@@ -133,14 +136,26 @@ def cmd_promote(
     seed: Annotated[
         int, typer.Option(metavar="N", help="seed of the gate's bootstrap resamples")
     ] = SEED,
+    admissions: Annotated[
+        Literal["any", "avoidable"] | None,
+        typer.Option(
+            help="which model: any emergency admission (admission-risk) or potentially "
+            "avoidable ones (avoidable-admission-risk); default: the one trained last",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Compare the challenger with the champion on the challenger's own test set (out of time,
-    less the rows list-triggered help touched; or its table's held-out groups); promote it if
-    it passes the gate. Exits 1 when the challenger is refused."""
-    from riskstrat.training.promote import promote
+    """Compare a model's challenger with the champion of the same model (outcome) on the
+    challenger's own test set (out of time, less the rows list-triggered help touched; or its
+    table's held-out groups); promote it if it passes the gate. Exits 1 when the challenger
+    is refused."""
+    from riskstrat.models.registry import registered_name
+    from riskstrat.training.promote import latest_challenger, promote
 
     one_source(data, features)
-    decision = promote(data, tracking_uri(workdir), seed=seed, table=features)
+    uri = tracking_uri(workdir)
+    name = registered_name(admissions) if admissions else latest_challenger(uri)
+    decision = promote(data, uri, seed=seed, table=features, name=name)
     say(decision.explain())
     if not decision.promoted:
         raise SystemExit(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,9 +23,12 @@ from riskstrat.cli.options import (
 )
 from riskstrat.cli.reporter import reporting, say
 from riskstrat.cli.summaries import say_week
-from riskstrat.common.defaults import WORKDIR
+from riskstrat.common.defaults import WORKDIR, WorkFolder
 from riskstrat.common.errors import UserError
 from riskstrat.common.spreadsheet import write_frame
+
+if TYPE_CHECKING:
+    from riskstrat.serving.weekly.run import SavedBenefit
 
 app = typer.Typer()
 
@@ -71,9 +74,18 @@ def cmd_weekly(
             "decision (offer or decline), who, why",
         ),
     ] = None,
+    benefit: Annotated[
+        Path | None,
+        option(
+            "FILE",
+            "the benefit model that ranks the offers (default: WORKDIR/benefit.json when "
+            "`riskstrat benefit` has written it)",
+        ),
+    ] = None,
 ) -> None:
     """The main job for locality teams: score everyone with the champion, compare with last
-    week, explain, suggest pathways and write each locality's and cluster's lists.
+    week, explain, suggest pathways and write each locality's and cluster's lists. With a
+    champion of potentially avoidable admissions too, its risk is shown beside the first.
 
     --data, --as-of and --out are needed unless --check-rules is given."""
     from riskstrat.serving.weekly.config import WeeklyConfig
@@ -86,7 +98,8 @@ def cmd_weekly(
     if data is None or as_of is None or out is None:
         raise UserError("weekly needs --data, --as-of and --out (or --check-rules)")
     from riskstrat.features.exposure import ExposureRule
-    from riskstrat.models.store import load_champion
+    from riskstrat.models.registry import registered_name
+    from riskstrat.models.store import champion_if_any, load_champion
     from riskstrat.serving.weekly.offers import CapacityError
     from riskstrat.serving.weekly.overrides import NO_OVERRIDES, read_overrides
     from riskstrat.serving.weekly.run import weekly_run
@@ -94,7 +107,10 @@ def cmd_weekly(
     settings = from_config(WeeklyConfig, config)
     exposure_rule = from_config(ExposureRule, config)
     team_overrides = read_overrides(overrides) if overrides else NO_OVERRIDES
-    model = load_champion(tracking_uri(workdir))
+    saved = _benefit(benefit, WorkFolder(workdir).benefit)
+    uri = tracking_uri(workdir)
+    model = load_champion(uri)
+    avoidable = champion_if_any(uri, registered_name("avoidable"))
     with reporting() as progress:
         try:
             result = weekly_run(
@@ -108,10 +124,23 @@ def cmd_weekly(
                 make_engine(engine, config),
                 exposure_rule=exposure_rule,
                 overrides=team_overrides,
+                avoidable=avoidable,
+                benefit=saved,
             )
         except CapacityError as exc:
             raise exc.in_file(config) from None
     say_week(result)
+
+
+def _benefit(given: Path | None, default: Path) -> SavedBenefit | None:
+    """The benefit model given, else the work folder's when there is one."""
+    from riskstrat.serving.weekly.run import SavedBenefit
+
+    if given is not None:
+        if not given.is_file():
+            raise UserError(f"{given}: no benefit model there (riskstrat benefit writes one)")
+        return SavedBenefit.load(given)
+    return SavedBenefit.load(default) if default.is_file() else None
 
 
 @command(

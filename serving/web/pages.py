@@ -161,6 +161,7 @@ def weekly_list(request: Request, principal: Principal) -> Response:
     context |= {
         "query": query,
         "rows": shown.to_dict("records"),
+        "avoidable": "avoidable_risk" in shown.columns,  # the week has the second model
         "total": len(chosen),
         "listed": len(listed),
         "new_count": int((listed["week_status"] == "new").sum()),

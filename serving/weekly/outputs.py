@@ -50,13 +50,16 @@ _WIDTHS = {
     "Flags": 30,
     "Practice name": 28,
 }
+# Shown after the risk when the week has the second model (``avoidable_risk``).
+AVOIDABLE_HEADING = "Risk of a potentially avoidable emergency admission in 12 months (%)"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _MODIFIED = re.compile(r"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
 
 
 def readable(listed: pd.DataFrame) -> pd.DataFrame:
-    """Listed rows (indexed by patient) as people read them: percentages, points, headings.
-    Offers are in words; a week written before offers existed shows none."""
+    """Listed rows (indexed by patient) as people read them: percentages, points, headings
+    (the avoidable-admission risk after the risk, when the rows have one). Offers are in
+    words; a week written before offers existed shows none."""
     offer = listed["offer"] if "offer" in listed.columns else pd.Series("", index=listed.index)
     frame = listed.reset_index().assign(
         risk_percent=(100 * listed["risk"].to_numpy()).round(1),
@@ -64,7 +67,15 @@ def readable(listed: pd.DataFrame) -> pd.DataFrame:
         offer=[words(a) if a else "" for a in offer],
         offer_reason=listed.get("offer_reason", pd.Series("", index=listed.index)).to_numpy(),
     )
-    return frame[list(COLUMNS)].rename(columns=COLUMNS).reset_index(drop=True)
+    headings = COLUMNS
+    if "avoidable_risk" in listed.columns:
+        frame["avoidable_risk_percent"] = (100 * listed["avoidable_risk"].to_numpy()).round(1)
+        headings = {}
+        for column, heading in COLUMNS.items():
+            headings[column] = heading
+            if column == "risk_percent":
+                headings["avoidable_risk_percent"] = AVOIDABLE_HEADING
+    return frame[list(headings)].rename(columns=headings).reset_index(drop=True)
 
 
 def write_workbook(sheets: dict[str, pd.DataFrame], path: Path, stamp: datetime) -> None:

@@ -9,10 +9,16 @@ and an HTML report, ``left.csv``, and ``manifest.json``. They are written to a s
 and renamed into place, so a failed run leaves the last good week untouched, and they hold no
 clock time, so the same week run again on the same inputs gives identical bytes. Stage
 timings go to ``<out>/runs.jsonl``, one line per run.
+
+The champion of any emergency admission ranks, tiers and explains. When a champion of
+potentially avoidable admissions is given too, it scores everyone from the same features and
+its risk (``avoidable_risk``) stands beside the first in the files; without one the column is
+absent and the manifest's ``avoidable_model`` says why.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -35,8 +41,9 @@ from riskstrat.features.bands import age_band
 from riskstrat.features.catalogue import FAMILIES, LIST_CONTEXT
 from riskstrat.features.engine import build_features, cohort_context
 from riskstrat.features.exposure import ExposureRule, running_kinds
+from riskstrat.models.benefit import BenefitModel
 from riskstrat.models.bundle import ModelBundle
-from riskstrat.models.registry import RegisteredBundle
+from riskstrat.models.registry import RegisteredBundle, registered_name
 from riskstrat.models.tiers import LISTED_TIERS, top_mask
 from riskstrat.serving.weekly.config import WeeklyConfig
 from riskstrat.serving.weekly.drift import drift_check
@@ -49,7 +56,13 @@ from riskstrat.serving.weekly.pathways import Rules, load_rules
 from riskstrat.serving.weekly.referrals import COLUMNS as REFERRAL_COLUMNS
 from riskstrat.serving.weekly.referrals import frequent_gp
 from riskstrat.serving.weekly.report import report_html
-from riskstrat.serving.weekly.scoring import RISK, LocalScorer, Scorer, reason_columns
+from riskstrat.serving.weekly.scoring import (
+    AVOIDABLE_RISK,
+    RISK,
+    LocalScorer,
+    Scorer,
+    reason_columns,
+)
 from riskstrat.serving.weekly.store import (
     BOROUGH_REPORT,
     LEFT_FILE,
@@ -103,9 +116,15 @@ def build_people(
     previous: pd.DataFrame,
     config: WeeklyConfig,
     rules: Rules,
+    avoidable: ModelBundle | None = None,
+    benefit: BenefitModel | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Everyone scored, one row each, ranked; the long table of reasons; and each person's
-    ``person_rows`` (in ``context`` order), which the drift check reads."""
+    ``person_rows`` (in ``context`` order), which the drift check reads. ``avoidable``, the
+    model of potentially avoidable admissions, adds its risk (``AVOIDABLE_RISK``);
+    ``benefit`` each listed person's expected admissions prevented per kind of help
+    (``benefit_<kind>``; empty for the unlisted, whom the help was never offered to and the
+    estimate says nothing of)."""
     about = bundle.described
     rows = scorer.rows()
     if len(rows) != len(context) or not rows.index.isin(context.index).all():
@@ -114,6 +133,9 @@ def build_people(
             "the features and the cohort disagree"
         )
     rows = rows.reindex(context.index)
+    second = {}
+    if avoidable is not None:
+        second[AVOIDABLE_RISK] = scorer.risk(avoidable).reindex(rows.index).to_numpy("float64")
     risk = rows[RISK].to_numpy(dtype="float64")
     previous_risk = previous["risk"].reindex(rows.index).to_numpy(dtype="float64")
     change = risk - previous_risk
@@ -121,6 +143,7 @@ def build_people(
         age=np.floor(rows["age"]).astype("int64"),
         age_band=age_band(rows["age"]),
         risk=risk,
+        **second,
         percentile=about.percentile(risk),
         previous_risk=previous_risk,
         change=change,
@@ -128,6 +151,10 @@ def build_people(
     )
     people["week_status"] = week_status(people["tier"], previous)
     listed = listed_mask(people["tier"]).to_numpy()
+    if benefit is not None:
+        estimated = scorer.benefit(benefit).reindex(rows.index)
+        estimated.loc[~listed, :] = np.nan
+        people = people.join(estimated)
     top = top_mask(risk, round(config.explain_share * len(people)))
     explained = rows.index[listed | top]
     reasons = scorer.reasons(explained)
@@ -167,6 +194,7 @@ def _report(
             ("Week (as of)", manifest["as_of"]),
             ("Compared with", manifest["previous_week"] or "no earlier week"),
             ("Model", f"{manifest['model']['name']} version {manifest['model']['version']}"),
+            ("Potentially avoidable admissions model", _avoidable_words(manifest)),
             ("People listed", f"{on_list:,}"),
             *_offers_summary(listed, manifest["offers"]),
         ],
@@ -202,6 +230,34 @@ def _offers_summary(listed: pd.DataFrame, block: dict) -> list[tuple[str, str]]:
         ("Offers ranked by", block["ranking"]["words"]),
         ("Lottery at the capacity boundary", lottery),
     ]
+
+
+def _avoidable_words(manifest: dict) -> str:
+    second = manifest["avoidable_model"]
+    if second["version"] is None:
+        return f"none: {second['absent']}"
+    return f"{second['name']} version {second['version']}"
+
+
+def avoidable_entry(model: RegisteredBundle | None) -> dict:
+    """The manifest's ``avoidable_model``: which champion gave ``avoidable_risk``, or why the
+    week has no such column."""
+    name = registered_name("avoidable")
+    if model is None:
+        return {
+            "name": name,
+            "version": None,
+            "absent": f"no champion of {name} was given, so the week has no {AVOIDABLE_RISK}",
+        }
+    about = model.bundle.described
+    return {
+        "name": model.name,
+        "version": model.version,
+        "outcome": about.outcome.name,
+        "outcome_description": about.outcome.sentence(),
+        "trained_on_data": about.data_fingerprint,
+        "column": AVOIDABLE_RISK,
+    }
 
 
 def _left_table(left: pd.DataFrame) -> pd.DataFrame:
@@ -287,13 +343,22 @@ def weekly_run(
     inputs: WeekInputs | None = None,
     exposure_rule: ExposureRule | None = None,
     overrides: Overrides = NO_OVERRIDES,
+    avoidable: RegisteredBundle | None = None,
+    benefit: SavedBenefit | None = None,
 ) -> WeeklyResult:
     """Score, compare, explain, monitor, propose offers and write the week; see the module
     docstring. Features are built on ``engine`` (DuckDB by default) and scored where they are
     (``inputs_for``); the monitoring (``serving.weekly.monitoring``) asks the same engine,
     with ``exposure_rule`` (``[exposure]``) saying what list-triggered help is, which also
     says who has help running and so is not proposed again (``serving.weekly.offers``, with
-    the team's ``overrides``)."""
+    the team's ``overrides``). ``avoidable``, a champion of potentially avoidable admissions,
+    adds its risk; ``benefit``, a saved benefit model, each listed person's expected
+    admissions prevented, which then ranks the offers."""
+    if avoidable is not None and avoidable.bundle.described.outcome.admissions != "avoidable":
+        raise UserError(
+            f"{avoidable.name} version {avoidable.version} predicts "
+            f"{avoidable.bundle.described.outcome.name}, not potentially avoidable admissions"
+        )
     config = config or WeeklyConfig()
     exposure_rule = exposure_rule or ExposureRule()
     _check_actions(config, exposure_rule)
@@ -310,7 +375,16 @@ def weekly_run(
     say.advance(WEEKLY_RUN, 1, STEPS, "scoring and explanations")
     store = WeekStore(out_dir)
     previous_week, previous = store.previous(as_of, PREVIOUS_COLUMNS)
-    people, reasons, rows = build_people(scorer, context, model.bundle, previous, config, rules)
+    people, reasons, rows = build_people(
+        scorer,
+        context,
+        model.bundle,
+        previous,
+        config,
+        rules,
+        avoidable.bundle if avoidable else None,
+        benefit.model if benefit else None,
+    )
     left = left_the_list(people, previous)
     about = model.bundle.described
     drift = drift_check(about.drift_reference, rows, people["risk"].reindex(rows.index))
@@ -349,6 +423,8 @@ def weekly_run(
             "trained_on_data": about.data_fingerprint,
             "tiers": about.tiers.model_dump(mode="json"),
         },
+        "avoidable_model": avoidable_entry(avoidable),
+        "benefit_model": benefit_entry(benefit),
         "data_fingerprint": fingerprint(data_dir),
         "previous_week": previous_week.isoformat() if previous_week else None,
         "settings": asdict(config),
@@ -368,6 +444,33 @@ def weekly_run(
     say.advance(WEEKLY_RUN, STEPS, STEPS, "written")
     store.log_run(as_of, watch.seconds)
     return WeeklyResult(folder, manifest, watch.seconds, monitoring)
+
+
+@dataclass(frozen=True, slots=True)
+class SavedBenefit:
+    """A benefit model and the file it was read from (the manifest names the file's digest)."""
+
+    model: BenefitModel
+    path: Path
+
+    @classmethod
+    def load(cls, path: Path) -> SavedBenefit:
+        return cls(BenefitModel.load(path), path)
+
+
+def benefit_entry(benefit: SavedBenefit | None) -> dict:
+    """The manifest's ``benefit_model``: the file, its SHA-256, the list runs it learnt from
+    and each action's average effect or refusal; or that none was given."""
+    if benefit is None:
+        return {"file": None, "absent": "no benefit model was given (riskstrat benefit)"}
+    model = benefit.model
+    return {
+        "file": benefit.path.name,
+        "sha256": hashlib.sha256(benefit.path.read_bytes()).hexdigest(),
+        "horizon_days": model.horizon_days,
+        "runs": [d.isoformat() for d in model.runs],
+        "actions": [a.describe() for a in model.actions],
+    }
 
 
 def _check_actions(config: WeeklyConfig, rule: ExposureRule) -> None:

@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from riskstrat.models.benefit import BenefitModel, expected_prevented
 from riskstrat.models.bundle import ModelBundle
 from riskstrat.serving.weekly.config import WeeklyConfig
 from riskstrat.serving.weekly.flags import flag_columns
@@ -21,6 +22,7 @@ from riskstrat.serving.weekly.referrals import COLUMNS as REFERRAL_COLUMNS
 
 KEY = "patient_id"
 RISK = "risk"
+AVOIDABLE_RISK = "avoidable_risk"  # the second model's risk, when the week has one
 REASON_COLUMNS = (
     "patient_id",
     "position",
@@ -99,6 +101,16 @@ class Scorer(Protocol):
         """``person_rows`` for everyone, indexed by patient (any order)."""
         ...
 
+    def risk(self, bundle: ModelBundle) -> pd.Series:
+        """Another model's risk for everyone, from the same features, indexed by patient
+        (any order); asked before ``reasons``."""
+        ...
+
+    def benefit(self, model: BenefitModel) -> pd.DataFrame:
+        """``expected_prevented`` for everyone, indexed by patient (any order); asked before
+        ``reasons``."""
+        ...
+
     def reasons(self, explained: pd.Index) -> pd.DataFrame:
         """``reason_table`` for the ``explained`` patients, in their order."""
         ...
@@ -112,6 +124,12 @@ class LocalScorer:
 
     def rows(self) -> pd.DataFrame:
         return person_rows(self.features, self.bundle, self.config)
+
+    def risk(self, bundle: ModelBundle) -> pd.Series:
+        return pd.Series(bundle.predict(self.features), index=self.features.index, name=RISK)
+
+    def benefit(self, model: BenefitModel) -> pd.DataFrame:
+        return expected_prevented(model, self.features)
 
     def reasons(self, explained: pd.Index) -> pd.DataFrame:
         chosen = self.features.index.isin(explained)

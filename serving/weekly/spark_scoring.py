@@ -6,7 +6,8 @@ pickles as its model text). What comes back to the driver:
 
 - for everyone, the narrow ``person_rows``: risk, the flags and the few feature columns the
   week's files and drift check show (``people.parquet`` has a row per person, so the driver
-  needs one; the model's other inputs never leave the executors);
+  needs one; the model's other inputs never leave the executors); and, when the week has a
+  second model (potentially avoidable admissions), its risk from a pass of its own;
 - for the explained people only (everyone listed and the top ``explain_share``), their
   reasons, from a second pass over just those people (who they are depends on everyone's
   risk, so it cannot be decided within a partition).
@@ -33,6 +34,7 @@ from riskstrat.contract.tables import AS_OF_TABLE, ContractTables
 from riskstrat.features.catalogue import DERIVED, FAMILIES, LIST_CONTEXT
 from riskstrat.features.engine import cohort_context, feature_expression, feature_specs
 from riskstrat.features.spec import FeatureSpec
+from riskstrat.models.benefit import BenefitModel, benefit_column, expected_prevented
 from riskstrat.models.bundle import ModelBundle
 from riskstrat.serving.weekly.config import WeeklyConfig
 from riskstrat.serving.weekly.flags import COLUMNS as FLAG_COLUMNS
@@ -106,6 +108,32 @@ class SparkScorer:
                 yield rows.reset_index()[names]
 
         scored = self.features.mapInPandas(score, _schema(fields))
+        return _collect(scored, fields).set_index(KEY)
+
+    def risk(self, bundle: ModelBundle) -> pd.Series:
+        missing = [c for c in bundle.feature_names if c not in self.features.columns]
+        if missing:
+            raise ValueError(f"Spark features lack column(s): {', '.join(missing)}")
+        fields = [(KEY, "string"), (RISK, "double")]
+
+        def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            for batch in batches:
+                yield pd.DataFrame({KEY: batch[KEY], RISK: bundle.predict(batch.set_index(KEY))})
+
+        scored = self.features.mapInPandas(score, _schema(fields))
+        return _collect(scored, fields).set_index(KEY)[RISK]
+
+    def benefit(self, model: BenefitModel) -> pd.DataFrame:
+        missing = [c for c in model.features if c not in self.features.columns]
+        if missing:
+            raise ValueError(f"Spark features lack column(s): {', '.join(missing)}")
+        fields = [(KEY, "string"), *((benefit_column(k), "double") for k in model.kinds)]
+
+        def estimate(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            for batch in batches:
+                yield expected_prevented(model, batch.set_index(KEY)).reset_index()
+
+        scored = self.features.mapInPandas(estimate, _schema(fields))
         return _collect(scored, fields).set_index(KEY)
 
     def reasons(self, explained: pd.Index) -> pd.DataFrame:

@@ -14,7 +14,9 @@ that date or later (a deterministic prefix: decide a list, generate, decide the 
 (the probability of an emergency admission within the horizon, with the hazard ratios known
 on that date, the list's actions of that date's run included), ``p_admission_or_death``,
 ``p_admission_se`` and ``p_admission_untreated`` (the same on the same drift paths, without
-any list-triggered action; the locality model kept).
+any list-triggered action; the locality model kept), and ``p_avoidable_admission`` with
+``p_avoidable_admission_untreated`` (a potentially avoidable admission in the horizon, the
+label of ``admissions = "avoidable"``).
 """
 
 from __future__ import annotations
@@ -514,6 +516,8 @@ def _truth_frame(
             "p_admission_or_death": truth.p_admission_or_death,
             "p_admission_se": truth.p_admission_se,
             "p_admission_untreated": truth.p_admission_untreated,
+            "p_avoidable_admission": truth.p_avoidable_admission,
+            "p_avoidable_admission_untreated": truth.p_avoidable_admission_untreated,
         }
     )
 
