@@ -193,6 +193,13 @@ class ListRow(BaseModel):
     pathway: str
     pathway_rule: str
     matched: str | None = Field(None, description="referrals only: why the person matched")
+    avoidable_risk: float | None = Field(
+        None, description="risk of a potentially avoidable admission (null: no such model)"
+    )
+    offer: str | None = Field(
+        None, description="help proposed this week (empty: none; null: no offers that week)"
+    )
+    offer_reason: str | None = Field(None, description="why offered or not, in plain words")
 
 
 class ListResponse(BaseModel):
@@ -221,9 +228,17 @@ def _rows(frame: pd.DataFrame) -> list[ListRow]:
             pathway=str(r["pathway"]),
             pathway_rule=str(r["pathway_rule"]),
             matched=r.get("matched"),
+            avoidable_risk=_known(r.get("avoidable_risk")),
+            offer=r.get("offer"),
+            offer_reason=r.get("offer_reason"),
         )
         for r in frame.to_dict("records")
     ]
+
+
+def _known(value: object) -> float | None:
+    """A number, or None when the week has no such column or no value."""
+    return None if value is None or pd.isna(value) else float(value)
 
 
 def _scope(asked: list[str]) -> tuple[str, ...]:

@@ -17,12 +17,15 @@ from servers import IN_PROCESS_TOKENS, InProcessService, write_access
 from starlette.testclient import TestClient
 
 from riskstrat.contract.engines import SparkEngine, SparkSettings
+from riskstrat.contract.tables import ContractTables
 from riskstrat.contract.validation import validate_dir
+from riskstrat.features.exposure import ExposureRule
 from riskstrat.features.labels import Outcome
 from riskstrat.models.registry import RegisteredBundle, load_registered, registered_name
 from riskstrat.serving.settings import ServiceSettings
 from riskstrat.sources.synthetic.borough import TRUTH_DIR, Borough, generate, write
 from riskstrat.sources.synthetic.config import SynthConfig
+from riskstrat.training.benefit import BenefitSettings, train_benefit
 from riskstrat.training.config import TrainConfig
 from riskstrat.training.pipeline import TrainResult, train_from_contract
 from riskstrat.training.promote import promote
@@ -173,3 +176,14 @@ SPARK_TESTS = SparkSettings(master="local[2]", driver_memory="1g", shuffle_parti
 @pytest.fixture(scope="session")
 def spark_engine() -> SparkEngine:
     return SparkEngine(SPARK_TESTS)
+
+
+@pytest.fixture(scope="session")
+def benefit_file(validated: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A benefit model learnt from the small borough's list runs, saved as the weekly run
+    reads it."""
+    path = tmp_path_factory.mktemp("benefit") / "benefit.json"
+    with ContractTables.from_dir(validated) as sources:
+        model = train_benefit(sources, BenefitSettings(), ExposureRule(), until=date(2026, 10, 26))
+    model.save(path)
+    return path

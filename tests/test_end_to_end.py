@@ -15,6 +15,7 @@ from servers import free_port, serving_in_process, write_access
 from riskstrat.contract.tables import ContractTables
 from riskstrat.features.engine import build_features
 from riskstrat.models.registry import RegisteredBundle
+from riskstrat.serving.weekly.config import OfferSettings, WeeklyConfig
 from riskstrat.serving.weekly.run import weekly_run
 from riskstrat.training.pipeline import TrainResult
 from riskstrat.training.promote import promote
@@ -109,6 +110,7 @@ def test_service_scores_match_the_bundle(
         np.testing.assert_allclose([s.risk for s in response.scores], expected)
 
 
+PLACES = 3  # reablement places a week in each locality
 TOKENS = {
     "system": "s3cret-system",
     "locality_team": "s3cret-north",
@@ -143,7 +145,9 @@ def test_real_server_on_loopback(
     monkeypatch.setenv("RISKSTRAT_AUDIT_LOG", str(audit))
     monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
     monkeypatch.setenv("RISKSTRAT_WEEKLY_DIR", str(tmp_path / "lists"))
-    week = weekly_run(validated, WEEK, champion, tmp_path / "lists")
+    localities = pd.read_parquet(validated / "practices.parquet")["locality"].unique()
+    places = OfferSettings(capacity={"reablement_plan": {str(t): PLACES for t in localities}})
+    week = weekly_run(validated, WEEK, champion, tmp_path / "lists", WeeklyConfig(offers=places))
     features = _features_for_service(validated, 2)
     body = [{"id": pid, "features": row.to_dict()} for (pid, _), row in features.iterrows()]
     ids = list(features.index.get_level_values("patient_id"))
@@ -204,7 +208,10 @@ def _check_lists(url: str, counts: dict) -> None:
         return httpx.post(f"{url}{path}", json=body, headers=headers, timeout=30)
 
     north = call("locality_team", "/v1/weekly-list", {"limit": 100}).json()
-    assert north["total"] == counts["by_locality"]["North"]
+    assert north["total"] == counts["by_locality"]["North"] <= 100
+    offered = [row for row in north["rows"] if row["offer"]]
+    assert [row["offer"] for row in offered] == ["reablement_plan"] * PLACES
+    assert all(row["offer_reason"] for row in north["rows"])  # every listed person told why
     assert {row["locality"] for row in north["rows"]} == {"North"}
     assert [row["rank"] for row in north["rows"]] == sorted(row["rank"] for row in north["rows"])
     south = call("locality_team", "/v1/weekly-list", {"localities": ["South"]})

@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 
 from riskstrat.common.progress import QUIET, Progress
 from riskstrat.contract.engines import Engine, SparkEngine, spark_session
+from riskstrat.models.benefit import BenefitModel
 from riskstrat.models.bundle import ModelBundle
 from riskstrat.models.registry import RegisteredBundle
 from riskstrat.serving.weekly.config import WeeklyConfig
@@ -85,6 +86,18 @@ def test_the_second_model_is_scored_on_the_executors_as_in_pandas(
     second = avoidable_champion.bundle
     expected = local.risk(second)
     pd.testing.assert_series_equal(on_spark.risk(second).reindex(expected.index), expected)
+
+
+def test_the_benefit_is_estimated_on_the_executors_as_in_pandas(
+    validated: Path, champion: RegisteredBundle, benefit_file: Path, spark: SparkSession
+) -> None:
+    bundle, config = champion.bundle, WeeklyConfig()
+    _, local = local_inputs(validated, WEEK, bundle, config, QUIET)
+    _, on_spark = _on_spark(spark)(validated, WEEK, bundle, config, QUIET)
+    model = BenefitModel.load(benefit_file)
+    expected = local.benefit(model)
+    assert expected.notna().all().all()
+    pd.testing.assert_frame_equal(on_spark.benefit(model).reindex(expected.index), expected)
 
 
 def test_features_without_a_model_column_are_refused(

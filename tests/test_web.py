@@ -20,7 +20,14 @@ from servers import write_access
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
-from weekly_fixture import PREVIOUS, WEEK, write_contract, write_week, write_weeks
+from weekly_fixture import (
+    OFFERED_PER_LOCALITY,
+    PREVIOUS,
+    WEEK,
+    write_contract,
+    write_week,
+    write_weeks,
+)
 
 from riskstrat.common import spreadsheet
 from riskstrat.models.registry import RegisteredBundle
@@ -336,6 +343,22 @@ def test_the_patient_page_shows_risk_reasons_and_timeline(web: Web) -> None:
     parsed = [pd.Timestamp(d) for d in dates]
     assert len(parsed) == 4 and parsed == sorted(parsed, reverse=True)
     assert pd.Timestamp(WEEK) not in parsed  # an event on the as-of date is not history
+
+
+def test_the_list_and_patient_pages_show_the_offer_and_why(web: Web) -> None:
+    north = web.client("north")
+    listed = _listed(web, "North")
+    page = north.get("/ui/").text
+    assert "Offer this week" in page
+    offered = listed[listed["offer"] != ""]
+    assert len(offered) == OFFERED_PER_LOCALITY
+    for reason in listed["offer_reason"]:
+        assert reason in page
+    person = north.get(f"/ui/patient?id={offered.iloc[0]['patient_id']}").text
+    assert "Offer this week" in person and "<strong>reablement plan</strong>" in person
+    assert offered.iloc[0]["offer_reason"] in person
+    older = north.get(f"/ui/?week={PREVIOUS}").text  # a week before offers existed
+    assert "Offer this week" not in older
 
 
 def test_the_referral_page_matches_the_filter_and_its_csv(web: Web) -> None:

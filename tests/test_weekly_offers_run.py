@@ -15,11 +15,12 @@ import pytest
 
 from riskstrat.common.errors import UserError
 from riskstrat.contract.schema import EVENTS, PRACTICES, EventKind
+from riskstrat.models.benefit import benefit_column
 from riskstrat.models.registry import RegisteredBundle
 from riskstrat.serving.weekly.config import OfferSettings, WeeklyConfig
 from riskstrat.serving.weekly.offers import draw, draw_events
 from riskstrat.serving.weekly.overrides import read_overrides
-from riskstrat.serving.weekly.run import weekly_run
+from riskstrat.serving.weekly.run import SavedBenefit, weekly_run
 from riskstrat.serving.weekly.store import LOTTERY_FILE, WeekStore
 
 WEEK = date(2026, 10, 26)
@@ -186,3 +187,33 @@ def test_a_wrong_override_stops_the_run_before_it_writes(
     no_lottery = replace(config, offers=replace(config.offers, lottery=False))
     weekly_run(validated, WEEK, champion, tmp_path / "off", no_lottery)
     assert WeekStore(tmp_path / "off").lottery(WEEK) is None
+
+
+def test_a_benefit_model_ranks_the_offers_for_the_listed_and_is_named_in_the_manifest(
+    validated: Path,
+    champion: RegisteredBundle,
+    config: WeeklyConfig,
+    benefit_file: Path,
+    tmp_path: Path,
+) -> None:
+    saved = SavedBenefit.load(benefit_file)
+    weekly_run(validated, WEEK, champion, tmp_path, config, benefit=saved)
+    manifest = json.loads((tmp_path / WEEK.isoformat() / "manifest.json").read_text())
+    assert manifest["offers"]["ranking"]["key"] == "benefit"
+    entry = manifest["benefit_model"]
+    assert entry["file"] == benefit_file.name and len(entry["sha256"]) == 64
+    assert entry["actions"] == [a.describe() for a in saved.model.actions]
+    people = pd.read_parquet(tmp_path / WEEK.isoformat() / "people.parquet")
+    listed = people["tier"] != ""
+    column = benefit_column(REABLE)
+    assert people.loc[listed, column].notna().all()
+    assert people.loc[~listed, column].isna().all()  # never offered help: no estimate
+    offered = people[people["offer"] == REABLE]
+    assert offered["offer_reason"].str.contains("expected admissions prevented").any()
+
+
+def test_without_a_benefit_model_the_manifest_says_so(offers_week: tuple[Path, Path]) -> None:
+    lists, _ = offers_week
+    manifest = json.loads((lists / WEEK.isoformat() / "manifest.json").read_text())
+    assert manifest["benefit_model"]["file"] is None
+    assert manifest["offers"]["ranking"]["key"] != "benefit"

@@ -147,11 +147,43 @@ def _reasons(people: pd.DataFrame) -> pd.DataFrame:
     return reasons
 
 
-def write_week(root: Path, as_of: date, previous: date | None, n: int = 36, seed: int = 1) -> Path:
-    """One week folder as the weekly run writes it; returns the folder."""
+OFFERED_PER_LOCALITY = 2  # the current week's reablement places per locality
+
+
+def _offers(people: pd.DataFrame) -> pd.DataFrame:
+    """The offer columns as the weekly run writes them: the first listed people of each
+    locality offered a reablement plan, every other listed person told why not."""
+    listed = people["tier"] != ""
+    order = people[listed].groupby("locality").cumcount() + 1
+    offered = order <= OFFERED_PER_LOCALITY
+    people["offer"] = ""
+    people.loc[offered[offered].index, "offer"] = "reablement_plan"
+    people["offer_reason"] = ""
+    people.loc[offered[offered].index, "offer_reason"] = [
+        f"offered reablement: {ordinal} of {OFFERED_PER_LOCALITY} in {locality} by risk"
+        for ordinal, locality in zip(
+            order[offered], people.loc[offered[offered].index, "locality"], strict=True
+        )
+    ]
+    people.loc[offered[~offered].index, "offer_reason"] = "not offered: the places were taken"
+    return people
+
+
+def write_week(
+    root: Path,
+    as_of: date,
+    previous: date | None,
+    n: int = 36,
+    seed: int = 1,
+    offers: bool = False,
+) -> Path:
+    """One week folder as the weekly run writes it (``offers``: with proposed offers, else
+    as a week before offers existed); returns the folder."""
     folder = root / as_of.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     people = _people(as_of, n, seed)
+    if offers:
+        people = _offers(people)
     people.to_parquet(folder / "people.parquet", index=False)
     _reasons(people).to_parquet(folder / "reasons.parquet", index=False)
     manifest = {
@@ -169,7 +201,7 @@ def write_week(root: Path, as_of: date, previous: date | None, n: int = 36, seed
 def write_weeks(root: Path) -> Path:
     """Two weeks, a staging folder and a folder without a manifest (both to be ignored)."""
     write_week(root, PREVIOUS, None, seed=2)
-    write_week(root, WEEK, PREVIOUS, seed=1)
+    write_week(root, WEEK, PREVIOUS, seed=1, offers=True)
     (root / ".2026-11-02").mkdir(parents=True)
     (root / "2026-11-09").mkdir()
     return root

@@ -49,6 +49,7 @@ from riskstrat.serving.web.filters import (
     to_csv,
 )
 from riskstrat.serving.web.render import BASE, render
+from riskstrat.serving.weekly.offers import words
 from riskstrat.serving.weekly.referrals import DRIVERS, TIERS, select_referrals
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,9 @@ def weekly_list(request: Request, principal: Principal) -> Response:
     week, dates, query, listed, chosen = _list_rows(request, principal)
     shown, pages = page_of(chosen, query.page)
     _note(week, shown["patient_id"])
+    offers = has_offers(listed)
+    if offers:
+        shown = shown.assign(offer_words=[words(a) if a else "" for a in shown["offer"]])
     practices = (
         listed[["practice_id", "practice_name"]]
         .drop_duplicates("practice_id")
@@ -162,6 +166,7 @@ def weekly_list(request: Request, principal: Principal) -> Response:
         "query": query,
         "rows": shown.to_dict("records"),
         "avoidable": "avoidable_risk" in shown.columns,  # the week has the second model
+        "offers": offers,
         "total": len(chosen),
         "listed": len(listed),
         "new_count": int((listed["week_status"] == "new").sum()),
@@ -240,6 +245,8 @@ def patient(request: Request, principal: Principal) -> Response:
     context = _context(principal, week, dates, f"Person {patient_id}")
     context |= {
         "person": person.to_dict(),
+        "offer": words(person["offer"]) if has_offers(week.people) and person["offer"] else "",
+        "offers": has_offers(week.people),
         "flags": [label for name, label in FLAGS.items() if bool(person.get(f"flag_{name}"))],
         "reasons": reasons.to_dict("records"),
         "largest": largest or 1.0,
@@ -248,6 +255,11 @@ def patient(request: Request, principal: Principal) -> Response:
         "back_url": _back(principal, week),
     }
     return HTMLResponse(render("patient.html", **context))
+
+
+def has_offers(people: pd.DataFrame) -> bool:
+    """Whether the week proposed offers (set places; a week before offers existed has none)."""
+    return "offer_reason" in people.columns and bool((people["offer_reason"] != "").any())
 
 
 def _back(principal: Principal, week: Week) -> tuple[str, str]:

@@ -42,6 +42,7 @@ import pandas as pd
 
 from riskstrat.common.settings import SettingsError
 from riskstrat.contract.schema import EVENTS, EventKind
+from riskstrat.models.benefit import benefit_column
 from riskstrat.serving.weekly.config import ACTIONS, OFFERS_TABLE, OfferSettings
 from riskstrat.serving.weekly.overrides import NO_OVERRIDES, Decision, Override, Overrides
 from riskstrat.serving.weekly.tiers import listed_mask
@@ -119,7 +120,7 @@ def ranking_key(listed: pd.DataFrame, actions: Sequence[str]) -> RankingKey:
     """The first available of estimated benefit, avoidable-admission risk and risk (see the
     module docstring)."""
     choices = (
-        ("benefit", "expected admissions prevented", {a: f"benefit_{a}" for a in actions}),
+        ("benefit", "expected admissions prevented", {a: benefit_column(a) for a in actions}),
         ("avoidable_risk", "risk of a potentially avoidable admission", None),
         ("risk", "risk of emergency admission", None),
     )
