@@ -11,17 +11,21 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from riskstrat.common.errors import UserError
-from riskstrat.contract.schema import EVENTS, PRACTICES, EventKind
+from riskstrat.contract.schema import EVENTS, PATIENTS, PRACTICES, EventKind
+from riskstrat.contract.tables import ContractTables
+from riskstrat.impact.panels import lottery_draws
+from riskstrat.impact.plan import LotteryDesign
 from riskstrat.models.benefit import benefit_column
 from riskstrat.models.registry import RegisteredBundle
 from riskstrat.serving.weekly.config import OfferSettings, WeeklyConfig
 from riskstrat.serving.weekly.offers import draw, draw_events
 from riskstrat.serving.weekly.overrides import read_overrides
 from riskstrat.serving.weekly.run import SavedBenefit, weekly_run
-from riskstrat.serving.weekly.store import LOTTERY_FILE, WeekStore
+from riskstrat.serving.weekly.store import LOTTERY_EVENTS_FILE, LOTTERY_FILE, WeekStore
 
 WEEK = date(2026, 10, 26)
 REABLE, SOCIAL = "reablement_plan", "social_prescribing_referral"
@@ -116,7 +120,9 @@ def test_offers_are_in_the_people_table_the_files_and_the_manifest(
     assert "Offers ranked by" in report and "Why offered or not" in report
 
 
-def test_the_lottery_is_kept_with_the_week_and_read_back(offers_week: tuple[Path, Path]) -> None:
+def test_the_lottery_is_kept_with_the_week_and_read_back(
+    offers_week: tuple[Path, Path], validated: Path
+) -> None:
     lists, _ = offers_week
     store = WeekStore(lists)
     draws = store.lottery(WEEK)
@@ -141,13 +147,23 @@ def test_the_lottery_is_kept_with_the_week_and_read_back(offers_week: tuple[Path
         assert (people.loc[winners, "offer_by"] == "lottery").all()
         losers = rows.loc[~rows["won"], "patient_id"]
         assert (people.loc[losers, "offer"] == "").all()
-    # Fed back as contract events, the draw is what the evaluation's lottery design reads.
-    events = draw_events(draws)
-    table = pa.Table.from_pandas(events, schema=EVENTS.schema, preserve_index=False)
-    assert table.num_rows == len(draws)
-    assert set(events["kind"]) == {EventKind.RISK_LIST_LOTTERY.value}
-    assert (events["value"] == draws["won"].astype(float)).all()
-    assert set(events["start"]) == {WEEK}
+    # Kept as contract events too: appended to the extract, they are the draw that the
+    # evaluation's lottery design reads.
+    table = pq.read_table(lists / WEEK.isoformat() / LOTTERY_EVENTS_FILE)
+    assert LOTTERY_EVENTS_FILE in manifest["files"]
+    assert table.schema.equals(EVENTS.schema)
+    expected = pa.Table.from_pandas(draw_events(draws), schema=EVENTS.schema, preserve_index=False)
+    assert table.equals(expected)
+    assert set(table.column("kind").to_pylist()) == {EventKind.RISK_LIST_LOTTERY.value}
+    extract = pd.concat([pd.read_parquet(validated / EVENTS.file_name), table.to_pandas()])
+    fed_back = ContractTables.from_frames(
+        pd.read_parquet(validated / PATIENTS.file_name),
+        extract,
+        pd.read_parquet(validated / PRACTICES.file_name),
+    )
+    read = lottery_draws(fed_back, LotteryDesign(runs=(WEEK,))).set_index("person")
+    assert read["drawn"].to_dict() == draws.set_index("patient_id")["won"].to_dict()
+    assert set(read["help"]) == set(draws["action"])
 
 
 def test_same_inputs_give_the_same_bytes(

@@ -29,12 +29,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from riskstrat.common.errors import UserError
 from riskstrat.common.progress import QUIET, Progress
 from riskstrat.common.spreadsheet import write_frame
 from riskstrat.contract.engines import Engine
 from riskstrat.contract.needs import absent_kinds, present_kinds
+from riskstrat.contract.schema import EVENTS
 from riskstrat.contract.tables import ContractTables, fingerprint
 from riskstrat.features.absent import absent_features
 from riskstrat.features.bands import age_band
@@ -49,7 +52,7 @@ from riskstrat.serving.weekly.config import WeeklyConfig
 from riskstrat.serving.weekly.drift import drift_check
 from riskstrat.serving.weekly.flags import COLUMNS as FLAG_COLUMNS
 from riskstrat.serving.weekly.monitoring import Monitoring, monitor
-from riskstrat.serving.weekly.offers import Offers, allocate, words
+from riskstrat.serving.weekly.offers import Offers, allocate, draw_events, words
 from riskstrat.serving.weekly.outputs import readable, scope_stems, write_workbook
 from riskstrat.serving.weekly.overrides import NO_OVERRIDES, Overrides
 from riskstrat.serving.weekly.pathways import Rules, load_rules
@@ -66,6 +69,7 @@ from riskstrat.serving.weekly.scoring import (
 from riskstrat.serving.weekly.store import (
     BOROUGH_REPORT,
     LEFT_FILE,
+    LOTTERY_EVENTS_FILE,
     LOTTERY_FILE,
     MANIFEST_FILE,
     PEOPLE_FILE,
@@ -531,6 +535,9 @@ def _write_week(
     with store.writing(as_of) as staging:
         if offers.manifest["lottery"]["on"]:
             write_frame(offers.draws, staging / LOTTERY_FILE)
+            events = draw_events(offers.draws)
+            table = pa.Table.from_pandas(events, schema=EVENTS.schema, preserve_index=False)
+            pq.write_table(table, staging / LOTTERY_EVENTS_FILE)
         stamp = datetime(as_of.year, as_of.month, as_of.day)
         people.drop(columns="reason_concepts").reset_index().to_parquet(
             staging / PEOPLE_FILE, index=False

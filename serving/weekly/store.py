@@ -33,6 +33,9 @@ MANIFEST_FILE = "manifest.json"
 LEFT_FILE = "left.csv"
 BOROUGH_REPORT = "report.html"
 LOTTERY_FILE = "lottery.csv"  # the week's draws, when the lottery is on
+# The same draws as contract events (``risk_list_lottery``), to append to the next extract's
+# events so that ``riskstrat evaluate``'s [lottery] design can compare who was drawn.
+LOTTERY_EVENTS_FILE = "lottery_events.parquet"
 RUN_LOG = "runs.jsonl"
 
 
