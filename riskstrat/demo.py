@@ -2,7 +2,9 @@
 promote, list two weeks and evaluate the built-in plans (what ``riskstrat demo`` and
 ``make run`` do). Both outcome models are trained and promoted (any emergency admission, and
 potentially avoidable ones), and the weeks show both risks; ``second_model=False`` leaves
-the second out.
+the second out. The benefit learner learns from the borough's past list runs, and each
+week proposes offers within ``DEMO_PLACES`` a locality per kind of help, ranked by it, with
+the lottery at the capacity boundary.
 
 The command line parses options and prints the :class:`DemoResult`; everything else is
 here, so the demo can also be run from a notebook or a test.
@@ -22,6 +24,7 @@ from riskstrat.common.progress import QUIET, Progress
 
 if TYPE_CHECKING:
     from riskstrat.impact.results import EvaluationResults
+    from riskstrat.serving.weekly.config import OfferSettings
     from riskstrat.serving.weekly.run import WeeklyResult
     from riskstrat.training.pipeline import TrainResult
     from riskstrat.training.promote import Decision
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 # People in the demo's borough: enough for a model worth promoting, small enough for minutes.
 DEMO_PATIENTS = 50_000
 STEPS = 5
+DEMO_PLACES = 10  # offers a week per locality and kind of help: a team's reablement slots
 
 
 @dataclass(frozen=True)
@@ -66,16 +70,20 @@ def run_demo(
     admissions.
 
     A ``UserError`` when no model can be promoted (a borough too small to train on)."""
+    from riskstrat.contract.tables import ContractTables
     from riskstrat.contract.validation import validate_dir
+    from riskstrat.features.exposure import ExposureRule
     from riskstrat.features.labels import Outcome
     from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS
     from riskstrat.impact.run import evaluate
     from riskstrat.models.registry import registered_name
     from riskstrat.models.store import champion_if_any, load_champion
-    from riskstrat.serving.weekly.run import weekly_run
+    from riskstrat.serving.weekly.config import WeeklyConfig
+    from riskstrat.serving.weekly.run import SavedBenefit, weekly_run
     from riskstrat.serving.weekly.store import latest_monday
     from riskstrat.sources.synthetic.borough import TRUTH_DIR, generate, write
     from riskstrat.sources.synthetic.config import SynthConfig
+    from riskstrat.training.benefit import BenefitSettings, train_benefit
     from riskstrat.training.config import TrainConfig
     from riskstrat.training.pipeline import train_from_contract
     from riskstrat.training.promote import promote
@@ -129,13 +137,30 @@ def run_demo(
         avoidable_decision = promote(validated, tracking_uri, seed=seed, name=name)
         progress(f"    promotion gate: {avoidable_decision.explain()}")
 
+    progress(f"3/{STEPS} the benefit of each kind of help, learnt from past list runs")
+    with ContractTables.from_dir(validated) as sources:
+        benefit = train_benefit(
+            sources, BenefitSettings(seed=seed), ExposureRule(), until=synth.end
+        )
+    benefit.save(folder.benefit)
+    for action in benefit.actions:
+        progress(f"    {action.describe()}")
+
     as_of = latest_monday(synth.end)
     model = load_champion(tracking_uri)
     avoidable = champion_if_any(tracking_uri, registered_name("avoidable"))
+    settings = WeeklyConfig(offers=_offers(validated, seed))
     for week in (as_of - timedelta(days=7), as_of):
-        progress(f"4/{STEPS} weekly risk lists as of {week} (champion)")
+        progress(f"4/{STEPS} weekly risk lists and offers as of {week} (champion)")
         weekly = weekly_run(
-            validated, week, model, folder.lists, progress=progress, avoidable=avoidable
+            validated,
+            week,
+            model,
+            folder.lists,
+            settings,
+            progress=progress,
+            avoidable=avoidable,
+            benefit=SavedBenefit.load(folder.benefit),
         )
 
     evaluations = []
@@ -155,4 +180,21 @@ def run_demo(
         avoidable_decision=avoidable_decision,
         evaluations=tuple(evaluations),
         seconds=time.perf_counter() - began,
+    )
+
+
+def _offers(validated: Path, seed: int) -> OfferSettings:
+    """``DEMO_PLACES`` a week for each kind of help in every locality, the lottery on."""
+    import pandas as pd
+
+    from riskstrat.contract.schema import PRACTICES
+    from riskstrat.features.exposure import ExposureRule
+    from riskstrat.serving.weekly.config import OfferSettings
+
+    localities = sorted(pd.read_parquet(validated / PRACTICES.file_name)["locality"].unique())
+    places = {str(locality): DEMO_PLACES for locality in localities}
+    return OfferSettings(
+        capacity={action: places for action in ExposureRule().kinds},
+        lottery=True,
+        lottery_seed=seed,
     )
