@@ -30,6 +30,7 @@ COMMANDS = {
     "features",
     "train",
     "promote",
+    "benefit",
     "weekly",
     "referrals",
     "reidentify",

@@ -164,7 +164,7 @@ def cmd_promote(
 @command(
     app,
     "benefit",
-    "learn from past list-triggered help how much each kind prevents, person by person",
+    "learn from past list-triggered help whom each kind helps",
     "riskstrat benefit --data work/validated --workdir work",
     "riskstrat benefit --data work/validated --config benefit.toml --out benefit.json",
 )
