@@ -32,6 +32,7 @@ from riskstrat.impact.plan import BUILT_IN_PLANS, PLANS, load_plan
 from riskstrat.impact.results import REPORT_FILE, RESULTS_FILE, EvaluationResults
 from riskstrat.impact.run import evaluate, panel_months
 from riskstrat.sources.synthetic.borough import Borough
+from riskstrat.sources.synthetic.list_actions import ACTION_KINDS
 
 LOCALITY_MODEL = PLANS / BUILT_IN_PLANS[0]
 LIST_ACTIONS = PLANS / BUILT_IN_PLANS[1]
@@ -224,11 +225,7 @@ def test_the_lottery_frame_is_the_generators_draw_uptake_and_outcomes(
     assert len(frame) == len(truth) > 50
     assert frame["drawn"].tolist() == truth["drawn"].tolist()
     assert frame["took_up"].tolist() == (truth["action"] != "none").tolist()
-    kinds = {
-        "reablement_plan": "reablement_plan",
-        "social_prescribing": "social_prescribing_referral",
-    }
-    assert frame["help"].tolist() == truth["drawn_for"].map(kinds).tolist()
+    assert frame["help"].tolist() == truth["drawn_for"].map(ACTION_KINDS).tolist()
     assert frame["lottery"].nunique() == frame[["help", "team"]].drop_duplicates().shape[0] > 2
     admissions = counts.total("emergency_admissions", run, end)
     assert frame["emergency_admissions"].sum() == admissions.sum() > 0

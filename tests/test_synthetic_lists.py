@@ -21,6 +21,7 @@ from riskstrat.sources.synthetic.config import (
     SynthConfig,
 )
 from riskstrat.sources.synthetic.interventions import ListDecision
+from riskstrat.sources.synthetic.list_actions import ACTION_KINDS as TRUTH_KINDS
 
 # Off the oracle's schedule (January, April, July, October), so a run there is the caller's.
 D1, D2 = date(2024, 2, 1), date(2024, 5, 1)
@@ -351,12 +352,11 @@ def test_the_recorded_lottery_is_the_capacity_draw_and_changes_nothing_else(
     truth = recorded.list_actions
     entered = truth[truth["drawn_for"] != "none"]
     assert set(entered["listed"]) == {True}
-    kinds = {"reablement_plan": "reablement_plan", "social_prescribing": ACTION_KINDS[1]}
     expected = pd.DataFrame(
         {
             "patient_id": entered["patient_id"],
             "start": entered["run"],
-            "code": entered["drawn_for"].map(kinds),
+            "code": entered["drawn_for"].map(TRUTH_KINDS),
             "value": entered["drawn"].astype(float),
         }
     )

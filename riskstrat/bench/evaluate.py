@@ -46,6 +46,7 @@ from riskstrat.impact.results import (
 from riskstrat.impact.run import evaluate
 from riskstrat.sources.synthetic.borough import MANIFEST, TRUTH_DIR, generate, write
 from riskstrat.sources.synthetic.config import SynthConfig
+from riskstrat.sources.synthetic.list_actions import ACTION_KINDS
 from riskstrat.sources.synthetic.locality_model import LOCALITY_MODEL
 
 TARGETS = {
@@ -91,11 +92,6 @@ def design_truth(
     return Truth(float(rows["expected_treated"].sum() / rows["expected_untreated"].sum()), 1.0)
 
 
-LOTTERY_HELP = {
-    "reablement_plan": "prevented_reablement_plan",
-    "social_prescribing": "prevented_social_prescribing",
-}
-"""The truth's admissions prevented per person by each kind of help the draw was for."""
 LOTTERY_OUTCOMES = ("emergency_admissions", "avoidable_admissions")
 """The outcomes the prevented admissions are the truth of (every one is avoidable)."""
 
@@ -114,8 +110,8 @@ def _lottery_truth(design: DesignResult, loaded: LoadedPlan, truth_dir: Path) ->
         & (ends <= pd.Timestamp(design.end_month))
     ]
     prevented = np.select(
-        [drawn["drawn_for"] == help for help in LOTTERY_HELP],
-        [drawn[column] for column in LOTTERY_HELP.values()],
+        [drawn["drawn_for"] == action for action in ACTION_KINDS],
+        [drawn[f"prevented_{action}"] for action in ACTION_KINDS],
     )
     config = json.loads((truth_dir.parent / MANIFEST).read_text())["config"]
     uptake = config["interventions"]["list_actions"]["uptake"]

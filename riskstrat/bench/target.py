@@ -54,6 +54,7 @@ from riskstrat.features.labels import Outcome
 from riskstrat.models.benefit import benefit_column, expected_prevented
 from riskstrat.sources.synthetic.borough import generate, write
 from riskstrat.sources.synthetic.config import Interventions, ListActions, SynthConfig
+from riskstrat.sources.synthetic.list_actions import ACTION_KINDS
 from riskstrat.training.benefit import BenefitSettings, train_benefit
 from riskstrat.training.config import LightGBMParams, TrainConfig
 from riskstrat.training.fit import fit_bundle
@@ -64,10 +65,7 @@ TABLE_FILE = "bench_target.md"
 RULES = ("any_risk", "avoidable_risk", "benefit", "feature_oracle", "oracle", "random")
 WORLDS = ("varying", "uniform")
 # The generator's own action names in the truth, by the contract's event kind.
-TRUTH_ACTION = {
-    "reablement_plan": "reablement_plan",
-    "social_prescribing_referral": "social_prescribing",
-}
+TRUTH_ACTION = {kind: name for name, kind in ACTION_KINDS.items()}
 GROUPS = ("deprivation_decile", "ethnicity_group", "age_band", "sex")
 AGE_BANDS = (18, 45, 65, 75, 85)
 TARGET_SHARE_OF_ORACLE = 0.8  # the done-when

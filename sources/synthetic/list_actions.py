@@ -54,6 +54,10 @@ from riskstrat.sources.synthetic.population import People
 (RISK_LIST,) = ExposureRule().codes
 REABLEMENT, SOCIAL_PRESCRIBING = (EventKind(kind) for kind in ExposureRule().kinds)
 ACTIONS: tuple[str, ...] = ("none", "reablement_plan", "social_prescribing")  # in the truth
+# Each action's event kind, by its name in the truth (the truth's columns use the names).
+ACTION_KINDS: dict[str, str] = dict(
+    zip(ACTIONS[1:], (REABLEMENT.value, SOCIAL_PRESCRIBING.value), strict=True)
+)
 RECENT_MONTHS = 3  # a recent discharge: an emergency admission in this many months before
 _NEVER = -(10**6)  # the month of the latest admission of someone never admitted
 _REACH = ("frail", "recent_discharge", "lives_alone", "lonely", "mental_health")
