@@ -27,6 +27,7 @@ class WorkFolder:
         self.bentoml = root / "bentoml"  # BentoML's model store
         self.report = root / "report"  # the latest training's report and model card
         self.benefit = root / "benefit.json"  # the benefit model (riskstrat benefit)
+        self.benefit_card = root / "benefit_card.html"  # and its card
         # The demo's second model (potentially avoidable admissions): its report and card.
         self.avoidable_report = root / "report-avoidable"
         self.lists = root / "lists"  # the weekly runs, one folder a week

@@ -84,6 +84,7 @@ def run_demo(
     from riskstrat.sources.synthetic.borough import TRUTH_DIR, generate, write
     from riskstrat.sources.synthetic.config import SynthConfig
     from riskstrat.training.benefit import BenefitSettings, train_benefit
+    from riskstrat.training.benefit_card import save_benefit
     from riskstrat.training.config import TrainConfig
     from riskstrat.training.pipeline import train_from_contract
     from riskstrat.training.promote import promote
@@ -138,11 +139,10 @@ def run_demo(
         progress(f"    promotion gate: {avoidable_decision.explain()}")
 
     progress(f"3/{STEPS} the benefit of each kind of help, learnt from past list runs")
+    learning = BenefitSettings(seed=seed)
     with ContractTables.from_dir(validated) as sources:
-        benefit = train_benefit(
-            sources, BenefitSettings(seed=seed), ExposureRule(), until=synth.end
-        )
-    benefit.save(folder.benefit)
+        benefit = train_benefit(sources, learning, ExposureRule(), until=synth.end)
+    save_benefit(benefit, learning, folder.benefit, folder.benefit_card)
     for action in benefit.actions:
         progress(f"    {action.describe()}")
 

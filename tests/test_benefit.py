@@ -226,7 +226,13 @@ def test_the_command_saves_the_model_the_weekly_run_reads_and_says_each_actions_
 ) -> None:
     main(["benefit", "--data", str(validated), "--workdir", str(tmp_path)])
     printed = capsys.readouterr().out
-    saved = BenefitModel.load(WorkFolder(tmp_path).benefit)
+    folder = WorkFolder(tmp_path)
+    saved = BenefitModel.load(folder.benefit)
     assert saved.kinds == ExposureRule().kinds
     for action in saved.actions:
         assert action.describe() in printed
+    card = folder.benefit_card.read_text()
+    assert "Where it must not be used" in card and f"{len(saved.runs)} list runs" in card
+    for action in saved.actions:
+        low, high = action.interval()
+        assert f"{action.ate:+.4f} ({low:+.4f} to {high:+.4f})" in card

@@ -184,14 +184,17 @@ def cmd_benefit(
     from riskstrat.contract.tables import ContractTables
     from riskstrat.features.exposure import ExposureRule
     from riskstrat.training.benefit import BenefitSettings, train_benefit
+    from riskstrat.training.benefit_card import save_benefit
 
     settings = from_config(BenefitSettings, config)
     rule = from_config(ExposureRule, config)
-    path = out or WorkFolder(workdir).benefit
+    folder = WorkFolder(workdir)
+    path = out or folder.benefit
     with reporting(), ContractTables.from_dir(data, make_engine(engine, config)) as sources:
         model = train_benefit(sources, settings, rule, until=sources.event_span()[1])
-    model.save(path)
+    card = path.with_name(folder.benefit_card.name)
+    save_benefit(model, settings, path, card)
     say(f"benefit model from {len(model.runs)} list runs, horizon {model.horizon_days} days")
     for action in model.actions:
         say(f"  {action.describe()}")
-    say(f"saved: {path}")
+    say(f"saved: {path}; its card: {card}")
