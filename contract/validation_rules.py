@@ -101,6 +101,8 @@ def event_rules(extract_date: date) -> Rules:
         "end_before_start": quoted("end") + " < start",
         "future_date": f"start > {_day(extract_date)}",
         "negative_value": "value < 0 OR cost < 0",
+        "invalid_lottery_draw": f"kind = '{EventKind.RISK_LIST_LOTTERY.value}' "
+        "AND (value IS NULL OR value NOT IN (0, 1))",
     }
 
 

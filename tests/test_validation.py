@@ -110,6 +110,30 @@ def test_bad_rows_are_quarantined_with_reasons_and_counts_reconcile(tmp_path: Pa
     assert (tmp_path / "out" / REPORT_FILE).exists()
 
 
+def test_a_lottery_draw_is_drawn_or_not_and_nothing_else(tmp_path: Path) -> None:
+    """A recorded draw's value is 1 (drawn) or 0 (not): anything else, or none, would put
+    someone in the wrong arm of the lottery design, so it is quarantined."""
+    day = date(2024, 1, 1)
+    events = pd.DataFrame(
+        {
+            "patient_id": ["a"] * 5,
+            "kind": ["risk_list_lottery"] * 4 + ["risk_list_score"],
+            "start": [day] * 5,
+            "end": None,
+            "code_system": "riskstrat",
+            "code": ["reablement_plan"] * 4 + ["listed"],
+            "value": [1.0, 0.0, 0.5, None, 0.5],
+            "cost": None,
+        }
+    )
+    _write(tmp_path / "in", _practices(), _patients(), events)
+    report = validate_dir(tmp_path / "in", tmp_path / "out", EXTRACT)
+    by_table = {t.table: t for t in report.tables}
+    assert by_table["events"].by_reason == {"invalid_lottery_draw": 2}
+    accepted = pd.read_parquet(tmp_path / "out" / "events.parquet")
+    assert accepted["value"].tolist() == [1.0, 0.0, 0.5]
+
+
 def test_duplicate_patient_keeps_the_first_row(tmp_path: Path) -> None:
     _write(tmp_path / "in", _practices(), _patients(), _events())
     validate_dir(tmp_path / "in", tmp_path / "out", EXTRACT)

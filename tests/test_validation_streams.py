@@ -64,6 +64,7 @@ def _messy_events(clean: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
         {"cost": -5.0},
         {"value": float("nan")},
         {"start": day(2026, 10, 1), "end": day(2027, 3, 1)},  # running on: accepted
+        {"kind": "risk_list_lottery", "value": 0.5},  # a draw is 1 or 0
     ]
     for k, values in enumerate(planted):
         for column, value in values.items():

@@ -141,6 +141,9 @@ def event_checks(patient_ids: set[str], extract_date: date) -> dict[str, RowChec
         "end_before_start": lambda f: (f["end"] < f["start"]).fillna(False).to_numpy(),
         "future_date": _starts_after(extract_date),
         "negative_value": lambda f: ((f["value"] < 0) | (f["cost"] < 0)).fillna(False).to_numpy(),
+        "invalid_lottery_draw": lambda f: (
+            (f["kind"] == EventKind.RISK_LIST_LOTTERY.value) & ~f["value"].isin([0.0, 1.0])
+        ).to_numpy(),
     }
 
 
