@@ -251,7 +251,8 @@ def _current(tracking_uri: str, alias: str, name: str) -> RegisteredBundle | Non
 
 def latest_challenger(tracking_uri: str) -> str:
     """The registered model whose challenger was registered last (the one just trained): what
-    ``riskstrat promote`` promotes unless told which. ``UserError`` if no model has one."""
+    ``riskstrat promote`` promotes unless told which; the any-admission model when none has
+    one (``promote`` then says so, after checking the data)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -264,7 +265,7 @@ def latest_challenger(tracking_uri: str) -> str:
             continue
         registered[name] = found.creation_timestamp
     if not registered:
-        raise UserError(f"no model version has the alias '{CHALLENGER}': train one first")
+        return MODEL_NAME
     return max(registered, key=registered.__getitem__)
 
 
