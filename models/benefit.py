@@ -140,11 +140,14 @@ class BenefitModel:
         """Read a saved model; a file that is not one is refused in one line."""
         try:
             payload = json.loads(path.read_text())
-            if payload.get("format_version") != FORMAT_VERSION:
-                raise UserError(
-                    f"{path}: benefit model format {payload.get('format_version')!r}, "
-                    f"expected {FORMAT_VERSION}"
-                )
+        except (OSError, ValueError) as error:
+            raise UserError(f"{path}: not a benefit model ({error})") from None
+        if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+            found = payload.get("format_version") if isinstance(payload, dict) else None
+            raise UserError(
+                f"{path}: not a benefit model (format {found!r}, expected {FORMAT_VERSION})"
+            )
+        try:
             return cls(
                 features=tuple(payload["features"]),
                 horizon_days=int(payload["horizon_days"]),

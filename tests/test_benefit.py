@@ -208,9 +208,11 @@ def test_the_saved_model_predicts_the_same(
     )
     with pytest.raises(FeatureMismatchError, match="missing feature columns: age"):
         expected_prevented(loaded, features.drop(columns="age"))
-    (tmp_path / "bad.json").write_text("{}")
-    with pytest.raises(UserError, match=r"bad\.json: benefit model format None"):
-        BenefitModel.load(tmp_path / "bad.json")
+    for text, said in (("{}", "format None, expected 1"), ("[1]", "format None"), ("{", "")):
+        (tmp_path / "bad.json").write_text(text)
+        with pytest.raises(UserError, match=r"bad\.json: not a benefit model \(") as refused:
+            BenefitModel.load(tmp_path / "bad.json")
+        assert said in str(refused.value) and str(refused.value).count("bad.json") == 1
 
 
 def test_settings_refuse_a_window_too_short_to_count(tmp_path: Path) -> None:
