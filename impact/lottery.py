@@ -166,7 +166,10 @@ def lottery_effect(frame: pd.DataFrame, outcome: str) -> LotteryEstimate:
     took = data["took_up"].astype(float)
     itt = stratified_difference(y, data)
     first = stratified_difference(took, data)
-    f_stat = first.estimate**2 / first.variance if first.variance > 0 else np.inf
+    if first.variance > 0:
+        f_stat = first.estimate**2 / first.variance
+    else:  # uptake the same in every person of each arm: strong if it differs, else none
+        f_stat = np.inf if first.estimate != 0 else 0.0
     among = None
     if first.estimate > 0:
         beta = itt.estimate / first.estimate

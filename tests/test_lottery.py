@@ -94,6 +94,7 @@ def test_without_uptake_there_is_no_effect_among_takers_and_the_first_stage_says
     found = lottery_effect(frame, "y")
     assert found.among_takers is None
     assert found.uptake.estimate == 0.0
+    assert found.first_stage_f == 0.0  # no instrument at all, not an infinitely strong one
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.4])
