@@ -125,6 +125,7 @@ class BenefitModel:
         raise KeyError(f"no action {kind!r} in the benefit model (has {list(self.kinds)})")
 
     def save(self, path: Path) -> None:
+        """Write the model to ``path`` whole (through a partial file renamed into place)."""
         payload = {
             "format_version": FORMAT_VERSION,
             "features": list(self.features),
@@ -133,7 +134,9 @@ class BenefitModel:
             "actions": [asdict(a) for a in self.actions],
         }
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(payload, indent=1))
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps(payload, indent=1))
+        partial.replace(path)  # a reader sees the old model or the new one, never half
 
     @classmethod
     def load(cls, path: Path) -> BenefitModel:

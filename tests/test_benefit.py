@@ -230,6 +230,7 @@ def test_the_command_saves_the_model_the_weekly_run_reads_and_says_each_actions_
     printed = capsys.readouterr().out
     folder = WorkFolder(tmp_path)
     saved = BenefitModel.load(folder.benefit)
+    assert not list(tmp_path.glob(".*partial"))  # written whole, no partial file left
     assert saved.kinds == ExposureRule().kinds
     for action in saved.actions:
         assert action.describe() in printed
@@ -238,3 +239,16 @@ def test_the_command_saves_the_model_the_weekly_run_reads_and_says_each_actions_
     for action in saved.actions:
         low, high = action.interval()
         assert f"{action.ate:+.4f} ({low:+.4f} to {high:+.4f})" in card
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_fit(
+    validated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as stopped:
+        main(["benefit", "--data", str(validated), "--out", str(blocker / "benefit.json")])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "a_file: cannot make the folder" in error and "Traceback" not in error
+    assert "benefit model from" not in error  # nothing was fitted

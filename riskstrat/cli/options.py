@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Self, TypeV
 import typer
 
 from riskstrat.common.defaults import WorkFolder
+from riskstrat.common.errors import UserError
 
 if TYPE_CHECKING:
     from riskstrat.contract.engines import Engine
@@ -159,3 +160,14 @@ HelpFlag = Annotated[
         help="Show this message and exit.",
     ),
 ]
+
+
+def writable_folder(folder: Path) -> None:
+    """Make ``folder`` if need be and stop with one line naming it when nothing can be
+    written there: checked before a long step, not found out after it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{folder}: cannot make the folder ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{folder}: cannot write there (no permission)")

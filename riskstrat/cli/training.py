@@ -17,6 +17,7 @@ from riskstrat.cli.options import (
     make_engine,
     option,
     tracking_uri,
+    writable_folder,
 )
 from riskstrat.cli.reporter import reporting, say
 from riskstrat.cli.summaries import say_training
@@ -190,6 +191,7 @@ def cmd_benefit(
     rule = from_config(ExposureRule, config)
     folder = WorkFolder(workdir)
     path = out or folder.benefit
+    writable_folder(path.parent)  # before the fit, not after it
     with reporting(), ContractTables.from_dir(data, make_engine(engine, config)) as sources:
         model = train_benefit(sources, settings, rule, until=sources.event_span()[1])
     card = path.with_name(folder.benefit_card.name)

@@ -452,14 +452,17 @@ def weekly_run(
 
 @dataclass(frozen=True, slots=True)
 class SavedBenefit:
-    """A benefit model and the file it was read from (the manifest names the file's digest)."""
+    """A benefit model, the file it was read from and that file's SHA-256 when it was read
+    (what the manifest names: the file may change during a long run)."""
 
     model: BenefitModel
     path: Path
+    sha256: str
 
     @classmethod
     def load(cls, path: Path) -> SavedBenefit:
-        return cls(BenefitModel.load(path), path)
+        model = BenefitModel.load(path)
+        return cls(model, path, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def benefit_entry(benefit: SavedBenefit | None) -> dict:
@@ -470,7 +473,7 @@ def benefit_entry(benefit: SavedBenefit | None) -> dict:
     model = benefit.model
     return {
         "file": benefit.path.name,
-        "sha256": hashlib.sha256(benefit.path.read_bytes()).hexdigest(),
+        "sha256": benefit.sha256,
         "horizon_days": model.horizon_days,
         "runs": [d.isoformat() for d in model.runs],
         "actions": [a.describe() for a in model.actions],
