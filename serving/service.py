@@ -221,7 +221,7 @@ def _rows(frame: pd.DataFrame) -> list[ListRow]:
             sex=str(r["sex"]),
             risk=float(r["risk"]),
             tier=str(r["tier"]),
-            change=None if pd.isna(r["change"]) else float(r["change"]),
+            change=_known(r["change"]),
             week_status=str(r["week_status"]),
             reasons=[r[f"reason_{k}"] for k in (1, 2, 3) if r[f"reason_{k}"]],
             flags=[f for f in str(r["flags"]).split("; ") if f],
