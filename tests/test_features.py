@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 from riskstrat.contract.schema import EventKind
 from riskstrat.contract.tables import AS_OF_TABLE, ContractTables, unbound
 from riskstrat.features.catalogue import DAYS_SINCE_CAP, FAMILIES, LIST_CONTEXT
-from riskstrat.features.definitions import DistinctCodes, Family
+from riskstrat.features.definitions import Count, DistinctCodes, Family
 from riskstrat.features.engine import (
     build_features,
     cohort,
     feature_expression,
     feature_specs,
     feature_sql,
+    kind_reach,
 )
 from riskstrat.features.timeline import KIND_LABELS, patient_timeline
 from riskstrat.features.window import cut
@@ -368,6 +369,48 @@ def test_one_pass_gives_exactly_what_one_join_per_family_gives(validated: Path) 
     actual = one_pass.sort_values(key).reset_index(drop=True)[key + names]
     assert len(actual) > 10_000
     pd.testing.assert_frame_equal(expected, actual, check_exact=True)
+
+
+def test_each_kind_is_read_as_far_back_as_its_longest_reading_family() -> None:
+    def family(name: str, lookback: int | None, *kinds: str) -> Family:
+        definitions = tuple(
+            Count(
+                name=f"{name}_{k}",
+                kinds=(k,),
+                days=lookback,
+                description="",
+                template="",
+                concept="",
+            )
+            for k in kinds
+        )
+        return Family(name=name, lookback_days=lookback, definitions=definitions)
+
+    families = [
+        family("short", 365, "gp_contact", "prescription", "outpatient"),
+        family("long", 730, "gp_contact"),
+        family("ever", None, "prescription", "ltc_diagnosis"),
+    ]
+    assert kind_reach(families) == {
+        "gp_contact": 730,
+        "prescription": None,
+        "outpatient": 365,
+        "ltc_diagnosis": None,
+    }
+    assert kind_reach(families[:1]) == dict.fromkeys(
+        ("gp_contact", "prescription", "outpatient"), 365
+    )
+
+
+def test_an_old_condition_counts_where_an_old_contact_does_not() -> None:
+    rows = [
+        ("a", "ltc_diagnosis", before(3000), None, "copd", None),
+        ("a", "gp_contact", before(3000), None, "telephone", None),
+        ("a", "prescription", before(400), None, "opioid", None),
+    ]
+    out = features_of(rows).loc[("a", AS_OF)]
+    assert out["has_copd"] == 1 and out["ltc_count"] == 1
+    assert out["gp_contacts_730d"] == 0 and out["drug_classes_365d"] == 0
 
 
 def test_events_are_read_once_whatever_the_number_of_families() -> None:
