@@ -110,10 +110,11 @@ def kind_reach(families: Sequence[Family]) -> dict[str, int | None]:
     return reach
 
 
-def history(families: Sequence[Family]) -> ir.Table:
+def history(families: Sequence[Family], kinds: Iterable[str] | None = None) -> ir.Table:
     """The events every family reads, cut once at the as-of dates.
 
-    One window for all families, each kind kept as far back as its ``kind_reach``. A
+    One window for all families (or only their ``kinds``), each kind kept as far back as
+    its ``kind_reach``. A
     family's look-back bounds each of its definitions (``Family`` refuses a definition
     looking further back), and each definition selects its own kinds, codes and days, so
     every column aggregates exactly the events its family's own window held, and no
@@ -121,6 +122,8 @@ def history(families: Sequence[Family]) -> ir.Table:
     conditions would have let in.
     """
     reach = kind_reach(families)
+    if kinds is not None:
+        reach = {k: v for k, v in reach.items() if k in set(kinds)}
     events = unbound("events").select("patient_id", "kind", "start", "end", "code", "value", "cost")
     window = cut(events.filter(events.kind.isin(sorted(reach))), unbound(AS_OF_TABLE), None)
     return window.filter(_within_reach(window, reach))
@@ -153,9 +156,9 @@ def event_features(families: Sequence[Family]) -> ir.Table:
     """Every family's columns per (person, as-of date) with events, in definition order.
 
     One aggregate over the window of all families (``history``), each definition's filter
-    inside its aggregates: no join per family. Distinct codes come from the same window
-    narrowed to their kinds, by way of each code's latest event (``DistinctCodes``), and
-    are joined once: every person and date there is also in the main aggregate.
+    inside its aggregates: no join per family. Distinct codes come from a window of their
+    kinds only, by way of each code's latest event (``DistinctCodes``), and are joined
+    once: every person and date there is also in the main aggregate.
     """
     window = history(families)
     definitions = [d for f in families for d in f.definitions]
@@ -163,8 +166,10 @@ def event_features(families: Sequence[Family]) -> ir.Table:
     coded = [d for d in definitions if isinstance(d, DistinctCodes)]
     table = window.group_by(KEY).aggregate(**{d.name: d.aggregate(window) for d in direct})
     if coded:
-        kinds = sorted({k for d in coded for k in d.kinds})
-        codes = window.filter(window.kind.isin(kinds) & window.code.notnull())
+        # A window of its own, not the main one again: DuckDB would keep a shared window
+        # in memory for both branches (twice the memory of the whole query).
+        coded_window = history(families, {k for d in coded for k in d.kinds})
+        codes = coded_window.filter(coded_window.code.notnull())
         latest = codes.group_by([*KEY, "code"]).aggregate(
             **{d.name: d.latest(codes) for d in coded}
         )

@@ -413,7 +413,8 @@ def test_an_old_condition_counts_where_an_old_contact_does_not() -> None:
     assert out["gp_contacts_730d"] == 0 and out["drug_classes_365d"] == 0
 
 
-def test_events_are_read_once_whatever_the_number_of_families() -> None:
+def test_events_are_read_twice_whatever_the_number_of_families() -> None:
+    """Once for every family's aggregates, once for the distinct codes."""
     fewer, more = feature_sql(FAMILIES), feature_sql((*FAMILIES, LIST_CONTEXT))
-    assert fewer.count('"events"') == more.count('"events"') == 1
+    assert fewer.count('"events"') == more.count('"events"') == 2
     assert fewer.count("JOIN") == more.count("JOIN")
