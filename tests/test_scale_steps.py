@@ -45,8 +45,8 @@ def test_england_is_projected_from_each_steps_largest_completed_size() -> None:
     assert projected["train"]["from_people"] == 1_000
     events = 80 * ENGLAND_PEOPLE
     assert projected["validate"]["core_hours"] == round(events / 16_000 / 3600, 1)
-    assert projected["train"]["cluster_hours"] == round(
-        events / 10_000 / 3600 / (CLUSTER_CORES * PARALLEL_EFFICIENCY), 2
+    assert projected["train"]["cluster_minutes"] == round(
+        events / 10_000 / 60 / (CLUSTER_CORES * PARALLEL_EFFICIENCY), 1
     )
 
 

@@ -47,7 +47,7 @@ ASSUMPTIONS = (
     "threads), and stays the same at any size (the rates measured at 1.06 and 5 million "
     "people show whether it does).",
     f"On a cluster of {CLUSTER_CORES} cores, spread with {PARALLEL_EFFICIENCY:.0%} "
-    "efficiency: wall hours = core hours / (cores x efficiency). Steps that run on one "
+    "efficiency: wall minutes = 60 x core hours / (cores x efficiency). Steps that run on one "
     "machine today (validate, train, weekly) are assumed to spread as features on Spark "
     "do; that is a projection of the work, not of today's code.",
     "Memory per worker is taken to be the peak measured here at the largest size, which "
@@ -348,7 +348,8 @@ def machine() -> dict:
 
 
 def england(figures: list[StepFigures]) -> dict:
-    """Core hours and cluster hours for England per step, from its largest completed size."""
+    """Core hours and minutes on the cluster for England per step, from its largest completed
+    size."""
     largest: dict[str, StepFigures] = {}
     for f in figures:
         if f.seconds and (f.step not in largest or f.people > largest[f.step].people):
@@ -362,7 +363,7 @@ def england(figures: list[StepFigures]) -> dict:
             "events": round(events),
             "events_per_second_per_core": f.events_per_second_per_core,
             "core_hours": round(core_hours, 1),
-            "cluster_hours": round(core_hours / (CLUSTER_CORES * PARALLEL_EFFICIENCY), 2),
+            "cluster_minutes": round(60 * core_hours / (CLUSTER_CORES * PARALLEL_EFFICIENCY), 1),
             "peak_gib_per_worker": f.peak_tree_gib,
         }
     return {
