@@ -114,16 +114,16 @@ def history(families: Sequence[Family], kinds: Iterable[str] | None = None) -> i
     """The events every family reads, cut once at the as-of dates.
 
     One window for all families (or only their ``kinds``), each kind kept as far back as
-    its ``kind_reach``. A
-    family's look-back bounds each of its definitions (``Family`` refuses a definition
-    looking further back), and each definition selects its own kinds, codes and days, so
-    every column aggregates exactly the events its family's own window held, and no
-    aggregate sees the old GP contacts and prescriptions that only a look-back of
-    conditions would have let in.
+    its ``kind_reach``. A family's look-back bounds each of its definitions (``Family``
+    refuses a definition looking further back), and each definition selects its own kinds,
+    codes and days, so every column aggregates exactly the events its family's own window
+    held, and no aggregate sees the old GP contacts and prescriptions that only a look-back
+    of conditions would have let in.
     """
     reach = kind_reach(families)
     if kinds is not None:
-        reach = {k: v for k, v in reach.items() if k in set(kinds)}
+        wanted = set(kinds)
+        reach = {k: v for k, v in reach.items() if k in wanted}
     events = unbound("events").select("patient_id", "kind", "start", "end", "code", "value", "cost")
     window = cut(events.filter(events.kind.isin(sorted(reach))), unbound(AS_OF_TABLE), None)
     return window.filter(_within_reach(window, reach))
