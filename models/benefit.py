@@ -24,6 +24,7 @@ benefit"). The per-person values carry no interval: only the average effect has 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -141,8 +142,15 @@ class BenefitModel:
     @classmethod
     def load(cls, path: Path) -> BenefitModel:
         """Read a saved model; a file that is not one is refused in one line."""
+        return cls.read(path)[0]
+
+    @classmethod
+    def read(cls, path: Path) -> tuple[BenefitModel, str]:
+        """A saved model and the SHA-256 of the very bytes it was parsed from (the file may
+        be replaced while a run uses it)."""
         try:
-            payload = json.loads(path.read_text())
+            data = path.read_bytes()
+            payload = json.loads(data)
         except (OSError, ValueError) as error:
             raise UserError(f"{path}: not a benefit model ({error})") from None
         if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
@@ -151,14 +159,15 @@ class BenefitModel:
                 f"{path}: not a benefit model (format {found!r}, expected {FORMAT_VERSION})"
             )
         try:
-            return cls(
+            model = cls(
                 features=tuple(payload["features"]),
                 horizon_days=int(payload["horizon_days"]),
                 runs=tuple(date.fromisoformat(d) for d in payload["runs"]),
                 actions=tuple(ActionEffect(**a) for a in payload["actions"]),
             )
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError) as error:
             raise UserError(f"{path}: not a benefit model ({error})") from None
+        return model, hashlib.sha256(data).hexdigest()
 
 
 def expected_prevented(model: BenefitModel, features: pd.DataFrame) -> pd.DataFrame:

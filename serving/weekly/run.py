@@ -18,7 +18,6 @@ absent and the manifest's ``avoidable_model`` says why.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -461,8 +460,8 @@ class SavedBenefit:
 
     @classmethod
     def load(cls, path: Path) -> SavedBenefit:
-        model = BenefitModel.load(path)
-        return cls(model, path, hashlib.sha256(path.read_bytes()).hexdigest())
+        model, digest = BenefitModel.read(path)
+        return cls(model, path, digest)
 
 
 def benefit_entry(benefit: SavedBenefit | None) -> dict:
