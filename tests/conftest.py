@@ -92,15 +92,7 @@ def trained(
     tracking_uri: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> TrainResult:
-    work = tmp_path_factory.mktemp("train")
-    return train_from_contract(
-        validated,
-        TrainConfig(bootstrap=20),
-        tracking_uri=tracking_uri,
-        artifact_root=work / "artifacts",
-        report_dir=work / "report",
-        truth_path=small_borough_dir / TRUTH_DIR / "truth.parquet",
-    )
+    return _train(validated, small_borough_dir, tracking_uri, tmp_path_factory.mktemp("train"))
 
 
 @pytest.fixture(scope="session")
@@ -119,13 +111,20 @@ def avoidable_trained(
 ) -> TrainResult:
     """The second model, of potentially avoidable admissions, in the same registry."""
     work = tmp_path_factory.mktemp("train-avoidable")
+    return _train(validated, small_borough_dir, tracking_uri, work, Outcome(admissions="avoidable"))
+
+
+def _train(
+    validated: Path, borough: Path, tracking_uri: str, work: Path, outcome: Outcome | None = None
+) -> TrainResult:
+    """A model of the test borough in the session's registry, its files under ``work``."""
     return train_from_contract(
         validated,
-        TrainConfig(bootstrap=20, outcome=Outcome(admissions="avoidable")),
+        TrainConfig(bootstrap=20, outcome=outcome or Outcome()),
         tracking_uri=tracking_uri,
         artifact_root=work / "artifacts",
         report_dir=work / "report",
-        truth_path=small_borough_dir / TRUTH_DIR / "truth.parquet",
+        truth_path=borough / TRUTH_DIR / "truth.parquet",
     )
 
 
