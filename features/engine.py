@@ -125,31 +125,7 @@ def history(families: Sequence[Family], kinds: Iterable[str] | None = None) -> i
         wanted = set(kinds)
         reach = {k: v for k, v in reach.items() if k in wanted}
     events = unbound("events").select("patient_id", "kind", "start", "end", "code", "value", "cost")
-    window = cut(events.filter(events.kind.isin(sorted(reach))), unbound(AS_OF_TABLE), None)
-    return window.filter(_within_reach(window, reach))
-
-
-def _within_reach(window: ir.Table, reach: dict[str, int | None]) -> ir.BooleanValue:
-    """Events no older than their kind's reach.
-
-    The shortest look-back is tested on the days alone, and each longer one on the days
-    and then the kind: most events are recent and pass on one comparison of numbers,
-    and only older ones have their kind (text) compared. Testing the kind first made
-    DuckDB slower than keeping every event; testing ``kind_number`` made Spark inline
-    its CASE into the join condition and run ten times slower.
-    """
-    lookbacks = sorted({v for v in reach.values() if v is not None})
-    if not lookbacks:
-        return ibis.literal(True)
-    keep = window.days_before <= lookbacks[0]
-    for lookback in [*lookbacks[1:], None]:
-        kinds = sorted(
-            k for k, v in reach.items() if v is None or (lookback is not None and v >= lookback)
-        )
-        if kinds:
-            reached = window.kind.isin(kinds)
-            keep |= reached if lookback is None else (window.days_before <= lookback) & reached
-    return keep
+    return cut(events, unbound(AS_OF_TABLE), reach)
 
 
 def event_features(families: Sequence[Family]) -> ir.Table:

@@ -340,7 +340,7 @@ def _one_join_per_family(families: tuple[Family, ...]) -> ir.Table:
     events = unbound("events")
     result = cohort().select("patient_id", "as_of")
     for family in families:
-        window = cut(events.filter(events.kind.isin(family.kinds)), as_of, family.lookback_days)
+        window = cut(events, as_of, dict.fromkeys(family.kinds, family.lookback_days))
         columns = {
             d.name: window.code.nunique(where=d.matches(window)).cast("float64")
             if isinstance(d, DistinctCodes)
