@@ -2,8 +2,9 @@
 
 An event belongs to the history of ``as_of`` when ``as_of - lookback <= start < as_of``, the
 look-back being its kind's (``reach``): an event on the as-of date is excluded (it is the
-outcome period), an event exactly ``lookback`` days before is included. ``days_before`` (1 for yesterday) is what windows compare with;
-``duration_to_as_of`` clips a stay at the as-of date so no part of the future leaks in.
+outcome period), an event exactly ``lookback`` days before is included. ``days_before`` (1
+for yesterday) is what windows compare with; ``duration_to_as_of`` clips a stay at the as-of
+date so no part of the future leaks in.
 ``kind_number`` is the event's kind as a small integer (``KIND_NUMBERS``), which the feature
 definitions compare instead of the kind's text: otherwise each of sixty-odd definitions
 compares every event's kind as a string, which Spark does one byte range at a time.
