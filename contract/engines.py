@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Literal
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
-import pyarrow.dataset as pads
 from pydantic import Field
 
+from riskstrat.common.parquet import folder_batches
 from riskstrat.common.settings import Integer, load_table, settings_model
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ class SparkEngine(Engine):
         batch by batch: nothing is collected on the driver."""
         with tempfile.TemporaryDirectory(prefix="riskstrat-result-") as folder:
             backend._session.sql(sql).write.mode("overwrite").parquet(folder)
-            yield from pads.dataset(folder, format="parquet").to_batches(batch_size=BATCH_ROWS)
+            yield from folder_batches(Path(folder), BATCH_ROWS)
 
     def close(self, backend: BaseBackend) -> None:
         for table in backend._session.catalog.listTables():

@@ -17,9 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskstrat.common.errors import UserError
+from riskstrat.common.parquet import row_group_batches
 from riskstrat.contract.schema import Column, Table
 
-BATCH_ROWS = 1 << 20  # rows per batch: a Parquet row group's worth, about 100 MB of events
+BATCH_ROWS = 1 << 20  # rows per batch at most: about 100 MB of events
 
 
 class ContractError(UserError):
@@ -57,7 +58,7 @@ def _cast(path: Path, column: Column, values: pa.Array | pa.ChunkedArray) -> pa.
 def _check_values(path: Path, parquet: pq.ParquetFile, column: Column) -> None:
     """Cast one column batch by batch: its values must fit the contract's type."""
     try:
-        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=[column.name]):
+        for batch in row_group_batches(parquet, BATCH_ROWS, [column.name]):
             _cast(path, column, batch.column(0))
     except (OSError, pa.ArrowException) as exc:
         raise unreadable(path, exc) from exc
@@ -86,7 +87,7 @@ def batches(path: Path, table: Table) -> Iterator[pa.RecordBatch]:
     schema = loose(table)
     parquet = pq.ParquetFile(path)
     try:
-        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=schema.names):
+        for batch in row_group_batches(parquet, BATCH_ROWS, schema.names):
             columns = [_cast(path, table.column(name), batch.column(name)) for name in schema.names]
             yield pa.RecordBatch.from_arrays(columns, schema=schema)
     except (OSError, pa.ArrowException) as exc:

@@ -1,0 +1,33 @@
+"""Read Parquet one row group at a time, so that memory does not grow with the file.
+
+pyarrow's reader over a whole file (``ParquetFile.iter_batches`` without ``row_groups``, or
+a dataset's ``to_batches``) keeps memory for every row group it has passed until it ends:
+validating a 418-million-event file grew by about 4.6 MB a row group, 1.8 GB in all. A
+reader per row group frees it at the end of each group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def row_group_batches(
+    parquet: pq.ParquetFile, batch_size: int, columns: Sequence[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """The file's rows, in order, in batches of at most ``batch_size`` rows (a batch never
+    spans two row groups)."""
+    for group in range(parquet.num_row_groups):
+        yield from parquet.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns)
+
+
+def folder_batches(folder: Path, batch_size: int) -> Iterator[pa.RecordBatch]:
+    """The rows of every Parquet file in ``folder`` (by name; files starting with ``_`` or
+    ``.``, such as Spark's markers, are not data), in batches of at most ``batch_size``."""
+    for path in sorted(folder.glob("*.parquet")):
+        if not path.name.startswith(("_", ".")):
+            with pq.ParquetFile(path) as parquet:
+                yield from row_group_batches(parquet, batch_size)
