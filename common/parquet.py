@@ -1,9 +1,9 @@
 """Read Parquet one row group at a time, so that memory does not grow with the file.
 
 pyarrow's reader over a whole file (``ParquetFile.iter_batches`` without ``row_groups``, or
-a dataset's ``to_batches``) keeps memory for every row group it has passed until it ends:
-validating a 418-million-event file grew by about 4.6 MB a row group, 1.8 GB in all. A
-reader per row group frees it at the end of each group.
+a dataset's ``to_batches``, apache/arrow#39808) keeps memory for every row group it has
+passed until it ends, so ``validate`` grew with the file (docs/figures.md, "Validate at
+scale"). A reader per row group frees it at the end of each group.
 """
 
 from __future__ import annotations
