@@ -51,7 +51,7 @@ def test_memory_stays_within_a_few_row_groups(many_groups: Path) -> None:
         peak = 0
         for _ in row_group_batches(parquet, GROUP_ROWS):
             peak = max(peak, pa.total_allocated_bytes() - base)
-    assert peak < 6 * one_group  # the whole-file reader held about thirty groups' worth
+    assert peak < 6 * one_group  # a whole-file reader keeps every group it has passed
 
 
 def test_a_folder_is_read_file_by_file_by_name_without_markers(tmp_path: Path) -> None:
