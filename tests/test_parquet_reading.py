@@ -1,5 +1,5 @@
-"""Parquet is read one row group at a time: every row, in order, and memory that does not grow
-with the file (pyarrow's whole-file reader kept each passed row group until the end)."""
+"""Parquet is read a few row groups at a time: every row, in order, full batches, and memory
+that does not grow with the file (pyarrow's whole-file reader kept each passed row group)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,13 @@ def test_every_row_in_order_in_bounded_batches(many_groups: Path, batch_size: in
     assert all(b.schema.names == ["row", "kind"] for b in batches)
     rows = np.concatenate([b.column("row").to_numpy() for b in batches])
     np.testing.assert_array_equal(rows, np.arange(GROUP_ROWS * GROUPS))
+
+
+def test_small_row_groups_are_read_together_into_full_batches(many_groups: Path) -> None:
+    with pq.ParquetFile(many_groups) as parquet:
+        sizes = [b.num_rows for b in row_group_batches(parquet, 50_000, ["row"])]
+    assert sizes[:2] == [50_000, 10_000]  # three groups of 20,000 rows make one run
+    assert sum(sizes) == GROUP_ROWS * GROUPS
 
 
 def test_memory_stays_within_a_few_row_groups(many_groups: Path) -> None:
