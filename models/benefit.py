@@ -9,8 +9,11 @@ one-line reason it was refused (help that never varied, too little overlap). Sav
 JSON file, no pickle.
 
 The per-person effect is the avoidable admissions expected without help (a baseline
-model) times a relative effect (fitted to the pseudo-outcomes): help that scales a hazard
-prevents in proportion to the admissions it can reach.
+model) times a relative effect: help that scales a hazard prevents in proportion to the
+admissions it can reach. The relative effect is a model of the person's features only when
+it ranked held-out pseudo-outcomes better than a constant did (``varies_slope`` and
+``varies_se``, the held-out check); otherwise it is one number for everyone (``relative``),
+and the ranking is the baseline's.
 
 Benefit is ``-CATE``: the estimated conditional average treatment effect on the count of
 avoidable admissions over ``horizon_days`` after the list run (a difference: with help minus
@@ -55,9 +58,13 @@ class ActionEffect:
     given the action, ``trimmed`` left out for a propensity outside the overlap bounds;
     ``ate`` the average effect on avoidable admissions per person over the horizon among the
     units kept (negative: fewer admissions), ``se`` its standard error (from the
-    pseudo-outcomes, clustered by person). The per-person effect is ``baseline(x) *
-    model(x)``, two LightGBM boosters (text): the avoidable admissions expected without help
-    and the relative effect. ``refused`` is the reason when nothing was estimated."""
+    pseudo-outcomes, clustered by person). The per-person effect is ``baseline(x)`` (a
+    LightGBM booster, text: the avoidable admissions expected without help) times the
+    relative effect: ``model(x)`` (a booster) where the held-out check found it varies by
+    person, else the constant ``relative``. ``varies_slope`` and ``varies_se`` are that
+    check's slope (1: the model's differences between people are borne out on held-out
+    people; 0: no better than a constant; below 0: backwards) and its standard error.
+    ``refused`` is the reason when nothing was estimated."""
 
     kind: str
     units: int
@@ -67,16 +74,41 @@ class ActionEffect:
     se: float | None = None
     baseline: str | None = None
     model: str | None = None
+    relative: float | None = None
+    varies_slope: float | None = None
+    varies_se: float | None = None
     refused: str | None = None
 
     def __post_init__(self) -> None:
-        fitted = self.model is not None and self.baseline is not None
+        one_relative = (self.model is None) != (self.relative is None)
+        fitted = self.baseline is not None and one_relative
         if (self.refused is None) != fitted:
-            raise ValueError(f"{self.kind}: an action has either both models or a refusal")
+            raise ValueError(
+                f"{self.kind}: an action has a baseline and one relative effect (a model or "
+                "a constant), or a refusal"
+            )
 
     @property
     def estimated(self) -> bool:
         return self.refused is None
+
+    @property
+    def varies(self) -> bool:
+        """Whether the relative effect is a model of the person's features."""
+        return self.model is not None
+
+    def describe_variation(self) -> str:
+        """The held-out check in words (an estimated action)."""
+        if self.varies_slope is None or self.varies_se is None:
+            found = "not checked on held-out people"
+        else:
+            found = f"held-out slope {self.varies_slope:+.2f}, standard error {self.varies_se:.2f}"
+        if self.varies:
+            return f"varies by person ({found})"
+        return (
+            f"no variation by person found ({found}): every person's benefit is their "
+            f"expected admissions times {self.relative:+.3f}"
+        )
 
     def interval(self, z: float = Z95) -> tuple[float, float] | None:
         """The average effect's normal interval (95% by default); None when refused."""
@@ -91,7 +123,8 @@ class ActionEffect:
         return (
             f"{self.kind}: {-self.ate:+.4f} admissions prevented per person "  # type: ignore[operator]
             f"(effect {self.ate:+.4f}, 95% interval {low:+.4f} to {high:+.4f}; "
-            f"{self.units:,} units, {self.treated:,} helped, {self.trimmed:,} trimmed)"
+            f"{self.units:,} units, {self.treated:,} helped, {self.trimmed:,} trimmed); "
+            f"relative effect: {self.describe_variation()}"
         )
 
 
@@ -103,15 +136,18 @@ class BenefitModel:
     horizon_days: int
     runs: tuple[date, ...]  # the list runs it learnt from
     actions: tuple[ActionEffect, ...]
-    boosters: dict[str, tuple[lgb.Booster, lgb.Booster]] = field(
+    boosters: dict[str, tuple[lgb.Booster, lgb.Booster | None]] = field(
         init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
         boosters = {
-            a.kind: (lgb.Booster(model_str=a.baseline), lgb.Booster(model_str=a.model))
+            a.kind: (
+                lgb.Booster(model_str=a.baseline),
+                None if a.model is None else lgb.Booster(model_str=a.model),
+            )
             for a in self.actions
-            if a.model is not None and a.baseline is not None
+            if a.baseline is not None
         }
         object.__setattr__(self, "boosters", boosters)
 
@@ -186,5 +222,6 @@ def expected_prevented(model: BenefitModel, features: pd.DataFrame) -> pd.DataFr
             out[benefit_column(effect.kind)] = np.full(len(features), np.nan)
         else:
             baseline, relative = fitted
-            out[benefit_column(effect.kind)] = -baseline.predict(matrix) * relative.predict(matrix)
+            ratio = effect.relative if relative is None else relative.predict(matrix)
+            out[benefit_column(effect.kind)] = -baseline.predict(matrix) * ratio
     return pd.DataFrame(out, index=features.index)

@@ -23,7 +23,14 @@ robust learner (the DR-learner, Kennedy 2023) per action:
   mean is the average effect (its standard error clustered by person, as people recur over
   runs), and a final stage on the model's features: the per-person effect as the
   admissions expected without help times a relative effect, a shallow regression fitted
-  to the pseudo-outcomes (``final_stage``), saved in ``models.benefit``.
+  to the pseudo-outcomes (``final_stage``), saved in ``models.benefit``;
+- the held-out check of that relative effect (``variation_check``): fitted on all folds but
+  one, does it rank the held-out fold's pseudo-outcomes better than a constant would? Only
+  then is it kept; otherwise the relative effect is one number (the pseudo-outcomes' least
+  squares ratio to the baseline) and the ranking is the baseline's. The noisy
+  pseudo-outcomes of a few thousand people can teach a final stage differences between
+  people that held-out people do not bear out, or reverse: ranking scarce help on them
+  would be worse than ranking on the baseline.
 
 Overlap: units whose out-of-fold propensity is outside ``[trim, 1 - trim]`` are left out;
 the action is refused (a one-line reason, no estimate) when nobody or everybody was helped,
@@ -57,7 +64,7 @@ from riskstrat.contract.tables import ContractTables, unbound
 from riskstrat.features.engine import KEY, build_features, feature_specs
 from riskstrat.features.exposure import ExposureRule, exposure, help_started
 from riskstrat.features.labels import LEFT_AREA, Outcome, build_labels, count_admissions
-from riskstrat.models.benefit import ActionEffect, BenefitModel
+from riskstrat.models.benefit import Z95, ActionEffect, BenefitModel
 
 TABLE = "benefit"
 NONE = "none"  # the treatment of a unit no help started for
@@ -241,9 +248,8 @@ def pseudo_outcomes(t: np.ndarray, y: np.ndarray, n: Nuisances) -> np.ndarray:
 
 def clustered_se(scores: np.ndarray, clusters: pd.Index) -> float:
     """Standard error of the mean of ``scores``, clustered (people recur over runs)."""
-    centred = pd.Series(scores - scores.mean()).groupby(np.asarray(clusters)).sum()
-    g = len(centred)
-    return float(np.sqrt((centred**2).sum() * g / max(g - 1, 1)) / len(scores))
+    _, cov = clustered_ols(np.ones((len(scores), 1)), scores, clusters)
+    return float(np.sqrt(cov[0, 0]))
 
 
 def _refusal(kind: str, t: np.ndarray, settings: BenefitSettings) -> str | None:
@@ -272,7 +278,8 @@ def estimate_action(
     x = features.assign(**{SCORE: units["score"].to_numpy()}).to_numpy("float64")
     y = units["outcome"].to_numpy("float64")
     patients = units.index.get_level_values("patient_id")
-    nuisances = cross_fit(x, t, y, person_folds(patients, settings.folds, settings.seed), settings)
+    fold = person_folds(patients, settings.folds, settings.seed)
+    nuisances = cross_fit(x, t, y, fold, settings)
     e = nuisances.propensity
     kept = (e >= settings.trim) & (e <= 1 - settings.trim)
     trimmed = int((~kept).sum())
@@ -292,7 +299,9 @@ def estimate_action(
         settings,
     )
     x_kept = features.to_numpy("float64")[kept]
-    relative = final_stage(baseline, x_kept, phi, settings)
+    base = np.maximum(baseline.predict(x_kept), MIN_BASELINE)
+    slope, slope_se = variation_check(base, x_kept, phi, fold[kept], patients[kept], settings)
+    varies = slope - Z95 * slope_se > 0
     effect = ActionEffect(
         kind,
         units=len(t),
@@ -301,28 +310,70 @@ def estimate_action(
         ate=float(phi.mean()),
         se=clustered_se(phi, patients[kept]),
         baseline=baseline.model_to_string(),
-        model=relative.model_to_string(),
+        model=final_stage(base, x_kept, phi, settings).model_to_string() if varies else None,
+        relative=None if varies else constant_relative(base, phi),
+        varies_slope=slope,
+        varies_se=slope_se,
     )
     checks = pd.DataFrame({"propensity": e[kept], "pseudo_outcome": phi}, index=units.index[kept])
     return effect, checks
 
 
 def final_stage(
-    baseline: lgb.Booster, x: np.ndarray, phi: np.ndarray, settings: BenefitSettings
+    base: np.ndarray, x: np.ndarray, phi: np.ndarray, settings: BenefitSettings
 ) -> lgb.Booster:
     """The relative effect, so that the per-person effect is ``baseline(x) * relative(x)``:
-    a shallow regression of ``phi / baseline`` weighted by ``baseline ** 2`` (least squares
-    of ``phi - baseline * relative``). ``baseline`` is the avoidable admissions expected
-    without help, learnt from everyone scored without help (listed or not: many more people
-    than the units). Help that scales a hazard prevents in proportion to the admissions it
-    can reach, so the noisy pseudo-outcomes need only say how that proportion varies; with
-    effects that do not vary the ranking falls back on the baseline."""
-    base = np.maximum(baseline.predict(x), MIN_BASELINE)
+    a shallow regression of ``phi / base`` weighted by ``base ** 2`` (least squares of
+    ``phi - base * relative``). ``base`` is the avoidable admissions expected without help
+    (floored at ``MIN_BASELINE``), learnt from everyone scored without help (listed or not:
+    many more people than the units). Help that scales a hazard prevents in proportion to
+    the admissions it can reach, so the noisy pseudo-outcomes need only say how that
+    proportion varies."""
     return lgb.train(
         _params("regression", settings, final=True),
         lgb.Dataset(x, phi / base, weight=base**2),
         num_boost_round=settings.final_rounds,
     )
+
+
+def constant_relative(base: np.ndarray, phi: np.ndarray) -> float:
+    """One relative effect for everyone: the least squares ratio of ``phi`` to ``base``."""
+    return float((phi * base).sum() / (base**2).sum())
+
+
+def variation_check(
+    base: np.ndarray,
+    x: np.ndarray,
+    phi: np.ndarray,
+    fold: np.ndarray,
+    patients: pd.Index,
+    settings: BenefitSettings,
+) -> tuple[float, float]:
+    """Does the final stage's relative effect vary between people as held-out people bear
+    out? Each fold's relative effect ``r`` comes from a final stage fitted on the other
+    folds; the pseudo-outcomes are then regressed on ``base`` and ``base * (r - mean r)``
+    (the best linear predictor test of Chernozhukov et al., on the relative scale). Returns
+    the second slope and its standard error, clustered by person: about 1 where the
+    differences are real and well sized, 0 where they are noise, below 0 where backwards."""
+    r = np.zeros(len(phi))
+    for k in np.unique(fold):
+        held, rest = fold == k, fold != k
+        r[held] = final_stage(base[rest], x[rest], phi[rest], settings).predict(x[held])
+    design = np.column_stack([base, base * (r - r.mean())])
+    beta, cov = clustered_ols(design, phi, patients)
+    return float(beta[1]), float(np.sqrt(cov[1, 1]))
+
+
+def clustered_ols(
+    x: np.ndarray, y: np.ndarray, clusters: pd.Index
+) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares coefficients and their covariance, robust to clustering (sandwich)."""
+    bread = np.linalg.pinv(x.T @ x)
+    beta = bread @ x.T @ y
+    scores = pd.DataFrame(x * (y - x @ beta)[:, None]).groupby(np.asarray(clusters)).sum()
+    g = len(scores)
+    meat = scores.to_numpy().T @ scores.to_numpy() * g / max(g - 1, 1)
+    return beta, bread @ meat @ bread
 
 
 def _take(n: Nuisances, rows: np.ndarray) -> Nuisances:
