@@ -215,6 +215,61 @@ def test_the_saved_model_predicts_the_same(
         assert said in str(refused.value) and str(refused.value).count("bad.json") == 1
 
 
+def _planted(relative: tuple[float, float], n: int = 6_000) -> BenefitData:
+    """Listed people on two runs, helped at random (40%): expected admissions ``0.15 *
+    exp(a)`` without help, times ``1 + relative[m]`` with it, ``m`` a modifier (30% have it)
+    and ``z`` noise."""
+    rng = np.random.default_rng(3)
+    index = pd.MultiIndex.from_arrays(
+        [np.repeat([f"p{i:05d}" for i in range(n)], 2), np.tile([date(2024, 1, 1), EXTRACT], n)],
+        names=["patient_id", "as_of"],
+    )
+    a, m, z = rng.normal(0, 0.7, 2 * n), rng.random(2 * n) < 0.3, rng.normal(size=2 * n)
+    helped = rng.random(2 * n) < 0.4
+    expected = 0.15 * np.exp(a) * np.where(helped, 1 + np.where(m, *relative[::-1]), 1.0)
+    units = pd.DataFrame(
+        {
+            "score": rng.random(2 * n),
+            "listed": True,
+            "treatment": np.where(helped, KINDS[0], NONE),
+            "outcome": rng.poisson(expected).astype(float),
+        },
+        index=index,
+    )
+    return BenefitData(units, pd.DataFrame({"a": a, "m": m.astype(float), "z": z}, index=index))
+
+
+def test_differences_between_people_are_used_only_where_held_out_people_bear_them_out(
+    tmp_path: Path,
+) -> None:
+    """Help that prevents 90% of admissions with the modifier and 10% without: the relative
+    effect is a model and ranks the modifier first at the same expected admissions. Help
+    that prevents 40% for everyone: the final stage can only fit noise, so the relative
+    effect is one number and the ranking is the expected admissions'."""
+    rows = pd.DataFrame({"a": [0.0, 0.0, 1.0], "m": [1.0, 0.0, 0.0], "z": 0.0})
+    varying, _ = estimate_action(_planted((-0.1, -0.9)), KINDS[0], SETTINGS)
+    assert varying.varies and varying.relative is None
+    assert varying.varies_slope - 1.96 * varying.varies_se > 0
+    model = BenefitModel(("a", "m", "z"), 90, (EXTRACT,), (varying,))
+    with_m, without_m, _ = expected_prevented(model, rows)[benefit_column(KINDS[0])]
+    assert with_m > 2 * without_m > 0  # shrunk towards the mean by the shallow final stage
+    assert "varies by person (held-out slope" in varying.describe()
+
+    uniform, _ = estimate_action(_planted((-0.4, -0.4)), KINDS[0], SETTINGS)
+    assert not uniform.varies and uniform.model is None
+    assert uniform.varies_slope - 1.96 * uniform.varies_se <= 0
+    assert -0.55 < uniform.relative < -0.3
+    model = BenefitModel(("a", "m", "z"), 90, (EXTRACT,), (uniform,))
+    model.save(tmp_path / "benefit.json")
+    for fitted in (model, BenefitModel.load(tmp_path / "benefit.json")):
+        prevented = expected_prevented(fitted, rows)[benefit_column(KINDS[0])].to_numpy()
+        baseline = fitted.boosters[KINDS[0]][0].predict(rows.to_numpy("float64"))
+        np.testing.assert_allclose(prevented, -uniform.relative * baseline)
+    assert "no variation by person found (held-out slope" in uniform.describe()
+    with pytest.raises(ValueError, match="one relative effect"):
+        replace(uniform, relative=None)
+
+
 def test_settings_refuse_a_window_too_short_to_count(tmp_path: Path) -> None:
     path = tmp_path / "settings.toml"
     path.write_text("[benefit]\nhorizon_days = 3\n")
