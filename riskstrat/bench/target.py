@@ -225,6 +225,9 @@ def build_borough(bench: TargetBench, seed: int, world: str, work: Path) -> Scor
             "units": a.units,
             "treated": a.treated,
             "refused": a.refused,
+            "varies": a.varies if a.estimated else None,
+            "varies_slope": a.varies_slope,
+            "varies_se": a.varies_se,
             "spearman_at_test_runs": float(
                 stats.spearmanr(
                     frame[benefit_column(a.kind)], frame[f"prevented_{a.kind}"]
