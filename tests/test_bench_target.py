@@ -55,7 +55,9 @@ def test_a_small_run_writes_its_figures_and_the_oracle_prevents_the_most(
     assert per_100["oracle"] > 0
     assert "| benefit |" in (out / TABLE_FILE).read_text()
     for action in figures["benefit_model"]["varying"][3].values():
-        assert action["refused"] is not None or action["se"] > 0
+        if action["refused"] is None:
+            assert action["se"] > 0 and action["varies_se"] > 0
+            assert isinstance(action["varies"], bool)
 
 
 def test_the_equity_table_shares_add_up(results: tuple[dict, Path]) -> None:
