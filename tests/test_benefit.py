@@ -6,6 +6,7 @@ same after loading."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -208,6 +209,7 @@ def test_the_saved_model_predicts_the_same(
     )
     with pytest.raises(FeatureMismatchError, match="missing feature columns: age"):
         expected_prevented(loaded, features.drop(columns="age"))
+
     for text, said in (("{}", "format None, expected 1"), ("[1]", "format None"), ("{", "")):
         (tmp_path / "bad.json").write_text(text)
         with pytest.raises(UserError, match=r"bad\.json: not a benefit model \(") as refused:
@@ -253,6 +255,15 @@ def test_differences_between_people_are_used_only_where_held_out_people_bear_the
     model = BenefitModel(("a", "m", "z"), 90, (EXTRACT,), (varying,))
     with_m, without_m, _ = expected_prevented(model, rows)[benefit_column(KINDS[0])]
     assert with_m > 2 * without_m > 0  # shrunk towards the mean by the shallow final stage
+    model.save(tmp_path / "varying.json")
+    saved = json.loads((tmp_path / "varying.json").read_text())
+    for key in ("relative", "varies_slope", "varies_se"):  # a model saved before the check
+        del saved["actions"][0][key]
+    (tmp_path / "before.json").write_text(json.dumps(saved))
+    pd.testing.assert_frame_equal(
+        expected_prevented(BenefitModel.load(tmp_path / "before.json"), rows),
+        expected_prevented(model, rows),
+    )
     assert "varies by person (held-out slope" in varying.describe()
 
     uniform, _ = estimate_action(_planted((-0.4, -0.4)), KINDS[0], SETTINGS)
