@@ -4,6 +4,7 @@ a small run writes its figures, the oracle prevents the most, and the equity tab
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +20,26 @@ from riskstrat.bench.target import (
 )
 
 
-def test_allocation_respects_capacity_and_offers_the_best_pairs_first() -> None:
+def test_offers_are_the_weekly_runs_within_capacity_each_person_their_best_action() -> None:
     scores = np.array(
         [
             [0.9, 0.8],  # best in both: gets its best action
             [0.1, 0.7],
-            [0.6, np.nan],  # no estimate for the second action: never preferred to one
+            [0.6, np.nan],  # no estimate for the second action: never offered it
             [0.5, 0.5],  # a tie goes to the earlier action, if it has room
             [0.2, 0.1],
+            [-0.1, -0.2],  # nothing prevented: never offered, even with places left
         ]
     )
-    assert allocate(scores, 2).tolist() == [0, 1, 0, 1, -1]
-    assert allocate(scores, 1).tolist() == [0, 1, -1, -1, -1]
-    chosen = allocate(np.random.default_rng(3).random((50, 2)), 7)
+    run = date(2025, 7, 1)
+    assert allocate(scores, 2, run).tolist() == [0, 1, 0, 1, -1, -1]
+    assert allocate(scores, 1, run).tolist() == [0, 1, -1, -1, -1, -1]
+    # Places to spare: everyone with something prevented gets their best action.
+    assert allocate(scores, 10, run).tolist() == [0, 1, 0, 0, 0, -1]
+    # One place each: the fourth person's first choice (reablement, by the tie) goes to the
+    # first person, so the social prescribing place goes to them as a second choice.
+    assert allocate(scores[[0, 3, 5]], 1, run).tolist() == [0, 1, -1]
+    chosen = allocate(np.random.default_rng(3).random((50, 2)), 7, run)
     assert (np.bincount(chosen[chosen >= 0], minlength=2) == 7).all()
 
 

@@ -8,12 +8,14 @@ any-admission risk model and an avoidable-admission risk model (``training_data`
 (``training.benefit``, on the list runs whose outcome window ends by then). Then, at every
 list run from ``test_from`` whose truth follow-up is complete, each rule offers ``capacity``
 places per action among the candidates (people listed on the run without list-triggered
-help running: the people help is offered to), one action per person:
+help running: the people help is offered to) through the weekly run's own allocation
+(``serving.weekly.offers.allocate``, one team, the rule's scores as its ranking key), one
+action per person:
 
 - ``any_risk`` and ``avoidable_risk``: highest predicted risk first (the first ``capacity``
   get reablement, the next social prescribing, as both actions rank the same);
-- ``benefit``: highest estimated admissions prevented first, over (person, action) pairs
-  (an action the learner refused is ranked last);
+- ``benefit``: highest estimated admissions prevented first, each person in line for the
+  action that prevents the most for them (an action the learner refused is never offered);
 - ``oracle``: the truth's ``prevented_<action>``, the best any rule could do;
 - ``feature_oracle``: a LightGBM regression of the truth's ``prevented_<action>`` on the
   features, learnt from the candidates of the runs before ``test_from``: the best a rule
@@ -52,6 +54,9 @@ from riskstrat.features.engine import KEY, build_features, feature_specs
 from riskstrat.features.exposure import ExposureRule, exposure
 from riskstrat.features.labels import Outcome
 from riskstrat.models.benefit import benefit_column, expected_prevented
+from riskstrat.models.tiers import HIGH
+from riskstrat.serving.weekly.config import OfferSettings
+from riskstrat.serving.weekly.offers import allocate as allocate_offers
 from riskstrat.sources.synthetic.borough import generate, write
 from riskstrat.sources.synthetic.config import Interventions, ListActions, SynthConfig
 from riskstrat.sources.synthetic.list_actions import ACTION_KINDS
@@ -69,6 +74,10 @@ TRUTH_ACTION = {kind: name for name, kind in ACTION_KINDS.items()}
 GROUPS = ("deprivation_decile", "ethnicity_group", "age_band", "sex")
 AGE_BANDS = (18, 45, 65, 75, 85)
 TARGET_SHARE_OF_ORACLE = 0.8  # the issue's done-when
+# The weekly allocation's frame for one team holding the benchmark's places: every candidate
+# is listed, nobody has help running.
+TEAM_COLUMN, TEAM = "locality", "borough"
+NOBODY_RUNNING = pd.Series(dtype=object)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,23 +253,31 @@ def build_borough(bench: TargetBench, seed: int, world: str, work: Path) -> Scor
 # ---- the rules -----------------------------------------------------------------------------
 
 
-def allocate(scores: np.ndarray, capacity: int) -> np.ndarray:
-    """Offer each of ``scores``' columns (actions) to at most ``capacity`` rows (people), one
-    action per person, best (person, action) pair first; ties go to the earlier action.
-    Returns each row's action index, -1 for none."""
-    n, actions = scores.shape
-    flat = np.nan_to_num(scores, nan=-np.inf).ravel()
-    order = np.lexsort((np.arange(flat.size) % actions, -flat))
-    chosen = np.full(n, -1)
-    left = np.full(actions, capacity)
-    for pair in order:
-        person, action = divmod(int(pair), actions)
-        if chosen[person] < 0 and left[action] > 0:
-            chosen[person] = action
-            left[action] -= 1
-            if not left.any():
-                break
-    return chosen
+def allocate(scores: np.ndarray, capacity: int, run: date) -> np.ndarray:
+    """Offer ``capacity`` places per action (``scores``' columns, in ``TRUTH_ACTION``'s
+    order) among the rows (people) as the weekly run does (``serving.weekly.offers``), one
+    team, the scores as the ranking key per action: each person in line for their best
+    action with a score above zero, each line offered best first, places left to second
+    choices. Returns each row's action index, -1 for none. NaN (an action the learner
+    refused) is never offered."""
+    kinds = list(TRUTH_ACTION)
+    index = pd.Index([f"p{i}" for i in range(len(scores))], name="patient_id")
+    people = pd.DataFrame(
+        {
+            TEAM_COLUMN: TEAM,
+            "tier": HIGH,
+            "risk": 0.0,
+            "pathway": "",
+            **{
+                benefit_column(k): np.nan_to_num(scores[:, i], nan=-np.inf)
+                for i, k in enumerate(kinds)
+            },
+        },
+        index=index,
+    )
+    settings = OfferSettings(team=TEAM_COLUMN, capacity={k: {TEAM: capacity} for k in kinds})
+    offer = allocate_offers(people, settings, NOBODY_RUNNING, run).columns["offer"].to_numpy()
+    return np.array([kinds.index(o) if o else -1 for o in offer])
 
 
 def rule_scores(candidates: pd.DataFrame, rule: str, seed: int) -> np.ndarray:
@@ -288,7 +305,7 @@ def offers(borough: Scored, capacity: int, seed: int) -> pd.DataFrame:
     rows = []
     for k, (run, people) in enumerate(borough.candidates.groupby(level="as_of", sort=True)):
         for rule in RULES:
-            chosen = allocate(rule_scores(people, rule, seed * 1000 + k), capacity)
+            chosen = allocate(rule_scores(people, rule, seed * 1000 + k), capacity, run)
             got = chosen >= 0
             truth = people[[f"prevented_{kind}" for kind in kinds]].to_numpy()
             offered = people[got].copy()
