@@ -256,10 +256,9 @@ def build_borough(bench: TargetBench, seed: int, world: str, work: Path) -> Scor
 def allocate(scores: np.ndarray, capacity: int, run: date) -> np.ndarray:
     """Offer ``capacity`` places per action (``scores``' columns, in ``TRUTH_ACTION``'s
     order) among the rows (people) as the weekly run does (``serving.weekly.offers``), one
-    team, the scores as the ranking key per action: each person in line for their best
-    action with a score above zero, each line offered best first, places left to second
-    choices. Returns each row's action index, -1 for none. NaN (an action the learner
-    refused) is never offered."""
+    team, the scores as the ranking key per action: the places shared out to make the sum of
+    the scores of those offered largest, only scores above zero. Returns each row's action
+    index, -1 for none. NaN (an action the learner refused) is never offered."""
     kinds = list(TRUTH_ACTION)
     index = pd.Index([f"p{i}" for i in range(len(scores))], name="patient_id")
     people = pd.DataFrame(
