@@ -246,6 +246,18 @@ def pseudo_outcomes(t: np.ndarray, y: np.ndarray, n: Nuisances) -> np.ndarray:
     return n.treated - n.untreated + t * (y - n.treated) / e - (1 - t) * (y - n.untreated) / (1 - e)
 
 
+def clustered_ols(
+    x: np.ndarray, y: np.ndarray, clusters: pd.Index
+) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares coefficients and their covariance, robust to clustering (sandwich)."""
+    bread = np.linalg.pinv(x.T @ x)
+    beta = bread @ x.T @ y
+    scores = pd.DataFrame(x * (y - x @ beta)[:, None]).groupby(np.asarray(clusters)).sum()
+    g = len(scores)
+    meat = scores.to_numpy().T @ scores.to_numpy() * g / max(g - 1, 1)
+    return beta, bread @ meat @ bread
+
+
 def clustered_se(scores: np.ndarray, clusters: pd.Index) -> float:
     """Standard error of the mean of ``scores``, clustered (people recur over runs)."""
     _, cov = clustered_ols(np.ones((len(scores), 1)), scores, clusters)
@@ -362,18 +374,6 @@ def variation_check(
     design = np.column_stack([base, base * (r - r.mean())])
     beta, cov = clustered_ols(design, phi, patients)
     return float(beta[1]), float(np.sqrt(cov[1, 1]))
-
-
-def clustered_ols(
-    x: np.ndarray, y: np.ndarray, clusters: pd.Index
-) -> tuple[np.ndarray, np.ndarray]:
-    """Least squares coefficients and their covariance, robust to clustering (sandwich)."""
-    bread = np.linalg.pinv(x.T @ x)
-    beta = bread @ x.T @ y
-    scores = pd.DataFrame(x * (y - x @ beta)[:, None]).groupby(np.asarray(clusters)).sum()
-    g = len(scores)
-    meat = scores.to_numpy().T @ scores.to_numpy() * g / max(g - 1, 1)
-    return beta, bread @ meat @ bread
 
 
 def _take(n: Nuisances, rows: np.ndarray) -> Nuisances:
