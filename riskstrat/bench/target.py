@@ -12,10 +12,11 @@ help running: the people help is offered to) through the weekly run's own alloca
 (``serving.weekly.offers.allocate``, one team, the rule's scores as its ranking key), one
 action per person:
 
-- ``any_risk`` and ``avoidable_risk``: highest predicted risk first (the first ``capacity``
-  get reablement, the next social prescribing, as both actions rank the same);
-- ``benefit``: highest estimated admissions prevented first, each person in line for the
-  action that prevents the most for them (an action the learner refused is never offered);
+- ``any_risk`` and ``avoidable_risk``: highest predicted risk first (both actions rank
+  the same, so which of the top ``2 * capacity`` gets which is the assignment's choice
+  among ties);
+- ``benefit``: the estimated admissions prevented by each action (an action the learner
+  refused is never offered);
 - ``oracle``: the truth's ``prevented_<action>``, the best any rule could do;
 - ``feature_oracle``: a LightGBM regression of the truth's ``prevented_<action>`` on the
   features, learnt from the candidates of the runs before ``test_from``: the best a rule

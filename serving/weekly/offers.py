@@ -383,8 +383,8 @@ def _lines(
         if pid in state.offer:
             continue
         row = {c: values_of[c][i] for c in columns}
-        kinds = helped.get(pid)
-        if isinstance(kinds, tuple) and kinds:
+        kinds = _running(helped, pid)
+        if kinds:
             said = " and ".join(f"a {words(k)}" for k in kinds)
             state.refuse(pid, f"not offered: {said} already running")
             continue
@@ -415,6 +415,12 @@ def _lines(
     return lines
 
 
+def _running(helped: dict[str, object], pid: str) -> tuple[str, ...]:
+    """The kinds of list-triggered help running for ``pid`` (none: empty)."""
+    kinds = helped.get(pid)
+    return kinds if isinstance(kinds, tuple) else ()
+
+
 def _assignment(
     state: _Week,
     listed: pd.DataFrame,
@@ -433,7 +439,7 @@ def _assignment(
         rows = [
             i
             for i in np.flatnonzero(team_of == team)
-            if every_pid[i] not in state.offer and not helped.get(every_pid[i])
+            if every_pid[i] not in state.offer and not _running(helped, every_pid[i])
         ]
         values = every_value[rows]
         for i, pid in enumerate(every_pid[rows]):
