@@ -461,7 +461,8 @@ def best_assignment(values: np.ndarray, places: Sequence[int]) -> np.ndarray:
     assignment over the places; greedy rules (each person their best action, or the best
     pair first) can lose admissions when someone's best action is full of people whose
     other action would have done nearly as well."""
-    slots = np.repeat(np.arange(values.shape[1]), np.maximum(np.asarray(places, int), 0))
+    usable = np.clip(np.asarray(places, int), 0, len(values))  # no more places than people
+    slots = np.repeat(np.arange(values.shape[1]), usable)
     chosen = np.full(len(values), -1)
     if not len(slots) or not len(values):
         return chosen
