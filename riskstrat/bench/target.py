@@ -12,11 +12,10 @@ help running: the people help is offered to) through the weekly run's own alloca
 (``serving.weekly.offers.allocate``, one team, the rule's scores as its ranking key), one
 action per person:
 
-- ``any_risk`` and ``avoidable_risk``: highest predicted risk first (both actions rank
-  the same, so which of the top ``2 * capacity`` gets which is the assignment's choice
-  among ties);
-- ``benefit``: the estimated admissions prevented by each action (an action the learner
-  refused is never offered);
+- ``any_risk`` and ``avoidable_risk``: highest predicted risk first (the first ``capacity``
+  get reablement, the next social prescribing, as both actions rank the same);
+- ``benefit``: highest estimated admissions prevented first, each person in line for the
+  action that prevents the most for them (an action the learner refused is never offered);
 - ``oracle``: the truth's ``prevented_<action>``, the best any rule could do;
 - ``feature_oracle``: a LightGBM regression of the truth's ``prevented_<action>`` on the
   features, learnt from the candidates of the runs before ``test_from``: the best a rule
@@ -257,9 +256,10 @@ def build_borough(bench: TargetBench, seed: int, world: str, work: Path) -> Scor
 def allocate(scores: np.ndarray, capacity: int, run: date) -> np.ndarray:
     """Offer ``capacity`` places per action (``scores``' columns, in ``TRUTH_ACTION``'s
     order) among the rows (people) as the weekly run does (``serving.weekly.offers``), one
-    team, the scores as the ranking key per action: the places shared out to make the sum of
-    the scores of those offered largest, only scores above zero. Returns each row's action
-    index, -1 for none. NaN (an action the learner refused) is never offered."""
+    team, the scores as the ranking key per action: each person in line for their best
+    action with a score above zero, each line offered best first, places left to second
+    choices. Returns each row's action index, -1 for none. NaN (an action the learner
+    refused) is never offered."""
     kinds = list(TRUTH_ACTION)
     index = pd.Index([f"p{i}" for i in range(len(scores))], name="patient_id")
     people = pd.DataFrame(

@@ -10,12 +10,9 @@ team's line for an action is offered in order until its places are taken:
   places), the risk of a potentially avoidable admission (``avoidable_risk``), the risk of
   any emergency admission (``risk``). A column is available when present and known for
   every listed person; the manifest says which was used and why the others were not.
-- **The action**: by estimated benefit, the one that the team's places prevent the most
-  admissions with (``best_assignment``: each team's places shared out among its people to
-  maximise the expected admissions prevented, an exact assignment, not person by person);
-  people left without a place wait in the line of the action whose benefit is largest for
-  them (none when no benefit is above zero). By a risk, the action the person's suggested
-  pathway names (``PATHWAY_ACTION``): the pathway rules say what help fits.
+- **The action**: by estimated benefit, the action with places in the person's team whose
+  benefit is largest (none when no benefit is above zero); by a risk, the action the
+  person's suggested pathway names (``PATHWAY_ACTION``): the pathway rules say what help fits.
 - **Second choices**: places still free after the first choices go, in the same order, to
   listed people not offered help (nor in a draw) whom the action fits too: a benefit above
   zero, or a rule of the action's pathway holding for them (``pathways.Rules.fits``).
@@ -42,7 +39,6 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import linear_sum_assignment
 
 from riskstrat.common.settings import SettingsError
 from riskstrat.contract.schema import EVENTS, EventKind
@@ -375,7 +371,6 @@ def _lines(
     lines: dict[tuple[str, str], list[tuple[str, float, float]]] = {}
     key = state.key
     helped = running.to_dict()
-    assigned = _assignment(state, listed, helped, declined) if key.per_action else {}
     columns = ["risk", "pathway", *dict.fromkeys(key.columns.values())]
     values_of = {c: listed[c].to_numpy() for c in columns}
     rows = listed[state.settings.team].astype("str").to_numpy()
@@ -383,8 +378,8 @@ def _lines(
         if pid in state.offer:
             continue
         row = {c: values_of[c][i] for c in columns}
-        kinds = _running(helped, pid)
-        if kinds:
+        kinds = helped.get(pid)
+        if isinstance(kinds, tuple) and kinds:
             said = " and ".join(f"a {words(k)}" for k in kinds)
             state.refuse(pid, f"not offered: {said} already running")
             continue
@@ -393,8 +388,7 @@ def _lines(
         ]
         if key.per_action:
             values = {a: float(row[key.columns[a]]) for a in open_}
-            best = max((a for a in open_ if values[a] > 0), key=values.get, default=None)
-            chosen = assigned.get(pid, best)
+            chosen = max((a for a in open_ if values[a] > 0), key=values.get, default=None)
             if chosen is None:
                 offered = " or ".join(words(a) for a in open_) or "any help with places"
                 state.refuse(pid, f"not offered: no {key.words} by {offered} in {team}")
@@ -413,64 +407,6 @@ def _lines(
         state.key_value[pid] = value
         lines.setdefault((team, chosen), []).append((pid, value, float(row["risk"])))
     return lines
-
-
-def _running(helped: dict[str, object], pid: str) -> tuple[str, ...]:
-    """The kinds of list-triggered help running for ``pid`` (none: empty)."""
-    kinds = helped.get(pid)
-    return kinds if isinstance(kinds, tuple) else ()
-
-
-def _assignment(
-    state: _Week,
-    listed: pd.DataFrame,
-    helped: dict[str, object],
-    declined: dict[str, dict[str, Override]],
-) -> dict[str, str]:
-    """Per team, who the places left after the team's own offers go to, by estimated
-    benefit (``best_assignment``), among the listed without an offer, help running or a
-    decline of the action."""
-    key, actions = state.key, list(state.key.columns)
-    team_of = listed[state.settings.team].astype("str").to_numpy()
-    every_pid = listed.index.astype("str").to_numpy()
-    every_value = listed[[key.columns[a] for a in actions]].to_numpy("float64")
-    found: dict[str, str] = {}
-    for team in sorted(set(team_of)):
-        rows = [
-            i
-            for i in np.flatnonzero(team_of == team)
-            if every_pid[i] not in state.offer and not _running(helped, every_pid[i])
-        ]
-        values = every_value[rows]
-        for i, pid in enumerate(every_pid[rows]):
-            for j, action in enumerate(actions):
-                if action in declined.get(pid, {}):
-                    values[i, j] = np.nan
-        taken = [state.tally.get(a, {}).get(team, {}).get("by_team", 0) for a in actions]
-        places = [state.places(a, team) - t for a, t in zip(actions, taken, strict=True)]
-        for i, j in zip(rows, best_assignment(values, places), strict=True):
-            if j >= 0:
-                found[every_pid[i]] = actions[j]
-    return found
-
-
-def best_assignment(values: np.ndarray, places: Sequence[int]) -> np.ndarray:
-    """Each row's (person's) column (action) so that the sum of ``values`` over the people
-    given a place is largest, at most ``places[j]`` people per action and one action per
-    person, only values above zero (NaN: not allowed); -1 for no place. An exact linear
-    assignment over the places; greedy rules (each person their best action, or the best
-    pair first) can lose admissions when someone's best action is full of people whose
-    other action would have done nearly as well."""
-    usable = np.clip(np.asarray(places, int), 0, len(values))  # no more places than people
-    slots = np.repeat(np.arange(values.shape[1]), usable)
-    chosen = np.full(len(values), -1)
-    if not len(slots) or not len(values):
-        return chosen
-    gain = np.nan_to_num(values[:, slots], nan=0.0)
-    rows, columns = linear_sum_assignment(np.maximum(gain, 0.0), maximize=True)
-    given = gain[rows, columns] > 0
-    chosen[rows[given]] = slots[columns[given]]
-    return chosen
 
 
 def _offer_line(
@@ -661,7 +597,7 @@ def draw_events(draws: pd.DataFrame) -> pd.DataFrame:
         {
             "patient_id": draws["patient_id"].astype("str").to_numpy(),
             "kind": EventKind.RISK_LIST_LOTTERY.value,
-            "start": [date.fromisoformat(w) for w in draws["week"]],
+            "start": pd.Series([date.fromisoformat(w) for w in draws["week"]], dtype=object),
             "end": None,
             "code_system": "riskstrat",
             "code": draws["action"].astype("str").to_numpy(),
