@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from riskstrat.common.errors import UserError
+from riskstrat.common.progress import Lines
 from riskstrat.contract.schema import EVENTS, PATIENTS, PRACTICES, EventKind
 from riskstrat.contract.tables import ContractTables
 from riskstrat.impact.panels import lottery_draws
@@ -22,7 +23,7 @@ from riskstrat.impact.plan import LotteryDesign
 from riskstrat.models.benefit import benefit_column
 from riskstrat.models.registry import RegisteredBundle
 from riskstrat.serving.weekly.config import OfferSettings, WeeklyConfig
-from riskstrat.serving.weekly.offers import draw, draw_events
+from riskstrat.serving.weekly.offers import CapacityError, draw, draw_events
 from riskstrat.serving.weekly.overrides import read_overrides
 from riskstrat.serving.weekly.run import SavedBenefit, weekly_run
 from riskstrat.serving.weekly.store import LOTTERY_EVENTS_FILE, LOTTERY_FILE, WeekStore
@@ -195,11 +196,25 @@ def test_a_wrong_override_stops_the_run_before_it_writes(
 ) -> None:
     path = tmp_path / "overrides.csv"
     path.write_text("patient_id,action,decision,who,why\nnobody,reablement_plan,offer,A,b\n")
-    with pytest.raises(UserError, match=r"overrides.csv: row 2: patient_id 'nobody' is not"):
+    said: list[str] = []
+    with pytest.raises(
+        UserError, match=r"overrides.csv: row 2: patient_id 'nobody' is not among the patients"
+    ):
         weekly_run(
-            validated, WEEK, champion, tmp_path / "lists", config, overrides=read_overrides(path)
+            validated,
+            WEEK,
+            champion,
+            tmp_path / "lists",
+            config,
+            progress=Lines(said.append, steps=True),
+            overrides=read_overrides(path),
         )
+    assert said == []  # refused before the features were started
     assert not (tmp_path / "lists" / WEEK.isoformat()).exists()
+    typo = replace(config, offers=replace(config.offers, capacity={REABLE: {"Nowhere": 2}}))
+    with pytest.raises(CapacityError, match="no locality 'Nowhere' in the practices"):
+        weekly_run(validated, WEEK, champion, tmp_path / "typo", typo, progress=Lines(said.append))
+    assert said == []
     no_lottery = replace(config, offers=replace(config.offers, lottery=False))
     weekly_run(validated, WEEK, champion, tmp_path / "off", no_lottery)
     assert WeekStore(tmp_path / "off").lottery(WEEK) is None

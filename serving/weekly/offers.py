@@ -33,7 +33,7 @@ at very high risk goes without one. Pure pandas and numpy, no I/O.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -302,26 +302,33 @@ def _second_choices(
 
 
 def _check_teams(people: pd.DataFrame, settings: OfferSettings) -> None:
-    teams = {str(t) for t in people[settings.team].dropna().unique()}
+    check_teams(people[settings.team].dropna().unique(), settings, "the week's data")
+
+
+def check_teams(found: Iterable[object], settings: OfferSettings, where: str) -> None:
+    """Every team given places is among the teams ``found`` in ``where``."""
+    teams = {str(t) for t in found}
     for action, places in settings.capacity.items():
         for team in places:
             if team not in teams:
                 known = ", ".join(sorted(teams)) or "none"
                 raise CapacityError(
                     "the settings",
-                    f"no {settings.team.replace('_', ' ')} {team!r} in the week's data "
-                    f"(known: {known})",
+                    f"no {settings.team.replace('_', ' ')} {team!r} in {where} (known: {known})",
                     f"[{OFFERS_TABLE}.capacity.{action}]",
                     team,
                 )
 
 
 def _check_people(people: pd.DataFrame, overrides: Overrides) -> None:
+    check_people(people.index, overrides, "the week's people")
+
+
+def check_people(found: Collection[str], overrides: Overrides, where: str) -> None:
+    """Every person an override names is among the people ``found`` in ``where``."""
     for row in overrides.rows:
-        if row.patient_id not in people.index:
-            raise overrides.error(
-                row.row, f"patient_id {row.patient_id!r} is not among the week's people"
-            )
+        if row.patient_id not in found:
+            raise overrides.error(row.row, f"patient_id {row.patient_id!r} is not among {where}")
 
 
 def _apply_overrides(state: _Week, overrides: Overrides) -> dict[str, dict[str, Override]]:

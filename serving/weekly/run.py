@@ -37,7 +37,7 @@ from riskstrat.common.spreadsheet import write_frame
 from riskstrat.contract.engines import Engine
 from riskstrat.contract.needs import absent_kinds, present_kinds
 from riskstrat.contract.schema import EVENTS
-from riskstrat.contract.tables import ContractTables, fingerprint
+from riskstrat.contract.tables import ContractTables, fingerprint, unbound
 from riskstrat.features.absent import absent_features
 from riskstrat.features.bands import age_band
 from riskstrat.features.catalogue import FAMILIES, LIST_CONTEXT
@@ -51,7 +51,14 @@ from riskstrat.serving.weekly.config import WeeklyConfig
 from riskstrat.serving.weekly.drift import drift_check
 from riskstrat.serving.weekly.flags import COLUMNS as FLAG_COLUMNS
 from riskstrat.serving.weekly.monitoring import Monitoring, monitor
-from riskstrat.serving.weekly.offers import Offers, allocate, draw_events, words
+from riskstrat.serving.weekly.offers import (
+    Offers,
+    allocate,
+    check_people,
+    check_teams,
+    draw_events,
+    words,
+)
 from riskstrat.serving.weekly.outputs import readable, scope_stems, write_workbook
 from riskstrat.serving.weekly.overrides import NO_OVERRIDES, Overrides
 from riskstrat.serving.weekly.pathways import Rules, load_rules
@@ -365,6 +372,7 @@ def weekly_run(
     config = config or WeeklyConfig()
     exposure_rule = exposure_rule or ExposureRule()
     _check_actions(config, exposure_rule)
+    _check_against_data(data_dir, config, overrides, engine)
     rules = rules or load_rules()
     say = progress or QUIET
     watch = Stopwatch()
@@ -488,6 +496,27 @@ def _check_actions(config: WeeklyConfig, rule: ExposureRule) -> None:
                 f"[weekly.offers.capacity.{action}]: {action} is not help the [exposure] rule "
                 f"counts (kinds: {', '.join(rule.kinds)}), so who has it running is unknown"
             )
+
+
+def _check_against_data(
+    data_dir: Path, config: WeeklyConfig, overrides: Overrides, engine: Engine | None
+) -> None:
+    """The teams given places and the people the team's overrides name, looked up in the
+    data before any features are built: a mistyped team or identifier is refused in seconds,
+    not after a run's scoring. (Whether they are in the week, registered and alive, is
+    checked again on the week's people.)"""
+    if not (config.offers.active or overrides.rows):
+        return
+    with ContractTables.from_dir(data_dir, engine) as sources:
+        if config.offers.active:
+            practices = unbound("practices")
+            teams = practices.select(team=practices[config.offers.team]).distinct()
+            check_teams(sources.run(teams, keep=False)["team"], config.offers, "the practices")
+        if overrides.rows:
+            ids = unbound("patients").select("patient_id")
+            named = ids.filter(ids.patient_id.isin([r.patient_id for r in overrides.rows]))
+            found = sources.run(named, keep=False)["patient_id"]
+            check_people(set(found), overrides, "the patients")
 
 
 def _offers_said(offers: Offers) -> str:
