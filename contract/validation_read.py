@@ -85,11 +85,13 @@ def _needs_cast(parquet: pq.ParquetFile, table: Table, path: Path) -> bool:
 def batches(path: Path, table: Table) -> Iterator[pa.RecordBatch]:
     """The rows of a checked file in batches of the contract's columns and types."""
     schema = loose(table)
-    parquet = pq.ParquetFile(path)
     try:
-        for batch in row_group_batches(parquet, BATCH_ROWS, schema.names):
-            columns = [_cast(path, table.column(name), batch.column(name)) for name in schema.names]
-            yield pa.RecordBatch.from_arrays(columns, schema=schema)
+        with pq.ParquetFile(path) as parquet:
+            for batch in row_group_batches(parquet, BATCH_ROWS, schema.names):
+                columns = [
+                    _cast(path, table.column(name), batch.column(name)) for name in schema.names
+                ]
+                yield pa.RecordBatch.from_arrays(columns, schema=schema)
     except (OSError, pa.ArrowException) as exc:
         raise unreadable(path, exc) from exc
 
